@@ -1,0 +1,1 @@
+"""Certificate status snapshots for Log Analytics and the local dashboard."""

@@ -1,0 +1,62 @@
+"""The one small interface every CA adapter implements.
+
+``submit`` sends a CSR made by Key Vault (the private key never leaves the vault)
+and answers with what the CA did; ``poll`` asks again about a request the CA left
+pending (AD CS manager approval, ACME orders still processing). A CA that cannot be
+reached raises ``CaUnavailable``: that is transient and retried with back-off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Issued:
+    """The CA signed the CSR. ``chain_pem`` is leaf first, then intermediates (root optional)."""
+
+    chain_pem: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The CA accepted the request but has not decided yet; poll ``request_id`` later."""
+
+    request_id: str
+    retry_after_seconds: int = 3600
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Denied:
+    """The CA refused the request; retrying the same request cannot help."""
+
+    reason: str
+
+
+CaResult = Issued | Pending | Denied
+
+
+class CaError(Exception):
+    """A CA adapter problem; the message says what to fix."""
+
+
+class CaUnavailable(CaError):
+    """The CA could not be reached or answered with a transient error."""
+
+    def __init__(self, message: str, retry_after_seconds: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class CaConfigError(CaError):
+    """The CA adapter is misconfigured (permanent until an operator fixes it)."""
+
+
+class CertificateAuthority(Protocol):
+    name: str
+
+    def submit(self, csr_pem: bytes, profile: str) -> CaResult: ...
+
+    def poll(self, request_id: str) -> CaResult: ...

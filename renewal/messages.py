@@ -1,0 +1,62 @@
+"""The renewal queue message: versioned JSON, one certificate per message.
+
+The queue carries it base64-encoded, as the Functions host writes it; the queue
+adapters own that encoding, this module only owns the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+SCHEMA_VERSION = 1
+MAX_MESSAGE_BYTES = 48 * 1024  # Azure queue messages are at most 64 KiB after base64
+
+REASONS = frozenset({"near_expiry", "expired", "sweep", "manual", "compromise"})
+
+
+class InvalidMessage(ValueError):
+    """A queue message that can never be processed; it is rejected without retry."""
+
+
+@dataclass(frozen=True)
+class RenewalRequest:
+    vault: str
+    name: str
+    reason: str
+    version: str | None = None  # the certificate version the event was about
+    attempt: int = 1
+    correlation_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    ca_request_id: str | None = None  # a CA request still pending, polled on the next attempt
+    ca_profile: str | None = None  # the profile the pending CA request was made with
+    event_id: str | None = None
+    force: bool = False
+
+    def next_attempt(self, **changes: Any) -> RenewalRequest:
+        return replace(self, attempt=self.attempt + 1, **changes)
+
+    def to_json(self) -> str:
+        body = {"schema": SCHEMA_VERSION, **{k: v for k, v in asdict(self).items() if v is not None}}
+        return json.dumps(body, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> RenewalRequest:
+        if body.get("schema") != SCHEMA_VERSION:
+            raise InvalidMessage(f"unsupported message schema {body.get('schema')!r} (expected {SCHEMA_VERSION})")
+        fields = {k: body[k] for k in cls.__dataclass_fields__ if k in body}
+        for key in ("vault", "name", "reason"):
+            if not isinstance(fields.get(key), str) or not fields[key]:
+                raise InvalidMessage(f"message field {key!r} is missing or not a string")
+        if fields["reason"] not in REASONS:
+            raise InvalidMessage(f"unknown renewal reason {fields['reason']!r}; expected one of {sorted(REASONS)}")
+        attempt = fields.get("attempt", 1)
+        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+            raise InvalidMessage(f"message field 'attempt' must be a positive integer, got {attempt!r}")
+        for key in ("version", "correlation_id", "ca_request_id", "ca_profile", "event_id"):
+            if key in fields and fields[key] is not None and not isinstance(fields[key], str):
+                raise InvalidMessage(f"message field {key!r} must be a string")
+        if "force" in fields and not isinstance(fields["force"], bool):
+            raise InvalidMessage("message field 'force' must be true or false")
+        return cls(**fields)

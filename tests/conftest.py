@@ -1,0 +1,6 @@
+"""Fixtures live in tests/fixtures/, one module per real server or emulator."""
+
+pytest_plugins = [
+    "tests.fixtures.servers",
+    "tests.fixtures.keyvault",
+]
