@@ -1,0 +1,15 @@
+"""Trigger of the status snapshot; the work lives in ``ingestion.run``."""
+
+import azure.functions as func
+
+bp = func.Blueprint()
+
+
+@bp.function_name("ingest")
+@bp.timer_trigger(arg_name="timer", schedule="%CERTLC_INGEST_SCHEDULE%", run_on_startup=False)
+def ingest(timer: func.TimerRequest) -> None:
+    import os
+
+    from ingestion.run import ingest as run_ingest
+
+    run_ingest(os.environ)
