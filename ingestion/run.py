@@ -1,0 +1,123 @@
+"""The status snapshot run, shared by the ``ingest`` timer and ``certlc ingest``.
+
+Gather (list every configured vault, details only for new versions) → decide (build
+one row per certificate with one shared snapshot time) → act (upload to the DCR).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ingestion.cache import DetailCache, default_cache_path
+from ingestion.gather import VaultListing, keep_failed_vault_entries, list_vault
+from ingestion.rows import EXPIRING_DAYS_DEFAULT, build_row
+from ingestion.upload import UploadResult, logs_ingestion_client, target_from_env, upload_rows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VaultReport:
+    vault: str
+    rows: int
+    list_pages: int
+    detail_reads: int
+    error: str = ""
+
+    @property
+    def keyvault_calls(self) -> int:
+        return self.list_pages + self.detail_reads
+
+
+@dataclass
+class Snapshot:
+    snapshot_time: datetime
+    rows: list[dict[str, Any]]
+    vaults: list[VaultReport]
+
+
+@dataclass
+class IngestReport:
+    snapshot_time: datetime
+    vaults: list[VaultReport]
+    upload: UploadResult = field(default_factory=UploadResult)
+
+    @property
+    def keyvault_calls(self) -> int:
+        return sum(v.keyvault_calls for v in self.vaults)
+
+    @property
+    def ok(self) -> bool:
+        return not self.upload.errors and not any(v.error for v in self.vaults)
+
+    def summary(self) -> str:
+        failed = [v.vault for v in self.vaults if v.error]
+        text = (
+            f"snapshot {self.snapshot_time.isoformat()}: {self.upload.rows} rows uploaded in "
+            f"{self.upload.calls} calls from {len(self.vaults)} vaults, {self.keyvault_calls} Key Vault calls"
+        )
+        return text + (f"; failed vaults: {', '.join(failed)}" if failed else "")
+
+
+def expiring_days(env: Mapping[str, str]) -> int:
+    value = env.get("CERTLC_EXPIRING_DAYS", "").strip()
+    if not value:
+        return EXPIRING_DAYS_DEFAULT
+    try:
+        days = int(value)
+    except ValueError:
+        days = -1
+    if days < 0:
+        raise ValueError(f"CERTLC_EXPIRING_DAYS must be a whole number of days >= 0, got {value!r}")
+    return days
+
+
+def _default_client_factory(vault_url: str, env: Mapping[str, str]) -> Any:
+    from renewal.clients import certificate_client
+
+    return certificate_client(vault_url, env)
+
+
+def take_snapshot(
+    env: Mapping[str, str],
+    *,
+    now: datetime | None = None,
+    client_factory: Callable[[str, Mapping[str, str]], Any] = _default_client_factory,
+) -> Snapshot:
+    """Rows for every configured vault; a failing vault is reported and skipped."""
+    from renewal.vaults import vaults_from_env
+
+    snapshot_time = (now or datetime.now(UTC)).astimezone(UTC)
+    threshold = expiring_days(env)
+    cache = DetailCache.load(default_cache_path(env))
+    seen: dict[str, Any] = {}
+    rows: list[dict[str, Any]] = []
+    reports: list[VaultReport] = []
+    failed: set[str] = set()
+    for vault in vaults_from_env(env).values():
+        listing: VaultListing = list_vault(vault.name, client_factory(vault.url, env), cache, seen)
+        if listing.error:
+            failed.add(vault.name.lower())
+            log.warning("ingest: vault skipped: %s", listing.error)
+        rows.extend(build_row(listed, details, snapshot_time, threshold) for listed, details in listing.certificates)
+        reports.append(
+            VaultReport(vault.name, len(listing.certificates), listing.list_pages, listing.detail_reads, listing.error)
+        )
+    cache.save(keep_failed_vault_entries(cache, failed, seen))
+    return Snapshot(snapshot_time, rows, reports)
+
+
+def ingest(env: Mapping[str, str], *, now: datetime | None = None) -> IngestReport:
+    target = target_from_env(env)  # fail on settings before reading any vault
+    snapshot = take_snapshot(env, now=now)
+    report = IngestReport(snapshot.snapshot_time, snapshot.vaults)
+    if snapshot.rows:
+        report.upload = upload_rows(logs_ingestion_client(env), target, snapshot.rows)
+    for error in report.upload.errors:
+        log.error("ingest: %s", error)
+    log.info("ingest: %s", report.summary())
+    return report
