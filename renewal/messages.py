@@ -31,6 +31,7 @@ class RenewalRequest:
     correlation_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     ca_request_id: str | None = None  # a CA request still pending, polled on the next attempt
     ca_profile: str | None = None  # the profile the pending CA request was made with
+    kv_request_id: str | None = None  # a Key Vault pending operation seen in flight on an earlier attempt
     event_id: str | None = None
     force: bool = False
 
@@ -54,7 +55,7 @@ class RenewalRequest:
         attempt = fields.get("attempt", 1)
         if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
             raise InvalidMessage(f"message field 'attempt' must be a positive integer, got {attempt!r}")
-        for key in ("version", "correlation_id", "ca_request_id", "ca_profile", "event_id"):
+        for key in ("version", "correlation_id", "ca_request_id", "ca_profile", "kv_request_id", "event_id"):
             if key in fields and fields[key] is not None and not isinstance(fields[key], str):
                 raise InvalidMessage(f"message field {key!r} must be a string")
         if "force" in fields and not isinstance(fields["force"], bool):

@@ -1,0 +1,192 @@
+"""The renewal decision chain: small pure functions, each answering one question with a reason.
+
+Modelled on cert-manager's policies: all state in one ``Input`` (request, certificate,
+clock, settings), a chain of named checks that each return ``None`` (carry on) or a
+``Verdict`` explaining why the chain stops. ``decide`` runs the chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from renewal import tags as T
+from renewal.keyvault import CertificateSnapshot
+from renewal.messages import RenewalRequest
+from renewal.vaults import Vault, is_valid_object_name
+from renewal.x509info import adcs_template, load_certificate
+
+Outcome = Literal["renew", "skip", "reject", "fail"]
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    """When a certificate is due, and which CA/profile to use when no tag says otherwise."""
+
+    lifetime_fraction: float = 1 / 3
+    renew_before: timedelta = timedelta(days=30)
+    escalate_within: timedelta = timedelta(days=7)
+    default_ca: str = "local"
+    default_profile: str | None = None
+
+
+@dataclass(frozen=True)
+class Input:
+    request: RenewalRequest
+    allowed_vaults: Mapping[str, Vault]
+    certificate: CertificateSnapshot | None
+    now: datetime
+    settings: WindowSettings
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    reason: str  # stable code for audit, alerts and the dashboard
+    message: str  # what happened and, for failures, what to do
+    ca: str | None = None
+    profile: str | None = None
+
+
+Check = Callable[[Input], Verdict | None]
+
+
+def vault_is_allowed(i: Input) -> Verdict | None:
+    if i.request.vault.lower() not in i.allowed_vaults:
+        return Verdict(
+            "reject",
+            "vault_not_allowed",
+            f"vault {i.request.vault!r} is not in CERTLC_VAULTS; add it there if certlc should manage it",
+        )
+    return None
+
+
+def name_is_valid(i: Input) -> Verdict | None:
+    if not is_valid_object_name(i.request.name):
+        return Verdict(
+            "reject",
+            "invalid_name",
+            f"{i.request.name!r} is not a valid Key Vault certificate name (1-127 of 0-9, a-z, A-Z, -)",
+        )
+    return None
+
+
+def certificate_exists(i: Input) -> Verdict | None:
+    if i.certificate is None:
+        return Verdict("skip", "not_found", f"certificate {i.request.name!r} does not exist in {i.request.vault!r}")
+    return None
+
+
+def certificate_is_enabled(i: Input) -> Verdict | None:
+    if i.certificate and not i.certificate.enabled:
+        return Verdict("skip", "disabled", f"the current version of {i.request.name!r} is disabled")
+    return None
+
+
+def certificate_is_managed(i: Input) -> Verdict | None:
+    cert = i.certificate
+    assert cert is not None
+    if T.is_false(T.tag(cert.tags, T.RENEW)):
+        return Verdict("skip", "opted_out", f"tag {T.RENEW}=false opts {cert.name!r} out of renewal")
+    issuer = (cert.issuer_name or "").strip()
+    if issuer.lower() == "unknown" or T.is_true(T.tag(cert.tags, T.MANAGED)):
+        return None
+    return Verdict(
+        "skip",
+        "not_managed",
+        f"issuer {issuer or 'none'!r}: Key Vault renews this certificate itself "
+        f"(tag {T.MANAGED}=true makes certlc renew it)",
+    )
+
+
+def event_is_current(i: Input) -> Verdict | None:
+    cert = i.certificate
+    assert cert is not None
+    version = i.request.version
+    if version and version.strip().lower() != cert.version.lower():
+        return Verdict(
+            "skip",
+            "superseded",
+            f"the request is about version {version}, already replaced by {cert.version}",
+        )
+    return None
+
+
+def renewal_threshold(cert: CertificateSnapshot, settings: WindowSettings) -> timedelta:
+    """How long before expiry the certificate becomes due: a tag, else the larger of 1/3 lifetime and 30 days."""
+    override = T.tag(cert.tags, T.RENEW_BEFORE_DAYS)
+    if override and override.isdigit():
+        return timedelta(days=int(override))
+    by_lifetime = timedelta(0)
+    if cert.not_before and cert.expires_on:
+        by_lifetime = (cert.expires_on - cert.not_before) * settings.lifetime_fraction
+    return max(by_lifetime, settings.renew_before)
+
+
+def certificate_is_due(i: Input) -> Verdict | None:
+    cert = i.certificate
+    assert cert is not None
+    if i.request.force or i.request.reason in ("manual", "compromise"):
+        return None
+    if cert.expires_on is None:
+        return Verdict("skip", "no_expiry", f"{cert.name!r} has no expiry date")
+    remaining = cert.expires_on - i.now
+    threshold = renewal_threshold(cert, i.settings)
+    if remaining > threshold:
+        due_on = (cert.expires_on - threshold).strftime("%Y-%m-%d")
+        return Verdict("skip", "not_due", f"{cert.name!r} is not due before {due_on} UTC")
+    return None
+
+
+def resolve_profile(i: Input) -> Verdict:
+    cert = i.certificate
+    assert cert is not None
+    ca = T.tag(cert.tags, T.CA) or i.settings.default_ca
+    profile = i.request.ca_profile or T.tag(cert.tags, T.PROFILE) or _template_of(cert) or i.settings.default_profile
+    if not profile:
+        return Verdict(
+            "fail", "no_profile", f"no CA profile for {cert.name!r}: set tag {T.PROFILE} or CERTLC_CA_PROFILE"
+        )
+    return Verdict("renew", "due", f"{cert.name!r} is due; CA {ca!r}, profile {profile!r}", ca=ca, profile=profile)
+
+
+def _template_of(cert: CertificateSnapshot) -> str | None:
+    if not cert.cer:
+        return None
+    try:
+        return adcs_template(load_certificate(cert.cer))
+    except ValueError:
+        return None
+
+
+REQUEST_CHECKS: tuple[Check, ...] = (vault_is_allowed, name_is_valid)
+CERTIFICATE_CHECKS: tuple[Check, ...] = (
+    certificate_exists,
+    certificate_is_enabled,
+    certificate_is_managed,
+    event_is_current,
+    certificate_is_due,
+)
+
+
+def check_request(i: Input) -> Verdict | None:
+    """The checks that need no Key Vault call: they run before anything is gathered."""
+    return _first(REQUEST_CHECKS, i)
+
+
+def decide(i: Input) -> Verdict:
+    return _first(REQUEST_CHECKS + CERTIFICATE_CHECKS, i) or resolve_profile(i)
+
+
+def is_within_escalation(cert: CertificateSnapshot, now: datetime, settings: WindowSettings) -> bool:
+    return cert.expires_on is not None and cert.expires_on - now <= settings.escalate_within
+
+
+def _first(checks: tuple[Check, ...], i: Input) -> Verdict | None:
+    for check in checks:
+        verdict = check(i)
+        if verdict is not None:
+            return verdict
+    return None

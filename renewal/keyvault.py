@@ -1,0 +1,221 @@
+"""The Key Vault adapter: the only place the renewal path talks to Key Vault.
+
+It reads certificates and policies and drives pending operations; it never reads a
+secret or a private key. SDK errors become the few exceptions the workflow decides on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from renewal.vaults import Vault
+
+
+class KeyVaultError(Exception):
+    """A Key Vault call failed; ``transient`` says whether retrying can help."""
+
+    def __init__(
+        self, message: str, *, transient: bool, status: int | None = None, retry_after_seconds: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.status = status
+        self.retry_after_seconds = retry_after_seconds
+
+
+class PendingExists(Exception):
+    """Key Vault refused a create because a pending operation already exists (409)."""
+
+
+class PendingGone(Exception):
+    """The pending operation to merge into no longer exists (404 PendingCertificateNotFound)."""
+
+
+@dataclass(frozen=True)
+class CertificateSnapshot:
+    """Everything the decisions need about a certificate's current version, from one GET."""
+
+    vault: str
+    name: str
+    version: str
+    enabled: bool
+    not_before: datetime | None
+    expires_on: datetime | None
+    issuer_name: str | None
+    tags: Mapping[str, str]
+    cer: bytes | None
+    policy: Any = field(repr=False, compare=False)  # the SDK CertificatePolicy, passed back unchanged
+
+
+@dataclass(frozen=True)
+class PendingOperation:
+    request_id: str | None
+    status: str
+    csr: bytes | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CertificateSummary:
+    """One entry of a vault listing (no extra call per certificate)."""
+
+    name: str
+    version: str | None
+    enabled: bool
+    not_before: datetime | None
+    expires_on: datetime | None
+    tags: Mapping[str, str]
+
+
+class KeyVault:
+    def __init__(self, client: Any, vault: Vault) -> None:
+        self._client = client
+        self.vault = vault
+
+    def get(self, name: str) -> CertificateSnapshot | None:
+        with _translated(f"read certificate {name!r}") as t:
+            try:
+                cert = self._client.get_certificate(name)
+            except t.not_found:
+                return None
+        props = cert.properties
+        return CertificateSnapshot(
+            vault=self.vault.name,
+            name=cert.name,
+            version=props.version,
+            enabled=bool(props.enabled),
+            not_before=props.not_before,
+            expires_on=props.expires_on,
+            issuer_name=cert.policy.issuer_name if cert.policy else None,
+            tags=dict(props.tags or {}),
+            cer=bytes(cert.cer) if cert.cer else None,
+            policy=cert.policy,
+        )
+
+    def create_pending(self, name: str, policy: Any, tags: Mapping[str, str]) -> PendingOperation:
+        """Start a new version with the current policy; the CSR comes back in the same response."""
+        with _translated(f"create a new version of {name!r}") as t:
+            try:
+                poller = self._client.begin_create_certificate(name, policy, tags=dict(tags), enabled=True)
+            except t.conflict as exc:
+                raise PendingExists(str(exc)) from exc
+            return _operation(poller.result())
+
+    def get_pending(self, name: str) -> PendingOperation | None:
+        with _translated(f"read the pending operation of {name!r}") as t:
+            try:
+                return _operation(self._client.get_certificate_operation(name))
+            except t.not_found:
+                return None
+
+    def delete_pending(self, name: str) -> None:
+        with _translated(f"delete the pending operation of {name!r}") as t:
+            try:
+                self._client.delete_certificate_operation(name)
+            except t.not_found:
+                return
+
+    def merge(self, name: str, chain_der: list[bytes], tags: Mapping[str, str]) -> CertificateSnapshot:
+        with _translated(f"merge the issued certificate into {name!r}") as t:
+            try:
+                cert = self._client.merge_certificate(name, chain_der, tags=dict(tags), enabled=True)
+            except t.not_found as exc:
+                raise PendingGone(str(exc)) from exc
+        props = cert.properties
+        return CertificateSnapshot(
+            vault=self.vault.name,
+            name=cert.name,
+            version=props.version,
+            enabled=bool(props.enabled),
+            not_before=props.not_before,
+            expires_on=props.expires_on,
+            issuer_name=cert.policy.issuer_name if cert.policy else None,
+            tags=dict(props.tags or {}),
+            cer=bytes(cert.cer) if cert.cer else None,
+            policy=cert.policy,
+        )
+
+    def update_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        with _translated(f"update the tags of {name!r}"):
+            self._client.update_certificate_properties(name, version, tags=dict(tags))
+
+    def list(self) -> Iterator[CertificateSummary]:
+        with _translated(f"list certificates in {self.vault.name!r}"):
+            for props in self._client.list_properties_of_certificates():
+                yield CertificateSummary(
+                    name=props.name,
+                    version=props.version,
+                    enabled=bool(props.enabled),
+                    not_before=props.not_before,
+                    expires_on=props.expires_on,
+                    tags=dict(props.tags or {}),
+                )
+
+
+def _operation(op: Any) -> PendingOperation:
+    error = getattr(op, "error", None)
+    return PendingOperation(
+        request_id=getattr(op, "request_id", None),
+        status=(op.status or "").lower(),
+        csr=bytes(op.csr) if getattr(op, "csr", None) else None,
+        error=getattr(error, "message", None) if error else None,
+    )
+
+
+class _translated:
+    """Context manager mapping SDK errors onto KeyVaultError, keeping 404/409 catchable by the caller."""
+
+    def __init__(self, doing: str) -> None:
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+        self.doing = doing
+        self.not_found = ResourceNotFoundError
+        self.conflict = ResourceExistsError
+
+    def __enter__(self) -> _translated:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, PendingExists | PendingGone | KeyVaultError):
+            return False
+        from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+        if isinstance(exc, ServiceRequestError | ServiceResponseError):
+            raise KeyVaultError(f"could not {self.doing}: Key Vault unreachable ({exc})", transient=True) from exc
+        if isinstance(exc, HttpResponseError):
+            status = exc.status_code
+            retry_after = _retry_after(exc)
+            if status in (401, 403):
+                raise KeyVaultError(
+                    f"could not {self.doing}: access denied ({status}); grant the function's identity "
+                    "'Key Vault Certificates Officer' on the vault",
+                    transient=False,
+                    status=status,
+                ) from exc
+            transient = status is None or status == 429 or status >= 500
+            raise KeyVaultError(
+                f"could not {self.doing}: Key Vault answered {status}: {_error_message(exc)}",
+                transient=transient,
+                status=status,
+                retry_after_seconds=retry_after,
+            ) from exc
+        return False
+
+
+def _retry_after(exc: Any) -> int | None:
+    response = getattr(exc, "response", None)
+    value = response.headers.get("Retry-After") if response is not None else None
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def _error_message(exc: Any) -> str:
+    error = getattr(exc, "error", None)
+    if error is not None and getattr(error, "message", None):
+        return f"{error.code}: {error.message}"
+    return str(exc.message if hasattr(exc, "message") else exc).splitlines()[0]

@@ -1,0 +1,159 @@
+"""The renewal queue and the failed store, both Azure storage queues.
+
+Retries are new messages sent with a visibility delay, so one certificate waiting
+for its back-off never holds up the others. Permanent failures go to
+``<queue>-failed`` (kept until an operator acts); messages the Functions host gave up
+on land in ``<queue>-poison``. ``certlc failed list|retry`` reads and re-drives both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from renewal.messages import RenewalRequest
+
+LIST_VISIBILITY_SECONDS = 30
+
+
+class RenewalQueue:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    @property
+    def name(self) -> str:
+        return self._client.queue_name
+
+    def send(self, request: RenewalRequest, delay_seconds: int = 0) -> None:
+        self._client.send_message(request.to_json(), visibility_timeout=max(0, int(delay_seconds)) or None)
+
+
+@dataclass(frozen=True)
+class FailedEntry:
+    id: str
+    store: str  # "failed" or "poison"
+    body: str
+    reason: str
+    message: str
+    failed_at: str
+    vault: str | None = None
+    name: str | None = None
+
+
+class FailedStore:
+    def __init__(self, failed_client: Any, poison_client: Any, renewals: RenewalQueue) -> None:
+        self._stores = {"failed": failed_client, "poison": poison_client}
+        self._renewals = renewals
+
+    def add(self, request: RenewalRequest | None, raw: str, reason: str, message: str, now: datetime) -> None:
+        record = {
+            "reason": reason,
+            "message": message,
+            "failed_at": now.isoformat(),
+            "request": json.loads(request.to_json()) if request else None,
+            "raw": None if request else raw[:4096],
+        }
+        self._client("failed").send_message(json.dumps(record), time_to_live=-1)
+
+    def list(self) -> list[FailedEntry]:
+        """Every entry of both stores; each message is briefly hidden while read, then made visible again."""
+        entries = []
+        for store, message in self._read_all():
+            entries.append(_entry(store, message))
+            self._stores[store].update_message(message, visibility_timeout=0)
+        return entries
+
+    def retry(self, ids: Sequence[str] | None = None) -> list[FailedEntry]:
+        """Re-drive entries (all when ``ids`` is None) as fresh first attempts; returns what was re-driven."""
+        wanted = set(ids) if ids else None
+        done = []
+        for store, message in self._read_all():
+            entry = _entry(store, message)
+            if wanted is not None and entry.id not in wanted:
+                self._stores[store].update_message(message, visibility_timeout=0)
+                continue
+            request = _request_of(entry)
+            if request is None:
+                self._stores[store].update_message(message, visibility_timeout=0)
+                continue
+            self._renewals.send(
+                RenewalRequest(
+                    vault=request.vault,
+                    name=request.name,
+                    reason="manual",
+                    version=request.version,
+                    force=request.force,
+                )
+            )
+            self._stores[store].delete_message(message)
+            done.append(entry)
+        return done
+
+    def _client(self, store: str) -> Any:
+        client = self._stores[store]
+        try:
+            client.create_queue()
+        except Exception as exc:  # already exists is the usual case
+            if "QueueAlreadyExists" not in str(exc):
+                raise
+        return client
+
+    def _read_all(self) -> Iterator[tuple[str, Any]]:
+        for store in self._stores:
+            client = self._stores[store]
+            try:
+                while True:
+                    batch = list(client.receive_messages(max_messages=32, visibility_timeout=LIST_VISIBILITY_SECONDS))
+                    if not batch:
+                        break
+                    for message in batch:
+                        yield store, message
+            except Exception as exc:
+                if "QueueNotFound" in str(exc):
+                    continue
+                raise
+
+
+def _entry(store: str, message: Any) -> FailedEntry:
+    body = message.content if isinstance(message.content, str) else message.content.decode("utf-8", "replace")
+    try:
+        record = json.loads(body)
+    except ValueError:
+        record = None
+    if store == "failed" and isinstance(record, dict):
+        request = record.get("request") or {}
+        return FailedEntry(
+            message.id,
+            store,
+            body,
+            record.get("reason", "?"),
+            record.get("message", ""),
+            record.get("failed_at", ""),
+            request.get("vault"),
+            request.get("name"),
+        )
+    inserted = message.inserted_on.isoformat() if getattr(message, "inserted_on", None) else ""
+    vault = record.get("vault") if isinstance(record, dict) else None
+    name = record.get("name") if isinstance(record, dict) else None
+    return FailedEntry(
+        message.id,
+        store,
+        body,
+        "poison",
+        "the Functions host gave up after maxDequeueCount attempts",
+        inserted,
+        vault,
+        name,
+    )
+
+
+def _request_of(entry: FailedEntry) -> RenewalRequest | None:
+    try:
+        record = json.loads(entry.body)
+        body = record.get("request") if entry.store == "failed" else record
+        return RenewalRequest.from_dict(body) if isinstance(body, dict) else None
+    except ValueError:
+        return None

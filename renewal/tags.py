@@ -1,0 +1,46 @@
+"""Per-certificate tags: what operators set on a certificate to steer certlc.
+
+Tag names are matched case-insensitively (Key Vault keeps the case they were written in).
+
+| tag | meaning |
+|---|---|
+| ``Recipient`` | e-mail addresses for notifications, ``,`` or ``;`` separated (certlc-compatible) |
+| ``certlc-renew`` | ``false`` opts the certificate out of renewal |
+| ``certlc-managed`` | ``true`` opts in a certificate whose issuer is not ``Unknown`` |
+| ``certlc-ca`` | the CA adapter to use instead of ``CERTLC_CA`` |
+| ``certlc-profile`` | the CA profile/template, overriding the one read from the certificate |
+| ``certlc-renew-before-days`` | renew when at most this many days remain (overrides the default window) |
+
+certlc writes ``certlc-last-outcome`` (``renewed``/``failed: <reason>``, with a UTC date) and
+``certlc-correlation`` (the renewal that produced a version) on the versions it merges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+RECIPIENT = "Recipient"
+RENEW = "certlc-renew"
+MANAGED = "certlc-managed"
+CA = "certlc-ca"
+PROFILE = "certlc-profile"
+RENEW_BEFORE_DAYS = "certlc-renew-before-days"
+LAST_OUTCOME = "certlc-last-outcome"
+CORRELATION = "certlc-correlation"
+
+
+def tag(tags: Mapping[str, str], name: str) -> str | None:
+    """The value of a tag, looked up case-insensitively; surrounding spaces trimmed."""
+    wanted = name.lower()
+    for key, value in tags.items():
+        if key.strip().lower() == wanted:
+            return value.strip()
+    return None
+
+
+def is_true(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("true", "yes", "1")
+
+
+def is_false(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("false", "no", "0")

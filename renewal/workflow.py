@@ -1,0 +1,297 @@
+"""One renewal, end to end: gather once, decide with ``renewal.decide``, act through adapters.
+
+Idempotent by construction: Key Vault's single pending operation per certificate is the
+lock, a request names the version it is about (so a replaced version is a no-op), and a
+merged version carries the correlation id of the renewal that made it (so a redelivered
+message after a crash notifies instead of issuing again).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from renewal import tags as T
+from renewal.backoff import Backoff
+from renewal.ca.base import CaError, CaUnavailable, CertificateAuthority, Denied, Issued, Pending
+from renewal.csrcheck import CsrMismatch, check_csr_against_policy
+from renewal.decide import Input, Verdict, WindowSettings, check_request, decide, is_within_escalation
+from renewal.keyvault import CertificateSnapshot, KeyVault, KeyVaultError, PendingExists, PendingGone
+from renewal.messages import RenewalRequest
+from renewal.vaults import Vault
+from renewal.x509info import csr_to_pem, pem_chain_to_der, same_public_key
+
+log = logging.getLogger("certlc.renewal")
+
+Status = Literal["renewed", "skipped", "rejected", "failed", "retrying", "pending"]
+PENDING_KV_RETRY_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Result:
+    status: Status
+    reason: str
+    message: str
+    request: RenewalRequest
+    new_version: str | None = None
+    retry_in_seconds: int | None = None
+
+
+class Reporter(Protocol):
+    """Where outcomes go besides the queue: notifications and the audit trail."""
+
+    def audit(self, event: str, request: RenewalRequest, **fields: Any) -> None: ...
+
+    def renewed(
+        self, request: RenewalRequest, before: CertificateSnapshot, after: CertificateSnapshot, ca: str
+    ) -> None: ...
+
+    def failed(
+        self, request: RenewalRequest, cert: CertificateSnapshot | None, reason: str, message: str, *, escalate: bool
+    ) -> None: ...
+
+
+class Retries(Protocol):
+    def send(self, request: RenewalRequest, delay_seconds: int = 0) -> None: ...
+
+
+class FailedSink(Protocol):
+    def add(self, request: RenewalRequest | None, raw: str, reason: str, message: str, now: datetime) -> None: ...
+
+
+class Transient(Exception):
+    def __init__(self, reason: str, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class Permanent(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class RenewalWorkflow:
+    vaults: Mapping[str, Vault]
+    keyvault_for: Callable[[Vault], KeyVault]
+    ca_for: Callable[[str], CertificateAuthority]
+    retries: Retries
+    failed_store: FailedSink
+    reporter: Reporter
+    settings: WindowSettings = field(default_factory=WindowSettings)
+    backoff: Backoff = field(default_factory=Backoff)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    dry_run: bool = False
+
+    def handle(self, request: RenewalRequest) -> Result:
+        now = self.clock()
+        rejected = check_request(Input(request, self.vaults, None, now, self.settings))
+        if rejected:
+            return self._finish_permanent(request, None, rejected.reason, rejected.message, status="rejected")
+        kv = self.keyvault_for(self.vaults[request.vault.lower()])
+        cert: CertificateSnapshot | None = None
+        try:
+            cert = kv.get(request.name)
+            if cert and request.version is None:
+                request = replace(request, version=cert.version)
+            if cert and T.tag(cert.tags, T.CORRELATION) == request.correlation_id:
+                return self._already_merged(request, cert)
+            verdict = decide(Input(request, self.vaults, cert, now, self.settings))
+            if verdict.outcome == "skip":
+                self.reporter.audit("skipped", request, reason=verdict.reason, detail=verdict.message)
+                return Result("skipped", verdict.reason, verdict.message, request)
+            if verdict.outcome != "renew":
+                raise Permanent(verdict.reason, verdict.message)
+            assert cert is not None
+            if self.dry_run:
+                return Result("skipped", "dry_run", f"would renew: {verdict.message}", request)
+            return self._renew(kv, request, cert, verdict)
+        except _Deferred as exc:
+            return Result("retrying", exc.reason, str(exc), request, retry_in_seconds=PENDING_KV_RETRY_SECONDS)
+        except Transient as exc:
+            return self._retry(request, cert, exc.reason, str(exc), exc.retry_after)
+        except KeyVaultError as exc:
+            if exc.transient:
+                return self._retry(request, cert, "keyvault_unavailable", str(exc), exc.retry_after_seconds)
+            return self._finish_permanent(request, cert, "keyvault_error", str(exc))
+        except CaUnavailable as exc:
+            return self._retry(request, cert, "ca_unavailable", str(exc), exc.retry_after_seconds)
+        except CaError as exc:
+            return self._finish_permanent(request, cert, "ca_error", str(exc))
+        except Permanent as exc:
+            return self._finish_permanent(request, cert, exc.reason, str(exc))
+
+    def _renew(self, kv: KeyVault, request: RenewalRequest, cert: CertificateSnapshot, verdict: Verdict) -> Result:
+        ca = self.ca_for(verdict.ca or self.settings.default_ca)
+        if request.attempt == 1 and not request.ca_request_id:
+            self.reporter.audit(
+                "renewal_initiated",
+                request,
+                old_version=cert.version,
+                ca=ca.name,
+                profile=verdict.profile,
+                trigger=request.reason,
+            )
+        if request.ca_request_id:
+            csr = self._pending_csr(kv, request)
+            result = ca.poll(request.ca_request_id)
+        else:
+            csr, request = self._obtain_csr(kv, request, cert)
+            try:
+                check_csr_against_policy(csr, cert.policy)
+            except CsrMismatch as exc:
+                kv.delete_pending(request.name)
+                raise Permanent("csr_policy_mismatch", f"the CSR does not match the policy: {exc}") from exc
+            self.reporter.audit("submitted", request, ca=ca.name, profile=verdict.profile)
+            result = ca.submit(csr_to_pem(csr), verdict.profile or "")
+        if isinstance(result, Denied):
+            kv.delete_pending(request.name)
+            self.reporter.audit("denied", request, ca=ca.name, detail=result.reason)
+            raise Permanent("ca_denied", f"the CA {ca.name!r} denied the request: {result.reason}")
+        if isinstance(result, Pending):
+            waiting = replace(request, ca_request_id=result.request_id, ca_profile=verdict.profile)
+            self.reporter.audit("pending", waiting, ca=ca.name, ca_request_id=result.request_id, detail=result.detail)
+            self.retries.send(waiting, result.retry_after_seconds)
+            return Result(
+                "pending",
+                "ca_pending",
+                result.detail or "the CA has not decided yet",
+                waiting,
+                retry_in_seconds=result.retry_after_seconds,
+            )
+        assert isinstance(result, Issued)
+        self.reporter.audit("issued", request, ca=ca.name)
+        return self._merge(kv, request, cert, csr, result, ca.name)
+
+    def _obtain_csr(
+        self, kv: KeyVault, request: RenewalRequest, cert: CertificateSnapshot
+    ) -> tuple[bytes, RenewalRequest]:
+        """A CSR from a new pending operation, or from one this renewal left behind on an earlier try."""
+        new_tags = {k: v for k, v in cert.tags.items() if k.lower() not in (T.CORRELATION, T.LAST_OUTCOME)}
+        try:
+            op = kv.create_pending(request.name, cert.policy, new_tags)
+            self.reporter.audit("csr_created", request, kv_request_id=op.request_id)
+        except PendingExists:
+            op = kv.get_pending(request.name)
+            if op is None:  # finished between the two calls: look again on the next attempt
+                raise Transient("pending_vanished", "the pending operation disappeared; retrying") from None
+            if op.status in ("failed", "cancelled"):
+                kv.delete_pending(request.name)
+                op = kv.create_pending(request.name, cert.policy, new_tags)
+                self.reporter.audit("csr_created", request, kv_request_id=op.request_id, replaced_failed=True)
+            elif op.request_id != request.kv_request_id:
+                # Someone else's renewal may be in flight: wait one round before taking it over.
+                self.retries.send(request.next_attempt(kv_request_id=op.request_id), PENDING_KV_RETRY_SECONDS)
+                raise _Deferred(
+                    f"a pending operation ({op.request_id}) is already in flight; checking again later"
+                ) from None
+            else:
+                self.reporter.audit("csr_reused", request, kv_request_id=op.request_id)
+        if not op.csr:
+            raise Permanent("no_csr", "Key Vault returned a pending operation without a CSR")
+        return op.csr, request
+
+    def _pending_csr(self, kv: KeyVault, request: RenewalRequest) -> bytes:
+        op = kv.get_pending(request.name)
+        if op is None or not op.csr:
+            raise Permanent(
+                "pending_lost",
+                "the pending operation for the CA request is gone (cancelled or deleted); "
+                "run `certlc failed retry` to start a new renewal",
+            )
+        return op.csr
+
+    def _merge(
+        self, kv: KeyVault, request: RenewalRequest, before: CertificateSnapshot, csr: bytes, issued: Issued, ca: str
+    ) -> Result:
+        today = self.clock().strftime("%Y-%m-%d")
+        tags = {k: v for k, v in before.tags.items() if k.lower() not in (T.CORRELATION, T.LAST_OUTCOME)}
+        tags |= {T.CORRELATION: request.correlation_id, T.LAST_OUTCOME: f"renewed {today}"}
+        try:
+            after = kv.merge(request.name, pem_chain_to_der(issued.chain_pem), tags)
+        except PendingGone as exc:
+            after = kv.get(request.name)
+            if not (after and after.cer and same_public_key(after.cer, csr)):
+                raise Permanent(
+                    "pending_lost", "the pending operation vanished before the merge and no version carries its key"
+                ) from exc
+        except KeyVaultError as exc:
+            if not exc.transient:
+                kv.delete_pending(request.name)
+            raise
+        self.reporter.audit("merged", request, old_version=before.version, new_version=after.version)
+        self._notify_renewed(request, before, after, ca)
+        return Result(
+            "renewed",
+            "renewed",
+            f"{request.name!r} renewed as version {after.version}",
+            request,
+            new_version=after.version,
+        )
+
+    def _already_merged(self, request: RenewalRequest, cert: CertificateSnapshot) -> Result:
+        self.reporter.audit("merged", request, new_version=cert.version, recovered=True)
+        self._notify_renewed(request, cert, cert, "unknown")
+        return Result(
+            "renewed",
+            "already_merged",
+            f"{request.name!r} was already renewed as {cert.version}",
+            request,
+            new_version=cert.version,
+        )
+
+    def _notify_renewed(
+        self, request: RenewalRequest, before: CertificateSnapshot, after: CertificateSnapshot, ca: str
+    ) -> None:
+        try:
+            self.reporter.renewed(request, before, after, ca)
+        except Exception:  # a failed notification never turns into a second issuance
+            log.exception("renewal notification for %s/%s failed", request.vault, request.name)
+
+    def _retry(
+        self,
+        request: RenewalRequest,
+        cert: CertificateSnapshot | None,
+        reason: str,
+        message: str,
+        retry_after: int | None,
+    ) -> Result:
+        if self.backoff.exhausted(request.attempt):
+            return self._finish_permanent(
+                request, cert, "retries_exhausted", f"gave up after {request.attempt} attempts; last error: {message}"
+            )
+        delay = self.backoff.delay(request.attempt, retry_after)
+        nxt = request.next_attempt()
+        self.reporter.audit("retried", nxt, reason=reason, detail=message, delay_seconds=delay)
+        self.retries.send(nxt, delay)
+        return Result("retrying", reason, message, nxt, retry_in_seconds=delay)
+
+    def _finish_permanent(
+        self,
+        request: RenewalRequest,
+        cert: CertificateSnapshot | None,
+        reason: str,
+        message: str,
+        status: Status = "failed",
+    ) -> Result:
+        now = self.clock()
+        self.failed_store.add(request, request.to_json(), reason, message, now)
+        self.reporter.audit("rejected" if status == "rejected" else "failed", request, reason=reason, detail=message)
+        escalate = bool(cert and is_within_escalation(cert, now, self.settings))
+        try:
+            self.reporter.failed(request, cert, reason, message, escalate=escalate)
+        except Exception:
+            log.exception("failure alert for %s/%s could not be sent", request.vault, request.name)
+        return Result(status, reason, message, request)
+
+
+class _Deferred(Transient):
+    """Already re-enqueued by the step that raised it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("in_flight_elsewhere", message)
