@@ -1,0 +1,236 @@
+"""Event Grid deliveries against the published samples and the malformed-event corpus."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import azure.functions as func
+import pytest
+
+from renewal.events import (
+    CLOUD_EVENTS_SCHEMA,
+    EVENT_GRID_SCHEMA,
+    MAX_DELIVERY_BYTES,
+    MAX_EVENT_BYTES,
+    RejectedEvent,
+    from_functions_event,
+    parse_delivery,
+    parse_event,
+    requests_from_events,
+)
+from renewal.vaults import parse_allow_list
+
+SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "eventgrid-samples"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "events"
+SAMPLE_VERSION = "ee059b2bb5bc48398a53b168c6cdcb10"
+ALLOW = parse_allow_list("sample-kv")
+
+
+def _samples(pattern: str) -> list[Path]:
+    """For parametrize: an empty list (a skipped test) when the reference folder is not checked out."""
+    return sorted(SAMPLES.resolve().glob(pattern))
+
+
+def _sample(relative: str) -> Path:
+    path = SAMPLES / relative
+    if not path.is_file():
+        pytest.skip(f"reference sample {relative} not found under {SAMPLES}")
+    return path
+
+
+def _clean() -> dict:
+    return json.loads(_sample("certificate-derived/certificate-near-expiry.eventgrid.clean.json").read_text())
+
+
+@pytest.mark.parametrize("path", _samples("certificate-derived/certificate-*expir*.json"), ids=lambda p: p.name)
+def test_certificate_samples_become_one_renewal_each(path: Path) -> None:
+    result = parse_delivery(path.read_bytes(), ALLOW)
+    assert result.rejected == ()
+    assert len(result.requests) == 1
+    request = result.requests[0]
+    assert (request.vault, request.name, request.version) == ("sample-kv", "web-frontend", SAMPLE_VERSION)
+    assert request.reason == ("expired" if "expired" in path.name else "near_expiry")
+    assert request.event_id == "00eccf70-95a7-4e7c-8299-2eb17ee9ad64"
+
+
+def test_new_version_created_is_accepted_but_ignored() -> None:
+    path = _sample("certificate-derived/certificate-new-version-created.eventgrid.json")
+    result = parse_delivery(path.read_bytes(), ALLOW)
+    assert (result.requests, result.rejected) == ((), ())
+    assert [i.reason for i in result.ignored] == ["new_version_created"]
+    assert result.ignored[0].event.version == SAMPLE_VERSION
+
+
+@pytest.mark.parametrize("path", _samples("secret-new-version-created.*.json"), ids=lambda p: p.name)
+def test_published_secret_samples_are_rejected_as_unsupported(path: Path) -> None:
+    result = parse_delivery(path.read_bytes(), ALLOW)
+    assert result.requests == ()
+    assert [r.reason for r in result.rejected] == ["unsupported_event_type"]
+    assert "SecretNewVersionCreated" in result.rejected[0].message
+
+
+def test_sample_fields_are_parsed_leniently() -> None:
+    path = _sample("certificate-derived/certificate-near-expiry.cloudevents.json")
+    event = parse_event(json.loads(path.read_text())[0], ALLOW)
+    assert event.schema == CLOUD_EVENTS_SCHEMA
+    assert event.short_type == "CertificateNearExpiry"
+    assert event.not_before == datetime.fromtimestamp(1559081980, UTC)
+    assert event.expires_on == datetime.fromtimestamp(1561673980, UTC)
+    assert event.event_time == datetime(2019, 7, 25, 1, 8, 33, 103673, tzinfo=UTC)
+    assert event.vault.url == "https://sample-kv.vault.azure.net"
+
+
+def test_validation_delivery_is_recognised() -> None:
+    path = _sample("subscription-validation-event.eventgrid.json")
+    expected = json.loads(_sample("subscription-validation-response.json").read_text())
+    result = parse_delivery(path.read_bytes(), ALLOW)
+    assert result.validation_response == expected
+    assert (result.requests, result.rejected) == ((), ())
+
+
+def _manifest() -> dict:
+    return json.loads((CORPUS / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize("case", _manifest()["cases"], ids=lambda c: c["file"])
+def test_malformed_corpus_gives_its_specific_reason(case: dict) -> None:
+    allow = parse_allow_list(_manifest()["allow_list"])
+    body = (CORPUS / case["file"]).read_bytes()
+    if "delivery_reason" in case:
+        with pytest.raises(RejectedEvent) as caught:
+            parse_delivery(body, allow)
+        assert caught.value.reason == case["delivery_reason"]
+        return
+    result = parse_delivery(body, allow)
+    assert [r.reason for r in result.rejected] == case["rejected"], [r.message for r in result.rejected]
+    assert len(result.requests) == case["accepted"]
+
+
+def test_corpus_covers_every_file() -> None:
+    listed = {c["file"] for c in _manifest()["cases"]}
+    assert listed == {p.name for p in CORPUS.iterdir()} - {"manifest.json"}
+    assert len(listed) >= 25
+
+
+def test_mixed_array_reports_positions_and_keeps_the_good_ones() -> None:
+    result = parse_delivery((CORPUS / "mixed-array.json").read_bytes(), parse_allow_list("sample-kv"))
+    assert [(r.index, r.reason) for r in result.rejected] == [
+        (1, "not_an_object"),
+        (2, "vault_not_allowed"),
+        (3, "not_an_object"),
+    ]
+    assert result.rejected[1].event_id == "6f1f5e0c-3a5e-4a0e-9c33-000000000002"
+    assert sorted(r.name for r in result.requests) == ["api-gateway", "web-frontend"]
+
+
+def test_oversized_event_is_rejected() -> None:
+    event = _clean()
+    event["data"]["Padding"] = "x" * MAX_EVENT_BYTES
+    result = parse_delivery(json.dumps([event, _clean()]), ALLOW)
+    assert [(r.index, r.reason) for r in result.rejected] == [(0, "too_large")]
+    assert len(result.requests) == 1
+
+
+def test_oversized_delivery_is_rejected_before_parsing() -> None:
+    body = b"[" + b" " * MAX_DELIVERY_BYTES + b"]"
+    with pytest.raises(RejectedEvent) as caught:
+        parse_delivery(body, ALLOW)
+    assert caught.value.reason == "too_large"
+
+
+def test_not_utf8_is_not_json() -> None:
+    with pytest.raises(RejectedEvent) as caught:
+        parse_delivery(b'{"id": "\xff"}', ALLOW)
+    assert caught.value.reason == "not_json"
+
+
+def test_duplicates_collapse_by_event_id_and_by_certificate_version() -> None:
+    same_id = _clean()
+    same_cert = _clean()
+    same_cert["id"] = "another-delivery-of-the-same-news"
+    expired = _clean()
+    expired["id"] = "expired-1"
+    expired["eventType"] = "Microsoft.KeyVault.CertificateExpired"
+    result = parse_delivery(json.dumps([_clean(), same_id, same_cert, expired]), ALLOW)
+    assert result.duplicates == 2
+    assert [r.reason for r in result.requests] == ["near_expiry", "expired"]
+
+
+def test_cloud_event_and_event_grid_forms_of_one_event_collapse() -> None:
+    cloud = _sample("certificate-derived/certificate-near-expiry.cloudevents.json")
+    events = [parse_event(_clean(), ALLOW), parse_event(json.loads(cloud.read_text())[0], ALLOW)]
+    assert {e.schema for e in events} == {EVENT_GRID_SCHEMA, CLOUD_EVENTS_SCHEMA}
+    result = requests_from_events(events)
+    assert (len(result.requests), result.duplicates) == (1, 1)
+
+
+def test_allow_list_entry_not_the_event_decides_the_vault_url() -> None:
+    allow = parse_allow_list("Sample-KV=https://127.0.0.1:8443")
+    event = parse_event(_clean(), allow)
+    assert event.vault.url == "https://127.0.0.1:8443"
+    assert parse_delivery(json.dumps(_clean()), allow).requests[0].vault == "Sample-KV"
+
+
+def test_id_on_the_configured_emulator_url_is_accepted() -> None:
+    allow = parse_allow_list("sample-kv=https://127.0.0.1:8443")
+    event = _clean()
+    event["data"]["Id"] = f"https://127.0.0.1:8443/certificates/web-frontend/{event['data']['Version']}"
+    assert parse_event(event, allow).name == "web-frontend"
+    event["data"]["Id"] = f"https://127.0.0.1:9999/certificates/web-frontend/{event['data']['Version']}"
+    with pytest.raises(RejectedEvent) as caught:
+        parse_event(event, allow)
+    assert caught.value.reason == "id_mismatch"
+
+
+@pytest.mark.parametrize("epoch", [1559081980, "1559081980", " 1559081980 ", 1559081980.0])
+def test_epochs_accept_numbers_and_digit_strings(epoch: object) -> None:
+    event = _clean()
+    event["data"]["NBF"] = epoch
+    assert parse_event(event, ALLOW).not_before == datetime.fromtimestamp(1559081980, UTC)
+
+
+@pytest.mark.parametrize("epoch", ["-5", "1e9", "\u0661\u0662", 1.5, 10**13, [1]])
+def test_epochs_reject_everything_else(epoch: object) -> None:
+    event = _clean()
+    event["data"]["EXP"] = epoch
+    with pytest.raises(RejectedEvent) as caught:
+        parse_event(event, ALLOW)
+    assert caught.value.reason == "invalid_timestamp"
+
+
+def test_worker_event_grid_event_converts_and_parses() -> None:
+    clean = _clean()
+    worker_event = func.EventGridEvent(
+        id=clean["id"],
+        data=clean["data"],
+        topic=clean["topic"],
+        subject=clean["subject"],
+        event_type=clean["eventType"],
+        event_time=datetime(2024, 5, 1, 10, 0, tzinfo=UTC),
+        data_version="1",
+    )
+    event = parse_event(from_functions_event(worker_event), ALLOW)
+    assert (event.name, event.version, event.event_time) == (
+        "web-frontend",
+        SAMPLE_VERSION,
+        datetime(2024, 5, 1, 10, 0, tzinfo=UTC),
+    )
+
+
+def test_snake_case_keys_are_accepted() -> None:
+    clean = _clean()
+    clean["event_type"] = clean.pop("eventType")
+    clean["event_time"] = clean.pop("eventTime")
+    assert parse_event(clean, ALLOW).event_type == "Microsoft.KeyVault.CertificateNearExpiry"
+
+
+def test_messages_do_not_echo_huge_input() -> None:
+    event = copy.deepcopy(_clean())
+    event["subject"] = "s" * 5000
+    with pytest.raises(RejectedEvent) as caught:
+        parse_event(event, ALLOW)
+    assert caught.value.reason == "subject_mismatch"
+    assert len(str(caught.value)) < 300
