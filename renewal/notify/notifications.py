@@ -1,0 +1,239 @@
+"""What certlc tells people, as typed values that render themselves for every channel.
+
+Each notification renders a subject, a plain-text body and an HTML body from one
+summary sentence and a list of facts, so the channels cannot drift apart. Dates are
+shown as ISO-8601 in UTC with the label "UTC": an operator in another time zone or
+locale reads the same thing, and naive datetimes are refused because their meaning
+depends on the machine that made them.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+ESCALATION_DAYS = 7
+
+
+def require_aware(value: datetime, what: str) -> datetime:
+    """Refuse naive datetimes: their time zone would be the host's, which certlc must never assume."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware (got naive {value.isoformat()}); use datetime.now(UTC)")
+    return value.astimezone(UTC)
+
+
+def iso_utc(value: datetime) -> str:
+    """Machine form for JSON payloads: ``2025-01-02T03:04:05Z``."""
+    return require_aware(value, "date").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def display_utc(value: datetime) -> str:
+    """Human form: ISO-8601 in UTC with the label, never a local zone or locale format."""
+    return f"{iso_utc(value)} (UTC)"
+
+
+class Notification:
+    """Shared rendering; subclasses supply ``kind``, ``severity``, ``subject``, ``summary`` and ``facts``."""
+
+    kind: ClassVar[str]
+    severity: ClassVar[str]  # info, warning or error: webhook colours and log levels
+    recipients: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, datetime):
+                object.__setattr__(self, f.name, require_aware(value, f.name))
+        object.__setattr__(self, "recipients", tuple(self.recipients))
+
+    @property
+    def subject(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def summary(self) -> str:
+        raise NotImplementedError
+
+    def facts(self) -> list[tuple[str, str]]:
+        raise NotImplementedError
+
+    def text_body(self) -> str:
+        width = max((len(label) for label, _ in self.facts()), default=0)
+        lines = [self.summary, ""]
+        lines += [f"{label + ':':<{width + 1}} {value}" for label, value in self.facts()]
+        return "\n".join(lines) + "\n"
+
+    def html_body(self) -> str:
+        rows = "".join(
+            f'<tr><th style="text-align:left;padding-right:1em">{html.escape(label)}</th>'
+            f"<td>{html.escape(value)}</td></tr>"
+            for label, value in self.facts()
+        )
+        return f"<!DOCTYPE html><html><body><p>{html.escape(self.summary)}</p><table>{rows}</table></body></html>"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready fields for the generic webhook (dates as ISO-8601 UTC)."""
+        body: dict[str, Any] = {"kind": self.kind, "severity": self.severity, "subject": self.subject}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, datetime):
+                value = iso_utc(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            body[f.name] = value
+        body["summary"] = self.summary
+        return body
+
+
+@dataclass(frozen=True)
+class Renewed(Notification):
+    vault: str
+    name: str
+    old_version: str | None
+    new_version: str
+    thumbprint: str
+    expires_on: datetime
+    ca: str
+    recipients: tuple[str, ...] = ()
+
+    kind: ClassVar[str] = "renewed"
+    severity: ClassVar[str] = "info"
+
+    @property
+    def subject(self) -> str:
+        return f"[certlc] Renewed certificate {self.name} in {self.vault}"
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"The certificate for {self.name} in {self.vault} was renewed by {self.ca}; "
+            f"the new version expires on {display_utc(self.expires_on)}."
+        )
+
+    def facts(self) -> list[tuple[str, str]]:
+        return [
+            ("Vault", self.vault),
+            ("Certificate", self.name),
+            ("Previous version", self.old_version or "(none)"),
+            ("New version", self.new_version),
+            ("New thumbprint", self.thumbprint),
+            ("Expires", display_utc(self.expires_on)),
+            ("Issued by", self.ca),
+        ]
+
+
+@dataclass(frozen=True)
+class RenewalFailed(Notification):
+    vault: str
+    name: str
+    reason_code: str
+    reason: str
+    action: str  # what the operator should do about it
+    permanent: bool
+    attempt: int
+    recipients: tuple[str, ...] = ()
+
+    kind: ClassVar[str] = "renewal_failed"
+    severity: ClassVar[str] = "error"
+
+    @property
+    def subject(self) -> str:
+        state = "failed" if self.permanent else f"failed (attempt {self.attempt}, will retry)"
+        return f"[certlc] Renewal {state}: {self.name} in {self.vault}"
+
+    @property
+    def summary(self) -> str:
+        outcome = (
+            "This failure is permanent: certlc will not retry until the cause is fixed."
+            if self.permanent
+            else "certlc will retry automatically."
+        )
+        return f"Renewing the certificate for {self.name} in {self.vault} failed: {self.reason} {outcome}"
+
+    def facts(self) -> list[tuple[str, str]]:
+        return [
+            ("Vault", self.vault),
+            ("Certificate", self.name),
+            ("Reason code", self.reason_code),
+            ("Reason", self.reason),
+            ("What to do", self.action),
+            ("Permanent", "yes" if self.permanent else "no"),
+            ("Attempt", str(self.attempt)),
+        ]
+
+
+@dataclass(frozen=True)
+class ExpiringWithoutRenewal(Notification):
+    vault: str
+    name: str
+    expires_on: datetime
+    days_left: int
+    recipients: tuple[str, ...] = ()
+
+    kind: ClassVar[str] = "expiring"
+    severity: ClassVar[str] = "warning"
+
+    @property
+    def subject(self) -> str:
+        return f"[certlc] {self.summary}"
+
+    @property
+    def summary(self) -> str:
+        # Wording kept from certlc so existing mail rules keep matching.
+        return f"The certificate for {self.name} in {self.vault} will expire within the next {self.days_left} days"
+
+    def facts(self) -> list[tuple[str, str]]:
+        return [
+            ("Vault", self.vault),
+            ("Certificate", self.name),
+            ("Expires", display_utc(self.expires_on)),
+            ("Days left", str(self.days_left)),
+        ]
+
+
+@dataclass(frozen=True)
+class Escalation(Notification):
+    """Within ``ESCALATION_DAYS`` of expiry and still not renewed: someone has to act now."""
+
+    vault: str
+    name: str
+    expires_on: datetime
+    days_left: int
+    last_error: str = ""
+    recipients: tuple[str, ...] = ()
+
+    kind: ClassVar[str] = "escalation"
+    severity: ClassVar[str] = "error"
+
+    @property
+    def subject(self) -> str:
+        return f"[certlc] URGENT: {self.name} in {self.vault} expires in {self.days_left} days and is not renewed"
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"The certificate for {self.name} in {self.vault} expires on {display_utc(self.expires_on)} "
+            f"({self.days_left} days left) and has still not been renewed. Renew it by hand or fix the "
+            "cause below before it expires."
+        )
+
+    def facts(self) -> list[tuple[str, str]]:
+        return [
+            ("Vault", self.vault),
+            ("Certificate", self.name),
+            ("Expires", display_utc(self.expires_on)),
+            ("Days left", str(self.days_left)),
+            ("Last error", self.last_error or "(none recorded)"),
+        ]
+
+
+AnyNotification = Renewed | RenewalFailed | ExpiringWithoutRenewal | Escalation
+
+
+def warning_due(last_sent: datetime | None, now: datetime) -> bool:
+    """Expiry warnings go out at most once per UTC day, whatever the sweep interval."""
+    if last_sent is None:
+        return True
+    return require_aware(last_sent, "last_sent").date() < require_aware(now, "now").date()

@@ -1,0 +1,107 @@
+"""Builds the ``Notifier`` from app settings.
+
+| Setting | Default | Meaning |
+|---|---|---|
+| `CERTLC_NOTIFY_DEFAULT_RECIPIENTS` | (none) | Addresses (`,`/`;`) added to every `Recipient` tag |
+| `CERTLC_SMTP_HOST` | (unset: no e-mail) | SMTP server host name |
+| `CERTLC_SMTP_PORT` | 587 / 465 / 25 by security | SMTP server port |
+| `CERTLC_SMTP_SENDER` | (required with a host) | The From address |
+| `CERTLC_SMTP_USERNAME` | (none: no AUTH) | SMTP AUTH user |
+| `CERTLC_SMTP_PASSWORD` | (none) | SMTP AUTH password; in Azure a Key Vault reference |
+| `CERTLC_SMTP_PASSWORD_SETTING` | (none) | Name of another app setting holding the password |
+| `CERTLC_SMTP_SECURITY` | `starttls` | `starttls` (required), `tls` (implicit), `none` (loopback only) |
+| `CERTLC_SMTP_TIMEOUT` | 30 | Seconds per SMTP operation |
+| `CERTLC_SMTP_CA_BUNDLE` | system trust store | PEM of a private CA for the SMTP server |
+| `CERTLC_WEBHOOK_URLS` | (none) | `kind=url;...`, kind `teams`, `slack` or `generic` (secret) |
+| `CERTLC_WEBHOOK_TIMEOUT` | 10 | Seconds per webhook request |
+| `CERTLC_WEBHOOK_CA_BUNDLE` | system trust store | PEM of a private CA for webhook receivers |
+
+`CERTLC_SMTP_PASSWORD` is best a Key Vault reference (`@Microsoft.KeyVault(SecretUri=...)`),
+which the platform resolves; `CERTLC_SMTP_PASSWORD_SETTING` points at another setting instead.
+
+A setting that cannot be used raises ``NotifyConfigError`` naming the setting (never a
+password or a webhook URL), so a mistake shows up when the app starts, not when a
+certificate has already been renewed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from renewal.notify.channel import Channel, NotifyConfigError
+from renewal.notify.notifier import Notifier
+from renewal.notify.smtp import SmtpChannel, SmtpSettings
+from renewal.notify.webhook import WebhookChannel
+
+
+def _number(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise NotifyConfigError(f"{key}={raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise NotifyConfigError(f"{key} must be greater than 0, got {raw!r}")
+    return value
+
+
+def _port(env: Mapping[str, str]) -> int | None:
+    raw = env.get("CERTLC_SMTP_PORT", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise NotifyConfigError(f"CERTLC_SMTP_PORT={raw!r} is not a TCP port (1-65535)")
+    return int(raw)
+
+
+def _password(env: Mapping[str, str]) -> str | None:
+    pointer = env.get("CERTLC_SMTP_PASSWORD_SETTING", "").strip()
+    if not pointer:
+        return env.get("CERTLC_SMTP_PASSWORD") or None
+    if pointer not in env:
+        raise NotifyConfigError(f"CERTLC_SMTP_PASSWORD_SETTING names the app setting {pointer!r}, which is not set")
+    return env[pointer] or None
+
+
+def smtp_channel_from_env(env: Mapping[str, str]) -> SmtpChannel | None:
+    host = env.get("CERTLC_SMTP_HOST", "").strip()
+    if not host:
+        return None
+    settings = SmtpSettings(
+        host=host,
+        port=_port(env),
+        sender=env.get("CERTLC_SMTP_SENDER", "").strip(),
+        username=env.get("CERTLC_SMTP_USERNAME", "").strip() or None,
+        password=_password(env),
+        security=env.get("CERTLC_SMTP_SECURITY", "starttls").strip().lower() or "starttls",
+        timeout=_number(env, "CERTLC_SMTP_TIMEOUT", 30.0),
+        ca_bundle=env.get("CERTLC_SMTP_CA_BUNDLE", "").strip() or None,
+    )
+    return SmtpChannel(settings)
+
+
+def webhook_channels_from_env(env: Mapping[str, str]) -> list[WebhookChannel]:
+    timeout = _number(env, "CERTLC_WEBHOOK_TIMEOUT", 10.0)
+    ca_bundle = env.get("CERTLC_WEBHOOK_CA_BUNDLE", "").strip() or None
+    channels = []
+    entries = [e.strip() for e in env.get("CERTLC_WEBHOOK_URLS", "").split(";") if e.strip()]
+    for position, entry in enumerate(entries, start=1):
+        kind, sep, url = entry.partition("=")
+        if not sep or not url.strip():
+            # The entry may be a bare URL: do not echo it.
+            raise NotifyConfigError(
+                f"CERTLC_WEBHOOK_URLS entry {position} is not written as kind=url (kind: teams, slack or generic)"
+            )
+        channels.append(WebhookChannel(kind.strip().lower(), url.strip(), timeout=timeout, ca_bundle=ca_bundle))
+    return channels
+
+
+def notifier_from_env(env: Mapping[str, str]) -> Notifier:
+    channels: list[Channel] = []
+    smtp = smtp_channel_from_env(env)
+    if smtp is not None:
+        channels.append(smtp)
+    channels.extend(webhook_channels_from_env(env))
+    return Notifier(channels)

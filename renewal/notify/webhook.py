@@ -1,0 +1,127 @@
+"""Chat and automation webhooks: Teams (Adaptive Card), Slack (text + blocks), generic JSON.
+
+A webhook URL is a bearer secret (whoever holds it can post), so it is never logged
+or put in an error: only its host is. ``requests`` is imported when a message is sent,
+not when the Functions host loads the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from renewal.clients import is_loopback_url
+from renewal.notify.channel import NotificationError, NotifyConfigError
+from renewal.notify.notifications import Notification
+
+TEAMS_COLOURS = {"info": "Good", "warning": "Warning", "error": "Attention"}
+SLACK_HEADER_LIMIT = 150
+
+
+def teams_payload(notification: Notification, recipients: Sequence[str]) -> dict[str, Any]:
+    """An Adaptive Card message, as Teams Workflows ("post to a channel when a webhook request is received") take."""
+    card = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": [
+            {
+                "type": "TextBlock",
+                "text": notification.subject,
+                "weight": "Bolder",
+                "size": "Medium",
+                "wrap": True,
+                "color": TEAMS_COLOURS[notification.severity],
+            },
+            {"type": "TextBlock", "text": notification.summary, "wrap": True},
+            {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in notification.facts()]},
+        ],
+    }
+    return {
+        "type": "message",
+        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}],
+    }
+
+
+def _slack_escape(text: str) -> str:
+    """Slack's mrkdwn treats ``<``, ``>`` and ``&`` as control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_payload(notification: Notification, recipients: Sequence[str]) -> dict[str, Any]:
+    facts = [{"type": "mrkdwn", "text": f"*{_slack_escape(k)}*\n{_slack_escape(v)}"} for k, v in notification.facts()]
+    return {
+        "text": _slack_escape(notification.summary),
+        "blocks": [
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": notification.subject[:SLACK_HEADER_LIMIT]},
+            },
+            {"type": "section", "text": {"type": "mrkdwn", "text": _slack_escape(notification.summary)}},
+            # Slack allows at most 10 fields per section.
+            *({"type": "section", "fields": facts[i : i + 10]} for i in range(0, len(facts), 10)),
+        ],
+    }
+
+
+def generic_payload(notification: Notification, recipients: Sequence[str]) -> dict[str, Any]:
+    return {"source": "certlc", **notification.to_dict(), "recipients": list(recipients)}
+
+
+PAYLOADS: dict[str, Callable[[Notification, Sequence[str]], dict[str, Any]]] = {
+    "teams": teams_payload,
+    "slack": slack_payload,
+    "generic": generic_payload,
+}
+
+
+@dataclass(frozen=True)
+class WebhookChannel:
+    kind: str
+    url: str = field(repr=False)
+    timeout: float = 10.0
+    ca_bundle: str | None = None  # trust a private CA for the receiver's certificate
+
+    def __post_init__(self) -> None:
+        if self.kind not in PAYLOADS:
+            raise NotifyConfigError(f"webhook kind {self.kind!r} is not one of {', '.join(PAYLOADS)}")
+        parts = urlsplit(self.url)
+        if not parts.hostname or parts.scheme not in ("https", "http"):
+            raise NotifyConfigError(f"{self.kind} webhook URL is not an http(s) URL (host {parts.hostname!r})")
+        if parts.scheme == "http" and not is_loopback_url(self.url):
+            raise NotifyConfigError(
+                f"{self.kind} webhook to {parts.hostname} must use https: the URL is a secret and "
+                "plain http is only accepted for a loopback receiver"
+            )
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "?"
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}:{self.host}"
+
+    def send(self, notification: Notification, recipients: Sequence[str]) -> None:
+        import requests
+
+        payload = PAYLOADS[self.kind](notification, recipients)
+        where = f"{self.kind} webhook at {self.host}"
+        try:
+            response = requests.post(
+                self.url, json=payload, timeout=self.timeout, verify=self.ca_bundle or True, allow_redirects=False
+            )
+        except requests.Timeout:
+            raise NotificationError(f"{where} did not answer within {self.timeout:g} s") from None
+        except requests.exceptions.SSLError:
+            raise NotificationError(
+                f"TLS with {where} failed; if it uses a private CA set CERTLC_WEBHOOK_CA_BUNDLE"
+            ) from None
+        except requests.RequestException as exc:
+            # The exception text embeds the URL path and query (the secret part): name the kind only.
+            raise NotificationError(f"{where} could not be reached ({type(exc).__name__})") from None
+        if not 200 <= response.status_code < 300:
+            detail = " ".join(response.text.split())[:200]
+            raise NotificationError(f"{where} answered HTTP {response.status_code}: {detail or response.reason}")
