@@ -1,17 +1,112 @@
-"""Function bodies: read settings, gather, hand over to the workflow. Filled in by the renewal pipeline."""
+"""Function bodies: parse the trigger input, hand over to the workflow or the sweep, log the outcome.
+
+A message that can never succeed goes to the failed store and the function returns
+normally; only an unexpected error escapes, so the host retries it and, after
+``maxDequeueCount`` attempts, moves it to the poison queue. Nothing is silently dropped.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
+
+from renewal.runtime import Runtime, build_runtime
+from renewal.workflow import Result
+
+log = logging.getLogger("certlc.functions")
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """The process-wide runtime, built on first use from the app settings."""
+    global _runtime
+    if _runtime is None:
+        _runtime = build_runtime(os.environ)
+    return _runtime
+
+
+def reset_runtime(value: Runtime | None = None) -> None:
+    """Forget (or replace) the cached runtime: after settings change, and in tests."""
+    global _runtime
+    _runtime = value
 
 
 def on_event_grid_event(event: Any) -> list[str]:
-    raise NotImplementedError
+    """One Event Grid event in, at most one queue message out; invalid events are logged, not retried."""
+    from renewal.events import RejectedEvent, from_functions_event, outcome, parse_event
+
+    rt = runtime()
+    try:
+        parsed = parse_event(from_functions_event(event), rt.settings.vaults)
+    except RejectedEvent as exc:
+        log.warning("event %s rejected: %s", getattr(event, "id", "?"), exc)
+        return []
+    result = outcome(parsed)
+    if not hasattr(result, "to_json"):
+        log.info("event %s ignored: %s", parsed.event_id, result.message)
+        return []
+    log.info(
+        "event %s: %s for %s/%s version %s queued",
+        parsed.event_id,
+        parsed.short_type,
+        parsed.vault.name,
+        parsed.name,
+        parsed.version,
+    )
+    return [result.to_json()]
 
 
-def on_queue_message(body: bytes, *, dequeue_count: int, message_id: str | None) -> None:
-    raise NotImplementedError
+def on_queue_message(body: bytes | str, *, dequeue_count: int = 1, message_id: str | None = None) -> Result | None:
+    from renewal.events import IgnoredQueueMessage, InvalidQueueMessage, parse_queue_message
+
+    rt = runtime()
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else body
+    try:
+        request = parse_queue_message(text, rt.settings.vaults)
+    except IgnoredQueueMessage as exc:
+        log.info("queue message %s ignored: %s", message_id, exc)
+        return None
+    except InvalidQueueMessage as exc:
+        log.warning("queue message %s rejected: %s", message_id, exc)
+        rt.failed.add(None, text, exc.reason, str(exc), rt.clock())
+        return None
+    result = rt.workflow.handle(request)
+    log_result(result, dequeue_count)
+    return result
 
 
-def on_sweep_timer(*, past_due: bool) -> None:
-    raise NotImplementedError
+def on_sweep_timer(*, past_due: bool = False) -> Any:
+    from renewal.sweep import sweep
+
+    rt = runtime()
+    report = sweep(
+        rt.settings.vaults, rt.keyvault, rt.renewals.send, rt.reporter.expiring, rt.settings.window, rt.clock()
+    )
+    log.info(
+        "sweep%s: %d queued, %d in flight, %d warned, %d errors",
+        " (past due)" if past_due else "",
+        len(report.enqueued),
+        len(report.in_flight),
+        len(report.warned),
+        len(report.errors),
+    )
+    for key, error in report.errors.items():
+        log.error("sweep could not check %s: %s", key, error)
+    return report
+
+
+def log_result(result: Result, dequeue_count: int = 1) -> None:
+    level = logging.ERROR if result.status in ("failed", "rejected") else logging.INFO
+    log.log(
+        level,
+        "renewal %s/%s attempt %d: %s (%s) %s",
+        result.request.vault,
+        result.request.name,
+        result.request.attempt,
+        result.status,
+        result.reason,
+        result.message,
+        extra={"dequeue_count": dequeue_count, "correlation_id": result.request.correlation_id},
+    )

@@ -12,7 +12,8 @@ Tag names are matched case-insensitively (Key Vault keeps the case they were wri
 | ``certlc-renew-before-days`` | renew when at most this many days remain (overrides the default window) |
 
 certlc writes ``certlc-last-outcome`` (``renewed``/``failed: <reason>``, with a UTC date) and
-``certlc-correlation`` (the renewal that produced a version) on the versions it merges.
+``certlc-correlation`` (the renewal that produced a version) on the versions it merges, and
+``certlc-warned`` (the UTC day of the last expiry warning) on versions close to expiry.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ PROFILE = "certlc-profile"
 RENEW_BEFORE_DAYS = "certlc-renew-before-days"
 LAST_OUTCOME = "certlc-last-outcome"
 CORRELATION = "certlc-correlation"
+WARNED = "certlc-warned"
+WRITTEN_BY_CERTLC = frozenset({LAST_OUTCOME, CORRELATION, WARNED})
 
 
 def tag(tags: Mapping[str, str], name: str) -> str | None:
@@ -44,3 +47,8 @@ def is_true(value: str | None) -> bool:
 
 def is_false(value: str | None) -> bool:
     return (value or "").strip().lower() in ("false", "no", "0")
+
+
+def carried_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """The operator's tags, copied to a new version; certlc's own bookkeeping tags stay behind."""
+    return {k: v for k, v in tags.items() if k.strip().lower() not in WRITTEN_BY_CERTLC}

@@ -172,7 +172,7 @@ class RenewalWorkflow:
         self, kv: KeyVault, request: RenewalRequest, cert: CertificateSnapshot
     ) -> tuple[bytes, RenewalRequest]:
         """A CSR from a new pending operation, or from one this renewal left behind on an earlier try."""
-        new_tags = {k: v for k, v in cert.tags.items() if k.lower() not in (T.CORRELATION, T.LAST_OUTCOME)}
+        new_tags = T.carried_tags(cert.tags)
         try:
             op = kv.create_pending(request.name, cert.policy, new_tags)
             self.reporter.audit("csr_created", request, kv_request_id=op.request_id)
@@ -210,8 +210,7 @@ class RenewalWorkflow:
         self, kv: KeyVault, request: RenewalRequest, before: CertificateSnapshot, csr: bytes, issued: Issued, ca: str
     ) -> Result:
         today = self.clock().strftime("%Y-%m-%d")
-        tags = {k: v for k, v in before.tags.items() if k.lower() not in (T.CORRELATION, T.LAST_OUTCOME)}
-        tags |= {T.CORRELATION: request.correlation_id, T.LAST_OUTCOME: f"renewed {today}"}
+        tags = T.carried_tags(before.tags) | {T.CORRELATION: request.correlation_id, T.LAST_OUTCOME: f"renewed {today}"}
         try:
             after = kv.merge(request.name, pem_chain_to_der(issued.chain_pem), tags)
         except PendingGone as exc:

@@ -1,0 +1,117 @@
+"""Outcomes to people and to the audit trail: the workflow's ``Reporter``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from renewal.keyvault import CertificateSnapshot
+from renewal.messages import RenewalRequest
+from renewal.notify import Escalation, ExpiringWithoutRenewal, Notifier, RenewalFailed, Renewed, recipients_from_tags
+
+log = logging.getLogger("certlc.renewal")
+
+ACTIONS = {
+    "vault_not_allowed": "Add the vault to CERTLC_VAULTS if certlc should manage it; otherwise ignore.",
+    "invalid_name": "Check the event source: the certificate name is not a valid Key Vault name.",
+    "no_profile": "Set the tag certlc-profile on the certificate or the app setting CERTLC_CA_PROFILE.",
+    "ca_denied": "Ask the CA operator why the request was denied, fix it, then run `certlc failed retry`.",
+    "csr_policy_mismatch": "Check the certificate policy in Key Vault, then run `certlc failed retry`.",
+    "pending_lost": "Someone cancelled the pending request; run `certlc failed retry` to start over.",
+    "keyvault_error": "Check the function identity's role on the vault (Key Vault Certificates Officer).",
+    "retries_exhausted": "Fix the cause in the last error (CA or Key Vault reachability), then `certlc failed retry`.",
+    "ca_error": "Fix the CA adapter settings named in the reason, then run `certlc failed retry`.",
+}
+DEFAULT_ACTION = "Read the reason, fix the cause, then run `certlc failed retry`."
+
+
+class Reporter:
+    def __init__(self, notifier: Notifier, audit: Any, env: Mapping[str, str], clock: Callable[[], datetime]) -> None:
+        self._notifier = notifier
+        self._audit = audit
+        self._env = env
+        self._clock = clock
+
+    def audit(self, event: str, request: RenewalRequest, **fields: Any) -> None:
+        self._audit.record(
+            event,
+            vault=request.vault,
+            name=request.name,
+            correlation_id=request.correlation_id,
+            attempt=request.attempt,
+            **fields,
+        )
+
+    def renewed(
+        self, request: RenewalRequest, before: CertificateSnapshot, after: CertificateSnapshot, ca: str
+    ) -> None:
+        notification = Renewed(
+            vault=request.vault,
+            name=request.name,
+            old_version=before.version if before is not after else None,
+            new_version=after.version,
+            thumbprint=_thumbprint(after),
+            expires_on=after.expires_on,
+            ca=ca,
+            recipients=tuple(recipients_from_tags(after.tags, self._env)),
+        )
+        self._send(request, notification)
+
+    def failed(
+        self, request: RenewalRequest, cert: CertificateSnapshot | None, reason: str, message: str, *, escalate: bool
+    ) -> None:
+        recipients = tuple(recipients_from_tags(cert.tags if cert else {}, self._env))
+        if escalate and cert is not None and cert.expires_on is not None:
+            days = max(0, (cert.expires_on - self._clock()).days)
+            self._send(
+                request,
+                Escalation(
+                    vault=request.vault,
+                    name=request.name,
+                    expires_on=cert.expires_on,
+                    days_left=days,
+                    last_error=message,
+                    recipients=recipients,
+                ),
+            )
+        self._send(
+            request,
+            RenewalFailed(
+                vault=request.vault,
+                name=request.name,
+                reason_code=reason,
+                reason=message,
+                action=ACTIONS.get(reason, DEFAULT_ACTION),
+                permanent=True,
+                attempt=request.attempt,
+                recipients=recipients,
+            ),
+        )
+
+    def expiring(self, cert: CertificateSnapshot, days_left: int) -> None:
+        """The daily "will expire within the next N days" warning, sent by the sweep."""
+        request = RenewalRequest(vault=cert.vault, name=cert.name, reason="sweep", version=cert.version)
+        self._send(
+            request,
+            ExpiringWithoutRenewal(
+                vault=cert.vault,
+                name=cert.name,
+                expires_on=cert.expires_on,
+                days_left=days_left,
+                recipients=tuple(recipients_from_tags(cert.tags, self._env)),
+            ),
+        )
+
+    def _send(self, request: RenewalRequest, notification: Any) -> None:
+        report = self._notifier.send(notification)
+        self.audit("notified", request, kind=notification.kind, channels=report.as_dict())
+
+
+def _thumbprint(cert: CertificateSnapshot) -> str:
+    if not cert.cer:
+        return ""
+    import hashlib
+
+    return hashlib.sha1(cert.cer, usedforsecurity=False).hexdigest().upper()

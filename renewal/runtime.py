@@ -1,0 +1,126 @@
+"""The composition root: builds the workflow and its adapters from app settings, once per process."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from renewal.ca.base import CaConfigError, CertificateAuthority
+from renewal.clients import certificate_client, queue_client
+from renewal.keyvault import KeyVault
+from renewal.queue import FailedStore, RenewalQueue
+from renewal.settings import Settings, settings_from_env
+from renewal.vaults import Vault
+from renewal.workflow import RenewalWorkflow
+
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class Runtime:
+    env: Mapping[str, str]
+    settings: Settings
+    renewals: RenewalQueue
+    failed: FailedStore
+    workflow: RenewalWorkflow
+    reporter: Any
+    clock: Clock
+
+    def keyvault(self, vault: Vault) -> KeyVault:
+        return self.workflow.keyvault_for(vault)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_runtime(
+    env: Mapping[str, str],
+    *,
+    clock: Clock = utc_now,
+    ca_for: Callable[[str], CertificateAuthority] | None = None,
+    dry_run: bool = False,
+) -> Runtime:
+    from renewal.audit import audit_from_env
+    from renewal.notify import notifier_from_env
+    from renewal.reporting import Reporter
+
+    settings = settings_from_env(env)
+    renewals = RenewalQueue(_ensure_queue(queue_client(env, settings.queue_name)))
+    failed = FailedStore(
+        queue_client(env, settings.failed_queue_name), queue_client(env, settings.poison_queue_name), renewals
+    )
+    reporter = Reporter(notifier_from_env(env), audit_from_env(env, clock=clock), env, clock)
+    clients: dict[str, KeyVault] = {}
+
+    def keyvault_for(vault: Vault) -> KeyVault:
+        if vault.name not in clients:
+            clients[vault.name] = KeyVault(certificate_client(vault.url, env), vault)
+        return clients[vault.name]
+
+    workflow = RenewalWorkflow(
+        vaults=settings.vaults,
+        keyvault_for=keyvault_for,
+        ca_for=ca_for or ca_factory(env, clock),
+        retries=renewals,
+        failed_store=failed,
+        reporter=reporter,
+        settings=settings.window,
+        backoff=settings.backoff,
+        clock=clock,
+        dry_run=dry_run,
+    )
+    return Runtime(env, settings, renewals, failed, workflow, reporter, clock)
+
+
+def ca_factory(env: Mapping[str, str], clock: Clock) -> Callable[[str], CertificateAuthority]:
+    """CA adapters by name, built on first use so an unused adapter's settings are never required."""
+    built: dict[str, CertificateAuthority] = {}
+
+    def ca_for(name: str) -> CertificateAuthority:
+        key = name.strip().lower()
+        if key not in built:
+            built[key] = _make_ca(key, env, clock)
+        return built[key]
+
+    return ca_for
+
+
+def _make_ca(name: str, env: Mapping[str, str], clock: Clock) -> CertificateAuthority:
+    if name == "local":
+        from renewal.ca.local import LocalCA
+
+        return LocalCA(Path(env.get("CERTLC_LOCAL_CA_DIR", ".local/ca")), clock=clock)
+    if name == "cfssl":
+        from renewal.ca.cfssl import CfsslAuthority
+
+        return CfsslAuthority(_required(env, "CERTLC_CFSSL_URL"), ca_bundle=env.get("CERTLC_CFSSL_CA_BUNDLE") or None)
+    if name == "acme":
+        from renewal.ca.acme import AcmeAuthority
+
+        return AcmeAuthority(
+            _required(env, "CERTLC_ACME_DIRECTORY"),
+            account_key_path=Path(_required(env, "CERTLC_ACME_ACCOUNT_KEY")),
+            contact_email=env.get("CERTLC_ACME_EMAIL") or None,
+            ca_bundle=env.get("CERTLC_ACME_CA_BUNDLE") or None,
+        )
+    raise CaConfigError(f"unknown CA adapter {name!r}: use local, cfssl or acme (CERTLC_CA or tag certlc-ca)")
+
+
+def _required(env: Mapping[str, str], key: str) -> str:
+    value = env.get(key, "").strip()
+    if not value:
+        raise CaConfigError(f"{key} is not set")
+    return value
+
+
+def _ensure_queue(client: Any) -> Any:
+    from azure.core.exceptions import ResourceExistsError
+
+    with contextlib.suppress(ResourceExistsError):
+        client.create_queue()
+    return client

@@ -1,0 +1,82 @@
+"""App settings of the renewal functions, read once and checked with messages an operator can act on.
+
+| setting | default | meaning |
+|---|---|---|
+| ``CERTLC_VAULTS`` | (required) | allow-listed vaults: ``name`` or ``name=https://url`` entries |
+| ``CERTLC_QUEUE_NAME`` | ``certlc-renewals`` | renewal queue; ``-failed`` and ``-poison`` queues beside it |
+| ``CertlcStorage`` | | queue connection string (or ``CertlcStorage__queueServiceUri`` for managed identity) |
+| ``CERTLC_CA`` | ``local`` | default CA adapter: ``local``, ``cfssl``, ``acme`` (tag ``certlc-ca`` overrides) |
+| ``CERTLC_CA_PROFILE`` | | default CA profile/template when neither tag nor certificate names one |
+| ``CERTLC_LOCAL_CA_DIR`` | ``.local/ca`` | folder of the built-in CA (key 0600) |
+| ``CERTLC_CFSSL_URL`` | | CFSSL remote signer base URL |
+| ``CERTLC_ACME_DIRECTORY`` | | ACME directory URL (with ``CERTLC_ACME_ACCOUNT_KEY``, ``CERTLC_ACME_EMAIL``) |
+| ``CERTLC_RENEW_BEFORE_DAYS`` | ``30`` | renew when at most this many days remain ... |
+| ``CERTLC_RENEW_LIFETIME_FRACTION`` | ``0.333`` | ... or when less than this share of the lifetime remains |
+| ``CERTLC_ESCALATE_DAYS`` | ``7`` | escalate failures this close to expiry |
+| ``CERTLC_MAX_ATTEMPTS`` | ``12`` | transient failures retried this many times, then failed |
+| ``CERTLC_BACKOFF_BASE_SECONDS`` / ``CERTLC_BACKOFF_CAP_SECONDS`` | ``60`` / ``21600`` | retry back-off |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from renewal.backoff import Backoff
+from renewal.clients import QUEUE_NAME_DEFAULT
+from renewal.decide import WindowSettings
+from renewal.vaults import Vault, vaults_from_env
+
+
+class SettingsError(ValueError):
+    """An app setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    vaults: Mapping[str, Vault]
+    queue_name: str
+    window: WindowSettings
+    backoff: Backoff
+
+    @property
+    def failed_queue_name(self) -> str:
+        return f"{self.queue_name}-failed"
+
+    @property
+    def poison_queue_name(self) -> str:
+        return f"{self.queue_name}-poison"
+
+
+def settings_from_env(env: Mapping[str, str]) -> Settings:
+    try:
+        vaults = vaults_from_env(env)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc
+    window = WindowSettings(
+        lifetime_fraction=_number(env, "CERTLC_RENEW_LIFETIME_FRACTION", 1 / 3, float, 0.0, 1.0),
+        renew_before=timedelta(days=_number(env, "CERTLC_RENEW_BEFORE_DAYS", 30, int, 0, 3650)),
+        escalate_within=timedelta(days=_number(env, "CERTLC_ESCALATE_DAYS", 7, int, 0, 365)),
+        default_ca=env.get("CERTLC_CA", "local").strip() or "local",
+        default_profile=env.get("CERTLC_CA_PROFILE", "").strip() or None,
+    )
+    backoff = Backoff(
+        base_seconds=_number(env, "CERTLC_BACKOFF_BASE_SECONDS", 60, int, 1, 86400),
+        cap_seconds=_number(env, "CERTLC_BACKOFF_CAP_SECONDS", 6 * 3600, int, 1, 7 * 86400),
+        max_attempts=_number(env, "CERTLC_MAX_ATTEMPTS", 12, int, 1, 1000),
+    )
+    return Settings(vaults, env.get("CERTLC_QUEUE_NAME", QUEUE_NAME_DEFAULT).strip(), window, backoff)
+
+
+def _number(env: Mapping[str, str], key: str, default: float, kind: type, low: float, high: float):
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{key}={raw!r} is not a {kind.__name__}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{key}={raw!r} is out of range ({low}..{high})")
+    return value
