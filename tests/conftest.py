@@ -3,5 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.servers",
     "tests.fixtures.keyvault",
+    "tests.fixtures.logs",
     "tests.fixtures.mail",
 ]
