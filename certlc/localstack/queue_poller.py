@@ -1,0 +1,209 @@
+"""A storage-queue poller with the Functions host's queue-trigger semantics (``host.json`` ``extensions.queues``).
+
+- a batch of up to ``batchSize`` messages is leased and run in parallel, one thread per message;
+- success deletes the message;
+- failure makes it visible again after ``visibilityTimeout``, or, once its dequeue count has reached
+  ``maxDequeueCount``, moves the original message text to ``<queue>-poison``;
+- an empty queue is polled with exponential back-off from 100 ms up to ``maxPollingInterval``.
+
+The poller speaks raw message text on the wire and base64-decodes bodies itself (``messageEncoding``
+base64), so a poisoned message lands in the poison queue byte for byte as it was sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from azure.functions.queue import QueueMessage
+
+log = logging.getLogger("certlc.host")
+
+MIN_POLLING_INTERVAL = 0.1
+_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2}(?:\.\d+)?)$")
+
+
+def parse_timespan(value: str | int | float, setting: str) -> float:
+    """Seconds in a host.json TimeSpan (``[d.]hh:mm:ss[.fff]``); a bare number means milliseconds."""
+    if isinstance(value, int | float):
+        return float(value) / 1000
+    match = _TIMESPAN.match(value.strip())
+    if not match:
+        raise ValueError(f"host.json {setting}: {value!r} is not a TimeSpan like '00:01:00'")
+    days, hours, minutes, seconds = match.groups()
+    return int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    """``extensions.queues`` with the host's defaults for anything left out."""
+
+    batch_size: int = 16
+    max_dequeue_count: int = 5
+    visibility_timeout: float = 0.0
+    max_polling_interval: float = 60.0
+    lease: float = 600.0  # how long a message stays invisible while its function runs
+
+    @classmethod
+    def from_host_json(cls, path: Path) -> QueueOptions:
+        try:
+            host = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read {path}: {exc}") from None
+        queues: Mapping[str, Any] = host.get("extensions", {}).get("queues", {})
+        defaults = cls()
+        lease = host.get("functionTimeout")
+        return cls(
+            batch_size=int(queues.get("batchSize", defaults.batch_size)),
+            max_dequeue_count=int(queues.get("maxDequeueCount", defaults.max_dequeue_count)),
+            visibility_timeout=parse_timespan(
+                queues.get("visibilityTimeout", "00:00:00"), "extensions.queues.visibilityTimeout"
+            ),
+            max_polling_interval=parse_timespan(
+                queues.get("maxPollingInterval", "00:01:00"), "extensions.queues.maxPollingInterval"
+            ),
+            lease=max(parse_timespan(lease, "functionTimeout"), 60.0) if lease else defaults.lease,
+        )
+
+
+Handler = Callable[[QueueMessage], None]
+
+
+class QueuePoller:
+    """Feeds one queue to one handler; ``poll_once`` for a single batch, ``run`` for the polling loop."""
+
+    def __init__(self, queue: Any, poison: Any, handler: Handler, options: QueueOptions) -> None:
+        self._queue = queue
+        self._poison = poison
+        self._handler = handler
+        self._options = options
+        self._pool = ThreadPoolExecutor(max_workers=options.batch_size, thread_name_prefix=f"queue-{queue.queue_name}")
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._processed = 0
+
+    @property
+    def busy(self) -> bool:
+        """True while a batch is leased and not yet settled."""
+        with self._lock:
+            return self._busy > 0
+
+    @property
+    def processed(self) -> int:
+        """Messages settled so far (deleted, released for retry or poisoned)."""
+        with self._lock:
+            return self._processed
+
+    @property
+    def queue_name(self) -> str:
+        return self._queue.queue_name
+
+    def ensure_queues(self) -> None:
+        """Create the queue and its poison queue if missing, as the host does."""
+        from azure.core.exceptions import ResourceExistsError
+
+        for client in (self._queue, self._poison):
+            with contextlib.suppress(ResourceExistsError):
+                client.create_queue()
+
+    def has_visible_messages(self) -> bool:
+        return bool(self._queue.peek_messages(max_messages=1))
+
+    def poll_once(self) -> int:
+        """Lease one batch, run it, settle every message; returns how many messages were leased."""
+        with self._lock:
+            self._busy += 1
+        try:
+            batch = list(
+                self._queue.receive_messages(
+                    messages_per_page=self._options.batch_size,
+                    max_messages=self._options.batch_size,
+                    visibility_timeout=max(1, round(self._options.lease)),
+                )
+            )
+            for future in [self._pool.submit(self._process, message) for message in batch]:
+                future.result()
+        finally:
+            with self._lock:
+                self._busy -= 1
+        return len(batch)
+
+    def run(self, stop: threading.Event, max_polling_interval: float | None = None) -> None:
+        """Poll until ``stop`` is set; an empty queue doubles the wait up to the polling cap."""
+        cap = self._options.max_polling_interval if max_polling_interval is None else max_polling_interval
+        interval = MIN_POLLING_INTERVAL
+        while not stop.is_set():
+            try:
+                leased = self.poll_once()
+            except Exception as exc:  # storage down or throttled: keep polling, like the host
+                log.warning("Polling queue %r failed: %s", self.queue_name, exc)
+                leased = 0
+            if leased:
+                interval = MIN_POLLING_INTERVAL
+                continue
+            stop.wait(min(interval, cap))
+            interval = min(interval * 2, max(cap, MIN_POLLING_INTERVAL))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def _process(self, message: Any) -> None:
+        self._settle(message)
+        with self._lock:
+            self._processed += 1
+
+    def _settle(self, message: Any) -> None:
+        try:
+            body = base64.b64decode(message.content or "", validate=True)
+        except (binascii.Error, ValueError):
+            log.error("Message %s on %r is not valid base64 (messageEncoding base64)", message.id, self.queue_name)
+            self._settle_failure(message)
+            return
+        trigger = QueueMessage(
+            id=message.id,
+            body=body,
+            dequeue_count=message.dequeue_count,
+            expiration_time=message.expires_on,
+            insertion_time=message.inserted_on,
+            time_next_visible=message.next_visible_on,
+            pop_receipt=message.pop_receipt,
+        )
+        try:
+            self._handler(trigger)
+        except Exception:  # the invoker logged it; the message decides its own fate below
+            self._settle_failure(message)
+        else:
+            self._queue.delete_message(message.id, message.pop_receipt)
+
+    def _settle_failure(self, message: Any) -> None:
+        if (message.dequeue_count or 0) >= self._options.max_dequeue_count:
+            self._poison.send_message(message.content)
+            self._queue.delete_message(message.id, message.pop_receipt)
+            log.warning(
+                "Message %s moved to %r after %d attempts", message.id, self._poison.queue_name, message.dequeue_count
+            )
+            return
+        self._queue.update_message(
+            message.id, message.pop_receipt, visibility_timeout=round(self._options.visibility_timeout)
+        )
+
+
+def raw_queue_pair(env: Mapping[str, str], connection: str, queue_name: str) -> tuple[Any, Any]:
+    """Clients on ``queue_name`` and ``<queue_name>-poison`` that pass message text through unchanged."""
+    from certlc.localstack.bindings import queue_sender
+
+    raw = {"message_encode_policy": None, "message_decode_policy": None}
+    return (
+        queue_sender(env, connection, queue_name, **raw),
+        queue_sender(env, connection, f"{queue_name}-poison", **raw),
+    )
