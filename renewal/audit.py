@@ -1,0 +1,194 @@
+"""The audit trail: one JSON line per renewal step, with secrets redacted before it is written.
+
+Lines go to the ``certlc.audit`` logger, which the Functions host forwards to
+Application Insights (query ``traces | where message startswith '{"ts"'``), and to
+optional sinks: a list in memory for tests and demos, or a JSONL file
+(``CERTLC_AUDIT_FILE``) for the local stack and the on-premises worker.
+
+Redaction is by key (anything named like a password, token, secret, key,
+authorization, signature or connection string) and by value (PEM private keys,
+JWTs, bearer/basic credentials, SAS ``sig=`` and ``AccountKey=``-style parts),
+because a field such as an error message can carry a secret under a harmless name.
+A failing sink is logged, never raised: the audit trail must not fail a renewal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+log = logging.getLogger("certlc.audit")
+
+REDACTED = "[REDACTED]"
+RESERVED = frozenset({"ts", "event"})
+
+
+class AuditEvent(StrEnum):
+    RENEWAL_INITIATED = "renewal_initiated"
+    CSR_CREATED = "csr_created"
+    CSR_REUSED = "csr_reused"
+    SUBMITTED = "submitted"
+    ISSUED = "issued"
+    PENDING = "pending"
+    DENIED = "denied"
+    MERGED = "merged"
+    NOTIFIED = "notified"
+    FAILED = "failed"
+    RETRIED = "retried"
+    SKIPPED = "skipped"
+    REJECTED = "rejected"
+
+
+SECRET_WORDS = frozenset(
+    {
+        "password", "passwd", "pwd", "passphrase", "secret", "secrets", "token", "tokens", "authorization",
+        "credential", "credentials", "cookie", "sig", "signature", "sas", "apikey",
+    }
+)  # fmt: skip
+SECRET_JOINED = ("connectionstring", "connstr", "accountkey", "privatekey", "apikey", "clientsecret")
+SECRET_VALUES = (
+    (re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END \1PRIVATE KEY-----|\Z)", re.S), REDACTED),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*"), REDACTED),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), rf"\1 {REDACTED}"),
+    (
+        re.compile(r"(?i)\b(AccountKey|SharedAccessKey|SharedAccessSignature|Password|Pwd)=[^;\s\"'&]+"),
+        rf"\1={REDACTED}",
+    ),
+    (re.compile(r"(?i)\b(sig)=[^&\s;\"'<>]+"), rf"\1={REDACTED}"),
+)
+
+
+def _words(key: str) -> list[str]:
+    return re.findall(r"[a-z]+|[0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key).lower())
+
+
+def is_secret_key(key: str) -> bool:
+    """``smtp_password``, ``sasToken``, ``AccountKey``, ``key`` are secret; ``key_type``, ``kv_request_id`` are not."""
+    words = _words(key)
+    joined = "".join(words)
+    return (
+        any(w in SECRET_WORDS for w in words)
+        or any(j in joined for j in SECRET_JOINED)
+        or (bool(words) and words[-1] in ("key", "keys"))
+    )
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with secret-named entries and secret-looking text replaced."""
+    if isinstance(value, Mapping):
+        return {k: REDACTED if is_secret_key(str(k)) else redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        for pattern, replacement in SECRET_VALUES:
+            value = pattern.sub(replacement, value)
+        return value
+    return value
+
+
+def iso_utc(moment: datetime) -> str:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"audit clock returned a naive datetime ({moment.isoformat()}); it must be timezone-aware")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    return str(value)
+
+
+class AuditSink(Protocol):
+    def write(self, record: Mapping[str, Any], line: str) -> None: ...
+
+
+class MemorySink:
+    """Keeps records in a list (tests, the local demo)."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def write(self, record: Mapping[str, Any], line: str) -> None:
+        self.records.append(json.loads(line))
+
+    def events(self) -> list[str]:
+        return [r["event"] for r in self.records]
+
+
+class JsonlFileSink:
+    """Appends one line per record; each write is a single append, safe across threads."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def write(self, record: Mapping[str, Any], line: str) -> None:
+        with self._lock, self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Audit:
+    def __init__(self, sinks: Sequence[AuditSink] = (), clock: Callable[[], datetime] = utc_now) -> None:
+        self.sinks = tuple(sinks)
+        self.clock = clock
+
+    def record(
+        self,
+        event: AuditEvent | str,
+        *,
+        vault: str,
+        name: str,
+        correlation_id: str,
+        attempt: int,
+        old_version: str | None = None,
+        new_version: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Write one audit line and return it (as written, redacted)."""
+        try:
+            kind = AuditEvent(event)
+        except ValueError:
+            raise ValueError(
+                f"unknown audit event {event!r}; known events: {', '.join(e.value for e in AuditEvent)}"
+            ) from None
+        clash = RESERVED.intersection(fields)
+        if clash:
+            raise ValueError(f"audit fields {sorted(clash)} are reserved for the record itself")
+        record = redact(
+            {
+                "ts": iso_utc(self.clock()),
+                "event": kind.value,
+                "vault": vault,
+                "name": name,
+                "correlation_id": correlation_id,
+                "attempt": attempt,
+                "old_version": old_version,
+                "new_version": new_version,
+                **fields,
+            }
+        )
+        line = json.dumps(record, default=_json_default, separators=(",", ":"), ensure_ascii=False)
+        log.info(line)
+        for sink in self.sinks:
+            try:
+                sink.write(record, line)
+            except Exception as exc:  # the trail is best effort beyond the log line
+                log.warning("audit sink %s failed: %s: %s", type(sink).__name__, type(exc).__name__, exc)
+        return json.loads(line)
+
+
+def audit_from_env(env: Mapping[str, str], *, clock: Callable[[], datetime] = utc_now) -> Audit:
+    """``CERTLC_AUDIT_FILE`` adds a JSONL file sink; the log line is always written."""
+    path = env.get("CERTLC_AUDIT_FILE", "").strip()
+    return Audit([JsonlFileSink(path)] if path else [], clock=clock)
