@@ -73,7 +73,7 @@ class SmtpChannel:
 
     def build_message(self, notification: Notification, recipients: Sequence[str]) -> EmailMessage:
         message = EmailMessage()
-        message["Subject"] = notification.subject
+        message["Subject"] = " ".join(notification.subject.split())  # one header line, whatever the name holds
         message["From"] = self.settings.sender
         message["To"] = ", ".join(recipients)
         message["Date"] = formatdate(usegmt=True)
@@ -94,12 +94,12 @@ class SmtpChannel:
             with self._connect() as client:
                 self._secure(client, where)
                 self._login(client, where)
-                client.send_message(message, to_addrs=list(recipients))
+                refused = client.send_message(message, to_addrs=list(recipients))
         except NotificationError:
             raise
         except smtplib.SMTPRecipientsRefused as exc:
-            refused = ", ".join(sorted(exc.recipients))
-            raise NotificationError(f"{where} refused every recipient ({refused})") from None
+            names = ", ".join(sorted(exc.recipients))
+            raise NotificationError(f"{where} refused every recipient ({names})") from None
         except smtplib.SMTPResponseException as exc:
             raise NotificationError(f"{where} answered {exc.smtp_code}: {_text(exc.smtp_error)}") from None
         except ssl.SSLError as exc:
@@ -109,6 +109,11 @@ class SmtpChannel:
             ) from None
         except (smtplib.SMTPException, OSError) as exc:
             raise NotificationError(f"{where} could not be reached or dropped the connection: {exc}") from None
+        if refused:
+            raise NotificationError(
+                f"{where} delivered to {len(recipients) - len(refused)} recipient(s) but refused "
+                f"{', '.join(sorted(refused))}"
+            )
 
     def _tls_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.settings.ca_bundle)

@@ -111,6 +111,16 @@ def test_wrong_password_is_a_clear_error_without_the_password(
     assert smtp_starttls.messages == []
 
 
+def test_refused_recipients_are_reported(smtp_starttls: SmtpServer) -> None:
+    channel = channel_for(smtp_starttls)
+    with pytest.raises(NotificationError, match=r"delivered to 1 recipient\(s\) but refused gone@refused\.example"):
+        channel.send(hostile_renewal(), ["ops@contoso.com", "gone@refused.example"])
+    assert [m.rcpt_tos for m in smtp_starttls.messages] == [("ops@contoso.com",)]
+    with pytest.raises(NotificationError, match=r"refused every recipient \(gone@refused.example\)"):
+        channel.send(hostile_renewal(), ["gone@refused.example"])
+    assert len(smtp_starttls.messages) == 1
+
+
 def test_untrusted_server_certificate_says_how_to_trust_it(smtp_starttls: SmtpServer) -> None:
     with pytest.raises(NotificationError, match="CERTLC_SMTP_CA_BUNDLE"):
         channel_for(smtp_starttls, ca_bundle=None).send(hostile_renewal(), RECIPIENTS)
