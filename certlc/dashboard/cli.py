@@ -1,0 +1,69 @@
+"""``certlc dashboard`` and ``certlc status``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from certlc.dashboard.source import RowsUnavailable, default_rows_file, rows_from_file, rows_from_url
+
+DEFAULT_STATE_DIR = Path(".local") / "state"
+
+
+def add_dashboard_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--rows", type=Path, help="status rows file (default: the local Logs emulator's rows)")
+    source.add_argument("--logs-url", help="a running Logs emulator's endpoint to read rows from")
+    parser.add_argument("--ca-bundle", default=os.environ.get("CERTLC_LOGS_CA_BUNDLE"), help="CA for --logs-url")
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="local stack state directory")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="HTML file to write (default: <state-dir>/dashboard.html)"
+    )
+
+
+def run_dashboard(args: argparse.Namespace) -> int:
+    from certlc.dashboard import render
+
+    try:
+        if args.logs_url:
+            rows = rows_from_url(args.logs_url, args.ca_bundle)
+        else:
+            rows = rows_from_file(args.rows or default_rows_file(args.state_dir))
+    except RowsUnavailable as error:
+        print(f"certlc dashboard: {error}", file=sys.stderr)
+        return 1
+    path = render(rows, args.out or args.state_dir / "dashboard.html")
+    print(path.resolve())
+    return 0
+
+
+def add_status_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--rows", type=Path, help="read stored status rows instead of the vaults in CERTLC_VAULTS")
+    parser.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
+
+
+def run_status(args: argparse.Namespace) -> int:
+    """Live from the vaults (the same rows ``ingest`` would upload); 2 when any vault failed."""
+    from certlc.dashboard.terminal import render_json, render_table
+
+    failed: list[str] = []
+    try:
+        if args.rows:
+            rows = rows_from_file(args.rows)
+        else:
+            from ingestion.run import take_snapshot
+
+            snapshot = take_snapshot(os.environ)
+            rows = snapshot.rows
+            failed = [v.error for v in snapshot.vaults if v.error]
+    except (RowsUnavailable, ValueError) as error:
+        print(f"certlc status: {error}", file=sys.stderr)
+        return 1
+    colour = not args.no_color and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    print(render_json(rows) if args.json else render_table(rows, colour))
+    for error in failed:
+        print(f"certlc status: vault skipped: {error}", file=sys.stderr)
+    return 2 if failed else 0
