@@ -2,7 +2,6 @@
 
 from renewal.notify.channel import Channel, NotificationError, NotifyConfigError
 from renewal.notify.notifications import (
-    ESCALATION_DAYS,
     Escalation,
     ExpiringWithoutRenewal,
     Notification,
@@ -17,7 +16,6 @@ from renewal.notify.smtp import SmtpChannel, SmtpSettings
 from renewal.notify.webhook import WebhookChannel
 
 __all__ = [
-    "ESCALATION_DAYS",
     "Channel",
     "ChannelResult",
     "Escalation",

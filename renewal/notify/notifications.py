@@ -14,8 +14,6 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-ESCALATION_DAYS = 7
-
 
 def require_aware(value: datetime, what: str) -> datetime:
     """Refuse naive datetimes: their time zone would be the host's, which certlc must never assume."""
@@ -195,7 +193,7 @@ class ExpiringWithoutRenewal(Notification):
 
 @dataclass(frozen=True)
 class Escalation(Notification):
-    """Within ``ESCALATION_DAYS`` of expiry and still not renewed: someone has to act now."""
+    """Close to expiry (the workflow's escalation window, 7 days) and still not renewed: act now."""
 
     vault: str
     name: str
@@ -227,9 +225,6 @@ class Escalation(Notification):
             ("Days left", str(self.days_left)),
             ("Last error", self.last_error or "(none recorded)"),
         ]
-
-
-AnyNotification = Renewed | RenewalFailed | ExpiringWithoutRenewal | Escalation
 
 
 def warning_due(last_sent: datetime | None, now: datetime) -> bool:
