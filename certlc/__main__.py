@@ -1,0 +1,5 @@
+import sys
+
+from certlc.cli import main
+
+sys.exit(main())

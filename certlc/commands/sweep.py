@@ -1,0 +1,27 @@
+"""``certlc sweep``: the sweep timer's work, once, now."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from renewal import handlers
+    from renewal.runtime import build_runtime
+
+    handlers.reset_runtime(build_runtime(args.env))
+    report = handlers.on_sweep_timer()
+    if args.json:
+        print(json.dumps(asdict(report), indent=2))
+    else:
+        for label, items in (("queued", report.enqueued), ("in flight", report.in_flight), ("warned", report.warned)):
+            print(f"{label}: {', '.join(items) or '-'}")
+        for key, error in report.errors.items():
+            print(f"error: {key}: {error}")
+    return 1 if report.errors else 0
