@@ -1,0 +1,410 @@
+"""The emulator's Event Grid delivery against a real webhook receiver, checked with the product's parser."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from certlc.emulators.keyvault.eventgrid import (
+    CLOUD_EVENTS_SCHEMA,
+    EVENT_GRID_SCHEMA,
+    EventGridPublisher,
+    KeyVaultEvent,
+    SubscriptionError,
+)
+from renewal.events import (
+    RejectedEvent,
+    abuse_protection_headers,
+    parse_delivery,
+    validation_code,
+    validation_response,
+)
+from renewal.vaults import parse_allow_list
+from tests.fixtures.mail import TlsMaterial, make_tls_material
+
+VAULT_URL = "https://127.0.0.1:54321"
+ALLOW = parse_allow_list(f"kv1={VAULT_URL}")
+CLEAN_SAMPLE = (
+    Path(__file__).resolve().parents[2]
+    / ".."
+    / "shared"
+    / "reference"
+    / "eventgrid-samples"
+    / "certificate-derived"
+    / "certificate-near-expiry.eventgrid.clean.json"
+)
+
+
+@dataclass(frozen=True)
+class Received:
+    method: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Receiver:
+    """A webhook that records every request and answers both handshakes with the product's functions.
+
+    ``script(path, codes)`` makes the next notifications on ``path`` answer with those status codes
+    (0 drops the connection); ``refuse(path)`` makes the handshake fail there.
+    """
+
+    def __init__(self, tls: TlsMaterial | None = None) -> None:
+        self._lock = threading.Lock()
+        self._received: dict[str, list[Received]] = {}
+        self._scripts: dict[str, list[int]] = {}
+        self._refused: set[str] = set()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        scheme = "http"
+        if tls is not None:
+            self.server.socket = tls.server_context().wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.base = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def endpoint(self) -> tuple[str, str]:
+        path = f"/api/events/{uuid.uuid4().hex}"
+        return path, self.base + path
+
+    def script(self, path: str, codes: list[int]) -> None:
+        with self._lock:
+            self._scripts[path] = list(codes)
+
+    def refuse(self, path: str) -> None:
+        with self._lock:
+            self._refused.add(path)
+
+    def received(self, path: str, method: str | None = None) -> list[Received]:
+        with self._lock:
+            return [r for r in self._received.get(path, []) if method is None or r.method == method]
+
+    def notifications(self, path: str) -> list[Received]:
+        return [r for r in self.received(path, "POST") if r.headers.get("aeg-event-type") == "Notification"]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _record(self) -> tuple[Received, bool, int]:
+                length = int(self.headers.get("Content-Length") or 0)
+                record = Received(
+                    self.command, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length)
+                )
+                with receiver._lock:
+                    receiver._received.setdefault(self.path, []).append(record)
+                    refused = self.path in receiver._refused
+                    script = receiver._scripts.get(self.path)
+                    code = script.pop(0) if script else 200
+                return record, refused, code
+
+            def _answer(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+                self.send_response(code)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_OPTIONS(self) -> None:
+                record, refused, _ = self._record()
+                if refused:
+                    self._answer(200)
+                    return
+                try:
+                    self._answer(200, headers=abuse_protection_headers(record.headers))
+                except RejectedEvent:
+                    self._answer(400)
+
+            def do_POST(self) -> None:
+                record, refused, code = self._record()
+                if record.headers.get("aeg-event-type") == "SubscriptionValidation":
+                    answer = {} if refused else validation_response(validation_code(record.json()[0]))
+                    self._answer(200, json.dumps(answer).encode(), {"Content-Type": "application/json"})
+                elif code == 0:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                else:
+                    self._answer(code)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[Receiver]:
+    running = Receiver()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def receiver_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Receiver, TlsMaterial]]:
+    material = make_tls_material(tmp_path_factory.mktemp("eventgrid-tls"))
+    running = Receiver(material)
+    yield running, material
+    running.stop()
+
+
+@pytest.fixture
+def publisher() -> Iterator[EventGridPublisher]:
+    running = EventGridPublisher(retry_delays=(0.01, 0.02, 0.03))
+    yield running
+    running.close()
+
+
+def _event(event_type: str = "CertificateNearExpiry", name: str = "web-frontend") -> KeyVaultEvent:
+    return KeyVaultEvent(
+        event_type=event_type,
+        vault_name="kv1",
+        vault_url=VAULT_URL,
+        object_name=name,
+        version=uuid.uuid4().hex,
+        nbf=1714557600,
+        exp=1722333600,
+        event_time=datetime(2024, 7, 1, 12, 0, 0, 123456, tzinfo=UTC),
+    )
+
+
+def test_event_grid_subscription_runs_the_validation_handshake(receiver: Receiver, publisher) -> None:
+    path, url = receiver.endpoint()
+    subscription = publisher.subscribe(url)
+    (handshake,) = receiver.received(path, "POST")
+    assert handshake.headers["aeg-event-type"] == "SubscriptionValidation"
+    assert handshake.json()[0]["eventType"] == "Microsoft.EventGrid.SubscriptionValidationEvent"
+    assert subscription["schema"] == EVENT_GRID_SCHEMA
+    assert publisher.subscriptions() == [subscription]
+
+
+def test_cloud_events_subscription_runs_the_options_handshake(receiver: Receiver, publisher) -> None:
+    path, url = receiver.endpoint()
+    assert publisher.subscribe(url, schema="CloudEvents")["schema"] == CLOUD_EVENTS_SCHEMA
+    (handshake,) = receiver.received(path)
+    assert (handshake.method, handshake.headers["webhook-request-origin"]) == ("OPTIONS", "eventgrid.azure.net")
+
+
+def test_event_grid_delivery_parses_into_the_right_renewal_request(receiver: Receiver, publisher) -> None:
+    path, url = receiver.endpoint()
+    publisher.subscribe(url)
+    event = _event()
+    publisher.publish(event)
+    assert publisher.flush()
+    (delivery,) = receiver.notifications(path)
+    assert delivery.headers["content-type"] == "application/json; charset=utf-8"
+    assert delivery.headers["aeg-delivery-count"] == "0"
+    assert isinstance(delivery.json(), list)
+    result = parse_delivery(delivery.body, ALLOW)
+    (logged,) = publisher.deliveries()
+    assert (result.rejected, len(result.requests)) == ((), 1)
+    request = result.requests[0]
+    assert (request.vault, request.name, request.version, request.reason, request.event_id) == (
+        "kv1",
+        "web-frontend",
+        event.version,
+        "near_expiry",
+        logged["event_id"],
+    )
+    assert (logged["status"], logged["attempts"], logged["schema"]) == ("delivered", 1, EVENT_GRID_SCHEMA)
+
+
+def test_cloud_event_delivery_parses_into_the_right_renewal_request(receiver: Receiver, publisher) -> None:
+    path, url = receiver.endpoint()
+    publisher.subscribe(url, schema=CLOUD_EVENTS_SCHEMA)
+    event = _event("CertificateExpired")
+    publisher.publish(event)
+    assert publisher.flush()
+    (delivery,) = receiver.notifications(path)
+    assert delivery.headers["content-type"] == "application/cloudevents+json; charset=utf-8"
+    body = delivery.json()
+    assert (body["specversion"], body["source"]) == (
+        "1.0",
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/certlc-local"
+        "/providers/Microsoft.KeyVault/vaults/kv1",
+    )
+    (request,) = parse_delivery(delivery.body, ALLOW).requests
+    assert (request.name, request.version, request.reason) == ("web-frontend", event.version, "expired")
+
+
+def test_new_version_created_is_delivered_and_ignored_by_the_product(receiver: Receiver, publisher) -> None:
+    path, url = receiver.endpoint()
+    publisher.subscribe(url)
+    publisher.publish(_event("CertificateNewVersionCreated"))
+    assert publisher.flush()
+    (delivery,) = receiver.notifications(path)
+    result = parse_delivery(delivery.body, ALLOW)
+    assert (result.requests, [i.reason for i in result.ignored]) == ((), ["new_version_created"])
+
+
+def test_payload_has_the_shape_of_the_published_sample(receiver: Receiver, publisher) -> None:
+    if not CLEAN_SAMPLE.is_file():
+        pytest.skip(f"reference sample not found: {CLEAN_SAMPLE}")
+    sample = json.loads(CLEAN_SAMPLE.read_text())
+    path, url = receiver.endpoint()
+    publisher.subscribe(url)
+    event = _event()
+    publisher.publish(event)
+    assert publisher.flush()
+    (sent,) = receiver.notifications(path)[0].json()
+    assert list(sent) == list(sample)
+    assert list(sent["data"]) == list(sample["data"])
+    assert sent["data"]["Id"] == f"{VAULT_URL}/certificates/web-frontend/{event.version}"
+    assert (sent["data"]["NBF"], sent["data"]["EXP"]) == ("1714557600", "1722333600")
+    assert sent["eventTime"] == "2024-07-01T12:00:00.1234560Z"
+    assert re.fullmatch(r"[0-9a-f-]{36}", sent["id"])
+
+
+def test_failing_receiver_is_retried_until_it_accepts(receiver: Receiver, publisher) -> None:
+    path, url = receiver.endpoint()
+    publisher.subscribe(url)
+    receiver.script(path, [500, 0, 200])
+    publisher.publish(_event())
+    assert publisher.flush()
+    attempts = receiver.notifications(path)
+    assert [a.headers["aeg-delivery-count"] for a in attempts] == ["0", "1", "2"]
+    assert len({a.body for a in attempts}) == 1
+    (logged,) = publisher.deliveries()
+    assert (logged["status"], logged["attempts"], logged["last_status_code"]) == ("delivered", 3, 200)
+
+
+def test_receiver_that_keeps_failing_is_dead_lettered(receiver: Receiver, publisher) -> None:
+    path, url = receiver.endpoint()
+    publisher.subscribe(url)
+    receiver.script(path, [503] * 10)
+    publisher.publish(_event())
+    assert publisher.flush()
+    (logged,) = publisher.deliveries()
+    assert (logged["status"], logged["attempts"], logged["last_error"]) == ("dead-lettered", 4, "HTTP 503")
+    assert len(receiver.notifications(path)) == 4
+
+
+def test_bad_request_is_not_retried(receiver: Receiver, publisher) -> None:
+    path, url = receiver.endpoint()
+    publisher.subscribe(url)
+    receiver.script(path, [400, 200])
+    publisher.publish(_event())
+    assert publisher.flush()
+    assert [(d["status"], d["attempts"]) for d in publisher.deliveries()] == [("dead-lettered", 1)]
+
+
+def test_event_type_filter(receiver: Receiver, publisher) -> None:
+    expired_path, expired_url = receiver.endpoint()
+    every_path, every_url = receiver.endpoint()
+    publisher.subscribe(expired_url, event_types=["Microsoft.KeyVault.CertificateExpired"])
+    publisher.subscribe(every_url, schema=CLOUD_EVENTS_SCHEMA)
+    publisher.publish(_event("CertificateNearExpiry"))
+    publisher.publish(_event("CertificateExpired"))
+    assert publisher.flush()
+    assert [n.json()[0]["eventType"] for n in receiver.notifications(expired_path)] == [
+        "Microsoft.KeyVault.CertificateExpired"
+    ]
+    assert sorted(n.json()["type"] for n in receiver.notifications(every_path)) == [
+        "Microsoft.KeyVault.CertificateExpired",
+        "Microsoft.KeyVault.CertificateNearExpiry",
+    ]
+    assert len(publisher.deliveries()) == 3
+
+
+def test_one_event_id_for_every_subscription(receiver: Receiver, publisher) -> None:
+    first_path, first_url = receiver.endpoint()
+    second_path, second_url = receiver.endpoint()
+    publisher.subscribe(first_url)
+    publisher.subscribe(second_url, schema=CLOUD_EVENTS_SCHEMA)
+    publisher.publish(_event())
+    assert publisher.flush()
+    ids = {receiver.notifications(first_path)[0].json()[0]["id"], receiver.notifications(second_path)[0].json()["id"]}
+    assert len(ids) == 1
+
+
+def test_flush_times_out_while_a_retry_is_waiting_and_close_cancels_it(receiver: Receiver) -> None:
+    path, url = receiver.endpoint()
+    slow = EventGridPublisher(retry_delays=(60.0,))
+    try:
+        slow.subscribe(url)
+        receiver.script(path, [500])
+        slow.publish(_event())
+        assert slow.flush(timeout=0.3) is False
+        assert [d["status"] for d in slow.deliveries()] == ["pending"]
+    finally:
+        slow.close()
+    assert [d["status"] for d in slow.deliveries()] == ["cancelled"]
+
+
+@pytest.mark.parametrize("schema", [EVENT_GRID_SCHEMA, CLOUD_EVENTS_SCHEMA])
+def test_endpoint_that_fails_the_handshake_is_not_subscribed(receiver: Receiver, publisher, schema: str) -> None:
+    path, url = receiver.endpoint()
+    receiver.refuse(path)
+    with pytest.raises(SubscriptionError, match=r"validation|WebHook-Allowed-Origin"):
+        publisher.subscribe(url, schema=schema)
+    assert publisher.subscriptions() == []
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "kwargs", "message"),
+    [
+        ("http://example.com/api", {}, "loopback"),
+        ("ftp://127.0.0.1/api", {}, "loopback"),
+        ("http://127.0.0.1:99999/api", {}, "not a URL"),
+        ("http://127.0.0.1:1/api", {"schema": "Avro"}, "unknown schema"),
+        ("http://127.0.0.1:1/api", {"event_types": ["SecretNearExpiry"]}, "unknown event type"),
+        ("http://127.0.0.1:1/api", {"event_types": []}, "empty"),
+    ],
+)
+def test_subscription_arguments_are_checked(publisher, endpoint: str, kwargs: dict, message: str) -> None:
+    with pytest.raises(SubscriptionError, match=message):
+        publisher.subscribe(endpoint, **kwargs)
+
+
+def test_unreachable_endpoint_cannot_be_subscribed(publisher) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(SubscriptionError, match="cannot reach"):
+        publisher.subscribe(f"http://127.0.0.1:{port}/api")
+
+
+def test_https_endpoint_is_trusted_through_the_ca_bundle(receiver_tls: tuple[Receiver, TlsMaterial]) -> None:
+    receiver, material = receiver_tls
+    path, url = receiver.endpoint()
+    untrusting = EventGridPublisher()
+    try:
+        with pytest.raises(SubscriptionError, match="cannot reach"):
+            untrusting.subscribe(url)
+    finally:
+        untrusting.close()
+    trusting = EventGridPublisher(ca_bundle=str(material.ca_pem))
+    try:
+        trusting.subscribe(url)
+        trusting.publish(_event())
+        assert trusting.flush()
+    finally:
+        trusting.close()
+    (delivery,) = receiver.notifications(path)
+    assert parse_delivery(delivery.body, ALLOW).requests[0].name == "web-frontend"
+
+
+def test_unknown_event_type_is_refused_at_publish(publisher) -> None:
+    with pytest.raises(ValueError, match="unknown Key Vault event type"):
+        publisher.publish(_event("SecretNearExpiry"))
