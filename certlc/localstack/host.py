@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
+import importlib.util
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,10 @@ class FunctionsHost:
     def queue_names(self) -> list[str]:
         return [poller.queue_name for poller in self._pollers]
 
+    @property
+    def queue_urls(self) -> list[str]:
+        return [poller.queue_url for poller in self._pollers]
+
     def start(self) -> FunctionsHost:
         self._ensure_queues()
         if self._webhook:
@@ -167,44 +171,45 @@ class FunctionsHost:
                 self._stop.wait(0.02)
 
 
-def load_settings(path: Path) -> dict[str, str]:
-    """The ``Values`` of a Functions ``local.settings.json``."""
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read settings file {path}: {exc}") from None
-    values = document.get("Values", {})
-    if not isinstance(values, dict):
-        raise ValueError(f"{path}: 'Values' must be an object of setting names to strings")
-    return {str(key): str(value) for key, value in values.items()}
-
-
-def settings_env(settings: Path | None) -> dict[str, str]:
-    """The environment with the settings file's values under it: a variable already set wins."""
-    values = load_settings(settings) if settings else {}
-    return {**values, **os.environ}
-
-
 def load_app(script_root: Path) -> func.FunctionApp:
-    """Import ``function_app.py`` from ``script_root`` and return its FunctionApp, as the worker does."""
-    root = str(script_root.resolve())
-    if not (script_root / "function_app.py").is_file():
-        raise ValueError(f"no function_app.py in {root}; pass --script-root")
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    module = importlib.import_module("function_app")
+    """Import ``function_app.py`` from ``script_root`` and return its FunctionApp, as the Python worker does.
+
+    The module is registered as ``function_app``, unless a different file already holds that name (a test
+    process hosting two apps), in which case it gets a name of its own.
+    """
+    path = (script_root / "function_app.py").resolve()
+    if not path.is_file():
+        raise ValueError(f"no function_app.py in {script_root.resolve()}; pass --script-root")
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    name = "function_app"
+    loaded = sys.modules.get(name)
+    if loaded is not None and Path(loaded.__file__ or "").resolve() != path:
+        name = f"function_app_{abs(hash(str(path))):x}"
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ValueError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
     for value in vars(module).values():
         if isinstance(value, func.FunctionApp):
             return value
-    raise ValueError(f"{module.__file__} defines no azure.functions.FunctionApp")
+    raise ValueError(f"{path} defines no azure.functions.FunctionApp")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--settings",
-        type=Path,
-        help="a local.settings.json whose Values become app settings (environment variables win); "
-        "default: local.settings.json in the script root, if present",
+        default=argparse.SUPPRESS,
+        help="a Functions local.settings.json whose Values become app settings (environment variables win; "
+        "default: ./local.settings.json if present)",
     )
     parser.add_argument(
         "--script-root", type=Path, default=Path("."), help="folder with function_app.py and host.json (default: .)"
@@ -226,15 +231,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def prepare(args: argparse.Namespace) -> tuple[func.FunctionApp, dict[str, str]]:
-    """App and settings for a host started from the command line; settings also go to ``os.environ``."""
-    settings = args.settings
-    if settings is None and (args.script_root / "local.settings.json").is_file():
-        settings = args.script_root / "local.settings.json"
-    env = settings_env(settings)
+    """App and app settings for a host started from the command line; the settings also go to ``os.environ``.
+
+    ``certlc`` puts the settings in ``args.env``; called on its own, ``--settings`` is read here.
+    """
+    env = getattr(args, "env", None)
+    if env is None:
+        from certlc.cli import load_settings
+
+        env = load_settings(getattr(args, "settings", None))
     os.environ.update(env)  # the functions read their settings from the process environment
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    return load_app(args.script_root), env
+    return load_app(args.script_root), dict(env)
 
 
 def serve_until_signal(host: FunctionsHost) -> None:
@@ -250,11 +259,42 @@ def serve_until_signal(host: FunctionsHost) -> None:
             signal.signal(sig, handler)
 
 
-def run(args: argparse.Namespace) -> int:
-    """``certlc dev``: host every function of function_app.py until interrupted."""
+def run_command(
+    command: str,
+    args: argparse.Namespace,
+    build: Callable[[func.FunctionApp, dict[str, str]], FunctionsHost],
+    serve: Callable[[FunctionsHost], int],
+) -> int:
+    """Build a host from the command line and serve it; setup and storage errors become one line and an exit code."""
+    from azure.core.exceptions import AzureError
+
+    from certlc.cli import UserError
+
     try:
         app, env = prepare(args)
-        host = FunctionsHost(
+        return serve(build(app, env))
+    except (BindingError, ValueError, OSError, UserError) as exc:
+        print(f"certlc {command}: {exc}", file=sys.stderr)
+        return 2
+    except (AzureError, TimeoutError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"certlc {command}: {detail}", file=sys.stderr)
+        return 1
+
+
+def _serve_dev(host: FunctionsHost) -> int:
+    for name, function in host.functions.items():
+        where = host.eventgrid_url(name) if function.trigger_type == EVENTGRID else function.trigger_type
+        print(f"  {name}: {where}", flush=True)
+    serve_until_signal(host)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """``certlc dev``: host every function of function_app.py until SIGINT/SIGTERM."""
+
+    def build(app: func.FunctionApp, env: dict[str, str]) -> FunctionsHost:
+        return FunctionsHost(
             app,
             env,
             args.script_root / "host.json",
@@ -262,11 +302,5 @@ def run(args: argparse.Namespace) -> int:
             schedule_timers=not args.no_timers,
             max_polling_interval=args.max_polling_interval,
         )
-    except (BindingError, ValueError, OSError) as exc:
-        print(f"certlc dev: {exc}", file=sys.stderr)
-        return 2
-    for name, function in host.functions.items():
-        where = host.eventgrid_url(name) if function.trigger_type == EVENTGRID else function.trigger_type
-        print(f"  {name}: {where}")
-    serve_until_signal(host)
-    return 0
+
+    return run_command("dev", args, build, _serve_dev)

@@ -108,6 +108,11 @@ class QueuePoller:
     def queue_name(self) -> str:
         return self._queue.queue_name
 
+    @property
+    def queue_url(self) -> str:
+        """The queue's address without any SAS token."""
+        return self._queue.url.split("?", 1)[0]
+
     def ensure_queues(self) -> None:
         """Create the queue and its poison queue if missing, as the host does."""
         from azure.core.exceptions import ResourceExistsError

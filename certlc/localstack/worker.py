@@ -1,0 +1,60 @@
+"""``certlc worker``: the renewal queue drained on-premises, next to a CA only the corporate network reaches.
+
+It runs only the queue-triggered functions of function_app.py, with the local host's queue poller and
+``host.json`` semantics, against the real Azure queue over outbound HTTPS. The connection is identity-based
+(``<Conn>__queueServiceUri`` with ``DefaultAzureCredential``) or a connection string in ``<Conn>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import azure.functions as func
+
+from certlc.localstack.host import QUEUE, FunctionsHost, add_common_arguments, run_command, serve_until_signal
+
+DRAIN_TIMEOUT = 3600.0
+
+
+def build_worker(
+    app: func.FunctionApp, env: dict[str, str], host_json: Path, max_polling_interval: float | None = None
+) -> FunctionsHost:
+    """A host with the app's queue-triggered functions only (no webhook, no timers)."""
+    host = FunctionsHost(app, env, host_json, triggers={QUEUE}, max_polling_interval=max_polling_interval)
+    if not host.queue_names:
+        raise ValueError("function_app.py has no queue-triggered function for a worker to run")
+    return host
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--drain",
+        action="store_true",
+        help="process the messages visible now, then exit (for a scheduled task) instead of polling until stopped",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DRAIN_TIMEOUT,
+        metavar="SECONDS",
+        help=f"with --drain: give up (exit 1) after this long (default {DRAIN_TIMEOUT:g})",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Poll the queue(s) until SIGINT/SIGTERM, or once through with ``--drain``."""
+
+    def build(app: func.FunctionApp, env: dict[str, str]) -> FunctionsHost:
+        return build_worker(app, env, args.script_root / "host.json", args.max_polling_interval)
+
+    def serve(host: FunctionsHost) -> int:
+        print(f"certlc worker: polling {', '.join(host.queue_urls)}", flush=True)
+        if args.drain:
+            print(f"certlc worker: processed {host.drain(args.timeout)} message(s)", flush=True)
+            return 0
+        serve_until_signal(host)
+        return 0
+
+    return run_command("worker", args, build, serve)
