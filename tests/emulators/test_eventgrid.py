@@ -228,6 +228,7 @@ def test_event_grid_delivery_parses_into_the_right_renewal_request(receiver: Rec
         logged["event_id"],
     )
     assert (logged["status"], logged["attempts"], logged["schema"]) == ("delivered", 1, EVENT_GRID_SCHEMA)
+    json.dumps([publisher.deliveries(), publisher.subscriptions()])  # the emulator's admin API serves both
 
 
 def test_cloud_event_delivery_parses_into_the_right_renewal_request(receiver: Receiver, publisher) -> None:

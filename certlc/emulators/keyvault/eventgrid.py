@@ -90,7 +90,7 @@ class _Delivery:
             "attempts": self.attempts,
             "last_status_code": self.last_status_code,
             "last_error": self.last_error,
-            "delivered_at": self.delivered_at,
+            "delivered_at": self.delivered_at.isoformat() if self.delivered_at else None,
         }
 
 
