@@ -36,11 +36,10 @@ from tests.fixtures.mail import TlsMaterial, make_tls_material
 VAULT_URL = "https://127.0.0.1:54321"
 ALLOW = parse_allow_list(f"kv1={VAULT_URL}")
 CLEAN_SAMPLE = (
-    Path(__file__).resolve().parents[2]
-    / ".."
-    / "shared"
+    Path(__file__).resolve().parents[1]
+    / "data"
+    / "events"
     / "reference"
-    / "eventgrid-samples"
     / "certificate-derived"
     / "certificate-near-expiry.eventgrid.clean.json"
 )
@@ -260,8 +259,6 @@ def test_new_version_created_is_delivered_and_ignored_by_the_product(receiver: R
 
 
 def test_payload_has_the_shape_of_the_published_sample(receiver: Receiver, publisher) -> None:
-    if not CLEAN_SAMPLE.is_file():
-        pytest.skip(f"reference sample not found: {CLEAN_SAMPLE}")
     sample = json.loads(CLEAN_SAMPLE.read_text())
     path, url = receiver.endpoint()
     publisher.subscribe(url)

@@ -23,22 +23,20 @@ from renewal.events import (
 )
 from renewal.vaults import parse_allow_list
 
-SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "eventgrid-samples"
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "events"
+SAMPLES = CORPUS / "reference"
 SAMPLE_VERSION = "ee059b2bb5bc48398a53b168c6cdcb10"
 ALLOW = parse_allow_list("sample-kv")
 
 
 def _samples(pattern: str) -> list[Path]:
-    """For parametrize: an empty list (a skipped test) when the reference folder is not checked out."""
-    return sorted(SAMPLES.resolve().glob(pattern))
+    found = sorted(SAMPLES.glob(pattern))
+    assert found, f"no reference sample matches {pattern} under {SAMPLES}"
+    return found
 
 
 def _sample(relative: str) -> Path:
-    path = SAMPLES / relative
-    if not path.is_file():
-        pytest.skip(f"reference sample {relative} not found under {SAMPLES}")
-    return path
+    return SAMPLES / relative
 
 
 def _clean() -> dict:
@@ -111,7 +109,7 @@ def test_malformed_corpus_gives_its_specific_reason(case: dict) -> None:
 
 def test_corpus_covers_every_file() -> None:
     listed = {c["file"] for c in _manifest()["cases"]}
-    assert listed == {p.name for p in CORPUS.iterdir()} - {"manifest.json"}
+    assert listed == {p.name for p in CORPUS.iterdir() if p.is_file()} - {"manifest.json"}
     assert len(listed) >= 25
 
 
