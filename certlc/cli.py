@@ -38,29 +38,30 @@ def load_settings(path: str | None) -> dict[str, str]:
     return values | dict(os.environ)
 
 
-def _delegate(module: str, command: str = "run") -> Callable[[argparse.Namespace], int]:
+def _delegate(target: str) -> Callable[[argparse.Namespace], int]:
+    module, _, function = target.partition(":")
+
     def run(args: argparse.Namespace) -> int:
-        return int(getattr(importlib.import_module(module), command)(args) or 0)
+        return int(getattr(importlib.import_module(module), function or "run")(args) or 0)
 
     return run
 
 
-def _with_arguments(module: str) -> Callable[[argparse.ArgumentParser], None]:
-    def add(parser: argparse.ArgumentParser) -> None:
-        importlib.import_module(module).add_arguments(parser)
+def _add_arguments(target: str, parser: argparse.ArgumentParser) -> None:
+    module, _, function = target.partition(":")
+    adder = "add_" + function.removeprefix("run_") + "_arguments" if function else "add_arguments"
+    getattr(importlib.import_module(module), adder)(parser)
 
-    return add
 
-
-# (name, help, module with add_arguments/run)
+# (name, help, "module" with add_arguments/run, or "module:run_x" with add_x_arguments/run_x)
 DELEGATED = [
     ("demo", "run the whole pipeline on the local stack and print a summary", "certlc.demo"),
     ("renew", "renew one certificate now (in this process)", "certlc.commands.renew"),
     ("sweep", "find due certificates nothing is renewing and queue them", "certlc.commands.sweep"),
     ("failed", "list or re-drive permanently failed and poison renewals", "certlc.commands.failed"),
     ("ingest", "snapshot certificate status to Log Analytics (or the local emulator)", "certlc.commands.ingest"),
-    ("status", "show every certificate's status across the configured vaults", "certlc.dashboard.status_cli"),
-    ("dashboard", "write the status dashboard as a self-contained HTML page", "certlc.dashboard.cli"),
+    ("status", "show every certificate's status across the configured vaults", "certlc.dashboard.cli:run_status"),
+    ("dashboard", "write the status dashboard as a self-contained HTML page", "certlc.dashboard.cli:run_dashboard"),
     ("dev", "run function_app.py's functions on a local Functions host", "certlc.localstack.host"),
     ("worker", "drain the Azure renewal queue on-premises (near an internal CA)", "certlc.localstack.worker"),
     ("local", "start or stop the whole local stack in the background", "certlc.localstack.stack"),
@@ -71,6 +72,19 @@ EMULATORS = [
 ]
 
 
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line, skipping the global option's value."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--settings":
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="certlc",
@@ -78,18 +92,18 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     )
     parser.add_argument("--settings", help="a Functions local.settings.json whose Values are used as app settings")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    wanted = next((a for a in argv if not a.startswith("-")), None)
+    wanted = _command_word(argv)
     for name, help_text, module in DELEGATED:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == wanted:  # only the chosen command's module is imported
-            _with_arguments(module)(p)
+            _add_arguments(module, p)
         p.set_defaults(handler=_delegate(module))
     emulator = sub.add_parser("emulator", help="run one of the local emulators in the foreground")
     emulators = emulator.add_subparsers(dest="emulator", metavar="NAME", required=True)
     for name, help_text, module in EMULATORS:
         p = emulators.add_parser(name, help=help_text, description=help_text)
         if wanted == "emulator":
-            _with_arguments(module)(p)
+            _add_arguments(module, p)
         p.set_defaults(handler=_delegate(module))
     return parser
 

@@ -11,5 +11,6 @@ def ingest(timer: func.TimerRequest) -> None:
     import os
 
     from ingestion.run import ingest as run_ingest
+    from renewal.clock import clock_from_env
 
-    run_ingest(os.environ)
+    run_ingest(os.environ, now=clock_from_env(os.environ)())

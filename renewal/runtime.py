@@ -5,19 +5,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from renewal.ca.base import CaConfigError, CertificateAuthority
 from renewal.clients import certificate_client, queue_client
+from renewal.clock import Clock, clock_from_env
 from renewal.keyvault import KeyVault
 from renewal.queue import FailedStore, RenewalQueue
 from renewal.settings import Settings, settings_from_env
 from renewal.vaults import Vault
 from renewal.workflow import RenewalWorkflow
-
-Clock = Callable[[], datetime]
 
 
 @dataclass
@@ -34,14 +32,10 @@ class Runtime:
         return self.workflow.keyvault_for(vault)
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def build_runtime(
     env: Mapping[str, str],
     *,
-    clock: Clock = utc_now,
+    clock: Clock | None = None,
     ca_for: Callable[[str], CertificateAuthority] | None = None,
     dry_run: bool = False,
 ) -> Runtime:
@@ -50,6 +44,7 @@ def build_runtime(
     from renewal.reporting import Reporter
 
     settings = settings_from_env(env)
+    clock = clock or clock_from_env(env)
     renewals = RenewalQueue(_ensure_queue(queue_client(env, settings.queue_name)))
     failed = FailedStore(
         queue_client(env, settings.failed_queue_name), queue_client(env, settings.poison_queue_name), renewals

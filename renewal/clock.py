@@ -1,0 +1,37 @@
+"""Where "now" comes from: the system clock, or on the local stack the Key Vault emulator's clock.
+
+The emulator's clock can be moved forward to make certificates expire; ``CERTLC_CLOCK_URL``
+(the emulator's ``/_emulator/clock``, loopback only) makes the functions see the same time,
+so their decisions agree with the events the emulator raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+from renewal.clients import is_loopback_url
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def clock_from_env(env: Mapping[str, str]) -> Clock:
+    url = env.get("CERTLC_CLOCK_URL", "").strip()
+    if not url:
+        return utc_now
+    if not is_loopback_url(url):
+        raise ValueError(f"CERTLC_CLOCK_URL {url} is not on loopback: it is for the local emulator only")
+    verify: bool | str = env.get("CERTLC_KEYVAULT_CA_BUNDLE", "").strip() or True
+
+    def emulated_now() -> datetime:
+        import requests
+
+        response = requests.get(url, verify=verify, timeout=10)
+        response.raise_for_status()
+        return datetime.fromisoformat(response.json()["now"].replace("Z", "+00:00"))
+
+    return emulated_now
