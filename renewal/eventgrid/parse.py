@@ -94,7 +94,7 @@ def normalise_keys(fields: Mapping[Any, Any], where: str) -> dict[str, Any]:
         norm = key.strip().replace("_", "").lower()
         if norm in folded and folded[norm] != value:
             raise RejectedEvent(
-                r.AMBIGUOUS_FIELD, f"{where} spells {key.strip()!r} twice with different values; send one"
+                r.AMBIGUOUS_FIELD, f"{where} spells {show(key.strip())} twice with different values; send one"
             )
         folded[norm] = value
     return folded
