@@ -35,7 +35,7 @@ def reset_runtime(value: Runtime | None = None) -> None:
 
 def on_event_grid_event(event: Any) -> list[str]:
     """One Event Grid event in, at most one queue message out; invalid events are logged, not retried."""
-    from renewal.events import RejectedEvent, from_functions_event, outcome, parse_event
+    from renewal.events import Ignored, RejectedEvent, from_functions_event, outcome, parse_event
 
     rt = runtime()
     try:
@@ -44,7 +44,7 @@ def on_event_grid_event(event: Any) -> list[str]:
         log.warning("event %s rejected: %s", getattr(event, "id", "?"), exc)
         return []
     result = outcome(parsed)
-    if not hasattr(result, "to_json"):
+    if isinstance(result, Ignored):
         log.info("event %s ignored: %s", parsed.event_id, result.message)
         return []
     log.info(

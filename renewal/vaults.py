@@ -29,11 +29,11 @@ class Vault:
 
 
 def is_valid_vault_name(name: str) -> bool:
-    return bool(VAULT_NAME.match(name)) and "--" not in name
+    return bool(VAULT_NAME.fullmatch(name)) and "--" not in name
 
 
 def is_valid_object_name(name: str) -> bool:
-    return bool(OBJECT_NAME.match(name))
+    return bool(OBJECT_NAME.fullmatch(name))
 
 
 def parse_allow_list(value: str) -> dict[str, Vault]:

@@ -1,0 +1,326 @@
+"""``certlc demo``: the whole pipeline on the local stack, end to end, with a summary.
+
+It seeds a vault the way an operator's vault looks on the day certlc is installed (an
+expired certificate, one expiring within 30 days, a healthy one, a Key Vault self-signed
+one, and one whose CA template was retired), moves the Key Vault clock forward so Key
+Vault raises its events, lets Event Grid → queue → renew → merge → notify run, runs the
+sweep, ingests the status snapshot, writes the dashboard and checks every certificate
+ended as it should. Exit code 0 only when all did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEMO_DIR = Path(".local/demo")
+VAULT = "kv1"
+ADVANCE_DAYS = 15
+
+
+@dataclass(frozen=True)
+class Seed:
+    name: str
+    issuer: str  # "Unknown" (certlc renews) or "Self" (Key Vault renews)
+    days_left: int  # at seeding time
+    lifetime_days: int
+    expect: str  # the status the certificate must end in
+    expect_reason: str
+    tags: dict[str, str] = field(default_factory=dict)
+    sans: tuple[str, ...] = ()
+
+
+SEEDS = (
+    Seed(
+        "web-expired",
+        "Unknown",
+        -2,
+        90,
+        "renewed",
+        "renewed",
+        {"Recipient": "web-team@example.com"},
+        ("www.example.com",),
+    ),
+    Seed(
+        "shop-expiring",
+        "Unknown",
+        40,
+        90,
+        "renewed",
+        "renewed",
+        {"Recipient": "shop@example.com; oncall@example.com", "owner": "shop"},
+        ("shop.example.com", "cart.example.com"),
+    ),
+    Seed("api-healthy", "Unknown", 300, 365, "skipped", "not_due", {}, ("api.example.com",)),
+    Seed("portal-selfsigned", "Self", 0, 0, "skipped", "not_managed", {}, ("portal.example.com",)),
+    Seed(
+        "partner-retired",
+        "Unknown",
+        38,
+        90,
+        "failed",
+        "ca_denied",
+        {"certlc-profile": "retired-template"},
+        ("partner.example.com",),
+    ),
+)
+
+
+@dataclass
+class Outcome:
+    name: str
+    expected: str
+    status: str
+    reason: str
+    versions: int
+    alerts: int
+    ok: bool
+    detail: str = ""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", type=Path, default=DEMO_DIR, help=f"state folder, wiped first (default {DEMO_DIR})")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from certlc.localstack.receiver import WebhookReceiver
+    from certlc.localstack.stack import LocalStack
+
+    say = _progress(quiet=args.json)
+    shutil.rmtree(args.dir, ignore_errors=True)
+    receiver = WebhookReceiver().start()
+    say("starting the local stack (Azurite, Key Vault and Logs Ingestion emulators, Functions host)")
+    started = time.monotonic()
+    try:
+        with LocalStack(args.dir, vaults=(VAULT,), extra_settings=_demo_settings(receiver.url)) as stack:
+            client = _client(stack)
+            say(f"seeding vault {VAULT} with {len(SEEDS)} certificates")
+            seed_vault(client, stack, args.dir)
+            say(f"moving the Key Vault clock {ADVANCE_DAYS} days forward: Key Vault raises its expiry events")
+            _admin(stack, "POST", "clock", {"advance_seconds": ADVANCE_DAYS * 86400})
+            _settle(stack)
+            say("running the sweep (the safety net for missed events)")
+            stack.host.trigger_timer("sweep")
+            _settle(stack)
+            say("ingesting the status snapshot and writing the dashboard")
+            stack.host.trigger_timer("ingest")
+            dashboard = _dashboard(stack, args.dir)
+            outcomes = assess(client, stack, args.dir, receiver.payloads())
+    finally:
+        receiver.stop()
+    elapsed = time.monotonic() - started
+    ok = all(o.ok for o in outcomes)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ok": ok,
+                    "seconds": round(elapsed, 1),
+                    "dashboard": str(dashboard),
+                    "certificates": [asdict(o) for o in outcomes],
+                },
+                indent=2,
+            )
+        )
+    else:
+        print_summary(outcomes, elapsed, dashboard)
+    return 0 if ok else 1
+
+
+def _demo_settings(webhook_url: str) -> dict[str, str]:
+    return {
+        "CERTLC_WEBHOOK_URLS": f"generic={webhook_url}",
+        "CERTLC_NOTIFY_DEFAULT_RECIPIENTS": "pki-team@example.com",
+    }
+
+
+def _progress(quiet: bool) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        if not quiet:
+            print(f"==> {message}", flush=True)
+
+    return say
+
+
+def _client(stack: Any) -> Any:
+    from azure.keyvault.certificates import CertificateClient
+
+    from renewal.clients import StaticTokenCredential
+
+    return CertificateClient(
+        stack.keyvault.vault_urls[VAULT],
+        StaticTokenCredential(stack.keyvault.token),
+        connection_verify=stack.keyvault.ca_bundle,
+        verify_challenge_resource=False,
+    )
+
+
+def _admin(stack: Any, method: str, path: str, body: Any = None) -> Any:
+    import requests
+
+    response = requests.request(
+        method, f"{stack.keyvault.admin_url}/{path}", json=body, verify=stack.keyvault.ca_bundle, timeout=60
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def _emulated_now(stack: Any) -> dt.datetime:
+    return dt.datetime.fromisoformat(_admin(stack, "GET", "clock")["now"].replace("Z", "+00:00"))
+
+
+def seed_vault(client: Any, stack: Any, directory: Path) -> None:
+    """Create each certificate in Key Vault; the ``Unknown`` ones are signed by a "previous" CA."""
+    from azure.keyvault.certificates import CertificatePolicy
+
+    previous_ca = _PreviousCA()
+    now = _emulated_now(stack)
+    for seed in SEEDS:
+        policy = CertificatePolicy(
+            issuer_name=seed.issuer, subject=f"CN={seed.sans[0]}", san_dns_names=list(seed.sans), validity_in_months=12
+        )
+        operation = client.begin_create_certificate(seed.name, policy, tags=seed.tags, _polling_interval=0.05).result()
+        if seed.issuer != "Unknown":
+            continue
+        not_after = now + dt.timedelta(days=seed.days_left)
+        chain = previous_ca.sign(operation.csr, not_after - dt.timedelta(days=seed.lifetime_days), not_after)
+        client.merge_certificate(seed.name, chain)
+
+
+class _PreviousCA:
+    """The CA that issued the seeded certificates before certlc took over (any CA would do)."""
+
+    def __init__(self) -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Previous Issuing CA")])
+        start = dt.datetime.now(dt.UTC) - dt.timedelta(days=800)
+        self._cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(start + dt.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(self._key, hashes.SHA256())
+        )
+
+    def sign(self, csr_der: bytes, not_before: dt.datetime, not_after: dt.datetime) -> list[bytes]:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        csr = x509.load_der_x509_csr(csr_der)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(csr.subject)
+            .issuer_name(self._cert.subject)
+            .public_key(csr.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+        )
+        for ext in csr.extensions:
+            builder = builder.add_extension(ext.value, critical=ext.critical)
+        leaf = builder.sign(self._key, hashes.SHA256())
+        return [leaf.public_bytes(Encoding.DER), self._cert.public_bytes(Encoding.DER)]
+
+
+def _settle(stack: Any, timeout: float = 120.0) -> None:
+    """Wait until Event Grid has delivered everything and the queue is drained."""
+    _admin(stack, "POST", "events/flush", {"timeout": 30})
+    stack.host.drain(timeout=timeout)
+
+
+def _dashboard(stack: Any, directory: Path) -> Path:
+    from certlc.dashboard import render
+
+    return render(stack.logs.rows(), directory / "dashboard.html")
+
+
+def assess(client: Any, stack: Any, directory: Path, alerts: list[Any]) -> list[Outcome]:
+    """Each seeded certificate's final state, from the audit trail, Key Vault and the alerts received."""
+    from renewal.decide import Input, WindowSettings, decide
+    from renewal.keyvault import KeyVault
+    from renewal.messages import RenewalRequest
+    from renewal.vaults import Vault
+
+    audit = _audit_records(directory / "stack" / "audit.jsonl", stack)
+    kv = KeyVault(client, Vault(VAULT, stack.keyvault.vault_urls[VAULT]))
+    vaults = {VAULT: kv.vault}
+    outcomes = []
+    for seed in SEEDS:
+        records = [r for r in audit if r.get("name") == seed.name]
+        versions = len(list(client.list_properties_of_certificate_versions(seed.name)))
+        mine = [a for a in alerts if isinstance(a, dict) and a.get("name") == seed.name]
+        status, reason = _final_state(records)
+        if status == "untouched":  # no event and not due for the sweep: say why, from the decision chain
+            verdict = decide(
+                Input(
+                    RenewalRequest(VAULT, seed.name, "sweep"),
+                    vaults,
+                    kv.get(seed.name),
+                    _emulated_now(stack),
+                    WindowSettings(),
+                )
+            )
+            status, reason = ("skipped", verdict.reason) if verdict.outcome == "skip" else ("missed", verdict.reason)
+        expected_versions = 2 if seed.expect == "renewed" else 1
+        failure_alerted = seed.expect != "failed" or any(a.get("kind") == "renewal_failed" for a in mine)
+        ok = (status, reason) == (seed.expect, seed.expect_reason) and versions == expected_versions and failure_alerted
+        detail = "" if ok else f"expected {seed.expect} ({seed.expect_reason}) with {expected_versions} version(s)"
+        outcomes.append(Outcome(seed.name, seed.expect, status, reason, versions, len(mine), ok, detail))
+    return outcomes
+
+
+def _audit_records(path: Path, stack: Any) -> list[dict[str, Any]]:
+    if not path.exists():
+        path = Path(stack.settings.get("CERTLC_AUDIT_FILE", path))
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _final_state(records: list[dict[str, Any]]) -> tuple[str, str]:
+    """A renewal, once merged, stays renewed; otherwise the last failure, else the last skip."""
+    events = [r["event"] for r in records]
+    if "merged" in events:
+        return "renewed", "renewed"
+    for record in reversed(records):
+        if record["event"] in ("failed", "rejected"):
+            return "failed", record.get("reason", "?")
+    for record in reversed(records):
+        if record["event"] == "skipped":
+            return "skipped", record.get("reason", "?")
+    return "untouched", ""
+
+
+def print_summary(outcomes: list[Outcome], elapsed: float, dashboard: Path) -> None:
+    width = max(len(o.name) for o in outcomes)
+    print()
+    print(f"{'certificate':<{width}}  {'outcome':<8}  {'reason':<12}  versions  alerts  check")
+    for o in outcomes:
+        mark = "ok" if o.ok else f"WRONG: {o.detail}"
+        print(f"{o.name:<{width}}  {o.status:<8}  {o.reason:<12}  {o.versions:>8}  {o.alerts:>6}  {mark}")
+    renewed = sum(o.status == "renewed" for o in outcomes)
+    failed = sum(o.status == "failed" for o in outcomes)
+    skipped = sum(o.status == "skipped" for o in outcomes)
+    print(f"\n{renewed} renewed, {skipped} skipped, {failed} failed with an alert, in {elapsed:.1f} s")
+    print(f"dashboard: {dashboard.resolve()}")
+    if not all(o.ok for o in outcomes):
+        print("demo FAILED: some certificates did not end as they should", file=sys.stderr)
