@@ -1,0 +1,377 @@
+"""The certificates API: create/pending/merge/import/get/update/list/delete and the secret download."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from cryptography import x509
+
+from . import bundles, pki
+from . import policy as policies
+from .bundles import Vault
+from .clock import Clock
+from .errors import (
+    KeyVaultError,
+    bad_parameter,
+    certificate_not_found,
+    deleted_not_found,
+    pending_not_found,
+    secret_not_found,
+)
+from .response import Response
+from .store import Certificate, Pending, Store, Version, new_id
+
+NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
+RETRY_AFTER = "10"
+PURGE_DAYS = 7
+SUPPORTED_ISSUERS = ("self", "unknown")
+
+
+class VersionListener(Protocol):
+    def new_version(self, vault: Vault, cert: Certificate, version: Version) -> None: ...
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise bad_parameter(
+            f"The request URI contains an invalid name: {name!r}. Names are 1-127 characters of 0-9, a-z, A-Z and -."
+        )
+    return name
+
+
+def _json_object(body: Any) -> dict[str, Any]:
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise bad_parameter("The request body must be a JSON object")
+    return body
+
+
+def _tags(value: Any) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise bad_parameter("Property tags must be an object of string values")
+    return dict(value)
+
+
+class Certificates:
+    def __init__(self, store: Store, clock: Clock, listener: VersionListener) -> None:
+        self._store = store
+        self._clock = clock
+        self._listener = listener
+
+    # -- lookups -----------------------------------------------------------------------------------
+    def _live(self, vault: Vault, name: str) -> Certificate:
+        cert = self._store.get(vault.name, check_name(name))
+        if cert is None or cert.deleted is not None:
+            raise certificate_not_found(name)
+        return cert
+
+    def _version(self, cert: Certificate, version: str | None) -> Version:
+        found = cert.find(version) if version else cert.latest()
+        if found is None:
+            raise certificate_not_found(cert.name, version)
+        return found
+
+    def _pending(self, vault: Vault, name: str) -> tuple[Certificate, Pending]:
+        cert = self._store.get(vault.name, check_name(name))
+        if cert is None or cert.deleted is not None or cert.pending is None:
+            raise pending_not_found(name)
+        return cert, cert.pending
+
+    def _not_deleted(self, vault: Vault, name: str) -> Certificate | None:
+        cert = self._store.get(vault.name, check_name(name))
+        if cert is not None and cert.deleted is not None:
+            raise KeyVaultError(
+                409,
+                "Conflict",
+                f"Certificate {name} is currently in a deleted but recoverable state, and its name cannot be "
+                "reused; in this state, the certificate can only be recovered or purged.",
+            )
+        return cert
+
+    # -- create / pending / merge ------------------------------------------------------------------
+    def create(self, vault: Vault, name: str, body: Any) -> Response:
+        body = _json_object(body)
+        now = self._clock.epoch()
+        with self._store.lock:
+            cert = self._not_deleted(vault, name)
+            if cert is not None and cert.pending is not None and cert.pending.status == "inProgress":
+                raise KeyVaultError(
+                    409,
+                    "Conflict",
+                    f"There is already a pending operation for certificate {name}: merge, cancel or delete it first.",
+                )
+            if "policy" in body or cert is None:
+                created = cert.policy["attributes"]["created"] if cert else None
+                policy = policies.normalize(body.get("policy"), now, created=created)
+            else:
+                policy = cert.policy
+            issuer = policy["issuer"]["name"]
+            if issuer.lower() not in SUPPORTED_ISSUERS:
+                raise bad_parameter(f"Issuer {issuer!r} is not configured in this emulator: use 'Self' or 'Unknown'")
+            previous = cert.latest() if cert else None
+            if policy["key_props"].get("reuse_key") and previous is not None:
+                key_id = previous.key_id
+                key = pki.key_from_pem(self._store.load_key(key_id))
+            else:
+                key = pki.generate_key(policy["key_props"])
+                key_id = self._store.save_key(pki.key_to_pem(key))
+            csr = pki.b64(pki.build_csr(key, policy["x509_props"]))
+            cert = cert or Certificate(name=name, policy=policy)
+            cert.policy = policy
+            attributes = _json_object(body.get("attributes"))
+            pending = Pending(
+                request_id=new_id(),
+                csr=csr,
+                key_id=key_id,
+                issuer=policies.issuer_view(policy),
+                status_details=bundles.PENDING_DETAILS_SELF
+                if issuer.lower() == "self"
+                else bundles.PENDING_DETAILS_UNKNOWN,
+                attributes={"enabled": bool(attributes.get("enabled", True))},
+                tags=_tags(body.get("tags")),
+            )
+            cert.pending = pending
+            headers = {
+                "Location": f"{vault.base_url}/certificates/{cert.name}/pending"
+                f"?api-version={vault.api_version}&request_id={pending.request_id}"
+            }
+            headers["Retry-After"] = RETRY_AFTER
+            answer = bundles.operation(vault, cert, pending)
+            if issuer.lower() == "self":
+                # Signed at once; the answer still says inProgress as Key Vault's does, so the SDK's
+                # poller (which only fetches the certificate after a poll) sees "completed" next.
+                leaf = pki.self_sign(key, policy["x509_props"], self._clock.now())
+                self._complete(vault, cert, pending, [leaf])
+            else:
+                self._store.save(vault.name, cert)
+            return Response(202, answer, headers)
+
+    def _new_version(
+        self, cert: Certificate, chain: list[x509.Certificate], key_id: str, enabled: bool, tags: dict[str, str]
+    ) -> Version:
+        now = self._clock.epoch()
+        leaf = chain[0]
+        version = Version(
+            version=new_id(),
+            cer=pki.b64(pki.der(leaf)),
+            chain=[pki.b64(pki.der(c)) for c in chain[1:]],
+            key_id=key_id,
+            attributes={
+                "enabled": enabled,
+                "nbf": int(leaf.not_valid_before_utc.timestamp()),
+                "exp": int(leaf.not_valid_after_utc.timestamp()),
+                "created": now,
+                "updated": now,
+            },
+            tags=tags,
+            content_type=cert.policy["secret_props"]["contentType"],
+        )
+        cert.versions.append(version)
+        return version
+
+    def _commit(self, vault: Vault, cert: Certificate, version: Version) -> None:
+        self._store.save(vault.name, cert)
+        self._listener.new_version(vault, cert, version)
+
+    def _complete(self, vault: Vault, cert: Certificate, pending: Pending, chain: list[x509.Certificate]) -> Version:
+        enabled = bool((pending.attributes or {}).get("enabled", True))
+        version = self._new_version(cert, chain, pending.key_id, enabled, pending.tags or {})
+        pending.status = "completed"
+        pending.status_details = None
+        pending.target = f"{vault.base_url}/certificates/{cert.name}"
+        self._commit(vault, cert, version)
+        return version
+
+    def get_pending(self, vault: Vault, name: str) -> Response:
+        cert, pending = self._pending(vault, name)
+        headers = {"Retry-After": RETRY_AFTER} if pending.status == "inProgress" else {}
+        return Response(200, bundles.operation(vault, cert, pending), headers)
+
+    def cancel_pending(self, vault: Vault, name: str, body: Any) -> Response:
+        body = _json_object(body)
+        if body.get("cancellation_requested") is not True:
+            raise bad_parameter("Property cancellation_requested must be true")
+        with self._store.lock:
+            cert, pending = self._pending(vault, name)
+            pending.cancellation_requested = True
+            answer = bundles.operation(vault, cert, pending)  # Key Vault answers before it cancels
+            if pending.status == "inProgress":
+                pending.status = "cancelled"
+            self._store.save(vault.name, cert)
+            return Response(200, answer)
+
+    def delete_pending(self, vault: Vault, name: str) -> Response:
+        with self._store.lock:
+            cert, pending = self._pending(vault, name)
+            answer = bundles.operation(vault, cert, pending)
+            cert.pending = None
+            self._store.save(vault.name, cert)
+            return Response(200, answer)
+
+    def merge(self, vault: Vault, name: str, body: Any) -> Response:
+        body = _json_object(body)
+        with self._store.lock:
+            cert, pending = self._pending(vault, name)
+            if pending.status != "inProgress":
+                raise pending_not_found(name)
+            chain = pki.parse_x5c(body.get("x5c"))
+            key = pki.key_from_pem(self._store.load_key(pending.key_id))
+            leaf = next((c for c in chain if pki.same_public_key(c, key)), None)
+            if leaf is None:
+                raise bad_parameter("Public key from x509 certificate and key of this instance doesn't match")
+            attributes = _json_object(body.get("attributes"))
+            if "enabled" in attributes:
+                pending.attributes = {"enabled": bool(attributes["enabled"])}
+            tags = _tags(body.get("tags"))
+            if tags is not None:
+                pending.tags = tags
+            version = self._complete(vault, cert, pending, [leaf, *[c for c in chain if c is not leaf]])
+            location = f"{vault.base_url}/certificates/{cert.name}?api-version={vault.api_version}"
+            return Response(201, bundles.certificate(vault, cert, version), {"Location": location})
+
+    # -- import ------------------------------------------------------------------------------------
+    def import_(self, vault: Vault, name: str, body: Any) -> Response:
+        body = _json_object(body)
+        if not isinstance(body.get("value"), str):
+            raise bad_parameter("Property value is required: base64 of a PFX, or of PEM text with key and certificate")
+        password = body.get("pwd")
+        key, chain = pki.load_import(body["value"], password if isinstance(password, str) else None)
+        now = self._clock.epoch()
+        with self._store.lock:
+            cert = self._not_deleted(vault, name)
+            given = _json_object(body.get("policy"))
+            if given or cert is None:
+                described = pki.describe(chain[0])
+                policy = policies.normalize({**given, "x509_props": described}, now)
+                policy["x509_props"] = described
+                kept = {k: v for k, v in policy["key_props"].items() if k not in ("kty", "key_size", "crv")}
+                policy["key_props"] = {**kept, **pki.key_props_of(key)}
+            else:
+                policy = cert.policy
+            cert = cert or Certificate(name=name, policy=policy)
+            cert.policy = policy
+            attributes = _json_object(body.get("attributes"))
+            key_id = self._store.save_key(pki.key_to_pem(key))
+            enabled = bool(attributes.get("enabled", True))
+            version = self._new_version(cert, chain, key_id, enabled, _tags(body.get("tags")) or {})
+            self._commit(vault, cert, version)
+            return Response(200, bundles.certificate(vault, cert, version))
+
+    # -- read / update -----------------------------------------------------------------------------
+    def get(self, vault: Vault, name: str, version: str | None) -> Response:
+        cert = self._live(vault, name)
+        return Response(200, bundles.certificate(vault, cert, self._version(cert, version)))
+
+    def update(self, vault: Vault, name: str, version: str | None, body: Any) -> Response:
+        body = _json_object(body)
+        now = self._clock.epoch()
+        with self._store.lock:
+            cert = self._live(vault, name)
+            target = self._version(cert, version)
+            attributes = _json_object(body.get("attributes"))
+            if "enabled" in attributes:
+                target.attributes["enabled"] = bool(attributes["enabled"])
+            tags = _tags(body.get("tags"))
+            if tags is not None:
+                target.tags = tags
+            if body.get("policy") is not None:
+                cert.policy = policies.merge_update(cert.policy, body["policy"], now)
+            target.attributes["updated"] = now
+            self._store.save(vault.name, cert)
+            return Response(200, bundles.certificate(vault, cert, target))
+
+    def get_policy(self, vault: Vault, name: str) -> Response:
+        cert = self._live(vault, name)
+        return Response(200, policies.render(cert.policy, vault.base_url, cert.name))
+
+    def update_policy(self, vault: Vault, name: str, body: Any) -> Response:
+        with self._store.lock:
+            cert = self._live(vault, name)
+            cert.policy = policies.merge_update(cert.policy, body, self._clock.epoch())
+            self._store.save(vault.name, cert)
+            return Response(200, policies.render(cert.policy, vault.base_url, cert.name))
+
+    # -- lists -------------------------------------------------------------------------------------
+    def list(self, vault: Vault, query: Mapping[str, str]) -> Response:
+        from .paging import page
+
+        live = [c for c in self._store.all(vault.name) if c.deleted is None and c.versions]
+        body = page(
+            live,
+            lambda c: c.name.upper(),
+            query,
+            f"{vault.base_url}/certificates",
+            vault.api_version,
+            lambda c: bundles.item(vault, c, c.latest(), with_version=False),  # type: ignore[arg-type]
+        )
+        return Response(200, body)
+
+    def list_versions(self, vault: Vault, name: str, query: Mapping[str, str]) -> Response:
+        from .paging import page
+
+        cert = self._live(vault, name)
+        body = page(
+            list(cert.versions),
+            lambda v: v.version.upper(),
+            query,
+            f"{vault.base_url}/certificates/{cert.name}/versions",
+            vault.api_version,
+            lambda v: bundles.item(vault, cert, v, with_version=True),
+        )
+        return Response(200, body)
+
+    # -- delete ------------------------------------------------------------------------------------
+    def delete(self, vault: Vault, name: str) -> Response:
+        now = self._clock.epoch()
+        with self._store.lock:
+            cert = self._live(vault, name)
+            cert.pending = None
+            cert.deleted = {"deletedDate": now, "scheduledPurgeDate": now + PURGE_DAYS * 86400}
+            self._store.save(vault.name, cert)
+            return Response(200, bundles.deleted(vault, cert))
+
+    def _deleted(self, vault: Vault, name: str) -> Certificate:
+        cert = self._store.get(vault.name, check_name(name))
+        if cert is None or cert.deleted is None:
+            raise deleted_not_found(name)
+        return cert
+
+    def get_deleted(self, vault: Vault, name: str) -> Response:
+        return Response(200, bundles.deleted(vault, self._deleted(vault, name)))
+
+    def purge(self, vault: Vault, name: str) -> Response:
+        with self._store.lock:
+            cert = self._deleted(vault, name)
+            self._store.remove(vault.name, cert.name)
+            return Response(204)
+
+    def recover(self, vault: Vault, name: str) -> Response:
+        with self._store.lock:
+            cert = self._deleted(vault, name)
+            cert.deleted = None
+            self._store.save(vault.name, cert)
+            latest = cert.latest()
+            if latest is None:
+                raise certificate_not_found(name)
+            return Response(200, bundles.certificate(vault, cert, latest))
+
+    # -- secret ------------------------------------------------------------------------------------
+    def secret(self, vault: Vault, name: str, version: str | None) -> Response:
+        cert = self._store.get(vault.name, check_name(name))
+        found = None
+        if cert is not None and cert.deleted is None:
+            found = cert.find(version) if version else cert.latest()
+        if cert is None or found is None:
+            raise secret_not_found(name, version)
+        chain = [x509.load_der_x509_certificate(base64.b64decode(c)) for c in [found.cer, *found.chain]]
+        key = None
+        if cert.policy["key_props"].get("exportable", True):
+            key = pki.key_from_pem(self._store.load_key(found.key_id))
+        value = pki.export_secret(key, chain, found.content_type)
+        return Response(200, bundles.secret(vault, cert, found, value))

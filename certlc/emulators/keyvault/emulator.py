@@ -1,0 +1,92 @@
+"""Wires the emulator's parts together: store, clock, auth, events, admin, listeners."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .admin import Admin
+from .auth import DEFAULT_TOKENS, TokenAuthorizer
+from .certificates import Certificates
+from .clock import Clock
+from .eventgrid import EventGridPublisher
+from .events import CertificateEvents
+from .faults import Faults
+from .requestlog import RequestLog
+from .server import Listener, Pipeline
+from .store import Store
+from .throttling import Throttle
+from .tls import ensure_tls, server_context
+
+VAULT_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
+
+
+def _check(vaults: list[str], host: str, ports: list[int] | None) -> None:
+    if not vaults:
+        raise ValueError("at least one vault name is needed")
+    bad = [v for v in vaults if not VAULT_NAME_RE.match(v)]
+    if bad or len(set(vaults)) != len(vaults):
+        raise ValueError(f"vault names must be unique, 3-24 letters, digits and dashes: {vaults}")
+    if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
+        raise ValueError(f"the emulator listens on loopback only, not {host}")
+    if ports is not None and len(ports) != len(vaults):
+        raise ValueError(f"give one port per vault: {len(vaults)} vaults, {len(ports)} ports")
+
+
+class Emulator:
+    def __init__(
+        self,
+        state_dir: Path,
+        vaults: list[str],
+        host: str,
+        ports: list[int] | None,
+        tokens: Mapping[str, str] | None,
+        publisher: Any,
+    ) -> None:
+        _check(vaults, host, ports)
+        self.tls = ensure_tls(state_dir)
+        self.store = Store(state_dir)
+        self.clock = Clock(float(self.store.load_meta("clock").get("offset_seconds", 0.0)))
+        self.clock.on_change(lambda: self.store.save_meta("clock", {"offset_seconds": self.clock.offset_seconds}))
+        self.authorizer = TokenAuthorizer({**DEFAULT_TOKENS, **(tokens or {})})
+        self.publisher = publisher if publisher is not None else EventGridPublisher()
+        self._own_publisher = publisher is None
+        self.vault_urls: dict[str, str] = {}
+        self.events = CertificateEvents(self.store, self.clock, self.publisher, self.vault_urls)
+        self.clock.on_change(self.events.check_expiry)
+        self.requests = RequestLog()
+        self.faults = Faults()
+        self.throttle = Throttle()
+        admin = Admin(self.clock, self.requests, self.faults, self.throttle, self.publisher, self.vault_urls)
+        certificates = Certificates(self.store, self.clock, self.events)
+        pipeline = Pipeline(certificates, self.authorizer, self.clock, self.requests, self.faults, self.throttle, admin)
+        context = server_context(self.tls)
+        self.listeners: list[Listener] = []
+        try:
+            for vault, port in zip(vaults, ports or [0] * len(vaults), strict=True):
+                self.store.add_vault(vault)
+                listener = Listener(pipeline, vault, host, port, context)
+                self.listeners.append(listener)
+                self.vault_urls[vault] = listener.url
+        except OSError:
+            self._close_listeners()
+            raise
+
+    def start(self) -> None:
+        for listener in self.listeners:
+            listener.start()
+        self.events.check_expiry()
+        self.events.start()
+
+    def _close_listeners(self) -> None:
+        for listener in self.listeners:
+            listener.stop()
+
+    def stop(self) -> None:
+        self.events.stop()
+        self._close_listeners()
+        if self._own_publisher:
+            self.publisher.close()

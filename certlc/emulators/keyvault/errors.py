@@ -1,0 +1,65 @@
+"""Key Vault's error envelope: ``{"error": {"code", "message", "innererror"?}}`` with an HTTP status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+RECOVER_HINT = (
+    "If you recently deleted this certificate you may be able to recover it using the correct recovery "
+    "command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+)
+
+
+class KeyVaultError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        inner_code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.inner_code = inner_code
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.inner_code:
+            error["innererror"] = {"code": self.inner_code}
+        return {"error": error}
+
+
+def bad_parameter(message: str) -> KeyVaultError:
+    return KeyVaultError(400, "BadParameter", message)
+
+
+def certificate_not_found(name: str, version: str | None = None) -> KeyVaultError:
+    ident = f"{name}/versions/{version}" if version else name
+    return KeyVaultError(
+        404,
+        "CertificateNotFound",
+        f"A certificate with (name/id) {ident} was not found in this key vault. {RECOVER_HINT}",
+    )
+
+
+def pending_not_found(name: str) -> KeyVaultError:
+    return KeyVaultError(404, "PendingCertificateNotFound", f"Pending certificate not found: {name}")
+
+
+def deleted_not_found(name: str) -> KeyVaultError:
+    return KeyVaultError(404, "CertificateNotFound", f"Deleted Certificate not found: {name}")
+
+
+def secret_not_found(name: str, version: str | None = None) -> KeyVaultError:
+    ident = f"{name}/{version}" if version else name
+    return KeyVaultError(
+        404,
+        "SecretNotFound",
+        f"A secret with (name/id) {ident} was not found in this key vault. {RECOVER_HINT}",
+    )

@@ -1,0 +1,142 @@
+"""Persistent state of every vault: certificates, versions, pending operations, keys.
+
+One JSON file per certificate (``<state>/vaults/<vault>/<name>.json``) and one PEM per
+key (``<state>/keys/<id>.pem``), all written atomically with mode 0600. Names are
+case-insensitive as in Key Vault; the first spelling is kept for ids.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .fsutil import private_dir, write_atomic
+
+
+@dataclass
+class Version:
+    version: str
+    cer: str  # base64 DER of the leaf
+    chain: list[str]  # base64 DER of the issuers, leaf excluded
+    key_id: str
+    attributes: dict[str, Any]  # enabled, nbf, exp, created, updated
+    tags: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/x-pkcs12"
+    events_sent: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Pending:
+    request_id: str
+    csr: str  # base64 DER
+    key_id: str
+    issuer: dict[str, Any]
+    status: str = "inProgress"
+    status_details: str | None = None
+    cancellation_requested: bool = False
+    target: str | None = None
+    attributes: dict[str, Any] | None = None
+    tags: dict[str, str] | None = None
+
+
+@dataclass
+class Certificate:
+    name: str
+    policy: dict[str, Any]
+    versions: list[Version] = field(default_factory=list)
+    pending: Pending | None = None
+    deleted: dict[str, int] | None = None  # deletedDate, scheduledPurgeDate
+
+    def latest(self) -> Version | None:
+        return max(self.versions, key=lambda v: v.attributes["created"], default=None)
+
+    def current(self) -> Version | None:
+        """The version clients get by default: the newest enabled one."""
+        enabled = [v for v in self.versions if v.attributes.get("enabled", True)]
+        return max(enabled, key=lambda v: v.attributes["created"], default=None)
+
+    def find(self, version: str) -> Version | None:
+        return next((v for v in self.versions if v.version == version.lower()), None)
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Certificate:
+        pending = data.get("pending")
+        return Certificate(
+            name=data["name"],
+            policy=data["policy"],
+            versions=[Version(**v) for v in data.get("versions", [])],
+            pending=Pending(**pending) if pending else None,
+            deleted=data.get("deleted"),
+        )
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Store:
+    """Thread-safe; callers hold ``store.lock`` around read-modify-write sequences."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = private_dir(root)
+        self.lock = threading.RLock()
+        self._vaults: dict[str, dict[str, Certificate]] = {}
+        self._load()
+
+    def _vault_dir(self, vault: str) -> Path:
+        return self.root / "vaults" / vault
+
+    def _load(self) -> None:
+        vaults_dir = self.root / "vaults"
+        if not vaults_dir.exists():
+            return
+        for vault_dir in sorted(p for p in vaults_dir.iterdir() if p.is_dir()):
+            certs = self._vaults.setdefault(vault_dir.name, {})
+            for file in sorted(vault_dir.glob("*.json")):
+                cert = Certificate.from_json(json.loads(file.read_text()))
+                certs[cert.name.lower()] = cert
+
+    def add_vault(self, vault: str) -> None:
+        with self.lock:
+            self._vaults.setdefault(vault, {})
+            private_dir(self._vault_dir(vault))
+
+    def vaults(self) -> list[str]:
+        return sorted(self._vaults)
+
+    def get(self, vault: str, name: str) -> Certificate | None:
+        return self._vaults[vault].get(name.lower())
+
+    def all(self, vault: str) -> list[Certificate]:
+        with self.lock:
+            return list(self._vaults[vault].values())
+
+    def save(self, vault: str, cert: Certificate) -> None:
+        with self.lock:
+            self._vaults[vault][cert.name.lower()] = cert
+            data = json.dumps(asdict(cert), indent=1, sort_keys=True).encode()
+            write_atomic(self._vault_dir(vault) / f"{cert.name.lower()}.json", data)
+
+    def remove(self, vault: str, name: str) -> None:
+        with self.lock:
+            self._vaults[vault].pop(name.lower(), None)
+            (self._vault_dir(vault) / f"{name.lower()}.json").unlink(missing_ok=True)
+
+    def save_key(self, pem: bytes) -> str:
+        key_id = new_id()
+        write_atomic(self.root / "keys" / f"{key_id}.pem", pem)
+        return key_id
+
+    def load_key(self, key_id: str) -> bytes:
+        return (self.root / "keys" / f"{key_id}.pem").read_bytes()
+
+    def save_meta(self, name: str, data: dict[str, Any]) -> None:
+        write_atomic(self.root / f"{name}.json", json.dumps(data).encode())
+
+    def load_meta(self, name: str) -> dict[str, Any]:
+        path = self.root / f"{name}.json"
+        return json.loads(path.read_text()) if path.exists() else {}
