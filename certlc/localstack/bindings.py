@@ -168,7 +168,6 @@ class Invoker:
         self._env = env
         self._idle = threading.Condition()
         self._running = 0
-        self.completed = 0
 
     @property
     def running(self) -> int:
@@ -205,7 +204,6 @@ class Invoker:
             )
             with self._idle:
                 self._running -= 1
-                self.completed += 1
                 self._idle.notify_all()
 
     def wait_idle(self, timeout: float | None = None) -> bool:

@@ -38,7 +38,8 @@ DEFAULT_PORT = 7071  # the port Core Tools uses
 class FunctionsHost:
     """Runs the functions of ``app``; use as a context manager or ``start()``/``stop()``.
 
-    ``triggers`` limits which functions are hosted (the on-premises worker hosts queue triggers only);
+    ``triggers`` limits which functions are hosted (the on-premises worker hosts queue triggers only; default:
+    all, and a trigger the host cannot run is an error);
     ``schedule_timers=False`` keeps timers callable through ``trigger_timer`` without scheduling them.
     """
 
@@ -49,7 +50,7 @@ class FunctionsHost:
         host_json: Path,
         *,
         port: int = 0,
-        triggers: Collection[str] = ALL_TRIGGERS,
+        triggers: Collection[str] | None = None,
         schedule_timers: bool = True,
         max_polling_interval: float | None = None,
     ) -> None:

@@ -48,6 +48,7 @@ class Calls:
 
 
 CALLS = Calls()
+RELEASE = threading.Event()
 app = func.FunctionApp()
 
 
@@ -66,6 +67,8 @@ def onevent(event: func.EventGridEvent, out: func.Out[list[str]]) -> None:
 def work(msg: func.QueueMessage) -> None:
     body = json.loads(msg.get_body())
     CALLS.add("work", (body, msg.dequeue_count))
+    if body.get("hold"):
+        assert RELEASE.wait(10), "the test never released the function"
     if body.get("fail"):
         raise RuntimeError("asked to fail")
 
@@ -273,6 +276,24 @@ def test_queue_trigger_success_deletes_message(
     assert wire_messages(raw_queue(f"{env['WORK_QUEUE']}-poison")) == []
 
 
+def test_stop_waits_for_invocations_in_flight(
+    env: dict[str, str], host_json: Path, send: Callable[[dict[str, Any]], None], raw_queue: Callable[[str], Any]
+) -> None:
+    CALLS.items.clear()
+    RELEASE.clear()
+    host = FunctionsHost(app, env, host_json, schedule_timers=False, max_polling_interval=0.2).start()
+    send({"hold": True})
+    CALLS.wait_for("work", 1)
+    stopper = threading.Thread(target=host.stop)
+    stopper.start()
+    stopper.join(timeout=0.5)
+    assert stopper.is_alive()  # still waiting for the held invocation
+    RELEASE.set()
+    stopper.join(timeout=10)
+    assert not stopper.is_alive()
+    assert raw_queue(env["WORK_QUEUE"]).get_queue_properties().approximate_message_count == 0  # settled
+
+
 def _wait_visible(client: Any, timeout: float = 10.0) -> float:
     started = time.monotonic()
     while not client.peek_messages(max_messages=1):
@@ -347,6 +368,17 @@ def test_missing_setting_is_named(env: dict[str, str], host_json: Path) -> None:
 def test_bad_schedule_names_the_function(env: dict[str, str], host_json: Path) -> None:
     with pytest.raises(BindingError, match=r"function 'tick'.*has 5 fields; NCRONTAB needs 6"):
         FunctionsHost(app, {**env, "TICK_SCHEDULE": "0 * * * *"}, host_json)
+
+
+def test_unsupported_binding_is_an_error(host_json: Path) -> None:
+    other = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @other.route("hello")
+    def hello(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("hi")
+
+    with pytest.raises(BindingError, match=r"function 'hello'.*type 'http' is not supported"):
+        FunctionsHost(other, {}, host_json)
 
 
 def test_indexes_the_real_function_app() -> None:

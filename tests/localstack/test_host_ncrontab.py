@@ -50,3 +50,28 @@ def test_invalid_schedules_name_the_field(expression: str, message: str) -> None
 def test_schedule_that_never_occurs_is_an_error() -> None:
     with pytest.raises(ncrontab.ScheduleError, match="never occurs"):
         ncrontab.parse("0 0 0 31 2 *").next_occurrence(at(2024, 1, 1))
+
+
+def test_timer_reports_a_late_occurrence_as_past_due() -> None:
+    import threading
+
+    from certlc.localstack.bindings import HostedFunction
+    from certlc.localstack.timers import TimerRunner
+
+    stop = threading.Event()
+    fired: list[object] = []
+
+    def invoke(function: HostedFunction, request: object) -> None:
+        fired.append(request)
+        stop.set()
+
+    times = iter([at(2024, 5, 1, 10, 30, 0)])  # the first reading schedules 11:00; the host then wakes at 11:00:05
+
+    def clock() -> datetime:
+        return next(times, at(2024, 5, 1, 11, 0, 5))
+
+    function = HostedFunction("hourly", "timerTrigger", "timer", {"schedule": "0 0 * * * *"}, (), lambda **_: None)
+    TimerRunner(function, invoke, clock).run(stop)
+    (request,) = fired
+    assert request.past_due is True
+    assert request.schedule_status["Next"] == at(2024, 5, 1, 12, 0, 0).isoformat()
