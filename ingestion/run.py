@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +53,15 @@ class IngestReport:
     @property
     def ok(self) -> bool:
         return not self.upload.errors and not any(v.error for v in self.vaults)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "snapshot_time": self.snapshot_time.isoformat(),
+            "ok": self.ok,
+            "keyvault_calls": self.keyvault_calls,
+            "vaults": [{**asdict(v), "keyvault_calls": v.keyvault_calls} for v in self.vaults],
+            "upload": asdict(self.upload),
+        }
 
     def summary(self) -> str:
         failed = [v.vault for v in self.vaults if v.error]

@@ -56,14 +56,14 @@ def run_status(args: argparse.Namespace) -> int:
         else:
             from ingestion.run import take_snapshot
 
-            snapshot = take_snapshot(os.environ)
+            snapshot = take_snapshot(getattr(args, "env", None) or os.environ)
             rows = snapshot.rows
             failed = [v.error for v in snapshot.vaults if v.error]
     except (RowsUnavailable, ValueError) as error:
         print(f"certlc status: {error}", file=sys.stderr)
         return 1
     colour = not args.no_color and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    print(render_json(rows) if args.json else render_table(rows, colour))
+    print(render_json(rows, failed) if args.json else render_table(rows, colour))
     for error in failed:
         print(f"certlc status: vault skipped: {error}", file=sys.stderr)
     return 2 if failed else 0
