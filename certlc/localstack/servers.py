@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -120,11 +120,16 @@ class PebbleServer(_Server):
 
 
 def start_pebble(
-    workdir: Path, *, eab_keys: Mapping[str, str] | None = None, always_valid: bool = True
+    workdir: Path,
+    *,
+    eab_keys: Mapping[str, str] | None = None,
+    domain_blocklist: Sequence[str] = (),
+    always_valid: bool = True,
 ) -> PebbleServer:
     """pebble over HTTPS with its own TLS CA; ``eab_keys`` (kid -> base64url HMAC key) makes EAB required.
 
-    With ``always_valid`` every challenge passes without contacting the client (no solver needed).
+    Orders for ``domain_blocklist`` names are rejected (``rejectedIdentifier``). With ``always_valid``
+    every answered challenge passes without pebble contacting the client.
     """
     binary = tools.ensure_pebble()
     tls = write_loopback_tls(workdir / "tls", "pebble")
@@ -146,6 +151,7 @@ def start_pebble(
             "tlsPort": tls_port,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": bool(eab_keys),
+            "domainBlocklist": list(domain_blocklist),
         }
         if eab_keys:
             config["externalAccountMACKeys"] = dict(eab_keys)

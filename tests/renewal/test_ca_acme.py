@@ -1,0 +1,210 @@
+"""The ACME adapter against a real pebble."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterator
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+
+from certlc.localstack.ports import free_port
+from renewal.ca.acme import AcmeAuthority, Http01FolderSolver, Http01ServerSolver
+from renewal.ca.base import CaConfigError, CaUnavailable, Denied, Issued, Pending
+from tests.fixtures.servers import (
+    PEBBLE_BLOCKED_DOMAIN,
+    PEBBLE_EAB_HMAC,
+    PEBBLE_EAB_KID,
+    make_csr,
+    verify_chain,
+)
+
+pytestmark = pytest.mark.pebble
+
+
+@pytest.fixture(scope="module")
+def solver() -> Iterator[Http01ServerSolver]:
+    with Http01ServerSolver() as running:
+        yield running
+
+
+@pytest.fixture
+def authority(pebble, solver, tmp_path) -> AcmeAuthority:
+    return AcmeAuthority(
+        pebble.directory_url,
+        account_key_path=tmp_path / "acme" / "account.pem",
+        contact_email="pki@certlc.test",
+        ca_bundle=str(pebble.ca_bundle),
+        solver=solver,
+    )
+
+
+@pytest.mark.parametrize("key_type", ["rsa", "ec"])
+def test_issues_a_chain_that_verifies_against_pebbles_root(pebble, authority, key_type) -> None:
+    result = authority.submit(make_csr("www.certlc.test", "certlc.test", key_type=key_type), "server")
+
+    assert isinstance(result, Issued)
+    assert len(result.chain_pem) >= 2  # leaf + intermediate
+    leaf = verify_chain(result.chain_pem, pebble.roots_pem(), "certlc.test")
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(sans.get_values_for_type(x509.DNSName)) == ["certlc.test", "www.certlc.test"]
+
+
+def test_account_key_is_private_and_made_once(pebble, authority) -> None:
+    first_url = authority.account_url
+    key_file = authority.account_key_path
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key_bytes = key_file.read_bytes()
+
+    again = AcmeAuthority(pebble.directory_url, account_key_path=key_file, ca_bundle=str(pebble.ca_bundle))
+
+    assert again.account_url == first_url
+    assert key_file.read_bytes() == key_bytes
+
+
+def test_folder_solver_writes_answers_and_cleans_them_up(pebble, tmp_path) -> None:
+    webroot = tmp_path / "www"
+    authority = AcmeAuthority(
+        pebble.directory_url,
+        account_key_path=tmp_path / "account.pem",
+        ca_bundle=str(pebble.ca_bundle),
+        solver=Http01FolderSolver(webroot),
+    )
+
+    assert isinstance(authority.submit(make_csr("folder.certlc.test"), "server"), Issued)
+    challenge_dir = webroot / ".well-known" / "acme-challenge"
+    assert challenge_dir.is_dir()
+    assert list(challenge_dir.iterdir()) == []
+
+
+def test_order_unfinished_by_the_deadline_is_pending_then_polled_to_issuance(pebble, authority) -> None:
+    authority.timeout = 0
+    pending = authority.submit(make_csr("slow.certlc.test"), "server")
+
+    assert isinstance(pending, Pending)
+    assert pending.request_id.startswith(f"https://127.0.0.1:{pebble.port}/")
+
+    authority.timeout = 60
+    issued = authority.poll(pending.request_id)
+
+    assert isinstance(issued, Issued)
+    verify_chain(issued.chain_pem, pebble.roots_pem(), "slow.certlc.test")
+    assert list((authority.account_key_path.parent / "acme-orders").iterdir()) == []
+
+
+def test_poll_refuses_an_order_of_another_server(authority) -> None:
+    with pytest.raises(CaConfigError, match="not an order of the ACME server"):
+        authority.poll("https://127.0.0.1:1/my-order/abc")
+
+
+def test_rejected_identifier_is_denied(authority) -> None:
+    result = authority.submit(make_csr(PEBBLE_BLOCKED_DOMAIN), "server")
+
+    assert isinstance(result, Denied)
+    assert "rejectedIdentifier" in result.reason
+
+
+def test_unparsable_csr_is_denied(authority) -> None:
+    result = authority.submit(b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n", "server")
+
+    assert isinstance(result, Denied)
+    assert "not a valid PEM certificate request" in result.reason
+
+
+def test_csr_the_ca_refuses_is_denied(authority) -> None:
+    """pebble refuses a CSR whose key is an ACME account key (badCSR)."""
+    authority.account_url  # noqa: B018 -- creates the account and its key
+    account_key = serialization.load_pem_private_key(authority.account_key_path.read_bytes(), None)
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bad.certlc.test")]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("bad.certlc.test")]), critical=False)
+        .sign(account_key, hashes.SHA256())
+    )
+
+    result = authority.submit(csr.public_bytes(serialization.Encoding.PEM), "server")
+
+    assert isinstance(result, Denied)
+    assert "badCSR" in result.reason
+
+
+def test_challenge_type_not_offered_is_denied(pebble, tmp_path) -> None:
+    class CarrierPigeon:
+        challenge_type = "pigeon-01"
+
+        def present(self, identifier: str, token: str, validation: str) -> None: ...
+
+        def cleanup(self, identifier: str, token: str) -> None: ...
+
+    authority = AcmeAuthority(
+        pebble.directory_url,
+        account_key_path=tmp_path / "account.pem",
+        ca_bundle=str(pebble.ca_bundle),
+        solver=CarrierPigeon(),
+    )
+    result = authority.submit(make_csr("pigeon.certlc.test"), "server")
+
+    assert isinstance(result, Denied)
+    assert "no pigeon-01 challenge" in result.reason and "http-01" in result.reason
+
+
+def test_no_solver_is_a_configuration_error(pebble, tmp_path) -> None:
+    authority = AcmeAuthority(
+        pebble.directory_url, account_key_path=tmp_path / "account.pem", ca_bundle=str(pebble.ca_bundle)
+    )
+    with pytest.raises(CaConfigError, match="no solver"):
+        authority.submit(make_csr("nosolver.certlc.test"), "server")
+
+
+def test_server_down_is_unavailable(tmp_path) -> None:
+    authority = AcmeAuthority(
+        f"https://127.0.0.1:{free_port()}/dir", account_key_path=tmp_path / "account.pem", network_timeout=2
+    )
+    with pytest.raises(CaUnavailable, match="unreachable"):
+        authority.submit(make_csr("down.certlc.test"), "server")
+
+
+def test_external_account_binding(pebble_eab, solver, tmp_path) -> None:
+    authority = AcmeAuthority(
+        pebble_eab.directory_url,
+        account_key_path=tmp_path / "account.pem",
+        eab_kid=PEBBLE_EAB_KID,
+        eab_hmac_key=PEBBLE_EAB_HMAC,
+        ca_bundle=str(pebble_eab.ca_bundle),
+        solver=solver,
+    )
+    result = authority.submit(make_csr("eab.certlc.test"), "server")
+
+    assert isinstance(result, Issued)
+    verify_chain(result.chain_pem, pebble_eab.roots_pem(), "eab.certlc.test")
+
+
+def test_missing_external_account_binding_is_a_configuration_error(pebble_eab, solver, tmp_path) -> None:
+    authority = AcmeAuthority(
+        pebble_eab.directory_url,
+        account_key_path=tmp_path / "account.pem",
+        ca_bundle=str(pebble_eab.ca_bundle),
+        solver=solver,
+    )
+    with pytest.raises(CaConfigError, match="requires external account binding"):
+        authority.submit(make_csr("eab.certlc.test"), "server")
+
+
+def test_wrong_external_account_key_is_a_configuration_error(pebble_eab, solver, tmp_path) -> None:
+    authority = AcmeAuthority(
+        pebble_eab.directory_url,
+        account_key_path=tmp_path / "account.pem",
+        eab_kid=PEBBLE_EAB_KID,
+        eab_hmac_key="b10lLJs8l1GPIzsLP0s6pMt8O0XVGnfTaCeROxQM0BIt2XrJMDHJZBM5NuQmQJQH",
+        ca_bundle=str(pebble_eab.ca_bundle),
+        solver=solver,
+    )
+    with pytest.raises(CaConfigError, match="account setup"):
+        authority.submit(make_csr("eab.certlc.test"), "server")
+
+
+def test_half_an_external_account_binding_is_refused(tmp_path) -> None:
+    with pytest.raises(CaConfigError, match="both the key id and the HMAC key"):
+        AcmeAuthority("https://127.0.0.1:1/dir", account_key_path=tmp_path / "a.pem", eab_kid="kid")
