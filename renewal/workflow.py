@@ -111,6 +111,9 @@ class RenewalWorkflow:
             if self.dry_run:
                 return Result("skipped", "dry_run", f"would renew: {verdict.message}", request)
             return self._renew(kv, request, cert, verdict)
+        except _Superseded as exc:
+            self.reporter.audit("skipped", request, reason="superseded", detail=str(exc))
+            return Result("skipped", "superseded", str(exc), request)
         except _Deferred as exc:
             return Result("retrying", exc.reason, str(exc), request, retry_in_seconds=PENDING_KV_RETRY_SECONDS)
         except Transient as exc:
@@ -176,6 +179,7 @@ class RenewalWorkflow:
         try:
             op = kv.create_pending(request.name, cert.policy, new_tags)
             self.reporter.audit("csr_created", request, kv_request_id=op.request_id)
+            self._confirm_still_current(kv, request, cert)
         except PendingExists:
             op = kv.get_pending(request.name)
             if op is None:  # finished between the two calls: look again on the next attempt
@@ -184,6 +188,7 @@ class RenewalWorkflow:
                 kv.delete_pending(request.name)
                 op = kv.create_pending(request.name, cert.policy, new_tags)
                 self.reporter.audit("csr_created", request, kv_request_id=op.request_id, replaced_failed=True)
+                self._confirm_still_current(kv, request, cert)
             elif op.request_id != request.kv_request_id:
                 # Someone else's renewal may be in flight: wait one round before taking it over.
                 self.retries.send(request.next_attempt(kv_request_id=op.request_id), PENDING_KV_RETRY_SECONDS)
@@ -195,6 +200,17 @@ class RenewalWorkflow:
         if not op.csr:
             raise Permanent("no_csr", "Key Vault returned a pending operation without a CSR")
         return op.csr, request
+
+    def _confirm_still_current(self, kv: KeyVault, request: RenewalRequest, cert: CertificateSnapshot) -> None:
+        """Close the race between our GET and our create: another worker may have merged in between.
+
+        Our pending operation now holds Key Vault's lock, so one more GET settles it; if the version
+        changed, the renewal was done by someone else and our pending operation is withdrawn.
+        """
+        current = kv.get(request.name)
+        if current is not None and current.version != cert.version:
+            kv.delete_pending(request.name)
+            raise _Superseded(f"{request.name!r} was renewed as {current.version} by another worker meanwhile")
 
     def _pending_csr(self, kv: KeyVault, request: RenewalRequest) -> bytes:
         op = kv.get_pending(request.name)
@@ -294,3 +310,7 @@ class _Deferred(Transient):
 
     def __init__(self, message: str) -> None:
         super().__init__("in_flight_elsewhere", message)
+
+
+class _Superseded(Exception):
+    """Another worker renewed the certificate between our read and our create."""

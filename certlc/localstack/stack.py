@@ -134,6 +134,7 @@ class LocalStack:
             "CERTLC_VAULTS": vaults,
             "CERTLC_KEYVAULT_CA_BUNDLE": self.keyvault.ca_bundle,
             "CERTLC_LOCAL_TOKEN": self.keyvault.token,
+            "CERTLC_CLOCK_URL": f"{self.keyvault.admin_url}/clock",
             "CERTLC_CA": "local",
             "CERTLC_CA_PROFILE": "server",
             "CERTLC_LOCAL_CA_DIR": str(self.directory / "ca"),
