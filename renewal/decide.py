@@ -114,6 +114,20 @@ def event_is_current(i: Input) -> Verdict | None:
     return None
 
 
+def not_failed_before(i: Input) -> Verdict | None:
+    """The sweep leaves a permanently failed version alone until an operator re-drives it."""
+    cert = i.certificate
+    assert cert is not None
+    outcome = T.tag(cert.tags, T.LAST_OUTCOME) or ""
+    if i.request.reason == "sweep" and not i.request.force and outcome.startswith("failed"):
+        return Verdict(
+            "skip",
+            "failed_before",
+            f"renewing {cert.name!r} failed permanently ({outcome}); fix it, then `certlc failed retry`",
+        )
+    return None
+
+
 def renewal_threshold(cert: CertificateSnapshot, settings: WindowSettings) -> timedelta:
     """How long before expiry the certificate becomes due: a tag, else the larger of 1/3 lifetime and 30 days."""
     override = T.tag(cert.tags, T.RENEW_BEFORE_DAYS)
@@ -167,6 +181,7 @@ CERTIFICATE_CHECKS: tuple[Check, ...] = (
     certificate_is_enabled,
     certificate_is_managed,
     event_is_current,
+    not_failed_before,
     certificate_is_due,
 )
 

@@ -8,6 +8,7 @@ on land in ``<queue>-poison``. ``certlc failed list|retry`` reads and re-drives 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -93,12 +94,11 @@ class FailedStore:
         return done
 
     def _client(self, store: str) -> Any:
+        from azure.core.exceptions import ResourceExistsError
+
         client = self._stores[store]
-        try:
+        with contextlib.suppress(ResourceExistsError):
             client.create_queue()
-        except Exception as exc:  # already exists is the usual case
-            if "QueueAlreadyExists" not in str(exc):
-                raise
         return client
 
     def _read_all(self) -> Iterator[tuple[str, Any]]:

@@ -95,14 +95,16 @@ def _sweep_one(
     verdict = decide(Input(request, {vault.name.lower(): vault}, cert, now, settings))
     if verdict.outcome == "skip":
         report.skipped[key] = verdict.reason
-        return
-    assert cert is not None
-    pending = kv.get_pending(summary.name)
-    if pending is not None and pending.status == "inprogress":
-        report.in_flight.append(key)
+        if verdict.reason != "failed_before":
+            return
     else:
-        enqueue(request)
-        report.enqueued.append(key)
+        pending = kv.get_pending(summary.name)
+        if pending is not None and pending.status == "inprogress":
+            report.in_flight.append(key)
+        else:
+            enqueue(request)
+            report.enqueued.append(key)
+    assert cert is not None
     if _warning_due(cert, now, settings):
         days = max(0, (cert.expires_on - now).days) if cert.expires_on else 0
         warn(cert, days)

@@ -296,6 +296,8 @@ class RenewalWorkflow:
     ) -> Result:
         now = self.clock()
         self.failed_store.add(request, request.to_json(), reason, message, now)
+        if cert is not None:
+            self._mark_failed(cert, reason, now)
         self.reporter.audit("rejected" if status == "rejected" else "failed", request, reason=reason, detail=message)
         escalate = bool(cert and is_within_escalation(cert, now, self.settings))
         try:
@@ -303,6 +305,14 @@ class RenewalWorkflow:
         except Exception:
             log.exception("failure alert for %s/%s could not be sent", request.vault, request.name)
         return Result(status, reason, message, request)
+
+    def _mark_failed(self, cert: CertificateSnapshot, reason: str, now: datetime) -> None:
+        """Tag the version so the sweep stops re-queueing it until an operator re-drives it."""
+        try:
+            tags = dict(cert.tags) | {T.LAST_OUTCOME: f"failed {reason} {now:%Y-%m-%d}"}
+            self.keyvault_for(self.vaults[cert.vault.lower()]).update_tags(cert.name, cert.version, tags)
+        except Exception:  # bookkeeping only: the failed store and the alert already carry the failure
+            log.warning("could not tag %s/%s with its failure", cert.vault, cert.name, exc_info=True)
 
 
 class _Deferred(Transient):
