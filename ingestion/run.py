@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingestion.cache import DetailCache, default_cache_path
 from ingestion.gather import VaultListing, keep_failed_vault_entries, list_vault
 from ingestion.rows import EXPIRING_DAYS_DEFAULT, build_row
 from ingestion.upload import UploadResult, logs_ingestion_client, target_from_env, upload_rows
 
+if TYPE_CHECKING:
+    from renewal.vaults import Vault
+
 log = logging.getLogger(__name__)
+MAX_PARALLEL_VAULTS = 8
 
 
 @dataclass
@@ -107,8 +112,17 @@ def take_snapshot(
     rows: list[dict[str, Any]] = []
     reports: list[VaultReport] = []
     failed: set[str] = set()
-    for vault in vaults_from_env(env).values():
-        listing: VaultListing = list_vault(vault.name, client_factory(vault.url, env), cache, seen)
+    vaults = list(vaults_from_env(env).values())
+
+    def one(vault: Vault) -> tuple[Vault, VaultListing, dict[str, Any]]:
+        used: dict[str, Any] = {}
+        return vault, list_vault(vault.name, client_factory(vault.url, env), cache, used), used
+
+    # Vaults are independent (each has its own Key Vault throttling budget): read them side by side.
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL_VAULTS, len(vaults)))) as pool:
+        results = list(pool.map(one, vaults))
+    for vault, listing, used in results:
+        seen.update(used)
         if listing.error:
             failed.add(vault.name.lower())
             log.warning("ingest: vault skipped: %s", listing.error)

@@ -160,18 +160,17 @@ def test_a_failing_vault_is_reported_and_the_others_still_ingest(kv, logs_emulat
 
     seed(kv, "ingest1", "survivor", 90)
     env = env_for(kv, logs_emulator, tmp_path)
-    env["CERTLC_VAULTS"] += f",ghost={logs_emulator.endpoint},denied={kv.vault_urls['ingest2']}"
+    denied_url = kv.vault_urls["ingest2"].replace("127.0.0.1", "localhost")  # same vault, another identity
+    env["CERTLC_VAULTS"] += f",ghost={logs_emulator.endpoint},denied={denied_url}"
 
     def factory(url, settings):
         """Real clients; the ghost vault trusts the Logs emulator's CA, the denied one has a no-access token."""
         if url == logs_emulator.endpoint:
             return certificate_client(url, {**settings, "CERTLC_KEYVAULT_CA_BUNDLE": logs_emulator.ca_bundle})
-        if url == kv.vault_urls["ingest2"] and factory.calls:
+        if url == denied_url:
             return certificate_client(url, {**settings, "CERTLC_LOCAL_TOKEN": "no-access"})
-        factory.calls += url == kv.vault_urls["ingest2"]
         return certificate_client(url, settings)
 
-    factory.calls = 0
     snapshot = take_snapshot(env, now=NOW, client_factory=factory)
     errors = {v.vault: v.error for v in snapshot.vaults}
     assert errors["ingest1"] == "" and errors["ingest2"] == ""

@@ -12,6 +12,7 @@ import gzip
 import hmac
 import json
 import re
+import socket
 import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -66,6 +67,12 @@ class LogsServer(ThreadingHTTPServer):
         self.streams = streams
         self.token = token
         self.store = store
+
+    def get_request(self) -> tuple[Any, Any]:
+        """No Nagle delay: headers and body go out as separate writes."""
+        connection, address = super().get_request()
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection, address
 
 
 class Handler(BaseHTTPRequestHandler):
