@@ -125,11 +125,13 @@ def start_pebble(
     eab_keys: Mapping[str, str] | None = None,
     domain_blocklist: Sequence[str] = (),
     always_valid: bool = True,
+    http_port: int | None = None,
 ) -> PebbleServer:
     """pebble over HTTPS with its own TLS CA; ``eab_keys`` (kid -> base64url HMAC key) makes EAB required.
 
     Orders for ``domain_blocklist`` names are rejected (``rejectedIdentifier``). With ``always_valid``
-    every answered challenge passes without pebble contacting the client.
+    every answered challenge passes without pebble contacting the client; otherwise pebble fetches
+    http-01 answers from ``http_port`` (say, an ``Http01ServerSolver``'s) on the identifier's address.
     """
     binary = tools.ensure_pebble()
     tls = write_loopback_tls(workdir / "tls", "pebble")
@@ -141,13 +143,14 @@ def start_pebble(
     }
 
     def start() -> PebbleServer:
-        port, management_port, http_port, tls_port = (free_port() for _ in range(4))
+        port, management_port, tls_port = (free_port() for _ in range(3))
+        challenge_port = http_port or free_port()
         config: dict[str, Any] = {
             "listenAddress": f"{LOOPBACK}:{port}",
             "managementListenAddress": f"{LOOPBACK}:{management_port}",
             "certificate": str(tls.cert_pem),
             "privateKey": str(tls.key_pem),
-            "httpPort": http_port,
+            "httpPort": challenge_port,
             "tlsPort": tls_port,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": bool(eab_keys),
@@ -163,7 +166,7 @@ def start_pebble(
             return _responds("GET", server_url, verify=str(tls.ca_pem))
 
         process = _launch("pebble", [str(binary), "-config", str(config_path)], workdir, ready, env)
-        return PebbleServer(process, port, management_port, http_port, tls_port, tls.ca_pem)
+        return PebbleServer(process, port, management_port, challenge_port, tls_port, tls.ca_pem)
 
     return start_with_retry(start)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import stat
 from collections.abc import Iterator
 
@@ -10,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
+from certlc.localstack import servers, tools
 from certlc.localstack.ports import free_port
 from renewal.ca.acme import AcmeAuthority, Http01FolderSolver, Http01ServerSolver
 from renewal.ca.base import CaConfigError, CaUnavailable, Denied, Issued, Pending
@@ -18,6 +20,7 @@ from tests.fixtures.servers import (
     PEBBLE_EAB_HMAC,
     PEBBLE_EAB_KID,
     make_csr,
+    serve_or_skip,
     verify_chain,
 )
 
@@ -208,3 +211,40 @@ def test_wrong_external_account_key_is_a_configuration_error(pebble_eab, solver,
 def test_half_an_external_account_binding_is_refused(tmp_path) -> None:
     with pytest.raises(CaConfigError, match="both the key id and the HMAC key"):
         AcmeAuthority("https://127.0.0.1:1/dir", account_key_path=tmp_path / "a.pem", eab_kid="kid")
+
+
+@pytest.fixture(scope="module")
+def validating_pebble(tmp_path_factory, solver) -> Iterator[servers.PebbleServer]:
+    """pebble that really fetches http-01 answers, from the module's solver."""
+    start = functools.partial(
+        servers.start_pebble, tmp_path_factory.mktemp("pebble-http01"), always_valid=False, http_port=solver.port
+    )
+    with serve_or_skip("pebble", tools.ensure_pebble, start) as server:
+        yield server
+
+
+def test_real_http01_validation_issues(validating_pebble, solver, tmp_path) -> None:
+    authority = AcmeAuthority(
+        validating_pebble.directory_url,
+        account_key_path=tmp_path / "account.pem",
+        ca_bundle=str(validating_pebble.ca_bundle),
+        solver=solver,
+    )
+    result = authority.submit(make_csr("localhost"), "server")
+
+    assert isinstance(result, Issued)
+    verify_chain(result.chain_pem, validating_pebble.roots_pem(), "localhost")
+
+
+def test_failed_http01_validation_is_denied_with_the_cas_finding(validating_pebble, tmp_path) -> None:
+    with Http01ServerSolver() as unreachable:  # not on the port pebble checks
+        authority = AcmeAuthority(
+            validating_pebble.directory_url,
+            account_key_path=tmp_path / "account.pem",
+            ca_bundle=str(validating_pebble.ca_bundle),
+            solver=unreachable,
+        )
+        result = authority.submit(make_csr("localhost"), "server")
+
+    assert isinstance(result, Denied)
+    assert "http-01" in result.reason and "returned 404" in result.reason
