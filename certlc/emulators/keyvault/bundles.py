@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
 
 from . import policy as policies
-from .pki import x5t
+from .pki import add_months, x5t
 from .store import Certificate, Pending, Version
 
 RECOVERY = {"recoveryLevel": "CustomizedRecoverable+Purgeable", "recoverableDays": 7}
@@ -84,12 +85,15 @@ def deleted(vault: Vault, cert: Certificate) -> dict[str, Any]:
     assert cert.deleted is not None
     head = {"recoveryId": f"{vault.base_url}/deletedcertificates/{cert.name}", **cert.deleted}
     latest = cert.latest()
-    if latest is None:
+    if latest is None:  # only a pending operation: Key Vault shows its disabled placeholder version
         created = cert.policy["attributes"]["created"]
+        start = datetime.fromtimestamp(created, tz=UTC)
+        exp = add_months(start, int(cert.policy["x509_props"]["validity_months"]))
+        attributes = {"enabled": False, "nbf": created - 600, "exp": int(exp.timestamp())}
         return {
             **head,
             "id": f"{vault.base_url}/certificates/{cert.name}",
-            "attributes": {"enabled": False, "created": created, "updated": created, **RECOVERY},
+            "attributes": {**attributes, "created": created, "updated": created, **RECOVERY},
             "policy": policies.render(cert.policy, vault.base_url, cert.name),
         }
     return {**head, **certificate(vault, cert, latest)}

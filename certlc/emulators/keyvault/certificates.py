@@ -331,7 +331,6 @@ class Certificates:
         now = self._clock.epoch()
         with self._store.lock:
             cert = self._live(vault, name)
-            cert.pending = None
             cert.deleted = {"deletedDate": now, "scheduledPurgeDate": now + PURGE_DAYS * 86400}
             self._store.save(vault.name, cert)
             return Response(200, bundles.deleted(vault, cert))

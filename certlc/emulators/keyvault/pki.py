@@ -190,14 +190,14 @@ def self_sign(key: PrivateKey, x509_props: dict[str, Any], now: datetime) -> x50
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=10))
-        .not_valid_after(_add_months(now, months))
+        .not_valid_after(add_months(now, months))
     )
     for extension, critical in _extensions(x509_props):
         builder = builder.add_extension(extension, critical=critical)
     return builder.sign(key, _hash_for(key))
 
 
-def _add_months(start: datetime, months: int) -> datetime:
+def add_months(start: datetime, months: int) -> datetime:
     year, month = divmod(start.month - 1 + months, 12)
     year += start.year
     day = min(start.day, calendar.monthrange(year, month + 1)[1])
@@ -299,8 +299,8 @@ def describe(cert: x509.Certificate) -> dict[str, Any]:
         props["sans"] = {k: v for k, v in sans.items() if v}
     except x509.ExtensionNotFound:
         pass
-    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
-    props["validity_months"] = max(1, round(lifetime.days / 30.4))
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    props["validity_months"] = max(1, (end.year - start.year) * 12 + end.month - start.month)
     try:
         is_ca = ext.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
