@@ -104,9 +104,9 @@ def run(args: argparse.Namespace) -> int:
         with LocalStack(args.dir, vaults=(VAULT,), extra_settings=_demo_settings(receiver.url)) as stack:
             client = _client(stack)
             say(f"seeding vault {VAULT} with {len(SEEDS)} certificates")
-            seed_vault(client, stack, args.dir)
+            seed_vault(client, stack)
             say(f"moving the Key Vault clock {ADVANCE_DAYS} days forward: Key Vault raises its expiry events")
-            _admin(stack, "POST", "clock", {"advance_seconds": ADVANCE_DAYS * 86400})
+            stack.control.advance(ADVANCE_DAYS * 86400)
             _settle(stack)
             say("running the sweep (the safety net for missed events)")
             stack.host.trigger_timer("sweep")
@@ -178,72 +178,28 @@ def _emulated_now(stack: Any) -> dt.datetime:
     return dt.datetime.fromisoformat(_admin(stack, "GET", "clock")["now"].replace("Z", "+00:00"))
 
 
-def seed_vault(client: Any, stack: Any, directory: Path) -> None:
-    """Create each certificate in Key Vault; the ``Unknown`` ones are signed by a "previous" CA."""
-    from azure.keyvault.certificates import CertificatePolicy
+def seed_vault(client: Any, stack: Any) -> None:
+    from certlc.localstack.seeding import PreviousCA, seed_certificate
 
-    previous_ca = _PreviousCA()
+    ca = PreviousCA()
     now = _emulated_now(stack)
     for seed in SEEDS:
-        policy = CertificatePolicy(
-            issuer_name=seed.issuer, subject=f"CN={seed.sans[0]}", san_dns_names=list(seed.sans), validity_in_months=12
+        seed_certificate(
+            client,
+            ca,
+            seed.name,
+            now=now,
+            sans=seed.sans,
+            issuer=seed.issuer,
+            days_left=seed.days_left,
+            lifetime_days=seed.lifetime_days,
+            tags=seed.tags,
         )
-        operation = client.begin_create_certificate(seed.name, policy, tags=seed.tags, _polling_interval=0.05).result()
-        if seed.issuer != "Unknown":
-            continue
-        not_after = now + dt.timedelta(days=seed.days_left)
-        chain = previous_ca.sign(operation.csr, not_after - dt.timedelta(days=seed.lifetime_days), not_after)
-        client.merge_certificate(seed.name, chain)
-
-
-class _PreviousCA:
-    """The CA that issued the seeded certificates before certlc took over (any CA would do)."""
-
-    def __init__(self) -> None:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Previous Issuing CA")])
-        start = dt.datetime.now(dt.UTC) - dt.timedelta(days=800)
-        self._cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self._key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(start + dt.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .sign(self._key, hashes.SHA256())
-        )
-
-    def sign(self, csr_der: bytes, not_before: dt.datetime, not_after: dt.datetime) -> list[bytes]:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.serialization import Encoding
-
-        csr = x509.load_der_x509_csr(csr_der)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(csr.subject)
-            .issuer_name(self._cert.subject)
-            .public_key(csr.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-        )
-        for ext in csr.extensions:
-            builder = builder.add_extension(ext.value, critical=ext.critical)
-        leaf = builder.sign(self._key, hashes.SHA256())
-        return [leaf.public_bytes(Encoding.DER), self._cert.public_bytes(Encoding.DER)]
 
 
 def _settle(stack: Any, timeout: float = 120.0) -> None:
     """Wait until Event Grid has delivered everything and the queue is drained."""
-    _admin(stack, "POST", "events/flush", {"timeout": 30})
+    stack.control.flush_events(timeout=30)
     stack.host.drain(timeout=timeout)
 
 

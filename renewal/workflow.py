@@ -8,8 +8,10 @@ message after a crash notifies instead of issuing again).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -62,6 +64,30 @@ class FailedSink(Protocol):
     def add(self, request: RenewalRequest | None, raw: str, reason: str, message: str, now: datetime) -> None: ...
 
 
+class KeyedLocks:
+    """One lock per key, created on demand and dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextlib.contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
 class Transient(Exception):
     def __init__(self, reason: str, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
@@ -87,8 +113,19 @@ class RenewalWorkflow:
     backoff: Backoff = field(default_factory=Backoff)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     dry_run: bool = False
+    _locks: KeyedLocks = field(default_factory=lambda: KeyedLocks(), repr=False)
 
     def handle(self, request: RenewalRequest) -> Result:
+        """Renew one certificate; renewals of the same certificate in this process run one at a time.
+
+        Taking the lock before the first read means a duplicate message waiting here reads the
+        version the first one merged and stops as superseded. Across processes, Key Vault's
+        single pending operation (409) is the lock.
+        """
+        with self._locks.hold(f"{request.vault.lower()}/{request.name.lower()}"):
+            return self._handle(request)
+
+    def _handle(self, request: RenewalRequest) -> Result:
         now = self.clock()
         rejected = check_request(Input(request, self.vaults, None, now, self.settings))
         if rejected:
@@ -111,9 +148,6 @@ class RenewalWorkflow:
             if self.dry_run:
                 return Result("skipped", "dry_run", f"would renew: {verdict.message}", request)
             return self._renew(kv, request, cert, verdict)
-        except _Superseded as exc:
-            self.reporter.audit("skipped", request, reason="superseded", detail=str(exc))
-            return Result("skipped", "superseded", str(exc), request)
         except _Deferred as exc:
             return Result("retrying", exc.reason, str(exc), request, retry_in_seconds=PENDING_KV_RETRY_SECONDS)
         except Transient as exc:
@@ -179,7 +213,6 @@ class RenewalWorkflow:
         try:
             op = kv.create_pending(request.name, cert.policy, new_tags)
             self.reporter.audit("csr_created", request, kv_request_id=op.request_id)
-            self._confirm_still_current(kv, request, cert)
         except PendingExists:
             op = kv.get_pending(request.name)
             if op is None:  # finished between the two calls: look again on the next attempt
@@ -188,7 +221,6 @@ class RenewalWorkflow:
                 kv.delete_pending(request.name)
                 op = kv.create_pending(request.name, cert.policy, new_tags)
                 self.reporter.audit("csr_created", request, kv_request_id=op.request_id, replaced_failed=True)
-                self._confirm_still_current(kv, request, cert)
             elif op.request_id != request.kv_request_id:
                 # Someone else's renewal may be in flight: wait one round before taking it over.
                 self.retries.send(request.next_attempt(kv_request_id=op.request_id), PENDING_KV_RETRY_SECONDS)
@@ -200,17 +232,6 @@ class RenewalWorkflow:
         if not op.csr:
             raise Permanent("no_csr", "Key Vault returned a pending operation without a CSR")
         return op.csr, request
-
-    def _confirm_still_current(self, kv: KeyVault, request: RenewalRequest, cert: CertificateSnapshot) -> None:
-        """Close the race between our GET and our create: another worker may have merged in between.
-
-        Our pending operation now holds Key Vault's lock, so one more GET settles it; if the version
-        changed, the renewal was done by someone else and our pending operation is withdrawn.
-        """
-        current = kv.get(request.name)
-        if current is not None and current.version != cert.version:
-            kv.delete_pending(request.name)
-            raise _Superseded(f"{request.name!r} was renewed as {current.version} by another worker meanwhile")
 
     def _pending_csr(self, kv: KeyVault, request: RenewalRequest) -> bytes:
         op = kv.get_pending(request.name)
@@ -320,7 +341,3 @@ class _Deferred(Transient):
 
     def __init__(self, message: str) -> None:
         super().__init__("in_flight_elsewhere", message)
-
-
-class _Superseded(Exception):
-    """Another worker renewed the certificate between our read and our create."""

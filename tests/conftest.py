@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.keyvault",
     "tests.fixtures.logs",
     "tests.fixtures.mail",
+    "tests.fixtures.stack",
 ]

@@ -19,8 +19,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from certlc.localstack.ports import poll_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -45,10 +43,12 @@ class LocalStack:
         self.schedule_timers = schedule_timers
         self.max_polling_interval = max_polling_interval
         self._started: list[Any] = []
+        self._saved_env: dict[str, str] | None = None
         self.settings: dict[str, str] = {}
 
     def start(self) -> LocalStack:
         from certlc.emulators import keyvault, logs
+        from certlc.emulators.keyvault.control import EmulatorControl
         from certlc.localstack.host import FunctionsHost, load_app
         from certlc.localstack.servers import start_azurite
 
@@ -56,9 +56,11 @@ class LocalStack:
         try:
             self.azurite = self._keep(start_azurite(self.directory / "azurite"))
             self.keyvault = self._keep(keyvault.start(self.directory / "keyvault", vaults=self.vault_names))
+            self.control = EmulatorControl(self.keyvault.admin_url, self.keyvault.ca_bundle)
             self.logs = self._keep(logs.start(self.directory, REPO_ROOT / "infra" / "monitoring.json"))
             self.settings = self._app_settings()
             self.settings_path = self._write_settings()
+            self._saved_env = dict(os.environ)
             os.environ.update(self.settings)  # the functions read app settings from the environment
             from renewal import handlers
 
@@ -80,25 +82,27 @@ class LocalStack:
 
     def subscribe_events(self, schema: str = "EventGridSchema") -> None:
         """Point Key Vault's Event Grid at the host's webhook, as an Event Grid subscription does."""
-        response = requests.post(
-            f"{self.keyvault.admin_url}/subscriptions",
-            json={
-                "endpoint": self.host.eventgrid_url("event"),
-                "schema": schema,
-                "event_types": ["Microsoft.KeyVault.CertificateNearExpiry", "Microsoft.KeyVault.CertificateExpired"],
-            },
-            verify=self.keyvault.ca_bundle,
-            timeout=30,
+        self.control.subscribe(
+            self.host.eventgrid_url("event"),
+            schema,
+            ["Microsoft.KeyVault.CertificateNearExpiry", "Microsoft.KeyVault.CertificateExpired"],
         )
-        response.raise_for_status()
 
     def stop(self) -> None:
+        """Stop everything started, newest first, and give the process its environment back."""
         while self._started:
             part = self._started.pop()
             try:
                 part.stop()
             except Exception as exc:  # keep stopping the rest
                 print(f"certlc: stopping {type(part).__name__} failed: {exc}", file=sys.stderr)
+        if self._saved_env is not None:
+            os.environ.clear()
+            os.environ.update(self._saved_env)
+            self._saved_env = None
+            from renewal import handlers
+
+            handlers.reset_runtime()
 
     def __enter__(self) -> LocalStack:
         return self.start()
