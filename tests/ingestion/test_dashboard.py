@@ -106,3 +106,26 @@ def test_dashboard_in_headless_chromium(tmp_path):
     shot.unlink(missing_ok=True)
     chromium(binary, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=1400,900", page.as_uri())
     assert shot.stat().st_size > 10_000
+
+
+def test_cli_dashboard_and_status_from_a_rows_file(tmp_path, capsys):
+    import argparse
+    import json
+
+    from certlc.dashboard import cli
+
+    rows_file = tmp_path / "rows.jsonl"
+    rows_file.write_text("".join(json.dumps(r) + "\n" for r in all_rows()))
+    parser = argparse.ArgumentParser()
+    cli.add_dashboard_arguments(parser)
+    out = tmp_path / "page.html"
+    assert cli.run_dashboard(parser.parse_args(["--rows", str(rows_file), "--out", str(out)])) == 0
+    assert capsys.readouterr().out.strip() == str(out.resolve())
+    assert '<span class="count" data-status="Expired">3</span>' in out.read_text()
+    assert cli.run_dashboard(parser.parse_args(["--state-dir", str(tmp_path / "none")])) == 1
+    assert "run `certlc ingest` first" in capsys.readouterr().err
+
+    parser = argparse.ArgumentParser()
+    cli.add_status_arguments(parser)
+    assert cli.run_status(parser.parse_args(["--rows", str(rows_file), "--json"])) == 0
+    assert json.loads(capsys.readouterr().out)["counts"] == EXPECTED
