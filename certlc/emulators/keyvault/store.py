@@ -83,6 +83,8 @@ class Store:
 
     def __init__(self, root: Path) -> None:
         self.root = private_dir(root)
+        private_dir(root / "vaults")
+        private_dir(root / "keys")
         self.lock = threading.RLock()
         self._vaults: dict[str, dict[str, Certificate]] = {}
         self._load()

@@ -1,0 +1,176 @@
+"""Certificate events raised on the emulated clock, recorded by a fake and delivered by Event Grid."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from azure.keyvault.certificates import CertificateClient, CertificatePolicy
+
+from certlc.emulators.keyvault import RunningEmulator, start
+from certlc.emulators.keyvault.control import EmulatorControl
+from renewal.clients import StaticTokenCredential
+from tests.fixtures.keyvault import clear_challenge_caches
+
+DAY = 86400
+
+
+class RecordingPublisher:
+    """Stands in for the Event Grid publisher: remembers what the emulator published."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def publish(self, event: Any) -> None:
+        self.events.append(event)
+
+    def of(self, name: str) -> list[str]:
+        return [e.event_type for e in self.events if e.object_name == name]
+
+
+@pytest.fixture
+def recorded(tmp_path) -> Iterator[tuple[RunningEmulator, RecordingPublisher, CertificateClient, EmulatorControl]]:
+    publisher = RecordingPublisher()
+    emulator = start(tmp_path / "state", publisher=publisher)
+    clear_challenge_caches()
+    client = CertificateClient(
+        emulator.url,
+        StaticTokenCredential(emulator.token),
+        connection_verify=emulator.ca_bundle,
+        verify_challenge_resource=False,
+    )
+    control = EmulatorControl(emulator.admin_url, emulator.ca_bundle)
+    yield emulator, publisher, client, control
+    client.close()
+    control.close()
+    emulator.stop()
+
+
+def create(client: CertificateClient, name: str, months: int) -> Any:
+    policy = CertificatePolicy(issuer_name="Self", subject=f"CN={name}", validity_in_months=months)
+    return client.begin_create_certificate(name, policy, _polling_interval=0.01).result()
+
+
+def test_near_expiry_and_expired_once_each(recorded):
+    emulator, publisher, client, control = recorded
+    cert = create(client, "app", 2)
+    assert publisher.of("app") == ["CertificateNewVersionCreated"]
+    exp = int(cert.properties.expires_on.timestamp())
+    now = emulator.clock.epoch()
+
+    control.advance(exp - now - 31 * DAY)
+    assert publisher.of("app") == ["CertificateNewVersionCreated"]
+    control.advance(2 * DAY)
+    assert publisher.of("app") == ["CertificateNewVersionCreated", "CertificateNearExpiry"]
+    control.advance(DAY)
+    assert publisher.of("app").count("CertificateNearExpiry") == 1
+    control.advance(40 * DAY)
+    assert publisher.of("app") == ["CertificateNewVersionCreated", "CertificateNearExpiry", "CertificateExpired"]
+    control.advance(400 * DAY)
+    assert len(publisher.of("app")) == 3
+
+    expired = publisher.events[-1]
+    assert (expired.vault_name, expired.vault_url, expired.version) == ("kv1", emulator.url, cert.properties.version)
+    assert (expired.nbf, expired.exp) == (int(cert.properties.not_before.timestamp()), exp)
+    assert expired.event_time.timestamp() >= exp
+
+
+def test_only_the_current_version_raises_expiry(recorded):
+    emulator, publisher, client, control = recorded
+    old = create(client, "rotated", 2)
+    new = create(client, "rotated", 24)
+    control.advance(int(old.properties.expires_on.timestamp()) - emulator.clock.epoch() + DAY)
+    assert publisher.of("rotated") == ["CertificateNewVersionCreated", "CertificateNewVersionCreated"]
+
+    control.advance(int(new.properties.expires_on.timestamp()) - emulator.clock.epoch() + DAY)
+    expiring = [e.version for e in publisher.events if e.event_type != "CertificateNewVersionCreated"]
+    assert expiring == [new.properties.version, new.properties.version]
+
+
+def test_a_jump_past_expiry_raises_both_in_order(recorded):
+    _emulator, publisher, client, control = recorded
+    cert = create(client, "jump", 1)
+    control.set_now(cert.properties.expires_on.replace(year=cert.properties.expires_on.year + 1).isoformat())
+    assert publisher.of("jump")[1:] == ["CertificateNearExpiry", "CertificateExpired"]
+
+
+class Receiver:
+    """A webhook that passes both Event Grid handshakes and records deliveries."""
+
+    def __init__(self) -> None:
+        self.bodies: list[tuple[str, Any]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_OPTIONS(self) -> None:
+                self.send_response(200)
+                self.send_header("WebHook-Allowed-Origin", self.headers.get("WebHook-Request-Origin", ""))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                answer = b""
+                if self.headers.get("aeg-event-type") == "SubscriptionValidation":
+                    answer = json.dumps({"validationResponse": body[0]["data"]["validationCode"]}).encode()
+                else:
+                    receiver.bodies.append((self.headers["Content-Type"], body))
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.stop()
+
+
+def test_real_event_grid_delivery_in_both_schemas(tmp_path, receiver):
+    with start(tmp_path / "state") as emulator:
+        control = EmulatorControl(emulator.admin_url, emulator.ca_bundle)
+        control.subscribe(f"{receiver.url}/eg", "EventGridSchema", ["CertificateNearExpiry"])
+        control.subscribe(f"{receiver.url}/ce", "CloudEventSchemaV1_0")
+        assert len(control.call("GET", "subscriptions")) == 2
+        clear_challenge_caches()
+        client = CertificateClient(
+            emulator.url,
+            StaticTokenCredential(emulator.token),
+            connection_verify=emulator.ca_bundle,
+            verify_challenge_resource=False,
+        )
+        cert = create(client, "delivered", 2)
+        control.advance(int(cert.properties.expires_on.timestamp()) - emulator.clock.epoch() - 10 * DAY)
+        assert control.flush_events()
+        log = control.events()
+        client.close()
+        control.close()
+
+    grid = [body for content_type, body in receiver.bodies if content_type.startswith("application/json")]
+    cloud = [body for content_type, body in receiver.bodies if content_type.startswith("application/cloudevents")]
+    assert [e["eventType"] for batch in grid for e in batch] == ["Microsoft.KeyVault.CertificateNearExpiry"]
+    assert grid[0][0]["data"]["ObjectName"] == "delivered"
+    assert [e["type"] for e in cloud] == [
+        "Microsoft.KeyVault.CertificateNewVersionCreated",
+        "Microsoft.KeyVault.CertificateNearExpiry",
+    ]
+    assert cloud[1]["data"]["Version"] == cert.properties.version
+    assert {entry["status"] for entry in log} == {"delivered"}
