@@ -206,11 +206,11 @@ def add_months(start: datetime, months: int) -> datetime:
 
 def load_der_or_pem_chain(blob: bytes) -> list[x509.Certificate]:
     """One ``x5c`` element after base64: DER, PEM text (maybe several), or base64 text of a DER."""
+    if blob[:1] == b"\x30":  # DER: never strip it, its last bytes may well be whitespace values
+        return [x509.load_der_x509_certificate(blob)]
     stripped = blob.strip()
     if stripped.startswith(b"-----BEGIN"):
         return x509.load_pem_x509_certificates(stripped)
-    if stripped[:1] == b"\x30":
-        return [x509.load_der_x509_certificate(stripped)]
     return [x509.load_der_x509_certificate(base64.b64decode(stripped, validate=False))]
 
 
