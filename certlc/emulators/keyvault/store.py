@@ -52,12 +52,13 @@ class Certificate:
     deleted: dict[str, int] | None = None  # deletedDate, scheduledPurgeDate
 
     def latest(self) -> Version | None:
-        return max(self.versions, key=lambda v: v.attributes["created"], default=None)
+        """Versions are kept in creation order (created times can tie within a second)."""
+        return self.versions[-1] if self.versions else None
 
     def current(self) -> Version | None:
-        """The version clients get by default: the newest enabled one."""
+        """The newest enabled version: the one expiry events are about."""
         enabled = [v for v in self.versions if v.attributes.get("enabled", True)]
-        return max(enabled, key=lambda v: v.attributes["created"], default=None)
+        return enabled[-1] if enabled else None
 
     def find(self, version: str) -> Version | None:
         return next((v for v in self.versions if v.version == version.lower()), None)
