@@ -33,6 +33,7 @@ log = logging.getLogger("certlc.host")
 EVENTGRID, QUEUE, TIMER = "eventGridTrigger", "queueTrigger", "timerTrigger"
 ALL_TRIGGERS = frozenset({EVENTGRID, QUEUE, TIMER})
 DEFAULT_PORT = 7071  # the port Core Tools uses
+DRAIN_POLL_INTERVAL = 0.02
 
 
 class FunctionsHost:
@@ -104,21 +105,28 @@ class FunctionsHost:
         return [poller.queue_url for poller in self._pollers]
 
     def start(self) -> FunctionsHost:
-        self._ensure_queues()
-        if self._webhook:
-            self._webhook.start()
-        for poller in self._pollers:
-            self._spawn(
-                f"poll-{poller.queue_name}", partial(poller.run, max_polling_interval=self._max_polling_interval)
-            )
-        if self._schedule_timers:
-            for name, timer in self._timers.items():
-                self._spawn(f"timer-{name}", timer.run)
+        """Create the queues, open the webhook, start polling and the timers; a failure undoes what started."""
+        try:
+            self._ensure_queues()
+            if self._webhook:
+                self._webhook.start()
+            for poller in self._pollers:
+                run_poller = partial(poller.run, max_polling_interval=self._max_polling_interval)
+                self._spawn(f"poll-{poller.queue_name}", run_poller)
+            if self._schedule_timers:
+                for name, timer in self._timers.items():
+                    self._spawn(f"timer-{name}", timer.run)
+        except BaseException:
+            self.stop()
+            raise
         log.info("Host started: %s", ", ".join(f"{f.name} ({f.trigger_type})" for f in self.functions.values()))
         return self
 
     def stop(self) -> None:
-        """Stop triggering; returns once every invocation in flight has finished."""
+        """Stop triggering and close the webhook port; returns once every invocation in flight has finished.
+
+        Also releases a host that was never started (its webhook port is bound on construction).
+        """
         self._stop.set()
         if self._webhook:
             self._webhook.stop()
@@ -168,8 +176,8 @@ class FunctionsHost:
                 return sum(poller.processed for poller in self._pollers) - before
             if time.monotonic() > deadline:
                 raise TimeoutError(f"queues {self.queue_names} still busy after {timeout:g}s")
-            if not leased:  # another thread holds the work: give it a moment before asking again
-                self._stop.wait(0.02)
+            if not leased:  # another thread holds the work: ask again shortly
+                time.sleep(DRAIN_POLL_INTERVAL)
 
 
 def load_app(script_root: Path) -> func.FunctionApp:

@@ -176,10 +176,12 @@ def host(env: dict[str, str], host_json: Path) -> Iterator[FunctionsHost]:
 
 
 @pytest.fixture
-def idle_host(env: dict[str, str], host_json: Path) -> FunctionsHost:
+def idle_host(env: dict[str, str], host_json: Path) -> Iterator[FunctionsHost]:
     """A host that is not started: ``drain`` does all the polling, in the test's thread."""
     CALLS.items.clear()
-    return FunctionsHost(app, env, host_json, schedule_timers=False)
+    host = FunctionsHost(app, env, host_json, schedule_timers=False)
+    yield host
+    host.stop()
 
 
 def http() -> requests.Session:
@@ -392,6 +394,7 @@ def test_indexes_the_real_function_app() -> None:
     }
     for _ in range(2):  # indexing twice must not trip get_functions()' duplicate check
         host = FunctionsHost(function_app.app, env, REPO / "host.json")
+        host.stop()  # releases the webhook port it bound
     kinds = {name: f.trigger_type for name, f in host.functions.items()}
     assert kinds == {
         "event": "eventGridTrigger",

@@ -104,9 +104,15 @@ def done(root: Path) -> dict[int, int]:
 
 
 @pytest.fixture
-def isolated_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The command copies app settings into os.environ; keep them out of the other tests."""
+def isolated_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The command copies app settings into os.environ and imports function_app: undo both afterwards."""
     monkeypatch.setattr(os, "environ", dict(os.environ))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.startswith("function_app"):
+            del sys.modules[name]
 
 
 def worker_args(root: Path, *argv: str) -> argparse.Namespace:
@@ -115,7 +121,7 @@ def worker_args(root: Path, *argv: str) -> argparse.Namespace:
     return parser.parse_args(["--script-root", str(root), "--settings", str(root / "local.settings.json"), *argv])
 
 
-@pytest.mark.usefixtures("isolated_environ")
+@pytest.mark.usefixtures("isolated_process")
 def test_worker_drain_runs_queue_functions_only(
     script_root: Path, jobs: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -136,7 +142,7 @@ def test_worker_drain_runs_queue_functions_only(
     assert [m.content for m in poison.peek_messages(max_messages=5)] == [poisoned]
 
 
-@pytest.mark.usefixtures("isolated_environ")
+@pytest.mark.usefixtures("isolated_process")
 def test_worker_without_a_connection_says_what_to_set(script_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     values = {k: v for k, v in settings(script_root).items() if k != "Jobs"}
     (script_root / "local.settings.json").write_text(json.dumps({"Values": values}))
@@ -145,7 +151,7 @@ def test_worker_without_a_connection_says_what_to_set(script_root: Path, capsys:
     assert "Jobs__queueServiceUri" in capsys.readouterr().err
 
 
-@pytest.mark.usefixtures("isolated_environ")
+@pytest.mark.usefixtures("isolated_process")
 def test_worker_with_identity_based_connection_targets_the_service_uri(script_root: Path) -> None:
     from certlc.localstack.host import load_app
 
