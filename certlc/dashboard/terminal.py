@@ -49,7 +49,8 @@ def render_table(rows: Iterable[Mapping[str, Any]], colour: bool) -> str:
     return "\n".join(lines)
 
 
-def render_json(rows: Iterable[Mapping[str, Any]]) -> str:
+def render_json(rows: Iterable[Mapping[str, Any]], errors: Iterable[str] = ()) -> str:
     view = build_view(rows)
     members = [r for s in STATUSES for r in view.groups[s]]
-    return json.dumps({"snapshot": view.snapshot_time, "counts": view.counts, "certificates": members}, indent=2)
+    body = {"snapshot": view.snapshot_time, "counts": view.counts, "certificates": members, "errors": list(errors)}
+    return json.dumps(body, indent=2)

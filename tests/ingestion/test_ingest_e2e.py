@@ -126,7 +126,7 @@ def test_two_runs_exact_rows_and_key_vault_reads_only_for_new_versions(kv, logs_
     for vault, report in by_vault.items():  # the report's count is what Key Vault really served
         assert len(kv_requests(kv, vault)) - before[vault] == report.keyvault_calls
 
-    # a renewal lands later than the first version (the emulator orders versions by its clock)
+    # the renewal lands an emulated minute after the first version
     requests.post(f"{kv.admin_url}/clock", json={"advance_seconds": 60}, verify=kv.ca_bundle, timeout=30)
     renewed = seed(kv, "ingest1", "expiring-api", 365)
     later = NOW + timedelta(hours=1)
