@@ -52,7 +52,7 @@ def resolve(value: str, env: Mapping[str, str], where: str) -> str:
     return _SETTING.sub(setting, value)
 
 
-def queue_sender(env: Mapping[str, str], connection: str, queue_name: str, **codecs: Any) -> Any:
+def connection_queue(env: Mapping[str, str], connection: str, queue_name: str, **codecs: Any) -> Any:
     """A QueueClient on a Functions connection: ``<Conn>`` string or ``<Conn>__queueServiceUri``."""
     from renewal.clients import queue_client
 
@@ -85,7 +85,7 @@ class QueueOutput:
         if not items:
             return
         texts = [_as_text(item, self.name) for item in items]
-        client = queue_sender(env, self.connection, self.queue_name)
+        client = connection_queue(env, self.connection, self.queue_name)
         from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
         for text in texts:

@@ -20,7 +20,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,7 +136,9 @@ class QueuePoller:
                     visibility_timeout=max(1, round(self._options.lease)),
                 )
             )
-            for future in [self._pool.submit(self._process, message) for message in batch]:
+            futures = [self._pool.submit(self._process, message) for message in batch]
+            wait(futures)  # every message settles before a settlement error is raised
+            for future in futures:
                 future.result()
         finally:
             with self._lock:
@@ -151,7 +153,7 @@ class QueuePoller:
             try:
                 leased = self.poll_once()
             except Exception as exc:  # storage down or throttled: keep polling, like the host
-                log.warning("Polling queue %r failed: %s", self.queue_name, exc)
+                log.warning("Polling queue %r failed: %s", self.queue_name, (str(exc) or repr(exc)).splitlines()[0])
                 leased = 0
             if leased:
                 interval = MIN_POLLING_INTERVAL
@@ -205,10 +207,10 @@ class QueuePoller:
 
 def raw_queue_pair(env: Mapping[str, str], connection: str, queue_name: str) -> tuple[Any, Any]:
     """Clients on ``queue_name`` and ``<queue_name>-poison`` that pass message text through unchanged."""
-    from certlc.localstack.bindings import queue_sender
+    from certlc.localstack.bindings import connection_queue
 
     raw = {"message_encode_policy": None, "message_decode_policy": None}
     return (
-        queue_sender(env, connection, queue_name, **raw),
-        queue_sender(env, connection, f"{queue_name}-poison", **raw),
+        connection_queue(env, connection, queue_name, **raw),
+        connection_queue(env, connection, f"{queue_name}-poison", **raw),
     )
