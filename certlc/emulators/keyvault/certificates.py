@@ -21,6 +21,7 @@ from .errors import (
     pending_not_found,
     secret_not_found,
 )
+from .paging import page
 from .response import Response
 from .store import Certificate, Pending, Store, Version, new_id
 
@@ -299,8 +300,6 @@ class Certificates:
 
     # -- lists -------------------------------------------------------------------------------------
     def list(self, vault: Vault, query: Mapping[str, str]) -> Response:
-        from .paging import page
-
         live = [c for c in self._store.all(vault.name) if c.deleted is None and c.versions]
         body = page(
             live,
@@ -313,8 +312,6 @@ class Certificates:
         return Response(200, body)
 
     def list_versions(self, vault: Vault, name: str, query: Mapping[str, str]) -> Response:
-        from .paging import page
-
         cert = self._live(vault, name)
         body = page(
             list(cert.versions),
@@ -372,5 +369,5 @@ class Certificates:
         key = None
         if cert.policy["key_props"].get("exportable", True):
             key = pki.key_from_pem(self._store.load_key(found.key_id))
-        value = pki.export_secret(key, chain, found.content_type)
+        value = pki.export_secret(key, chain, pem=found.content_type == policies.PEM)
         return Response(200, bundles.secret(vault, cert, found, value))

@@ -265,9 +265,9 @@ def _load_pem_bundle(blob: bytes, password: str | None) -> tuple[PrivateKey, lis
     return key, [leaf, *[c for c in certs if c is not leaf]]
 
 
-def export_secret(key: PrivateKey | None, chain: list[x509.Certificate], content_type: str) -> str:
+def export_secret(key: PrivateKey | None, chain: list[x509.Certificate], *, pem: bool) -> str:
     """The certificate's secret value: unencrypted PFX (base64) or PEM text (key first)."""
-    if content_type == "application/x-pem-file":
+    if pem:
         parts = [key_to_pem(key)] if key is not None else []
         parts += [c.public_bytes(serialization.Encoding.PEM) for c in chain]
         return b"".join(parts).decode("ascii")
