@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -101,20 +101,20 @@ class FailedStore:
             client.create_queue()
         return client
 
-    def _read_all(self) -> Iterator[tuple[str, Any]]:
-        for store in self._stores:
-            client = self._stores[store]
+    def _read_all(self) -> list[tuple[str, Any]]:
+        """Every message of both stores, each hidden for a while so that one pass sees each message once."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        found: list[tuple[str, Any]] = []
+        for store, client in self._stores.items():
             try:
-                while True:
-                    batch = list(client.receive_messages(max_messages=32, visibility_timeout=LIST_VISIBILITY_SECONDS))
-                    if not batch:
-                        break
-                    for message in batch:
-                        yield store, message
-            except Exception as exc:
-                if "QueueNotFound" in str(exc):
-                    continue
-                raise
+                while batch := list(
+                    client.receive_messages(max_messages=32, visibility_timeout=LIST_VISIBILITY_SECONDS)
+                ):
+                    found += [(store, message) for message in batch]
+            except ResourceNotFoundError:
+                continue
+        return found
 
 
 def _entry(store: str, message: Any) -> FailedEntry:

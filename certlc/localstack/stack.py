@@ -145,7 +145,7 @@ class LocalStack:
             "CERTLC_SWEEP_SCHEDULE": "0 0 * * * *",
             "CERTLC_INGEST_SCHEDULE": "0 30 * * * *",
             "CERTLC_AUDIT_FILE": str(self.directory / "audit.jsonl"),
-            "CERTLC_DETAIL_CACHE": str(self.directory / "ingest-cache.json"),
+            "CERTLC_INGEST_CACHE": str(self.directory / "ingest-cache.json"),
             **self.logs.settings(),
         }
         return settings | self.extra_settings

@@ -31,6 +31,7 @@ class Profile:
     validity_days: int = 90
     ekus: tuple[str, ...] = (SERVER_AUTH, CLIENT_AUTH)
     requires_approval: bool = False
+    poll_seconds: int = 300  # how soon to ask again while approval is pending
 
 
 DEFAULT_PROFILES = {
@@ -76,17 +77,22 @@ class LocalCA:
                 self._requests / f"{request_id}.json",
                 json.dumps({"csr": csr_pem.decode(), "profile": profile, "state": "pending"}).encode(),
             )
-            return Pending(request_id, retry_after_seconds=60, detail="waiting for approval at the local CA")
+            return Pending(
+                request_id, retry_after_seconds=spec.poll_seconds, detail="waiting for approval at the local CA"
+            )
         return Issued((self._sign(csr, spec), self.certificate_pem))
 
     def poll(self, request_id: str) -> CaResult:
         record = self._request(request_id)
         if record["state"] == "denied":
             return Denied(record.get("reason", "denied by the CA operator"))
+        profile = self.profiles[record["profile"]]
         if record["state"] != "approved":
-            return Pending(request_id, retry_after_seconds=60, detail="waiting for approval at the local CA")
+            return Pending(
+                request_id, retry_after_seconds=profile.poll_seconds, detail="waiting for approval at the local CA"
+            )
         csr = x509.load_pem_x509_csr(record["csr"].encode())
-        return Issued((self._sign(csr, self.profiles[record["profile"]]), self.certificate_pem))
+        return Issued((self._sign(csr, profile), self.certificate_pem))
 
     def approve(self, request_id: str) -> None:
         self._set_state(request_id, "approved")
@@ -139,8 +145,8 @@ class LocalCA:
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name(
             [
-                x509.NameAttribute(NameOID.COMMON_NAME, "certlc local CA"),
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "certlc"),
+                x509.NameAttribute(NameOID.COMMON_NAME, "certlc local CA"),
             ]
         )
         now = self._clock()
@@ -177,7 +183,8 @@ class LocalCA:
 
 
 def _profiles_from_file(directory: Path) -> dict[str, Profile] | None:
-    """Optional ``profiles.json`` beside the CA: {"name": {"validity_days", "ekus", "requires_approval"}}."""
+    """Optional ``profiles.json`` beside the CA:
+    ``{"name": {"validity_days", "ekus", "requires_approval", "poll_seconds"}}``."""
     path = directory / "profiles.json"
     if not path.exists():
         return None
@@ -185,9 +192,10 @@ def _profiles_from_file(directory: Path) -> dict[str, Profile] | None:
         raw = json.loads(path.read_text())
         return {
             name: Profile(
-                int(p.get("validity_days", 90)),
-                tuple(p.get("ekus", (SERVER_AUTH, CLIENT_AUTH))),
-                bool(p.get("requires_approval", False)),
+                validity_days=int(p.get("validity_days", 90)),
+                ekus=tuple(p.get("ekus", (SERVER_AUTH, CLIENT_AUTH))),
+                requires_approval=bool(p.get("requires_approval", False)),
+                poll_seconds=int(p.get("poll_seconds", 300)),
             )
             for name, p in raw.items()
         }

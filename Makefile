@@ -1,0 +1,35 @@
+# The two commands a new user needs:  make demo  and  make test.
+# Each installs what it needs: a virtualenv with the requirements, Azurite (npm), and
+# pebble, cfssl and Chromium (apt) when they are missing.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: demo test lint bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m certlc.localstack.tools install azurite
+	$(VENV)/bin/certlc demo
+
+test: $(VENV)/.installed
+	$(PY) -m certlc.localstack.tools install azurite pebble cfssl chromium
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(VENV)/.installed
+	$(PY) -m certlc.localstack.tools install azurite
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .tools .local test-output

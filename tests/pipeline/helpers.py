@@ -1,0 +1,76 @@
+"""Small helpers for driving the local stack in pipeline tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from certlc.localstack.seeding import PreviousCA, seed_certificate
+
+PREVIOUS_CA = PreviousCA()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def emulated_now(stack: Any) -> dt.datetime:
+    return dt.datetime.fromisoformat(stack.control.now().replace("Z", "+00:00"))
+
+
+def client(stack: Any, vault: str = "kv1") -> Any:
+    from azure.keyvault.certificates import CertificateClient
+
+    from renewal.clients import StaticTokenCredential
+
+    return CertificateClient(stack.keyvault.vault_urls[vault], StaticTokenCredential(stack.keyvault.token),
+                             connection_verify=stack.keyvault.ca_bundle, verify_challenge_resource=False)
+
+
+def secret_client(stack: Any, vault: str = "kv1") -> Any:
+    from azure.keyvault.secrets import SecretClient
+
+    from renewal.clients import StaticTokenCredential
+
+    return SecretClient(stack.keyvault.vault_urls[vault], StaticTokenCredential(stack.keyvault.token),
+                        connection_verify=stack.keyvault.ca_bundle, verify_challenge_resource=False)
+
+
+def seed(stack: Any, name: str, *, vault: str = "kv1", days_left: int = 20, lifetime_days: int = 90,
+         sans: tuple[str, ...] | None = None, **kwargs: Any) -> Any:
+    return seed_certificate(client(stack, vault), PREVIOUS_CA, name, now=emulated_now(stack),
+                            sans=sans or (f"{name}.example.com",), days_left=days_left,
+                            lifetime_days=lifetime_days, **kwargs)
+
+
+def settle(stack: Any, timeout: float = 60.0) -> int:
+    """Let Event Grid deliver and the host drain the queue; returns messages processed."""
+    stack.control.flush_events(timeout=30)
+    return stack.host.drain(timeout=timeout)
+
+
+def versions(stack: Any, name: str, vault: str = "kv1") -> list[Any]:
+    return list(client(stack, vault).list_properties_of_certificate_versions(name))
+
+
+def audit(stack: Any, name: str) -> list[dict[str, Any]]:
+    path = Path(stack.settings["CERTLC_AUDIT_FILE"])
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in records if r.get("name") == name]
+
+
+def alerts_for(receiver: Any, name: str) -> list[dict[str, Any]]:
+    return [p for p in receiver.payloads() if isinstance(p, dict) and p.get("name") == name]
+
+
+def queue_message(stack: Any, body: dict[str, Any] | str, delay: int = 0) -> None:
+    from renewal.clients import queue_client
+
+    text = body if isinstance(body, str) else json.dumps(body)
+    queue = queue_client(stack.settings, stack.settings["CERTLC_QUEUE_NAME"])
+    queue.send_message(text, visibility_timeout=delay or None)

@@ -1,0 +1,195 @@
+"""Failure handling through the real functions: denied, pending, CA down, Key Vault faults, crashes, races."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from certlc.cli import main as certlc
+from renewal import handlers
+from renewal.ca.local import LocalCA
+from renewal.messages import RenewalRequest
+from renewal.runtime import build_runtime
+from tests.pipeline.helpers import alerts_for, audit, client, seed, settle, unique, versions
+
+
+def _no_pending(stack, name: str) -> bool:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        client(stack).get_certificate_operation(name)
+    except ResourceNotFoundError:
+        return True
+    return False
+
+
+def _wait_for(stack, done, timeout: float = 45.0) -> None:
+    """Drain repeatedly: retries come back after their visibility delay."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError("the pipeline did not reach the expected state in time")
+        settle(stack)
+        time.sleep(0.2)
+
+
+def test_ca_denial_fails_permanently_with_an_alert_and_no_pending_operation(stack, alerts):
+    name = unique("denied")
+    seed(stack, name, days_left=5, tags={"certlc-profile": "retired-template", "Recipient": "owner@example.com"})
+    settle(stack)
+    assert len(versions(stack, name)) == 1
+    assert _no_pending(stack, name)
+    failed = [r for r in audit(stack, name) if r["event"] == "failed"]
+    assert [r["reason"] for r in failed] == ["ca_denied"]
+    kinds = [a["kind"] for a in alerts_for(alerts, name)]
+    assert "renewal_failed" in kinds and "escalation" in kinds, "5 days before expiry a failure escalates"
+    entries = [e for e in build_runtime(stack.settings).failed.list() if e.name == name]
+    assert [e.reason for e in entries] == ["ca_denied"]
+
+
+def test_failed_list_and_retry_through_the_cli(stack, capsys):
+    name = unique("redrive")
+    seed(stack, name, days_left=12, tags={"certlc-profile": "retired-template"})
+    settle(stack)
+    settings = str(stack.settings_path)
+    assert certlc(["--settings", settings, "failed", "list", "--json"]) == 0
+    listed = [e for e in json.loads(capsys.readouterr().out) if e["name"] == name]
+    assert len(listed) == 1 and listed[0]["reason"] == "ca_denied"
+
+    client(stack).update_certificate_properties(name, tags={"certlc-profile": "server"})  # the operator's fix
+    assert certlc(["--settings", settings, "failed", "retry", listed[0]["id"]]) == 0
+    assert f"re-driven: kv1/{name}" in capsys.readouterr().out
+    _wait_for(stack, lambda: len(versions(stack, name)) == 2)
+    assert certlc(["--settings", settings, "failed", "list", "--json"]) == 0
+    assert not [e for e in json.loads(capsys.readouterr().out) if e["name"] == name]
+
+
+def test_ca_pending_is_polled_until_approved(stack):
+    name = unique("approval")
+    seed(stack, name, days_left=20, tags={"certlc-profile": "approval"})
+    settle(stack)
+    pending = [r for r in audit(stack, name) if r["event"] == "pending"]
+    assert pending and len(versions(stack, name)) == 1
+    LocalCA(Path(stack.settings["CERTLC_LOCAL_CA_DIR"])).approve(pending[0]["ca_request_id"])
+    _wait_for(stack, lambda: len(versions(stack, name)) == 2)
+    assert _no_pending(stack, name)
+    assert sum(r["event"] == "submitted" for r in audit(stack, name)) == 1, "a pending request is polled, not resent"
+
+
+def test_ca_down_retries_with_backoff_then_fails_and_cleans_up(stack, alerts):
+    name = unique("cadown")
+    seed(stack, name, days_left=20, tags={"certlc-ca": "cfssl", "certlc-profile": "server"})
+    _wait_for(stack, lambda: any(r["event"] == "failed" for r in audit(stack, name)), timeout=60)
+    records = audit(stack, name)
+    retried = [r for r in records if r["event"] == "retried"]
+    assert [r["reason"] for r in retried] == ["ca_unavailable"] * 3  # CERTLC_MAX_ATTEMPTS=4
+    assert [r["attempt"] for r in retried] == [2, 3, 4]
+    assert all(r["delay_seconds"] >= 0 for r in retried)
+    assert [r["reason"] for r in records if r["event"] == "failed"] == ["retries_exhausted"]
+    assert len(versions(stack, name)) == 1 and _no_pending(stack, name)
+    assert any(a["kind"] == "renewal_failed" for a in alerts_for(alerts, name))
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_key_vault_error_bursts_are_ridden_out(stack, status):
+    name = unique(f"burst{status}")
+    seed(stack, name, days_left=400, lifetime_days=500)
+    stack.control.add_fault(status=status, retry_after=1, count=6, path=f"/certificates/{name}")
+    try:
+        result = handlers.on_queue_message(RenewalRequest("kv1", name, "manual", force=True).to_json())
+        _wait_for(stack, lambda: len(versions(stack, name)) == 2)
+    finally:
+        stack.control.clear_faults()
+    assert result is not None
+    assert _no_pending(stack, name)
+
+
+def _mentions(name: str, args: tuple) -> bool:
+    from cryptography import x509
+
+    for arg in args:
+        if isinstance(arg, str) and arg == name:
+            return True
+        if isinstance(arg, RenewalRequest) and arg.name == name:
+            return True
+        if isinstance(arg, bytes) and arg.startswith(b"-----BEGIN CERTIFICATE REQUEST"):
+            return name in x509.load_pem_x509_csr(arg).subject.rfc4514_string()
+    return False
+
+
+def _crash_after(mocker, target: str, attribute: str, name: str) -> None:
+    """Let the real step run for ``name``, then raise once, as a process dying right after it would."""
+    import importlib
+
+    module_name, class_name = target.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module_name), class_name)
+    real = getattr(cls, attribute)
+    crashed = threading.Event()
+
+    def crashing(self, *args, **kwargs):
+        value = real(self, *args, **kwargs)
+        if not crashed.is_set() and _mentions(name, args):
+            crashed.set()
+            raise RuntimeError(f"injected crash after {attribute}")
+        return value
+
+    mocker.patch.object(cls, attribute, crashing)
+
+
+@pytest.mark.parametrize(
+    ("target", "attribute"),
+    [
+        ("renewal.keyvault.KeyVault", "get"),
+        ("renewal.keyvault.KeyVault", "create_pending"),
+        ("renewal.ca.local.LocalCA", "submit"),
+        ("renewal.keyvault.KeyVault", "merge"),
+        ("renewal.reporting.Reporter", "renewed"),
+    ],
+)
+def test_a_crash_after_any_step_still_renews_exactly_once(stack, mocker, target, attribute):
+    name = unique("crash")
+    seed(stack, name, days_left=400, lifetime_days=500)
+    handlers.reset_runtime()
+    body = RenewalRequest("kv1", name, "manual", force=True).to_json()
+    _crash_after(mocker, target, attribute, name)
+    try:
+        handlers.on_queue_message(body)  # the first delivery dies (or, for notify, survives)
+    except RuntimeError:
+        handlers.on_queue_message(body, dequeue_count=2)  # the host delivers the same message again
+    _wait_for(stack, lambda: len(versions(stack, name)) == 2 and _no_pending(stack, name))
+    settle(stack)
+    assert len(versions(stack, name)) == 2
+    assert sum(r["event"] == "merged" for r in audit(stack, name)) >= 1
+
+
+def test_two_workers_on_one_certificate_issue_one_certificate(stack, mocker):
+    """Two instances (separate runtimes): Key Vault's single pending operation is the lock."""
+    name = unique("race")
+    seed(stack, name, days_left=400, lifetime_days=500)
+    inside_ca, release = threading.Event(), threading.Event()
+    real_submit = LocalCA.submit
+
+    def slow_submit(self, csr_pem, profile):
+        inside_ca.set()
+        release.wait(30)
+        return real_submit(self, csr_pem, profile)
+
+    mocker.patch.object(LocalCA, "submit", slow_submit)
+    first, second = build_runtime(stack.settings), build_runtime(stack.settings)
+    request = RenewalRequest("kv1", name, "manual", force=True)
+    results = {}
+    worker = threading.Thread(target=lambda: results.setdefault("first", first.workflow.handle(request)))
+    worker.start()
+    assert inside_ca.wait(30)
+    results["second"] = second.workflow.handle(RenewalRequest("kv1", name, "manual", force=True))
+    release.set()
+    worker.join(30)
+    assert results["first"].status == "renewed"
+    assert results["second"].status == "retrying" and results["second"].reason == "in_flight_elsewhere"
+    _wait_for(stack, lambda: _no_pending(stack, name))
+    settle(stack)
+    assert len(versions(stack, name)) == 2
