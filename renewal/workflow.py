@@ -29,7 +29,6 @@ from renewal.x509info import csr_to_pem, pem_chain_to_der, same_public_key
 log = logging.getLogger("certlc.renewal")
 
 Status = Literal["renewed", "skipped", "rejected", "failed", "retrying", "pending"]
-PENDING_KV_RETRY_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,11 @@ class Retries(Protocol):
 
 class FailedSink(Protocol):
     def add(self, request: RenewalRequest | None, raw: str, reason: str, message: str, now: datetime) -> None: ...
+
+
+@dataclass
+class _Progress:
+    request: RenewalRequest
 
 
 class KeyedLocks:
@@ -126,6 +130,7 @@ class RenewalWorkflow:
             return self._handle(request)
 
     def _handle(self, request: RenewalRequest) -> Result:
+        progress = _Progress(request)  # the newest form of the request, for retries that follow a failure
         now = self.clock()
         rejected = check_request(Input(request, self.vaults, None, now, self.settings))
         if rejected:
@@ -135,7 +140,7 @@ class RenewalWorkflow:
         try:
             cert = kv.get(request.name)
             if cert and request.version is None:
-                request = replace(request, version=cert.version)
+                request = progress.request = replace(request, version=cert.version)
             if cert and T.tag(cert.tags, T.CORRELATION) == request.correlation_id:
                 return self._already_merged(request, cert)
             verdict = decide(Input(request, self.vaults, cert, now, self.settings))
@@ -147,23 +152,24 @@ class RenewalWorkflow:
             assert cert is not None
             if self.dry_run:
                 return Result("skipped", "dry_run", f"would renew: {verdict.message}", request)
-            return self._renew(kv, request, cert, verdict)
+            return self._renew(kv, progress, cert, verdict)
         except _Deferred as exc:
-            return Result("retrying", exc.reason, str(exc), request, retry_in_seconds=PENDING_KV_RETRY_SECONDS)
+            return Result("retrying", exc.reason, str(exc), request, retry_in_seconds=self._in_flight_wait)
         except Transient as exc:
-            return self._retry(request, cert, exc.reason, str(exc), exc.retry_after)
+            return self._retry(progress.request, cert, exc.reason, str(exc), exc.retry_after)
         except KeyVaultError as exc:
             if exc.transient:
-                return self._retry(request, cert, "keyvault_unavailable", str(exc), exc.retry_after_seconds)
+                return self._retry(progress.request, cert, "keyvault_unavailable", str(exc), exc.retry_after_seconds)
             return self._finish_permanent(request, cert, "keyvault_error", str(exc))
         except CaUnavailable as exc:
-            return self._retry(request, cert, "ca_unavailable", str(exc), exc.retry_after_seconds)
+            return self._retry(progress.request, cert, "ca_unavailable", str(exc), exc.retry_after_seconds)
         except CaError as exc:
             return self._finish_permanent(request, cert, "ca_error", str(exc))
         except Permanent as exc:
             return self._finish_permanent(request, cert, exc.reason, str(exc))
 
-    def _renew(self, kv: KeyVault, request: RenewalRequest, cert: CertificateSnapshot, verdict: Verdict) -> Result:
+    def _renew(self, kv: KeyVault, progress: _Progress, cert: CertificateSnapshot, verdict: Verdict) -> Result:
+        request = progress.request
         ca = self.ca_for(verdict.ca or self.settings.default_ca)
         if request.attempt == 1 and not request.ca_request_id:
             self.reporter.audit(
@@ -179,6 +185,7 @@ class RenewalWorkflow:
             result = ca.poll(request.ca_request_id)
         else:
             csr, request = self._obtain_csr(kv, request, cert)
+            progress.request = request
             try:
                 check_csr_against_policy(csr, cert.policy)
             except CsrMismatch as exc:
@@ -223,7 +230,11 @@ class RenewalWorkflow:
                 self.reporter.audit("csr_created", request, kv_request_id=op.request_id, replaced_failed=True)
             elif op.request_id != request.kv_request_id:
                 # Someone else's renewal may be in flight: wait one round before taking it over.
-                self.retries.send(request.next_attempt(kv_request_id=op.request_id), PENDING_KV_RETRY_SECONDS)
+                deferred = request.next_attempt(kv_request_id=op.request_id)
+                self.reporter.audit(
+                    "retried", deferred, reason="in_flight_elsewhere", delay_seconds=self._in_flight_wait
+                )
+                self.retries.send(deferred, self._in_flight_wait)
                 raise _Deferred(
                     f"a pending operation ({op.request_id}) is already in flight; checking again later"
                 ) from None
@@ -231,7 +242,12 @@ class RenewalWorkflow:
                 self.reporter.audit("csr_reused", request, kv_request_id=op.request_id)
         if not op.csr:
             raise Permanent("no_csr", "Key Vault returned a pending operation without a CSR")
-        return op.csr, request
+        return op.csr, replace(request, kv_request_id=op.request_id)
+
+    @property
+    def _in_flight_wait(self) -> int:
+        """How long to leave another worker's pending operation alone before taking it over."""
+        return 2 * self.backoff.base_seconds
 
     def _pending_csr(self, kv: KeyVault, request: RenewalRequest) -> bytes:
         op = kv.get_pending(request.name)
@@ -318,6 +334,7 @@ class RenewalWorkflow:
         now = self.clock()
         self.failed_store.add(request, request.to_json(), reason, message, now)
         if cert is not None:
+            self._withdraw_pending(cert)
             self._mark_failed(cert, reason, now)
         self.reporter.audit("rejected" if status == "rejected" else "failed", request, reason=reason, detail=message)
         escalate = bool(cert and is_within_escalation(cert, now, self.settings))
@@ -326,6 +343,13 @@ class RenewalWorkflow:
         except Exception:
             log.exception("failure alert for %s/%s could not be sent", request.vault, request.name)
         return Result(status, reason, message, request)
+
+    def _withdraw_pending(self, cert: CertificateSnapshot) -> None:
+        """A renewal that has given up leaves no pending operation behind; a re-drive starts clean."""
+        try:
+            self.keyvault_for(self.vaults[cert.vault.lower()]).delete_pending(cert.name)
+        except Exception:
+            log.warning("could not delete the pending operation of %s/%s", cert.vault, cert.name, exc_info=True)
 
     def _mark_failed(self, cert: CertificateSnapshot, reason: str, now: datetime) -> None:
         """Tag the version so the sweep stops re-queueing it until an operator re-drives it."""
