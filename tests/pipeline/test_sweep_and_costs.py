@@ -1,0 +1,83 @@
+"""The sweep, the cost of a renewal in Key Vault calls, and `certlc renew` on the local stack."""
+
+from __future__ import annotations
+
+from certlc.cli import main as certlc
+from renewal import handlers
+from renewal.messages import RenewalRequest
+from tests.pipeline.helpers import alerts_for, audit, client, seed, settle, unique, versions
+
+
+def _calls_for(stack, name: str) -> list[str]:
+    return [
+        f"{r['method']} {r['path'].replace(name, 'NAME')}"
+        for r in stack.control.requests()
+        if name in r["path"] and r["status"] != 401
+    ]
+
+
+def test_a_plain_renewal_costs_three_key_vault_calls(stack):
+    name = unique("cost")
+    seed(stack, name, days_left=400, lifetime_days=500, tags={"certlc-renew-before-days": "450"})
+    settle(stack)
+    stack.control.clear_requests()
+    result = handlers.on_queue_message(RenewalRequest("kv1", name, "sweep").to_json())
+    assert result is not None and result.status == "renewed"
+    calls = _calls_for(stack, name)
+    assert calls == [
+        "GET /certificates/NAME/",
+        "POST /certificates/NAME/create",
+        "POST /certificates/NAME/pending/merge",
+    ], calls
+
+
+def test_the_sweep_renews_what_no_event_announced(stack):
+    """Due by the one-third rule (60 of 300 days left) while Key Vault only raises events at 30 days."""
+    name = unique("swept")
+    seed(stack, name, days_left=60, lifetime_days=300)
+    settle(stack)
+    assert len(versions(stack, name)) == 1, "no event should have fired 60 days out"
+    stack.host.trigger_timer("sweep")
+    settle(stack)
+    assert len(versions(stack, name)) == 2
+    initiated = [r for r in audit(stack, name) if r["event"] == "renewal_initiated"]
+    assert [r["trigger"] for r in initiated] == ["sweep"]
+
+
+def test_expiry_warnings_go_out_once_a_day_for_a_certificate_that_cannot_be_renewed(stack, alerts):
+    name = unique("warned")
+    seed(stack, name, days_left=20, tags={"certlc-profile": "retired-template"})
+    settle(stack)
+    for _ in range(2):
+        stack.host.trigger_timer("sweep")
+        settle(stack)
+    warnings = [a for a in alerts_for(alerts, name) if a["kind"] == "expiring"]
+    assert len(warnings) == 1
+    assert (
+        warnings[0]["summary"]
+        == f"The certificate for {name} in kv1 will expire within the next {warnings[0]['days_left']} days"
+    )
+    assert 18 <= warnings[0]["days_left"] <= 20
+    failed = [r for r in audit(stack, name) if r["event"] == "failed"]
+    assert len(failed) == 1, "the sweep must not re-queue a permanently failed version"
+    assert client(stack).get_certificate(name).properties.tags["certlc-warned"]
+
+
+def test_certlc_renew_dry_run_then_force(stack, capsys):
+    name = unique("manual")
+    seed(stack, name, days_left=200, lifetime_days=365)
+    settle(stack)
+    settings = str(stack.settings_path)
+    assert certlc(["--settings", settings, "renew", name, "--vault", "kv1"]) == 0
+    assert "skipped (not_due)" in capsys.readouterr().out
+    assert certlc(["--settings", settings, "renew", name, "--vault", "kv1", "--force", "--dry-run"]) == 0
+    assert "would renew" in capsys.readouterr().out
+    assert len(versions(stack, name)) == 1
+    assert certlc(["--settings", settings, "renew", name, "--vault", "kv1", "--force"]) == 0
+    assert "renewed" in capsys.readouterr().out
+    assert len(versions(stack, name)) == 2
+
+
+def test_certlc_renew_refuses_a_vault_that_is_not_allowed(stack, capsys):
+    assert certlc(["--settings", str(stack.settings_path), "renew", "anything", "--vault", "evil"]) == 1
+    assert "rejected (vault_not_allowed)" in capsys.readouterr().out
