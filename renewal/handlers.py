@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from renewal.runtime import Runtime, build_runtime
-from renewal.workflow import Result
+if TYPE_CHECKING:  # the runtime pulls in the SDKs and cryptography: built on the first invocation, not at start-up
+    from renewal.runtime import Runtime
+    from renewal.workflow import Result
 
 log = logging.getLogger("certlc.functions")
 
@@ -23,6 +24,8 @@ def runtime() -> Runtime:
     """The process-wide runtime, built on first use from the app settings."""
     global _runtime
     if _runtime is None:
+        from renewal.runtime import build_runtime
+
         _runtime = build_runtime(os.environ)
     return _runtime
 
