@@ -26,8 +26,12 @@ def client(stack: Any, vault: str = "kv1") -> Any:
 
     from renewal.clients import StaticTokenCredential
 
-    return CertificateClient(stack.keyvault.vault_urls[vault], StaticTokenCredential(stack.keyvault.token),
-                             connection_verify=stack.keyvault.ca_bundle, verify_challenge_resource=False)
+    return CertificateClient(
+        stack.keyvault.vault_urls[vault],
+        StaticTokenCredential(stack.keyvault.token),
+        connection_verify=stack.keyvault.ca_bundle,
+        verify_challenge_resource=False,
+    )
 
 
 def secret_client(stack: Any, vault: str = "kv1") -> Any:
@@ -35,15 +39,34 @@ def secret_client(stack: Any, vault: str = "kv1") -> Any:
 
     from renewal.clients import StaticTokenCredential
 
-    return SecretClient(stack.keyvault.vault_urls[vault], StaticTokenCredential(stack.keyvault.token),
-                        connection_verify=stack.keyvault.ca_bundle, verify_challenge_resource=False)
+    return SecretClient(
+        stack.keyvault.vault_urls[vault],
+        StaticTokenCredential(stack.keyvault.token),
+        connection_verify=stack.keyvault.ca_bundle,
+        verify_challenge_resource=False,
+    )
 
 
-def seed(stack: Any, name: str, *, vault: str = "kv1", days_left: int = 20, lifetime_days: int = 90,
-         sans: tuple[str, ...] | None = None, **kwargs: Any) -> Any:
-    return seed_certificate(client(stack, vault), PREVIOUS_CA, name, now=emulated_now(stack),
-                            sans=sans or (f"{name}.example.com",), days_left=days_left,
-                            lifetime_days=lifetime_days, **kwargs)
+def seed(
+    stack: Any,
+    name: str,
+    *,
+    vault: str = "kv1",
+    days_left: int = 20,
+    lifetime_days: int = 90,
+    sans: tuple[str, ...] | None = None,
+    **kwargs: Any,
+) -> Any:
+    return seed_certificate(
+        client(stack, vault),
+        PREVIOUS_CA,
+        name,
+        now=emulated_now(stack),
+        sans=sans or (f"{name}.example.com",),
+        days_left=days_left,
+        lifetime_days=lifetime_days,
+        **kwargs,
+    )
 
 
 def settle(stack: Any, timeout: float = 60.0) -> int:

@@ -80,16 +80,24 @@ def _near_expiry_event(stack, name: str, version: str) -> dict:
         "subject": name,
         "eventType": "Microsoft.KeyVault.CertificateNearExpiry",
         "eventTime": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
-        "data": {"Id": f"{vault_url}/certificates/{name}/{version}", "VaultName": "kv1", "ObjectType": "Certificate",
-                 "ObjectName": name, "Version": version, "NBF": now - 86400, "EXP": now + 86400},
+        "data": {
+            "Id": f"{vault_url}/certificates/{name}/{version}",
+            "VaultName": "kv1",
+            "ObjectType": "Certificate",
+            "ObjectName": name,
+            "Version": version,
+            "NBF": now - 86400,
+            "EXP": now + 86400,
+        },
         "dataVersion": "1",
         "metadataVersion": "1",
     }
 
 
 def _deliver(stack, events: list[dict]) -> None:
-    response = requests.post(stack.host.eventgrid_url("event"), json=events,
-                             headers={"aeg-event-type": "Notification"}, timeout=30)
+    response = requests.post(
+        stack.host.eventgrid_url("event"), json=events, headers={"aeg-event-type": "Notification"}, timeout=30
+    )
     assert response.status_code == 200, response.text
 
 
