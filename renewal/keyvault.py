@@ -81,19 +81,7 @@ class KeyVault:
                 cert = self._client.get_certificate(name)
             except t.not_found:
                 return None
-        props = cert.properties
-        return CertificateSnapshot(
-            vault=self.vault.name,
-            name=cert.name,
-            version=props.version,
-            enabled=bool(props.enabled),
-            not_before=props.not_before,
-            expires_on=props.expires_on,
-            issuer_name=cert.policy.issuer_name if cert.policy else None,
-            tags=dict(props.tags or {}),
-            cer=bytes(cert.cer) if cert.cer else None,
-            policy=cert.policy,
-        )
+        return self._snapshot(cert)
 
     def create_pending(self, name: str, policy: Any, tags: Mapping[str, str]) -> PendingOperation:
         """Start a new version with the current policy; the CSR comes back in the same response."""
@@ -124,6 +112,9 @@ class KeyVault:
                 cert = self._client.merge_certificate(name, chain_der, tags=dict(tags), enabled=True)
             except t.not_found as exc:
                 raise PendingGone(str(exc)) from exc
+        return self._snapshot(cert)
+
+    def _snapshot(self, cert: Any) -> CertificateSnapshot:
         props = cert.properties
         return CertificateSnapshot(
             vault=self.vault.name,

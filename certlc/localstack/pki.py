@@ -1,10 +1,15 @@
-"""A throwaway TLS CA and loopback server certificate, for local servers that need HTTPS (pebble)."""
+"""A local TLS CA and loopback server certificate for every local HTTPS server (emulators, pebble).
+
+Made once per folder and reused, so a client that trusts the CA bundle keeps trusting the
+server across restarts.
+"""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-VALIDITY = datetime.timedelta(days=30)
+VALIDITY = datetime.timedelta(days=825)
 
 
 @dataclass(frozen=True)
@@ -48,9 +53,24 @@ def write_private(path: Path, data: bytes) -> None:
     path.chmod(0o600)
 
 
+def loopback_tls(folder: Path, name: str) -> TlsFiles:
+    """``ca.pem`` plus ``cert.pem``/``key.pem`` for localhost and 127.0.0.1, made on first use."""
+    files = TlsFiles(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
+    if files.ca_pem.exists() and files.cert_pem.exists() and files.key_pem.exists():
+        return files
+    return write_loopback_tls(folder, name)
+
+
+def server_context(files: TlsFiles) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(files.cert_pem), str(files.key_pem))
+    return context
+
+
 def write_loopback_tls(folder: Path, name: str) -> TlsFiles:
     """Writes ``ca.pem`` plus ``cert.pem``/``key.pem`` for localhost and 127.0.0.1 (key file 0600)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name(f"{name} test TLS CA")
     ca_cert = (
@@ -72,8 +92,9 @@ def write_loopback_tls(folder: Path, name: str) -> TlsFiles:
         .sign(ca_key, hashes.SHA256())
     )
     files = TlsFiles(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
-    files.ca_pem.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    files.cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    # Owner-only like the rest of a state folder, though only the key is secret.
+    write_private(files.ca_pem, ca_cert.public_bytes(serialization.Encoding.PEM))
+    write_private(files.cert_pem, cert.public_bytes(serialization.Encoding.PEM))
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

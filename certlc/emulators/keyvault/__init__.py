@@ -22,7 +22,7 @@ class RunningEmulator:
         self.vault_urls: dict[str, str] = dict(parts.vault_urls)
         self.url: str = next(iter(self.vault_urls.values()))
         self.admin_url: str = f"{self.url}/_emulator"
-        self.ca_bundle: str = str(parts.tls.ca_bundle)
+        self.ca_bundle: str = str(parts.tls.ca_pem)
         self.token: str = parts.authorizer.first_token("officer")
         self.tokens: dict[str, str] = parts.authorizer.tokens
         self.store = parts.store

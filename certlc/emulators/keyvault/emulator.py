@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from certlc.localstack.pki import loopback_tls, server_context
+
 from .admin import Admin
 from .auth import DEFAULT_TOKENS, TokenAuthorizer
 from .certificates import Certificates
@@ -19,7 +21,6 @@ from .requestlog import RequestLog
 from .server import Listener, Pipeline
 from .store import Store
 from .throttling import Throttle
-from .tls import ensure_tls, server_context
 
 VAULT_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
 
@@ -47,7 +48,7 @@ class Emulator:
         publisher: Any,
     ) -> None:
         _check(vaults, host, ports)
-        self.tls = ensure_tls(state_dir)
+        self.tls = loopback_tls(state_dir / "tls", "certlc Key Vault emulator")
         self.store = Store(state_dir)
         self.clock = Clock(float(self.store.load_meta("clock").get("offset_seconds", 0.0)))
         self.clock.on_change(lambda: self.store.save_meta("clock", {"offset_seconds": self.clock.offset_seconds}))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import ssl
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 from certlc.emulators.logs.dcr import default_template, load_streams
 from certlc.emulators.logs.server import LogsServer, RowStore
-from certlc.emulators.logs.tls import ensure_tls
+from certlc.localstack.pki import loopback_tls, server_context
 
 
 @dataclass
@@ -75,13 +74,11 @@ def start(
     directory = Path(state_dir) / "logs"
     directory.mkdir(parents=True, exist_ok=True)
     streams = load_streams(Path(template_path) if template_path else default_template())
-    ca_path, cert_path, key_path = ensure_tls(directory / "tls")
+    tls = loopback_tls(directory / "tls", "certlc logs emulator")
     rule_id, token = _identity(directory, token)
     store = RowStore(directory / "rows")
     server = LogsServer(("127.0.0.1", port), rule_id, streams, token, store)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_path, key_path)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.socket = server_context(tls).wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, name="certlc-logs-emulator", daemon=True)
     thread.start()
     stream = next(iter(streams))
@@ -89,7 +86,7 @@ def start(
         endpoint=f"https://127.0.0.1:{server.server_address[1]}",
         dcr_immutable_id=rule_id,
         stream=stream,
-        ca_bundle=str(ca_path),
+        ca_bundle=str(tls.ca_pem),
         token=token,
         rows_path=store.path(stream),
         _server=server,
