@@ -117,26 +117,8 @@ def _raw(value: object) -> bytes:
 
 
 def _template_oid(value: object) -> str | None:
-    # SEQUENCE { OBJECT IDENTIFIER templateID, INTEGER major, INTEGER minor OPTIONAL }
-    data = _raw(value)
-    if len(data) < 4 or data[0] != 0x30 or data[2] != 0x06:
-        return None
-    length = data[3]
-    return _decode_oid(data[4 : 4 + length])
-
-
-def _decode_oid(body: bytes) -> str | None:
-    if not body:
-        return None
-    first = body[0]
-    parts = [str(min(first // 40, 2)), str(first - 40 * min(first // 40, 2))]
-    acc = 0
-    for byte in body[1:]:
-        acc = (acc << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            parts.append(str(acc))
-            acc = 0
-    return ".".join(parts)
+    """cryptography decodes the v2 template extension itself."""
+    return value.template_id.dotted_string if isinstance(value, x509.MSCertificateTemplate) else None
 
 
 def _template_name(value: object) -> str | None:

@@ -1,0 +1,169 @@
+"""The decision chain and its pure helpers: every verdict has a stable reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from renewal.backoff import Backoff
+from renewal.decide import Input, WindowSettings, check_request, decide, renewal_threshold
+from renewal.keyvault import CertificateSnapshot
+from renewal.messages import InvalidMessage, RenewalRequest
+from renewal.vaults import Vault, VaultConfigError, parse_allow_list
+from renewal.x509info import adcs_template
+
+NOW = dt.datetime(2030, 6, 1, tzinfo=dt.UTC)
+VAULTS = {"kv1": Vault("kv1", "https://kv1.vault.azure.net")}
+
+
+def cert(
+    days_left: float = 10,
+    lifetime: float = 90,
+    issuer: str = "Unknown",
+    tags=None,
+    version="v1",
+    enabled=True,
+    der: bytes | None = None,
+) -> CertificateSnapshot:
+    expires = NOW + dt.timedelta(days=days_left)
+    return CertificateSnapshot(
+        "kv1", "web", version, enabled, expires - dt.timedelta(days=lifetime), expires, issuer, tags or {}, der, None
+    )
+
+
+def verdict(snapshot, reason="near_expiry", version=None, settings=None, **request):
+    req = RenewalRequest(request.pop("vault", "kv1"), request.pop("name", "web"), reason, version=version, **request)
+    return decide(Input(req, VAULTS, snapshot, NOW, settings or WindowSettings(default_profile="server")))
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "kwargs", "outcome", "reason"),
+    [
+        (cert(), {"vault": "other"}, "reject", "vault_not_allowed"),
+        (cert(), {"name": "bad/name"}, "reject", "invalid_name"),
+        (None, {}, "skip", "not_found"),
+        (cert(enabled=False), {}, "skip", "disabled"),
+        (cert(issuer="Self"), {}, "skip", "not_managed"),
+        (cert(issuer="DigiCert"), {}, "skip", "not_managed"),
+        (cert(tags={"CERTLC-RENEW": "false"}), {}, "skip", "opted_out"),
+        (cert(), {"version": "v0"}, "skip", "superseded"),
+        (cert(days_left=200, lifetime=365), {}, "skip", "not_due"),
+        (cert(days_left=200, lifetime=365), {"reason": "manual"}, "renew", "due"),
+        (cert(days_left=200, lifetime=365), {"reason": "sweep", "force": True}, "renew", "due"),
+        (
+            cert(tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}),
+            {"reason": "sweep"},
+            "skip",
+            "failed_before",
+        ),
+        (cert(tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}), {}, "renew", "due"),
+        (cert(issuer="Self", tags={"certlc-managed": "true"}), {}, "renew", "due"),
+        (cert(days_left=-3), {"reason": "expired"}, "renew", "due"),
+    ],
+)
+def test_chain_outcomes(snapshot, kwargs, outcome, reason):
+    result = verdict(snapshot, **kwargs)
+    assert (result.outcome, result.reason) == (outcome, reason), result.message
+    assert result.message
+
+
+def test_no_profile_is_a_permanent_failure_that_says_what_to_set():
+    result = verdict(cert(), settings=WindowSettings())
+    assert (result.outcome, result.reason) == ("fail", "no_profile")
+    assert "certlc-profile" in result.message and "CERTLC_CA_PROFILE" in result.message
+
+
+def test_profile_and_ca_come_from_tags_before_settings():
+    result = verdict(cert(tags={"certlc-profile": "WebServer2", "certlc-ca": "cfssl"}))
+    assert (result.ca, result.profile) == ("cfssl", "WebServer2")
+
+
+def _with_template(extension_oid: str, value: bytes) -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "web")])
+    built = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW)
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier(extension_oid), value), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return built.public_bytes(Encoding.DER)
+
+
+def test_the_adcs_template_is_read_from_the_certificate():
+    # v2: SEQUENCE { OID 1.3.6.1.4.1.311.21.8.1.2, INTEGER 100, INTEGER 3 }
+    oid_body = bytes([0x2B, 6, 1, 4, 1, 0x82, 0x37, 0x15, 8, 1, 2])
+    v2 = bytes([0x30, 2 + len(oid_body) + 6, 0x06, len(oid_body)]) + oid_body + bytes([2, 1, 100, 2, 1, 3])
+    der = _with_template("1.3.6.1.4.1.311.21.7", v2)
+    assert adcs_template(x509.load_der_x509_certificate(der)) == "1.3.6.1.4.1.311.21.8.1.2"
+    assert verdict(cert(der=der), settings=WindowSettings()).profile == "1.3.6.1.4.1.311.21.8.1.2"
+    name = "WebServer".encode("utf-16-be")
+    v1 = bytes([0x1E, len(name)]) + name
+    assert adcs_template(x509.load_der_x509_certificate(_with_template("1.3.6.1.4.1.311.20.2", v1))) == "WebServer"
+
+
+@pytest.mark.parametrize(
+    ("days_left", "lifetime", "tags", "expected_days"),
+    [(10, 90, {}, 30), (100, 365, {}, 365 / 3), (1, 30, {}, 30), (10, 90, {"certlc-renew-before-days": "5"}, 5)],
+)
+def test_renewal_threshold(days_left, lifetime, tags, expected_days):
+    threshold = renewal_threshold(cert(days_left, lifetime, tags=tags), WindowSettings())
+    assert threshold == dt.timedelta(days=expected_days)
+
+
+def test_request_checks_run_before_anything_is_read():
+    bad = RenewalRequest("kv1", "x" * 200, "manual")
+    assert check_request(Input(bad, VAULTS, None, NOW, WindowSettings())).reason == "invalid_name"
+
+
+def test_backoff_doubles_with_jitter_caps_and_honours_retry_after():
+    backoff = Backoff(base_seconds=60, cap_seconds=3600, max_attempts=5)
+    rng = random.Random(7)
+    for attempt, ceiling in [(1, 60), (2, 120), (3, 240), (8, 3600)]:
+        delay = backoff.delay(attempt, rng=rng)
+        assert ceiling / 2 <= delay <= ceiling
+    assert backoff.delay(1, retry_after=900, rng=rng) == 900
+    assert not backoff.exhausted(4) and backoff.exhausted(5)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"schema": 2, "vault": "kv1", "name": "a", "reason": "manual"}, "schema"),
+        ({"schema": 1, "vault": "kv1", "reason": "manual"}, "'name'"),
+        ({"schema": 1, "vault": "kv1", "name": "a", "reason": "because"}, "reason"),
+        ({"schema": 1, "vault": "kv1", "name": "a", "reason": "manual", "attempt": 0}, "attempt"),
+        ({"schema": 1, "vault": "kv1", "name": "a", "reason": "manual", "force": "yes"}, "force"),
+    ],
+)
+def test_malformed_messages_are_refused_with_the_field_named(body, fragment):
+    with pytest.raises(InvalidMessage, match=fragment):
+        RenewalRequest.from_dict(body)
+
+
+def test_messages_round_trip():
+    request = RenewalRequest("kv1", "web", "near_expiry", version="abc", attempt=3, ca_request_id="r1")
+    import json
+
+    assert RenewalRequest.from_dict(json.loads(request.to_json())) == request
+
+
+def test_allow_list_parsing():
+    vaults = parse_allow_list("contoso-kv, Local1=https://127.0.0.1:8443/ ;fabrikam")
+    assert vaults["contoso-kv"].url == "https://contoso-kv.vault.azure.net"
+    assert vaults["local1"] == Vault("Local1", "https://127.0.0.1:8443")
+    for bad in ("a", "evil.com#x", "kv1=http://127.0.0.1", "kv1=https://host/path", "kv--1"):
+        with pytest.raises(VaultConfigError):
+            parse_allow_list(bad)
