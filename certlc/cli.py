@@ -121,10 +121,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         from renewal.ca.base import CaConfigError
+        from renewal.clients import ConnectionConfigError
+        from renewal.notify import NotifyConfigError
         from renewal.settings import SettingsError
         from renewal.vaults import VaultConfigError
 
-        if isinstance(exc, SettingsError | VaultConfigError | CaConfigError):
+        if isinstance(
+            exc, SettingsError | VaultConfigError | CaConfigError | ConnectionConfigError | NotifyConfigError
+        ):
             print(f"certlc: {exc}", file=sys.stderr)
             return 2
         raise

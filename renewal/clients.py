@@ -18,6 +18,10 @@ QUEUE_CONNECTION_DEFAULT = "CertlcStorage"
 QUEUE_NAME_DEFAULT = "certlc-renewals"
 
 
+class ConnectionConfigError(ValueError):
+    """A connection setting is missing or points somewhere it must not."""
+
+
 class StaticTokenCredential:
     """A ``TokenCredential`` that always returns one token (local emulators only)."""
 
@@ -50,7 +54,7 @@ def credential_for(url: str, env: Mapping[str, str]) -> Any:
     token = env.get("CERTLC_LOCAL_TOKEN", "")
     if token:
         if not is_loopback_url(url):
-            raise ValueError(
+            raise ConnectionConfigError(
                 f"CERTLC_LOCAL_TOKEN is set but {url} is not a loopback address: "
                 "a static token is for the local emulators only; unset it to use managed identity"
             )
@@ -89,7 +93,7 @@ def queue_client(env: Mapping[str, str], queue_name: str | None = None, **kwargs
         return QueueClient.from_connection_string(conn_string, name, **codecs)
     service_uri = env.get(f"{connection}__queueServiceUri", "")
     if not service_uri:
-        raise ValueError(
+        raise ConnectionConfigError(
             f"no queue connection: set {connection} (connection string) or "
             f"{connection}__queueServiceUri (identity-based)"
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-from renewal.clients import is_loopback_url
+from renewal.clients import ConnectionConfigError, is_loopback_url
 
 Clock = Callable[[], datetime]
 
@@ -24,7 +24,7 @@ def clock_from_env(env: Mapping[str, str]) -> Clock:
     if not url:
         return utc_now
     if not is_loopback_url(url):
-        raise ValueError(f"CERTLC_CLOCK_URL {url} is not on loopback: it is for the local emulator only")
+        raise ConnectionConfigError(f"CERTLC_CLOCK_URL {url} is not on loopback: it is for the local emulator only")
     verify: bool | str = env.get("CERTLC_KEYVAULT_CA_BUNDLE", "").strip() or True
 
     def emulated_now() -> datetime:

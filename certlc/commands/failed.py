@@ -20,6 +20,8 @@ def run(args: argparse.Namespace) -> int:
     from certlc.cli import UserError
     from renewal.runtime import build_runtime
 
+    if args.action == "retry" and not args.ids and not args.all:
+        raise UserError("name the entries to retry (ids from `certlc failed list`) or pass --all")
     store = build_runtime(args.env).failed
     if args.action == "list":
         entries = store.list()
@@ -32,8 +34,6 @@ def run(args: argparse.Namespace) -> int:
                 f"{e.id}  {e.store:6}  {e.failed_at[:19]:19}  {e.vault or '?'}/{e.name or '?'}  {e.reason}: {e.message}"
             )
         return 0
-    if not args.ids and not args.all:
-        raise UserError("name the entries to retry (ids from `certlc failed list`) or pass --all")
     done = store.retry(None if args.all else args.ids)
     for e in done:
         print(f"re-driven: {e.vault}/{e.name} ({e.id})")
