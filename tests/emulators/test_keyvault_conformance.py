@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,7 @@ import requests
 from certlc.emulators.keyvault import RunningEmulator, start
 
 RECORDED_HOST = "https://vaultname.vault.azure.net"
-RECORDINGS = (
-    Path(os.environ.get("CERTLC_REFERENCE_DIR", Path(__file__).resolve().parents[2].parent / "shared" / "reference"))
-    / "keyvault-recordings"
-)
+RECORDINGS = Path(__file__).resolve().parents[1] / "data" / "keyvault-recordings"
 ADAPTATIONS = {
     "async_request_cancellation_and_deletion.json": "issuer Self -> Unknown: the emulator signs Self at once, "
     "so only an Unknown-issuer operation is still cancellable",
@@ -36,10 +32,7 @@ ADAPTATIONS = {
 
 
 def recording(name: str) -> list[dict[str, Any]]:
-    path = RECORDINGS / name
-    if not path.exists():
-        pytest.skip(f"reference recordings not found at {RECORDINGS} (set CERTLC_REFERENCE_DIR)")
-    entries = json.loads(path.read_text())["Entries"]
+    entries = json.loads((RECORDINGS / name).read_text())["Entries"]
     collapsed: list[dict[str, Any]] = []
     for entry in entries:
         previous = collapsed[-1] if collapsed else None

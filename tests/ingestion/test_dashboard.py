@@ -1,6 +1,5 @@
 """The local dashboard: the workbook's view from real rows, checked in real headless Chromium."""
 
-import os
 import re
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -13,6 +12,7 @@ from certlc.dashboard.html import render_html
 from certlc.dashboard.terminal import render_json, render_table
 from certlc.dashboard.view import build_view
 from ingestion.rows import CertificateDetails, ListedCertificate, build_row
+from tests.fixtures.servers import fail_in_ci_else_skip
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -74,9 +74,7 @@ def chromium_binary() -> str:
         return str(tools.ensure_chromium())
     except (tools.ToolMissing, OSError) as error:
         message = f"*** CHROMIUM UNAVAILABLE: {error} -- python -m certlc.localstack.tools install chromium ***"
-        if os.environ.get("CI"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        fail_in_ci_else_skip(message)
 
 
 def chromium(binary: str, profile: Path, *args: str) -> str:
