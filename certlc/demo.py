@@ -11,7 +11,6 @@ ended as it should. Exit code 0 only when all did.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import shutil
 import sys
@@ -102,15 +101,15 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         with LocalStack(args.dir, vaults=(VAULT,), extra_settings=_demo_settings(receiver.url)) as stack:
-            client = _client(stack)
+            client = stack.certificate_client(VAULT)
             say(f"seeding vault {VAULT} with {len(SEEDS)} certificates")
             seed_vault(client, stack)
             say(f"moving the Key Vault clock {ADVANCE_DAYS} days forward: Key Vault raises its expiry events")
             stack.control.advance(ADVANCE_DAYS * 86400)
-            _settle(stack)
+            stack.settle()
             say("running the sweep (the safety net for missed events)")
             stack.host.trigger_timer("sweep")
-            _settle(stack)
+            stack.settle()
             say("ingesting the status snapshot and writing the dashboard")
             stack.host.trigger_timer("ingest")
             dashboard = _dashboard(stack, args.dir)
@@ -151,38 +150,11 @@ def _progress(quiet: bool) -> Callable[[str], None]:
     return say
 
 
-def _client(stack: Any) -> Any:
-    from azure.keyvault.certificates import CertificateClient
-
-    from renewal.clients import StaticTokenCredential
-
-    return CertificateClient(
-        stack.keyvault.vault_urls[VAULT],
-        StaticTokenCredential(stack.keyvault.token),
-        connection_verify=stack.keyvault.ca_bundle,
-        verify_challenge_resource=False,
-    )
-
-
-def _admin(stack: Any, method: str, path: str, body: Any = None) -> Any:
-    import requests
-
-    response = requests.request(
-        method, f"{stack.keyvault.admin_url}/{path}", json=body, verify=stack.keyvault.ca_bundle, timeout=60
-    )
-    response.raise_for_status()
-    return response.json()
-
-
-def _emulated_now(stack: Any) -> dt.datetime:
-    return dt.datetime.fromisoformat(_admin(stack, "GET", "clock")["now"].replace("Z", "+00:00"))
-
-
 def seed_vault(client: Any, stack: Any) -> None:
     from certlc.localstack.seeding import PreviousCA, seed_certificate
 
     ca = PreviousCA()
-    now = _emulated_now(stack)
+    now = stack.now()
     for seed in SEEDS:
         seed_certificate(
             client,
@@ -195,12 +167,6 @@ def seed_vault(client: Any, stack: Any) -> None:
             lifetime_days=seed.lifetime_days,
             tags=seed.tags,
         )
-
-
-def _settle(stack: Any, timeout: float = 120.0) -> None:
-    """Wait until Event Grid has delivered everything and the queue is drained."""
-    stack.control.flush_events(timeout=30)
-    stack.host.drain(timeout=timeout)
 
 
 def _dashboard(stack: Any, directory: Path) -> Path:
@@ -231,7 +197,7 @@ def assess(client: Any, stack: Any, directory: Path, alerts: list[Any]) -> list[
                     RenewalRequest(VAULT, seed.name, "sweep"),
                     vaults,
                     kv.get(seed.name),
-                    _emulated_now(stack),
+                    stack.now(),
                     WindowSettings(),
                 )
             )

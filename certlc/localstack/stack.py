@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import os
 import signal
@@ -87,6 +88,29 @@ class LocalStack:
             schema,
             ["Microsoft.KeyVault.CertificateNearExpiry", "Microsoft.KeyVault.CertificateExpired"],
         )
+
+    def certificate_client(self, vault: str | None = None) -> Any:
+        """An SDK client for one of the stack's vaults, as an operator's script would make it."""
+        from azure.keyvault.certificates import CertificateClient
+
+        from renewal.clients import StaticTokenCredential
+
+        url = self.keyvault.vault_urls[vault or self.vault_names[0]]
+        return CertificateClient(
+            url,
+            StaticTokenCredential(self.keyvault.token),
+            connection_verify=self.keyvault.ca_bundle,
+            verify_challenge_resource=False,
+        )
+
+    def now(self) -> datetime.datetime:
+        """Key Vault's (emulated) time, which the functions share through CERTLC_CLOCK_URL."""
+        return datetime.datetime.fromisoformat(self.control.now().replace("Z", "+00:00"))
+
+    def settle(self, timeout: float = 120.0) -> int:
+        """Wait until Event Grid has delivered everything and the queue is drained; messages processed."""
+        self.control.flush_events(timeout=30)
+        return self.host.drain(timeout=timeout)
 
     def stop(self) -> None:
         """Stop everything started, newest first, and give the process its environment back."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import uuid
 from pathlib import Path
@@ -17,21 +16,8 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def emulated_now(stack: Any) -> dt.datetime:
-    return dt.datetime.fromisoformat(stack.control.now().replace("Z", "+00:00"))
-
-
 def client(stack: Any, vault: str = "kv1") -> Any:
-    from azure.keyvault.certificates import CertificateClient
-
-    from renewal.clients import StaticTokenCredential
-
-    return CertificateClient(
-        stack.keyvault.vault_urls[vault],
-        StaticTokenCredential(stack.keyvault.token),
-        connection_verify=stack.keyvault.ca_bundle,
-        verify_challenge_resource=False,
-    )
+    return stack.certificate_client(vault)
 
 
 def secret_client(stack: Any, vault: str = "kv1") -> Any:
@@ -61,7 +47,7 @@ def seed(
         client(stack, vault),
         PREVIOUS_CA,
         name,
-        now=emulated_now(stack),
+        now=stack.now(),
         sans=sans or (f"{name}.example.com",),
         days_left=days_left,
         lifetime_days=lifetime_days,
@@ -70,9 +56,7 @@ def seed(
 
 
 def settle(stack: Any, timeout: float = 60.0) -> int:
-    """Let Event Grid deliver and the host drain the queue; returns messages processed."""
-    stack.control.flush_events(timeout=30)
-    return stack.host.drain(timeout=timeout)
+    return stack.settle(timeout)
 
 
 def versions(stack: Any, name: str, vault: str = "kv1") -> list[Any]:
@@ -89,11 +73,3 @@ def audit(stack: Any, name: str) -> list[dict[str, Any]]:
 
 def alerts_for(receiver: Any, name: str) -> list[dict[str, Any]]:
     return [p for p in receiver.payloads() if isinstance(p, dict) and p.get("name") == name]
-
-
-def queue_message(stack: Any, body: dict[str, Any] | str, delay: int = 0) -> None:
-    from renewal.clients import queue_client
-
-    text = body if isinstance(body, str) else json.dumps(body)
-    queue = queue_client(stack.settings, stack.settings["CERTLC_QUEUE_NAME"])
-    queue.send_message(text, visibility_timeout=delay or None)
