@@ -194,3 +194,49 @@ def test_two_workers_on_one_certificate_issue_one_certificate(stack, mocker):
     _wait_for(stack, lambda: _no_pending(stack, name))
     settle(stack)
     assert len(versions(stack, name)) == 2
+
+
+def test_poison_messages_are_listed_and_re_driven(stack, capsys):
+    """What the Functions host moved to <queue>-poison shows in `certlc failed list` and can be retried."""
+    from renewal.clients import queue_client
+
+    name = unique("poison")
+    seed(stack, name, days_left=400, lifetime_days=500)
+    poison = queue_client(stack.settings, f"{stack.settings['CERTLC_QUEUE_NAME']}-poison")
+    poison.send_message(RenewalRequest("kv1", name, "manual", force=True).to_json())
+    settings = str(stack.settings_path)
+    assert certlc(["--settings", settings, "failed", "list", "--json"]) == 0
+    entry = next(e for e in json.loads(capsys.readouterr().out) if e["name"] == name)
+    assert entry["store"] == "poison"
+    assert certlc(["--settings", settings, "failed", "retry", entry["id"]]) == 0
+    _wait_for(stack, lambda: len(versions(stack, name)) == 2)
+
+
+def test_a_raw_event_grid_event_on_the_queue_is_renewed(stack):
+    """An Event Grid storage-queue subscription writes the bare event (base64) to the queue."""
+    from renewal.clients import queue_client
+
+    name = unique("rawevent")
+    old = seed(stack, name, days_left=400, lifetime_days=500, tags={"certlc-renew-before-days": "450"})
+    vault_url = stack.keyvault.vault_urls["kv1"]
+    event = {
+        "id": "6f1b4a5e-0000-4000-8000-000000000001",
+        "topic": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/certlc-local/providers"
+        "/Microsoft.KeyVault/vaults/kv1",
+        "subject": name,
+        "eventType": "Microsoft.KeyVault.CertificateNearExpiry",
+        "eventTime": "2026-11-21T10:00:00.0000000Z",
+        "data": {
+            "Id": f"{vault_url}/certificates/{name}/{old.properties.version}",
+            "VaultName": "kv1",
+            "ObjectType": "Certificate",
+            "ObjectName": name,
+            "Version": old.properties.version,
+            "NBF": "1700000000",
+            "EXP": "1900000000",
+        },
+        "dataVersion": "1",
+        "metadataVersion": "1",
+    }
+    queue_client(stack.settings).send_message(json.dumps(event))
+    _wait_for(stack, lambda: len(versions(stack, name)) == 2)
