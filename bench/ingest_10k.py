@@ -69,14 +69,25 @@ def seed(kv: keyvault.RunningEmulator, certs: int, workers: int, now: datetime) 
 
 
 def timed_ingest(env: dict[str, str], logs_emulator: logs.RunningLogsEmulator) -> dict:
+    cache = Path(env["CERTLC_INGEST_CACHE"])
+    cache_before = cache.read_bytes() if cache.exists() else None
     before = len(logs_emulator.requests())
-    tracemalloc.start()
     started = time.perf_counter()
     report = ingest(env)
     seconds = time.perf_counter() - started
+    calls = logs_emulator.requests()[before:]
+    # Memory in a second, traced pass from the same cache state: tracing slows the emulators in
+    # this process several times over, so it must stay out of the timed pass.
+    cache_after = cache.read_bytes()
+    if cache_before is None:
+        cache.unlink()
+    else:
+        cache.write_bytes(cache_before)
+    tracemalloc.start()
+    ingest(env)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    calls = logs_emulator.requests()[before:]
+    cache.write_bytes(cache_after)
     return {
         "seconds": round(seconds, 3),
         "rows": report.upload.rows,

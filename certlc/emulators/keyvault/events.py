@@ -58,8 +58,13 @@ class CertificateEvents:
         self._publisher.publish(event)
 
     def new_version(self, vault: Vault, cert: Certificate, version: Version) -> None:
+        """NewVersionCreated, then the expiry events the new version may already be due (only this one)."""
         self._publish(NEW_VERSION, vault.name, cert, version, self._clock.now())
-        self.check_expiry()
+        now, when = self._clock.epoch(), self._clock.now()
+        with self._store.lock:
+            current = cert.current()
+            if cert.deleted is None and current is not None and self._due(current, now):
+                self._raise_due(vault.name, cert, current, now, when)
 
     def check_expiry(self) -> None:
         now = self._clock.epoch()
