@@ -139,3 +139,28 @@ def test_self_issued_and_opted_out_certificates_are_left_to_key_vault(stack):
     assert len(versions(stack, self_name)) == 1 and len(versions(stack, opted)) == 1
     assert [r.get("reason") for r in audit(stack, self_name) if r["event"] == "skipped"] == ["not_managed"]
     assert [r.get("reason") for r in audit(stack, opted) if r["event"] == "skipped"] == ["opted_out"]
+
+
+def test_a_cloudevents_delivery_renews(stack):
+    name = unique("cloudevent")
+    old = seed(stack, name, days_left=400, lifetime_days=500, tags={"certlc-renew-before-days": "450"})
+    settle(stack)
+    event = _near_expiry_event(stack, name, old.properties.version)
+    cloud_event = {
+        "specversion": "1.0",
+        "id": event["id"],
+        "source": event["topic"],
+        "subject": name,
+        "type": event["eventType"],
+        "time": event["eventTime"],
+        "data": event["data"],
+    }
+    response = requests.post(
+        stack.host.eventgrid_url("event"),
+        json=cloud_event,
+        headers={"Content-Type": "application/cloudevents+json; charset=utf-8"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    settle(stack)
+    assert len(versions(stack, name)) == 2
