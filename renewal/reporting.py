@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from renewal import tags as T
 from renewal.keyvault import CertificateSnapshot
 from renewal.messages import RenewalRequest
 from renewal.notify import Escalation, ExpiringWithoutRenewal, Notifier, RenewalFailed, Renewed, recipients_from_tags
@@ -90,19 +91,25 @@ class Reporter:
             ),
         )
 
-    def expiring(self, cert: CertificateSnapshot, days_left: int) -> None:
-        """The daily "will expire within the next N days" warning, sent by the sweep."""
+    def expiring(self, cert: CertificateSnapshot, days_left: int, *, escalate: bool = False) -> None:
+        """The sweep's daily warning; inside the escalation window it becomes an escalation."""
         request = RenewalRequest(vault=cert.vault, name=cert.name, reason="sweep", version=cert.version)
-        self._send(
-            request,
-            ExpiringWithoutRenewal(
+        recipients = tuple(recipients_from_tags(cert.tags, self._env))
+        if escalate:
+            last = T.tag(cert.tags, T.LAST_OUTCOME) or ""
+            notification: Any = Escalation(
                 vault=cert.vault,
                 name=cert.name,
                 expires_on=cert.expires_on,
                 days_left=days_left,
-                recipients=tuple(recipients_from_tags(cert.tags, self._env)),
-            ),
-        )
+                last_error=last,
+                recipients=recipients,
+            )
+        else:
+            notification = ExpiringWithoutRenewal(
+                vault=cert.vault, name=cert.name, expires_on=cert.expires_on, days_left=days_left, recipients=recipients
+            )
+        self._send(request, notification)
 
     def _send(self, request: RenewalRequest, notification: Any) -> None:
         report = self._notifier.send(notification)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from renewal import tags as T
-from renewal.decide import Input, WindowSettings, decide, renewal_threshold
+from renewal.decide import Input, WindowSettings, decide, is_within_escalation, renewal_threshold
 from renewal.keyvault import CertificateSnapshot, CertificateSummary, KeyVault, KeyVaultError
 from renewal.messages import RenewalRequest
 from renewal.vaults import Vault
@@ -56,7 +56,7 @@ def sweep(
     vaults: dict[str, Vault],
     keyvault_for: Callable[[Vault], KeyVault],
     enqueue: Callable[[RenewalRequest], None],
-    warn: Callable[[CertificateSnapshot, int], None],
+    warn: Callable[..., None],
     settings: WindowSettings,
     now: datetime,
 ) -> SweepReport:
@@ -82,7 +82,7 @@ def _sweep_one(
     vault: Vault,
     summary: CertificateSummary,
     enqueue: Callable[[RenewalRequest], None],
-    warn: Callable[[CertificateSnapshot, int], None],
+    warn: Callable[..., None],
     settings: WindowSettings,
     now: datetime,
     report: SweepReport,
@@ -107,7 +107,7 @@ def _sweep_one(
     assert cert is not None
     if _warning_due(cert, now, settings):
         days = max(0, (cert.expires_on - now).days) if cert.expires_on else 0
-        warn(cert, days)
+        warn(cert, days, escalate=is_within_escalation(cert, now, settings))
         kv.update_tags(cert.name, cert.version, {**cert.tags, T.WARNED: now.strftime("%Y-%m-%d")})
         report.warned.append(key)
 

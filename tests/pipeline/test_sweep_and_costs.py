@@ -81,3 +81,14 @@ def test_certlc_renew_dry_run_then_force(stack, capsys):
 def test_certlc_renew_refuses_a_vault_that_is_not_allowed(stack, capsys):
     assert certlc(["--settings", str(stack.settings_path), "renew", "anything", "--vault", "evil"]) == 1
     assert "rejected (vault_not_allowed)" in capsys.readouterr().out
+
+
+def test_inside_seven_days_the_daily_warning_is_an_escalation(stack, alerts):
+    name = unique("urgent")
+    seed(stack, name, days_left=5, tags={"certlc-profile": "retired-template"})
+    settle(stack)
+    stack.host.trigger_timer("sweep")
+    settle(stack)
+    kinds = [a["kind"] for a in alerts_for(alerts, name)]
+    assert kinds.count("escalation") == 2, kinds  # one with the failure, one from the sweep
+    assert "expiring" not in kinds
