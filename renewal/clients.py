@@ -40,14 +40,17 @@ class StaticTokenCredential:
         return AccessTokenInfo(self._token, int(time.time()) + self._lifetime)
 
 
-def is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
+def is_loopback_host(host: str) -> bool:
+    if host.strip("[]") == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_url(url: str) -> bool:
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 def credential_for(url: str, env: Mapping[str, str]) -> Any:

@@ -15,16 +15,12 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from renewal.clients import is_loopback_url
+from renewal.clients import is_loopback_host
 from renewal.notify.channel import NotificationError, NotifyConfigError
 from renewal.notify.notifications import Notification
 
 SECURITY_MODES = ("starttls", "tls", "none")
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
-
-
-def _is_loopback_host(host: str) -> bool:
-    return is_loopback_url("smtp://" + (f"[{host}]" if ":" in host else host))
 
 
 @dataclass(frozen=True)
@@ -47,7 +43,7 @@ class SmtpSettings:
             raise NotifyConfigError(
                 f"SMTP security {self.security!r} is not one of {', '.join(SECURITY_MODES)} (CERTLC_SMTP_SECURITY)"
             )
-        if self.security == "none" and not _is_loopback_host(self.host):
+        if self.security == "none" and not is_loopback_host(self.host):
             raise NotifyConfigError(
                 f"SMTP security 'none' is only allowed for a loopback relay, not {self.host}: "
                 "use 'starttls' or 'tls' so mail and credentials are encrypted"

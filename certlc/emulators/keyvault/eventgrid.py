@@ -21,7 +21,6 @@ the log as ``dead-lettered``.
 from __future__ import annotations
 
 import heapq
-import ipaddress
 import itertools
 import json
 import threading
@@ -34,6 +33,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+
+from renewal.clients import is_loopback_host
 
 EVENT_GRID_SCHEMA = "EventGridSchema"
 CLOUD_EVENTS_SCHEMA = "CloudEventSchemaV1_0"
@@ -394,18 +395,9 @@ def _check_endpoint(endpoint: str) -> None:
         raise SubscriptionError(f"endpoint {endpoint!r} is not a URL: {exc}") from None
     if parts.scheme == "https" and host:
         return
-    if parts.scheme == "http" and _is_loopback(host):
+    if parts.scheme == "http" and is_loopback_host(host):
         return
     raise SubscriptionError(f"endpoint {endpoint!r} must be https://, or http:// on a loopback address")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _full_types(event_types: Sequence[str] | None) -> tuple[str, ...]:
