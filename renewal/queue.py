@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,9 +45,17 @@ class FailedEntry:
 
 
 class FailedStore:
-    def __init__(self, failed_client: Any, poison_client: Any, renewals: RenewalQueue) -> None:
+    def __init__(
+        self,
+        failed_client: Any,
+        poison_client: Any,
+        renewals: RenewalQueue,
+        parse_body: Callable[[str], RenewalRequest],
+    ) -> None:
+        """``parse_body`` reads a poison message as the renew function would (ours or a raw event)."""
         self._stores = {"failed": failed_client, "poison": poison_client}
         self._renewals = renewals
+        self._parse_body = parse_body
 
     def add(self, request: RenewalRequest | None, raw: str, reason: str, message: str, now: datetime) -> None:
         record = {
@@ -63,7 +71,7 @@ class FailedStore:
         """Every entry of both stores; each message is briefly hidden while read, then made visible again."""
         entries = []
         for store, message in self._read_all():
-            entries.append(_entry(store, message))
+            entries.append(self._entry(store, message))
             self._stores[store].update_message(message, visibility_timeout=0)
         return entries
 
@@ -72,11 +80,11 @@ class FailedStore:
         wanted = set(ids) if ids else None
         done = []
         for store, message in self._read_all():
-            entry = _entry(store, message)
+            entry = self._entry(store, message)
             if wanted is not None and entry.id not in wanted:
                 self._stores[store].update_message(message, visibility_timeout=0)
                 continue
-            request = _request_of(entry)
+            request = self._request_of(entry)
             if request is None:
                 self._stores[store].update_message(message, visibility_timeout=0)
                 continue
@@ -116,44 +124,48 @@ class FailedStore:
                 continue
         return found
 
-
-def _entry(store: str, message: Any) -> FailedEntry:
-    body = message.content if isinstance(message.content, str) else message.content.decode("utf-8", "replace")
-    try:
-        record = json.loads(body)
-    except ValueError:
-        record = None
-    if store == "failed" and isinstance(record, dict):
-        request = record.get("request") or {}
+    def _entry(self, store: str, message: Any) -> FailedEntry:
+        body = message.content if isinstance(message.content, str) else message.content.decode("utf-8", "replace")
+        try:
+            record = json.loads(body)
+        except ValueError:
+            record = None
+        if store == "failed" and isinstance(record, dict):
+            request = record.get("request") or {}
+            return FailedEntry(
+                message.id,
+                store,
+                body,
+                record.get("reason", "?"),
+                record.get("message", ""),
+                record.get("failed_at", ""),
+                request.get("vault"),
+                request.get("name"),
+            )
+        inserted = message.inserted_on.isoformat() if getattr(message, "inserted_on", None) else ""
+        parsed = self._poison_request(body)
         return FailedEntry(
             message.id,
             store,
             body,
-            record.get("reason", "?"),
-            record.get("message", ""),
-            record.get("failed_at", ""),
-            request.get("vault"),
-            request.get("name"),
+            "poison",
+            "the Functions host gave up after maxDequeueCount attempts",
+            inserted,
+            parsed.vault if parsed else None,
+            parsed.name if parsed else None,
         )
-    inserted = message.inserted_on.isoformat() if getattr(message, "inserted_on", None) else ""
-    vault = record.get("vault") if isinstance(record, dict) else None
-    name = record.get("name") if isinstance(record, dict) else None
-    return FailedEntry(
-        message.id,
-        store,
-        body,
-        "poison",
-        "the Functions host gave up after maxDequeueCount attempts",
-        inserted,
-        vault,
-        name,
-    )
 
+    def _request_of(self, entry: FailedEntry) -> RenewalRequest | None:
+        if entry.store == "poison":
+            return self._poison_request(entry.body)
+        try:
+            request = json.loads(entry.body).get("request")
+            return RenewalRequest.from_dict(request) if isinstance(request, dict) else None
+        except ValueError:  # InvalidMessage is a ValueError too
+            return None
 
-def _request_of(entry: FailedEntry) -> RenewalRequest | None:
-    try:
-        record = json.loads(entry.body)
-        body = record.get("request") if entry.store == "failed" else record
-        return RenewalRequest.from_dict(body) if isinstance(body, dict) else None
-    except ValueError:
-        return None
+    def _poison_request(self, body: str) -> RenewalRequest | None:
+        try:
+            return self._parse_body(body)
+        except ValueError:
+            return None

@@ -40,6 +40,7 @@ def build_runtime(
     dry_run: bool = False,
 ) -> Runtime:
     from renewal.audit import audit_from_env
+    from renewal.events import parse_queue_message
     from renewal.notify import notifier_from_env
     from renewal.reporting import Reporter
 
@@ -47,7 +48,10 @@ def build_runtime(
     clock = clock or clock_from_env(env)
     renewals = RenewalQueue(_ensure_queue(queue_client(env, settings.queue_name)))
     failed = FailedStore(
-        queue_client(env, settings.failed_queue_name), queue_client(env, settings.poison_queue_name), renewals
+        queue_client(env, settings.failed_queue_name),
+        queue_client(env, settings.poison_queue_name),
+        renewals,
+        parse_body=lambda text: parse_queue_message(text, settings.vaults),
     )
     reporter = Reporter(notifier_from_env(env), audit_from_env(env, clock=clock), env, clock)
     clients: dict[str, KeyVault] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -196,20 +197,47 @@ def test_two_workers_on_one_certificate_issue_one_certificate(stack, mocker):
     assert len(versions(stack, name)) == 2
 
 
-def test_poison_messages_are_listed_and_re_driven(stack, capsys):
+@pytest.mark.parametrize("kind", ["renewal request", "raw event"])
+def test_poison_messages_are_listed_and_re_driven(stack, capsys, kind):
     """What the Functions host moved to <queue>-poison shows in `certlc failed list` and can be retried."""
     from renewal.clients import queue_client
 
     name = unique("poison")
-    seed(stack, name, days_left=400, lifetime_days=500)
-    poison = queue_client(stack.settings, f"{stack.settings['CERTLC_QUEUE_NAME']}-poison")
-    poison.send_message(RenewalRequest("kv1", name, "manual", force=True).to_json())
+    old = seed(stack, name, days_left=400, lifetime_days=500, tags={"certlc-renew-before-days": "450"})
+    if kind == "raw event":
+        body = json.dumps(_raw_event(stack, name, old.properties.version))
+    else:
+        body = RenewalRequest("kv1", name, "manual", force=True).to_json()
+    queue_client(stack.settings, f"{stack.settings['CERTLC_QUEUE_NAME']}-poison").send_message(body)
     settings = str(stack.settings_path)
     assert certlc(["--settings", settings, "failed", "list", "--json"]) == 0
     entry = next(e for e in json.loads(capsys.readouterr().out) if e["name"] == name)
-    assert entry["store"] == "poison"
+    assert (entry["store"], entry["vault"]) == ("poison", "kv1")
     assert certlc(["--settings", settings, "failed", "retry", entry["id"]]) == 0
     _wait_for(stack, lambda: len(versions(stack, name)) == 2)
+
+
+def _raw_event(stack, name: str, version: str) -> dict:
+    vault_url = stack.keyvault.vault_urls["kv1"]
+    return {
+        "id": str(uuid.uuid4()),
+        "topic": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/certlc-local/providers"
+        "/Microsoft.KeyVault/vaults/kv1",
+        "subject": name,
+        "eventType": "Microsoft.KeyVault.CertificateNearExpiry",
+        "eventTime": "2026-11-21T10:00:00.0000000Z",
+        "data": {
+            "Id": f"{vault_url}/certificates/{name}/{version}",
+            "VaultName": "kv1",
+            "ObjectType": "Certificate",
+            "ObjectName": name,
+            "Version": version,
+            "NBF": "1700000000",
+            "EXP": "1900000000",
+        },
+        "dataVersion": "1",
+        "metadataVersion": "1",
+    }
 
 
 def test_a_raw_event_grid_event_on_the_queue_is_renewed(stack):
@@ -218,25 +246,5 @@ def test_a_raw_event_grid_event_on_the_queue_is_renewed(stack):
 
     name = unique("rawevent")
     old = seed(stack, name, days_left=400, lifetime_days=500, tags={"certlc-renew-before-days": "450"})
-    vault_url = stack.keyvault.vault_urls["kv1"]
-    event = {
-        "id": "6f1b4a5e-0000-4000-8000-000000000001",
-        "topic": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/certlc-local/providers"
-        "/Microsoft.KeyVault/vaults/kv1",
-        "subject": name,
-        "eventType": "Microsoft.KeyVault.CertificateNearExpiry",
-        "eventTime": "2026-11-21T10:00:00.0000000Z",
-        "data": {
-            "Id": f"{vault_url}/certificates/{name}/{old.properties.version}",
-            "VaultName": "kv1",
-            "ObjectType": "Certificate",
-            "ObjectName": name,
-            "Version": old.properties.version,
-            "NBF": "1700000000",
-            "EXP": "1900000000",
-        },
-        "dataVersion": "1",
-        "metadataVersion": "1",
-    }
-    queue_client(stack.settings).send_message(json.dumps(event))
+    queue_client(stack.settings).send_message(json.dumps(_raw_event(stack, name, old.properties.version)))
     _wait_for(stack, lambda: len(versions(stack, name)) == 2)
