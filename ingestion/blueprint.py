@@ -13,4 +13,6 @@ def ingest(timer: func.TimerRequest) -> None:
     from ingestion.run import ingest as run_ingest
     from renewal.clock import clock_from_env
 
-    run_ingest(os.environ, now=clock_from_env(os.environ)())
+    report = run_ingest(os.environ, now=clock_from_env(os.environ)())
+    if not report.ok:  # fail the invocation so Functions monitoring shows it; the other vaults were ingested
+        raise RuntimeError(f"status ingestion incomplete: {report.summary()}")

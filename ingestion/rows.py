@@ -12,13 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ingestion.schema import STATUS_EXPIRED, STATUS_EXPIRING, STATUS_OK
+from renewal import tags as T
 
 EXPIRING_DAYS_DEFAULT = 30
-TAG_RECIPIENT = "recipient"
-TAG_MANAGED = "certlc-managed"
-TAG_RENEW = "certlc-renew"
-TAG_LAST_OUTCOME = "certlc-last-outcome"
-NON_INTEGRATED_ISSUER = "unknown"
 
 
 @dataclass(frozen=True)
@@ -62,22 +58,6 @@ def days_left(expires_on: datetime | None, now: datetime) -> int | None:
     return math.floor((expires_on - now).total_seconds() / 86400)
 
 
-def tag(tags: Mapping[str, str], name: str) -> str:
-    """Tag lookup ignoring case, as certlc's ``Recipient`` tag was matched."""
-    wanted = name.lower()
-    for key, value in tags.items():
-        if key.lower() == wanted:
-            return value or ""
-    return ""
-
-
-def is_managed(policy_issuer: str, tags: Mapping[str, str]) -> bool:
-    if tag(tags, TAG_RENEW).strip().lower() == "false":
-        return False
-    opted_in = tag(tags, TAG_MANAGED).strip().lower() == "true"
-    return opted_in or policy_issuer.strip().lower() == NON_INTEGRATED_ISSUER
-
-
 def iso_utc(value: datetime | None) -> str | None:
     """ISO 8601 in UTC with a ``Z``: what Log Analytics parses into a datetime column."""
     if value is None:
@@ -106,8 +86,8 @@ def build_row(
         "CertExpiration": iso_utc(listed.expires_on),
         "DaysLeft": days_left(listed.expires_on, snapshot_time),
         "ExpiryStatus": classify_status(listed.expires_on, snapshot_time, expiring_days),
-        "CertRecipient": tag(listed.tags, TAG_RECIPIENT),
+        "CertRecipient": T.tag(listed.tags, T.RECIPIENT) or "",
         "Enabled": listed.enabled,
-        "Managed": is_managed(details.policy_issuer, listed.tags),
-        "LastRenewalOutcome": tag(listed.tags, TAG_LAST_OUTCOME),
+        "Managed": T.is_managed(details.policy_issuer, listed.tags),
+        "LastRenewalOutcome": T.tag(listed.tags, T.LAST_OUTCOME) or "",
     }

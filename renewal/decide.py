@@ -90,9 +90,9 @@ def certificate_is_managed(i: Input) -> Verdict | None:
     assert cert is not None
     if T.is_false(T.tag(cert.tags, T.RENEW)):
         return Verdict("skip", "opted_out", f"tag {T.RENEW}=false opts {cert.name!r} out of renewal")
-    issuer = (cert.issuer_name or "").strip()
-    if issuer.lower() == "unknown" or T.is_true(T.tag(cert.tags, T.MANAGED)):
+    if T.is_managed(cert.issuer_name, cert.tags):
         return None
+    issuer = (cert.issuer_name or "").strip()
     return Verdict(
         "skip",
         "not_managed",

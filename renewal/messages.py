@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 SCHEMA_VERSION = 1
-MAX_MESSAGE_BYTES = 48 * 1024  # Azure queue messages are at most 64 KiB after base64
 
 REASONS = frozenset({"near_expiry", "expired", "sweep", "manual", "compromise"})
 

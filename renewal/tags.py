@@ -52,3 +52,10 @@ def is_false(value: str | None) -> bool:
 def carried_tags(tags: Mapping[str, str]) -> dict[str, str]:
     """The operator's tags, copied to a new version; certlc's own bookkeeping tags stay behind."""
     return {k: v for k, v in tags.items() if k.strip().lower() not in WRITTEN_BY_CERTLC}
+
+
+def is_managed(issuer_name: str | None, tags: Mapping[str, str]) -> bool:
+    """certlc renews it: not opted out, and issued by a CA Key Vault does not renew itself (or opted in)."""
+    if is_false(tag(tags, RENEW)):
+        return False
+    return (issuer_name or "").strip().lower() == "unknown" or is_true(tag(tags, MANAGED))

@@ -9,7 +9,7 @@ Event fields are only ever used to look a vault up here, never to build a URL.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -64,7 +64,3 @@ def vaults_from_env(env: Mapping[str, str]) -> dict[str, Vault]:
     if not value.strip():
         raise VaultConfigError("CERTLC_VAULTS is not set: list the vaults certlc may manage")
     return parse_allow_list(value)
-
-
-def format_allow_list(vaults: Iterable[Vault]) -> str:
-    return ",".join(f"{v.name}={v.url}" for v in vaults)

@@ -13,9 +13,11 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from renewal.tags import RECIPIENT
+
 log = logging.getLogger(__name__)
 
-RECIPIENT_TAG = "recipient"
+RECIPIENT_TAG = RECIPIENT.lower()
 DEFAULT_RECIPIENTS_SETTING = "CERTLC_NOTIFY_DEFAULT_RECIPIENTS"
 
 # Deliberately strict: one local part of common characters, a dotted domain with a letter TLD.

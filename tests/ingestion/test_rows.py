@@ -2,8 +2,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingestion.rows import CertificateDetails, ListedCertificate, build_row, classify_status, is_managed
+from ingestion.rows import CertificateDetails, ListedCertificate, build_row, classify_status
 from ingestion.schema import COLUMN_NAMES
+from renewal.tags import is_managed
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -31,7 +32,8 @@ def test_classify_status(expires, days, status):
         ("unknown", {"certlc-renew": "FALSE"}, False),
         ("Self", {}, False),
         ("Self", {"CertLC-Managed": "true"}, True),
-        ("DigiCert", {"certlc-managed": "yes"}, False),
+        ("DigiCert", {"certlc-managed": "yes"}, True),  # the same yes/true/1 the renewal decision accepts
+        ("DigiCert", {"certlc-managed": "maybe"}, False),
         ("", {}, False),
     ],
 )
