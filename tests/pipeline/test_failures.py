@@ -82,6 +82,19 @@ def test_ca_pending_is_polled_until_approved(stack):
     assert sum(r["event"] == "submitted" for r in audit(stack, name)) == 1, "a pending request is polled, not resent"
 
 
+def test_ca_pending_then_denied_fails_and_withdraws_the_pending_operation(stack, alerts):
+    name = unique("refused")
+    seed(stack, name, days_left=20, tags={"certlc-profile": "approval"})
+    settle(stack)
+    pending = [r for r in audit(stack, name) if r["event"] == "pending"]
+    assert pending and not _no_pending(stack, name)
+    LocalCA(Path(stack.settings["CERTLC_LOCAL_CA_DIR"])).deny(pending[0]["ca_request_id"], "manager declined")
+    _wait_for(stack, lambda: any(r["event"] == "failed" for r in audit(stack, name)))
+    assert [r["reason"] for r in audit(stack, name) if r["event"] == "failed"] == ["ca_denied"]
+    assert len(versions(stack, name)) == 1 and _no_pending(stack, name)
+    assert any("manager declined" in a["reason"] for a in alerts_for(alerts, name) if a["kind"] == "renewal_failed")
+
+
 def test_ca_down_retries_with_backoff_then_fails_and_cleans_up(stack, alerts):
     name = unique("cadown")
     seed(stack, name, days_left=20, tags={"certlc-ca": "cfssl", "certlc-profile": "server"})
