@@ -109,29 +109,18 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from renewal.errors import ConfigError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
     try:
         args.env = load_settings(args.settings)
         return args.handler(args)
-    except UserError as exc:
+    except (UserError, ConfigError) as exc:
         print(f"certlc: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:
-        from renewal.ca.base import CaConfigError
-        from renewal.clients import ConnectionConfigError
-        from renewal.notify import NotifyConfigError
-        from renewal.settings import SettingsError
-        from renewal.vaults import VaultConfigError
-
-        if isinstance(
-            exc, SettingsError | VaultConfigError | CaConfigError | ConnectionConfigError | NotifyConfigError
-        ):
-            print(f"certlc: {exc}", file=sys.stderr)
-            return 2
-        raise
 
 
 if __name__ == "__main__":

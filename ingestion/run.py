@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ingestion.cache import DetailCache, default_cache_path
 from ingestion.gather import VaultListing, keep_failed_vault_entries, list_vault
 from ingestion.rows import EXPIRING_DAYS_DEFAULT, build_row
-from ingestion.upload import UploadResult, logs_ingestion_client, target_from_env, upload_rows
+from ingestion.upload import IngestionConfigError, UploadResult, logs_ingestion_client, target_from_env, upload_rows
 
 if TYPE_CHECKING:
     from renewal.vaults import Vault
@@ -86,7 +86,7 @@ def expiring_days(env: Mapping[str, str]) -> int:
     except ValueError:
         days = -1
     if days < 0:
-        raise ValueError(f"CERTLC_EXPIRING_DAYS must be a whole number of days >= 0, got {value!r}")
+        raise IngestionConfigError(f"CERTLC_EXPIRING_DAYS must be a whole number of days >= 0, got {value!r}")
     return days
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ingestion.schema import STREAM_DEFAULT
+from renewal.errors import ConfigError
 
 # The service refuses calls over 1 MiB. The SDK sizes chunks without the JSON array's
 # separators, so chunks are cut here, on the exact serialized size, with some headroom.
@@ -21,7 +22,7 @@ MAX_BODY_BYTES = 1024 * 1024
 CHUNK_BUDGET_BYTES = MAX_BODY_BYTES - 16 * 1024
 
 
-class IngestionConfigError(ValueError):
+class IngestionConfigError(ConfigError):
     """The Logs Ingestion settings cannot be used as written."""
 
 

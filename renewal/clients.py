@@ -14,11 +14,13 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from renewal.errors import ConfigError
+
 QUEUE_CONNECTION_DEFAULT = "CertlcStorage"
 QUEUE_NAME_DEFAULT = "certlc-renewals"
 
 
-class ConnectionConfigError(ValueError):
+class ConnectionConfigError(ConfigError):
     """A connection setting is missing or points somewhere it must not."""
 
 

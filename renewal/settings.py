@@ -26,10 +26,11 @@ from datetime import timedelta
 from renewal.backoff import Backoff
 from renewal.clients import QUEUE_NAME_DEFAULT
 from renewal.decide import WindowSettings
+from renewal.errors import ConfigError
 from renewal.vaults import Vault, vaults_from_env
 
 
-class SettingsError(ValueError):
+class SettingsError(ConfigError):
     """An app setting is missing or malformed."""
 
 

@@ -13,12 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from renewal.errors import ConfigError
+
 VAULT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
 OBJECT_NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 PUBLIC_CLOUD_SUFFIX = "vault.azure.net"
 
 
-class VaultConfigError(ValueError):
+class VaultConfigError(ConfigError):
     """The allow-list setting cannot be used as written."""
 
 

@@ -33,6 +33,17 @@ REPO = Path(__file__).resolve().parents[1]
             },
             "not on loopback",
         ),
+        (["ingest"], {"CERTLC_VAULTS": "kv1"}, "CERTLC_DCE_ENDPOINT"),
+        (
+            ["ingest"],
+            {
+                "CERTLC_VAULTS": "kv1",
+                "CERTLC_DCE_ENDPOINT": "https://127.0.0.1:1",
+                "CERTLC_DCR_IMMUTABLE_ID": "dcr-1",
+                "CERTLC_EXPIRING_DAYS": "soon",
+            },
+            "CERTLC_EXPIRING_DAYS",
+        ),
         (["failed", "retry"], {"CERTLC_VAULTS": "kv1", "CertlcStorage": "UseDevelopmentStorage=true"}, "--all"),
     ],
 )

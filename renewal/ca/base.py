@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from renewal.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Issued:
@@ -50,7 +52,7 @@ class CaUnavailable(CaError):
         self.retry_after_seconds = retry_after_seconds
 
 
-class CaConfigError(CaError):
+class CaConfigError(CaError, ConfigError):
     """The CA adapter is misconfigured (permanent until an operator fixes it)."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from renewal.errors import ConfigError
 from renewal.notify.notifications import Notification
 
 
@@ -12,7 +13,7 @@ class NotificationError(Exception):
     """A channel could not deliver; the message says what to fix and never holds a secret."""
 
 
-class NotifyConfigError(NotificationError, ValueError):
+class NotifyConfigError(NotificationError, ConfigError):
     """A notification setting cannot be used as written."""
 
 
