@@ -107,7 +107,21 @@ def _make_ca(name: str, env: Mapping[str, str], clock: Clock) -> CertificateAuth
             contact_email=env.get("CERTLC_ACME_EMAIL") or None,
             ca_bundle=env.get("CERTLC_ACME_CA_BUNDLE") or None,
         )
-    raise CaConfigError(f"unknown CA adapter {name!r}: use local, cfssl or acme (CERTLC_CA or tag certlc-ca)")
+    if name == "adcs":
+        from renewal.ca.adcs import AdcsAuthority
+
+        poll_seconds = (env.get("CERTLC_ADCS_POLL_SECONDS") or "3600").strip()
+        if not poll_seconds.isdigit() or int(poll_seconds) == 0:
+            raise CaConfigError(f"CERTLC_ADCS_POLL_SECONDS must be a whole number of seconds, not {poll_seconds!r}")
+        return AdcsAuthority(
+            _required(env, "CERTLC_ADCS_SERVER"),
+            auth_method=(env.get("CERTLC_ADCS_AUTH") or "ntlm").strip().lower(),
+            username=env.get("CERTLC_ADCS_USERNAME") or None,
+            password=env.get("CERTLC_ADCS_PASSWORD") or None,
+            ca_bundle=env.get("CERTLC_ADCS_CA_BUNDLE") or None,
+            poll_seconds=int(poll_seconds),
+        )
+    raise CaConfigError(f"unknown CA adapter {name!r}: use local, cfssl, acme or adcs (CERTLC_CA or tag certlc-ca)")
 
 
 def _required(env: Mapping[str, str], key: str) -> str:

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.logs",
     "tests.fixtures.mail",
     "tests.fixtures.stack",
+    "tests.fixtures.adcs",
 ]

@@ -1,0 +1,67 @@
+"""A local AD CS web-enrollment server (``/certsrv``) for tests and the local stack.
+
+``start(state_dir, username=..., password=..., templates=...)`` serves HTTPS on a free loopback
+port with its own TLS CA and signs with a ``LocalCA`` kept in ``state_dir``: each template is a
+``Profile``, and a template with ``requires_approval`` leaves requests pending like AD CS manager
+approval. Basic authentication only (NTLM cannot be served here).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from certlc.emulators.adcs import pages
+from certlc.emulators.adcs.server import AdcsServer, EnrollmentBook
+from certlc.localstack.pki import loopback_tls, server_context
+from renewal.ca.local import LocalCA, Profile
+
+DEFAULT_TEMPLATES = {
+    "WebServer": Profile(),
+    "WebServerApproval": Profile(requires_approval=True),
+}
+
+
+@dataclass
+class RunningAdcs:
+    url: str
+    server: str
+    ca_bundle: str
+    ca: LocalCA
+    _httpd: AdcsServer = field(repr=False)
+    _thread: threading.Thread = field(repr=False)
+
+    def approve(self, request_id: str | int) -> None:
+        """What a CA manager does for a pending request in the Certification Authority console."""
+        self._httpd.book.approve(int(request_id))
+
+    def deny(self, request_id: str | int, message: str = pages.ADMIN_DENIED) -> None:
+        self._httpd.book.deny(int(request_id), message)
+
+    def fail_next(self, *statuses: int) -> None:
+        """The next requests answer with these HTTP statuses (an IIS in trouble, a proxy refusing)."""
+        self._httpd.fail_statuses.extend(statuses)
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=10)
+
+
+def start(
+    state_dir: Path,
+    *,
+    username: str,
+    password: str,
+    templates: dict[str, Profile] | None = None,
+) -> RunningAdcs:
+    state_dir = Path(state_dir)
+    ca = LocalCA(state_dir / "ca", profiles=dict(templates if templates is not None else DEFAULT_TEMPLATES))
+    tls = loopback_tls(state_dir / "tls", "adcs")
+    httpd = AdcsServer(("127.0.0.1", 0), EnrollmentBook(ca), username, password)
+    httpd.socket = server_context(tls).wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, name="adcs-emulator", daemon=True)
+    thread.start()
+    host = f"127.0.0.1:{httpd.server_address[1]}"
+    return RunningAdcs(f"https://{host}/certsrv/", host, str(tls.ca_pem), ca, httpd, thread)

@@ -1,0 +1,219 @@
+"""AD CS web enrollment (``/certsrv``) through the ``certsrv`` client: NTLM, Basic or a client certificate.
+
+The template is sent by *name* (``CertificateTemplate:<name>``), which is what web enrollment
+takes. A certificate's v2 template extension only carries the template OID, so an OID profile is
+refused with an explanation instead of being sent to the CA. A template with CA manager approval
+answers "Certificate Pending" with a request id that ``poll`` asks about later.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from renewal.ca.base import CaConfigError, CaResult, CaUnavailable, Denied, Issued, Pending
+
+AUTH_METHODS = ("ntlm", "basic", "cert")
+_OID = re.compile(r"^\d+(\.\d+)+$")
+_UNDER_SUBMISSION = re.compile(r"under submission|pending", re.IGNORECASE)
+_T = TypeVar("_T")
+
+
+class _NoCredentialsInLogs(logging.Filter):
+    """certsrv logs each request's headers at DEBUG, Authorization (Basic = the password) included."""
+
+    _HEADER = re.compile(r"(?im)^(authorization|proxy-authorization):.*$")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._HEADER.sub(r"\1: [redacted]", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
+
+
+def _redact(header: re.Pattern[str], value: object) -> object:
+    return header.sub(r"\1: [redacted]", value) if isinstance(value, str) else value
+
+
+class AdcsAuthority:
+    name = "adcs"
+
+    def __init__(
+        self,
+        server: str,
+        *,
+        auth_method: str = "ntlm",
+        username: str | None = None,
+        password: str | None = None,
+        ca_bundle: str | None = None,
+        timeout: float = 30,
+        poll_seconds: int = 3600,
+    ) -> None:
+        """``server`` is the host[:port] serving ``/certsrv`` over HTTPS. With ``auth_method="cert"``,
+        ``username`` is the client certificate file and ``password`` its unencrypted key file (certsrv's
+        convention)."""
+        if auth_method not in AUTH_METHODS:
+            raise CaConfigError(f"AD CS auth method {auth_method!r} is not supported: use {', '.join(AUTH_METHODS)}")
+        if not username or not password:
+            raise CaConfigError(
+                "AD CS needs a username and password (for cert auth: certificate and key files); set "
+                "CERTLC_ADCS_USERNAME and CERTLC_ADCS_PASSWORD"
+            )
+        self.server = server.strip().removeprefix("https://").split("/", 1)[0]
+        self._username = username
+        self._poll_seconds = poll_seconds
+        self._client = _client(self.server, username, password, auth_method, ca_bundle, timeout)
+        self._chain: tuple[str, ...] | None = None
+
+    def submit(self, csr_pem: bytes, profile: str) -> CaResult:
+        problem = _template_problem(profile)
+        if problem:
+            return Denied(problem)
+        import certsrv
+
+        try:
+            leaf = self._call("submitting the request", self._client.get_cert, csr_pem.decode("ascii"), profile)
+        except certsrv.CertificatePendingException as exc:
+            return self._pending(str(exc.req_id))
+        except certsrv.RequestDeniedException as exc:
+            return Denied(f"AD CS denied the request for template {profile!r}: {exc}")
+        return self._issued(leaf)
+
+    def poll(self, request_id: str) -> CaResult:
+        import certsrv
+
+        if not request_id.isdigit():
+            raise CaConfigError(f"{request_id!r} is not an AD CS request id (a number)")
+        try:
+            leaf = self._call(f"fetching request {request_id}", self._client.get_existing_cert, request_id)
+        except certsrv.CouldNotRetrieveCertificateException as exc:
+            message = str(exc).strip()
+            if _UNDER_SUBMISSION.search(message):
+                return self._pending(request_id)
+            return Denied(f"AD CS did not issue request {request_id}: {message}")
+        return self._issued(leaf)
+
+    def _pending(self, request_id: str) -> Pending:
+        return Pending(
+            request_id,
+            retry_after_seconds=self._poll_seconds,
+            detail=f"AD CS request {request_id} at {self.server} waits for a CA manager's approval",
+        )
+
+    def _issued(self, leaf: bytes) -> Issued:
+        return Issued((_pem(leaf), *self._ca_chain()))
+
+    def _ca_chain(self) -> tuple[str, ...]:
+        """The CA chain, fetched once: the PKCS#7 from ``certnew.p7b``, root last."""
+        if self._chain is None:
+            import certsrv
+            from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+
+            try:
+                blob = self._call("fetching the CA chain", self._client.get_chain, "bin")
+                certs = pkcs7.load_der_pkcs7_certificates(blob)
+            except (certsrv.CouldNotRetrieveCertificateException, ValueError) as exc:
+                raise CaConfigError(f"the CA chain from {self.server} is not a PKCS#7 bundle: {exc}") from exc
+            self._chain = tuple(c.public_bytes(Encoding.PEM).decode() for c in _leaf_side_first(certs))
+        return self._chain
+
+    def _call(self, what: str, method: Callable[..., _T], *args: Any) -> _T:
+        """Calls certsrv, turning transport and HTTP failures into the CA errors the workflow handles."""
+        import requests
+
+        where = f"AD CS web enrollment at {self.server}"
+        try:
+            return method(*args)
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            if status in (401, 403):
+                raise CaConfigError(
+                    f"{where} refused {self._username!r} (HTTP {status}) while {what}: check the service "
+                    "account, its password and its Enroll permission on the template"
+                ) from None
+            if status == 429 or status >= 500:
+                raise CaUnavailable(
+                    f"{where} answered HTTP {status} while {what}", _retry_after(exc.response)
+                ) from None
+            raise CaConfigError(
+                f"{where} answered HTTP {status} while {what}: check that CERTLC_ADCS_SERVER names the host "
+                "serving /certsrv"
+            ) from None
+        except requests.exceptions.SSLError as exc:
+            raise CaConfigError(
+                f"TLS to {where} failed while {what} ({exc.__class__.__name__}): set CERTLC_ADCS_CA_BUNDLE to the "
+                "PEM of the CA that issued the web server's certificate"
+            ) from None
+        except requests.RequestException as exc:
+            raise CaUnavailable(f"{where} is unreachable while {what}: {exc.__class__.__name__}") from None
+        except AttributeError:  # certsrv found none of the AD CS markers it looks for in the page
+            raise CaConfigError(
+                f"{where} did not answer like AD CS web enrollment while {what}; check CERTLC_ADCS_SERVER"
+            ) from None
+
+
+def _client(server: str, username: str, password: str, auth: str, ca_bundle: str | None, timeout: float) -> Any:
+    import certsrv
+
+    logging.getLogger("certsrv").addFilter(_REDACT)
+    if auth == "ntlm":
+        try:
+            import requests_ntlm  # noqa: F401 - certsrv imports it lazily; fail at start-up, not mid-renewal
+        except ImportError as exc:
+            raise CaConfigError(
+                "NTLM needs the requests-ntlm package; install it or use CERTLC_ADCS_AUTH=basic"
+            ) from exc
+    client = certsrv.Certsrv(server, username, password, auth_method=auth, cafile=ca_bundle, timeout=timeout)
+    if ca_bundle:
+        _pin_verify(client.session)
+    return client
+
+
+def _pin_verify(session: Any) -> None:
+    """Makes ``session.verify`` win: requests otherwise prefers REQUESTS_CA_BUNDLE from the environment
+    over it, and would check the CA's TLS certificate against the wrong bundle. Proxies still come from
+    the environment."""
+    merge = session.merge_environment_settings
+
+    def merged(url: str, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
+        return {**merge(url, proxies, stream, verify, cert), "verify": session.verify}
+
+    session.merge_environment_settings = merged
+
+
+def _template_problem(profile: str) -> str | None:
+    if not profile.strip():
+        return "no AD CS template name to request: set the certificate's certlc-profile tag to the template name"
+    if _OID.match(profile.strip()):
+        return (
+            f"the certificate's template is only known by its OID {profile} (AD CS v2 template extension), and web "
+            "enrollment takes the template name: set the certificate's certlc-profile tag to the template's name "
+            "(its 'Template name' in the Certificate Templates console, not the display name)"
+        )
+    return None
+
+
+def _pem(blob: bytes) -> str:
+    text = blob.decode("ascii").replace("\r\n", "\n").strip()
+    return text + "\n"
+
+
+def _leaf_side_first(certs: list[Any]) -> list[Any]:
+    """Orders a chain from the leaf's issuer up to the root: a PKCS#7 set has no order."""
+    by_subject = {c.subject: c for c in certs}
+    issuers = {c.issuer for c in certs if c.issuer != c.subject}
+    ordered = [next((c for c in certs if c.subject not in issuers), certs[0])]
+    while (parent := by_subject.get(ordered[-1].issuer)) is not None and parent not in ordered:
+        ordered.append(parent)
+    return ordered + [c for c in certs if c not in ordered]
+
+
+def _retry_after(response: Any) -> int | None:
+    value = response.headers.get("Retry-After", "") if response is not None else ""
+    return int(value) if value.isdigit() else None
+
+
+_REDACT = _NoCredentialsInLogs()
