@@ -131,7 +131,7 @@ class AdcsAuthority:
             status = exc.response.status_code if exc.response is not None else 0
             if status in (401, 403):
                 raise CaConfigError(
-                    f"{where} refused {self._username!r} (HTTP {status}) while {what}: check the service "
+                    f"{where} refused the account {self._username} (HTTP {status}) while {what}: check the service "
                     "account, its password and its Enroll permission on the template"
                 ) from None
             if status == 429 or status >= 500:

@@ -1,0 +1,179 @@
+"""The AD CS adapter, through the real ``certsrv`` client, against the local ``/certsrv`` server over HTTPS."""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+import certsrv
+import pytest
+import requests
+from cryptography import x509
+
+from certlc.emulators.adcs import RunningAdcs
+from certlc.localstack.ports import free_port
+from renewal.ca.adcs import AdcsAuthority
+from renewal.ca.base import CaConfigError, CaUnavailable, Denied, Issued, Pending
+from renewal.clock import clock_from_env
+from renewal.runtime import ca_factory
+from tests.fixtures.adcs import ADCS_PASSWORD, ADCS_USERNAME
+from tests.fixtures.servers import make_csr, verify_chain
+
+
+def _adcs(server: RunningAdcs, **overrides: object) -> AdcsAuthority:
+    options = {
+        "auth_method": "basic",
+        "username": ADCS_USERNAME,
+        "password": ADCS_PASSWORD,
+        "ca_bundle": server.ca_bundle,
+        "poll_seconds": 900,
+    }
+    return AdcsAuthority(server.server, **{**options, **overrides})  # type: ignore[arg-type]
+
+
+def test_issues_a_leaf_that_verifies_against_the_ca_and_keeps_the_csr_sans(adcs_server) -> None:
+    result = _adcs(adcs_server).submit(make_csr("web.corp.test", "www.corp.test"), "WebServer")
+
+    assert isinstance(result, Issued)
+    assert result.chain_pem[1] == adcs_server.ca.certificate_pem
+    leaf = verify_chain(result.chain_pem, adcs_server.ca.certificate_pem, "www.corp.test")
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["web.corp.test", "www.corp.test"]
+
+
+def test_manager_approval_is_pending_until_approved(adcs_server) -> None:
+    ca = _adcs(adcs_server)
+    first = ca.submit(make_csr("approve.corp.test"), "WebServerApproval")
+
+    assert isinstance(first, Pending) and first.request_id.isdigit()
+    assert first.retry_after_seconds == 900
+    assert ca.poll(first.request_id) == first
+    adcs_server.approve(first.request_id)
+    issued = ca.poll(first.request_id)
+    assert isinstance(issued, Issued)
+    verify_chain(issued.chain_pem, adcs_server.ca.certificate_pem, "approve.corp.test")
+
+
+def test_a_request_the_manager_denies_is_denied_with_the_cas_message(adcs_server) -> None:
+    ca = _adcs(adcs_server)
+    pending = ca.submit(make_csr("deny.corp.test"), "WebServerApproval")
+    assert isinstance(pending, Pending)
+    adcs_server.deny(pending.request_id)
+
+    result = ca.poll(pending.request_id)
+
+    assert isinstance(result, Denied)
+    assert f"request {pending.request_id}" in result.reason
+    assert "denied by a certificate manager or CA administrator" in result.reason
+
+
+def test_a_template_the_ca_does_not_offer_is_denied_with_the_cas_wording(adcs_server) -> None:
+    result = _adcs(adcs_server).submit(make_csr("x.corp.test"), "NoSuchTemplate")
+
+    assert isinstance(result, Denied)
+    assert "'NoSuchTemplate'" in result.reason
+    assert "0x80094800, The requested certificate template is not supported by this CA." in result.reason
+
+
+def test_a_template_oid_is_refused_with_what_to_do(adcs_server) -> None:
+    result = _adcs(adcs_server).submit(make_csr("oid.corp.test"), "1.3.6.1.4.1.311.21.8.1.2.3")
+
+    assert isinstance(result, Denied)
+    assert "1.3.6.1.4.1.311.21.8.1.2.3" in result.reason and "certlc-profile" in result.reason
+
+
+def test_wrong_password_is_a_configuration_error_that_never_shows_the_password(adcs_server, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "Wr0ng-but-secret!"
+
+    with pytest.raises(CaConfigError) as raised:
+        _adcs(adcs_server, password=wrong).submit(make_csr("a.corp.test"), "WebServer")
+
+    assert "HTTP 401" in str(raised.value) and "Enroll permission" in str(raised.value)
+    assert ADCS_USERNAME in str(raised.value)
+    assert caplog.records, "certsrv logs its requests at DEBUG; the check below must look at them"
+    basic = base64.b64encode(f"{ADCS_USERNAME}:{wrong}".encode()).decode()
+    for text in (str(raised.value), caplog.text):
+        assert wrong not in text and basic not in text
+    assert "Authorization: [redacted]" in caplog.text
+
+
+def test_ntlm_against_a_server_without_ntlm_is_a_configuration_error(adcs_server) -> None:
+    with pytest.raises(CaConfigError, match="HTTP 401"):
+        _adcs(adcs_server, auth_method="ntlm").submit(make_csr("n.corp.test"), "WebServer")
+
+
+def test_forbidden_is_a_configuration_error_and_5xx_is_transient(adcs_server) -> None:
+    ca = _adcs(adcs_server)
+    adcs_server.fail_next(403)
+    with pytest.raises(CaConfigError, match="HTTP 403"):
+        ca.submit(make_csr("f.corp.test"), "WebServer")
+    adcs_server.fail_next(503)
+    with pytest.raises(CaUnavailable, match="HTTP 503"):
+        ca.submit(make_csr("f.corp.test"), "WebServer")
+
+
+def test_a_server_that_is_down_is_unavailable() -> None:
+    ca = AdcsAuthority(f"127.0.0.1:{free_port()}", auth_method="basic", username="u", password="p", timeout=5)
+
+    with pytest.raises(CaUnavailable, match="unreachable"):
+        ca.submit(make_csr("down.corp.test"), "WebServer")
+
+
+def test_ca_bundle_wins_over_requests_ca_bundle_in_the_environment(adcs_server, monkeypatch, tmp_path) -> None:
+    elsewhere = tmp_path / "other-roots.pem"
+    elsewhere.write_text(make_other_root())
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(elsewhere))
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(elsewhere))
+    plain = certsrv.Certsrv(adcs_server.server, ADCS_USERNAME, ADCS_PASSWORD, cafile=adcs_server.ca_bundle)
+    with pytest.raises(requests.exceptions.SSLError):  # the trap: the environment beats session.verify
+        plain.get_ca_cert()
+
+    result = _adcs(adcs_server).submit(make_csr("trust.corp.test"), "WebServer")
+
+    assert isinstance(result, Issued)
+
+
+def test_without_the_ca_bundle_an_untrusted_server_is_a_configuration_error(adcs_server) -> None:
+    with pytest.raises(CaConfigError, match="CERTLC_ADCS_CA_BUNDLE"):
+        _adcs(adcs_server, ca_bundle=None).submit(make_csr("t.corp.test"), "WebServer")
+
+
+def test_the_runtime_builds_the_adapter_from_app_settings(adcs_server) -> None:
+    env = {
+        "CERTLC_ADCS_SERVER": adcs_server.server,
+        "CERTLC_ADCS_AUTH": "basic",
+        "CERTLC_ADCS_USERNAME": ADCS_USERNAME,
+        "CERTLC_ADCS_PASSWORD": ADCS_PASSWORD,
+        "CERTLC_ADCS_CA_BUNDLE": adcs_server.ca_bundle,
+        "CERTLC_ADCS_POLL_SECONDS": "120",
+    }
+    ca = ca_factory(env, clock_from_env(env))("adcs")
+
+    assert isinstance(ca.submit(make_csr("rt.corp.test"), "WebServer"), Issued)
+    pending = ca.submit(make_csr("rt.corp.test"), "WebServerApproval")
+    assert isinstance(pending, Pending) and pending.retry_after_seconds == 120
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "CERTLC_ADCS_SERVER is not set"),
+        ({"CERTLC_ADCS_SERVER": "ca.corp.test"}, "CERTLC_ADCS_USERNAME"),
+        ({"CERTLC_ADCS_SERVER": "ca.corp.test", "CERTLC_ADCS_AUTH": "kerberos"}, "'kerberos' is not supported"),
+    ],
+)
+def test_missing_or_wrong_settings_are_explained(env, message) -> None:
+    with pytest.raises(CaConfigError, match=message):
+        ca_factory(env, clock_from_env(env))("adcs")
+
+
+def make_other_root() -> str:
+    """A root that did not issue the server's certificate."""
+    import tempfile
+    from pathlib import Path
+
+    from certlc.localstack.pki import write_loopback_tls
+
+    with tempfile.TemporaryDirectory() as folder:
+        return write_loopback_tls(Path(folder), "other").ca_pem.read_text()
