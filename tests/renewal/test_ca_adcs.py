@@ -177,3 +177,62 @@ def make_other_root() -> str:
 
     with tempfile.TemporaryDirectory() as folder:
         return write_loopback_tls(Path(folder), "other").ca_pem.read_text()
+
+
+def _template_name_extension(name: str) -> x509.UnrecognizedExtension:
+    """The v1 AD CS template-name extension (1.3.6.1.4.1.311.20.2), a BMPString as AD CS writes it."""
+    body = name.encode("utf-16-be")
+    return x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2"), bytes([0x1E, len(body)]) + body)
+
+
+def _adcs_runtime(stack, adcs_server):
+    from renewal.runtime import build_runtime
+
+    return build_runtime(
+        {
+            **stack.settings,
+            "CERTLC_ADCS_SERVER": adcs_server.server,
+            "CERTLC_ADCS_AUTH": "basic",
+            "CERTLC_ADCS_USERNAME": ADCS_USERNAME,
+            "CERTLC_ADCS_PASSWORD": ADCS_PASSWORD,
+            "CERTLC_ADCS_CA_BUNDLE": adcs_server.ca_bundle,
+        }
+    )
+
+
+@pytest.mark.azurite
+def test_renewal_through_adcs_uses_the_template_named_in_the_certificate(stack, adcs_server) -> None:
+    from renewal.messages import RenewalRequest
+    from tests.pipeline.helpers import client, seed, unique, versions
+
+    name = unique("adcs")
+    sans = (f"{name}.corp.test", f"www.{name}.corp.test")
+    extra = (_template_name_extension("WebServer"),)
+    seed(stack, name, days_left=60, sans=sans, tags={"certlc-ca": "adcs"}, extra=extra)  # not due: stack leaves it
+
+    result = _adcs_runtime(stack, adcs_server).workflow.handle(RenewalRequest("kv1", name, "manual", force=True))
+
+    assert result.status == "renewed", result.message
+    assert len(versions(stack, name)) == 2
+    current = client(stack).get_certificate(name)
+    assert current.properties.version == result.new_version
+    leaf = x509.load_der_x509_certificate(bytes(current.cer))
+    assert leaf.issuer == adcs_server.ca.certificate.subject
+    sans_now = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(sans_now.get_values_for_type(x509.DNSName)) == sorted(sans)
+
+
+@pytest.mark.azurite
+def test_renewal_through_adcs_with_only_a_template_oid_fails_with_what_to_do(stack, adcs_server) -> None:
+    from renewal.messages import RenewalRequest
+    from tests.pipeline.helpers import seed, unique, versions
+
+    name = unique("adcs-oid")
+    extra = (x509.MSCertificateTemplate(x509.ObjectIdentifier("1.3.6.1.4.1.311.21.8.7.7"), 100, 4),)
+    seed(stack, name, days_left=60, tags={"certlc-ca": "adcs"}, extra=extra)
+
+    result = _adcs_runtime(stack, adcs_server).workflow.handle(RenewalRequest("kv1", name, "manual", force=True))
+
+    assert result.status == "failed" and result.reason == "ca_denied"
+    assert "1.3.6.1.4.1.311.21.8.7.7" in result.message and "certlc-profile" in result.message
+    assert len(versions(stack, name)) == 1
