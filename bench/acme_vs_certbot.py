@@ -162,7 +162,7 @@ def certlc_issue(authority: Any, port: int, csr_pem: bytes, public_key: bytes) -
     if not isinstance(result, Issued):
         raise RuntimeError(f"certlc did not issue: {result!r}")
     check_leaf("".join(result.chain_pem), public_key, "certlc")
-    return Issuance(seconds, sum(slept), {})
+    return Issuance(seconds, float(sum(slept)), {})
 
 
 # -- certbot ------------------------------------------------------------------------------------
@@ -226,12 +226,14 @@ class Certbot:
 
 
 def certbot_phases(log: Path, launched: float, seconds: float) -> tuple[dict[str, float], float]:
-    """Start-up, ACME protocol and the rest from certbot's debug log; its fixed sleeps from the polls it logs.
+    """Where certbot's time goes, from its debug log; its fixed sleeps from the polls it logs.
 
     certbot sleeps 1 s before each authorization poll round (the first one too) and ``acme`` 2.x 1 s
     before each order poll after finalizing, so each such request stands for one second asleep.
+    ``authorized_to_finalize`` is the gap between the last authorization poll and the finalize request
+    (the standalone plugin stopping its HTTP server).
     """
-    stamps: list[float] = []
+    requests: list[tuple[float, str]] = []
     sleeps = 0
     waiting = False
     for line in log.read_text(encoding="utf-8").splitlines():
@@ -242,16 +244,19 @@ def certbot_phases(log: Path, launched: float, seconds: float) -> tuple[dict[str
         if source != "acme.client" or not message.startswith("Sending "):
             waiting = waiting or "Waiting for verification" in message
             continue
-        stamps.append(dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp())
+        requests.append((dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp(), message))
         if (waiting and "/authZ/" in message) or "/my-order/" in message:
             sleeps += 1
-    if not stamps:
+    if not requests:
         raise RuntimeError(f"no ACME requests in certbot's log {log}")
-    startup = stamps[0] - launched
-    protocol = stamps[-1] - stamps[0]
+    last_authz = max(t for t, message in requests if "/authZ/" in message)
+    finalize = min(t for t, message in requests if "/finalize-order/" in message)
+    startup = requests[0][0] - launched
+    protocol = requests[-1][0] - requests[0][0]
     return {
         "startup": round(startup, 3),
         "acme_protocol": round(protocol, 3),
+        "authorized_to_finalize": round(finalize - last_authz, 3),
         "after_last_request": round(seconds - startup - protocol, 3),
     }, float(sleeps)
 
