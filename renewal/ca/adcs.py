@@ -17,7 +17,7 @@ from renewal.ca.base import CaConfigError, CaResult, CaUnavailable, Denied, Issu
 
 AUTH_METHODS = ("ntlm", "basic", "cert")
 _OID = re.compile(r"^\d+(\.\d+)+$")
-_UNDER_SUBMISSION = re.compile(r"under submission|pending", re.IGNORECASE)
+_UNDER_SUBMISSION = re.compile(r"under submission", re.IGNORECASE)  # "Taken Under Submission"
 _T = TypeVar("_T")
 
 
