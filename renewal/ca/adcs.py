@@ -28,9 +28,7 @@ class _NoCredentialsInLogs(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                self._HEADER.sub(r"\1: [redacted]", a) if isinstance(a, str) else a for a in record.args
-            )
+            record.args = tuple(_redact(self._HEADER, a) for a in record.args)
         return True
 
 
