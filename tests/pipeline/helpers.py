@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from pathlib import Path
@@ -73,3 +74,28 @@ def audit(stack: Any, name: str) -> list[dict[str, Any]]:
 
 def alerts_for(receiver: Any, name: str) -> list[dict[str, Any]]:
     return [p for p in receiver.payloads() if isinstance(p, dict) and p.get("name") == name]
+
+
+def near_expiry_event(stack: Any, name: str, version: str) -> dict[str, Any]:
+    """A NearExpiry event for ``kv1`` as Event Grid delivers it (EventGridSchema)."""
+    vault_url = stack.keyvault.vault_urls["kv1"]
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    return {
+        "id": str(uuid.uuid4()),
+        "topic": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/certlc-local/providers"
+        "/Microsoft.KeyVault/vaults/kv1",
+        "subject": name,
+        "eventType": "Microsoft.KeyVault.CertificateNearExpiry",
+        "eventTime": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "data": {
+            "Id": f"{vault_url}/certificates/{name}/{version}",
+            "VaultName": "kv1",
+            "ObjectType": "Certificate",
+            "ObjectName": name,
+            "Version": version,
+            "NBF": str(now - 86400),
+            "EXP": str(now + 86400),
+        },
+        "dataVersion": "1",
+        "metadataVersion": "1",
+    }

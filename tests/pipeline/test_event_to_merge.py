@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import uuid
 
 import requests
@@ -11,7 +10,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from renewal.x509info import alt_names, public_key_der
-from tests.pipeline.helpers import alerts_for, audit, client, secret_client, seed, settle, unique, versions
+from tests.pipeline.helpers import (
+    alerts_for,
+    audit,
+    client,
+    near_expiry_event,
+    secret_client,
+    seed,
+    settle,
+    unique,
+    versions,
+)
 
 
 def _key_of(cer: bytes) -> bytes:
@@ -70,30 +79,6 @@ def test_reuse_key_policy_keeps_the_key(stack):
     assert _key_of(bytes(new.cer)) == _key_of(bytes(old.cer))
 
 
-def _near_expiry_event(stack, name: str, version: str) -> dict:
-    vault_url = stack.keyvault.vault_urls["kv1"]
-    now = int(dt.datetime.now(dt.UTC).timestamp())
-    return {
-        "id": str(uuid.uuid4()),
-        "topic": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/certlc-local/providers"
-        "/Microsoft.KeyVault/vaults/kv1",
-        "subject": name,
-        "eventType": "Microsoft.KeyVault.CertificateNearExpiry",
-        "eventTime": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
-        "data": {
-            "Id": f"{vault_url}/certificates/{name}/{version}",
-            "VaultName": "kv1",
-            "ObjectType": "Certificate",
-            "ObjectName": name,
-            "Version": version,
-            "NBF": now - 86400,
-            "EXP": now + 86400,
-        },
-        "dataVersion": "1",
-        "metadataVersion": "1",
-    }
-
-
 def _deliver(stack, events: list[dict]) -> None:
     response = requests.post(
         stack.host.eventgrid_url("event"), json=events, headers={"aeg-event-type": "Notification"}, timeout=30
@@ -106,7 +91,7 @@ def test_event_for_an_already_replaced_version_does_nothing(stack):
     old = seed(stack, name, days_left=15)
     settle(stack)
     assert len(versions(stack, name)) == 2
-    _deliver(stack, [_near_expiry_event(stack, name, old.properties.version)])
+    _deliver(stack, [near_expiry_event(stack, name, old.properties.version)])
     settle(stack)
     assert len(versions(stack, name)) == 2
     assert any(r["event"] == "skipped" and r.get("reason") == "superseded" for r in audit(stack, name))
@@ -116,7 +101,7 @@ def test_duplicate_deliveries_renew_once(stack):
     name = unique("dup")
     old = seed(stack, name, days_left=400, lifetime_days=500)  # not due: no event of its own
     settle(stack)
-    event = _near_expiry_event(stack, name, old.properties.version)
+    event = near_expiry_event(stack, name, old.properties.version)
     client(stack).update_certificate_properties(name, tags={"certlc-renew-before-days": "500"})
     twin = dict(event, id=str(uuid.uuid4()))
     _deliver(stack, [event, event])  # the same event twice in one delivery
@@ -134,7 +119,7 @@ def test_self_issued_and_opted_out_certificates_are_left_to_key_vault(stack):
     seed(stack, opted, days_left=400, lifetime_days=500, tags={"certlc-renew": "false"})
     for name in (self_name, opted):
         version = kv.get_certificate(name).properties.version
-        _deliver(stack, [_near_expiry_event(stack, name, version)])
+        _deliver(stack, [near_expiry_event(stack, name, version)])
     settle(stack)
     assert len(versions(stack, self_name)) == 1 and len(versions(stack, opted)) == 1
     assert [r.get("reason") for r in audit(stack, self_name) if r["event"] == "skipped"] == ["not_managed"]
@@ -145,7 +130,7 @@ def test_a_cloudevents_delivery_renews(stack):
     name = unique("cloudevent")
     old = seed(stack, name, days_left=400, lifetime_days=500, tags={"certlc-renew-before-days": "450"})
     settle(stack)
-    event = _near_expiry_event(stack, name, old.properties.version)
+    event = near_expiry_event(stack, name, old.properties.version)
     cloud_event = {
         "specversion": "1.0",
         "id": event["id"],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from renewal import handlers
 from renewal.ca.local import LocalCA
 from renewal.messages import RenewalRequest
 from renewal.runtime import build_runtime
-from tests.pipeline.helpers import alerts_for, audit, client, seed, settle, unique, versions
+from tests.pipeline.helpers import alerts_for, audit, client, near_expiry_event, seed, settle, unique, versions
 
 
 def _no_pending(stack, name: str) -> bool:
@@ -218,7 +217,7 @@ def test_poison_messages_are_listed_and_re_driven(stack, capsys, kind):
     name = unique("poison")
     old = seed(stack, name, days_left=400, lifetime_days=500, tags={"certlc-renew-before-days": "450"})
     if kind == "raw event":
-        body = json.dumps(_raw_event(stack, name, old.properties.version))
+        body = json.dumps(near_expiry_event(stack, name, old.properties.version))
     else:
         body = RenewalRequest("kv1", name, "manual", force=True).to_json()
     queue_client(stack.settings, f"{stack.settings['CERTLC_QUEUE_NAME']}-poison").send_message(body)
@@ -230,34 +229,11 @@ def test_poison_messages_are_listed_and_re_driven(stack, capsys, kind):
     _wait_for(stack, lambda: len(versions(stack, name)) == 2)
 
 
-def _raw_event(stack, name: str, version: str) -> dict:
-    vault_url = stack.keyvault.vault_urls["kv1"]
-    return {
-        "id": str(uuid.uuid4()),
-        "topic": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/certlc-local/providers"
-        "/Microsoft.KeyVault/vaults/kv1",
-        "subject": name,
-        "eventType": "Microsoft.KeyVault.CertificateNearExpiry",
-        "eventTime": "2026-11-21T10:00:00.0000000Z",
-        "data": {
-            "Id": f"{vault_url}/certificates/{name}/{version}",
-            "VaultName": "kv1",
-            "ObjectType": "Certificate",
-            "ObjectName": name,
-            "Version": version,
-            "NBF": "1700000000",
-            "EXP": "1900000000",
-        },
-        "dataVersion": "1",
-        "metadataVersion": "1",
-    }
-
-
 def test_a_raw_event_grid_event_on_the_queue_is_renewed(stack):
     """An Event Grid storage-queue subscription writes the bare event (base64) to the queue."""
     from renewal.clients import queue_client
 
     name = unique("rawevent")
     old = seed(stack, name, days_left=400, lifetime_days=500, tags={"certlc-renew-before-days": "450"})
-    queue_client(stack.settings).send_message(json.dumps(_raw_event(stack, name, old.properties.version)))
+    queue_client(stack.settings).send_message(json.dumps(near_expiry_event(stack, name, old.properties.version)))
     _wait_for(stack, lambda: len(versions(stack, name)) == 2)
