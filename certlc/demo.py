@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
     say = _progress(quiet=args.json)
     shutil.rmtree(args.dir, ignore_errors=True)
+    log_file = _log_to_file(args.dir / "demo.log")
     receiver = WebhookReceiver().start()
     say("starting the local stack (Azurite, Key Vault and Logs Ingestion emulators, Functions host)")
     started = time.monotonic()
@@ -132,7 +133,23 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         print_summary(outcomes, elapsed, dashboard)
+        print(f"logs: {log_file.resolve()}")
     return 0 if ok else 1
+
+
+def _log_to_file(path: Path) -> Path:
+    """The functions' and the audit trail's log lines go to a file; the terminal shows progress and the summary."""
+    import logging
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for noisy in ("azure", "urllib3"):  # per-request HTTP logging would drown the pipeline's own lines
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return path
 
 
 def _demo_settings(webhook_url: str) -> dict[str, str]:

@@ -36,8 +36,18 @@ def functions_of(app: func.FunctionApp) -> list[Any]:
     """The app's indexed functions; safe to call any number of times for one app object."""
     with _INDEX_LOCK:
         if app not in _INDEX:
-            _INDEX[app] = app.get_functions()
+            root = logging.getLogger()
+            root.addFilter(_not_http_auth_notice)
+            try:
+                _INDEX[app] = app.get_functions()
+            finally:
+                root.removeFilter(_not_http_auth_notice)
         return _INDEX[app]
+
+
+def _not_http_auth_notice(record: logging.LogRecord) -> bool:
+    """azure-functions warns about HTTP auth levels on an app without HTTP triggers: noise, not news."""
+    return not record.getMessage().startswith("Auth level is not applied to non http function app")
 
 
 def resolve(value: str, env: Mapping[str, str], where: str) -> str:
