@@ -7,6 +7,7 @@ not when the Functions host loads the app.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,28 @@ from renewal.notify.channel import NotificationError, NotifyConfigError
 from renewal.notify.notifications import Notification
 
 TEAMS_COLOURS = {"info": "Good", "warning": "Warning", "error": "Attention"}
+REDACTED = "[redacted]"
+
+
+class _RedactWebhookPaths(logging.Filter):
+    """urllib3 logs each request line at DEBUG; a webhook's path and query are its secret."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        hidden = message
+        for secret in self.secrets:
+            hidden = hidden.replace(secret, REDACTED)
+        if hidden != message:
+            record.msg, record.args = hidden, ()
+        return True
+
+
+_REDACT = _RedactWebhookPaths()
+logging.getLogger("urllib3.connectionpool").addFilter(_REDACT)
 SLACK_HEADER_LIMIT = 150
 
 
@@ -95,6 +118,9 @@ class WebhookChannel:
                 f"{self.kind} webhook to {parts.hostname} must use https: the URL is a secret and "
                 "plain http is only accepted for a loopback receiver"
             )
+        secret = parts.path + (f"?{parts.query}" if parts.query else "")
+        if secret.strip("/"):
+            _REDACT.secrets.add(secret)
 
     @property
     def host(self) -> str:

@@ -92,3 +92,20 @@ def test_inside_seven_days_the_daily_warning_is_an_escalation(stack, alerts):
     kinds = [a["kind"] for a in alerts_for(alerts, name)]
     assert kinds.count("escalation") == 2, kinds  # one with the failure, one from the sweep
     assert "expiring" not in kinds
+
+
+def test_no_token_key_or_secret_reaches_the_logs(stack, caplog):
+    """A full renewal with every logger at DEBUG: the bearer token, the storage key and the webhook stay out."""
+    import logging
+    import re
+
+    name = unique("logs")
+    seed(stack, name, days_left=400, lifetime_days=500)
+    caplog.set_level(logging.DEBUG)
+    result = handlers.on_queue_message(RenewalRequest("kv1", name, "manual", force=True).to_json())
+    assert result is not None and result.status == "renewed"
+    account_key = re.search(r"AccountKey=([^;]+)", stack.settings["CertlcStorage"]).group(1)
+    webhook_path = stack.settings["CERTLC_WEBHOOK_URLS"].split("=", 1)[1].split("/", 3)[3]
+    for secret in (stack.keyvault.token, account_key, webhook_path):
+        assert secret not in caplog.text
+    assert "BEGIN PRIVATE KEY" not in caplog.text and "BEGIN EC PRIVATE KEY" not in caplog.text
