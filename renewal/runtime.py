@@ -99,13 +99,17 @@ def _make_ca(name: str, env: Mapping[str, str], clock: Clock) -> CertificateAuth
 
         return CfsslAuthority(_required(env, "CERTLC_CFSSL_URL"), ca_bundle=env.get("CERTLC_CFSSL_CA_BUNDLE") or None)
     if name == "acme":
-        from renewal.ca.acme import AcmeAuthority
+        from renewal.ca.acme import AcmeAuthority, Http01FolderSolver
 
+        webroot = env.get("CERTLC_ACME_HTTP01_WEBROOT", "").strip()
         return AcmeAuthority(
             _required(env, "CERTLC_ACME_DIRECTORY"),
             account_key_path=Path(_required(env, "CERTLC_ACME_ACCOUNT_KEY")),
             contact_email=env.get("CERTLC_ACME_EMAIL") or None,
+            eab_kid=env.get("CERTLC_ACME_EAB_KID") or None,
+            eab_hmac_key=env.get("CERTLC_ACME_EAB_HMAC_KEY") or None,
             ca_bundle=env.get("CERTLC_ACME_CA_BUNDLE") or None,
+            solver=Http01FolderSolver(Path(webroot)) if webroot else None,
         )
     if name == "adcs":
         from renewal.ca.adcs import AdcsAuthority

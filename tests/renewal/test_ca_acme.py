@@ -248,3 +248,22 @@ def test_failed_http01_validation_is_denied_with_the_cas_finding(validating_pebb
 
     assert isinstance(result, Denied)
     assert "http-01" in result.reason and "returned 404" in result.reason
+
+
+def test_the_runtime_builds_the_adapter_from_app_settings(pebble_eab, tmp_path) -> None:
+    """CERTLC_ACME_* settings, with external account binding and a web-root http-01 solver."""
+    from renewal.clock import utc_now
+    from renewal.runtime import ca_factory
+
+    env = {
+        "CERTLC_ACME_DIRECTORY": pebble_eab.directory_url,
+        "CERTLC_ACME_ACCOUNT_KEY": str(tmp_path / "account.pem"),
+        "CERTLC_ACME_EAB_KID": PEBBLE_EAB_KID,
+        "CERTLC_ACME_EAB_HMAC_KEY": PEBBLE_EAB_HMAC,
+        "CERTLC_ACME_CA_BUNDLE": str(pebble_eab.ca_bundle),
+        "CERTLC_ACME_HTTP01_WEBROOT": str(tmp_path / "www"),
+    }
+    result = ca_factory(env, utc_now)("acme").submit(make_csr("settings.certlc.test"), "")
+    assert isinstance(result, Issued), result
+    verify_chain(result.chain_pem, pebble_eab.roots_pem(), "settings.certlc.test")
+    assert (tmp_path / "www" / ".well-known" / "acme-challenge").is_dir()
