@@ -104,9 +104,7 @@ def importtime(env: dict[str, str]) -> dict[str, Any]:
     cumulative = {r.name: r.cumulative_us for r in rows}
     heavy = {}
     for prefix in HEAVY:
-        first = next(
-            (i for i, r in enumerate(rows) if r.name == prefix or r.name.startswith(prefix + ".")), None
-        )
+        first = next((i for i, r in enumerate(rows) if r.name == prefix or r.name.startswith(prefix + ".")), None)
         if first is not None:
             heavy[prefix] = " -> ".join(import_chain(rows, first))
     app_total = cumulative.get("function_app", 0)
@@ -143,9 +141,7 @@ def fresh_process(statement: str, env: dict[str, str], setup: str = "") -> dict[
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--runs", type=int, default=5, help="fresh processes to take the median of (default 5)"
-    )
+    parser.add_argument("--runs", type=int, default=5, help="fresh processes to take the median of (default 5)")
     args = parser.parse_args(argv)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}  # no startup hooks, no -X flags
     fresh_process("import function_app", env)  # warm the OS page cache and __pycache__ once

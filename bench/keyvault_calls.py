@@ -90,9 +90,7 @@ def single_certificate_cases(rec: Recorder) -> None:
     rec.case("stale_event", lambda: rec.through_queue(stale))
     healthy = RenewalRequest("kv1", "healthy", "near_expiry", version=versions[("kv1", "healthy")])
     rec.case("not_due", lambda: rec.through_queue(healthy))
-    ca_pending_cases(
-        rec, RenewalRequest("kv1", "pending", "near_expiry", version=seed_pending[("kv1", "pending")])
-    )
+    ca_pending_cases(rec, RenewalRequest("kv1", "pending", "near_expiry", version=seed_pending[("kv1", "pending")]))
 
 
 def ca_pending_cases(rec: Recorder, request: RenewalRequest) -> None:
@@ -142,9 +140,7 @@ def sweep_case(rec: Recorder, certs: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--sweep-certs", type=int, default=60, help="certificates in the swept vault (default 60)"
-    )
+    parser.add_argument("--sweep-certs", type=int, default=60, help="certificates in the swept vault (default 60)")
     args = parser.parse_args(argv)
     settings = {"CERTLC_BACKOFF_BASE_SECONDS": "1"}
     with local_stack(("kv1", "kv2"), settings, CA_PROFILES) as stack:

@@ -53,18 +53,14 @@ def run_one(name: str, args: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--full", action="store_true", help="ingestion at 10,000 certificates (several minutes)"
-    )
+    parser.add_argument("--full", action="store_true", help="ingestion at 10,000 certificates (several minutes)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
     args = parser.parse_args(argv)
     chosen = benchmarks(args.full)
     unknown = set(args.only or ()) - set(chosen)
     if unknown:
         parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {sorted(chosen)}")
-    summary = {
-        name: run_one(name, extra) for name, extra in chosen.items() if not args.only or name in args.only
-    }
+    summary = {name: run_one(name, extra) for name, extra in chosen.items() if not args.only or name in args.only}
     failed = sorted(name for name, entry in summary.items() if entry["exit_code"] != 0)
     print("==> summary", flush=True)
     write_result("summary", {"benchmarks": summary, "failed": failed})

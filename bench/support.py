@@ -105,11 +105,7 @@ def shape(method: str, path: str) -> str:
     parts = path.strip("/").split("/")
     if len(parts) >= 2 and parts[0] in ("certificates", "secrets", "deletedcertificates"):
         parts[1] = "{name}"
-        if (
-            len(parts) >= 3
-            and parts[2] not in _CERT_SUFFIXES
-            and (_VERSION.match(parts[2]) or parts[2] == "")
-        ):
+        if len(parts) >= 3 and parts[2] not in _CERT_SUFFIXES and (_VERSION.match(parts[2]) or parts[2] == ""):
             parts[2] = "{version}"
     return f"{method} /{'/'.join(p for p in parts if p)}"
 

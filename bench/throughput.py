@@ -114,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--certs", type=int, default=160, help="due certificates, spread over the vaults")
     parser.add_argument("--vaults", type=int, default=2)
     parser.add_argument("--time-scale", type=float, default=1.0, help="window = 10 s x this (0 < x <= 1)")
-    parser.add_argument(
-        "--no-throttling", action="store_true", help="measure the stack alone, without limits"
-    )
+    parser.add_argument("--no-throttling", action="store_true", help="measure the stack alone, without limits")
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
     vaults = [f"kv{i}" for i in range(1, args.vaults + 1)]
@@ -143,9 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(run["seconds"], 2),
         "renewals_per_second": round(args.certs / run["seconds"], 2),
         "sustained_creates_per_second": dict(sorted(rates.items())),
-        "fraction_of_limit": round(sum(fractions.values()) / len(fractions), 3)
-        if throttled and fractions
-        else None,
+        "fraction_of_limit": round(sum(fractions.values()) / len(fractions), 3) if throttled and fractions else None,
         "fraction_of_limit_per_vault": fractions if throttled else None,
         "throttled_429": sum(e["status"] == 429 for e in entries),
         "throttled_429_by_request": count_shapes([e for e in entries if e["status"] == 429]),
