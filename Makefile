@@ -19,7 +19,7 @@ demo: $(VENV)/.installed
 	$(PY) -m certlc.localstack.tools install azurite
 	$(VENV)/bin/certlc demo
 
-test: $(VENV)/.installed
+test: lint
 	$(PY) -m certlc.localstack.tools install azurite pebble cfssl chromium
 	$(PY) -m pytest
 
