@@ -65,6 +65,7 @@ DELEGATED = [
     ("dev", "run function_app.py's functions on a local Functions host", "certlc.localstack.host"),
     ("worker", "drain the Azure renewal queue on-premises (near an internal CA)", "certlc.localstack.worker"),
     ("local", "start or stop the whole local stack in the background", "certlc.localstack.stack"),
+    ("sync", "keep a server's PEM files in step with Key Vault", "certlc.sync.cli"),
 ]
 EMULATORS = [
     ("keyvault", "the Key Vault emulator (HTTPS, bearer challenge, certificates API)", "certlc.emulators.keyvault.cli"),

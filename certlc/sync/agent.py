@@ -1,0 +1,103 @@
+"""One sync round: fetch, compare, write, reload, verify, and roll back when the server did not take it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from certlc.sync import files
+from certlc.sync.bundle import Bundle, fingerprint
+from certlc.sync.errors import SyncError
+from certlc.sync.fetch import fetch_bundle
+from certlc.sync.reload import run_reload
+from certlc.sync.verify import Endpoint, wait_until_served
+from renewal.vaults import Vault
+
+log = logging.getLogger("certlc.sync")
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    vault: Vault
+    name: str
+    targets: files.Targets
+    env: Mapping[str, str] = field(repr=False)
+    reload: list[str] | None = None
+    reload_timeout: float = 60.0
+    verify: Endpoint | None = None
+    verify_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    vault: str
+    name: str
+    action: str  # unchanged | updated | rolled_back | failed
+    reason: str
+    version: str | None = None
+    thumbprint: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.action in ("unchanged", "updated")
+
+
+def _served_on_disk(cert: Path) -> str | None:
+    """The fingerprint of the certificate file before this round, to check a rollback against."""
+    try:
+        return fingerprint(x509.load_pem_x509_certificate(cert.read_bytes()).public_bytes(Encoding.DER))
+    except (OSError, ValueError):
+        return None
+
+
+def _apply(config: SyncConfig, expected: str) -> None:
+    """Makes the server load the files on disk and checks it serves ``expected``."""
+    if config.reload:
+        run_reload(config.reload, config.reload_timeout)
+    if config.verify:
+        wait_until_served(config.verify, expected, config.verify_timeout)
+
+
+def _roll_back(config: SyncConfig, created: list[Path], old: str | None, failure: SyncError) -> tuple[str, str]:
+    files.restore(config.targets, created)
+    if old is None:
+        return "failed", f"{failure}; there were no previous files, so the new ones were removed"
+    log.warning("%s/%s: restored the previous files after: %s", config.vault.name, config.name, failure)
+    try:
+        _apply(config, old)
+    except SyncError as again:
+        return "failed", f"{failure}; rolled back the files, but the server did not come back: {again}"
+    return "rolled_back", f"{failure}; the previous certificate is in place and served again"
+
+
+def sync_once(config: SyncConfig) -> RoundResult:
+    """Raises SyncConfigError for mistakes; everything else that goes wrong is in the result."""
+    bundle: Bundle | None = None
+
+    def result(action: str, reason: str) -> RoundResult:
+        version, thumb = (bundle.version, bundle.thumbprint) if bundle else (None, None)
+        return RoundResult(config.vault.name, config.name, action, reason, version, thumb)
+
+    files.check_writable(config.targets)
+    try:
+        bundle = fetch_bundle(config.vault, config.name, config.env)
+    except SyncError as exc:
+        return result("failed", str(exc))
+    if files.on_disk_thumbprint(config.targets) == bundle.thumbprint:
+        return result("unchanged", "up to date")
+    old = _served_on_disk(config.targets.cert)
+    try:
+        created = files.install(config.targets, bundle)
+    except OSError as exc:
+        return result("failed", f"could not write the files ({exc}); the previous ones are unchanged")
+    log.info("%s/%s: wrote version %s", config.vault.name, config.name, bundle.version)
+    try:
+        _apply(config, bundle.fingerprint)
+    except SyncError as exc:
+        return result(*_roll_back(config, created, old, exc))
+    return result("updated", f"now version {bundle.version}")

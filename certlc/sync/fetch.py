@@ -1,0 +1,58 @@
+"""Reads a certificate's latest secret from an allow-listed vault with the app's credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from certlc.sync.bundle import Bundle, parse_secret
+from certlc.sync.errors import SyncConfigError, SyncError
+from renewal.vaults import Vault, is_valid_object_name, vaults_from_env
+
+
+def secret_client(vault_url: str, env: Mapping[str, str], **kwargs: Any) -> Any:
+    """A ``SecretClient`` with managed identity, or the local emulator's token and CA bundle."""
+    from azure.keyvault.secrets import SecretClient
+
+    from renewal.clients import credential_for
+
+    options: dict[str, Any] = {}
+    bundle = env.get("CERTLC_KEYVAULT_CA_BUNDLE", "")
+    if bundle:
+        options["connection_verify"] = bundle
+        options["verify_challenge_resource"] = False
+    options.update(kwargs)
+    return SecretClient(vault_url, credential_for(vault_url, env), **options)
+
+
+def resolve_vault(vault: str, name: str, env: Mapping[str, str]) -> Vault:
+    """The vault from ``CERTLC_VAULTS``: a server only ever talks to a vault the operator listed."""
+    vaults = vaults_from_env(env)
+    found = vaults.get(vault.lower())
+    if found is None:
+        raise SyncConfigError(f"vault {vault!r} is not in CERTLC_VAULTS ({', '.join(sorted(vaults)) or 'empty'})")
+    if not is_valid_object_name(name):
+        raise SyncConfigError(f"{name!r} is not a valid Key Vault certificate name (1-127 of 0-9, a-z, A-Z, -)")
+    return found
+
+
+def fetch_bundle(vault: Vault, name: str, env: Mapping[str, str]) -> Bundle:
+    """The latest version of ``name``: Key Vault keeps a certificate's key and chain as a secret of that name."""
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+
+    with secret_client(vault.url, env) as client:
+        try:
+            secret = client.get_secret(name)
+        except ResourceNotFoundError as exc:
+            raise SyncConfigError(f"certificate {name!r} was not found in vault {vault.name}") from exc
+        except ClientAuthenticationError as exc:
+            raise SyncError(f"{vault.name}: could not authenticate to Key Vault: {exc.message}") from exc
+        except HttpResponseError as exc:
+            if exc.status_code == 403:
+                raise SyncConfigError(
+                    f"{vault.name}: this identity may not read the secret {name!r} (grant Key Vault Secrets User)"
+                ) from exc
+            raise SyncError(f"{vault.name}/{name}: Key Vault answered {exc.status_code}: {exc.message}") from exc
+    if not secret.value:
+        raise SyncError(f"{vault.name}/{name}: the secret is empty")
+    return parse_secret(secret.value, secret.properties.content_type or "", secret.properties.version or "", name)

@@ -1,0 +1,131 @@
+"""The server's files: written atomically, the previous set kept as ``*.previous`` for a rollback."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from certlc.sync import bundle as pieces
+from certlc.sync.bundle import Bundle, thumbprint
+from certlc.sync.errors import SyncConfigError
+
+PUBLIC_MODE = 0o644
+KEY_MODE = 0o600
+PREVIOUS_SUFFIX = ".previous"
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Where the server reads its certificate, key and (optionally) chain and full chain."""
+
+    cert: Path
+    key: Path
+    chain: Path | None = None
+    fullchain: Path | None = None
+
+    def modes(self) -> list[tuple[Path, int]]:
+        """Each file with the mode it must have: the key is readable by its owner only."""
+        wanted = [(self.cert, PUBLIC_MODE), (self.chain, PUBLIC_MODE), (self.fullchain, PUBLIC_MODE)]
+        return [(path, mode) for path, mode in wanted if path is not None] + [(self.key, KEY_MODE)]
+
+    def paths(self) -> list[Path]:
+        return [path for path, _ in self.modes()]
+
+    def contents(self, bundle: Bundle) -> dict[Path, bytes]:
+        data = {self.cert: pieces.cert_pem(bundle), self.key: bundle.key_pem}
+        if self.chain is not None:
+            data[self.chain] = pieces.chain_pem(bundle)
+        if self.fullchain is not None:
+            data[self.fullchain] = pieces.fullchain_pem(bundle)
+        return data
+
+
+def previous(path: Path) -> Path:
+    return path.with_name(path.name + PREVIOUS_SUFFIX)
+
+
+def check_writable(targets: Targets) -> None:
+    """Fails before anything is fetched or written, so a permission mistake never leaves half a change."""
+    paths = targets.paths()
+    if len({p.resolve() for p in paths}) != len(paths):
+        raise SyncConfigError("--cert, --key, --chain and --fullchain must be different files")
+    for path in paths:
+        folder = path.parent
+        if not folder.is_dir():
+            raise SyncConfigError(f"{folder} does not exist: create it before syncing {path.name} into it")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise SyncConfigError(f"no permission to write in {folder} (needed for {path.name}); run as its owner")
+
+
+def on_disk_thumbprint(targets: Targets) -> str | None:
+    """The thumbprint of the certificate on disk, or None when any file is missing or unreadable."""
+    if not all(p.is_file() for p in targets.paths()):
+        return None
+    try:
+        return thumbprint(x509.load_pem_x509_certificate(targets.cert.read_bytes()))
+    except (OSError, ValueError):
+        return None
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Temp file in the same folder, fsync, rename: readers see the old file or the new one, never a part."""
+    owner = path.stat() if path.exists() else None
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        if owner is not None:  # keep the owner/group the server expects, when allowed to
+            with contextlib.suppress(PermissionError):
+                os.fchown(fd, owner.st_uid, owner.st_gid)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    _fsync_folder(path.parent)
+
+
+def install(targets: Targets, bundle: Bundle) -> list[Path]:
+    """Keeps every existing file as ``*.previous``, then writes the new set; returns the files that were new.
+
+    All backups are made before the first new file is written, so a failure part-way is undone from them.
+    """
+    created = [path for path in targets.paths() if not path.exists()]
+    for path, mode in targets.modes():
+        if path in created:
+            previous(path).unlink(missing_ok=True)
+        else:
+            write_atomic(previous(path), path.read_bytes(), mode)
+    contents = targets.contents(bundle)
+    try:
+        for path, mode in targets.modes():
+            write_atomic(path, contents[path], mode)
+    except BaseException:
+        restore(targets, created)
+        raise
+    return created
+
+
+def restore(targets: Targets, created: list[Path]) -> None:
+    """Puts the ``*.previous`` files back and removes the files the failed round created."""
+    for path, mode in targets.modes():
+        if path in created:
+            path.unlink(missing_ok=True)
+        else:
+            write_atomic(path, previous(path).read_bytes(), mode)
