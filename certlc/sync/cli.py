@@ -97,13 +97,21 @@ def _reporter(as_json: bool) -> Callable[[RoundResult], None]:
     return report
 
 
+def _log_to_stderr() -> None:
+    """The agent's own progress lines; the SDKs keep their default (warnings only)."""
+    log = logging.getLogger("certlc.sync")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
 def run(args: argparse.Namespace) -> int:
     from certlc.sync.agent import sync_once
     from certlc.sync.loop import run_daemon
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    for noisy in ("azure", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _log_to_stderr()
     config = _config(args)
     report = _reporter(args.json)
     if not args.daemon:

@@ -1,0 +1,193 @@
+"""``certlc sync`` against the Key Vault emulator, real files and a real TLS server that reloads on SIGHUP."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from certlc.sync.bundle import fingerprint
+from certlc.sync.verify import Endpoint, served_fingerprint
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def leaf_fingerprint(path: Path) -> str:
+    return fingerprint(x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(Encoding.DER))
+
+
+def served(site) -> str:
+    return served_fingerprint(Endpoint("127.0.0.1", site.port))
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def installed(site) -> dict[Path, int]:
+    """Every file in the folder with its mtime, to prove a round touched nothing."""
+    return {p: p.stat().st_mtime_ns for p in site.folder.iterdir()}
+
+
+def first_sync(site) -> x509.Certificate:
+    code, out, _ = site.sync()
+    assert code == 0, out
+    site.start_server()
+    return x509.load_pem_x509_certificate(site.cert.read_bytes())
+
+
+def test_first_sync_writes_the_files_with_their_modes_and_the_server_serves_them(site, chain_ca, kv_client):
+    code, out, err = site.sync("--json")
+
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["action"] == "updated" and report["name"] == site.name and report["vault"] == "kv1"
+    leaf = x509.load_pem_x509_certificate(site.cert.read_bytes())
+    in_vault = kv_client().get_certificate(site.name).properties
+    assert (report["version"], report["thumbprint"]) == (in_vault.version, in_vault.x509_thumbprint.hex().upper())
+    assert len(x509.load_pem_x509_certificates(site.cert.read_bytes())) == 1
+    assert leaf.subject.rfc4514_string() == f"CN={site.name}.example.com"
+    key = serialization.load_pem_private_key(site.key.read_bytes(), password=None)
+    assert key.public_key() == leaf.public_key()
+    assert site.key.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert x509.load_pem_x509_certificates(site.chain.read_bytes()) == [chain_ca.issuer]  # no root
+    assert x509.load_pem_x509_certificates(site.fullchain.read_bytes()) == [leaf, chain_ca.issuer]
+    assert (mode(site.cert), mode(site.chain), mode(site.fullchain), mode(site.key)) == (0o644,) * 3 + (0o600,)
+    assert sorted(p.name for p in site.folder.iterdir()) == ["cert.pem", "chain.pem", "fullchain.pem", "key.pem"]
+    assert "PRIVATE KEY" not in out + err
+
+    site.start_server()
+    assert served(site) == leaf_fingerprint(site.cert)
+
+
+def test_second_sync_is_up_to_date_and_touches_nothing(site):
+    first_sync(site)
+    before = installed(site)
+
+    code, out, _ = site.sync("--reload", site.reload_command(), "--verify", f"127.0.0.1:{site.port}")
+
+    assert code == 0
+    assert "up to date" in out
+    assert installed(site) == before
+    assert site.reloads() == 0
+
+
+def test_a_renewal_in_key_vault_is_written_reloaded_and_served(site):
+    old = first_sync(site)
+    new_version = site.renew()
+
+    code, out, err = site.sync("--reload", site.reload_command(), "--verify", f"127.0.0.1:{site.port}", "--json")
+
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["action"], report["version"]) == ("updated", new_version.properties.version)
+    assert served(site) == leaf_fingerprint(site.cert) != fingerprint(old.public_bytes(Encoding.DER))
+    assert x509.load_pem_x509_certificate(site.cert.with_name("cert.pem.previous").read_bytes()) == old
+    assert mode(site.key.with_name("key.pem.previous")) == 0o600
+    assert site.reloads() == 1
+
+
+def test_a_failing_reload_rolls_back_and_the_old_certificate_is_served_again(site):
+    old = first_sync(site)
+    old_files = {p: p.read_bytes() for p in site.folder.iterdir()}
+    site.renew()
+    site.fail_marker.touch()
+
+    code, out, _ = site.sync("--reload", site.reload_command(), "--verify", f"127.0.0.1:{site.port}", "--json")
+
+    assert code == 1
+    report = json.loads(out)
+    assert report["action"] == "rolled_back"
+    assert "exited with 1: config test failed" in report["reason"]
+    assert {p: p.read_bytes() for p in old_files} == old_files
+    assert (mode(site.cert), mode(site.key)) == (0o644, 0o600)
+    assert served(site) == fingerprint(old.public_bytes(Encoding.DER))
+    assert site.reloads() == 2  # the failed one and the one after the rollback
+
+
+def test_a_server_that_never_serves_the_new_certificate_is_rolled_back(site):
+    old = first_sync(site)
+    old_cert = site.cert.read_bytes()
+    site.renew()
+
+    code, out, _ = site.sync(
+        "--reload", f"{sys.executable} -c pass", "--verify", f"127.0.0.1:{site.port}", "--verify-timeout", "1"
+    )
+
+    assert code == 1
+    assert "rolled back" in out and "did not serve certificate" in out
+    assert site.cert.read_bytes() == old_cert
+    assert served(site) == fingerprint(old.public_bytes(Encoding.DER))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"--vault": "kv2"}, "vault 'kv2' is not in CERTLC_VAULTS"),
+        ({"--name": "no-such-certificate"}, "certificate 'no-such-certificate' was not found in vault kv1"),
+        ({"--cert": "missing-folder/cert.pem"}, "missing-folder does not exist"),
+        ({"--verify": "localhost"}, "is not host:port"),
+    ],
+)
+def test_mistakes_exit_2_with_one_line(site, change, message):
+    args = site.args()
+    for option, value in change.items():
+        if option in args:
+            args[args.index(option) + 1] = value
+        else:
+            args += [option, value]
+    site.capsys.readouterr()
+
+    from certlc.cli import main
+
+    code = main(args)
+
+    err = site.capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and message in err, err
+    assert not site.cert.exists()
+
+
+def test_a_read_only_folder_exits_2_before_anything_is_fetched(site):
+    if os.geteuid() == 0:
+        pytest.skip("root may write anywhere")
+    site.folder.chmod(0o555)
+    try:
+        code, _, err = site.sync()
+    finally:
+        site.folder.chmod(0o755)
+    assert code == 2 and "no permission to write" in err
+
+
+def test_daemon_runs_rounds_until_sigterm(site, sync_env):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")}
+    args = site.args("--daemon", "--interval", "0.2", "--jitter", "0.1", "--json")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "certlc", *args],
+        env={**env, **sync_env, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in daemon.stdout], daemon=True).start()
+    try:
+        rounds = [json.loads(lines.get(timeout=60)) for _ in range(2)]
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        daemon.kill()
+    assert [r["action"] for r in rounds] == ["updated", "unchanged"]
+    assert {r["version"] for r in rounds} == {rounds[0]["version"]} and rounds[0]["version"]
+    assert "PRIVATE KEY" not in daemon.stderr.read()
