@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,29 +98,33 @@ def _reporter(as_json: bool) -> Callable[[RoundResult], None]:
     return report
 
 
-def _log_to_stderr() -> None:
-    """The agent's own progress lines; the SDKs keep their default (warnings only)."""
+@contextlib.contextmanager
+def _progress_to_stderr() -> Iterator[None]:
+    """The agent's own progress lines on this run's stderr; the SDKs keep their default (warnings only)."""
     log = logging.getLogger("certlc.sync")
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        log.addHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
     log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
 
 
 def run(args: argparse.Namespace) -> int:
     from certlc.sync.agent import sync_once
     from certlc.sync.loop import run_daemon
 
-    _log_to_stderr()
     config = _config(args)
     report = _reporter(args.json)
-    if not args.daemon:
-        result = sync_once(config)
-        report(result)
-        return 0 if result.ok else 1
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    run_daemon(config, report, stop, args.interval, args.jitter)
+    with _progress_to_stderr():
+        if not args.daemon:
+            result = sync_once(config)
+            report(result)
+            return 0 if result.ok else 1
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        run_daemon(config, report, stop, args.interval, args.jitter)
     return 0

@@ -191,3 +191,27 @@ def test_daemon_runs_rounds_until_sigterm(site, sync_env):
     assert [r["action"] for r in rounds] == ["updated", "unchanged"]
     assert {r["version"] for r in rounds} == {rounds[0]["version"]} and rounds[0]["version"]
     assert "PRIVATE KEY" not in daemon.stderr.read()
+
+
+def test_a_failed_first_sync_leaves_no_files_behind(site):
+    code, out, _ = site.sync("--verify", "127.0.0.1:1", "--verify-timeout", "0.5")
+
+    assert code == 1
+    assert "failed" in out and "no previous files" in out
+    assert list(site.folder.iterdir()) == []
+
+
+def test_a_certificate_whose_key_is_not_exportable_exits_2(sync_env, kv_client, capsys, tmp_path):
+    from azure.keyvault.certificates import CertificatePolicy, KeyType
+
+    from certlc.cli import main
+
+    kv_client().begin_create_certificate(
+        "sync-locked", CertificatePolicy(issuer_name="Self", subject="CN=locked", key_type=KeyType.ec, exportable=False)
+    ).result()
+
+    code = main(["sync", "--vault", "kv1", "--name", "sync-locked", "--cert", "c.pem", "--key", "k.pem"])
+
+    assert code == 2
+    assert "exportable: true" in capsys.readouterr().err
+    assert not (tmp_path / "c.pem").exists()
