@@ -159,17 +159,6 @@ def test_mistakes_exit_2_with_one_line(site, change, message):
     assert not site.cert.exists()
 
 
-def test_a_read_only_folder_exits_2_before_anything_is_fetched(site):
-    if os.geteuid() == 0:
-        pytest.skip("root may write anywhere")
-    site.folder.chmod(0o555)
-    try:
-        code, _, err = site.sync()
-    finally:
-        site.folder.chmod(0o755)
-    assert code == 2 and "no permission to write" in err
-
-
 def test_daemon_runs_rounds_until_sigterm(site, sync_env):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")}
     args = site.args("--daemon", "--interval", "0.2", "--jitter", "0.1", "--json")
