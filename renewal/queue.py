@@ -20,6 +20,15 @@ from renewal.messages import RenewalRequest
 LIST_VISIBILITY_SECONDS = 30
 
 
+def ensure_queue(client: Any) -> Any:
+    """Create the queue if it does not exist yet (as the Functions host does); returns the client."""
+    from azure.core.exceptions import ResourceExistsError
+
+    with contextlib.suppress(ResourceExistsError):
+        client.create_queue()
+    return client
+
+
 class RenewalQueue:
     def __init__(self, client: Any) -> None:
         self._client = client
@@ -102,12 +111,7 @@ class FailedStore:
         return done
 
     def _client(self, store: str) -> Any:
-        from azure.core.exceptions import ResourceExistsError
-
-        client = self._stores[store]
-        with contextlib.suppress(ResourceExistsError):
-            client.create_queue()
-        return client
+        return ensure_queue(self._stores[store])
 
     def _read_all(self) -> list[tuple[str, Any]]:
         """Every message of both stores, each hidden for a while so that one pass sees each message once."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from renewal.ca.base import CaConfigError, CertificateAuthority
 from renewal.clients import certificate_client, queue_client
 from renewal.clock import Clock, clock_from_env
 from renewal.keyvault import KeyVault
-from renewal.queue import FailedStore, RenewalQueue
+from renewal.queue import FailedStore, RenewalQueue, ensure_queue
 from renewal.settings import Settings, settings_from_env
 from renewal.vaults import Vault
 from renewal.workflow import RenewalWorkflow
@@ -46,7 +45,7 @@ def build_runtime(
 
     settings = settings_from_env(env)
     clock = clock or clock_from_env(env)
-    renewals = RenewalQueue(_ensure_queue(queue_client(env, settings.queue_name)))
+    renewals = RenewalQueue(ensure_queue(queue_client(env, settings.queue_name)))
     failed = FailedStore(
         queue_client(env, settings.failed_queue_name),
         queue_client(env, settings.poison_queue_name),
@@ -133,11 +132,3 @@ def _required(env: Mapping[str, str], key: str) -> str:
     if not value:
         raise CaConfigError(f"{key} is not set")
     return value
-
-
-def _ensure_queue(client: Any) -> Any:
-    from azure.core.exceptions import ResourceExistsError
-
-    with contextlib.suppress(ResourceExistsError):
-        client.create_queue()
-    return client

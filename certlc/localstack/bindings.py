@@ -6,7 +6,6 @@ the same app object raises, hence the per-app cache.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
@@ -19,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import azure.functions as func
+
+from renewal.queue import ensure_queue
 
 log = logging.getLogger("certlc.host")
 
@@ -96,15 +97,13 @@ class QueueOutput:
             return
         texts = [_as_text(item, self.name) for item in items]
         client = connection_queue(env, self.connection, self.queue_name)
-        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+        from azure.core.exceptions import ResourceNotFoundError
 
         for text in texts:
             try:
                 client.send_message(text)
             except ResourceNotFoundError:  # the host creates an output queue on first use
-                with contextlib.suppress(ResourceExistsError):
-                    client.create_queue()
-                client.send_message(text)
+                ensure_queue(client).send_message(text)
 
 
 def _as_text(item: Any, binding: str) -> str:

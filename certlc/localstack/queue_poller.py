@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import logging
 import re
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from azure.functions.queue import QueueMessage
+
+from renewal.queue import ensure_queue
 
 log = logging.getLogger("certlc.host")
 
@@ -115,11 +116,8 @@ class QueuePoller:
 
     def ensure_queues(self) -> None:
         """Create the queue and its poison queue if missing, as the host does."""
-        from azure.core.exceptions import ResourceExistsError
-
         for client in (self._queue, self._poison):
-            with contextlib.suppress(ResourceExistsError):
-                client.create_queue()
+            ensure_queue(client)
 
     def has_visible_messages(self) -> bool:
         return bool(self._queue.peek_messages(max_messages=1))
