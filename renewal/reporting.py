@@ -11,6 +11,7 @@ from renewal import tags as T
 from renewal.keyvault import CertificateSnapshot
 from renewal.messages import RenewalRequest
 from renewal.notify import Escalation, ExpiringWithoutRenewal, Notifier, RenewalFailed, Renewed, recipients_from_tags
+from renewal.x509info import thumbprint
 
 log = logging.getLogger("certlc.renewal")
 
@@ -53,7 +54,7 @@ class Reporter:
             name=request.name,
             old_version=before.version if before is not after else None,
             new_version=after.version,
-            thumbprint=_thumbprint(after),
+            thumbprint=thumbprint(after.cer) if after.cer else "",
             expires_on=after.expires_on,
             ca=ca,
             recipients=tuple(recipients_from_tags(after.tags, self._env)),
@@ -114,11 +115,3 @@ class Reporter:
     def _send(self, request: RenewalRequest, notification: Any) -> None:
         report = self._notifier.send(notification)
         self.audit("notified", request, kind=notification.kind, channels=report.as_dict())
-
-
-def _thumbprint(cert: CertificateSnapshot) -> str:
-    if not cert.cer:
-        return ""
-    import hashlib
-
-    return hashlib.sha1(cert.cer, usedforsecurity=False).hexdigest().upper()

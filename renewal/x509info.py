@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -46,6 +47,11 @@ def public_key_der(key: object) -> bytes:
     return key.public_bytes(  # type: ignore[attr-defined]
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+def thumbprint(cert_der: bytes) -> str:
+    """Key Vault's thumbprint: SHA-1 of the DER, upper-case hex, as the portal and the CLI show it."""
+    return hashlib.sha1(cert_der, usedforsecurity=False).hexdigest().upper()
 
 
 def same_public_key(cert_der: bytes, csr_der: bytes) -> bool:

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from certlc.sync.errors import SyncConfigError, SyncError
+from renewal.x509info import thumbprint as der_thumbprint
 
 PEM_CONTENT_TYPE = "application/x-pem-file"
 PKCS12_CONTENT_TYPE = "application/x-pkcs12"
@@ -19,8 +20,8 @@ _PEM_KEY = re.compile(rb"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----.+?-----END (?:[
 
 
 def thumbprint(certificate: x509.Certificate) -> str:
-    """Key Vault's thumbprint (SHA-1 of the DER, upper-case hex), as the portal and the CLI show it."""
-    return hashlib.sha1(certificate.public_bytes(serialization.Encoding.DER), usedforsecurity=False).hexdigest().upper()
+    """Key Vault's thumbprint of a loaded certificate."""
+    return der_thumbprint(certificate.public_bytes(serialization.Encoding.DER))
 
 
 def fingerprint(der: bytes) -> str:
