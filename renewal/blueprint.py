@@ -4,6 +4,8 @@ Binding values are app settings (``%NAME%``) so one build serves every environme
 ``local.settings.sample.json`` and the ARM template give their defaults.
 """
 
+import typing
+
 import azure.functions as func
 
 from renewal import handlers
@@ -14,7 +16,9 @@ bp = func.Blueprint()
 @bp.function_name("event")
 @bp.event_grid_trigger(arg_name="event")
 @bp.queue_output(arg_name="out", queue_name="%CERTLC_QUEUE_NAME%", connection="CertlcStorage")
-def event(event: func.EventGridEvent, out: func.Out[list[str]]) -> None:
+def event(event: func.EventGridEvent, out: func.Out[typing.List[str]]) -> None:  # noqa: UP006
+    # typing.List, not list[str]: the Python worker refuses a PEP 585 alias inside Out and then loads no function.
+    # For a CloudEvents 1.0 delivery the worker passes a func.CloudEvent whatever the annotation says.
     messages = handlers.on_event_grid_event(event)
     if messages:
         out.set(messages)

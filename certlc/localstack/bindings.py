@@ -1,7 +1,10 @@
 """Indexing a FunctionApp and invoking its functions with the Functions host's binding semantics.
 
-The app is indexed with ``get_functions()`` so the local host runs the deployed wiring; a second call on
-the same app object raises, hence the per-app cache.
+The app is indexed with ``get_functions()`` so the local host runs the deployed wiring (a second call on the
+same app object raises, hence the per-app cache), and every function passes the Python worker's load rules
+(``workerrules``) before anything runs: one refused function loads nothing, as in Azure. Each invocation
+gets its trigger value from ``azure.functions``' own converter, decoding the wire payload the host would
+send, and its outputs are encoded by the same registry before the host writes them to their queues.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import azure.functions as func
+from azure.functions import meta
 
+from certlc.localstack.workerrules import FunctionLoadError, LoadedFunction, load_function
 from renewal.queue import ensure_queue
 
 log = logging.getLogger("certlc.host")
@@ -30,7 +35,7 @@ _INDEX_LOCK = threading.Lock()
 
 
 class BindingError(ValueError):
-    """A binding the host cannot resolve (missing app setting, unsupported binding type)."""
+    """A binding the host cannot resolve (missing app setting, unsupported binding type, a load-rule failure)."""
 
 
 def functions_of(app: func.FunctionApp) -> list[Any]:
@@ -83,19 +88,31 @@ class OutBinding(func.Out[Any]):
         return self._value
 
 
+def queue_texts(datum: meta.Datum) -> list[str]:
+    """The queue messages a queue output's encoded value stands for: one, or one per item of a JSON array."""
+    if datum.type is None or datum.value is None:
+        return []
+    if datum.type == "string":
+        return [datum.value]
+    if datum.type == "bytes":
+        return [bytes(datum.value).decode("utf-8")]
+    if datum.type == "json":
+        value = json.loads(datum.value)
+        items = value if isinstance(value, list) else [value]
+        return [item if isinstance(item, str) else json.dumps(item) for item in items]
+    raise BindingError(f"a queue output cannot carry TypedData of type {datum.type!r}")
+
+
 @dataclass(frozen=True)
 class QueueOutput:
     name: str
     queue_name: str
     connection: str
 
-    def send(self, value: Any, env: Mapping[str, str]) -> None:
-        if value is None:
+    def send(self, datum: meta.Datum, env: Mapping[str, str]) -> None:
+        texts = queue_texts(datum)
+        if not texts:
             return
-        items = value if isinstance(value, list | tuple) else [value]
-        if not items:
-            return
-        texts = [_as_text(item, self.name) for item in items]
         client = connection_queue(env, self.connection, self.queue_name)
         from azure.core.exceptions import ResourceNotFoundError
 
@@ -106,26 +123,24 @@ class QueueOutput:
                 ensure_queue(client).send_message(text)
 
 
-def _as_text(item: Any, binding: str) -> str:
-    if isinstance(item, bytes):
-        return item.decode("utf-8")
-    if isinstance(item, str):
-        return item
-    if isinstance(item, dict | list):
-        return json.dumps(item)
-    raise BindingError(f"queue output {binding!r}: cannot send a {type(item).__name__}; set a str or list of str")
-
-
 @dataclass(frozen=True)
 class HostedFunction:
     """One function of the app with its bindings resolved against the app settings."""
 
     name: str
     trigger_type: str
-    trigger_arg: str
     trigger: Mapping[str, Any]
     outputs: tuple[QueueOutput, ...]
-    call: Callable[..., Any]
+    loaded: LoadedFunction
+
+    def call(self, datum: meta.Datum, metadata: Mapping[str, meta.Datum]) -> dict[str, meta.Datum]:
+        """Decode the trigger, run the function, encode what it set on its outputs (as the worker does)."""
+        value = self.loaded.decode_trigger(datum, metadata)
+        outs = {name: OutBinding() for name in self.loaded.outputs}
+        self.loaded.user_function(**{self.loaded.trigger.name: value}, **outs)
+        return {
+            name: self.loaded.encode_output(name, out.get()) for name, out in outs.items() if out.get() is not None
+        }
 
 
 def _resolved_binding(binding: Mapping[str, Any], env: Mapping[str, str], where: str) -> dict[str, Any]:
@@ -141,10 +156,16 @@ def hosted_functions(
 ) -> dict[str, HostedFunction]:
     """Index ``app`` and resolve the bindings of the functions with one of ``triggers`` (default: all).
 
-    Raises ``BindingError`` naming a missing app setting or an unsupported binding.
+    Raises ``BindingError`` naming a function the Python worker would refuse (and then nothing is hosted, as
+    in Azure), a missing app setting or an unsupported binding.
     """
+    indexed = functions_of(app)
+    try:
+        loaded = [load_function(function) for function in indexed]
+    except FunctionLoadError as exc:
+        raise BindingError(f"{exc}; the Python worker would load no function of this app") from None
     hosted: dict[str, HostedFunction] = {}
-    for function in functions_of(app):
+    for function, worker_view in zip(indexed, loaded, strict=True):
         name = function.get_function_name()
         bindings = json.loads(function.get_function_json())["bindings"]
         if triggers is not None and _trigger_type(bindings) not in triggers:
@@ -164,9 +185,7 @@ def hosted_functions(
                 )
         if trigger is None:
             raise BindingError(f"function {name!r} has no trigger")
-        hosted[name] = HostedFunction(
-            name, trigger["type"], trigger["name"], trigger, tuple(outputs), function.get_user_function()
-        )
+        hosted[name] = HostedFunction(name, trigger["type"], trigger, tuple(outputs), worker_view)
     return hosted
 
 
@@ -183,18 +202,18 @@ class Invoker:
         with self._idle:
             return self._running
 
-    def invoke(self, function: HostedFunction, trigger_value: Any) -> None:
-        """Call the function, then send its outputs; any exception propagates to the trigger."""
+    def invoke(self, function: HostedFunction, datum: meta.Datum, metadata: Mapping[str, meta.Datum]) -> None:
+        """Run one invocation from the trigger's wire payload, then send its outputs; exceptions propagate."""
         invocation_id = str(uuid.uuid4())
-        outs = {output.name: OutBinding() for output in function.outputs}
         with self._idle:
             self._running += 1
         started = time.monotonic()
         outcome = "Failed"
         try:
-            function.call(**{function.trigger_arg: trigger_value}, **outs)
+            encoded = function.call(datum, metadata)
             for output in function.outputs:
-                output.send(outs[output.name].get(), self._env)
+                if output.name in encoded:
+                    output.send(encoded[output.name], self._env)
             outcome = "Succeeded"
         except Exception as exc:
             log.error(

@@ -1,8 +1,10 @@
-"""A small Azure Functions host that runs a FunctionApp's own functions (``certlc dev``).
+"""A small Azure Functions host that runs a FunctionApp's own functions (``certlc dev``, ``certlc worker``).
 
-Core Tools cannot run here, so this host indexes the app exactly as deployed and gives its triggers the
-real host's semantics: the Event Grid webhook with its handshakes, queue polling per ``host.json``, and
-NCRONTAB timers. App settings come from a mapping (``local.settings.json`` ``Values`` in ``certlc dev``).
+Core Tools cannot run here, so this host indexes the app exactly as deployed, holds it to the Python
+worker's load rules, and builds every trigger value and output with ``azure.functions``' own converters
+(``bindings``, ``workerrules``). Only transport and scheduling are its own: the Event Grid webhook with
+its handshakes, queue polling per ``host.json``, and NCRONTAB timers. App settings come from a mapping
+(``local.settings.json`` ``Values`` in ``certlc dev``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import json
 import logging
 import os
 import signal
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import azure.functions as func
+from azure.functions.meta import Datum
 
 from certlc.localstack.bindings import BindingError, HostedFunction, Invoker, hosted_functions
 from certlc.localstack.eventgrid import EventGridWebhook
@@ -82,8 +86,9 @@ class FunctionsHost:
     def _of_type(self, trigger_type: str) -> list[HostedFunction]:
         return [f for f in self.functions.values() if f.trigger_type == trigger_type]
 
-    def _dispatch_event(self, function_name: str, event: func.EventGridEvent) -> None:
-        self._invoker.invoke(self.functions[function_name], event)
+    def _dispatch_event(self, function_name: str, event: Any) -> None:
+        """One delivered event, sent to the worker as the host does: its JSON, one invocation per event."""
+        self._invoker.invoke(self.functions[function_name], Datum(type="json", value=json.dumps(event)), {})
 
     def _ensure_queues(self) -> None:
         if not self._queues_ready:

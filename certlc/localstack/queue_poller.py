@@ -7,7 +7,10 @@
 - an empty queue is polled with exponential back-off from 100 ms up to ``maxPollingInterval``.
 
 The poller speaks raw message text on the wire and base64-decodes bodies itself (``messageEncoding``
-base64), so a poisoned message lands in the poison queue byte for byte as it was sent.
+base64), so a poisoned message lands in the poison queue byte for byte as it was sent. The handler gets
+what the host sends the worker: the body as TypedData and the trigger metadata (``Id``, ``DequeueCount``,
+``InsertionTime``, ``ExpirationTime``, ``NextVisibleTime``, ``PopReceipt``); the queue converter of
+``azure.functions`` makes the ``func.QueueMessage`` from them.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from azure.functions.queue import QueueMessage
+from azure.functions.meta import Datum
 
 from renewal.queue import ensure_queue
 
@@ -77,7 +80,28 @@ class QueueOptions:
         )
 
 
-Handler = Callable[[QueueMessage], None]
+Handler = Callable[[Datum, Mapping[str, Datum]], None]
+
+
+def _time(moment: Any) -> Datum | None:
+    return None if moment is None else Datum(type="string", value=moment.isoformat())
+
+
+def trigger_payload(message: Any, body: bytes) -> tuple[Datum, dict[str, Datum]]:
+    """A leased message as the host hands it to the worker: the body, then the trigger metadata."""
+    try:
+        datum = Datum(type="string", value=body.decode("utf-8"))
+    except UnicodeDecodeError:
+        datum = Datum(type="bytes", value=body)
+    metadata = {
+        "Id": Datum(type="string", value=message.id),
+        "DequeueCount": Datum(type="json", value=json.dumps(message.dequeue_count)),
+        "InsertionTime": _time(message.inserted_on),
+        "ExpirationTime": _time(message.expires_on),
+        "NextVisibleTime": _time(message.next_visible_on),
+        "PopReceipt": Datum(type="string", value=message.pop_receipt),
+    }
+    return datum, {key: value for key, value in metadata.items() if value is not None}
 
 
 class QueuePoller:
@@ -174,17 +198,8 @@ class QueuePoller:
             log.error("Message %s on %r is not valid base64 (messageEncoding base64)", message.id, self.queue_name)
             self._settle_failure(message)
             return
-        trigger = QueueMessage(
-            id=message.id,
-            body=body,
-            dequeue_count=message.dequeue_count,
-            expiration_time=message.expires_on,
-            insertion_time=message.inserted_on,
-            time_next_visible=message.next_visible_on,
-            pop_receipt=message.pop_receipt,
-        )
         try:
-            self._handler(trigger)
+            self._handler(*trigger_payload(message, body))
         except Exception:  # the invoker logged it; the message decides its own fate below
             self._settle_failure(message)
         else:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from azure.functions.timer import TimerRequest
+from azure.functions.meta import Datum
 
 from certlc.localstack import ncrontab
 from certlc.localstack.bindings import BindingError, HostedFunction
@@ -17,7 +17,7 @@ log = logging.getLogger("certlc.host")
 
 PAST_DUE_AFTER = timedelta(seconds=1)  # an occurrence fired later than this is reported past due
 
-Invoke = Callable[[HostedFunction, Any], None]
+Invoke = Callable[[HostedFunction, Datum, dict[str, Datum]], None]
 Clock = Callable[[], datetime]
 
 
@@ -50,8 +50,8 @@ class TimerRunner:
                 "LastUpdated": now.isoformat(),
             }
             self._last = now
-            request = TimerRequest(past_due=past_due, schedule_status=status, schedule={"AdjustForDST": True})
-            self._invoke(self.function, request)
+            payload = {"Schedule": {"AdjustForDST": True}, "ScheduleStatus": status, "IsPastDue": past_due}
+            self._invoke(self.function, Datum(type="json", value=json.dumps(payload)), {})
 
     def _fire_logged(self, past_due: bool) -> None:
         try:

@@ -67,15 +67,32 @@ class KeyVaultCertificateEvent:
         return self.event_type.rsplit(".", 1)[-1]
 
 
+def _iso(moment: Any) -> Any:
+    return moment.isoformat() if isinstance(moment, datetime) else moment
+
+
 def from_functions_event(event: Any) -> dict[str, Any]:
-    """Turn the worker's ``func.EventGridEvent`` into an Event Grid schema dict (duck-typed, no import)."""
-    event_time = event.event_time
+    """The worker's trigger value as the event dict it was decoded from (duck-typed, no import).
+
+    The worker's converter returns ``func.CloudEvent`` for a CloudEvents 1.0 body (it has ``specversion``,
+    ``source``, ``type``, ``time``) and ``func.EventGridEvent`` otherwise, whatever the parameter's annotation.
+    """
+    if hasattr(event, "specversion"):
+        return {
+            "specversion": event.specversion,
+            "id": event.id,
+            "source": event.source,
+            "subject": event.subject,
+            "type": event.type,
+            "time": _iso(event.time),
+            "data": event.get_json(),
+        }
     return {
         "id": event.id,
         "topic": event.topic,
         "subject": event.subject,
         "eventType": event.event_type,
-        "eventTime": event_time.isoformat() if isinstance(event_time, datetime) else event_time,
+        "eventTime": _iso(event.event_time),
         "data": event.get_json(),
         "dataVersion": event.data_version,
     }
