@@ -20,7 +20,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/certlc demo
 
 test: lint
-	$(PY) -m certlc.localstack.tools install azurite pebble cfssl chromium
+	$(PY) -m certlc.localstack.tools install azurite pebble cfssl chromium checkov
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed

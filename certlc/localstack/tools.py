@@ -1,9 +1,9 @@
-"""Makes the real test servers available: Azurite from npm, pebble/cfssl/chromium from Debian.
+"""Makes the real test servers available: Azurite from npm, pebble/cfssl/chromium from Debian, checkov from PyPI.
 
 One place used by the Makefile, the test fixtures and the local stack, so a fresh CI machine and a
 developer's laptop install the same pinned tools the same way, and a warm machine does nothing.
 
-    python -m certlc.localstack.tools install azurite pebble cfssl chromium
+    python -m certlc.localstack.tools install azurite pebble cfssl chromium checkov
     python -m certlc.localstack.tools which azurite
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AZURITE_VERSION = "3.35.0"  # 3.36+ needs Node >= 21
+CHECKOV_VERSION = "3.3.30"
 APT_LOCK_WAIT_SECONDS = 300
 
 
@@ -29,7 +30,7 @@ class ToolMissing(RuntimeError):
 
 
 def tools_dir() -> Path:
-    """Where npm tools go: ``CERTLC_TOOLS_DIR`` or ``<repo>/.tools`` (git-ignored)."""
+    """Where npm and pip tools go: ``CERTLC_TOOLS_DIR`` or ``<repo>/.tools`` (git-ignored)."""
     return Path(os.environ.get("CERTLC_TOOLS_DIR") or REPO_ROOT / ".tools")
 
 
@@ -143,11 +144,58 @@ class NpmTool:
         return path
 
 
+@dataclass(frozen=True)
+class PipTool:
+    """A Python tool pinned to one version in its own virtualenv under the tools folder.
+
+    Its own virtualenv, because a tool such as checkov pins many dependencies that must not
+    change the versions the project's own virtualenv resolves.
+    """
+
+    name: str
+    package: str
+    version: str
+    binary: str
+
+    def venv(self) -> Path:
+        return tools_dir() / "venvs" / self.name
+
+    def installed_version(self) -> str | None:
+        prefix = f"{self.package.replace('-', '_')}-"
+        for info in self.venv().glob("lib/python*/site-packages/*.dist-info"):
+            if info.name.lower().startswith(prefix.lower()):
+                return info.name[len(prefix) : -len(".dist-info")]
+        return None
+
+    def locate(self) -> Path | None:
+        path = self.venv() / "bin" / self.binary
+        return path if path.exists() and self.installed_version() == self.version else None
+
+    def ensure(self) -> Path:
+        path = self.locate()
+        if path is not None:
+            return path
+        venv = self.venv()
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        _run([sys.executable, "-m", "venv", "--clear", str(venv)])
+        _run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             f"{self.package}=={self.version}"]
+        )  # fmt: skip
+        path = self.locate()
+        if path is None:
+            raise ToolMissing(f"pip installed {self.package}=={self.version} but {self.binary} is not in {venv}/bin")
+        return path
+
+
 AZURITE = NpmTool("azurite", "azurite", AZURITE_VERSION, "azurite-queue")
 PEBBLE = AptTool("pebble", "pebble", ("pebble",))
 CFSSL = AptTool("cfssl", "golang-cfssl", ("cfssl", "cfssljson"))
 CHROMIUM = AptTool("chromium", "chromium", ("chromium",))
-TOOLS: dict[str, AptTool | NpmTool] = {tool.name: tool for tool in (AZURITE, PEBBLE, CFSSL, CHROMIUM)}
+CHECKOV = PipTool("checkov", "checkov", CHECKOV_VERSION, "checkov")
+TOOLS: dict[str, AptTool | NpmTool | PipTool] = {
+    tool.name: tool for tool in (AZURITE, PEBBLE, CFSSL, CHROMIUM, CHECKOV)
+}
 
 
 def ensure_azurite() -> Path:
@@ -168,7 +216,12 @@ def ensure_chromium() -> Path:
     return CHROMIUM.ensure()
 
 
-def _command(action: Callable[[AptTool | NpmTool], Path | None], names: Sequence[str]) -> int:
+def ensure_checkov() -> Path:
+    """Path to ``checkov``, installing the pinned version into its own virtualenv when missing."""
+    return CHECKOV.ensure()
+
+
+def _command(action: Callable[[AptTool | NpmTool | PipTool], Path | None], names: Sequence[str]) -> int:
     for name in names:
         tool = TOOLS.get(name)
         if tool is None:
