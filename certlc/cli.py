@@ -66,6 +66,7 @@ DELEGATED = [
     ("worker", "drain the Azure renewal queue on-premises (near an internal CA)", "certlc.localstack.worker"),
     ("local", "start or stop the whole local stack in the background", "certlc.localstack.stack"),
     ("sync", "keep a server's PEM files in step with Key Vault", "certlc.sync.cli"),
+    ("doctor", "check a deployment read-only: vaults, queues, logs, CA (one line each)", "certlc.doctor.cli"),
 ]
 EMULATORS = [
     ("keyvault", "the Key Vault emulator (HTTPS, bearer challenge, certificates API)", "certlc.emulators.keyvault.cli"),

@@ -1,0 +1,354 @@
+"""``certlc doctor`` against the local stack, through the real entry point: a healthy deployment, then one
+broken part at a time, each reported on its own line with its fix and exit code 1."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+CHECKS = ["vault kv1", "vault kv2", "queue {q}", "queue {q}-failed", "queue {q}-poison", "logs ingestion"]
+CAS = ["ca local", "ca adcs", "ca cfssl", "ca acme"]
+
+
+def names(deployment):
+    return [c.format(q=deployment.queue_name) for c in CHECKS] + CAS
+
+
+def only_failure(run, name):
+    """Exactly one failing line, the one for ``name``; returns it."""
+    line = run.line(name)
+    assert line.startswith("FAIL"), run.out
+    assert sum(line.startswith("FAIL") for line in run.lines) == 1, run.out
+    assert run.code == 1, run.out
+    return line
+
+
+def test_a_healthy_deployment_passes_every_check(deployment, doctor):
+    run = doctor(deployment.env)
+
+    assert run.code == 0, run.out + run.err
+    for name in names(deployment):
+        assert run.line(name).startswith("ok    "), run.out
+    assert "list and get certificates (read doctor-" in run.line("vault kv1")
+    assert run.lines[-1] == f"all {len(names(deployment))} checks passed"
+    assert "fix:" not in run.out
+    assert run.err == ""
+
+
+def test_json_output_has_every_check_and_the_verdict(deployment, doctor):
+    run = doctor(deployment.env, "-o", "json")
+
+    document = json.loads(run.out)
+    assert run.code == 0
+    assert document["ok"] is True
+    assert [c["name"] for c in document["checks"]] == names(deployment)
+    assert all(c["ok"] and c["fix"] == "" and c["target"] for c in document["checks"])
+    assert json.loads(doctor(deployment.env, "--json").out)["ok"] is True
+
+
+def test_verbose_shows_each_target(deployment, doctor):
+    run = doctor(deployment.env, "-v")
+
+    assert run.code == 0
+    assert f"[{deployment.keyvault.vault_urls['kv1']}, " in run.line("vault kv1")
+    assert f"[{deployment.env['CERTLC_CFSSL_URL']}/api/v1/cfssl/info, " in run.line("ca cfssl")
+
+
+def test_the_checks_write_nothing(deployment, doctor, kv_control):
+    """Key Vault sees only GETs, the Logs emulator stores no row, and the queues stay empty."""
+    kv_control.clear_requests()
+    rows_before = len(deployment.logs.rows())
+    calls_before = len(deployment.logs.requests())
+
+    assert doctor(deployment.env).code == 0
+
+    methods = {r["method"] for r in kv_control.requests() if r["vault"] in ("kv1", "kv2")}
+    assert methods == {"GET"}
+    assert len(deployment.logs.rows()) == rows_before
+    probes = deployment.logs.requests()[calls_before:]
+    assert [(p["status"], p["rows"]) for p in probes] == [(400, 0)]
+    assert all(q.get_queue_properties().approximate_message_count == 0 for q in deployment.queues)
+
+
+# -- Key Vault --------------------------------------------------------------------------------------------------
+
+
+def test_a_token_with_no_role_names_the_missing_role(deployment, doctor):
+    run = doctor(deployment.env | {"CERTLC_LOCAL_TOKEN": "certlc-local-none"})
+
+    for vault in ("kv1", "kv2"):
+        line = run.line(f"vault {vault}")
+        assert line.startswith(f"FAIL  vault {vault}  cannot list certificates: HTTP 403 Forbidden"), line
+        assert f"fix: assign the app's identity the 'Key Vault Certificates Officer' role on vault {vault}" in line
+        assert "(infra/main.json does)" in line
+    assert sum(line.startswith("FAIL") for line in run.lines) == 2
+    assert run.code == 1
+
+
+def test_a_reader_token_is_enough_for_the_read_only_checks(deployment, doctor):
+    run = doctor(deployment.env | {"CERTLC_LOCAL_TOKEN": "certlc-local-reader"})
+
+    assert run.code == 0, run.out
+    assert run.line("vault kv1").startswith("ok")
+
+
+def test_a_token_the_vault_does_not_know_is_a_401(deployment, doctor):
+    run = doctor(deployment.env | {"CERTLC_LOCAL_TOKEN": "not-a-token-of-this-tenant"})
+
+    line = run.line("vault kv1")
+    assert line.startswith("FAIL  vault kv1  cannot list certificates: HTTP 401 Unauthorized"), line
+    assert "fix: the vault refused the token: use the app's managed identity" in line
+    assert run.code == 1
+
+
+def test_a_vault_nothing_listens_for(deployment, doctor, dead_port):
+    env = deployment.env | {"CERTLC_VAULTS": f"{deployment.env['CERTLC_VAULTS']},kv9=https://127.0.0.1:{dead_port}"}
+
+    run = doctor(env)
+
+    line = only_failure(run, "vault kv9")
+    assert "cannot list certificates: connection refused (nothing listens there)" in line
+    assert f"fix: check the URL in CERTLC_VAULTS (kv9=https://127.0.0.1:{dead_port})" in line
+
+
+def test_a_vault_that_never_answers_costs_the_deadline_not_a_hang(deployment, doctor, silent_port):
+    env = deployment.env | {
+        "CERTLC_VAULTS": f"kv1={deployment.keyvault.vault_urls['kv1']},kv8=https://127.0.0.1:{silent_port}"
+    }
+
+    run = doctor(env, "--timeout", "1")
+
+    line = only_failure(run, "vault kv8")
+    assert "cannot list certificates: no answer within 1 s" in line
+    assert "fix: check the URL in CERTLC_VAULTS" in line
+    assert run.seconds < 15
+
+
+# -- queues -----------------------------------------------------------------------------------------------------
+
+
+def test_a_missing_queue_is_reported_and_not_created(deployment, doctor):
+    poison = deployment.queues[2]
+    poison.delete_queue()
+
+    run = doctor(deployment.env)
+
+    name = f"{deployment.queue_name}-poison"
+    line = only_failure(run, f"queue {name}")
+    assert f"FAIL  queue {name}  does not exist (HTTP 404 QueueNotFound" in line
+    assert f"fix: deploy infra/main.json (it creates {name}), or: az storage queue create" in line
+    from azure.core.exceptions import ResourceNotFoundError
+
+    with pytest.raises(ResourceNotFoundError):
+        poison.get_queue_properties()  # the doctor did not create it
+
+
+def test_queues_behind_a_dead_port(deployment, doctor, dead_port):
+    env = deployment.env | {
+        "CertlcStorage": deployment.env["CertlcStorage"].replace(
+            deployment.env["CertlcStorage"].split("QueueEndpoint=")[1].split(";")[0],
+            f"http://127.0.0.1:{dead_port}/devstoreaccount1",
+        )
+    }
+
+    run = doctor(env)
+
+    for suffix in ("", "-failed", "-poison"):
+        line = run.line(f"queue {deployment.queue_name}{suffix}")
+        assert line.startswith("FAIL") and "connection refused" in line, line
+        assert "fix: check CertlcStorage / CertlcStorage__queueServiceUri" in line
+    assert run.code == 1
+
+
+def test_a_wrong_storage_key(deployment, doctor):
+    key = deployment.env["CertlcStorage"].split("AccountKey=")[1].split(";")[0]
+    env = deployment.env | {"CertlcStorage": deployment.env["CertlcStorage"].replace(key, "d3Jvbmcta2V5" * 7 + "AA==")}
+
+    run = doctor(env)
+
+    line = run.line(f"queue {deployment.queue_name}")
+    assert line.startswith("FAIL") and "HTTP 403 AuthenticationFailed" in line, line
+    assert "fix: the storage key or SAS in the connection string is wrong or expired" in line
+    assert run.code == 1
+
+
+def test_no_queue_connection_at_all(deployment, doctor):
+    env = {k: v for k, v in deployment.env.items() if k != "CertlcStorage"}
+
+    run = doctor(env)
+
+    line = run.line(f"queue {deployment.queue_name}")
+    assert "FAIL" in line and "no queue connection: set CertlcStorage" in line, line
+    assert run.code == 1
+
+
+# -- Logs Ingestion ---------------------------------------------------------------------------------------------
+
+
+def test_a_wrong_dcr_id(deployment, doctor):
+    run = doctor(deployment.env | {"CERTLC_DCR_IMMUTABLE_ID": "dcr-00000000000000000000000000000000"})
+
+    line = only_failure(run, "logs ingestion")
+    assert "no data collection rule dcr-00000000000000000000000000000000 behind this endpoint" in line
+    assert "HTTP 404 DataCollectionRuleNotFound" in line
+    assert "fix: set CERTLC_DCR_IMMUTABLE_ID to the monitoring deployment's output dcrImmutableId" in line
+
+
+def test_a_stream_the_rule_does_not_declare(deployment, doctor):
+    run = doctor(deployment.env | {"CERTLC_DCR_STREAM": "Custom-Other_CL"})
+
+    line = only_failure(run, "logs ingestion")
+    assert "the rule does not declare stream Custom-Other_CL" in line
+    assert "fix: set CERTLC_DCR_STREAM to the rule's stream (Custom-CertlcStatus_CL" in line
+
+
+def test_a_logs_token_the_endpoint_refuses(deployment, doctor):
+    run = doctor(deployment.env | {"CERTLC_LOGS_TOKEN": "wrong"})
+
+    line = only_failure(run, "logs ingestion")
+    assert "HTTP 401 InvalidToken" in line
+    assert "fix: the endpoint refused the token" in line
+
+
+def test_logs_ingestion_not_configured(deployment, doctor):
+    env = {k: v for k, v in deployment.env.items() if k not in ("CERTLC_DCE_ENDPOINT", "CERTLC_DCR_IMMUTABLE_ID")}
+
+    run = doctor(env)
+
+    line = only_failure(run, "logs ingestion")
+    assert "CERTLC_DCE_ENDPOINT and CERTLC_DCR_IMMUTABLE_ID not set" in line
+    assert "fix: set CERTLC_DCE_ENDPOINT, CERTLC_DCR_IMMUTABLE_ID" in line
+
+
+def test_a_logs_endpoint_nothing_listens_on(deployment, doctor, dead_port):
+    run = doctor(deployment.env | {"CERTLC_DCE_ENDPOINT": f"https://127.0.0.1:{dead_port}"})
+
+    line = only_failure(run, "logs ingestion")
+    assert "connection refused" in line
+    assert "fix: check CERTLC_DCE_ENDPOINT (output dceLogsIngestionEndpoint) and the network" in line
+
+
+# -- CAs --------------------------------------------------------------------------------------------------------
+
+
+def test_a_cfssl_that_does_not_answer(deployment, doctor, dead_port):
+    run = doctor(deployment.env | {"CERTLC_CFSSL_URL": f"http://127.0.0.1:{dead_port}"})
+
+    line = only_failure(run, "ca cfssl")
+    assert "connection refused (nothing listens there)" in line
+    assert "fix: check CERTLC_CFSSL_URL and that cfssl serve runs and is reachable" in line
+
+
+def test_a_cfssl_that_hangs_costs_the_deadline(deployment, doctor, silent_port):
+    run = doctor(deployment.env | {"CERTLC_CFSSL_URL": f"http://127.0.0.1:{silent_port}"}, "--timeout", "1")
+
+    line = only_failure(run, "ca cfssl")
+    assert "no answer within 1 s" in line
+    assert run.seconds < 15
+
+
+def test_an_acme_directory_that_does_not_answer(deployment, doctor, dead_port):
+    run = doctor(deployment.env | {"CERTLC_ACME_DIRECTORY": f"https://127.0.0.1:{dead_port}/dir"})
+
+    line = only_failure(run, "ca acme")
+    assert "connection refused" in line
+    assert "fix: check CERTLC_ACME_DIRECTORY (and CERTLC_ACME_CA_BUNDLE)" in line
+
+
+def test_an_acme_directory_that_is_not_trusted(deployment, doctor):
+    env = {k: v for k, v in deployment.env.items() if k != "CERTLC_ACME_CA_BUNDLE"}
+
+    run = doctor(env)
+
+    line = only_failure(run, "ca acme")
+    assert "TLS certificate not trusted" in line
+
+
+def test_adcs_refuses_the_credentials(deployment, doctor):
+    run = doctor(deployment.env | {"CERTLC_ADCS_PASSWORD": "not-the-password"})
+
+    line = only_failure(run, "ca adcs")
+    assert "the credentials were refused (HTTP 401" in line
+    assert "fix: check CERTLC_ADCS_AUTH, CERTLC_ADCS_USERNAME and CERTLC_ADCS_PASSWORD" in line
+
+
+def test_adcs_that_does_not_answer(deployment, doctor, dead_port):
+    run = doctor(deployment.env | {"CERTLC_ADCS_SERVER": f"127.0.0.1:{dead_port}"})
+
+    line = only_failure(run, "ca adcs")
+    assert "connection refused" in line
+    assert "fix: check CERTLC_ADCS_SERVER" in line
+
+
+def test_a_local_ca_folder_without_the_ca(deployment, doctor, tmp_path):
+    empty = tmp_path / "no-ca"
+    empty.mkdir()
+
+    run = doctor(deployment.env | {"CERTLC_LOCAL_CA_DIR": str(empty)})
+
+    line = only_failure(run, "ca local")
+    assert f"no ca.pem and no ca-key.pem in {empty}" in line
+    assert "fix: point CERTLC_LOCAL_CA_DIR at the CA's folder" in line
+    assert list(empty.iterdir()) == []  # the doctor did not make a CA
+
+
+def test_only_the_configured_cas_are_checked(deployment, doctor):
+    env = {
+        k: v
+        for k, v in deployment.env.items()
+        if not k.startswith(("CERTLC_CFSSL", "CERTLC_ACME", "CERTLC_ADCS", "CERTLC_LOCAL_CA"))
+    }
+    env |= {"CERTLC_CA": "cfssl", "CERTLC_CFSSL_URL": deployment.env["CERTLC_CFSSL_URL"]}
+
+    run = doctor(env)
+
+    assert run.code == 0, run.out
+    assert [line[6:].split()[:2] for line in run.lines if line.startswith("ok    ca")] == [["ca", "cfssl"]]
+
+
+def test_an_unknown_default_adapter(deployment, doctor):
+    run = doctor(deployment.env | {"CERTLC_CA": "venafi"})
+
+    line = only_failure(run, "ca venafi")
+    assert "fix: set CERTLC_CA to local, adcs, cfssl or acme" in line
+
+
+# -- configuration mistakes: exit 2 -----------------------------------------------------------------------------
+
+
+def test_no_vaults_is_a_configuration_mistake(doctor, tmp_path):
+    run = doctor({"CertlcStorage": "UseDevelopmentStorage=true"})
+
+    assert run.code == 2
+    assert run.out == ""
+    assert "certlc: CERTLC_VAULTS is not set" in run.err
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--timeout", "0"], {}, "the timeout must be more than 0"),
+        ([], {"CERTLC_DOCTOR_TIMEOUT": "soon"}, "CERTLC_DOCTOR_TIMEOUT='soon' is not a number"),
+    ],
+)
+def test_a_bad_timeout_is_a_usage_mistake(doctor, args, env, message):
+    run = doctor({"CERTLC_VAULTS": "kv1", **env}, *args)
+
+    assert run.code == 2
+    assert message in run.err
+
+
+def test_an_unknown_output_format_is_a_usage_mistake(doctor):
+    run = doctor({"CERTLC_VAULTS": "kv1"}, "-o", "yaml")
+
+    assert run.code == 2
+    assert "invalid choice: 'yaml'" in run.err
+
+
+def test_the_command_is_listed(capsys):
+    from certlc.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "doctor" in capsys.readouterr().out
