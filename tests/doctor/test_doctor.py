@@ -352,3 +352,31 @@ def test_the_command_is_listed(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "doctor" in capsys.readouterr().out
+
+
+def test_the_installed_command_in_its_own_process(deployment, tmp_path):
+    """``python -m certlc doctor``: the exit code and the line come from a real process, with no traceback."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    settings = tmp_path / "local.settings.json"
+    settings.write_text(json.dumps({"Values": deployment.env | {"CERTLC_LOCAL_TOKEN": "certlc-local-none"}}))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CERTLC_", "Certlc"))}
+    repo = Path(__file__).resolve().parents[2]
+
+    result = subprocess.run(
+        [sys.executable, "-m", "certlc", "--settings", str(settings), "doctor", "--timeout", "3"],
+        cwd=tmp_path,
+        env={**clean, "PYTHONPATH": str(repo)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    failing = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    assert [line.split()[1:3] for line in failing] == [["vault", "kv1"], ["vault", "kv2"]]
+    assert all("'Key Vault Certificates Officer'" in line for line in failing)

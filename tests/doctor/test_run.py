@@ -1,0 +1,51 @@
+"""The parts of ``certlc doctor`` that decide, without a server: the exit code, the deadline guard, the lines."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from certlc.doctor.report import exit_code, table
+from certlc.doctor.result import failed, passed
+from certlc.doctor.run import Check, run_checks
+
+
+def test_exit_code_is_0_only_when_every_check_passed():
+    assert exit_code([passed("a", "fine"), passed("b", "fine")]) == 0
+    assert exit_code([passed("a", "fine"), failed("b", "broken", "mend it")]) == 1
+    assert exit_code([]) == 1  # nothing checked is not a pass
+
+
+def test_a_failing_line_carries_its_fix_and_a_passing_one_none():
+    lines = table([passed("vault kv1", "fine"), failed("queue q", "gone", "make it")]).splitlines()
+
+    assert lines == ["ok    vault kv1  fine", "FAIL  queue q    gone  fix: make it", "1 ok, 1 failed"]
+
+
+def test_a_check_that_overruns_the_deadline_is_reported_not_waited_for():
+    release = threading.Event()
+
+    def stuck():
+        release.wait(30)
+        return passed("stuck", "late")
+
+    started = time.monotonic()
+    results = run_checks([Check("stuck", stuck), Check("quick", lambda: passed("quick", "fine"))], 0.5)
+    release.set()
+
+    assert time.monotonic() - started < 5
+    assert [(r.name, r.ok, r.detail) for r in results] == [
+        ("stuck", False, "no answer within 0.5 s"),
+        ("quick", True, "fine"),
+    ]
+
+
+def test_a_check_that_raises_becomes_a_failing_line():
+    def broken():
+        raise KeyError("surprise")
+
+    [result] = run_checks([Check("ca local", broken)], 5)
+
+    assert not result.ok
+    assert result.detail == "the check itself failed: KeyError: 'surprise'"
+    assert result.fix == "report this bug"
