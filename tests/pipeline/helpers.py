@@ -64,6 +64,23 @@ def versions(stack: Any, name: str, vault: str = "kv1") -> list[Any]:
     return list(client(stack, vault).list_properties_of_certificate_versions(name))
 
 
+def deliver(stack: Any, body: str, dequeue_count: int = 1) -> None:
+    """One delivery of a renewal queue message to function_app's ``renew`` function, in this thread, as the
+    worker gets it: the body and the host's trigger metadata, turned into ``func.QueueMessage`` by the converter."""
+    from azure.functions.meta import Datum
+
+    metadata = {
+        "Id": Datum(type="string", value=str(uuid.uuid4())),
+        "DequeueCount": Datum(type="json", value=json.dumps(dequeue_count)),
+        "PopReceipt": Datum(type="string", value="test"),
+    }
+    stack.host.functions["renew"].call(Datum(type="string", value=body), metadata)
+
+
+def merged(stack: Any, name: str) -> int:
+    return sum(record["event"] == "merged" for record in audit(stack, name))
+
+
 def audit(stack: Any, name: str) -> list[dict[str, Any]]:
     path = Path(stack.settings["CERTLC_AUDIT_FILE"])
     if not path.exists():

@@ -14,7 +14,18 @@ from renewal import handlers
 from renewal.ca.local import LocalCA
 from renewal.messages import RenewalRequest
 from renewal.runtime import build_runtime
-from tests.pipeline.helpers import alerts_for, audit, client, near_expiry_event, seed, settle, unique, versions
+from tests.pipeline.helpers import (
+    alerts_for,
+    audit,
+    client,
+    deliver,
+    merged,
+    near_expiry_event,
+    seed,
+    settle,
+    unique,
+    versions,
+)
 
 
 def _no_pending(stack, name: str) -> bool:
@@ -114,11 +125,11 @@ def test_key_vault_error_bursts_are_ridden_out(stack, status):
     seed(stack, name, days_left=400, lifetime_days=500)
     stack.control.add_fault(status=status, retry_after=1, count=6, path=f"/certificates/{name}")
     try:
-        result = handlers.on_queue_message(RenewalRequest("kv1", name, "manual", force=True).to_json())
+        deliver(stack, RenewalRequest("kv1", name, "manual", force=True).to_json())
         _wait_for(stack, lambda: len(versions(stack, name)) == 2)
     finally:
         stack.control.clear_faults()
-    assert result is not None
+    assert merged(stack, name) == 1
     assert _no_pending(stack, name)
 
 
@@ -171,9 +182,9 @@ def test_a_crash_after_any_step_still_renews_exactly_once(stack, mocker, target,
     body = RenewalRequest("kv1", name, "manual", force=True).to_json()
     _crash_after(mocker, target, attribute, name)
     try:
-        handlers.on_queue_message(body)  # the first delivery dies (or, for notify, survives)
+        deliver(stack, body)  # the first delivery dies (or, for notify, survives)
     except RuntimeError:
-        handlers.on_queue_message(body, dequeue_count=2)  # the host delivers the same message again
+        deliver(stack, body, dequeue_count=2)  # the host delivers the same message again
     _wait_for(stack, lambda: len(versions(stack, name)) == 2 and _no_pending(stack, name))
     settle(stack)
     assert len(versions(stack, name)) == 2

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from certlc.cli import main as certlc
-from renewal import handlers
 from renewal.messages import RenewalRequest
-from tests.pipeline.helpers import alerts_for, audit, client, seed, settle, unique, versions
+from tests.pipeline.helpers import alerts_for, audit, client, deliver, merged, seed, settle, unique, versions
 
 
 def _calls_for(stack, name: str) -> list[str]:
@@ -21,8 +20,8 @@ def test_a_plain_renewal_costs_three_key_vault_calls(stack):
     seed(stack, name, days_left=400, lifetime_days=500, tags={"certlc-renew-before-days": "450"})
     settle(stack)
     stack.control.clear_requests()
-    result = handlers.on_queue_message(RenewalRequest("kv1", name, "sweep").to_json())
-    assert result is not None and result.status == "renewed"
+    deliver(stack, RenewalRequest("kv1", name, "sweep").to_json())
+    assert merged(stack, name) == 1
     calls = _calls_for(stack, name)
     assert calls == [
         "GET /certificates/NAME/",
@@ -102,8 +101,8 @@ def test_no_token_key_or_secret_reaches_the_logs(stack, caplog):
     name = unique("logs")
     seed(stack, name, days_left=400, lifetime_days=500)
     caplog.set_level(logging.DEBUG)
-    result = handlers.on_queue_message(RenewalRequest("kv1", name, "manual", force=True).to_json())
-    assert result is not None and result.status == "renewed"
+    deliver(stack, RenewalRequest("kv1", name, "manual", force=True).to_json())
+    assert merged(stack, name) == 1
     account_key = re.search(r"AccountKey=([^;]+)", stack.settings["CertlcStorage"]).group(1)
     webhook_path = stack.settings["CERTLC_WEBHOOK_URLS"].split("=", 1)[1].split("/", 3)[3]
     for secret in (stack.keyvault.token, account_key, webhook_path):
