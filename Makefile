@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean package
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,9 @@ bench: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) .tools .local test-output
+
+# The zip a zip deploy uploads: the files .funcignore lets through, nothing else (certlc/packaging.py).
+# Standard library only, so it needs no virtualenv. PACKAGE_ZIP=path writes it elsewhere.
+PACKAGE_ZIP ?= dist/certlc-functionapp.zip
+package:
+	$(PYTHON) -m certlc.packaging --out $(PACKAGE_ZIP)
