@@ -1,6 +1,8 @@
 """A storage-queue poller with the Functions host's queue-trigger semantics (``host.json`` ``extensions.queues``).
 
-- a batch of up to ``batchSize`` messages is leased and run in parallel, one thread per message;
+- a batch of up to ``batchSize`` messages is leased and run in parallel, one thread per message, and the
+  next batch is fetched as soon as no more than ``newBatchThreshold`` are still running (default
+  ``batchSize / 2``), so one slow invocation never holds the messages behind it;
 - success deletes the message;
 - failure makes it visible again after ``visibilityTimeout``, or, once its dequeue count has reached
   ``maxDequeueCount``, moves the original message text to ``<queue>-poison``;
@@ -22,7 +24,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,7 @@ class QueueOptions:
     """``extensions.queues`` with the host's defaults for anything left out."""
 
     batch_size: int = 16
+    new_batch_threshold: int = 8
     max_dequeue_count: int = 5
     visibility_timeout: float = 0.0
     max_polling_interval: float = 60.0
@@ -67,8 +70,10 @@ class QueueOptions:
         queues: Mapping[str, Any] = host.get("extensions", {}).get("queues", {})
         defaults = cls()
         lease = host.get("functionTimeout")
+        batch_size = int(queues.get("batchSize", defaults.batch_size))
         return cls(
-            batch_size=int(queues.get("batchSize", defaults.batch_size)),
+            batch_size=batch_size,
+            new_batch_threshold=int(queues.get("newBatchThreshold", batch_size // 2)),
             max_dequeue_count=int(queues.get("maxDequeueCount", defaults.max_dequeue_count)),
             visibility_timeout=parse_timespan(
                 queues.get("visibilityTimeout", "00:00:00"), "extensions.queues.visibilityTimeout"
@@ -105,28 +110,31 @@ def trigger_payload(message: Any, body: bytes) -> tuple[Datum, dict[str, Datum]]
 
 
 class QueuePoller:
-    """Feeds one queue to one handler; ``poll_once`` for a single batch, ``run`` for the polling loop."""
+    """Feeds one queue to one handler; ``poll_once`` leases and starts one batch, ``run`` is the polling loop."""
 
     def __init__(self, queue: Any, poison: Any, handler: Handler, options: QueueOptions) -> None:
         self._queue = queue
         self._poison = poison
         self._handler = handler
         self._options = options
-        self._pool = ThreadPoolExecutor(max_workers=options.batch_size, thread_name_prefix=f"queue-{queue.queue_name}")
-        self._lock = threading.Lock()
-        self._busy = 0
+        self._pool = ThreadPoolExecutor(
+            max_workers=options.batch_size + options.new_batch_threshold,
+            thread_name_prefix=f"queue-{queue.queue_name}",
+        )
+        self._settled = threading.Condition()
+        self._in_flight = 0
         self._processed = 0
 
     @property
     def busy(self) -> bool:
-        """True while a batch is leased and not yet settled."""
-        with self._lock:
-            return self._busy > 0
+        """True while a leased message is not yet settled."""
+        with self._settled:
+            return self._in_flight > 0
 
     @property
     def processed(self) -> int:
         """Messages settled so far (deleted, released for retry or poisoned)."""
-        with self._lock:
+        with self._settled:
             return self._processed
 
     @property
@@ -146,25 +154,25 @@ class QueuePoller:
     def has_visible_messages(self) -> bool:
         return bool(self._queue.peek_messages(max_messages=1))
 
+    def _has_room(self) -> bool:
+        return self._in_flight <= self._options.new_batch_threshold
+
     def poll_once(self) -> int:
-        """Lease one batch, run it, settle every message; returns how many messages were leased."""
-        with self._lock:
-            self._busy += 1
-        try:
-            batch = list(
-                self._queue.receive_messages(
-                    messages_per_page=self._options.batch_size,
-                    max_messages=self._options.batch_size,
-                    visibility_timeout=max(1, round(self._options.lease)),
-                )
+        """Lease a batch and start it if no more than ``newBatchThreshold`` messages are running; returns how many."""
+        with self._settled:
+            if not self._has_room():
+                return 0
+        batch = list(
+            self._queue.receive_messages(
+                messages_per_page=self._options.batch_size,
+                max_messages=self._options.batch_size,
+                visibility_timeout=max(1, round(self._options.lease)),
             )
-            futures = [self._pool.submit(self._process, message) for message in batch]
-            wait(futures)  # every message settles before a settlement error is raised
-            for future in futures:
-                future.result()
-        finally:
-            with self._lock:
-                self._busy -= 1
+        )
+        for message in batch:
+            with self._settled:
+                self._in_flight += 1
+            self._pool.submit(self._process, message)
         return len(batch)
 
     def run(self, stop: threading.Event, max_polling_interval: float | None = None) -> None:
@@ -172,6 +180,9 @@ class QueuePoller:
         cap = self._options.max_polling_interval if max_polling_interval is None else max_polling_interval
         interval = MIN_POLLING_INTERVAL
         while not stop.is_set():
+            with self._settled:  # wait for room; look at ``stop`` now and then
+                if not self._settled.wait_for(self._has_room, timeout=MIN_POLLING_INTERVAL):
+                    continue
             try:
                 leased = self.poll_once()
             except Exception as exc:  # storage down or throttled: keep polling, like the host
@@ -187,9 +198,15 @@ class QueuePoller:
         self._pool.shutdown(wait=True)
 
     def _process(self, message: Any) -> None:
-        self._settle(message)
-        with self._lock:
-            self._processed += 1
+        try:
+            self._settle(message)
+        except Exception as exc:  # settling failed (storage down): the lease lapses and the message comes back
+            log.warning("Settling message %s on %r failed: %s", message.id, self.queue_name, exc)
+        finally:
+            with self._settled:
+                self._in_flight -= 1
+                self._processed += 1
+                self._settled.notify_all()
 
     def _settle(self, message: Any) -> None:
         try:

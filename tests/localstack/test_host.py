@@ -297,6 +297,25 @@ def test_stop_waits_for_invocations_in_flight(
     assert raw_queue(env["WORK_QUEUE"]).get_queue_properties().approximate_message_count == 0  # settled
 
 
+def test_a_slow_invocation_does_not_hold_the_messages_behind_it(
+    env: dict[str, str], host_json: Path, send: Callable[[dict[str, Any]], None]
+) -> None:
+    """batchSize 4, newBatchThreshold 2 (the default, half): new batches are fetched while one runs on."""
+    CALLS.items.clear()
+    RELEASE.clear()
+    with FunctionsHost(app, env, host_json, schedule_timers=False, max_polling_interval=0.2):
+        try:
+            send({"hold": True})
+            CALLS.wait_for("work", 1)
+            for n in range(6):
+                send({"n": n})
+            done = CALLS.wait_for("work", 7, timeout=20)
+            assert not RELEASE.is_set()  # all six ran while the first was still held
+            assert sorted(body["n"] for body, _ in done[1:]) == list(range(6))
+        finally:
+            RELEASE.set()
+
+
 def _wait_visible(client: Any, timeout: float = 10.0) -> float:
     started = time.monotonic()
     while not client.peek_messages(max_messages=1):
