@@ -1,4 +1,5 @@
-"""The emulator's Event Grid delivery against a real webhook receiver, checked with the product's parser."""
+"""The emulator's Event Grid delivery against a real webhook receiver that answers the handshakes with the
+host webhook's functions; each delivered event is checked with the product's parser, one event at a time."""
 
 from __future__ import annotations
 
@@ -23,13 +24,9 @@ from certlc.emulators.keyvault.eventgrid import (
     KeyVaultEvent,
     SubscriptionError,
 )
-from renewal.events import (
-    RejectedEvent,
-    abuse_protection_headers,
-    parse_delivery,
-    validation_code,
-    validation_response,
-)
+from certlc.localstack.eventgrid_protocol import Refused, abuse_protection_headers, answer_validation, decode_delivery
+from renewal.events import Ignored, outcome, parse_event
+from renewal.messages import RenewalRequest
 from renewal.vaults import parse_allow_list
 from tests.fixtures.mail import TlsMaterial, make_tls_material
 
@@ -56,7 +53,7 @@ class Received:
 
 
 class Receiver:
-    """A webhook that records every request and answers both handshakes with the product's functions.
+    """A webhook that records every request and answers both handshakes with the host webhook's functions.
 
     ``script(path, codes)`` makes the next notifications on ``path`` answer with those status codes
     (0 drops the connection); ``refuse(path)`` makes the handshake fail there.
@@ -133,13 +130,13 @@ class Receiver:
                     return
                 try:
                     self._answer(200, headers=abuse_protection_headers(record.headers))
-                except RejectedEvent:
-                    self._answer(400)
+                except Refused as exc:
+                    self._answer(exc.status)
 
             def do_POST(self) -> None:
                 record, refused, code = self._record()
                 if record.headers.get("aeg-event-type") == "SubscriptionValidation":
-                    answer = {} if refused else validation_response(validation_code(record.json()[0]))
+                    answer = {} if refused else answer_validation(decode_delivery(record.body))
                     self._answer(200, json.dumps(answer).encode(), {"Content-Type": "application/json"})
                 elif code == 0:
                     self.close_connection = True
@@ -173,6 +170,11 @@ def publisher() -> Iterator[EventGridPublisher]:
     running = EventGridPublisher(retry_delays=(0.01, 0.02, 0.03))
     yield running
     running.close()
+
+
+def _each_event(body: bytes) -> list[RenewalRequest | Ignored]:
+    """A delivery as the host splits it, each event as the ``event`` function parses it (raises if rejected)."""
+    return [outcome(parse_event(event, ALLOW)) for event in decode_delivery(body)]
 
 
 def _event(event_type: str = "CertificateNearExpiry", name: str = "web-frontend") -> KeyVaultEvent:
@@ -215,10 +217,9 @@ def test_event_grid_delivery_parses_into_the_right_renewal_request(receiver: Rec
     assert delivery.headers["content-type"] == "application/json; charset=utf-8"
     assert delivery.headers["aeg-delivery-count"] == "0"
     assert isinstance(delivery.json(), list)
-    result = parse_delivery(delivery.body, ALLOW)
+    (request,) = _each_event(delivery.body)
     (logged,) = publisher.deliveries()
-    assert (result.rejected, len(result.requests)) == ((), 1)
-    request = result.requests[0]
+    assert isinstance(request, RenewalRequest)
     assert (request.vault, request.name, request.version, request.reason, request.event_id) == (
         "kv1",
         "web-frontend",
@@ -244,7 +245,8 @@ def test_cloud_event_delivery_parses_into_the_right_renewal_request(receiver: Re
         "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/certlc-local"
         "/providers/Microsoft.KeyVault/vaults/kv1",
     )
-    (request,) = parse_delivery(delivery.body, ALLOW).requests
+    (request,) = _each_event(delivery.body)
+    assert isinstance(request, RenewalRequest)
     assert (request.name, request.version, request.reason) == ("web-frontend", event.version, "expired")
 
 
@@ -254,8 +256,8 @@ def test_new_version_created_is_delivered_and_ignored_by_the_product(receiver: R
     publisher.publish(_event("CertificateNewVersionCreated"))
     assert publisher.flush()
     (delivery,) = receiver.notifications(path)
-    result = parse_delivery(delivery.body, ALLOW)
-    assert (result.requests, [i.reason for i in result.ignored]) == ((), ["new_version_created"])
+    (result,) = _each_event(delivery.body)
+    assert isinstance(result, Ignored) and result.reason == "new_version_created"
 
 
 def test_payload_has_the_shape_of_the_published_sample(receiver: Receiver, publisher) -> None:
@@ -400,7 +402,8 @@ def test_https_endpoint_is_trusted_through_the_ca_bundle(receiver_tls: tuple[Rec
     finally:
         trusting.close()
     (delivery,) = receiver.notifications(path)
-    assert parse_delivery(delivery.body, ALLOW).requests[0].name == "web-frontend"
+    (request,) = _each_event(delivery.body)
+    assert isinstance(request, RenewalRequest) and request.name == "web-frontend"
 
 
 def test_unknown_event_type_is_refused_at_publish(publisher) -> None:

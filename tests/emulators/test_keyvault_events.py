@@ -13,6 +13,7 @@ from azure.keyvault.certificates import CertificateClient, CertificatePolicy
 
 from certlc.emulators.keyvault import RunningEmulator, start
 from certlc.emulators.keyvault.control import EmulatorControl
+from certlc.localstack.eventgrid_protocol import abuse_protection_headers, answer_validation, decode_delivery
 from renewal.clients import StaticTokenCredential
 from tests.fixtures.keyvault import clear_challenge_caches
 
@@ -99,7 +100,7 @@ def test_a_jump_past_expiry_raises_both_in_order(recorded):
 
 
 class Receiver:
-    """A webhook that passes both Event Grid handshakes and records deliveries."""
+    """A webhook that passes both Event Grid handshakes (with the host webhook's functions) and records deliveries."""
 
     def __init__(self) -> None:
         self.bodies: list[tuple[str, Any]] = []
@@ -107,18 +108,20 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_OPTIONS(self) -> None:
+                headers = abuse_protection_headers(self.headers)
                 self.send_response(200)
-                self.send_header("WebHook-Allowed-Origin", self.headers.get("WebHook-Request-Origin", ""))
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
                 answer = b""
                 if self.headers.get("aeg-event-type") == "SubscriptionValidation":
-                    answer = json.dumps({"validationResponse": body[0]["data"]["validationCode"]}).encode()
+                    answer = json.dumps(answer_validation(decode_delivery(raw))).encode()
                 else:
-                    receiver.bodies.append((self.headers["Content-Type"], body))
+                    receiver.bodies.append((self.headers["Content-Type"], json.loads(raw)))
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
