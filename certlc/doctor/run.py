@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -41,8 +43,31 @@ def plan(env: Mapping[str, str], timeout: float) -> list[Check]:
     return checks
 
 
+# What the checks import lazily; imported once before the threads start, since threads that import the same
+# packages for the first time at once can trip over the import locks (an ImportError "deadlock detected").
+CHECK_MODULES = (
+    "requests",
+    "cryptography.x509",
+    "azure.core.rest",
+    "azure.identity",
+    "azure.keyvault.certificates",
+    "azure.storage.queue",
+    "azure.monitor.ingestion",
+    "renewal.clients",
+    "ingestion.upload",
+)
+
+
+def preload(modules: tuple[str, ...] = CHECK_MODULES) -> None:
+    """Import what the checks need; a module that is missing is left to fail inside its own check."""
+    for module in modules:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+
+
 def run_checks(checks: list[Check], deadline_seconds: float) -> list[CheckResult]:
     """Every check in its own daemon thread; one still running at the deadline is reported, never waited on."""
+    preload()
     results: dict[int, CheckResult] = {}
 
     def worker(index: int, check: Check) -> None:

@@ -57,7 +57,8 @@ def judge_vault(seen: VaultObservation) -> CheckResult:
     vault = seen.vault
     name, target = f"vault {vault.name}", vault.url
     if seen.listed.code == "Config":
-        return failed(name, seen.listed.message, "fix the setting named above", target)
+        fix = "unset CERTLC_LOCAL_TOKEN: it is for the local emulators; a deployment uses its managed identity"
+        return failed(name, seen.listed.message, fix, target)
     if not seen.listed.ok:
         return _refused(name, target, "list certificates", seen.listed, vault)
     got = seen.got or Answer()

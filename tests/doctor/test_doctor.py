@@ -125,6 +125,16 @@ def test_a_vault_that_never_answers_costs_the_deadline_not_a_hang(deployment, do
     assert run.seconds < 15
 
 
+def test_a_static_token_is_never_sent_to_a_real_vault(deployment, doctor):
+    env = deployment.env | {"CERTLC_VAULTS": f"{deployment.env['CERTLC_VAULTS']},contoso-kv"}
+
+    run = doctor(env)
+
+    line = only_failure(run, "vault contoso-kv")
+    assert "CERTLC_LOCAL_TOKEN is set but https://contoso-kv.vault.azure.net is not a loopback address" in line
+    assert "fix: unset CERTLC_LOCAL_TOKEN: it is for the local emulators" in line
+
+
 # -- queues -----------------------------------------------------------------------------------------------------
 
 
@@ -376,7 +386,7 @@ def test_the_installed_command_in_its_own_process(deployment, tmp_path):
     )
 
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
     failing = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
-    assert [line.split()[1:3] for line in failing] == [["vault", "kv1"], ["vault", "kv2"]]
-    assert all("'Key Vault Certificates Officer'" in line for line in failing)
+    assert [line.split()[1:3] for line in failing] == [["vault", "kv1"], ["vault", "kv2"]], result.stdout
+    assert all("'Key Vault Certificates Officer'" in line for line in failing), result.stdout
