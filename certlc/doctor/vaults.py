@@ -84,7 +84,7 @@ def _refused(name: str, target: str, what: str, answer: Answer, vault: Vault) ->
     code = answer.code.lower()
     if answer.status == 403 and ("firewall" in code or "connection" in code):
         return failed(name, detail, "allow the app's network (VNet, private endpoint) in the vault's firewall", target)
-    if answer.status == 403 and "policy" in code:
+    if answer.status == 403 and "accessdenied" in code:  # a vault on access policies says AccessDenied
         return failed(
             name,
             detail,

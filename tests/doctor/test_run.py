@@ -49,3 +49,19 @@ def test_a_check_that_raises_becomes_a_failing_line():
     assert not result.ok
     assert result.detail == "the check itself failed: KeyError: 'surprise'"
     assert result.fix == "report this bug"
+
+
+def test_vault_answers_the_emulator_cannot_give_still_get_their_own_fix():
+    """Access policies and the vault firewall answer 403 too, with their own inner codes."""
+    from certlc.doctor.result import Answer
+    from certlc.doctor.vaults import VaultObservation, judge_vault
+    from renewal.vaults import Vault
+
+    vault = Vault("kv1", "https://kv1.vault.azure.net")
+
+    def fix(code):
+        return judge_vault(VaultObservation(vault, Answer(status=403, code=code, message="no"))).fix
+
+    assert fix("Forbidden/AccessDenied").startswith("the vault uses access policies")
+    assert fix("Forbidden/ForbiddenByFirewall").startswith("allow the app's network")
+    assert fix("Forbidden/ForbiddenByRbac").startswith("assign the app's identity the 'Key Vault Certificates Officer'")
