@@ -12,8 +12,9 @@ The endpoint holds itself to limits a client cannot stretch:
 * the request line and headers must arrive within ``header_timeout`` seconds and the body within
   ``body_timeout`` of the headers, or the connection is answered 408 and closed;
 * a body is never read past its limit: ``Content-Length`` is checked first (411, 400, 413);
-* ``stop()`` closes every connection that is not running a function, so it returns within a second or so
-  whatever the clients do, once the invocations in flight have finished.
+* ``stop()`` closes every connection that has not started an invocation, so it returns within a second or
+  so whatever the clients do, once the invocations in flight have finished and been answered (an event of
+  the delivery not yet invoked is left to Event Grid's retry: 503).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class _Connection:
         self.sock = sock
         self.address = address
         self.deadline = float("inf")
-        self.dispatching = False
+        self.invoked = False  # from its first invocation on, stop() leaves it to finish and answer
         self.timed_out = False
 
     def shutdown(self) -> None:
@@ -242,8 +243,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self.webhook.dispatch(name, event)
             except Exception:  # logged by the invoker; Event Grid must retry the delivery
                 failed += 1
-            finally:
-                self.webhook._end_dispatch(self.conn)
         if failed:
             self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{failed} of {len(events)} invocations failed"})
         else:
@@ -314,13 +313,13 @@ class EventGridWebhook:
             thread.start()
 
     def stop(self) -> None:
-        """Stop accepting, close every connection not running a function, wait for those that are."""
+        """Stop accepting, close every connection that has not started an invocation, wait for those that have."""
         with self._lock:
             self._stopping = True
             waiting = list(self._waiting)
             self._waiting.clear()
             for connection in self._active:
-                if not connection.dispatching:
+                if not connection.invoked:
                     connection.shutdown()
             self._wake.notify_all()
         for connection in waiting:
@@ -384,9 +383,5 @@ class EventGridWebhook:
         with self._lock:
             if self._stopping:
                 return False
-            connection.dispatching = True
+            connection.invoked = True
             return True
-
-    def _end_dispatch(self, connection: _Connection) -> None:
-        with self._lock:
-            connection.dispatching = False
