@@ -61,8 +61,10 @@ def test_timer_reports_a_late_occurrence_as_past_due() -> None:
     stop = threading.Event()
     fired: list[object] = []
 
-    def invoke(function: HostedFunction, request: object) -> None:
-        fired.append(request)
+    def invoke(function: HostedFunction, datum: object, metadata: object) -> None:
+        import azure.functions as func
+
+        fired.append(func.get_binding_registry().get("timerTrigger").decode(datum, trigger_metadata=metadata))
         stop.set()
 
     times = iter([at(2024, 5, 1, 10, 30, 0)])  # the first reading schedules 11:00; the host then wakes at 11:00:05
@@ -70,7 +72,7 @@ def test_timer_reports_a_late_occurrence_as_past_due() -> None:
     def clock() -> datetime:
         return next(times, at(2024, 5, 1, 11, 0, 5))
 
-    function = HostedFunction("hourly", "timerTrigger", "timer", {"schedule": "0 0 * * * *"}, (), lambda **_: None)
+    function = HostedFunction("hourly", "timerTrigger", {"schedule": "0 0 * * * *"}, (), loaded=None)  # type: ignore[arg-type]
     TimerRunner(function, invoke, clock).run(stop)
     (request,) = fired
     assert request.past_due is True
