@@ -1,4 +1,7 @@
-"""Event Grid input: Key Vault certificate events, deliveries, queue bodies and the subscription handshake.
+"""Event Grid input: one Key Vault certificate event at a time, and renewal queue bodies.
+
+The Functions host answers the subscription handshakes and splits deliveries (locally:
+``certlc.localstack.eventgrid``); the ``event`` function sees one event per invocation.
 
 ``renewal.events`` is the public entry point; the modules here hold one idea each.
 """

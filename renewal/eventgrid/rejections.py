@@ -7,8 +7,6 @@ from renewal.messages import InvalidMessage
 # Stable reason codes. Log and alert on the code; show the message.
 NOT_JSON = "not_json"
 TOO_LARGE = "too_large"
-TOO_MANY_EVENTS = "too_many_events"
-EMPTY_DELIVERY = "empty_delivery"
 NOT_AN_OBJECT = "not_an_object"
 UNKNOWN_SCHEMA = "unknown_schema"
 UNSUPPORTED_SPEC_VERSION = "unsupported_spec_version"
@@ -30,7 +28,6 @@ INVALID_TIMESTAMP = "invalid_timestamp"
 NOT_BASE64 = "not_base64"
 UNKNOWN_MESSAGE = "unknown_message"
 INVALID_REQUEST = "invalid_request"
-ORIGIN_NOT_ALLOWED = "origin_not_allowed"
 
 # Accepted but deliberately not acted on.
 NEW_VERSION_CREATED = "new_version_created"
