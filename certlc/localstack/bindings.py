@@ -138,9 +138,7 @@ class HostedFunction:
         value = self.loaded.decode_trigger(datum, metadata)
         outs = {name: OutBinding() for name in self.loaded.outputs}
         self.loaded.user_function(**{self.loaded.trigger.name: value}, **outs)
-        return {
-            name: self.loaded.encode_output(name, out.get()) for name, out in outs.items() if out.get() is not None
-        }
+        return {name: self.loaded.encode_output(name, out.get()) for name, out in outs.items() if out.get() is not None}
 
 
 def _resolved_binding(binding: Mapping[str, Any], env: Mapping[str, str], where: str) -> dict[str, Any]:

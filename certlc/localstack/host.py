@@ -10,8 +10,6 @@ its handshakes, queue polling per ``host.json``, and NCRONTAB timers. App settin
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import logging
 import os
@@ -27,6 +25,7 @@ from typing import Any
 import azure.functions as func
 from azure.functions.meta import Datum
 
+from certlc.localstack import workerrules
 from certlc.localstack.bindings import BindingError, HostedFunction, Invoker, hosted_functions
 from certlc.localstack.eventgrid import EventGridWebhook
 from certlc.localstack.queue_poller import QueueOptions, QueuePoller, raw_queue_pair
@@ -186,36 +185,13 @@ class FunctionsHost:
 
 
 def load_app(script_root: Path) -> func.FunctionApp:
-    """Import ``function_app.py`` from ``script_root`` and return its FunctionApp, as the Python worker does.
-
-    The module is registered as ``function_app``, unless a different file already holds that name (a test
-    process hosting two apps), in which case it gets a name of its own.
-    """
-    path = (script_root / "function_app.py").resolve()
-    if not path.is_file():
-        raise ValueError(f"no function_app.py in {script_root.resolve()}; pass --script-root")
-    if str(path.parent) not in sys.path:
-        sys.path.insert(0, str(path.parent))
-    name = "function_app"
-    loaded = sys.modules.get(name)
-    if loaded is not None and Path(loaded.__file__ or "").resolve() != path:
-        name = f"function_app_{abs(hash(str(path))):x}"
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise ValueError(f"cannot import {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-    for value in vars(module).values():
-        if isinstance(value, func.FunctionApp):
-            return value
-    raise ValueError(f"{path} defines no azure.functions.FunctionApp")
+    """Import ``function_app.py`` from ``script_root`` and return its FunctionApp, as the Python worker does."""
+    try:
+        return workerrules.import_app(script_root)
+    except FileNotFoundError as exc:
+        raise ValueError(f"{exc}; pass --script-root") from None
+    except ImportError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

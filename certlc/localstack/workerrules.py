@@ -232,23 +232,34 @@ def index_app(app: func.FunctionApp) -> list[LoadedFunction]:
     return [load_function(function) for function in app.get_functions()]
 
 
-def import_app(script_root: Path, module_name: str = "function_app") -> func.FunctionApp:
-    """Import ``script_root/function_app.py`` and return its FunctionApp (the worker's default script file)."""
+def import_app(script_root: Path) -> func.FunctionApp:
+    """Import ``script_root/function_app.py`` and return its FunctionApp (the worker's default script file).
+
+    The module is registered as ``function_app``, unless a different file already holds that name (a test
+    process hosting two apps), in which case it gets a name of its own; importing the same file again
+    returns the app already loaded.
+    """
     path = (script_root / "function_app.py").resolve()
     if not path.is_file():
         raise FileNotFoundError(f"no function_app.py in {script_root.resolve()}")
     if str(path.parent) not in sys.path:
         sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[module_name]
-        raise
+    name = "function_app"
+    loaded = sys.modules.get(name)
+    if loaded is not None and Path(loaded.__file__ or "").resolve() != path:
+        name = f"function_app_{abs(hash(str(path))):x}"
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
     for value in vars(module).values():
         if isinstance(value, func.FunctionApp):
             return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from renewal.eventgrid.rejections import AMBIGUOUS_FIELD, NOT_JSON, TOO_LARGE, RejectedEvent
+from renewal.eventgrid.rejections import AMBIGUOUS_FIELD, NOT_JSON, TOO_DEEP, TOO_LARGE, RejectedEvent
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def load_json(body: bytes | str, *, limit: int, what: str) -> Any:
     except json.JSONDecodeError as exc:
         raise RejectedEvent(NOT_JSON, f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
     except RecursionError:
-        raise RejectedEvent(NOT_JSON, f"{what} nests JSON too deeply") from None
+        raise RejectedEvent(TOO_DEEP, f"{what} nests JSON too deeply") from None
 
 
 def json_size(value: Any) -> int:

@@ -7,6 +7,7 @@ from renewal.messages import InvalidMessage
 # Stable reason codes. Log and alert on the code; show the message.
 NOT_JSON = "not_json"
 TOO_LARGE = "too_large"
+TOO_DEEP = "too_deep"
 NOT_AN_OBJECT = "not_an_object"
 UNKNOWN_SCHEMA = "unknown_schema"
 UNSUPPORTED_SPEC_VERSION = "unsupported_spec_version"
