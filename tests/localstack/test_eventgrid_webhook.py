@@ -23,6 +23,7 @@ import requests
 
 from certlc.localstack.eventgrid import EventGridWebhook
 from certlc.localstack.eventgrid_protocol import EVENT_GRID_ORIGIN, MAX_DELIVERY_BYTES, MAX_JSON_DEPTH
+from tests.localstack.cli import run_certlc
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "tests" / "data" / "events"
@@ -463,22 +464,9 @@ def test_certlc_dev_with_200_open_connections_exits_soon_after_sigterm(tmp_path:
         process.communicate(timeout=10)
 
 
-def _certlc(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")}
-    return subprocess.run(
-        [sys.executable, "-m", "certlc", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def test_local_down_with_a_half_open_connection_to_the_webhook(tmp_path: Path, azurite: Any) -> None:
     stack_dir = tmp_path / "stack"
-    up = _certlc("local", "up", "--dir", str(stack_dir), "--json")
+    up = run_certlc("local", "up", "--dir", str(stack_dir), "--json")
     down: subprocess.CompletedProcess | None = None
     try:
         assert up.returncode == 0, up.stderr
@@ -489,12 +477,12 @@ def test_local_down_with_a_half_open_connection_to_the_webhook(tmp_path: Path, a
             half_open.sendall(request)
             time.sleep(0.5)
             started = time.monotonic()
-            down = _certlc("local", "down", "--dir", str(stack_dir), timeout=60)
+            down = run_certlc("local", "down", "--dir", str(stack_dir), timeout=60)
             elapsed = time.monotonic() - started
             assert read_answer(half_open, timeout=2) == b""
     finally:
         if down is None:
-            _certlc("local", "down", "--dir", str(stack_dir), timeout=60)
+            run_certlc("local", "down", "--dir", str(stack_dir), timeout=60)
         pid = json.loads(up.stdout).get("pid") if up.returncode == 0 else None
         with contextlib.suppress(ProcessLookupError):
             if pid:

@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.localstack.cli import run_certlc
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _certlc(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")}
-    return subprocess.run(
-        [sys.executable, "-m", "certlc", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture
@@ -32,7 +19,7 @@ def stack_dir(tmp_path: Path, azurite) -> Path:  # azurite: installs it (or fail
 
 
 def test_local_up_prints_endpoints_and_down_stops_it(stack_dir):
-    up = _certlc("local", "up", "--dir", str(stack_dir), "--json")
+    up = run_certlc("local", "up", "--dir", str(stack_dir), "--json")
     try:
         assert up.returncode == 0, up.stderr
         info = json.loads(up.stdout)
@@ -52,14 +39,14 @@ def test_local_up_prints_endpoints_and_down_stops_it(stack_dir):
         sample = json.loads((REPO / "local.settings.sample.json").read_text())["Values"]
         assert set(settings) <= set(sample), f"local.settings.sample.json lacks {set(settings) - set(sample)}"
 
-        status = _certlc("--settings", info["settings_file"], "status", "--json")
+        status = run_certlc("--settings", info["settings_file"], "status", "--json")
         assert status.returncode == 0, status.stderr
         assert isinstance(json.loads(status.stdout), dict | list)
 
-        again = _certlc("local", "up", "--dir", str(stack_dir))
+        again = run_certlc("local", "up", "--dir", str(stack_dir))
         assert again.returncode == 2 and "already running" in again.stderr
     finally:
-        down = _certlc("local", "down", "--dir", str(stack_dir))
+        down = run_certlc("local", "down", "--dir", str(stack_dir))
     assert down.returncode == 0, down.stderr
     assert "stopped" in down.stdout
     assert not (stack_dir / "stack.json").exists()
@@ -68,7 +55,7 @@ def test_local_up_prints_endpoints_and_down_stops_it(stack_dir):
 
 
 def test_demo_renews_what_it_should_and_exits_zero(tmp_path, azurite):
-    demo = _certlc("demo", "--json", "--dir", str(tmp_path / "demo"))
+    demo = run_certlc("demo", "--json", "--dir", str(tmp_path / "demo"))
     assert demo.returncode == 0, demo.stdout + demo.stderr
     summary = json.loads(demo.stdout)
     outcomes = {c["name"]: (c["status"], c["reason"], c["versions"]) for c in summary["certificates"]}
