@@ -133,15 +133,17 @@ def test_each_role_sits_on_the_narrowest_scope():
         "Microsoft.KeyVault/vaults/kv-web",
     ]
     assert scopes_of("3913510d-42f4-4e42-8a64-420c390055eb") == [f"Microsoft.Insights/dataCollectionRules/{app_dcr}"]
-    dead_letters = f"Microsoft.Storage/storageAccounts/{storage}/blobServices/default/containers/eventgrid-deadletter"
-    assert scopes_of("ba92f5b4-2d11-453d-a403-e96b0029c9fe") == [dead_letters, dead_letters]  # one per topic
+    containers = f"Microsoft.Storage/storageAccounts/{storage}/blobServices/default/containers"
+    dead_letters, locks = f"{containers}/eventgrid-deadletter", f"{containers}/certlc-locks"
+    # one per topic on the dead-letter container, and the app's on the lock container
+    assert scopes_of("ba92f5b4-2d11-453d-a403-e96b0029c9fe") == [locks, dead_letters, dead_letters]
     for host_role in ("b7e6dc6d", "0a9a7e1f", "974c5e8b"):
         assert scopes_of(host_role) == [f"Microsoft.Storage/storageAccounts/{storage}"]
 
 
 def test_dead_letter_writer_is_each_system_topic_identity():
     assignments = evaluated("Microsoft.Authorization/roleAssignments")
-    writers = [str(a["properties"]["principalId"]) for a in assignments if "containers" in a["scope"]]
+    writers = [str(a["properties"]["principalId"]) for a in assignments if a["scope"].endswith("/eventgrid-deadletter")]
     assert writers == [
         "https://reference.invalid/Microsoft.EventGrid/systemTopics/kv-payments-certlc/identity/principalId",
         "https://reference.invalid/Microsoft.EventGrid/systemTopics/kv-web-events/identity/principalId",

@@ -53,7 +53,7 @@ def name_problems(resource: Mapping[str, Any]) -> list[str]:
 
 def test_every_role_assignment_name_includes_its_principal_id():
     found = list(role_assignments())
-    assert len(found) >= 4  # vault access, host storage, dead letters, DCR publisher
+    assert len(found) >= 5  # vault access, host storage, lock container, dead letters, DCR publisher
     problems = [f"{where}: {problem}" for where, resource in found for problem in name_problems(resource)]
     assert problems == []
 
@@ -81,5 +81,6 @@ def test_a_recreated_identity_gets_new_assignment_names(monkeypatch):
     before = {a["name"] for a in evaluated(ROLE_ASSIGNMENT)}
     monkeypatch.setattr(Placeholder, "__str__", lambda self: f"https://reference.invalid{self.path}?recreated")
     after = {a["name"] for a in evaluated(ROLE_ASSIGNMENT)}
-    assert len(before) == len(after) == 8  # 2 vault access, 3 host storage, 2 dead-letter writers, 1 DCR publisher
+    # 2 vault access, 3 host storage, 1 lock container, 2 dead-letter writers, 1 DCR publisher
+    assert len(before) == len(after) == 9
     assert before.isdisjoint(after), "an assignment keeps its name for a new principal"
