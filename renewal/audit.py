@@ -44,6 +44,7 @@ class AuditEvent(StrEnum):
     RETRIED = "retried"
     SKIPPED = "skipped"
     REJECTED = "rejected"
+    TAKEN_OVER = "taken_over"
 
 
 SECRET_WORDS = frozenset(

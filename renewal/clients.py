@@ -4,13 +4,21 @@ Identity: ``DefaultAzureCredential`` (managed identity in Azure). For the local
 emulator only, ``CERTLC_LOCAL_TOKEN`` gives a static bearer token; it is refused
 for any vault that is not on loopback so it can never leak to a real service.
 ``CERTLC_KEYVAULT_CA_BUNDLE`` trusts the emulator's own CA.
+
+Time: every Key Vault request has a connect and a read deadline
+(``CERTLC_KEYVAULT_CONNECT_TIMEOUT``, ``CERTLC_KEYVAULT_READ_TIMEOUT``) instead of the SDK's
+300 s, and a request that runs out of time is not retried inside the call: the error goes
+to the caller at once (the renewal retries it from the queue, with back-off), so one call
+waits at most the connect plus the read deadline per request it sends.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,10 +26,113 @@ from renewal.errors import ConfigError
 
 QUEUE_CONNECTION_DEFAULT = "CertlcStorage"
 QUEUE_NAME_DEFAULT = "certlc-renewals"
+KEYVAULT_CONNECT_TIMEOUT_DEFAULT = 10.0
+KEYVAULT_READ_TIMEOUT_DEFAULT = 30.0
+MAX_TIMEOUT_SECONDS = 300.0  # the SDK's own default: a longer deadline is no deadline
 
 
 class ConnectionConfigError(ConfigError):
     """A connection setting is missing or points somewhere it must not."""
+
+
+def seconds_setting(
+    env: Mapping[str, str], key: str, default: float, error: type[ConfigError] = ConnectionConfigError
+) -> float:
+    """A timeout app setting in seconds: more than 0 and at most ``MAX_TIMEOUT_SECONDS``, or ``default`` when unset."""
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise error(f"{key}={raw!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT_SECONDS):
+        raise error(f"{key}={raw!r} must be more than 0 and at most {MAX_TIMEOUT_SECONDS:g} seconds")
+    return value
+
+
+@dataclass(frozen=True)
+class KeyVaultTimeouts:
+    """Seconds to open a connection to Key Vault, and to wait for each read of its answer."""
+
+    connect: float = KEYVAULT_CONNECT_TIMEOUT_DEFAULT
+    read: float = KEYVAULT_READ_TIMEOUT_DEFAULT
+
+
+def keyvault_timeouts(env: Mapping[str, str]) -> KeyVaultTimeouts:
+    return KeyVaultTimeouts(
+        connect=seconds_setting(env, "CERTLC_KEYVAULT_CONNECT_TIMEOUT", KEYVAULT_CONNECT_TIMEOUT_DEFAULT),
+        read=seconds_setting(env, "CERTLC_KEYVAULT_READ_TIMEOUT", KEYVAULT_READ_TIMEOUT_DEFAULT),
+    )
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: cause, context, exception arguments and the SDK's ``inner_exception``."""
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        stack.extend(current.args)
+        stack.extend((current.__cause__, current.__context__, getattr(current, "inner_exception", None)))
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """Whether a request failed because a connect or read deadline passed.
+
+    requests reports a stall in the middle of a body as a ``ConnectionError`` wrapping urllib3's
+    ``ReadTimeoutError``, and azure-core turns that into a plain ``ServiceRequestError``, so the
+    wrapped exceptions are looked at too.
+    """
+    import requests
+    import urllib3.exceptions
+    from azure.core.exceptions import ServiceRequestTimeoutError, ServiceResponseTimeoutError
+
+    kinds = (
+        TimeoutError,
+        requests.Timeout,
+        urllib3.exceptions.TimeoutError,
+        ServiceRequestTimeoutError,
+        ServiceResponseTimeoutError,
+    )
+    return any(isinstance(e, kinds) for e in _causes(exc))
+
+
+def _retry_policy(**options: Any) -> Any:
+    """The SDK's retry policy (``retry_*`` options honoured), except that a request over its deadline is not
+    sent again: four tries of a stalled GET would wait four read deadlines plus back-off."""
+    from azure.core.pipeline.policies import RetryPolicy
+
+    class TimeoutsNotRetried(RetryPolicy):
+        def increment(self, settings: Any, response: Any = None, error: Any = None) -> bool:
+            if error is not None and is_timeout(error):
+                return False
+            return super().increment(settings, response=response, error=error)
+
+    return TimeoutsNotRetried(**options)
+
+
+def keyvault_client_options(
+    env: Mapping[str, str], timeouts: KeyVaultTimeouts | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """Options of every Key Vault SDK client (certificates here, secrets in ``certlc sync``).
+
+    ``connection_timeout`` and ``read_timeout`` go to azure-core's ``RequestsTransport``, which sends
+    them to requests as ``timeout=(connect, read)``; ``kwargs`` override them.
+    """
+    timeouts = timeouts or keyvault_timeouts(env)
+    options: dict[str, Any] = {"connection_timeout": timeouts.connect, "read_timeout": timeouts.read}
+    bundle = env.get("CERTLC_KEYVAULT_CA_BUNDLE", "")
+    if bundle:
+        options["connection_verify"] = bundle
+        options["verify_challenge_resource"] = False
+    options.update(kwargs)
+    if "retry_policy" not in options:
+        options["retry_policy"] = _retry_policy(**options)
+    return options
 
 
 class StaticTokenCredential:
@@ -69,15 +180,13 @@ def credential_for(url: str, env: Mapping[str, str]) -> Any:
     return DefaultAzureCredential()
 
 
-def certificate_client(vault_url: str, env: Mapping[str, str], **kwargs: Any) -> Any:
+def certificate_client(
+    vault_url: str, env: Mapping[str, str], *, timeouts: KeyVaultTimeouts | None = None, **kwargs: Any
+) -> Any:
+    """``timeouts`` already parsed (the runtime's settings), else read from ``env``."""
     from azure.keyvault.certificates import CertificateClient
 
-    options: dict[str, Any] = {}
-    bundle = env.get("CERTLC_KEYVAULT_CA_BUNDLE", "")
-    if bundle:
-        options["connection_verify"] = bundle
-        options["verify_challenge_resource"] = False
-    options.update(kwargs)
+    options = keyvault_client_options(env, timeouts, **kwargs)
     return CertificateClient(vault_url, credential_for(vault_url, env), **options)
 
 
@@ -105,3 +214,22 @@ def queue_client(env: Mapping[str, str], queue_name: str | None = None, **kwargs
     from azure.identity import DefaultAzureCredential
 
     return QueueClient(service_uri, name, credential=DefaultAzureCredential(), **codecs)
+
+
+def blob_container_client(env: Mapping[str, str], container: str) -> Any:
+    """A blob container client on the queues' connection: ``<Conn>`` or ``<Conn>__blobServiceUri`` (identity)."""
+    from azure.storage.blob import ContainerClient
+
+    connection = env.get("CERTLC_QUEUE_CONNECTION", QUEUE_CONNECTION_DEFAULT)
+    conn_string = env.get(connection, "")
+    if conn_string:
+        return ContainerClient.from_connection_string(conn_string, container)
+    service_uri = env.get(f"{connection}__blobServiceUri", "")
+    if not service_uri:
+        raise ConnectionConfigError(
+            f"no blob connection for the renewal lock: set {connection} (connection string) or "
+            f"{connection}__blobServiceUri (identity-based)"
+        )
+    from azure.identity import DefaultAzureCredential
+
+    return ContainerClient(service_uri, container, credential=DefaultAzureCredential())

@@ -11,6 +11,7 @@ from renewal.ca.base import CaConfigError, CertificateAuthority
 from renewal.clients import certificate_client, queue_client
 from renewal.clock import Clock, clock_from_env
 from renewal.keyvault import KeyVault
+from renewal.ledger import DryRunLedger, ledger_from_env
 from renewal.queue import FailedStore, RenewalQueue, ensure_queue
 from renewal.settings import Settings, settings_from_env
 from renewal.vaults import Vault
@@ -67,6 +68,7 @@ def build_runtime(
         retries=renewals,
         failed_store=failed,
         reporter=reporter,
+        ledger=DryRunLedger() if dry_run else ledger_from_env(env),
         settings=settings.window,
         backoff=settings.backoff,
         clock=clock,

@@ -1,9 +1,12 @@
 """One renewal, end to end: gather once, decide with ``renewal.decide``, act through adapters.
 
-Idempotent by construction: Key Vault's single pending operation per certificate is the
-lock, a request names the version it is about (so a replaced version is a no-op), and a
-merged version carries the correlation id of the renewal that made it (so a redelivered
-message after a crash notifies instead of issuing again).
+Exactly once across instances: a renewal holds its certificate's lock (``renewal.ledger``, a blob
+lease) from the first read to the merge, and writes what it has done to the certificate's record
+(pending operation, CA request, issued chain). Another message for the same certificate finds the
+lock taken, or a live record owned by another renewal, and leaves it alone; one whose owner is gone
+takes the record over and follows its CA request instead of asking the CA again. A request names the
+version it is about (so a replaced version is a no-op), and a merged version carries the correlation
+id of the renewal that made it (so a redelivered message after a crash notifies instead of issuing).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from renewal import tags as T
@@ -22,6 +25,7 @@ from renewal.ca.base import CaError, CaUnavailable, CertificateAuthority, Denied
 from renewal.csrcheck import CsrMismatch, check_csr_against_policy
 from renewal.decide import Input, Verdict, WindowSettings, check_request, decide, is_within_escalation
 from renewal.keyvault import CertificateSnapshot, KeyVault, KeyVaultError, PendingExists, PendingGone
+from renewal.ledger import Held, Ledger, LockUnavailable, RenewalRecord
 from renewal.messages import RenewalRequest
 from renewal.vaults import Vault
 from renewal.x509info import csr_to_pem, pem_chain_to_der, same_public_key
@@ -65,7 +69,20 @@ class FailedSink(Protocol):
 
 @dataclass
 class _Progress:
+    """The newest form of the request; the certificate's lock while it is held, and this renewal's record."""
+
     request: RenewalRequest
+    held: Held
+    working_for: timedelta
+    record: RenewalRecord | None = None
+
+    def note(self, now: datetime, **changes: Any) -> None:
+        """Write the record: this renewal owns it and is at work until ``next_action_at`` (default: a while)."""
+        changes.setdefault("next_action_at", now + self.working_for)
+        changes.setdefault("kv_request_id", self.request.kv_request_id)
+        base = self.record or RenewalRecord(owner=self.request.correlation_id, state="working", next_action_at=now)
+        self.record = base.advance(owner=self.request.correlation_id, **changes)
+        self.held.save(self.record)
 
 
 class KeyedLocks:
@@ -113,6 +130,7 @@ class RenewalWorkflow:
     retries: Retries
     failed_store: FailedSink
     reporter: Reporter
+    ledger: Ledger
     settings: WindowSettings = field(default_factory=WindowSettings)
     backoff: Backoff = field(default_factory=Backoff)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -126,15 +144,21 @@ class RenewalWorkflow:
         version the first one merged and stops as superseded. Across processes, Key Vault's
         single pending operation (409) is the lock.
         """
-        with self._locks.hold(f"{request.vault.lower()}/{request.name.lower()}"):
-            return self._handle(request)
-
-    def _handle(self, request: RenewalRequest) -> Result:
-        progress = _Progress(request)  # the newest form of the request, for retries that follow a failure
-        now = self.clock()
-        rejected = check_request(Input(request, self.vaults, None, now, self.settings))
+        rejected = check_request(Input(request, self.vaults, None, self.clock(), self.settings))
         if rejected:
             return self._finish_permanent(request, None, rejected.reason, rejected.message, status="rejected")
+        with self._locks.hold(f"{request.vault.lower()}/{request.name.lower()}"):
+            try:
+                with self.ledger.hold(request.vault, request.name) as held:
+                    if held is None:
+                        return self._locked_elsewhere(request)
+                    return self._handle(_Progress(request, held, self._working_for))
+            except LockUnavailable as exc:
+                return self._retry(request, None, "lock_unavailable", str(exc), None)
+
+    def _handle(self, progress: _Progress) -> Result:
+        request = progress.request
+        now = self.clock()
         kv = self.keyvault_for(self.vaults[request.vault.lower()])
         cert: CertificateSnapshot | None = None
         try:
@@ -142,7 +166,7 @@ class RenewalWorkflow:
             if cert and request.version is None:
                 request = progress.request = replace(request, version=cert.version)
             if cert and T.tag(cert.tags, T.CORRELATION) == request.correlation_id:
-                return self._already_merged(request, cert)
+                return self._already_merged(progress, cert)
             verdict = decide(Input(request, self.vaults, cert, now, self.settings))
             if verdict.outcome == "skip":
                 self.reporter.audit("skipped", request, reason=verdict.reason, detail=verdict.message)
@@ -150,28 +174,72 @@ class RenewalWorkflow:
             if verdict.outcome != "renew":
                 raise Permanent(verdict.reason, verdict.message)
             assert cert is not None
+            owner = progress.held.record
+            if owner and owner.version == cert.version and owner.owner != request.correlation_id and owner.is_live(now):
+                return self._in_flight(request, owner)
             if self.dry_run:
                 return Result("skipped", "dry_run", f"would renew: {verdict.message}", request)
             return self._renew(kv, progress, cert, verdict)
-        except _Deferred as exc:
-            return Result("retrying", exc.reason, str(exc), request, retry_in_seconds=self._in_flight_wait)
         except Transient as exc:
-            return self._retry(progress.request, cert, exc.reason, str(exc), exc.retry_after)
+            return self._retry(progress.request, cert, exc.reason, str(exc), exc.retry_after, progress)
         except KeyVaultError as exc:
             if exc.transient:
-                return self._retry(progress.request, cert, "keyvault_unavailable", str(exc), exc.retry_after_seconds)
-            return self._finish_permanent(request, cert, "keyvault_error", str(exc))
+                return self._retry(
+                    progress.request, cert, "keyvault_unavailable", str(exc), exc.retry_after_seconds, progress
+                )
+            return self._finish_permanent(progress.request, cert, "keyvault_error", str(exc), progress.held)
         except CaUnavailable as exc:
-            return self._retry(progress.request, cert, "ca_unavailable", str(exc), exc.retry_after_seconds)
+            return self._retry(progress.request, cert, "ca_unavailable", str(exc), exc.retry_after_seconds, progress)
         except CaError as exc:
-            return self._finish_permanent(request, cert, "ca_error", str(exc))
+            return self._finish_permanent(progress.request, cert, "ca_error", str(exc), progress.held)
         except Permanent as exc:
-            return self._finish_permanent(request, cert, exc.reason, str(exc))
+            return self._finish_permanent(progress.request, cert, exc.reason, str(exc), progress.held)
+        except LockUnavailable as exc:
+            return self._retry(progress.request, cert, "lock_unavailable", str(exc), None)
+        except Exception as exc:  # anything else after the read: never an orphan, never a silent drop
+            log.exception("renewal of %s/%s failed unexpectedly", request.vault, request.name)
+            return self._retry(
+                progress.request, cert, "unexpected_error", f"{type(exc).__name__}: {exc}", None, progress
+            )
+
+    @property
+    def _working_for(self) -> timedelta:
+        """How long a record says its owner is at work before the owner counts as gone (plus STALE_AFTER)."""
+        return timedelta(seconds=2 * self.backoff.base_seconds)
+
+    def _locked_elsewhere(self, request: RenewalRequest) -> Result:
+        """Another instance holds the lock now: look again shortly (it may only be checking a stale event)."""
+        delay = self._in_flight_wait
+        self.reporter.audit("retried", request, reason="locked_elsewhere", delay_seconds=delay)
+        self.retries.send(request, delay)
+        return Result(
+            "retrying", "locked_elsewhere", "another instance holds the lock", request, retry_in_seconds=delay
+        )
+
+    def _in_flight(self, request: RenewalRequest, owner: RenewalRecord) -> Result:
+        message = (
+            f"renewal {owner.owner} is in flight ({owner.state}, next step at {owner.next_action_at:%Y-%m-%d %H:%M}Z); "
+            "it will finish this one"
+        )
+        self.reporter.audit("skipped", request, reason="in_flight", detail=message)
+        return Result("skipped", "in_flight", message, request)
 
     def _renew(self, kv: KeyVault, progress: _Progress, cert: CertificateSnapshot, verdict: Verdict) -> Result:
         request = progress.request
+        now = self.clock()
         ca = self.ca_for(verdict.ca or self.settings.default_ca)
-        if request.attempt == 1 and not request.ca_request_id:
+        found = progress.held.record
+        record = found if found and found.version == cert.version else None  # else an earlier renewal's leftovers
+        if record and record.owner != request.correlation_id:
+            self.reporter.audit(
+                "taken_over",
+                request,
+                previous_owner=record.owner,
+                state=record.state,
+                ca_request_id=record.ca_request_id,
+            )
+        progress.record = record
+        if request.attempt == 1 and not request.ca_request_id and record is None:
             self.reporter.audit(
                 "renewal_initiated",
                 request,
@@ -180,9 +248,14 @@ class RenewalWorkflow:
                 profile=verdict.profile,
                 trigger=request.reason,
             )
-        if request.ca_request_id:
+        ca_request_id = (record.ca_request_id if record else None) or request.ca_request_id
+        if record and record.chain_pem:  # the CA answered before a crash: merge what it issued
             csr = self._pending_csr(kv, request)
-            result = ca.poll(request.ca_request_id)
+            result: Issued | Pending | Denied = Issued(record.chain_pem)
+        elif ca_request_id:  # a request the CA has not decided: follow it, never submit the CSR again
+            csr = self._pending_csr(kv, request)
+            progress.note(now, version=cert.version, ca=ca.name, ca_request_id=ca_request_id)
+            result = ca.poll(ca_request_id)
         else:
             csr, request = self._obtain_csr(kv, request, cert)
             progress.request = request
@@ -191,6 +264,8 @@ class RenewalWorkflow:
             except CsrMismatch as exc:
                 kv.delete_pending(request.name)
                 raise Permanent("csr_policy_mismatch", f"the CSR does not match the policy: {exc}") from exc
+            submitted = (record.ca_requests if record else 0) + 1
+            progress.note(now, state="submitted", version=cert.version, ca=ca.name, ca_requests=submitted)
             self.reporter.audit("submitted", request, ca=ca.name, profile=verdict.profile)
             result = ca.submit(csr_to_pem(csr), verdict.profile or "")
         if isinstance(result, Denied):
@@ -199,6 +274,12 @@ class RenewalWorkflow:
             raise Permanent("ca_denied", f"the CA {ca.name!r} denied the request: {result.reason}")
         if isinstance(result, Pending):
             waiting = replace(request, ca_request_id=result.request_id, ca_profile=verdict.profile)
+            progress.note(
+                now,
+                state="pending",
+                ca_request_id=result.request_id,
+                next_action_at=now + timedelta(seconds=result.retry_after_seconds),
+            )
             self.reporter.audit("pending", waiting, ca=ca.name, ca_request_id=result.request_id, detail=result.detail)
             self.retries.send(waiting, result.retry_after_seconds)
             return Result(
@@ -208,14 +289,19 @@ class RenewalWorkflow:
                 waiting,
                 retry_in_seconds=result.retry_after_seconds,
             )
-        assert isinstance(result, Issued)
-        self.reporter.audit("issued", request, ca=ca.name)
-        return self._merge(kv, request, cert, csr, result, ca.name)
+        if not (record and record.chain_pem):
+            progress.note(now, state="issued", chain_pem=tuple(result.chain_pem))
+            self.reporter.audit("issued", request, ca=ca.name)
+        return self._merge(kv, progress, cert, csr, result, ca.name)
 
     def _obtain_csr(
         self, kv: KeyVault, request: RenewalRequest, cert: CertificateSnapshot
     ) -> tuple[bytes, RenewalRequest]:
-        """A CSR from a new pending operation, or from one this renewal left behind on an earlier try."""
+        """A CSR from a new pending operation, or from one no live renewal owns (this one's, or an orphan's).
+
+        Called under the certificate's lock with no live record of another renewal, so an operation in
+        progress is nobody's but this renewal's: reuse its CSR rather than leave it orphaned.
+        """
         new_tags = T.carried_tags(cert.tags)
         try:
             op = kv.create_pending(request.name, cert.policy, new_tags)
@@ -228,25 +314,16 @@ class RenewalWorkflow:
                 kv.delete_pending(request.name)
                 op = kv.create_pending(request.name, cert.policy, new_tags)
                 self.reporter.audit("csr_created", request, kv_request_id=op.request_id, replaced_failed=True)
-            elif op.request_id != request.kv_request_id:
-                # Someone else's renewal may be in flight: wait one round before taking it over.
-                deferred = request.next_attempt(kv_request_id=op.request_id)
-                self.reporter.audit(
-                    "retried", deferred, reason="in_flight_elsewhere", delay_seconds=self._in_flight_wait
-                )
-                self.retries.send(deferred, self._in_flight_wait)
-                raise _Deferred(
-                    f"a pending operation ({op.request_id}) is already in flight; checking again later"
-                ) from None
             else:
-                self.reporter.audit("csr_reused", request, kv_request_id=op.request_id)
+                orphan = op.request_id != request.kv_request_id
+                self.reporter.audit("csr_reused", request, kv_request_id=op.request_id, orphan=orphan)
         if not op.csr:
             raise Permanent("no_csr", "Key Vault returned a pending operation without a CSR")
         return op.csr, replace(request, kv_request_id=op.request_id)
 
     @property
     def _in_flight_wait(self) -> int:
-        """How long to leave another worker's pending operation alone before taking it over."""
+        """How long a message that found the lock taken waits before it looks again."""
         return 2 * self.backoff.base_seconds
 
     def _pending_csr(self, kv: KeyVault, request: RenewalRequest) -> bytes:
@@ -260,12 +337,25 @@ class RenewalWorkflow:
         return op.csr
 
     def _merge(
-        self, kv: KeyVault, request: RenewalRequest, before: CertificateSnapshot, csr: bytes, issued: Issued, ca: str
+        self,
+        kv: KeyVault,
+        progress: _Progress,
+        before: CertificateSnapshot,
+        csr: bytes,
+        issued: Issued,
+        ca: str,
     ) -> Result:
+        request = progress.request
         today = self.clock().strftime("%Y-%m-%d")
         tags = T.carried_tags(before.tags) | {T.CORRELATION: request.correlation_id, T.LAST_OUTCOME: f"renewed {today}"}
         try:
-            after = kv.merge(request.name, pem_chain_to_der(issued.chain_pem), tags)
+            chain = pem_chain_to_der(issued.chain_pem)
+        except ValueError as exc:
+            raise Permanent(
+                "ca_bad_certificate", f"the CA {ca!r} answered with an unreadable certificate: {exc}"
+            ) from exc
+        try:
+            after = kv.merge(request.name, chain, tags)
         except PendingGone as exc:
             after = kv.get(request.name)
             if not (after and after.cer and same_public_key(after.cer, csr)):
@@ -276,6 +366,7 @@ class RenewalWorkflow:
             if not exc.transient:
                 kv.delete_pending(request.name)
             raise
+        progress.held.clear()
         self.reporter.audit("merged", request, old_version=before.version, new_version=after.version)
         self._notify_renewed(request, before, after, ca)
         return Result(
@@ -286,7 +377,10 @@ class RenewalWorkflow:
             new_version=after.version,
         )
 
-    def _already_merged(self, request: RenewalRequest, cert: CertificateSnapshot) -> Result:
+    def _already_merged(self, progress: _Progress, cert: CertificateSnapshot) -> Result:
+        request = progress.request
+        if progress.held.record and progress.held.record.owner == request.correlation_id:
+            progress.held.clear()
         self.reporter.audit("merged", request, new_version=cert.version, recovered=True)
         self._notify_renewed(request, cert, cert, "unknown")
         return Result(
@@ -312,12 +406,21 @@ class RenewalWorkflow:
         reason: str,
         message: str,
         retry_after: int | None,
+        progress: _Progress | None = None,
     ) -> Result:
+        held = progress.held if progress else None
         if self.backoff.exhausted(request.attempt):
             return self._finish_permanent(
-                request, cert, "retries_exhausted", f"gave up after {request.attempt} attempts; last error: {message}"
+                request,
+                cert,
+                "retries_exhausted",
+                f"gave up after {request.attempt} attempts; last error: {message}",
+                held,
             )
         delay = self.backoff.delay(request.attempt, retry_after)
+        if progress is not None and progress.record is not None:  # still this renewal's: others keep out
+            with contextlib.suppress(LockUnavailable):  # the lease may be what failed; the record then goes stale
+                progress.note(self.clock(), state="retrying", next_action_at=self.clock() + timedelta(seconds=delay))
         nxt = request.next_attempt()
         self.reporter.audit("retried", nxt, reason=reason, detail=message, delay_seconds=delay)
         self.retries.send(nxt, delay)
@@ -329,10 +432,14 @@ class RenewalWorkflow:
         cert: CertificateSnapshot | None,
         reason: str,
         message: str,
+        held: Held | None = None,
         status: Status = "failed",
     ) -> Result:
         now = self.clock()
         self.failed_store.add(request, request.to_json(), reason, message, now)
+        if held is not None:
+            with contextlib.suppress(LockUnavailable):  # the failed store, the alert and the tag carry it on
+                held.clear()
         if cert is not None:
             self._withdraw_pending(cert)
             self._mark_failed(cert, reason, now)
@@ -358,10 +465,3 @@ class RenewalWorkflow:
             self.keyvault_for(self.vaults[cert.vault.lower()]).update_tags(cert.name, cert.version, tags)
         except Exception:  # bookkeeping only: the failed store and the alert already carry the failure
             log.warning("could not tag %s/%s with its failure", cert.vault, cert.name, exc_info=True)
-
-
-class _Deferred(Transient):
-    """Already re-enqueued by the step that raised it."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("in_flight_elsewhere", message)

@@ -1,4 +1,4 @@
-"""Real local servers for tests and the local stack: Azurite (queues), pebble (ACME), cfssl (CA).
+"""Real local servers for tests and the local stack: Azurite (queues, blobs), pebble (ACME), cfssl (CA).
 
 Each starts on free loopback ports with its log in the given folder, is polled until it answers,
 and stops cleanly (terminate, wait, kill). Every handle is a context manager.
@@ -67,32 +67,40 @@ def _launch(
 @dataclass
 class AzuriteServer(_Server):
     port: int
+    blob_port: int
 
     @property
     def queue_url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}/{AZURITE_ACCOUNT}"
 
     @property
+    def blob_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.blob_port}/{AZURITE_ACCOUNT}"
+
+    @property
     def connection_string(self) -> str:
         return (
             f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-            f"QueueEndpoint={self.queue_url};"
+            f"QueueEndpoint={self.queue_url};BlobEndpoint={self.blob_url};"
         )
 
 
 def start_azurite(workdir: Path) -> AzuriteServer:
-    """Azurite's queue service, persisting under ``workdir`` (installed on first use)."""
-    binary = tools.ensure_azurite()
+    """Azurite's queue and blob services (blob leases are the renewal lock), persisting under ``workdir``."""
+    binary = tools.ensure_azurite().with_name("azurite")  # all services; the table service gets a port too
     workdir.mkdir(parents=True, exist_ok=True)
 
     def start() -> AzuriteServer:
-        port = free_port()
+        queue, blob, table = free_port(), free_port(), free_port()
         command = [
             str(binary),
-            *("--queueHost", LOOPBACK, "--queuePort", str(port), "--location", str(workdir / "data")),
-            *("--skipApiVersionCheck", "--disableTelemetry", "--silent"),
+            *("--queueHost", LOOPBACK, "--queuePort", str(queue)),
+            *("--blobHost", LOOPBACK, "--blobPort", str(blob)),
+            *("--tableHost", LOOPBACK, "--tablePort", str(table)),
+            *("--location", str(workdir / "data"), "--skipApiVersionCheck", "--disableTelemetry", "--silent"),
         ]
-        return AzuriteServer(_launch("azurite", command, workdir, lambda: port_open(port)), port)
+        ready = lambda: port_open(queue) and port_open(blob)  # noqa: E731
+        return AzuriteServer(_launch("azurite", command, workdir, ready), queue, blob)
 
     return start_with_retry(start)
 

@@ -192,7 +192,7 @@ def test_a_crash_after_any_step_still_renews_exactly_once(stack, mocker, target,
 
 
 def test_two_workers_on_one_certificate_issue_one_certificate(stack, mocker):
-    """Two instances (separate runtimes): Key Vault's single pending operation is the lock."""
+    """Two instances (separate runtimes): the second finds the certificate's lock taken and looks again later."""
     name = unique("race")
     seed(stack, name, days_left=400, lifetime_days=500)
     inside_ca, release = threading.Event(), threading.Event()
@@ -214,7 +214,7 @@ def test_two_workers_on_one_certificate_issue_one_certificate(stack, mocker):
     release.set()
     worker.join(30)
     assert results["first"].status == "renewed"
-    assert results["second"].status == "retrying" and results["second"].reason == "in_flight_elsewhere"
+    assert results["second"].status == "retrying" and results["second"].reason == "locked_elsewhere"
     _wait_for(stack, lambda: _no_pending(stack, name))
     settle(stack)
     assert len(versions(stack, name)) == 2

@@ -1,0 +1,249 @@
+"""The lock between instances and the record of a renewal in flight: one Azure Storage blob per certificate.
+
+Key Vault's single pending operation (409 on a second create) guards only while an operation is in
+progress: an instance that read the old version before another merged can still create and merge a third
+version. So a renewal holds a **lease on its certificate's blob** from the first read to the merge. A blob
+lease is atomic, lapses by itself when its holder dies (``CERTLC_LOCK_SECONDS``, 15-60 s, renewed in the
+background while the renewal runs), is what the Functions host itself uses for singletons and timers,
+works with the managed identity (Storage Blob Data Contributor on this one container) and runs on Azurite.
+
+The blob also holds the renewal's **record** (:class:`RenewalRecord`): who owns the renewal (its
+correlation id), the Key Vault pending operation, the CA request and, once the CA has answered, the issued
+chain (public data). Every later event, redelivery, sweep or retry follows the record instead of asking
+the CA again, and a crash between the CA's answer and the merge merges the recorded chain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+log = logging.getLogger("certlc.ledger")
+
+CONTAINER_DEFAULT = "certlc-locks"
+LEASE_SECONDS_DEFAULT = 60
+STALE_AFTER = timedelta(minutes=15)  # an owner this late for its next step is taken to be gone
+
+
+class LockUnavailable(Exception):
+    """The lock store could not be reached or the lease was lost: transient, retry later."""
+
+
+@dataclass(frozen=True)
+class RenewalRecord:
+    """What one renewal has done so far; ``owner`` is its correlation id."""
+
+    owner: str
+    state: str  # "working", "submitted", "pending", "issued", "retrying"
+    next_action_at: datetime  # when the owner acts next; past it by STALE_AFTER, anyone may take over
+    version: str | None = None  # the certificate version being renewed: a record for another is leftover
+    kv_request_id: str | None = None
+    ca: str | None = None
+    ca_request_id: str | None = None
+    chain_pem: tuple[str, ...] = ()
+    ca_requests: int = 0  # CSR submissions made for this renewal (the bar is one)
+
+    def is_live(self, now: datetime) -> bool:
+        return now <= self.next_action_at + STALE_AFTER
+
+    def to_json(self) -> str:
+        body = asdict(self) | {"next_action_at": self.next_action_at.isoformat(), "chain_pem": list(self.chain_pem)}
+        return json.dumps({"schema": "certlc.renewal-record/1", **body})
+
+    @classmethod
+    def from_json(cls, text: str) -> RenewalRecord | None:
+        """The record in a blob; None for an empty blob or one certlc did not write (a broken record is no lock)."""
+        if not text.strip():
+            return None
+        try:
+            body = json.loads(text)
+            if body.pop("schema", None) != "certlc.renewal-record/1":
+                return None
+            body["next_action_at"] = datetime.fromisoformat(body["next_action_at"])
+            body["chain_pem"] = tuple(body.get("chain_pem") or ())
+            return cls(**body)
+        except (ValueError, TypeError, KeyError):
+            log.warning("ignoring an unreadable renewal record")
+            return None
+
+    def advance(self, **changes: Any) -> RenewalRecord:
+        return replace(self, **changes)
+
+
+class Held(Protocol):
+    """A certificate's lock while it is held: the record as found, and writes under the lease."""
+
+    record: RenewalRecord | None
+
+    def save(self, record: RenewalRecord) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+class Ledger(Protocol):
+    def hold(self, vault: str, name: str) -> contextlib.AbstractContextManager[Held | None]:
+        """The certificate's lock, or None when another instance holds it."""
+        ...
+
+    def peek(self, vault: str, name: str) -> RenewalRecord | None:
+        """The record without taking the lock (the sweep's view)."""
+        ...
+
+
+def blob_name(vault: str, name: str) -> str:
+    return f"{vault.lower()}/{name.lower()}"
+
+
+@dataclass
+class _HeldBlob:
+    blob: Any
+    lease: Any
+    record: RenewalRecord | None
+    lost: threading.Event = field(default_factory=threading.Event)
+
+    def save(self, record: RenewalRecord) -> None:
+        self._write(record.to_json())
+        self.record = record
+
+    def clear(self) -> None:
+        self._write("")
+        self.record = None
+
+    def _write(self, text: str) -> None:
+        from azure.core.exceptions import AzureError
+
+        if self.lost.is_set():
+            raise LockUnavailable("the renewal lock was lost (its lease could not be renewed); retrying")
+        try:
+            self.blob.upload_blob(text.encode(), overwrite=True, lease=self.lease)
+        except AzureError as exc:
+            raise LockUnavailable(f"cannot write the renewal record: {_first_line(exc)}") from exc
+
+
+class BlobLedger:
+    """Blob leases in one container; the container and each certificate's blob are created on first use."""
+
+    def __init__(self, container: Any, lease_seconds: int = LEASE_SECONDS_DEFAULT) -> None:
+        if not 15 <= lease_seconds <= 60:
+            raise ValueError(f"a blob lease lasts 15 to 60 seconds, not {lease_seconds}")
+        self._container = container
+        self._lease_seconds = lease_seconds
+        self._container_ready = False
+
+    def _blob(self, vault: str, name: str) -> Any:
+        return self._container.get_blob_client(blob_name(vault, name))
+
+    def _ensure_blob(self, blob: Any) -> None:
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+        for _ in range(2):
+            try:
+                with contextlib.suppress(ResourceExistsError):  # exists, or leased by another instance
+                    blob.upload_blob(b"", overwrite=False)
+                return
+            except ResourceNotFoundError:  # the container itself is missing
+                with contextlib.suppress(ResourceExistsError):
+                    self._container.create_container()
+
+    @contextlib.contextmanager
+    def hold(self, vault: str, name: str) -> Iterator[Held | None]:
+        from azure.core.exceptions import AzureError, HttpResponseError
+
+        blob = self._blob(vault, name)
+        try:
+            self._ensure_blob(blob)
+            lease = blob.acquire_lease(lease_duration=self._lease_seconds)
+        except HttpResponseError as exc:
+            if exc.status_code == 409:  # LeaseAlreadyPresent: another instance is renewing it
+                yield None
+                return
+            raise LockUnavailable(f"cannot take the renewal lock: {_first_line(exc)}") from exc
+        except AzureError as exc:
+            raise LockUnavailable(f"cannot take the renewal lock: {_first_line(exc)}") from exc
+        try:
+            held = _HeldBlob(blob, lease, RenewalRecord.from_json(self._read(blob)))
+        except BaseException:
+            _release(lease)
+            raise
+        stop = threading.Event()
+        keeper = threading.Thread(
+            target=self._keep, args=(lease, stop, held.lost), name=f"lease-{blob_name(vault, name)}", daemon=True
+        )
+        keeper.start()
+        try:
+            yield held
+        finally:
+            stop.set()
+            keeper.join()
+            _release(lease)
+
+    def _keep(self, lease: Any, stop: threading.Event, lost: threading.Event) -> None:
+        """Renew the lease every third of its duration until ``stop``; a failed renewal marks it lost."""
+        while not stop.wait(self._lease_seconds / 3):
+            try:
+                lease.renew()
+            except Exception as exc:
+                log.warning("renewal lock lease could not be renewed: %s", _first_line(exc))
+                lost.set()
+                return
+
+    def peek(self, vault: str, name: str) -> RenewalRecord | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return RenewalRecord.from_json(self._read(self._blob(vault, name)))
+        except ResourceNotFoundError:
+            return None
+
+    @staticmethod
+    def _read(blob: Any) -> str:
+        return blob.download_blob().readall().decode("utf-8", "replace")
+
+
+def _release(lease: Any) -> None:
+    try:
+        lease.release()
+    except Exception as exc:  # it lapses by itself within the lease duration
+        log.warning("renewal lock lease could not be released: %s", _first_line(exc))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc) or type(exc).__name__).splitlines()[0]
+
+
+def ledger_from_env(env: Any) -> BlobLedger:
+    from renewal.clients import blob_container_client
+    from renewal.errors import ConfigError
+
+    container = env.get("CERTLC_LOCK_CONTAINER") or CONTAINER_DEFAULT
+    seconds = (env.get("CERTLC_LOCK_SECONDS") or str(LEASE_SECONDS_DEFAULT)).strip()
+    if not seconds.isdigit() or not 15 <= int(seconds) <= 60:
+        raise ConfigError(f"CERTLC_LOCK_SECONDS must be a whole number of seconds from 15 to 60, got {seconds!r}")
+    return BlobLedger(blob_container_client(env, container), int(seconds))
+
+
+class _Unrecorded:
+    record: RenewalRecord | None = None
+
+    def save(self, record: RenewalRecord) -> None:
+        pass
+
+    def clear(self) -> None:
+        pass
+
+
+class DryRunLedger:
+    """For ``renew --dry-run``: no lease, no record, nothing written."""
+
+    @contextlib.contextmanager
+    def hold(self, vault: str, name: str) -> Iterator[Held | None]:
+        yield _Unrecorded()
+
+    def peek(self, vault: str, name: str) -> RenewalRecord | None:
+        return None
