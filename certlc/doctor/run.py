@@ -23,6 +23,7 @@ class Check:
 def plan(env: Mapping[str, str], timeout: float) -> list[Check]:
     """The checks, in the order they are shown. Settings the app cannot start with raise ``ConfigError``."""
     from certlc.doctor.cas import adapters_to_check, check_ca
+    from certlc.doctor.locks import check_lock_container, lock_container_name
     from certlc.doctor.logs import judge_logs, probe_logs
     from certlc.doctor.queues import judge_queue, probe_queue
     from certlc.doctor.vaults import judge_vault, probe_vault
@@ -37,6 +38,8 @@ def plan(env: Mapping[str, str], timeout: float) -> list[Check]:
         checks.append(
             Check(f"queue {queue}", lambda queue=queue: judge_queue(queue, *probe_queue(env, queue, timeout)))
         )
+    lock = lock_container_name(env)
+    checks.append(Check(f"lock container {lock}", lambda: check_lock_container(env, lock, timeout)))
     checks.append(Check("logs ingestion", lambda: judge_logs(probe_logs(env, timeout))))
     for adapter in adapters_to_check(env):
         checks.append(Check(f"ca {adapter}", lambda adapter=adapter: check_ca(adapter, env, timeout)))
@@ -52,6 +55,7 @@ CHECK_MODULES = (
     "azure.identity",
     "azure.keyvault.certificates",
     "azure.storage.queue",
+    "azure.storage.blob",
     "azure.monitor.ingestion",
     "renewal.clients",
     "ingestion.upload",

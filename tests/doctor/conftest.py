@@ -1,6 +1,7 @@
 """A deployment on the local stack for ``certlc doctor``, and a way to run the real command against it.
 
-``deployment`` is every part a deployed app talks to: Azurite with the three queues, the Key Vault emulator,
+``deployment`` is every part a deployed app talks to: Azurite with the three queues and the lock container, the
+Key Vault emulator,
 the Logs Ingestion emulator, and the four CAs (the local CA's folder, cfssl serve, pebble, the /certsrv
 emulator). Its ``env`` is the app settings, which tests change to break one thing at a time.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import socket
 import threading
 import uuid
@@ -35,6 +35,7 @@ class Deployment:
     logs: Any
     keyvault: Any
     extra: dict[str, Any] = field(default_factory=dict)
+    lock_container: Any = None  # the renewal lock's ContainerClient (the connection string's account key)
 
 
 @dataclass
@@ -53,7 +54,8 @@ class DoctorRun:
         padding after the name cut to the two spaces between columns."""
         found = [line for line in self.lines if line[6:].startswith(f"{name} ")]
         assert len(found) == 1, f"no single line for {name!r} in:\n{self.out}"
-        return re.sub(r"^(\S+ +\S+ \S+) +", r"\1  ", found[0])
+        status, rest = found[0][:6], found[0][6 + len(name) :]
+        return f"{status}{name}  {rest.lstrip()}"
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +110,7 @@ def deployment(
 ) -> Iterator[Deployment]:
     """A healthy deployment: every check passes until a test breaks something in ``env``."""
     from azure.core.exceptions import ResourceNotFoundError
+    from azure.storage.blob import ContainerClient
     from azure.storage.queue import QueueClient
 
     queue_name = f"doctor-{uuid.uuid4().hex[:12]}"
@@ -116,6 +119,8 @@ def deployment(
         client = QueueClient.from_connection_string(azurite.connection_string, name)
         client.create_queue()
         queues.append(client)
+    lock_container = ContainerClient.from_connection_string(azurite.connection_string, f"{queue_name}-locks")
+    lock_container.create_container()
     vaults = ",".join(f"{name}={url}" for name, url in keyvault_emulator.vault_urls.items())
     env = {
         "CERTLC_VAULTS": vaults,
@@ -123,6 +128,7 @@ def deployment(
         "CERTLC_LOCAL_TOKEN": keyvault_emulator.token,
         "CertlcStorage": azurite.connection_string,
         "CERTLC_QUEUE_NAME": queue_name,
+        "CERTLC_LOCK_CONTAINER": lock_container.container_name,
         **logs_emulator.settings(),
         "CERTLC_CA": "local",
         "CERTLC_LOCAL_CA_DIR": str(local_ca_dir),
@@ -136,7 +142,10 @@ def deployment(
         "CERTLC_ADCS_PASSWORD": ADCS_PASSWORD,
         "CERTLC_ADCS_CA_BUNDLE": adcs_server.ca_bundle,
     }
-    yield Deployment(env, queue_name, queues, tmp_path, logs_emulator, keyvault_emulator)
+    yield Deployment(env, queue_name, queues, tmp_path, logs_emulator, keyvault_emulator, lock_container=lock_container)
+    with contextlib.suppress(ResourceNotFoundError):
+        lock_container.delete_container()
+    lock_container.close()
     for client in queues:
         with contextlib.suppress(ResourceNotFoundError):
             client.delete_queue()

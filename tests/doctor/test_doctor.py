@@ -7,7 +7,15 @@ import json
 
 import pytest
 
-CHECKS = ["vault kv1", "vault kv2", "queue {q}", "queue {q}-failed", "queue {q}-poison", "logs ingestion"]
+CHECKS = [
+    "vault kv1",
+    "vault kv2",
+    "queue {q}",
+    "queue {q}-failed",
+    "queue {q}-poison",
+    "lock container {q}-locks",
+    "logs ingestion",
+]
 CAS = ["ca local", "ca adcs", "ca cfssl", "ca acme"]
 
 
@@ -56,7 +64,7 @@ def test_verbose_shows_each_target(deployment, doctor):
 
 
 def test_the_checks_write_nothing(deployment, doctor, kv_control):
-    """Key Vault sees only GETs, the Logs emulator stores no row, and the queues stay empty."""
+    """Key Vault sees only GETs, the Logs emulator stores no row, the queues and the lock container stay empty."""
     kv_control.clear_requests()
     rows_before = len(deployment.logs.rows())
     calls_before = len(deployment.logs.requests())
@@ -69,6 +77,8 @@ def test_the_checks_write_nothing(deployment, doctor, kv_control):
     probes = deployment.logs.requests()[calls_before:]
     assert [(p["status"], p["rows"]) for p in probes] == [(400, 0)]
     assert all(q.get_queue_properties().approximate_message_count == 0 for q in deployment.queues)
+    assert list(deployment.lock_container.list_blobs()) == []
+    assert deployment.lock_container.get_container_properties().lease.state == "available"  # no lease taken
 
 
 # -- Key Vault --------------------------------------------------------------------------------------------------
@@ -191,6 +201,63 @@ def test_no_queue_connection_at_all(deployment, doctor):
     line = run.line(f"queue {deployment.queue_name}")
     assert "FAIL" in line and "no queue connection: set CertlcStorage" in line, line
     assert run.code == 1
+
+
+# -- the renewal lock's container ------------------------------------------------------------------------------
+
+
+def test_a_missing_lock_container_is_reported_and_not_created(deployment, doctor):
+    from azure.core.exceptions import ResourceNotFoundError
+
+    deployment.lock_container.delete_container()
+
+    run = doctor(deployment.env)
+
+    name = deployment.lock_container.container_name
+    line = only_failure(run, f"lock container {name}")
+    assert f"FAIL  lock container {name}  does not exist (HTTP 404 ContainerNotFound" in line
+    assert f"fix: deploy infra/main.json (it creates {name}), or: az storage container create --auth-mode login" in line
+    with pytest.raises(ResourceNotFoundError):
+        deployment.lock_container.get_container_properties()  # the doctor did not create it
+
+
+def test_a_wrong_storage_key_fails_the_lock_container_too(deployment, doctor):
+    key = deployment.env["CertlcStorage"].split("AccountKey=")[1].split(";")[0]
+    env = deployment.env | {"CertlcStorage": deployment.env["CertlcStorage"].replace(key, "d3Jvbmcta2V5" * 7 + "AA==")}
+
+    run = doctor(env)
+
+    line = run.line(f"lock container {deployment.lock_container.container_name}")
+    # Azure says AuthenticationFailed, Azurite's blob service AuthorizationFailure; both with this message
+    assert line.startswith("FAIL") and "HTTP 403 " in line and "Server failed to authenticate the request" in line
+    assert "fix: the storage key or SAS in the connection string is wrong or expired" in line
+
+
+def test_a_connection_string_without_a_blob_endpoint(deployment, doctor):
+    """The emulator's connection strings list their endpoints; one with queues only would send the lock to Azure."""
+    connection = deployment.env["CertlcStorage"]
+    blob_endpoint = "BlobEndpoint=" + connection.split("BlobEndpoint=")[1].split(";")[0] + ";"
+
+    run = doctor(deployment.env | {"CertlcStorage": connection.replace(blob_endpoint, "")})
+
+    line = only_failure(run, f"lock container {deployment.lock_container.container_name}")
+    assert "CertlcStorage names a QueueEndpoint but no BlobEndpoint" in line
+    assert "fix: set CertlcStorage (a connection string with a BlobEndpoint) or CertlcStorage__blobServiceUri" in line
+
+
+def test_a_blob_endpoint_that_never_answers_costs_the_deadline(deployment, doctor, silent_port):
+    connection = deployment.env["CertlcStorage"]
+    blob_url = connection.split("BlobEndpoint=")[1].split(";")[0]
+    env = deployment.env | {
+        "CertlcStorage": connection.replace(blob_url, f"http://127.0.0.1:{silent_port}/devstoreaccount1")
+    }
+
+    run = doctor(env, "--timeout", "1")
+
+    line = only_failure(run, f"lock container {deployment.lock_container.container_name}")
+    assert "no answer within 1 s" in line
+    assert "fix: check CertlcStorage / CertlcStorage__blobServiceUri and that this network reaches it" in line
+    assert run.seconds < 15
 
 
 # -- Logs Ingestion ---------------------------------------------------------------------------------------------

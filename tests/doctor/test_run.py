@@ -65,3 +65,43 @@ def test_vault_answers_the_emulator_cannot_give_still_get_their_own_fix():
     assert fix("Forbidden/AccessDenied").startswith("the vault uses access policies")
     assert fix("Forbidden/ForbiddenByFirewall").startswith("allow the app's network")
     assert fix("Forbidden/ForbiddenByRbac").startswith("assign the app's identity the 'Key Vault Certificates Officer'")
+
+
+def test_the_lock_container_check_follows_the_setting_and_defaults_to_the_runtime_default():
+    from certlc.doctor.run import plan
+
+    def lock_checks(env):
+        return [c.name for c in plan({"CERTLC_VAULTS": "kv1", **env}, 1) if c.name.startswith("lock container")]
+
+    assert lock_checks({}) == ["lock container certlc-locks"]
+    assert lock_checks({"CERTLC_LOCK_CONTAINER": "renewal-locks"}) == ["lock container renewal-locks"]
+
+
+def test_lock_container_answers_the_emulator_cannot_give_still_get_their_own_fix():
+    """Azurite checks no roles: the 403 of a missing role assignment is judged here."""
+    from certlc.doctor.locks import judge_lock_container
+    from certlc.doctor.result import Answer
+
+    url = "https://certlcx.blob.core.windows.net/certlc-locks"
+    refused = judge_lock_container(
+        "certlc-locks", Answer(status=403, code="AuthorizationPermissionMismatch", message="no"), url
+    )
+    missing = judge_lock_container("certlc-locks", Answer(status=404, code="ContainerNotFound", message="gone"), url)
+
+    assert not refused.ok and refused.detail == "HTTP 403 AuthorizationPermissionMismatch: no"
+    assert refused.fix.startswith(
+        "assign the app's identity 'Storage Blob Data Contributor' on container certlc-locks (infra/main.json does)"
+    )
+    assert missing.detail == "does not exist (HTTP 404 ContainerNotFound: gone)"
+    assert missing.fix.startswith("deploy infra/main.json (it creates certlc-locks), or: az storage container create")
+    assert judge_lock_container("certlc-locks", Answer(status=200), url).ok
+
+
+def test_no_blob_connection_at_all_is_a_configuration_line():
+    from certlc.doctor.locks import check_lock_container
+
+    result = check_lock_container({"CERTLC_QUEUE_CONNECTION": "Locks"}, "certlc-locks", 1)
+
+    assert not result.ok
+    assert "set Locks (connection string) or Locks__blobServiceUri (identity-based)" in result.detail
+    assert result.fix.startswith("set Locks (a connection string with a BlobEndpoint) or Locks__blobServiceUri")
