@@ -84,8 +84,8 @@ def is_timeout(exc: BaseException) -> bool:
     """Whether a request failed because a connect or read deadline passed.
 
     requests reports a stall in the middle of a body as a ``ConnectionError`` wrapping urllib3's
-    ``ReadTimeoutError``, and azure-core turns that into a plain ``ServiceRequestError``, so the
-    wrapped exceptions are looked at too.
+    ``ReadTimeoutError``, azure-core turns that into a plain ``ServiceRequestError``, and smtplib a
+    reply that never came into ``SMTPServerDisconnected``, so the wrapped exceptions are looked at too.
     """
     import requests
     import urllib3.exceptions
@@ -98,7 +98,8 @@ def is_timeout(exc: BaseException) -> bool:
         ServiceRequestTimeoutError,
         ServiceResponseTimeoutError,
     )
-    return any(isinstance(e, kinds) for e in _causes(exc))
+    refused = urllib3.exceptions.NewConnectionError  # a refused connection, though it subclasses ConnectTimeoutError
+    return any(isinstance(e, kinds) and not isinstance(e, refused) for e in _causes(exc))
 
 
 def _retry_policy(**options: Any) -> Any:

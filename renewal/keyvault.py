@@ -175,6 +175,14 @@ class _translated:
         from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
         if isinstance(exc, ServiceRequestError | ServiceResponseError):
+            from renewal.clients import is_timeout
+
+            if is_timeout(exc):  # over its deadline: retried from the queue like any outage, never permanent
+                raise KeyVaultError(
+                    f"could not {self.doing}: Key Vault did not answer in time ({exc}); the deadlines are "
+                    "CERTLC_KEYVAULT_CONNECT_TIMEOUT and CERTLC_KEYVAULT_READ_TIMEOUT",
+                    transient=True,
+                ) from exc
             raise KeyVaultError(f"could not {self.doing}: Key Vault unreachable ({exc})", transient=True) from exc
         if isinstance(exc, HttpResponseError):
             status = exc.status_code

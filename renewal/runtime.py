@@ -13,7 +13,7 @@ from renewal.clock import Clock, clock_from_env
 from renewal.keyvault import KeyVault
 from renewal.ledger import DryRunLedger, ledger_from_env
 from renewal.queue import FailedStore, RenewalQueue, ensure_queue
-from renewal.settings import Settings, settings_from_env
+from renewal.settings import Settings, ca_timeout, settings_from_env
 from renewal.vaults import Vault
 from renewal.workflow import RenewalWorkflow
 
@@ -58,13 +58,14 @@ def build_runtime(
 
     def keyvault_for(vault: Vault) -> KeyVault:
         if vault.name not in clients:
-            clients[vault.name] = KeyVault(certificate_client(vault.url, env), vault)
+            client = certificate_client(vault.url, env, timeouts=settings.keyvault_timeouts)
+            clients[vault.name] = KeyVault(client, vault)
         return clients[vault.name]
 
     workflow = RenewalWorkflow(
         vaults=settings.vaults,
         keyvault_for=keyvault_for,
-        ca_for=ca_for or ca_factory(env, clock),
+        ca_for=ca_for or ca_factory(env, clock, timeout=settings.ca_timeout),
         retries=renewals,
         failed_store=failed,
         reporter=reporter,
@@ -77,20 +78,25 @@ def build_runtime(
     return Runtime(env, settings, renewals, failed, workflow, reporter, clock)
 
 
-def ca_factory(env: Mapping[str, str], clock: Clock) -> Callable[[str], CertificateAuthority]:
-    """CA adapters by name, built on first use so an unused adapter's settings are never required."""
+def ca_factory(
+    env: Mapping[str, str], clock: Clock, *, timeout: float | None = None
+) -> Callable[[str], CertificateAuthority]:
+    """CA adapters by name, built on first use so an unused adapter's settings are never required.
+
+    ``timeout`` (``CERTLC_CA_TIMEOUT``, read from ``env`` when not given) bounds each request to the CA."""
     built: dict[str, CertificateAuthority] = {}
+    timeout = ca_timeout(env) if timeout is None else timeout
 
     def ca_for(name: str) -> CertificateAuthority:
         key = name.strip().lower()
         if key not in built:
-            built[key] = _make_ca(key, env, clock)
+            built[key] = _make_ca(key, env, clock, timeout)
         return built[key]
 
     return ca_for
 
 
-def _make_ca(name: str, env: Mapping[str, str], clock: Clock) -> CertificateAuthority:
+def _make_ca(name: str, env: Mapping[str, str], clock: Clock, timeout: float) -> CertificateAuthority:
     if name == "local":
         from renewal.ca.local import LocalCA
 
@@ -98,7 +104,9 @@ def _make_ca(name: str, env: Mapping[str, str], clock: Clock) -> CertificateAuth
     if name == "cfssl":
         from renewal.ca.cfssl import CfsslAuthority
 
-        return CfsslAuthority(_required(env, "CERTLC_CFSSL_URL"), ca_bundle=env.get("CERTLC_CFSSL_CA_BUNDLE") or None)
+        return CfsslAuthority(
+            _required(env, "CERTLC_CFSSL_URL"), ca_bundle=env.get("CERTLC_CFSSL_CA_BUNDLE") or None, timeout=timeout
+        )
     if name == "acme":
         from renewal.ca.acme import AcmeAuthority, Http01FolderSolver
 
@@ -111,6 +119,7 @@ def _make_ca(name: str, env: Mapping[str, str], clock: Clock) -> CertificateAuth
             eab_hmac_key=env.get("CERTLC_ACME_EAB_HMAC_KEY") or None,
             ca_bundle=env.get("CERTLC_ACME_CA_BUNDLE") or None,
             solver=Http01FolderSolver(Path(webroot)) if webroot else None,
+            network_timeout=timeout,
         )
     if name == "adcs":
         from renewal.ca.adcs import AdcsAuthority
@@ -125,6 +134,7 @@ def _make_ca(name: str, env: Mapping[str, str], clock: Clock) -> CertificateAuth
             password=env.get("CERTLC_ADCS_PASSWORD") or None,
             ca_bundle=env.get("CERTLC_ADCS_CA_BUNDLE") or None,
             poll_seconds=int(poll_seconds),
+            timeout=timeout,
         )
     raise CaConfigError(f"unknown CA adapter {name!r}: use local, cfssl, acme or adcs (CERTLC_CA or tag certlc-ca)")
 

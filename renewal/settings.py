@@ -15,16 +15,23 @@
 | ``CERTLC_ESCALATE_DAYS`` | ``7`` | escalate failures this close to expiry |
 | ``CERTLC_MAX_ATTEMPTS`` | ``12`` | transient failures retried this many times, then failed |
 | ``CERTLC_BACKOFF_BASE_SECONDS`` / ``CERTLC_BACKOFF_CAP_SECONDS`` | ``60`` / ``21600`` | retry back-off |
+| ``CERTLC_KEYVAULT_CONNECT_TIMEOUT`` | ``10`` | seconds to open a connection to Key Vault |
+| ``CERTLC_KEYVAULT_READ_TIMEOUT`` | ``30`` | seconds to wait for each read of Key Vault's answer |
+| ``CERTLC_CA_TIMEOUT`` | ``30`` | seconds to connect to the CA, and to wait for each read (cfssl, AD CS, ACME) |
+
+A call over its deadline fails as a transient error (``KeyVaultError(transient=True)``,
+``CaUnavailable``) and the renewal is retried from the queue with back-off.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from renewal.backoff import Backoff
-from renewal.clients import QUEUE_NAME_DEFAULT
+from renewal.ca.base import CA_TIMEOUT_DEFAULT
+from renewal.clients import QUEUE_NAME_DEFAULT, KeyVaultTimeouts, keyvault_timeouts, seconds_setting
 from renewal.decide import WindowSettings
 from renewal.errors import ConfigError
 from renewal.vaults import Vault, vaults_from_env
@@ -40,6 +47,8 @@ class Settings:
     queue_name: str
     window: WindowSettings
     backoff: Backoff
+    keyvault_timeouts: KeyVaultTimeouts = field(default_factory=KeyVaultTimeouts)
+    ca_timeout: float = CA_TIMEOUT_DEFAULT
 
     @property
     def failed_queue_name(self) -> str:
@@ -67,7 +76,23 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         cap_seconds=_number(env, "CERTLC_BACKOFF_CAP_SECONDS", 6 * 3600, int, 1, 7 * 86400),
         max_attempts=_number(env, "CERTLC_MAX_ATTEMPTS", 12, int, 1, 1000),
     )
-    return Settings(vaults, env.get("CERTLC_QUEUE_NAME", QUEUE_NAME_DEFAULT).strip(), window, backoff)
+    try:
+        timeouts = keyvault_timeouts(env)
+    except ConfigError as exc:
+        raise SettingsError(str(exc)) from None
+    return Settings(
+        vaults,
+        env.get("CERTLC_QUEUE_NAME", QUEUE_NAME_DEFAULT).strip(),
+        window,
+        backoff,
+        keyvault_timeouts=timeouts,
+        ca_timeout=ca_timeout(env),
+    )
+
+
+def ca_timeout(env: Mapping[str, str]) -> float:
+    """``CERTLC_CA_TIMEOUT``: the connect and the read deadline of every CA adapter's requests."""
+    return seconds_setting(env, "CERTLC_CA_TIMEOUT", CA_TIMEOUT_DEFAULT, SettingsError)
 
 
 def _number(env: Mapping[str, str], key: str, default: float, kind: type, low: float, high: float):

@@ -11,18 +11,13 @@ from renewal.vaults import Vault, is_valid_object_name, vaults_from_env
 
 
 def secret_client(vault_url: str, env: Mapping[str, str], **kwargs: Any) -> Any:
-    """A ``SecretClient`` with managed identity, or the local emulator's token and CA bundle."""
+    """A ``SecretClient`` with managed identity, or the local emulator's token and CA bundle, and the same
+    connect and read deadlines as the renewal's certificate client."""
     from azure.keyvault.secrets import SecretClient
 
-    from renewal.clients import credential_for
+    from renewal.clients import credential_for, keyvault_client_options
 
-    options: dict[str, Any] = {}
-    bundle = env.get("CERTLC_KEYVAULT_CA_BUNDLE", "")
-    if bundle:
-        options["connection_verify"] = bundle
-        options["verify_challenge_resource"] = False
-    options.update(kwargs)
-    return SecretClient(vault_url, credential_for(vault_url, env), **options)
+    return SecretClient(vault_url, credential_for(vault_url, env), **keyvault_client_options(env, **kwargs))
 
 
 def resolve_vault(vault: str, name: str, env: Mapping[str, str]) -> Vault:
@@ -38,7 +33,15 @@ def resolve_vault(vault: str, name: str, env: Mapping[str, str]) -> Vault:
 
 def fetch_bundle(vault: Vault, name: str, env: Mapping[str, str]) -> Bundle:
     """The latest version of ``name``: Key Vault keeps a certificate's key and chain as a secret of that name."""
-    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceNotFoundError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    from renewal.clients import is_timeout
 
     with secret_client(vault.url, env) as client:
         try:
@@ -53,6 +56,13 @@ def fetch_bundle(vault: Vault, name: str, env: Mapping[str, str]) -> Bundle:
                     f"{vault.name}: this identity may not read the secret {name!r} (grant Key Vault Secrets User)"
                 ) from exc
             raise SyncError(f"{vault.name}/{name}: Key Vault answered {exc.status_code}: {exc.message}") from exc
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            if is_timeout(exc):
+                raise SyncError(
+                    f"{vault.name}: Key Vault did not answer in time (CERTLC_KEYVAULT_CONNECT_TIMEOUT / "
+                    "CERTLC_KEYVAULT_READ_TIMEOUT); a later round tries again"
+                ) from exc
+            raise SyncError(f"{vault.name}: Key Vault is unreachable: {exc.message}") from exc
     if not secret.value:
         raise SyncError(f"{vault.name}/{name}: the secret is empty")
     return parse_secret(secret.value, secret.properties.content_type or "", secret.properties.version or "", name)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from renewal.ca.base import CaConfigError, CaResult, CaUnavailable, Denied, Issued, Pending
+from renewal.ca.base import CA_TIMEOUT_DEFAULT, CaConfigError, CaResult, CaUnavailable, Denied, Issued, Pending
 
 if TYPE_CHECKING:
     from acme import client as acme_client
@@ -118,9 +118,10 @@ class AcmeAuthority:
         ca_bundle: str | None = None,
         solver: ChallengeSolver | None = None,
         timeout: float = 60,
-        network_timeout: float = 30,
+        network_timeout: float = CA_TIMEOUT_DEFAULT,
     ) -> None:
-        """``eab_hmac_key`` is base64url as CAs hand it out; ``timeout`` bounds one submit/poll."""
+        """``eab_hmac_key`` is base64url as CAs hand it out; ``timeout`` bounds the wait for an order in one
+        submit/poll, ``network_timeout`` (``CERTLC_CA_TIMEOUT``) the connect and each read of every request."""
         if bool(eab_kid) != bool(eab_hmac_key):
             raise CaConfigError("ACME external account binding needs both the key id and the HMAC key")
         self.directory_url = directory_url
@@ -204,7 +205,7 @@ class AcmeAuthority:
 
         key = self._account_key()
         net = acme_client.ClientNetwork(
-            key, alg=josepy.ES256, verify_ssl=self._verify, user_agent="certlc", timeout=int(self.network_timeout)
+            key, alg=josepy.ES256, verify_ssl=self._verify, user_agent="certlc", timeout=self.network_timeout
         )
         client = acme_client.ClientV2(acme_client.ClientV2.get_directory(self.directory_url, net), net)
         try:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from renewal.ca.base import CaConfigError, CaResult, CaUnavailable, Denied, Issued, Pending
+from renewal.ca.base import CA_TIMEOUT_DEFAULT, CaConfigError, CaResult, CaUnavailable, Denied, Issued, Pending
 
 AUTH_METHODS = ("ntlm", "basic", "cert")
 _OID = re.compile(r"^\d+(\.\d+)+$")
@@ -47,7 +47,7 @@ class AdcsAuthority:
         username: str | None = None,
         password: str | None = None,
         ca_bundle: str | None = None,
-        timeout: float = 30,
+        timeout: float = CA_TIMEOUT_DEFAULT,
         poll_seconds: int = 3600,
     ) -> None:
         """``server`` is the host[:port] serving ``/certsrv`` over HTTPS. With ``auth_method="cert"``,

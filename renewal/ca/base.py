@@ -3,7 +3,8 @@
 ``submit`` sends a CSR made by Key Vault (the private key never leaves the vault)
 and answers with what the CA did; ``poll`` asks again about a request the CA left
 pending (AD CS manager approval, ACME orders still processing). A CA that cannot be
-reached raises ``CaUnavailable``: that is transient and retried with back-off.
+reached, or does not answer within ``CERTLC_CA_TIMEOUT``, raises ``CaUnavailable``: that is
+transient and retried with back-off.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from renewal.errors import ConfigError
+
+CA_TIMEOUT_DEFAULT = 30.0  # seconds to connect to a CA, and to wait for each read of its answer
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import json
 from collections.abc import Collection
 from typing import Any
 
-from renewal.ca.base import CaConfigError, CaResult, CaUnavailable, Denied, Issued
+from renewal.ca.base import CA_TIMEOUT_DEFAULT, CaConfigError, CaResult, CaUnavailable, Denied, Issued
 
 API = "/api/v1/cfssl"
 
@@ -29,7 +29,7 @@ class CfsslAuthority:
         profile_default: str | None = None,
         profiles: Collection[str] | None = None,
         ca_bundle: str | None = None,
-        timeout: float = 30,
+        timeout: float = CA_TIMEOUT_DEFAULT,
         auth_key: str | None = None,
     ) -> None:
         """``auth_key`` is the hex HMAC key of cfssl's ``auth_keys`` (type ``standard``)."""

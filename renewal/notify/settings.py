@@ -10,14 +10,17 @@
 | `CERTLC_SMTP_PASSWORD` | (none) | SMTP AUTH password; in Azure a Key Vault reference |
 | `CERTLC_SMTP_PASSWORD_SETTING` | (none) | Name of another app setting holding the password |
 | `CERTLC_SMTP_SECURITY` | `starttls` | `starttls` (required), `tls` (implicit), `none` (loopback only) |
-| `CERTLC_SMTP_TIMEOUT` | 30 | Seconds per SMTP operation |
+| `CERTLC_SMTP_TIMEOUT` | 10 | Seconds per step: connect, greeting, EHLO, STARTTLS, AUTH, each send command |
 | `CERTLC_SMTP_CA_BUNDLE` | system trust store | PEM of a private CA for the SMTP server |
 | `CERTLC_WEBHOOK_URLS` | (none) | `kind=url;...`, kind `teams`, `slack` or `generic` (secret) |
-| `CERTLC_WEBHOOK_TIMEOUT` | 10 | Seconds per webhook request |
+| `CERTLC_WEBHOOK_TIMEOUT` | 10 | Seconds to connect to a webhook receiver, and to wait for each read of its answer |
 | `CERTLC_WEBHOOK_CA_BUNDLE` | system trust store | PEM of a private CA for webhook receivers |
 
 `CERTLC_SMTP_PASSWORD` is best a Key Vault reference (`@Microsoft.KeyVault(SecretUri=...)`),
 which the platform resolves; `CERTLC_SMTP_PASSWORD_SETTING` points at another setting instead.
+
+Timeouts are more than 0 and at most 300 s. A channel that does not answer in time is a failed
+delivery: logged and in the report, never an error of the renewal (that would issue again).
 
 A setting that cannot be used raises ``NotifyConfigError`` naming the setting (never a
 password or a webhook URL), so a mistake shows up when the app starts, not when a
@@ -28,23 +31,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from renewal.clients import seconds_setting
 from renewal.notify.channel import Channel, NotifyConfigError
 from renewal.notify.notifier import Notifier
-from renewal.notify.smtp import SmtpChannel, SmtpSettings
-from renewal.notify.webhook import WebhookChannel
+from renewal.notify.smtp import SMTP_TIMEOUT_DEFAULT, SmtpChannel, SmtpSettings
+from renewal.notify.webhook import WEBHOOK_TIMEOUT_DEFAULT, WebhookChannel
 
 
-def _number(env: Mapping[str, str], key: str, default: float) -> float:
-    raw = env.get(key, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise NotifyConfigError(f"{key}={raw!r} is not a number of seconds") from None
-    if value <= 0:
-        raise NotifyConfigError(f"{key} must be greater than 0, got {raw!r}")
-    return value
+def _seconds(env: Mapping[str, str], key: str, default: float) -> float:
+    return seconds_setting(env, key, default, NotifyConfigError)
 
 
 def _port(env: Mapping[str, str]) -> int | None:
@@ -76,14 +71,14 @@ def smtp_channel_from_env(env: Mapping[str, str]) -> SmtpChannel | None:
         username=env.get("CERTLC_SMTP_USERNAME", "").strip() or None,
         password=_password(env),
         security=env.get("CERTLC_SMTP_SECURITY", "starttls").strip().lower() or "starttls",
-        timeout=_number(env, "CERTLC_SMTP_TIMEOUT", 30.0),
+        timeout=_seconds(env, "CERTLC_SMTP_TIMEOUT", SMTP_TIMEOUT_DEFAULT),
         ca_bundle=env.get("CERTLC_SMTP_CA_BUNDLE", "").strip() or None,
     )
     return SmtpChannel(settings)
 
 
 def webhook_channels_from_env(env: Mapping[str, str]) -> list[WebhookChannel]:
-    timeout = _number(env, "CERTLC_WEBHOOK_TIMEOUT", 10.0)
+    timeout = _seconds(env, "CERTLC_WEBHOOK_TIMEOUT", WEBHOOK_TIMEOUT_DEFAULT)
     ca_bundle = env.get("CERTLC_WEBHOOK_CA_BUNDLE", "").strip() or None
     channels = []
     entries = [e.strip() for e in env.get("CERTLC_WEBHOOK_URLS", "").split(";") if e.strip()]

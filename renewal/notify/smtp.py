@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from renewal.clients import is_loopback_host
+from renewal.clients import is_loopback_host, is_timeout
 from renewal.notify.channel import NotificationError, NotifyConfigError
 from renewal.notify.notifications import Notification
 
 SECURITY_MODES = ("starttls", "tls", "none")
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+# Per step (connect, greeting, EHLO, STARTTLS handshake, AUTH, each command of the send): a working
+# submission server answers each in well under a second, at most a few seconds for the end of DATA.
+SMTP_TIMEOUT_DEFAULT = 10.0
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class SmtpSettings:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     security: str = "starttls"
-    timeout: float = 30.0
+    timeout: float = SMTP_TIMEOUT_DEFAULT  # the socket's timeout: every step above, the TLS handshakes included
     ca_bundle: str | None = None  # trust a private CA for the server certificate
 
     def __post_init__(self) -> None:
@@ -104,6 +107,10 @@ class SmtpChannel:
                 "point CERTLC_SMTP_CA_BUNDLE at that CA's PEM file"
             ) from None
         except (smtplib.SMTPException, OSError) as exc:
+            if is_timeout(exc):  # smtplib reports a reply that never came as SMTPServerDisconnected
+                raise NotificationError(
+                    f"{where} did not answer within {self.settings.timeout:g} s (CERTLC_SMTP_TIMEOUT)"
+                ) from None
             raise NotificationError(f"{where} could not be reached or dropped the connection: {exc}") from None
         if refused:
             raise NotificationError(

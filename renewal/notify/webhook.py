@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from renewal.clients import is_loopback_url
+from renewal.clients import is_loopback_url, is_timeout
 from renewal.notify.channel import NotificationError, NotifyConfigError
 from renewal.notify.notifications import Notification
 
+WEBHOOK_TIMEOUT_DEFAULT = 10.0
 TEAMS_COLOURS = {"info": "Good", "warning": "Warning", "error": "Attention"}
 REDACTED = "[redacted]"
 
@@ -104,7 +105,7 @@ PAYLOADS: dict[str, Callable[[Notification, Sequence[str]], dict[str, Any]]] = {
 class WebhookChannel:
     kind: str
     url: str = field(repr=False)
-    timeout: float = 10.0
+    timeout: float = WEBHOOK_TIMEOUT_DEFAULT  # connect, and each read of the answer
     ca_bundle: str | None = None  # trust a private CA for the receiver's certificate
 
     def __post_init__(self) -> None:
@@ -139,13 +140,13 @@ class WebhookChannel:
             response = requests.post(
                 self.url, json=payload, timeout=self.timeout, verify=self.ca_bundle or True, allow_redirects=False
             )
-        except requests.Timeout:
-            raise NotificationError(f"{where} did not answer within {self.timeout:g} s") from None
         except requests.exceptions.SSLError:
             raise NotificationError(
                 f"TLS with {where} failed; if it uses a private CA set CERTLC_WEBHOOK_CA_BUNDLE"
             ) from None
         except requests.RequestException as exc:
+            if is_timeout(exc):  # also a stall in the middle of the body, which requests calls a ConnectionError
+                raise NotificationError(f"{where} did not answer within {self.timeout:g} s") from None
             # The exception text embeds the URL path and query (the secret part): name the kind only.
             raise NotificationError(f"{where} could not be reached ({type(exc).__name__})") from None
         if not 200 <= response.status_code < 300:
