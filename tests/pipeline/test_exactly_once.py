@@ -1,0 +1,168 @@
+"""Exactly once across instances: one new version and one CA request per due certificate, whatever the
+deliveries, with two processes on one queue (the stack's host and a ``certlc worker``), as Azure Functions
+runs when it scales out or beside an on-premises worker."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from renewal.ca.local import LocalCA
+from tests.pipeline.helpers import alerts_for, audit, client, near_expiry_event, seed, settle, unique, versions
+
+pytestmark = pytest.mark.azurite
+
+REPO = Path(__file__).resolve().parents[2]
+DUE = {"certlc-renew-before-days": "450"}  # due now, yet far from Key Vault's own NearExpiry event
+
+
+def deliver_events(stack: Any, events: list[dict[str, Any]]) -> None:
+    """Deliver each event on its own (Event Grid's default: one event per delivery), all at once."""
+
+    def post(event: dict[str, Any]) -> None:
+        response = requests.post(
+            stack.host.eventgrid_url("event"), json=[event], headers={"aeg-event-type": "Notification"}, timeout=30
+        )
+        assert response.status_code == 200, response.text
+
+    threads = [threading.Thread(target=post, args=(event,)) for event in events]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+
+def expiry_events(stack: Any, name: str, version: str, redeliveries: int = 1) -> list[dict[str, Any]]:
+    """NearExpiry and Expired for one version, each delivered ``redeliveries`` times (same event id)."""
+    near = near_expiry_event(stack, name, version)
+    expired = near_expiry_event(stack, name, version) | {"eventType": "Microsoft.KeyVault.CertificateExpired"}
+    return [near, expired] * redeliveries
+
+
+def count(records: list[dict[str, Any]], event: str) -> int:
+    return sum(record["event"] == event for record in records)
+
+
+def no_pending(stack: Any, name: str) -> bool:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return (client(stack).get_certificate_operation(name).status or "").lower() != "inprogress"
+    except ResourceNotFoundError:
+        return True
+
+
+def wait_for(stack: Any, done: Any, timeout: float = 90.0, names: tuple[str, ...] = ()) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "the pipeline did not reach the expected state in time: " + "; ".join(
+            f"{n}: {len(versions(stack, n))} versions, {[(r['event'], r.get('reason')) for r in audit(stack, n)]}"
+            for n in names
+        )
+        settle(stack)
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def second_process(stack: Any, tmp_path: Path) -> Iterator[subprocess.Popen]:
+    """``certlc worker`` on the stack's queue, beside the stack's own host: two instances, one queue."""
+    log = tmp_path / "worker.log"  # a file, not a pipe: a full pipe would block the worker's logging
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "certlc", "--settings", str(stack.settings_path)),
+                *("worker", "--max-polling-interval", "0.2"),
+            ],
+            cwd=REPO,
+            env={k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")},
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "certlc worker: polling" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=30)
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def test_two_processes_and_every_delivery_twice_renew_each_certificate_once(stack: Any, second_process: Any) -> None:
+    names = [unique("twice") for _ in range(10)]
+    olds = {name: seed(stack, name, days_left=400, lifetime_days=500, tags=DUE) for name in names}
+    settle(stack)
+    events = [e for name in names for e in expiry_events(stack, name, olds[name].properties.version, redeliveries=2)]
+    deliver_events(stack, events)
+    wait_for(
+        stack,
+        lambda: all(len(versions(stack, name)) >= 2 and no_pending(stack, name) for name in names),
+        names=tuple(names),
+    )
+    time.sleep(1)  # let the other process finish what it holds
+    settle(stack)
+    for name in names:
+        records = audit(stack, name)
+        assert len(versions(stack, name)) == 2, (name, [(r["event"], r.get("reason")) for r in records])
+        assert count(records, "submitted") == 1, name  # one CA request per renewal
+        assert count(records, "merged") == 1, name
+        assert no_pending(stack, name)
+    assert second_process.poll() is None  # the worker really was there, polling the same queue
+
+
+def test_events_while_the_ca_has_not_decided_follow_the_one_request(stack: Any, second_process: Any) -> None:
+    """A CA that answers Pending (manager approval): later events and redeliveries poll it, never resubmit."""
+    name = unique("approval")
+    old = seed(stack, name, days_left=400, lifetime_days=500, tags=DUE | {"certlc-profile": "approval"})
+    settle(stack)
+    deliver_events(stack, expiry_events(stack, name, old.properties.version)[:1])
+    wait_for(stack, lambda: count(audit(stack, name), "pending") >= 1)
+    deliver_events(stack, expiry_events(stack, name, old.properties.version, redeliveries=3))  # 1 Expired, 5 more
+    settle(stack)
+    records = audit(stack, name)
+    assert count(records, "submitted") == 1
+    assert [r["reason"] for r in records if r["event"] == "skipped"].count("in_flight") >= 1
+    pending = next(r for r in records if r["event"] == "pending")
+    LocalCA(Path(stack.settings["CERTLC_LOCAL_CA_DIR"])).approve(pending["ca_request_id"])
+    wait_for(stack, lambda: len(versions(stack, name)) == 2 and no_pending(stack, name))
+    settle(stack)
+    records = audit(stack, name)
+    assert (count(records, "submitted"), count(records, "merged"), len(versions(stack, name))) == (1, 1, 2)
+
+
+def test_a_ca_answering_garbage_fails_once_with_an_alert_and_leaves_nothing_pending(stack: Any, alerts: Any, mocker):
+    """Not a known error type: still one CA request, a permanent failure, an alert, a failed-store entry."""
+    from renewal.ca.base import Issued
+    from renewal.queue import FailedStore
+    from renewal.runtime import build_runtime
+
+    name = unique("garbage")
+    old = seed(stack, name, days_left=400, lifetime_days=500, tags=DUE)
+    settle(stack)
+    mocker.patch.object(LocalCA, "submit", lambda self, csr, profile: Issued(("-----BEGIN CERTIFICATE-----\nAAAA",)))
+    deliver_events(stack, expiry_events(stack, name, old.properties.version)[:1])
+    wait_for(stack, lambda: count(audit(stack, name), "failed") >= 1)
+    records = audit(stack, name)
+    assert [r["reason"] for r in records if r["event"] == "failed"] == ["ca_bad_certificate"]
+    assert count(records, "submitted") == 1
+    assert len(versions(stack, name)) == 1 and no_pending(stack, name)
+    assert any(a["kind"] == "renewal_failed" for a in alerts_for(alerts, name))
+    failed: FailedStore = build_runtime(stack.settings).failed
+    assert any(entry.name == name and entry.reason == "ca_bad_certificate" for entry in failed.list())
