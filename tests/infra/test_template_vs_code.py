@@ -45,6 +45,7 @@ NOT_DEPLOYED = {
     "CERTLC_CFSSL_CA_BUNDLE": "a file path inside the package: add it as an app setting when needed",
     "CERTLC_ACME_CA_BUNDLE": "a file path inside the package: add it as an app setting when needed",
     "CERTLC_ADCS_CA_BUNDLE": "a file path inside the package: add it as an app setting when needed",
+    "CERTLC_LOCK_SECONDS": "code default (60 s, the longest blob lease)",
     "CERTLC_ACME_HTTP01_WEBROOT": "a web root another server serves: for the on-premises worker, not a Function App",
 }
 SETTING = re.compile(r"CERTLC_[A-Z0-9_]+|Certlc[A-Za-z]+(?:__\w+)?")  # not the CertlcStatus_CL table
