@@ -128,14 +128,16 @@ def not_failed_before(i: Input) -> Verdict | None:
     return None
 
 
-def renewal_threshold(cert: CertificateSnapshot, settings: WindowSettings) -> timedelta:
-    """How long before expiry the certificate becomes due: a tag, else the larger of 1/3 lifetime and 30 days."""
-    override = T.tag(cert.tags, T.RENEW_BEFORE_DAYS)
+def renewal_threshold(
+    not_before: datetime | None, expires_on: datetime | None, tags: Mapping[str, str], settings: WindowSettings
+) -> timedelta:
+    """How long before expiry a certificate becomes due: a tag, else the larger of 1/3 lifetime and 30 days."""
+    override = T.tag(tags, T.RENEW_BEFORE_DAYS)
     if override and override.isdigit():
         return timedelta(days=int(override))
     by_lifetime = timedelta(0)
-    if cert.not_before and cert.expires_on:
-        by_lifetime = (cert.expires_on - cert.not_before) * settings.lifetime_fraction
+    if not_before and expires_on:
+        by_lifetime = (expires_on - not_before) * settings.lifetime_fraction
     return max(by_lifetime, settings.renew_before)
 
 
@@ -147,7 +149,7 @@ def certificate_is_due(i: Input) -> Verdict | None:
     if cert.expires_on is None:
         return Verdict("skip", "no_expiry", f"{cert.name!r} has no expiry date")
     remaining = cert.expires_on - i.now
-    threshold = renewal_threshold(cert, i.settings)
+    threshold = renewal_threshold(cert.not_before, cert.expires_on, cert.tags, i.settings)
     if remaining > threshold:
         due_on = (cert.expires_on - threshold).strftime("%Y-%m-%d")
         return Verdict("skip", "not_due", f"{cert.name!r} is not due before {due_on} UTC")

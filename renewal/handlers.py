@@ -85,12 +85,19 @@ def on_sweep_timer(*, past_due: bool = False) -> Any:
 
     rt = runtime()
     report = sweep(
-        rt.settings.vaults, rt.keyvault, rt.renewals.send, rt.reporter.expiring, rt.settings.window, rt.clock()
+        rt.settings.vaults,
+        rt.keyvault,
+        rt.renewals.send,
+        rt.reporter.expiring,
+        rt.settings.window,
+        rt.clock(),
+        rt.workflow.ledger.peek,
     )
     log.info(
-        "sweep%s: %d queued, %d in flight, %d warned, %d errors",
+        "sweep%s: %d queued, %d orphaned pending operations taken over, %d in flight, %d warned, %d errors",
         " (past due)" if past_due else "",
         len(report.enqueued),
+        len(report.taken_over),
         len(report.in_flight),
         len(report.warned),
         len(report.errors),

@@ -1,9 +1,15 @@
-"""The safety net: find due certificates that nothing is renewing and queue them; warn daily.
+"""The safety net: find due certificates that nothing is renewing and queue them; warn where nobody renews.
 
 Event Grid only fires for versions created after the subscription existed and a delivery
 can be lost, so the sweep lists every allow-listed vault and decides on its own. Retries
 need no re-driving here: each is a queue message with a visibility delay, so the queue
-re-drives it when its back-off has elapsed.
+re-drives it when its back-off has elapsed. A pending operation that no live renewal owns
+(its owner died, or it was started by hand) is an orphan: the sweep queues a renewal that
+takes it over, reusing its CSR.
+
+Gather → decide → act: per certificate the sweep gathers the certificate, the renewal's
+record (``renewal.ledger``, read without the lock) and the pending operation, and
+:func:`sweep_action` decides, with a reason, in the shape of ``renewal.decide``.
 Key Vault cost: the list pages, plus a GET and a pending check only for certificates
 inside their renewal window.
 """
@@ -14,19 +20,103 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from renewal import tags as T
-from renewal.decide import Input, WindowSettings, decide, is_within_escalation, renewal_threshold
-from renewal.keyvault import CertificateSnapshot, CertificateSummary, KeyVault, KeyVaultError
+from renewal.decide import Input, Verdict, WindowSettings, decide, is_within_escalation, renewal_threshold
+from renewal.keyvault import CertificateSnapshot, CertificateSummary, KeyVault, KeyVaultError, PendingOperation
+from renewal.ledger import RenewalRecord
 from renewal.messages import RenewalRequest
 from renewal.vaults import Vault
 
 log = logging.getLogger("certlc.sweep")
 
+Action = Literal["enqueue", "take_over", "in_flight", "leave"]
+
+
+@dataclass(frozen=True)
+class SweepDecision:
+    """What the sweep does with one certificate, why, and whether someone must be told it is expiring."""
+
+    action: Action
+    reason: str
+    warn: bool = False
+
+
+@dataclass(frozen=True)
+class SweepInput:
+    cert: CertificateSnapshot
+    verdict: Verdict
+    record: RenewalRecord | None  # the renewal's record, if any (read without the lock)
+    pending: PendingOperation | None
+    now: datetime
+    settings: WindowSettings
+
+    @property
+    def live_record(self) -> RenewalRecord | None:
+        record = self.record
+        return record if record and record.version == self.cert.version and record.is_live(self.now) else None
+
+    @property
+    def in_progress(self) -> bool:
+        return self.pending is not None and self.pending.status == "inprogress"
+
+
+def _warning_due(i: SweepInput) -> bool:
+    """Inside the last 30 days, once per UTC day, remembered in a tag so every sweep instance agrees."""
+    cert = i.cert
+    close = cert.expires_on is not None and cert.expires_on - i.now <= i.settings.renew_before
+    return close and T.tag(cert.tags, T.WARNED) != i.now.strftime("%Y-%m-%d")
+
+
+def nobody_will_renew(i: SweepInput) -> SweepDecision | None:
+    """Skipped for good (a permanent failure nobody has re-driven): warn daily, queue nothing."""
+    if i.verdict.outcome == "skip" and i.verdict.reason == "failed_before":
+        return SweepDecision("leave", "failed_before", warn=_warning_due(i))
+    return None
+
+
+def not_ours_to_renew(i: SweepInput) -> SweepDecision | None:
+    if i.verdict.outcome != "renew":
+        return SweepDecision("leave", i.verdict.reason)
+    return None
+
+
+def renewal_in_flight(i: SweepInput) -> SweepDecision | None:
+    """A live renewal owns it; it stays quiet unless it is close enough to expiry to need a person."""
+    if i.live_record is not None:
+        stuck = is_within_escalation(i.cert, i.now, i.settings) and _warning_due(i)
+        return SweepDecision("in_flight", f"renewal {i.live_record.owner} is {i.live_record.state}", warn=stuck)
+    return None
+
+
+def orphaned_pending_operation(i: SweepInput) -> SweepDecision | None:
+    """A pending operation no live renewal owns: queue a renewal that takes it over (its CSR is reused)."""
+    if i.in_progress:
+        return SweepDecision("take_over", "orphaned_pending_operation")
+    return None
+
+
+def due_and_nobody_on_it(i: SweepInput) -> SweepDecision:
+    return SweepDecision("enqueue", i.verdict.reason)
+
+
+SWEEP_CHECKS = (nobody_will_renew, not_ours_to_renew, renewal_in_flight, orphaned_pending_operation)
+
+
+def sweep_action(i: SweepInput) -> SweepDecision:
+    """The first check that decides, else queue a renewal."""
+    for check in SWEEP_CHECKS:
+        decision = check(i)
+        if decision is not None:
+            return decision
+    return due_and_nobody_on_it(i)
+
 
 @dataclass
 class SweepReport:
     enqueued: list[str] = field(default_factory=list)
+    taken_over: list[str] = field(default_factory=list)
     in_flight: list[str] = field(default_factory=list)
     warned: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
@@ -37,19 +127,7 @@ def inside_window(summary: CertificateSummary, now: datetime, settings: WindowSe
     """Cheap pre-filter on listing data; the full decision chain runs on the GET that follows."""
     if not summary.enabled or summary.expires_on is None:
         return False
-    probe = CertificateSnapshot(
-        "",
-        summary.name,
-        summary.version or "",
-        True,
-        summary.not_before,
-        summary.expires_on,
-        None,
-        summary.tags,
-        None,
-        None,
-    )
-    return summary.expires_on - now <= renewal_threshold(probe, settings)
+    return summary.expires_on - now <= renewal_threshold(summary.not_before, summary.expires_on, summary.tags, settings)
 
 
 def sweep(
@@ -59,6 +137,7 @@ def sweep(
     warn: Callable[..., None],
     settings: WindowSettings,
     now: datetime,
+    peek: Callable[[str, str], RenewalRecord | None],
 ) -> SweepReport:
     report = SweepReport()
     for vault in vaults.values():
@@ -71,9 +150,11 @@ def sweep(
         for summary in candidates:
             key = f"{vault.name}/{summary.name}"
             try:
-                _sweep_one(kv, vault, summary, enqueue, warn, settings, now, report, key)
+                _sweep_one(kv, vault, summary, enqueue, warn, settings, now, peek, report, key)
             except KeyVaultError as exc:
                 report.errors[key] = str(exc)
+            except Exception as exc:  # the lock store down: this one waits for the next sweep, the others go on
+                report.errors[key] = f"{type(exc).__name__}: {exc}"
     return report
 
 
@@ -85,34 +166,35 @@ def _sweep_one(
     warn: Callable[..., None],
     settings: WindowSettings,
     now: datetime,
+    peek: Callable[[str, str], RenewalRecord | None],
     report: SweepReport,
     key: str,
 ) -> None:
     cert = kv.get(summary.name)
-    request = RenewalRequest(
-        vault=vault.name, name=summary.name, reason="sweep", version=cert.version if cert else None
-    )
+    if cert is None:
+        return
+    request = RenewalRequest(vault=vault.name, name=summary.name, reason="sweep", version=cert.version)
     verdict = decide(Input(request, {vault.name.lower(): vault}, cert, now, settings))
-    if verdict.outcome == "skip":
-        report.skipped[key] = verdict.reason
-        if verdict.reason != "failed_before":
-            return
+    renewing = verdict.outcome == "renew"
+    decision = sweep_action(
+        SweepInput(
+            cert,
+            verdict,
+            peek(vault.name, summary.name) if renewing else None,
+            kv.get_pending(summary.name) if renewing else None,
+            now,
+            settings,
+        )
+    )
+    if decision.action in ("enqueue", "take_over"):
+        enqueue(request)
+        (report.enqueued if decision.action == "enqueue" else report.taken_over).append(key)
+    elif decision.action == "in_flight":
+        report.in_flight.append(key)
     else:
-        pending = kv.get_pending(summary.name)
-        if pending is not None and pending.status == "inprogress":
-            report.in_flight.append(key)
-        else:
-            enqueue(request)
-            report.enqueued.append(key)
-    assert cert is not None
-    if _warning_due(cert, now, settings):
+        report.skipped[key] = decision.reason
+    if decision.warn:
         days = max(0, (cert.expires_on - now).days) if cert.expires_on else 0
         warn(cert, days, escalate=is_within_escalation(cert, now, settings))
         kv.update_tags(cert.name, cert.version, {**cert.tags, T.WARNED: now.strftime("%Y-%m-%d")})
         report.warned.append(key)
-
-
-def _warning_due(cert: CertificateSnapshot, now: datetime, settings: WindowSettings) -> bool:
-    """Inside the last 30 days, once per UTC day, remembered in a tag so every sweep instance agrees."""
-    close = cert.expires_on is not None and cert.expires_on - now <= settings.renew_before
-    return close and T.tag(cert.tags, T.WARNED) != now.strftime("%Y-%m-%d")

@@ -20,7 +20,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(asdict(report), indent=2))
     else:
-        for label, items in (("queued", report.enqueued), ("in flight", report.in_flight), ("warned", report.warned)):
+        for label, items in (
+            ("queued", report.enqueued),
+            ("orphaned pending operations taken over", report.taken_over),
+            ("in flight", report.in_flight),
+            ("warned", report.warned),
+        ):
             print(f"{label}: {', '.join(items) or '-'}")
         for key, error in report.errors.items():
             print(f"error: {key}: {error}")

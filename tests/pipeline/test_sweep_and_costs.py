@@ -108,3 +108,20 @@ def test_no_token_key_or_secret_reaches_the_logs(stack, caplog):
     for secret in (stack.keyvault.token, account_key, webhook_path):
         assert secret not in caplog.text
     assert "BEGIN PRIVATE KEY" not in caplog.text and "BEGIN EC PRIVATE KEY" not in caplog.text
+
+
+def test_the_sweep_takes_over_a_pending_operation_nobody_owns_and_warns_nobody(stack, alerts):
+    """A pending operation started by hand (or left by a renewal that died) is renewed from its own CSR."""
+    name = unique("orphan")
+    seed(stack, name, days_left=20, tags={"certlc-renew-before-days": "25"})
+    settle(stack)
+    assert len(versions(stack, name)) == 2  # the NearExpiry event renewed it once
+    kv = client(stack)
+    kv.update_certificate_properties(name, tags={"certlc-renew-before-days": "400"})  # due again
+    kv.begin_create_certificate(name, kv.get_certificate_policy(name))  # someone's "New version", never merged
+    stack.host.trigger_timer("sweep")
+    settle(stack)
+    assert len(versions(stack, name)) == 3
+    reused = [r for r in audit(stack, name) if r["event"] == "csr_reused"]
+    assert [r["orphan"] for r in reused] == [True]
+    assert not [a for a in alerts_for(alerts, name) if a["kind"] in ("expiring", "escalation")]

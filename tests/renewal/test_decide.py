@@ -119,7 +119,8 @@ def test_the_adcs_template_is_read_from_the_certificate():
     [(10, 90, {}, 30), (100, 365, {}, 365 / 3), (1, 30, {}, 30), (10, 90, {"certlc-renew-before-days": "5"}, 5)],
 )
 def test_renewal_threshold(days_left, lifetime, tags, expected_days):
-    threshold = renewal_threshold(cert(days_left, lifetime, tags=tags), WindowSettings())
+    certificate = cert(days_left, lifetime, tags=tags)
+    threshold = renewal_threshold(certificate.not_before, certificate.expires_on, certificate.tags, WindowSettings())
     assert threshold == dt.timedelta(days=expected_days)
 
 
