@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
@@ -28,6 +29,8 @@ log = logging.getLogger("certlc.ledger")
 
 CONTAINER_DEFAULT = "certlc-locks"
 LEASE_SECONDS_DEFAULT = 60
+WAIT_SECONDS = 10.0  # how long to wait for a lock another instance holds before leaving the message for later
+WAIT_POLL = 0.25
 STALE_AFTER = timedelta(minutes=15)  # an owner this late for its next step is taken to be gone
 
 
@@ -47,7 +50,6 @@ class RenewalRecord:
     ca: str | None = None
     ca_request_id: str | None = None
     chain_pem: tuple[str, ...] = ()
-    ca_requests: int = 0  # CSR submissions made for this renewal (the bar is one)
 
     def is_live(self, now: datetime) -> bool:
         return now <= self.next_action_at + STALE_AFTER
@@ -129,11 +131,14 @@ class _HeldBlob:
 class BlobLedger:
     """Blob leases in one container; the container and each certificate's blob are created on first use."""
 
-    def __init__(self, container: Any, lease_seconds: int = LEASE_SECONDS_DEFAULT) -> None:
+    def __init__(
+        self, container: Any, lease_seconds: int = LEASE_SECONDS_DEFAULT, wait_seconds: float = WAIT_SECONDS
+    ) -> None:
         if not 15 <= lease_seconds <= 60:
             raise ValueError(f"a blob lease lasts 15 to 60 seconds, not {lease_seconds}")
         self._container = container
         self._lease_seconds = lease_seconds
+        self._wait_seconds = wait_seconds
         self._container_ready = False
 
     def _blob(self, vault: str, name: str) -> Any:
@@ -153,19 +158,28 @@ class BlobLedger:
 
     @contextlib.contextmanager
     def hold(self, vault: str, name: str) -> Iterator[Held | None]:
-        from azure.core.exceptions import AzureError, HttpResponseError
+        from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 
         blob = self._blob(vault, name)
-        try:
-            self._ensure_blob(blob)
-            lease = blob.acquire_lease(lease_duration=self._lease_seconds)
-        except HttpResponseError as exc:
-            if exc.status_code == 409:  # LeaseAlreadyPresent: another instance is renewing it
-                yield None
-                return
-            raise LockUnavailable(f"cannot take the renewal lock: {_first_line(exc)}") from exc
-        except AzureError as exc:
-            raise LockUnavailable(f"cannot take the renewal lock: {_first_line(exc)}") from exc
+        deadline = time.monotonic() + self._wait_seconds
+        while True:
+            try:
+                lease = blob.acquire_lease(lease_duration=self._lease_seconds)
+                break
+            except ResourceNotFoundError:  # this certificate's first renewal: make its blob, then lease it
+                try:
+                    self._ensure_blob(blob)
+                except AzureError as exc:
+                    raise LockUnavailable(f"cannot create the renewal lock: {_first_line(exc)}") from exc
+            except HttpResponseError as exc:
+                if exc.status_code != 409:
+                    raise LockUnavailable(f"cannot take the renewal lock: {_first_line(exc)}") from exc
+                if time.monotonic() >= deadline:  # LeaseAlreadyPresent: another instance is at work on it
+                    yield None
+                    return
+                time.sleep(WAIT_POLL)
+            except AzureError as exc:
+                raise LockUnavailable(f"cannot take the renewal lock: {_first_line(exc)}") from exc
         try:
             held = _HeldBlob(blob, lease, RenewalRecord.from_json(self._read(blob)))
         except BaseException:

@@ -264,8 +264,8 @@ class RenewalWorkflow:
             except CsrMismatch as exc:
                 kv.delete_pending(request.name)
                 raise Permanent("csr_policy_mismatch", f"the CSR does not match the policy: {exc}") from exc
-            submitted = (record.ca_requests if record else 0) + 1
-            progress.note(now, state="submitted", version=cert.version, ca=ca.name, ca_requests=submitted)
+            # No record before the CA answers: while this renewal runs, its lease keeps others out; if it dies
+            # before the answer is recorded, nothing could have told the next owner what the CA did.
             self.reporter.audit("submitted", request, ca=ca.name, profile=verdict.profile)
             result = ca.submit(csr_to_pem(csr), verdict.profile or "")
         if isinstance(result, Denied):
@@ -277,6 +277,8 @@ class RenewalWorkflow:
             progress.note(
                 now,
                 state="pending",
+                version=cert.version,
+                ca=ca.name,
                 ca_request_id=result.request_id,
                 next_action_at=now + timedelta(seconds=result.retry_after_seconds),
             )
@@ -290,7 +292,7 @@ class RenewalWorkflow:
                 retry_in_seconds=result.retry_after_seconds,
             )
         if not (record and record.chain_pem):
-            progress.note(now, state="issued", chain_pem=tuple(result.chain_pem))
+            progress.note(now, state="issued", version=cert.version, ca=ca.name, chain_pem=tuple(result.chain_pem))
             self.reporter.audit("issued", request, ca=ca.name)
         return self._merge(kv, progress, cert, csr, result, ca.name)
 
@@ -366,7 +368,7 @@ class RenewalWorkflow:
             if not exc.transient:
                 kv.delete_pending(request.name)
             raise
-        progress.held.clear()
+        # The record stays: it names the version it renewed, which is no longer current, so nobody follows it.
         self.reporter.audit("merged", request, old_version=before.version, new_version=after.version)
         self._notify_renewed(request, before, after, ca)
         return Result(
@@ -418,9 +420,12 @@ class RenewalWorkflow:
                 held,
             )
         delay = self.backoff.delay(request.attempt, retry_after)
-        if progress is not None and progress.record is not None:  # still this renewal's: others keep out
+        if progress is not None and cert is not None:  # this renewal goes on: others keep out until it is late
+            now = self.clock()
             with contextlib.suppress(LockUnavailable):  # the lease may be what failed; the record then goes stale
-                progress.note(self.clock(), state="retrying", next_action_at=self.clock() + timedelta(seconds=delay))
+                progress.note(
+                    now, state="retrying", version=cert.version, next_action_at=now + timedelta(seconds=delay)
+                )
         nxt = request.next_attempt()
         self.reporter.audit("retried", nxt, reason=reason, detail=message, delay_seconds=delay)
         self.retries.send(nxt, delay)

@@ -23,7 +23,7 @@ def ledger(azurite: Any) -> BlobLedger:
     from azure.storage.blob import ContainerClient
 
     container = ContainerClient.from_connection_string(azurite.connection_string, f"locks-{uuid.uuid4().hex[:12]}")
-    return BlobLedger(container, lease_seconds=15)  # the container is created on first use
+    return BlobLedger(container, lease_seconds=15, wait_seconds=0)  # the container is created on first use
 
 
 def record(owner: str = "a", **changes: Any) -> RenewalRecord:
@@ -44,6 +44,25 @@ def test_one_holder_at_a_time_and_the_record_survives_the_holder(ledger: BlobLed
         again.clear()
     assert ledger.peek("kv1", "web") is None
     assert ledger.peek("kv1", "never-locked") is None
+
+
+def test_a_short_hold_elsewhere_is_waited_for(ledger: BlobLedger) -> None:
+    patient = BlobLedger(ledger._container, lease_seconds=15, wait_seconds=5)
+    released = threading.Event()
+
+    def brief() -> None:
+        with ledger.hold("kv1", "brief") as held:
+            assert held is not None
+            released.wait(5)
+            time.sleep(0.5)
+
+    holder = threading.Thread(target=brief)
+    holder.start()
+    time.sleep(0.5)
+    released.set()
+    with patient.hold("kv1", "brief") as waited:
+        assert waited is not None  # taken once the other let go, not refused
+    holder.join(10)
 
 
 def test_a_long_renewal_keeps_its_lease_and_a_dead_holder_loses_it(ledger: BlobLedger, azurite: Any) -> None:
@@ -94,7 +113,7 @@ def test_what_is_not_a_record_is_no_lock() -> None:
     assert RenewalRecord.from_json("") is None
     assert RenewalRecord.from_json('{"owner": "x"}') is None
     assert RenewalRecord.from_json("not json") is None
-    assert RenewalRecord.from_json(record(ca_requests=1).to_json()) == record(ca_requests=1)
+    assert RenewalRecord.from_json(record(ca="local").to_json()) == record(ca="local")
 
 
 @pytest.mark.parametrize("value", ["10", "61", "a minute"])
