@@ -45,6 +45,7 @@ class AuditEvent(StrEnum):
     SKIPPED = "skipped"
     REJECTED = "rejected"
     TAKEN_OVER = "taken_over"
+    WITHDRAWN = "withdrawn"
 
 
 SECRET_WORDS = frozenset(

@@ -443,6 +443,8 @@ class RenewalWorkflow:
         now = self.clock()
         self.failed_store.add(request, request.to_json(), reason, message, now)
         if held is not None:
+            if held.record is not None:
+                self._withdraw_ca_request(request, held.record, reason)
             with contextlib.suppress(LockUnavailable):  # the failed store, the alert and the tag carry it on
                 held.clear()
         if cert is not None:
@@ -455,6 +457,18 @@ class RenewalWorkflow:
         except Exception:
             log.exception("failure alert for %s/%s could not be sent", request.vault, request.name)
         return Result(status, reason, message, request)
+
+    def _withdraw_ca_request(self, request: RenewalRequest, record: RenewalRecord, reason: str) -> None:
+        """A CA request still undecided is withdrawn where the CA allows it, so nobody approves a dead renewal."""
+        if record.state != "pending" or not record.ca_request_id or not record.ca:
+            return
+        try:
+            withdraw = getattr(self.ca_for(record.ca), "withdraw", None)
+            if withdraw is not None:
+                withdraw(record.ca_request_id, f"certlc gave the renewal up: {reason}")
+                self.reporter.audit("withdrawn", request, ca=record.ca, ca_request_id=record.ca_request_id)
+        except Exception:  # the failure is reported anyway; the CA request then waits for its operator
+            log.warning("could not withdraw CA request %s", record.ca_request_id, exc_info=True)
 
     def _withdraw_pending(self, cert: CertificateSnapshot) -> None:
         """A renewal that has given up leaves no pending operation behind; a re-drive starts clean."""

@@ -60,6 +60,9 @@ class CaConfigError(CaError, ConfigError):
 
 
 class CertificateAuthority(Protocol):
+    """``submit`` and ``poll``; an adapter whose CA can close a pending request also has
+    ``withdraw(request_id, reason)``, which the workflow calls when it gives a renewal up."""
+
     name: str
 
     def submit(self, csr_pem: bytes, profile: str) -> CaResult: ...

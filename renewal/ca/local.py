@@ -84,7 +84,7 @@ class LocalCA:
 
     def poll(self, request_id: str) -> CaResult:
         record = self._request(request_id)
-        if record["state"] == "denied":
+        if record["state"] in ("denied", "withdrawn"):
             return Denied(record.get("reason", "denied by the CA operator"))
         profile = self.profiles[record["profile"]]
         if record["state"] != "approved":
@@ -99,6 +99,11 @@ class LocalCA:
 
     def deny(self, request_id: str, reason: str) -> None:
         self._set_state(request_id, "denied", reason=reason)
+
+    def withdraw(self, request_id: str, reason: str) -> None:
+        """certlc gave the renewal up: a request still waiting for approval is closed, not left for a manager."""
+        if self._request(request_id)["state"] == "pending":
+            self._set_state(request_id, "withdrawn", reason=reason)
 
     @property
     def _requests(self) -> Path:

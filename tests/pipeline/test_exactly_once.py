@@ -166,3 +166,24 @@ def test_a_ca_answering_garbage_fails_once_with_an_alert_and_leaves_nothing_pend
     assert any(a["kind"] == "renewal_failed" for a in alerts_for(alerts, name))
     failed: FailedStore = build_runtime(stack.settings).failed
     assert any(entry.name == name and entry.reason == "ca_bad_certificate" for entry in failed.list())
+
+
+def test_a_renewal_given_up_withdraws_its_ca_request(stack: Any, alerts: Any) -> None:
+    """Its Key Vault pending operation deleted by hand while the CA waits: a permanent failure, and the CA
+    request is closed so no manager approves a certificate nobody will collect."""
+    import json
+
+    name = unique("abandoned")
+    old = seed(stack, name, days_left=400, lifetime_days=500, tags=DUE | {"certlc-profile": "approval"})
+    settle(stack)
+    deliver_events(stack, expiry_events(stack, name, old.properties.version)[:1])
+    wait_for(stack, lambda: count(audit(stack, name), "pending") >= 1)
+    request_id = next(r for r in audit(stack, name) if r["event"] == "pending")["ca_request_id"]
+    client(stack).delete_certificate_operation(name)
+    wait_for(stack, lambda: count(audit(stack, name), "failed") >= 1)
+    records = audit(stack, name)
+    assert [r["reason"] for r in records if r["event"] == "failed"] == ["pending_lost"]
+    assert [r["ca_request_id"] for r in records if r["event"] == "withdrawn"] == [request_id]
+    stored = json.loads((Path(stack.settings["CERTLC_LOCAL_CA_DIR"]) / "requests" / f"{request_id}.json").read_text())
+    assert stored["state"] == "withdrawn" and "pending_lost" in stored["reason"]
+    assert any(a["kind"] == "renewal_failed" for a in alerts_for(alerts, name))
