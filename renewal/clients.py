@@ -17,12 +17,12 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from renewal.errors import ConfigError
+from renewal.errors import ConfigError, causes
 
 QUEUE_CONNECTION_DEFAULT = "CertlcStorage"
 QUEUE_NAME_DEFAULT = "certlc-renewals"
@@ -66,20 +66,6 @@ def keyvault_timeouts(env: Mapping[str, str]) -> KeyVaultTimeouts:
     )
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and what it wraps: cause, context, exception arguments and the SDK's ``inner_exception``."""
-    seen: set[int] = set()
-    stack: list[object] = [exc]
-    while stack:
-        current = stack.pop()
-        if not isinstance(current, BaseException) or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        stack.extend(current.args)
-        stack.extend((current.__cause__, current.__context__, getattr(current, "inner_exception", None)))
-
-
 def is_timeout(exc: BaseException) -> bool:
     """Whether a request failed because a connect or read deadline passed.
 
@@ -99,7 +85,7 @@ def is_timeout(exc: BaseException) -> bool:
         ServiceResponseTimeoutError,
     )
     refused = urllib3.exceptions.NewConnectionError  # a refused connection, though it subclasses ConnectTimeoutError
-    return any(isinstance(e, kinds) and not isinstance(e, refused) for e in _causes(exc))
+    return any(isinstance(e, kinds) and not isinstance(e, refused) for e in causes(exc))
 
 
 def _retry_policy(**options: Any) -> Any:

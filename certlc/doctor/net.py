@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Iterator
 from typing import Any
 
 from certlc.doctor.result import Answer
+from renewal.errors import causes
 
 MAX_MESSAGE = 240
 
@@ -28,39 +28,24 @@ def sdk_options(timeout: float) -> dict[str, Any]:
     return {"retry_total": 0, "connection_timeout": timeout, "read_timeout": timeout}
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and everything it wraps (cause, context, urllib3's ``reason``, the SDKs' ``inner_exception``)."""
-    seen: set[int] = set()
-    stack: list[Any] = [exc]
-    while stack:
-        current = stack.pop()
-        if not isinstance(current, BaseException) or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        stack.extend(a for a in current.args if isinstance(a, BaseException))
-        for attribute in ("reason", "inner_exception", "__cause__", "__context__"):
-            stack.append(getattr(current, attribute, None))
-
-
 def why_unreachable(exc: BaseException, timeout: float) -> str:
     """Why nothing answered, in a few words: refused, timed out, TLS, name resolution, or the error itself."""
-    causes = list(_causes(exc))
-    for cause in causes:
+    wrapped = list(causes(exc))
+    for cause in wrapped:
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused (nothing listens there)"
-    for cause in causes:
+    for cause in wrapped:
         if isinstance(cause, TimeoutError | socket.timeout) or "Timeout" in type(cause).__name__:
             return f"no answer within {timeout:g} s"
-    for cause in causes:
+    for cause in wrapped:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return f"TLS certificate not trusted: {one_line(cause.verify_message or cause)}"
         if isinstance(cause, ssl.SSLError):
             return f"TLS failed: {one_line(cause)}"
-    for cause in causes:
+    for cause in wrapped:
         if isinstance(cause, socket.gaierror):
             return f"the host name does not resolve: {one_line(cause)}"
-    for cause in causes:
+    for cause in wrapped:
         if isinstance(cause, ConnectionError):
             return f"connection failed: {one_line(cause) or type(cause).__name__}"
     return f"{type(exc).__name__}: {one_line(exc)}"
