@@ -1,7 +1,7 @@
 """Runs every benchmark, each in a fresh process with its own local stack, and writes bench/results/summary.json.
 
-The ingestion benchmark runs at a small scale (1,000 certificates) unless ``--full`` asks for its
-10,000. Exit code 0 only when every benchmark met its own bar.
+The ingestion benchmark runs at a small scale (1,000 certificates) and the reliability matrix with
+``--quick`` unless ``--full`` asks for their full size. Exit code 0 only when every benchmark met its own bar.
 
     python bench/run_all.py [--full] [--only NAME ...]
 """
@@ -32,6 +32,7 @@ def benchmarks(full: bool) -> dict[str, list[str]]:
         "throughput": [],
         "ingest_10k": [] if full else ["--certs", str(SMALL_INGEST_CERTS)],
         "acme_vs_certbot": [],
+        "reliability": [] if full else ["--quick"],
     }
 
 
@@ -53,7 +54,9 @@ def run_one(name: str, args: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true", help="ingestion at 10,000 certificates (several minutes)")
+    parser.add_argument(
+        "--full", action="store_true", help="ingestion at 10,000, the whole reliability matrix (minutes)"
+    )
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
     args = parser.parse_args(argv)
     chosen = benchmarks(args.full)

@@ -1,0 +1,799 @@
+"""Benchmark: the reliability matrix. Exactly one renewal per due certificate, whatever goes wrong around it.
+
+Starts the local stack (Azurite, the Key Vault emulator, the local CA, the in-process Functions host) with a
+webhook receiver for failure alerts, and runs one row per scenario on fresh certificates:
+
+- processes: 1, 2 and 4 processes on one queue (the stack's host plus ``certlc worker`` subprocesses), every
+  certificate delivered 20 times at once (NearExpiry and Expired with redeliveries, and a sweep);
+- Key Vault answering 429 to the create, slow (latency on every call), and slower than the read deadline once;
+- a CA that is down, Pending until approved, denying, or answering garbage;
+- storage (Azurite) stopped and restarted while renewals run;
+- a crash (an exception) right after each step, the message delivered again.
+
+Per row: certificates, new versions per certificate (min/max), CA requests per renewal (audit ``submitted``
+records per certificate, min/max), orphaned pending operations (in progress at the end with no live renewal
+record), lost renewals (no new version and no permanent failure recorded), failure alerts received, and
+wall time. Bar: one new version and one CA request per due certificate, no alert (or, where failure is the
+expected end, no new version and an alert each); zero orphans and zero lost everywhere. Then the lock's cost:
+storage calls per renewal (the ledger's container client wrapped) and seconds per renewal with the blob
+lease and with ``DryRunLedger`` instead. Prints JSON, writes bench/results/reliability.json, exits 1 when a
+row misses its bar.
+
+    python bench/reliability.py [--quick] [--certs 12] [--only ROW ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.support import certificate_client, local_stack, seed, write_result  # noqa: E402
+
+VAULT = "kv1"
+DELIVERIES = 20  # per certificate in the process rows: 19 Event Grid deliveries and one sweep
+POST_WORKERS = 32
+POLL = 0.25
+QUIET_SECONDS = 1.5  # the queue must stay empty this long before a row counts as settled
+ROW_TIMEOUT = 120.0
+KV_READ_TIMEOUT = 8  # seconds; the "slower than the deadline" row stalls one create past it
+CA_PROFILES = {"server": {}, "approval": {"requires_approval": True, "poll_seconds": 1}}
+EVENT_TYPES = ("Microsoft.KeyVault.CertificateNearExpiry", "Microsoft.KeyVault.CertificateExpired")
+
+
+@dataclasses.dataclass
+class Row:
+    name: str
+    scenario: str
+    names: list[str]
+    expect: str = "renewed"  # or "failed"
+    max_ca_requests: int = 1  # per renewal; above 1 only for a documented residual window
+    processes: int = 1
+    deliveries: int = 0
+    seconds: float = 0.0
+    notes: list[str] = dataclasses.field(default_factory=list)
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+
+class Matrix:
+    """The stack, the alert receiver and what every row shares: seeding, deliveries, settling, measuring."""
+
+    def __init__(self, stack: Any, receiver: Any, scratch: Path) -> None:
+        from renewal import handlers
+        from renewal.clients import queue_client
+
+        self.stack = stack
+        self.receiver = receiver
+        self.scratch = scratch
+        self.client = certificate_client(stack, VAULT)
+        self.queue = queue_client(stack.settings, stack.settings["CERTLC_QUEUE_NAME"])
+        self.poison = queue_client(stack.settings, f"{stack.settings['CERTLC_QUEUE_NAME']}-poison")
+        self.runtime = handlers.runtime()
+
+    # --- the stack -----------------------------------------------------------------------------------------
+
+    def seed(self, prefix: str, count: int, tags: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Due for certlc (60 of 365 days left), far from Key Vault's NearExpiry; name → current version.
+
+        No renew-before tag: the new version (90 days from the local CA) is not due, so a sweep or an event
+        that reads it after the merge queues nothing, and a second version would be a real second renewal.
+        """
+        run = uuid.uuid4().hex[:6]
+        names = [(VAULT, f"{prefix}-{run}-{i:03d}") for i in range(count)]
+        return {name: version for (_, name), version in seed(self.stack, names, tags=tags).items()}
+
+    def event(self, name: str, version: str, event_type: str, event_id: str) -> dict[str, Any]:
+        """One Key Vault event as Event Grid delivers it (EventGridSchema)."""
+        now = dt.datetime.now(dt.UTC)
+        return {
+            "id": event_id,
+            "topic": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/certlc-local/providers"
+            f"/Microsoft.KeyVault/vaults/{VAULT}",
+            "subject": name,
+            "eventType": event_type,
+            "eventTime": now.isoformat().replace("+00:00", "Z"),
+            "data": {
+                "Id": f"{self.stack.keyvault.vault_urls[VAULT]}/certificates/{name}/{version}",
+                "VaultName": VAULT,
+                "ObjectType": "Certificate",
+                "ObjectName": name,
+                "Version": version,
+                "NBF": str(int(now.timestamp()) - 86400),
+                "EXP": str(int(now.timestamp()) + 86400),
+            },
+            "dataVersion": "1",
+            "metadataVersion": "1",
+        }
+
+    def expiry_events(self, versions: Mapping[str, str], per_certificate: int) -> list[dict[str, Any]]:
+        """NearExpiry and Expired alternately, each a redelivery of its first (same event id), shuffled."""
+        events = []
+        for name, version in versions.items():
+            ids = [str(uuid.uuid4()) for _ in EVENT_TYPES]
+            for i in range(per_certificate):
+                kind = i % len(EVENT_TYPES)
+                events.append(self.event(name, version, EVENT_TYPES[kind], ids[kind]))
+        random.shuffle(events)
+        return events
+
+    def post(self, event: dict[str, Any]) -> int:
+        """One delivery of one event to the host's Event Grid webhook; the HTTP status."""
+        import requests
+
+        try:
+            response = requests.post(
+                self.stack.host.eventgrid_url("event"),
+                json=[event],
+                headers={"aeg-event-type": "Notification"},
+                timeout=60,
+            )
+        except requests.RequestException:
+            return 0
+        return response.status_code
+
+    def deliver(self, events: Sequence[dict[str, Any]], also: Callable[[], Any] | None = None) -> list[int]:
+        """Every event in its own delivery, all at once; ``also`` (e.g. a sweep) runs among them."""
+        with ThreadPoolExecutor(POST_WORKERS) as pool:
+            half = len(events) // 2
+            statuses = list(pool.map(self.post, events[:half]))
+            extra = pool.submit(also) if also else None
+            statuses += list(pool.map(self.post, events[half:]))
+            if extra:
+                extra.result()
+        return statuses
+
+    def sweep(self) -> None:
+        self.stack.host.trigger_timer("sweep")
+
+    def queued(self) -> int:
+        """Messages on the renewal queue, visible or not (delayed retries and leased ones count)."""
+        return self.queue.get_queue_properties().approximate_message_count
+
+    def audit(self) -> list[dict[str, Any]]:
+        path = Path(self.stack.settings["CERTLC_AUDIT_FILE"])
+        if not path.exists():
+            return []
+        records = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError):  # several processes append to one file
+                records.append(json.loads(line))
+        return records
+
+    def by_name(self, names: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        wanted = {n: [] for n in names}
+        for record in self.audit():
+            if record.get("name") in wanted:
+                wanted[record["name"]].append(record)
+        return wanted
+
+    def settle(self, names: Sequence[str], expect: str, timeout: float = ROW_TIMEOUT) -> bool:
+        """Until every certificate merged (or failed, as expected) and the queue stayed empty for a while."""
+        end = "merged" if expect == "renewed" else "failed"
+        deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            records = self.by_name(names)
+            ended = all(any(r["event"] == end for r in rs) for rs in records.values())
+            if ended and self.queued() == 0:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= QUIET_SECONDS:
+                    return True
+            else:
+                quiet_since = None
+            time.sleep(POLL)
+        return False
+
+    # --- measuring -----------------------------------------------------------------------------------------
+
+    def pending_in_progress(self, name: str) -> bool:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return (self.client.get_certificate_operation(name).status or "").lower() == "inprogress"
+        except ResourceNotFoundError:
+            return False
+
+    def measure(self, row: Row, settled: bool) -> dict[str, Any]:
+        now = self.stack.now()
+        records = self.by_name(row.names)
+        failed_store = {e.name for e in self.runtime.failed.list() if e.name in set(row.names)}
+        alerts = Counter(
+            p.get("name")
+            for p in self.receiver.payloads()
+            if isinstance(p, dict) and p.get("kind") == "renewal_failed" and p.get("name") in set(row.names)
+        )
+        new_versions, ca_requests, orphans, lost = {}, {}, [], []
+        for name in row.names:
+            new_versions[name] = len(list(self.client.list_properties_of_certificate_versions(name))) - 1
+            ca_requests[name] = sum(r["event"] == "submitted" for r in records[name])
+            record = self.runtime.workflow.ledger.peek(VAULT, name)
+            if self.pending_in_progress(name) and not (record and record.is_live(now)):
+                orphans.append(name)
+            failed = name in failed_store or any(r["event"] == "failed" for r in records[name])
+            if new_versions[name] == 0 and not failed:
+                lost.append(name)
+        problems = list(row.problems)
+        if not settled:
+            problems.append(f"not settled within {ROW_TIMEOUT:g} s")
+        for name in row.names:
+            if row.expect == "renewed":
+                bad = new_versions[name] != 1 or not 1 <= ca_requests[name] <= row.max_ca_requests or alerts[name]
+            else:  # one permanent failure per certificate: one alert, no more CA requests than one renewal's
+                bad = new_versions[name] != 0 or alerts[name] != 1 or ca_requests[name] > row.max_ca_requests
+            if bad or name in orphans or name in lost:
+                trail = [
+                    (r["event"], r.get("reason") or r.get("ca_request_id"), (r.get("correlation_id") or "")[:8])
+                    for r in records[name]
+                ]
+                problems.append(
+                    f"{name}: {new_versions[name]} new version(s), {ca_requests[name]} CA request(s), "
+                    f"{alerts[name]} alert(s), orphan={name in orphans}, lost={name in lost}; audit {trail}"
+                )
+        poisoned = sum(
+            1 for m in self.poison.peek_messages(max_messages=32) if any(n in (m.content or "") for n in row.names)
+        )
+        if poisoned:
+            problems.append(f"{poisoned} message(s) of this row on the poison queue")
+        return {
+            "row": row.name,
+            "scenario": row.scenario,
+            "processes": row.processes,
+            "expect": row.expect,
+            "certificates": len(row.names),
+            "deliveries": row.deliveries,
+            "new_versions_per_certificate": _span(new_versions.values()),
+            "ca_requests_per_renewal": _span(ca_requests.values()),
+            "orphans": len(orphans),
+            "lost": len(lost),
+            "alerts": sum(alerts.values()),
+            "permanent_failures": len(failed_store),
+            "seconds": round(row.seconds, 1),
+            "ok": not problems,
+            "notes": row.notes,
+            "problems": problems,
+        }
+
+    def run(self, row: Row, act: Callable[[Row], None], settle_timeout: float = ROW_TIMEOUT) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            act(row)
+            settled = self.settle(row.names, row.expect, settle_timeout)
+        except Exception as exc:  # a broken row is a failed row, the matrix goes on
+            row.problems.append(f"the row could not run: {type(exc).__name__}: {exc}")
+            settled = True
+        row.seconds = time.perf_counter() - started
+        result = self.measure(row, settled)
+        print(
+            f"{row.name}: {result['certificates']} certs, versions {result['new_versions_per_certificate']}, "
+            f"CA requests {result['ca_requests_per_renewal']}, orphans {result['orphans']}, lost {result['lost']}, "
+            f"alerts {result['alerts']}, {result['seconds']} s, {'ok' if result['ok'] else 'MISSED'}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return result
+
+    # --- processes -----------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def workers(self, count: int) -> Iterator[list[subprocess.Popen]]:
+        """``count`` ``certlc worker`` processes on the stack's queue, their output in files (never a pipe)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")}
+        started: list[tuple[subprocess.Popen, Path]] = []
+        try:
+            for i in range(count):
+                log = self.scratch / f"worker-{count}-{i}.log"
+                with log.open("w") as output:
+                    command = [sys.executable, "-m", "certlc", "--settings", str(self.stack.settings_path)]
+                    process = subprocess.Popen(
+                        [*command, "worker", "--max-polling-interval", "0.2"],
+                        cwd=ROOT,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=output,
+                        stderr=subprocess.STDOUT,
+                    )
+                started.append((process, log))
+            deadline = time.monotonic() + 60
+            for process, log in started:
+                while "certlc worker: polling" not in log.read_text(errors="replace"):
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"a worker did not start: {log.read_text(errors='replace')[-2000:]}")
+                    time.sleep(0.1)
+            yield [p for p, _ in started]
+        finally:
+            for process, _ in started:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            for process, _ in started:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=10)
+
+
+def _span(values: Any) -> dict[str, int | None]:
+    values = list(values)
+    return {"min": min(values), "max": max(values)} if values else {"min": None, "max": None}
+
+
+# --- the rows ----------------------------------------------------------------------------------------------
+
+
+def processes_row(m: Matrix, processes: int, certs: int) -> dict[str, Any]:
+    versions = m.seed(f"proc{processes}", certs)
+    row = Row(
+        f"processes_{processes}",
+        f"{processes} process(es) on one queue, {DELIVERIES} deliveries per certificate at once",
+        list(versions),
+        processes=processes,
+    )
+    events = m.expiry_events(versions, DELIVERIES - 1)
+    row.deliveries = len(events) + certs  # the sweep is one delivery per certificate
+
+    def act(r: Row) -> None:
+        bad = [s for s in m.deliver(events, also=m.sweep) if s != 200]
+        if bad:
+            r.problems.append(f"{len(bad)} deliveries refused by the webhook: {Counter(bad)}")
+
+    with m.workers(processes - 1) as workers:
+        result = m.run(row, act)
+        exited = [w.returncode for w in workers if w.poll() is not None]
+    result["invocations_by_worker_processes"] = [
+        _invocations(log, versions) for log in sorted(m.scratch.glob(f"worker-{processes - 1}-*.log"))
+    ]
+    if exited:
+        result["problems"].append(f"worker process(es) exited early: {exited}")
+        result["ok"] = False
+    return result
+
+
+def _invocations(log: Path, names: Mapping[str, str]) -> int:
+    """Renewal invocations a worker process logged for these certificates."""
+    lines = log.read_text(errors="replace").splitlines()
+    return sum(any(f"renewal {VAULT}/{n} " in line for n in names) for line in lines)
+
+
+def throttled_create_row(m: Matrix, certs: int) -> dict[str, Any]:
+    versions = m.seed("kv429", certs)
+    row = Row("keyvault_429", "every create answered 429 (Retry-After 1 s) 6 times first", list(versions))
+    events = m.expiry_events(versions, 4)
+    row.deliveries = len(events)
+    for name in versions:
+        m.stack.control.add_fault(
+            status=429, retry_after=1, count=6, method="POST", path=f"/certificates/{name}/create"
+        )
+    try:
+        return m.run(row, lambda r: m.deliver(events))
+    finally:
+        m.stack.control.clear_faults()
+
+
+def slow_keyvault_row(m: Matrix, certs: int) -> dict[str, Any]:
+    versions = m.seed("kvslow", certs)
+    row = Row("keyvault_slow", "every Key Vault call for these certificates 1.5 s late", list(versions))
+    events = m.expiry_events(versions, 4)
+    row.deliveries = len(events)
+    prefix = next(iter(versions)).rsplit("-", 1)[0]
+    m.stack.control.add_fault(latency_ms=1500, path=f"/certificates/{prefix}-")
+    try:
+        return m.run(row, lambda r: m.deliver(events))
+    finally:
+        m.stack.control.clear_faults()
+
+
+def deadline_keyvault_row(m: Matrix, certs: int) -> dict[str, Any]:
+    versions = m.seed("kvdeadline", certs)
+    row = Row(
+        "keyvault_past_deadline",
+        f"the first create answered after {KV_READ_TIMEOUT + 2} s, past the {KV_READ_TIMEOUT} s read deadline "
+        "(Key Vault makes the pending operation after the client gave up)",
+        list(versions),
+    )
+    events = m.expiry_events(versions, 4)
+    row.deliveries = len(events)
+    for name in versions:
+        m.stack.control.add_fault(
+            latency_ms=(KV_READ_TIMEOUT + 2) * 1000, count=1, method="POST", path=f"/certificates/{name}/create"
+        )
+    try:
+        return m.run(row, lambda r: m.deliver(events))
+    finally:
+        m.stack.control.clear_faults()
+
+
+def ca_down_row(m: Matrix, certs: int) -> dict[str, Any]:
+    versions = m.seed("cadown", certs, tags={"certlc-ca": "cfssl", "certlc-profile": "server"})
+    row = Row(
+        "ca_down",
+        "cfssl adapter pointed at a port nobody listens on: retries, then a permanent failure",
+        list(versions),
+        expect="failed",
+        max_ca_requests=4,
+        notes=["CA requests count attempts the CA never received (one per attempt, CERTLC_MAX_ATTEMPTS=4)"],
+    )
+    events = m.expiry_events(versions, 4)
+    row.deliveries = len(events)
+    return m.run(row, lambda r: m.deliver(events))
+
+
+def ca_pending_row(m: Matrix, certs: int) -> dict[str, Any]:
+    from renewal.ca.local import LocalCA
+
+    versions = m.seed("capending", certs, tags={"certlc-profile": "approval"})
+    row = Row("ca_pending", "CA answers Pending; 5 more deliveries each while it waits, then approval", list(versions))
+
+    def act(r: Row) -> None:
+        first = m.expiry_events(versions, 1)
+        m.deliver(first)
+        deadline = time.monotonic() + 60
+        while True:
+            pending = {n: [x for x in rs if x["event"] == "pending"] for n, rs in m.by_name(r.names).items()}
+            if all(pending.values()):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("not every certificate reached Pending at the CA")
+            time.sleep(POLL)
+        more = m.expiry_events(versions, 5)
+        m.deliver(more)
+        r.deliveries = len(first) + len(more)
+        time.sleep(3)  # the redeliveries and a few polls run while the CA still waits
+        ca = LocalCA(Path(m.stack.settings["CERTLC_LOCAL_CA_DIR"]))
+        for records in pending.values():
+            ca.approve(records[0]["ca_request_id"])
+
+    return m.run(row, act)
+
+
+def ca_denied_row(m: Matrix, certs: int) -> dict[str, Any]:
+    versions = m.seed("cadenied", certs, tags={"certlc-profile": "retired-template"})
+    row = Row("ca_denied", "the CA denies (a profile it does not offer)", list(versions), expect="failed")
+    events = m.expiry_events(versions, 4)
+    row.deliveries = len(events)
+    return m.run(row, lambda r: m.deliver(events))
+
+
+def ca_garbage_row(m: Matrix, certs: int) -> dict[str, Any]:
+    from renewal.ca.base import Issued
+    from renewal.ca.local import LocalCA
+
+    versions = m.seed("cagarbage", certs)
+    row = Row(
+        "ca_garbage",
+        "the CA answers Issued with an unreadable chain (LocalCA.submit patched in the host's process)",
+        list(versions),
+        expect="failed",
+    )
+    events = m.expiry_events(versions, 4)
+    row.deliveries = len(events)
+    garbage = Issued(("-----BEGIN CERTIFICATE-----\nAAAA",))
+    with mock.patch.object(LocalCA, "submit", lambda self, csr, profile: garbage):
+        return m.run(row, lambda r: m.deliver(events))
+
+
+CRASH_STEPS = (
+    ("renewal.keyvault.KeyVault", "get"),
+    ("renewal.keyvault.KeyVault", "create_pending"),
+    ("renewal.ca.local.LocalCA", "submit"),
+    ("renewal.keyvault.KeyVault", "merge"),
+    ("renewal.reporting.Reporter", "renewed"),
+)
+
+
+def crash_row(m: Matrix, target: str, attribute: str) -> dict[str, Any]:
+    """The real step runs, then an exception, as a process dying right after it; the message comes again."""
+    import importlib
+
+    from azure.functions.meta import Datum
+
+    from renewal.messages import RenewalRequest
+
+    versions = m.seed(f"crash-{attribute.replace('_', '')}", 1)
+    name = next(iter(versions))
+    after_submit = attribute == "submit"
+    row = Row(
+        f"crash_after_{attribute}",
+        f"an exception right after {target.rsplit('.', 1)[1]}.{attribute}, the message delivered again",
+        [name],
+        max_ca_requests=2 if after_submit else 1,
+        notes=["the residual window: the CA's answer was never recorded, so the CA is asked again"]
+        if after_submit
+        else [],
+    )
+    module, cls_name = target.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), cls_name)
+    real = getattr(cls, attribute)
+    crashed = threading.Event()
+
+    def crashing(self: Any, *args: Any, **kwargs: Any) -> Any:
+        value = real(self, *args, **kwargs)
+        if not crashed.is_set() and _mentions(name, args):
+            crashed.set()
+            raise RuntimeError(f"injected crash after {attribute}")
+        return value
+
+    body = RenewalRequest(VAULT, name, "manual", force=True).to_json()
+
+    def call(dequeue_count: int) -> None:
+        metadata = {
+            "Id": Datum(type="string", value=str(uuid.uuid4())),
+            "DequeueCount": Datum(type="json", value=json.dumps(dequeue_count)),
+            "PopReceipt": Datum(type="string", value="bench"),
+        }
+        m.stack.host.functions["renew"].call(Datum(type="string", value=body), metadata)
+
+    def act(r: Row) -> None:
+        with mock.patch.object(cls, attribute, crashing):
+            try:
+                call(1)
+                r.deliveries = 1
+            except RuntimeError:  # it escaped the function: the host delivers the message again
+                call(2)
+                r.deliveries = 2
+
+    return m.run(row, act)
+
+
+def _mentions(name: str, args: tuple) -> bool:
+    from cryptography import x509
+
+    from renewal.messages import RenewalRequest
+
+    for arg in args:
+        if (isinstance(arg, str) and arg == name) or (isinstance(arg, RenewalRequest) and arg.name == name):
+            return True
+        if isinstance(arg, bytes) and arg.startswith(b"-----BEGIN CERTIFICATE REQUEST"):
+            return name in x509.load_pem_x509_csr(arg).subject.rfc4514_string()
+    return False
+
+
+def storage_down_row(m: Matrix, certs: int, outage: float) -> dict[str, Any]:
+    """Azurite stopped while renewals run, deliveries refused meanwhile, then restarted on the same ports."""
+    from certlc.localstack import tools
+    from certlc.localstack.ports import LOOPBACK, free_port, port_open
+    from certlc.localstack.process import ManagedProcess
+
+    versions = m.seed("storage", certs)
+    row = Row(
+        "storage_down",
+        f"Azurite (queue and lock blobs) stopped for {outage:g} s while the renewals run, then restarted",
+        list(versions),
+        max_ca_requests=2,
+        notes=[
+            "up to 2 CA requests: the residual window; a renewal whose CA answer arrives while storage is down "
+            "cannot record the issued chain, retries, and the next attempt asks the CA again",
+            "the in-process host's message lease is cut to 20 s (functionTimeout, 10 min here) so a message "
+            "whose settlement failed during the outage comes back within the run",
+            "deliveries refused during the outage are delivered again after it, as Event Grid retries",
+        ],
+    )
+    azurite = m.stack.azurite
+    for poller in m.stack.host._pollers:
+        poller._options = dataclasses.replace(poller._options, lease=20.0)
+
+    def act(r: Row) -> None:
+        events = m.expiry_events(versions, 4)
+        pool = ThreadPoolExecutor(POST_WORKERS)
+        first = pool.map(m.post, events)
+        time.sleep(0.3)  # some renewals are under way
+        azurite.process.stop()
+        during = m.expiry_events(versions, 1)
+        refused = [e for e, status in zip(during, pool.map(m.post, during), strict=True) if status != 200]
+        refused += [e for e, status in zip(events, first, strict=True) if status != 200]
+        time.sleep(outage)
+        binary = tools.ensure_azurite().with_name("azurite")
+        workdir = m.stack.directory / "azurite"
+        command = [
+            str(binary),
+            *("--queueHost", LOOPBACK, "--queuePort", str(azurite.port)),
+            *("--blobHost", LOOPBACK, "--blobPort", str(azurite.blob_port)),
+            *("--tableHost", LOOPBACK, "--tablePort", str(free_port())),
+            *("--location", str(workdir / "data"), "--skipApiVersionCheck", "--disableTelemetry", "--silent"),
+        ]
+        azurite.process = ManagedProcess("azurite", command, workdir / "azurite-restarted.log", cwd=workdir)
+        azurite.process.wait_ready(lambda: port_open(azurite.port) and port_open(azurite.blob_port), timeout=30)
+        again = [s for s in pool.map(m.post, refused) if s != 200]
+        pool.shutdown()
+        r.deliveries = len(events) + len(during) + len(refused)
+        r.notes.append(f"{len(refused)} deliveries refused during the outage and delivered again")
+        if again:
+            r.problems.append(f"{len(again)} deliveries still refused after the restart")
+
+    return m.run(row, act, settle_timeout=150.0)
+
+
+# --- the lock's cost ---------------------------------------------------------------------------------------
+
+
+class _Counted:
+    """A proxy counting the calls made through it; blob and lease clients it hands out are counted too."""
+
+    def __init__(self, inner: Any, calls: Counter, prefix: str) -> None:
+        self._inner, self._calls, self._prefix = inner, calls, prefix
+
+    def __getattr__(self, attr: str) -> Any:
+        value = getattr(self._inner, attr)
+        if not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._calls[f"{self._prefix}.{attr}"] += 1
+            result = value(*args, **kwargs)
+            if attr == "get_blob_client":
+                self._calls[f"{self._prefix}.{attr}"] -= 1  # no request: a client object
+                return _Counted(result, self._calls, "blob")
+            if attr == "acquire_lease":
+                return _Counted(result, self._calls, "lease")
+            return result
+
+        return call
+
+
+def lock_cost(stack: Any, certs: int) -> dict[str, Any]:
+    """Storage calls per renewal through the ledger, and seconds per renewal with the lease and without."""
+    from renewal.ledger import DryRunLedger
+    from renewal.messages import RenewalRequest
+    from renewal.runtime import build_runtime
+
+    rt = build_runtime(stack.settings)
+    calls: Counter = Counter()
+    rt.workflow.ledger._container = _Counted(rt.workflow.ledger._container, calls, "container")
+
+    def renew_all(names: Sequence[str]) -> tuple[list[float], list[Counter]]:
+        seconds, counts = [], []
+        for name in names:
+            before = Counter(calls)
+            started = time.perf_counter()
+            result = rt.workflow.handle(RenewalRequest(VAULT, name, "manual", force=True))
+            seconds.append(time.perf_counter() - started)
+            if result.status != "renewed":
+                raise RuntimeError(f"lock-cost renewal of {name} ended {result.status} ({result.reason})")
+            counts.append(Counter(calls) - before)
+        return seconds, counts
+
+    run = uuid.uuid4().hex[:6]
+    locked = [f"lock-{run}-{i:03d}" for i in range(certs)]
+    unlocked = [f"nolock-{run}-{i:03d}" for i in range(certs)]
+    seed(stack, [(VAULT, n) for n in locked + unlocked])
+    renew_all(locked[:1] + unlocked[:1])  # warm-up: clients, connections, the container
+    first_seconds, first_counts = renew_all(locked[1:])
+    again_seconds, again_counts = renew_all(locked[1:])  # the certificate's blob exists now
+    real = rt.workflow.ledger
+    rt.workflow.ledger = DryRunLedger()
+    try:
+        bare_seconds, _ = renew_all(unlocked[1:])
+    finally:
+        rt.workflow.ledger = real
+
+    def per_renewal(counts: list[Counter]) -> dict[str, Any]:
+        totals = [sum(c.values()) for c in counts]
+        merged: Counter = Counter()
+        for c in counts:
+            merged.update(c)
+        return {
+            "calls": _span(totals),
+            "by_call": {k: round(v / len(counts), 2) for k, v in sorted(merged.items())},
+        }
+
+    median = lambda values: round(statistics.median(values) * 1000, 1)  # noqa: E731
+    return {
+        "renewals_each": len(first_seconds),
+        "storage_calls_first_renewal_of_a_certificate": per_renewal(first_counts),
+        "storage_calls_later_renewal": per_renewal(again_counts),
+        "ms_per_renewal_with_lock_median": median(first_seconds + again_seconds),
+        "ms_per_renewal_without_lock_median": median(bare_seconds),
+        "ms_lock_overhead_median": round(median(first_seconds + again_seconds) - median(bare_seconds), 1),
+        "note": "sequential renewals in this process through RenewalWorkflow.handle; without the lock = "
+        "renewal.ledger.DryRunLedger in its place. Calls counted on the ledger's container, blob and lease "
+        "clients (one HTTP request each).",
+    }
+
+
+# --- main --------------------------------------------------------------------------------------------------
+
+
+def rows(m: Matrix, args: argparse.Namespace) -> Iterator[tuple[str, Callable[[], dict[str, Any]]]]:
+    n, small = args.certs, args.small
+    for processes in (1, 2, 4):
+        yield f"processes_{processes}", lambda p=processes: processes_row(m, p, n)
+    yield "keyvault_429", lambda: throttled_create_row(m, small)
+    yield "keyvault_slow", lambda: slow_keyvault_row(m, small)
+    yield "keyvault_past_deadline", lambda: deadline_keyvault_row(m, small)
+    yield "ca_down", lambda: ca_down_row(m, small)
+    yield "ca_pending", lambda: ca_pending_row(m, small)
+    yield "ca_denied", lambda: ca_denied_row(m, small)
+    yield "ca_garbage", lambda: ca_garbage_row(m, small)
+    for target, attribute in CRASH_STEPS:
+        yield f"crash_after_{attribute}", lambda t=target, a=attribute: crash_row(m, t, a)
+    yield "storage_down", lambda: storage_down_row(m, small, args.outage)  # last: it restarts Azurite
+
+
+ROW_NAMES = (
+    *(f"processes_{p}" for p in (1, 2, 4)),
+    "keyvault_429",
+    "keyvault_slow",
+    "keyvault_past_deadline",
+    "ca_down",
+    "ca_pending",
+    "ca_denied",
+    "ca_garbage",
+    *(f"crash_after_{a}" for _, a in CRASH_STEPS),
+    "storage_down",
+    "lock_cost",
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer certificates per row (about a minute less)")
+    parser.add_argument("--certs", type=int, help="due certificates per process row (default 12, --quick 4)")
+    parser.add_argument("--outage", type=float, default=5.0, help="seconds storage stays down")
+    parser.add_argument("--only", nargs="+", metavar="ROW", choices=ROW_NAMES, help="run only these rows")
+    args = parser.parse_args(argv)
+    args.certs = args.certs or (4 if args.quick else 12)
+    args.small = 2 if args.quick else 4
+    from certlc.localstack.ports import free_port
+    from certlc.localstack.receiver import WebhookReceiver
+
+    receiver = WebhookReceiver().start()
+    settings = {
+        "CERTLC_WEBHOOK_URLS": f"generic={receiver.url}",
+        "CERTLC_BACKOFF_BASE_SECONDS": "1",
+        "CERTLC_BACKOFF_CAP_SECONDS": "8",
+        "CERTLC_MAX_ATTEMPTS": "4",
+        "CERTLC_LOCK_SECONDS": "15",  # the shortest lease: a lease stranded by the storage outage lapses sooner
+        "CERTLC_KEYVAULT_READ_TIMEOUT": str(KV_READ_TIMEOUT),
+        "CERTLC_CFSSL_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there: a CA that is down
+    }
+    started = time.perf_counter()
+    results: list[dict[str, Any]] = []
+    cost: dict[str, Any] | None = None
+    try:
+        with local_stack([VAULT], settings, ca_profiles=CA_PROFILES) as stack:
+            m = Matrix(stack, receiver, Path(stack.directory))
+            chosen = [(name, row) for name, row in rows(m, args) if not args.only or name in args.only]
+            for name, row in chosen:
+                if name == "storage_down" and (not args.only or "lock_cost" in args.only):
+                    cost = lock_cost(stack, 4 if args.quick else 11)
+                results.append(row())
+            if cost is None and (not args.only or "lock_cost" in args.only):
+                cost = lock_cost(stack, 4 if args.quick else 11)
+    finally:
+        receiver.stop()
+    failed = [r["row"] for r in results if not r["ok"]]
+    result = {
+        "benchmark": "reliability",
+        "quick": args.quick,
+        "certificates_per_process_row": args.certs,
+        "certificates_per_fault_row": args.small,
+        "seconds": round(time.perf_counter() - started, 1),
+        "rows": results,
+        "lock_cost": cost,
+        "failed_rows": failed,
+    }
+    write_result("reliability", result)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
