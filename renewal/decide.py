@@ -114,12 +114,16 @@ def event_is_current(i: Input) -> Verdict | None:
     return None
 
 
+AUTOMATIC_TRIGGERS = frozenset({"sweep", "near_expiry", "expired"})
+
+
 def not_failed_before(i: Input) -> Verdict | None:
-    """The sweep leaves a permanently failed version alone until an operator re-drives it."""
+    """A permanently failed version is left alone until an operator re-drives it (``certlc failed retry`` sends
+    a manual request): another event, a redelivery or the sweep would only ask the CA again and alert again."""
     cert = i.certificate
     assert cert is not None
     outcome = T.tag(cert.tags, T.LAST_OUTCOME) or ""
-    if i.request.reason == "sweep" and not i.request.force and outcome.startswith("failed"):
+    if i.request.reason in AUTOMATIC_TRIGGERS and not i.request.force and outcome.startswith("failed"):
         return Verdict(
             "skip",
             "failed_before",

@@ -137,14 +137,16 @@ def test_events_while_the_ca_has_not_decided_follow_the_one_request(stack: Any, 
     deliver_events(stack, expiry_events(stack, name, old.properties.version, redeliveries=3))  # 1 Expired, 5 more
     settle(stack)
     records = audit(stack, name)
-    assert count(records, "submitted") == 1
-    assert [r["reason"] for r in records if r["event"] == "skipped"].count("in_flight") >= 1
+    trail = [(r["event"], r.get("reason"), r.get("correlation_id", "")[:8]) for r in records]
+    assert count(records, "submitted") == 1, trail
+    assert [r["reason"] for r in records if r["event"] == "skipped"].count("in_flight") >= 1, trail
     pending = next(r for r in records if r["event"] == "pending")
     LocalCA(Path(stack.settings["CERTLC_LOCAL_CA_DIR"])).approve(pending["ca_request_id"])
     wait_for(stack, lambda: len(versions(stack, name)) == 2 and no_pending(stack, name))
     settle(stack)
     records = audit(stack, name)
-    assert (count(records, "submitted"), count(records, "merged"), len(versions(stack, name))) == (1, 1, 2)
+    trail = [(r["event"], r.get("reason"), r.get("correlation_id", "")[:8]) for r in records]
+    assert (count(records, "submitted"), count(records, "merged"), len(versions(stack, name))) == (1, 1, 2), trail
 
 
 def test_a_ca_answering_garbage_fails_once_with_an_alert_and_leaves_nothing_pending(stack: Any, alerts: Any, mocker):
