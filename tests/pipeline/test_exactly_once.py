@@ -189,3 +189,19 @@ def test_a_renewal_given_up_withdraws_its_ca_request(stack: Any, alerts: Any) ->
     stored = json.loads((Path(stack.settings["CERTLC_LOCAL_CA_DIR"]) / "requests" / f"{request_id}.json").read_text())
     assert stored["state"] == "withdrawn" and "pending_lost" in stored["reason"]
     assert any(a["kind"] == "renewal_failed" for a in alerts_for(alerts, name))
+
+
+def test_a_denied_version_is_asked_for_once_whatever_else_arrives(stack: Any, alerts: Any) -> None:
+    """After a permanent failure, later events and redeliveries leave the version to its operator."""
+    name = unique("denied")
+    old = seed(stack, name, days_left=400, lifetime_days=500, tags=DUE | {"certlc-profile": "retired-template"})
+    settle(stack)
+    deliver_events(stack, expiry_events(stack, name, old.properties.version)[:1])
+    wait_for(stack, lambda: count(audit(stack, name), "failed") >= 1)
+    deliver_events(stack, expiry_events(stack, name, old.properties.version, redeliveries=2))
+    settle(stack)
+    records = audit(stack, name)
+    trail = [(r["event"], r.get("reason")) for r in records]
+    assert (count(records, "submitted"), count(records, "failed")) == (1, 1), trail
+    assert [r.get("reason") for r in records if r["event"] == "skipped"] == ["failed_before"] * 4, trail
+    assert [a["kind"] for a in alerts_for(alerts, name)].count("renewal_failed") == 1
