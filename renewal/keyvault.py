@@ -7,7 +7,7 @@ secret or a private key. SDK errors become the few exceptions the workflow decid
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -83,6 +83,27 @@ class KeyVault:
                 return None
         return self._snapshot(cert)
 
+    def current(self, name: str) -> CertificateSnapshot | None:
+        """The version certlc decides on: the newest one, unless it is the disabled placeholder Key Vault may show
+        for a pending create; then the newest good version, with the placeholder's policy (the certificate's)."""
+        cert = self.get(name)
+        if cert is None or not is_placeholder(cert):
+            return cert
+        good = self._last_good_version(name)
+        return replace(good, policy=cert.policy, issuer_name=cert.issuer_name) if good else cert
+
+    def _last_good_version(self, name: str) -> CertificateSnapshot | None:
+        with _translated(f"list the versions of {name!r}"):
+            good = [
+                p
+                for p in self._client.list_properties_of_certificate_versions(name)
+                if p.enabled and p.x509_thumbprint and p.created_on
+            ]
+            if not good:
+                return None
+            newest = max(good, key=lambda p: p.created_on)
+            return self._snapshot(self._client.get_certificate_version(name, newest.version))
+
     def create_pending(self, name: str, policy: Any, tags: Mapping[str, str]) -> PendingOperation:
         """Start a new version with the current policy; the CSR comes back in the same response."""
         with _translated(f"create a new version of {name!r}") as t:
@@ -123,10 +144,10 @@ class KeyVault:
             enabled=bool(props.enabled),
             not_before=props.not_before,
             expires_on=props.expires_on,
-            issuer_name=cert.policy.issuer_name if cert.policy else None,
+            issuer_name=cert.policy.issuer_name if getattr(cert, "policy", None) else None,
             tags=dict(props.tags or {}),
             cer=bytes(cert.cer) if cert.cer else None,
-            policy=cert.policy,
+            policy=getattr(cert, "policy", None),
         )
 
     def update_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
@@ -144,6 +165,15 @@ class KeyVault:
                     expires_on=props.expires_on,
                     tags=dict(props.tags or {}),
                 )
+
+
+def is_placeholder(cert: CertificateSnapshot | CertificateSummary) -> bool:
+    """A version with no certificate in it and disabled: how Key Vault may show a create that is still pending.
+
+    A version an operator disabled still carries its certificate (and an expiry); a placeholder has neither.
+    """
+    has_certificate = cert.cer is not None if isinstance(cert, CertificateSnapshot) else cert.expires_on is not None
+    return not cert.enabled and not has_certificate
 
 
 def _operation(op: Any) -> PendingOperation:

@@ -24,7 +24,14 @@ from typing import Literal
 
 from renewal import tags as T
 from renewal.decide import Input, Verdict, WindowSettings, decide, is_within_escalation, renewal_threshold
-from renewal.keyvault import CertificateSnapshot, CertificateSummary, KeyVault, KeyVaultError, PendingOperation
+from renewal.keyvault import (
+    CertificateSnapshot,
+    CertificateSummary,
+    KeyVault,
+    KeyVaultError,
+    PendingOperation,
+    is_placeholder,
+)
 from renewal.ledger import RenewalRecord
 from renewal.messages import RenewalRequest
 from renewal.vaults import Vault
@@ -124,7 +131,13 @@ class SweepReport:
 
 
 def inside_window(summary: CertificateSummary, now: datetime, settings: WindowSettings) -> bool:
-    """Cheap pre-filter on listing data; the full decision chain runs on the GET that follows."""
+    """Cheap pre-filter on listing data; the full decision chain runs on the GET that follows.
+
+    A listing that shows a pending create's placeholder says nothing about the certificate's dates, so it is
+    always looked at: it may be a renewal in flight, or an orphan to take over.
+    """
+    if is_placeholder(summary):
+        return True
     if not summary.enabled or summary.expires_on is None:
         return False
     return summary.expires_on - now <= renewal_threshold(summary.not_before, summary.expires_on, summary.tags, settings)
@@ -170,7 +183,7 @@ def _sweep_one(
     report: SweepReport,
     key: str,
 ) -> None:
-    cert = kv.get(summary.name)
+    cert = kv.current(summary.name)
     if cert is None:
         return
     request = RenewalRequest(vault=vault.name, name=summary.name, reason="sweep", version=cert.version)

@@ -27,6 +27,7 @@ from renewal.decide import Input, Verdict, WindowSettings, check_request, decide
 from renewal.keyvault import CertificateSnapshot, KeyVault, KeyVaultError, PendingExists, PendingGone
 from renewal.ledger import Held, Ledger, LockUnavailable, RenewalRecord
 from renewal.messages import RenewalRequest
+from renewal.pending import pending_action
 from renewal.vaults import Vault
 from renewal.x509info import csr_to_pem, pem_chain_to_der, same_public_key
 
@@ -162,7 +163,7 @@ class RenewalWorkflow:
         kv = self.keyvault_for(self.vaults[request.vault.lower()])
         cert: CertificateSnapshot | None = None
         try:
-            cert = kv.get(request.name)
+            cert = kv.current(request.name)
             if cert and request.version is None:
                 request = progress.request = replace(request, version=cert.version)
             if cert and T.tag(cert.tags, T.CORRELATION) == request.correlation_id:
@@ -310,14 +311,16 @@ class RenewalWorkflow:
             self.reporter.audit("csr_created", request, kv_request_id=op.request_id)
         except PendingExists:
             op = kv.get_pending(request.name)
-            if op is None:  # finished between the two calls: look again on the next attempt
-                raise Transient("pending_vanished", "the pending operation disappeared; retrying") from None
-            if op.status in ("failed", "cancelled"):
+            choice = pending_action(op, request)
+            if choice.action == "vanished":  # look again on the next attempt
+                raise Transient(choice.reason, f"{choice.message}; retrying") from None
+            assert op is not None
+            if choice.action == "replace":
                 kv.delete_pending(request.name)
                 op = kv.create_pending(request.name, cert.policy, new_tags)
-                self.reporter.audit("csr_created", request, kv_request_id=op.request_id, replaced_failed=True)
+                self.reporter.audit("csr_created", request, kv_request_id=op.request_id, replaced=choice.reason)
             else:
-                orphan = op.request_id != request.kv_request_id
+                orphan = choice.reason == "orphaned_pending"
                 self.reporter.audit("csr_reused", request, kv_request_id=op.request_id, orphan=orphan)
         if not op.csr:
             raise Permanent("no_csr", "Key Vault returned a pending operation without a CSR")
