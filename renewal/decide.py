@@ -160,6 +160,16 @@ def certificate_is_due(i: Input) -> Verdict | None:
     return None
 
 
+def tags_fit_key_vault(i: Input) -> Verdict | None:
+    """A version that could not be merged must not be started: its pending operation would be left behind."""
+    cert = i.certificate
+    assert cert is not None
+    problem = T.tags_over_limits(cert.tags)
+    if problem:
+        return Verdict("fail", "too_many_tags", f"{cert.name!r} cannot be renewed as it is: {problem}")
+    return None
+
+
 def resolve_profile(i: Input) -> Verdict:
     cert = i.certificate
     assert cert is not None
@@ -189,6 +199,7 @@ CERTIFICATE_CHECKS: tuple[Check, ...] = (
     event_is_current,
     not_failed_before,
     certificate_is_due,
+    tags_fit_key_vault,
 )
 
 

@@ -31,6 +31,10 @@ CORRELATION = "certlc-correlation"
 WARNED = "certlc-warned"
 WRITTEN_BY_CERTLC = frozenset({LAST_OUTCOME, CORRELATION, WARNED})
 
+# Key Vault's limits on an object's tags; certlc checks them before it creates a version, never truncates.
+MAX_TAGS = 15
+MAX_TAG_TEXT = 256
+
 
 def tag(tags: Mapping[str, str], name: str) -> str | None:
     """The value of a tag, looked up case-insensitively; surrounding spaces trimmed."""
@@ -52,6 +56,22 @@ def is_false(value: str | None) -> bool:
 def carried_tags(tags: Mapping[str, str]) -> dict[str, str]:
     """The operator's tags, copied to a new version; certlc's own bookkeeping tags stay behind."""
     return {k: v for k, v in tags.items() if k.strip().lower() not in WRITTEN_BY_CERTLC}
+
+
+def tags_over_limits(tags: Mapping[str, str]) -> str | None:
+    """Why a renewed version with ``tags`` plus certlc's own could not be merged into Key Vault, or None."""
+    carried = carried_tags(tags)
+    total = len(carried) + len(WRITTEN_BY_CERTLC)
+    if total > MAX_TAGS:
+        return (
+            f"the renewed version would carry {len(carried)} of your tags plus certlc's {len(WRITTEN_BY_CERTLC)} "
+            f"({', '.join(sorted(WRITTEN_BY_CERTLC))}); Key Vault allows {MAX_TAGS}: remove {total - MAX_TAGS} "
+            f"of {', '.join(sorted(carried))}"
+        )
+    long = sorted(k for k, v in carried.items() if len(k) > MAX_TAG_TEXT or len(v) > MAX_TAG_TEXT)
+    if long:
+        return f"tags {', '.join(k[:40] for k in long)} have a name or value over Key Vault's {MAX_TAG_TEXT} characters"
+    return None
 
 
 def is_managed(issuer_name: str | None, tags: Mapping[str, str]) -> bool:

@@ -248,3 +248,17 @@ def test_a_raw_event_grid_event_on_the_queue_is_renewed(stack):
     old = seed(stack, name, days_left=400, lifetime_days=500, tags={"certlc-renew-before-days": "450"})
     queue_client(stack.settings).send_message(json.dumps(near_expiry_event(stack, name, old.properties.version)))
     _wait_for(stack, lambda: len(versions(stack, name)) == 2)
+
+
+def test_a_certificate_with_too_many_tags_fails_before_a_version_is_started(stack, alerts):
+    """Key Vault takes 15 tags; certlc adds 3 of its own: 13 of the operator's cannot be renewed as they are."""
+    name = unique("tags")
+    tags = {f"team{n:02}": "x" for n in range(13)} | {"certlc-renew-before-days": "25"}
+    seed(stack, name, days_left=20, tags=tags)
+    _wait_for(stack, lambda: any(r["event"] == "failed" for r in audit(stack, name)))
+    failed = [r for r in audit(stack, name) if r["event"] == "failed"]
+    assert [r["reason"] for r in failed] == ["too_many_tags"]
+    assert "remove 2 of" in failed[0]["detail"]
+    assert not any(r["event"] in ("csr_created", "submitted") for r in audit(stack, name))
+    assert len(versions(stack, name)) == 1 and _no_pending(stack, name)
+    assert any(a["kind"] == "renewal_failed" for a in alerts_for(alerts, name))

@@ -73,6 +73,10 @@ def verdict(snapshot, reason="near_expiry", version=None, settings=None, **reque
         (cert(tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}), {"reason": "manual"}, "renew", "due"),
         (cert(issuer="Self", tags={"certlc-managed": "true"}), {}, "renew", "due"),
         (cert(days_left=-3), {"reason": "expired"}, "renew", "due"),
+        (cert(tags={f"team{n}": "x" for n in range(12)}), {}, "renew", "due"),  # 12 + certlc's 3 = 15
+        (cert(tags={f"team{n}": "x" for n in range(13)}), {}, "fail", "too_many_tags"),
+        (cert(tags={"owner": "x" * 257}), {}, "fail", "too_many_tags"),
+        (cert(tags={**{f"team{n}": "x" for n in range(12)}, "certlc-correlation": "c"}), {}, "renew", "due"),
     ],
 )
 def test_chain_outcomes(snapshot, kwargs, outcome, reason):
@@ -175,3 +179,9 @@ def test_allow_list_parsing():
     for bad in ("a", "evil.com#x", "kv1=http://127.0.0.1", "kv1=https://host/path", "kv--1"):
         with pytest.raises(VaultConfigError):
             parse_allow_list(bad)
+
+
+def test_too_many_tags_names_them_and_what_to_remove() -> None:
+    result = verdict(cert(tags={f"team{n:02}": "x" for n in range(14)}))
+    assert "14 of your tags plus certlc's 3" in result.message
+    assert "Key Vault allows 15: remove 2 of team00, team01" in result.message
