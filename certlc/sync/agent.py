@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from certlc.sync import files
 from certlc.sync.bundle import Bundle, fingerprint
-from certlc.sync.errors import SyncError
+from certlc.sync.errors import RenewalPending, SyncError
 from certlc.sync.fetch import fetch_bundle
 from certlc.sync.reload import run_reload
 from certlc.sync.verify import Endpoint, wait_until_served
@@ -86,6 +86,8 @@ def sync_once(config: SyncConfig) -> RoundResult:
     files.check_writable(config.targets)
     try:
         bundle = fetch_bundle(config.vault, config.name, config.env)
+    except RenewalPending as exc:
+        return result("unchanged", str(exc))
     except SyncError as exc:
         return result("failed", str(exc))
     if files.on_disk_thumbprint(config.targets) == bundle.thumbprint:

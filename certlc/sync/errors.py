@@ -11,3 +11,7 @@ class SyncConfigError(ConfigError):
 
 class SyncError(Exception):
     """A round failed (Key Vault unreachable, reload or verification failed); a later round may succeed."""
+
+
+class RenewalPending(SyncError):
+    """Key Vault refuses the secret as disabled: a renewal's new version is waiting for its CA; keep the files."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from certlc.sync.bundle import Bundle, parse_secret
-from certlc.sync.errors import SyncConfigError, SyncError
+from certlc.sync.errors import RenewalPending, SyncConfigError, SyncError
 from renewal.vaults import Vault, is_valid_object_name, vaults_from_env
 
 
@@ -51,6 +51,11 @@ def fetch_bundle(vault: Vault, name: str, env: Mapping[str, str]) -> Bundle:
         except ClientAuthenticationError as exc:
             raise SyncError(f"{vault.name}: could not authenticate to Key Vault: {exc.message}") from exc
         except HttpResponseError as exc:
+            if exc.status_code == 403 and _error_code(exc) == "SecretDisabled":
+                raise RenewalPending(
+                    f"{vault.name}/{name}: a renewal is in progress (Key Vault keeps its new version disabled until "
+                    "it is merged); keeping the current files"
+                ) from exc
             if exc.status_code == 403:
                 raise SyncConfigError(
                     f"{vault.name}: this identity may not read the secret {name!r} (grant Key Vault Secrets User)"
@@ -66,3 +71,8 @@ def fetch_bundle(vault: Vault, name: str, env: Mapping[str, str]) -> Bundle:
     if not secret.value:
         raise SyncError(f"{vault.name}/{name}: the secret is empty")
     return parse_secret(secret.value, secret.properties.content_type or "", secret.properties.version or "", name)
+
+
+def _error_code(exc: Any) -> str:
+    error = getattr(exc, "error", None)
+    return str(getattr(error, "code", "") or "")
