@@ -88,6 +88,12 @@ class Outcome:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", type=Path, default=DEMO_DIR, help=f"state folder, wiped first (default {DEMO_DIR})")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--keyvault-pending-version",
+        choices=("placeholder", "previous"),
+        default="placeholder",
+        help="the Key Vault emulator's --pending-version (default placeholder)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,7 +107,12 @@ def run(args: argparse.Namespace) -> int:
     say("starting the local stack (Azurite, Key Vault and Logs Ingestion emulators, Functions host)")
     started = time.monotonic()
     try:
-        with LocalStack(args.dir, vaults=(VAULT,), extra_settings=_demo_settings(receiver.url)) as stack:
+        with LocalStack(
+            args.dir,
+            vaults=(VAULT,),
+            extra_settings=_demo_settings(receiver.url),
+            pending_version=args.keyvault_pending_version,
+        ) as stack:
             client = stack.certificate_client(VAULT)
             say(f"seeding vault {VAULT} with {len(SEEDS)} certificates")
             seed_vault(client, stack)

@@ -37,8 +37,10 @@ class LocalStack:
         extra_settings: Mapping[str, str] | None = None,
         schedule_timers: bool = False,
         max_polling_interval: float = 0.5,
+        pending_version: str = "placeholder",
     ) -> None:
         self.directory = Path(directory).resolve()
+        self.pending_version = pending_version  # the Key Vault emulator's pending-version mode
         self.vault_names = tuple(vaults)
         self.extra_settings = dict(extra_settings or {})
         self.schedule_timers = schedule_timers
@@ -56,7 +58,11 @@ class LocalStack:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             self.azurite = self._keep(start_azurite(self.directory / "azurite"))
-            self.keyvault = self._keep(keyvault.start(self.directory / "keyvault", vaults=self.vault_names))
+            self.keyvault = self._keep(
+                keyvault.start(
+                    self.directory / "keyvault", vaults=self.vault_names, pending_version=self.pending_version
+                )
+            )
             self.control = EmulatorControl(self.keyvault.admin_url, self.keyvault.ca_bundle)
             self.logs = self._keep(logs.start(self.directory, REPO_ROOT / "infra" / "monitoring.json"))
             self.settings = self._app_settings()
@@ -194,11 +200,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"state folder (default {DEFAULT_DIR})")
     up.add_argument("--json", action="store_true", help="print the endpoints as JSON")
     up.add_argument("--timers", action="store_true", help="run the sweep and ingest timers on their schedules")
+    up.add_argument(
+        "--keyvault-pending-version",
+        choices=("placeholder", "previous"),
+        default="placeholder",
+        help="the Key Vault emulator's --pending-version (default placeholder)",
+    )
     down = sub.add_parser("down", help="stop the local stack")
     down.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"state folder (default {DEFAULT_DIR})")
     serve = sub.add_parser("serve", help=argparse.SUPPRESS)
     serve.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     serve.add_argument("--timers", action="store_true")
+    serve.add_argument("--keyvault-pending-version", choices=("placeholder", "previous"), default="placeholder")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -220,6 +233,7 @@ def _up(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "certlc", "local", "serve", "--dir", str(args.dir)]
     if args.timers:
         command.append("--timers")
+    command += ["--keyvault-pending-version", args.keyvault_pending_version]
     with (Path(args.dir) / "stack.log").open("ab") as log:
         process = subprocess.Popen(
             command,
@@ -253,7 +267,7 @@ def _up(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with LocalStack(args.dir, schedule_timers=args.timers) as stack:
+    with LocalStack(args.dir, schedule_timers=args.timers, pending_version=args.keyvault_pending_version) as stack:
         info = stack.info() | {"pid": os.getpid()}
         tmp = _info_path(args.dir).with_suffix(".tmp")
         tmp.write_text(json.dumps(info, indent=2))

@@ -12,6 +12,8 @@ from types import TracebackType
 from typing import Any
 
 DEFAULT_VAULTS = ("kv1",)
+PENDING_VERSION_MODES = ("placeholder", "previous")  # the same as certificates.PENDING_VERSION_MODES
+DEFAULT_PENDING_VERSION = "placeholder"
 
 
 class RunningEmulator:
@@ -28,6 +30,7 @@ class RunningEmulator:
         self.store = parts.store
         self.clock = parts.clock
         self.publisher = parts.publisher
+        self.pending_version: str = parts.pending_version
 
     def describe(self) -> dict[str, Any]:
         """What a client needs to connect (the CLI's ``--json`` line)."""
@@ -58,14 +61,19 @@ def start(
     ports: Sequence[int] | None = None,
     tokens: Mapping[str, str] | None = None,
     publisher: Any = None,
+    pending_version: str = DEFAULT_PENDING_VERSION,
 ) -> RunningEmulator:
     """Start listeners for ``vaults`` (``ports`` default to free ones).
 
     ``tokens`` maps bearer token -> role (officer/reader/none) and is added to the default
     tokens. ``publisher`` replaces the built-in Event Grid publisher (tests pass a recorder).
+    ``pending_version`` is ``"placeholder"`` (a pending manual create shows a new disabled version without a
+    certificate) or ``"previous"`` (the previous version stays the newest until the merge).
     """
     from .emulator import Emulator
 
-    parts = Emulator(Path(state_dir), list(vaults), host, list(ports) if ports else None, tokens, publisher)
+    parts = Emulator(
+        Path(state_dir), list(vaults), host, list(ports) if ports else None, tokens, publisher, pending_version
+    )
     parts.start()
     return RunningEmulator(parts)

@@ -35,15 +35,17 @@ def x5t_of(version: Version) -> str:
 
 
 def certificate(vault: Vault, cert: Certificate, version: Version) -> dict[str, Any]:
+    """A placeholder version (pending manual create) has no ``x5t`` and no ``cer``, as Key Vault shows it."""
     base = vault.base_url
     body: dict[str, Any] = {
         "id": f"{base}/certificates/{cert.name}/{version.version}",
         "kid": f"{base}/keys/{cert.name}/{version.version}",
         "sid": f"{base}/secrets/{cert.name}/{version.version}",
-        "x5t": x5t_of(version),
-        "cer": version.cer,
-        "attributes": {**version.attributes, **RECOVERY},
     }
+    if not version.placeholder:
+        body["x5t"] = x5t_of(version)
+        body["cer"] = version.cer
+    body["attributes"] = {**version.attributes, **RECOVERY}
     if version.tags:
         body["tags"] = dict(version.tags)
     body["policy"] = policies.render(cert.policy, base, cert.name)
@@ -54,12 +56,11 @@ def certificate(vault: Vault, cert: Certificate, version: Version) -> dict[str, 
 
 def item(vault: Vault, cert: Certificate, version: Version, *, with_version: bool) -> dict[str, Any]:
     suffix = f"/{version.version}" if with_version else ""
-    body: dict[str, Any] = {
-        "id": f"{vault.base_url}/certificates/{cert.name}{suffix}",
-        "x5t": x5t_of(version),
-        "attributes": dict(version.attributes),
-        "subject": "",
-    }
+    body: dict[str, Any] = {"id": f"{vault.base_url}/certificates/{cert.name}{suffix}"}
+    if not version.placeholder:
+        body["x5t"] = x5t_of(version)
+    body["attributes"] = dict(version.attributes)
+    body["subject"] = ""
     if version.tags:
         body["tags"] = dict(version.tags)
     return body
@@ -87,16 +88,20 @@ def deleted(vault: Vault, cert: Certificate) -> dict[str, Any]:
     latest = cert.latest()
     if latest is None:  # only a pending operation: Key Vault shows its disabled placeholder version
         created = cert.policy["attributes"]["created"]
-        start = datetime.fromtimestamp(created, tz=UTC)
-        exp = add_months(start, int(cert.policy["x509_props"]["validity_months"]))
-        attributes = {"enabled": False, "nbf": created - 600, "exp": int(exp.timestamp())}
         return {
             **head,
             "id": f"{vault.base_url}/certificates/{cert.name}",
-            "attributes": {**attributes, "created": created, "updated": created, **RECOVERY},
+            "attributes": {**placeholder_attributes(cert.policy, created), **RECOVERY},
             "policy": policies.render(cert.policy, vault.base_url, cert.name),
         }
     return {**head, **certificate(vault, cert, latest)}
+
+
+def placeholder_attributes(policy: dict[str, Any], created: int) -> dict[str, Any]:
+    """As recorded for a pending-only certificate: disabled, nbf 10 minutes before creation, exp validity later."""
+    start = datetime.fromtimestamp(created, tz=UTC)
+    exp = add_months(start, int(policy["x509_props"]["validity_months"]))
+    return {"enabled": False, "nbf": created - 600, "exp": int(exp.timestamp()), "created": created, "updated": created}
 
 
 def secret(vault: Vault, cert: Certificate, version: Version, value: str) -> dict[str, Any]:

@@ -18,7 +18,9 @@ from .errors import (
     bad_parameter,
     certificate_not_found,
     deleted_not_found,
+    pending_conflict,
     pending_not_found,
+    secret_disabled,
     secret_not_found,
 )
 from .paging import page
@@ -29,6 +31,14 @@ NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 RETRY_AFTER = "10"
 PURGE_DAYS = 7
 SUPPORTED_ISSUERS = ("self", "unknown")
+PENDING_VERSION_MODES = ("placeholder", "previous")
+DEFAULT_PENDING_VERSION = "placeholder"
+# Key Vault's limits on tags (docs "About Azure Key Vault secrets", secret tags; the same 400 for certificates).
+MAX_TAGS = 15
+MAX_TAG_LENGTH = 256
+# Path segments of Key Vault's own routes under /certificates (and the deleted-certificates collection):
+# refused as certificate names where a certificate is created or imported.
+RESERVED_NAMES = ("issuers", "contacts", "deletedcertificates")
 
 
 class VersionListener(Protocol):
@@ -51,19 +61,61 @@ def _json_object(body: Any) -> dict[str, Any]:
     return body
 
 
+def check_new_name(name: str) -> str:
+    """A name a certificate may be created or imported under: not one of Key Vault's own route segments."""
+    check_name(name)
+    if name.lower() in RESERVED_NAMES:
+        raise bad_parameter(
+            f"The request URI contains an invalid name: {name!r} is reserved by Key Vault's certificates API."
+        )
+    return name
+
+
 def _tags(value: Any) -> dict[str, str] | None:
+    """Tags as Key Vault takes them: at most 15, names 1-256 and values up to 256 characters (else 400)."""
     if value is None:
         return None
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise bad_parameter("Property tags must be an object of string values")
+    if len(value) > MAX_TAGS:
+        raise bad_parameter(f"Property has invalid value: tags ({len(value)} given, at most {MAX_TAGS})")
+    for tag, text in value.items():
+        if not 1 <= len(tag) <= MAX_TAG_LENGTH or len(text) > MAX_TAG_LENGTH:
+            raise bad_parameter(
+                f"Property has invalid value: tags (names 1-{MAX_TAG_LENGTH} and values up to {MAX_TAG_LENGTH} "
+                "characters)"
+            )
     return dict(value)
 
 
+def _check_request_id(name: str, pending: Pending, query: Mapping[str, str] | None) -> None:
+    """``request_id`` in the query filters: another operation's id answers 404 (Key Vault's documented rule)."""
+    wanted = (query or {}).get("request_id")
+    if wanted is not None and wanted.lower() != pending.request_id.lower():
+        raise pending_not_found(name)
+
+
 class Certificates:
-    def __init__(self, store: Store, clock: Clock, listener: VersionListener) -> None:
+    """``pending_version``: what a pending manual create shows as the certificate's newest version.
+
+    ``placeholder``: a new disabled version without a certificate (GET and the versions list return it, its
+    secret answers 403 SecretDisabled), filled and enabled by the merge, removed with the pending operation.
+    ``previous``: no new version until the merge; GET keeps returning the previous version.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        listener: VersionListener,
+        pending_version: str = DEFAULT_PENDING_VERSION,
+    ) -> None:
+        if pending_version not in PENDING_VERSION_MODES:
+            raise ValueError(f"pending_version must be one of {PENDING_VERSION_MODES}, not {pending_version!r}")
         self._store = store
         self._clock = clock
         self._listener = listener
+        self.pending_version = pending_version
 
     # -- lookups -----------------------------------------------------------------------------------
     def _live(self, vault: Vault, name: str) -> Certificate:
@@ -98,15 +150,11 @@ class Certificates:
     # -- create / pending / merge ------------------------------------------------------------------
     def create(self, vault: Vault, name: str, body: Any) -> Response:
         body = _json_object(body)
+        check_new_name(name)
         now = self._clock.epoch()
         with self._store.lock:
             cert = self._not_deleted(vault, name)
-            if cert is not None and cert.pending is not None and cert.pending.status == "inProgress":
-                raise KeyVaultError(
-                    409,
-                    "Conflict",
-                    f"There is already a pending operation for certificate {name}: merge, cancel or delete it first.",
-                )
+            self._no_operation_in_progress(cert)
             if "policy" in body or cert is None:
                 created = cert.policy["attributes"]["created"] if cert else None
                 policy = policies.normalize(body.get("policy"), now, created=created)
@@ -115,7 +163,8 @@ class Certificates:
             issuer = policy["issuer"]["name"]
             if issuer.lower() not in SUPPORTED_ISSUERS:
                 raise bad_parameter(f"Issuer {issuer!r} is not configured in this emulator: use 'Self' or 'Unknown'")
-            previous = cert.latest() if cert else None
+            tags = _tags(body.get("tags"))
+            previous = cert.latest_issued() if cert else None
             if policy["key_props"].get("reuse_key") and previous is not None:
                 key_id = previous.key_id
                 key = pki.key_from_pem(self._store.load_key(key_id))
@@ -135,8 +184,9 @@ class Certificates:
                 if issuer.lower() == "self"
                 else bundles.PENDING_DETAILS_UNKNOWN,
                 attributes={"enabled": bool(attributes.get("enabled", True))},
-                tags=_tags(body.get("tags")),
+                tags=tags,
             )
+            self._drop_placeholder(cert)  # a finished (cancelled) operation's placeholder is replaced
             cert.pending = pending
             headers = {
                 "Location": f"{vault.base_url}/certificates/{cert.name}/pending"
@@ -150,16 +200,43 @@ class Certificates:
                 leaf = pki.self_sign(key, policy["x509_props"], self._clock.now())
                 self._complete(vault, cert, pending, [leaf])
             else:
+                if self.pending_version == "placeholder":
+                    self._add_placeholder(cert, now)
                 self._store.save(vault.name, cert)
             return Response(202, answer, headers)
+
+    @staticmethod
+    def _no_operation_in_progress(cert: Certificate | None) -> None:
+        if cert is not None and cert.pending is not None and cert.pending.status == "inProgress":
+            raise pending_conflict()
+
+    def _add_placeholder(self, cert: Certificate, now: int) -> None:
+        version = Version(
+            version=new_id(),
+            cer="",
+            chain=[],
+            key_id="",
+            attributes=bundles.placeholder_attributes(cert.policy, now),
+            tags={},
+            content_type=cert.policy["secret_props"]["contentType"],
+            placeholder=True,
+        )
+        cert.versions.append(version)
+
+    @staticmethod
+    def _drop_placeholder(cert: Certificate) -> None:
+        cert.versions = [v for v in cert.versions if not v.placeholder]
 
     def _new_version(
         self, cert: Certificate, chain: list[x509.Certificate], key_id: str, enabled: bool, tags: dict[str, str]
     ) -> Version:
         now = self._clock.epoch()
         leaf = chain[0]
+        placeholder = cert.placeholder()
+        if placeholder is not None:  # the merge fills the pending create's placeholder version and enables it
+            cert.versions.remove(placeholder)
         version = Version(
-            version=new_id(),
+            version=placeholder.version if placeholder is not None else new_id(),
             cer=pki.b64(pki.der(leaf)),
             chain=[pki.b64(pki.der(c)) for c in chain[1:]],
             key_id=key_id,
@@ -167,7 +244,7 @@ class Certificates:
                 "enabled": enabled,
                 "nbf": int(leaf.not_valid_before_utc.timestamp()),
                 "exp": int(leaf.not_valid_after_utc.timestamp()),
-                "created": now,
+                "created": placeholder.attributes["created"] if placeholder is not None else now,
                 "updated": now,
             },
             tags=tags,
@@ -189,29 +266,36 @@ class Certificates:
         self._commit(vault, cert, version)
         return version
 
-    def get_pending(self, vault: Vault, name: str) -> Response:
+    def get_pending(self, vault: Vault, name: str, query: Mapping[str, str] | None = None) -> Response:
         cert, pending = self._pending(vault, name)
+        _check_request_id(name, pending, query)
         headers = {"Retry-After": RETRY_AFTER} if pending.status == "inProgress" else {}
         return Response(200, bundles.operation(vault, cert, pending), headers)
 
-    def cancel_pending(self, vault: Vault, name: str, body: Any) -> Response:
+    def cancel_pending(self, vault: Vault, name: str, body: Any, query: Mapping[str, str] | None = None) -> Response:
         body = _json_object(body)
         if body.get("cancellation_requested") is not True:
             raise bad_parameter("Property cancellation_requested must be true")
         with self._store.lock:
             cert, pending = self._pending(vault, name)
+            _check_request_id(name, pending, query)
+            if pending.status != "inProgress":
+                raise bad_parameter(
+                    f"Cancellation can only be requested while the operation is inProgress; it is {pending.status}."
+                )
             pending.cancellation_requested = True
             answer = bundles.operation(vault, cert, pending)  # Key Vault answers before it cancels
-            if pending.status == "inProgress":
-                pending.status = "cancelled"
+            pending.status = "cancelled"
             self._store.save(vault.name, cert)
             return Response(200, answer)
 
-    def delete_pending(self, vault: Vault, name: str) -> Response:
+    def delete_pending(self, vault: Vault, name: str, query: Mapping[str, str] | None = None) -> Response:
         with self._store.lock:
             cert, pending = self._pending(vault, name)
+            _check_request_id(name, pending, query)
             answer = bundles.operation(vault, cert, pending)
             cert.pending = None
+            self._drop_placeholder(cert)
             self._store.save(vault.name, cert)
             return Response(200, answer)
 
@@ -227,9 +311,9 @@ class Certificates:
             if leaf is None:
                 raise bad_parameter("Public key from x509 certificate and key of this instance doesn't match")
             attributes = _json_object(body.get("attributes"))
+            tags = _tags(body.get("tags"))
             if "enabled" in attributes:
                 pending.attributes = {"enabled": bool(attributes["enabled"])}
-            tags = _tags(body.get("tags"))
             if tags is not None:
                 pending.tags = tags
             version = self._complete(vault, cert, pending, [leaf, *[c for c in chain if c is not leaf]])
@@ -239,6 +323,8 @@ class Certificates:
     # -- import ------------------------------------------------------------------------------------
     def import_(self, vault: Vault, name: str, body: Any) -> Response:
         body = _json_object(body)
+        check_new_name(name)
+        tags = _tags(body.get("tags"))
         if not isinstance(body.get("value"), str):
             raise bad_parameter("Property value is required: base64 of a PFX, or of PEM text with key and certificate")
         password = body.get("pwd")
@@ -246,6 +332,7 @@ class Certificates:
         now = self._clock.epoch()
         with self._store.lock:
             cert = self._not_deleted(vault, name)
+            self._no_operation_in_progress(cert)
             given = _json_object(body.get("policy"))
             if given or cert is None:
                 described = pki.describe(chain[0])
@@ -260,7 +347,8 @@ class Certificates:
             attributes = _json_object(body.get("attributes"))
             key_id = self._store.save_key(pki.key_to_pem(key))
             enabled = bool(attributes.get("enabled", True))
-            version = self._new_version(cert, chain, key_id, enabled, _tags(body.get("tags")) or {})
+            self._drop_placeholder(cert)  # a finished (cancelled) operation's placeholder is not a version to keep
+            version = self._new_version(cert, chain, key_id, enabled, tags or {})
             self._commit(vault, cert, version)
             return Response(200, bundles.certificate(vault, cert, version))
 
@@ -276,9 +364,9 @@ class Certificates:
             cert = self._live(vault, name)
             target = self._version(cert, version)
             attributes = _json_object(body.get("attributes"))
+            tags = _tags(body.get("tags"))
             if "enabled" in attributes:
                 target.attributes["enabled"] = bool(attributes["enabled"])
-            tags = _tags(body.get("tags"))
             if tags is not None:
                 target.tags = tags
             if body.get("policy") is not None:
@@ -300,7 +388,7 @@ class Certificates:
 
     # -- lists -------------------------------------------------------------------------------------
     def list(self, vault: Vault, query: Mapping[str, str]) -> Response:
-        live = [c for c in self._store.all(vault.name) if c.deleted is None and c.versions]
+        live = [c for c in self._store.all(vault.name) if c.deleted is None and c.latest_issued() is not None]
         body = page(
             live,
             lambda c: c.name.upper(),
@@ -365,6 +453,8 @@ class Certificates:
             found = cert.find(version) if version else cert.latest()
         if cert is None or found is None:
             raise secret_not_found(name, version)
+        if found.placeholder or not found.attributes.get("enabled", True):
+            raise secret_disabled()
         chain = [x509.load_der_x509_certificate(base64.b64decode(c)) for c in [found.cer, *found.chain]]
         key = None
         if cert.policy["key_props"].get("exportable", True):

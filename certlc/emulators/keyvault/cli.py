@@ -10,6 +10,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from . import DEFAULT_PENDING_VERSION, PENDING_VERSION_MODES
+
 DEFAULT_STATE = Path(".local") / "keyvault"
 
 
@@ -30,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print one JSON line with url, ca_bundle, admin_url, token, vaults"
     )
+    parser.add_argument(
+        "--pending-version",
+        choices=PENDING_VERSION_MODES,
+        default=DEFAULT_PENDING_VERSION,
+        help="what a pending manual create shows as the newest version: a disabled placeholder without a "
+        f"certificate, or the previous version until the merge (default {DEFAULT_PENDING_VERSION})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     vaults = args.vault or ["kv1"]
     try:
-        emulator = start(args.state, vaults=vaults, ports=args.port)
+        emulator = start(args.state, vaults=vaults, ports=args.port, pending_version=args.pending_version)
     except (OSError, ValueError) as exc:
         print(f"certlc emulator keyvault: {exc}", file=sys.stderr)
         return 2
@@ -54,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
             for name, url in emulator.vault_urls.items():
                 print(f"vault {name}: {url}", flush=True)
             print(f"control API: {emulator.admin_url}\nCA bundle: {emulator.ca_bundle}", flush=True)
+            print(f"pending versions: {emulator.pending_version}", flush=True)
             print(f"officer token: {emulator.token}  (Ctrl+C stops)", flush=True)
         stop.wait()
     finally:

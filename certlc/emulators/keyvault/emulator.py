@@ -12,7 +12,7 @@ from certlc.localstack.pki import loopback_tls, server_context
 
 from .admin import Admin
 from .auth import DEFAULT_TOKENS, TokenAuthorizer
-from .certificates import Certificates
+from .certificates import DEFAULT_PENDING_VERSION, PENDING_VERSION_MODES, Certificates
 from .clock import Clock
 from .eventgrid import EventGridPublisher
 from .events import CertificateEvents
@@ -46,8 +46,12 @@ class Emulator:
         ports: list[int] | None,
         tokens: Mapping[str, str] | None,
         publisher: Any,
+        pending_version: str = DEFAULT_PENDING_VERSION,
     ) -> None:
         _check(vaults, host, ports)
+        if pending_version not in PENDING_VERSION_MODES:
+            raise ValueError(f"pending_version must be one of {', '.join(PENDING_VERSION_MODES)}: {pending_version!r}")
+        self.pending_version = pending_version
         self.tls = loopback_tls(state_dir / "tls", "certlc Key Vault emulator")
         self.store = Store(state_dir)
         self.clock = Clock(float(self.store.load_meta("clock").get("offset_seconds", 0.0)))
@@ -62,7 +66,7 @@ class Emulator:
         self.faults = Faults()
         self.throttle = Throttle()
         admin = Admin(self.clock, self.requests, self.faults, self.throttle, self.publisher, self.vault_urls)
-        certificates = Certificates(self.store, self.clock, self.events)
+        self.certificates = certificates = Certificates(self.store, self.clock, self.events, pending_version)
         pipeline = Pipeline(certificates, self.authorizer, self.clock, self.requests, self.faults, self.throttle, admin)
         context = server_context(self.tls)
         self.listeners: list[Listener] = []

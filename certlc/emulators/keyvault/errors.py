@@ -63,3 +63,20 @@ def secret_not_found(name: str, version: str | None = None) -> KeyVaultError:
         "SecretNotFound",
         f"A secret with (name/id) {ident} was not found in this key vault. {RECOVER_HINT}",
     )
+
+
+def secret_disabled() -> KeyVaultError:
+    """What Key Vault answers for a disabled secret version (also the secret of a pending placeholder)."""
+    return KeyVaultError(
+        403, "Forbidden", "Operation get is not allowed on a disabled secret.", inner_code="SecretDisabled"
+    )
+
+
+def pending_conflict() -> KeyVaultError:
+    """Create or import while the pending operation is inProgress (documented shape: code Forbidden, 409)."""
+    return KeyVaultError(
+        409,
+        "Forbidden",
+        "A new key vault certificate can not be created or imported while a pending key vault certificate's "
+        "status is inProgress.",
+    )

@@ -51,11 +51,9 @@ def normalize(raw: Any, now: int, *, created: int | None = None) -> dict[str, An
         "sans": {k: v for k, v in sans.items() if v is not None},
         "ekus": x509_props.get("ekus") if x509_props.get("ekus") is not None else list(DEFAULT_EKUS),
         "key_usage": x509_props.get("key_usage") or _default_key_usage(kty),
-        "validity_months": int(x509_props.get("validity_months") or 12),
+        "validity_months": _validity_months(x509_props.get("validity_months")),
         "basic_constraints": x509_props.get("basic_constraints") or {"ca": False},
     }
-    if not 1 <= x509_props["validity_months"] <= 1200:
-        raise bad_parameter("validity_months must be between 1 and 1200")
 
     issuer = _object(policy.get("issuer"), "policy.issuer")
     issuer.setdefault("name", "Unknown")
@@ -76,6 +74,15 @@ def normalize(raw: Any, now: int, *, created: int | None = None) -> dict[str, An
             "updated": now,
         },
     }
+
+
+def _validity_months(value: Any) -> int:
+    """Absent (or null) means 12; anything given must be a whole number of months in 1..1200 (0 is refused)."""
+    if value is None:
+        return 12
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1200:
+        raise bad_parameter(f"Property validity_months has invalid value {value!r}: a whole number from 1 to 1200")
+    return value
 
 
 def _default_key_usage(kty: str) -> list[str]:

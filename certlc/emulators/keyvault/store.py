@@ -27,6 +27,9 @@ class Version:
     tags: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/x-pkcs12"
     events_sent: list[str] = field(default_factory=list)
+    # The disabled version Key Vault shows while a manual (issuer Unknown) create is pending: no certificate
+    # yet (cer is ""), filled and enabled by the merge. Only made in the "placeholder" pending-version mode.
+    placeholder: bool = False
 
 
 @dataclass
@@ -56,9 +59,17 @@ class Certificate:
         return self.versions[-1] if self.versions else None
 
     def current(self) -> Version | None:
-        """The newest enabled version: the one expiry events are about."""
-        enabled = [v for v in self.versions if v.attributes.get("enabled", True)]
+        """The newest enabled version with a certificate: the one expiry events are about."""
+        enabled = [v for v in self.versions if v.attributes.get("enabled", True) and not v.placeholder]
         return enabled[-1] if enabled else None
+
+    def latest_issued(self) -> Version | None:
+        """The newest version that holds a certificate (placeholders left out)."""
+        issued = [v for v in self.versions if not v.placeholder]
+        return issued[-1] if issued else None
+
+    def placeholder(self) -> Version | None:
+        return next((v for v in self.versions if v.placeholder), None)
 
     def find(self, version: str) -> Version | None:
         return next((v for v in self.versions if v.version == version.lower()), None)
