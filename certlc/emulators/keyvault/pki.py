@@ -154,7 +154,10 @@ def _extensions(x509_props: dict[str, Any]) -> list[tuple[x509.ExtensionType, bo
         if unknown:
             raise bad_parameter(f"Invalid key usage {unknown}: use any of {list(KEY_USAGES)}")
         flags = {attr: name in usages for name, attr in _KU_ATTRS.items()}
-        extensions.append((x509.KeyUsage(**flags), True))
+        try:
+            extensions.append((x509.KeyUsage(**flags), True))
+        except ValueError as exc:  # encipherOnly/decipherOnly mean something only with keyAgreement (RFC 5280)
+            raise bad_parameter(f"Invalid key usage {usages}: {exc}") from exc
     ekus = x509_props.get("ekus") or []
     if ekus:
         try:

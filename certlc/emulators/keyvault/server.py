@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import routes
+from . import routes, schemas
 from .admin import PREFIX, Admin
 from .auth import Action, TokenAuthorizer
 from .bundles import Vault
@@ -58,13 +58,18 @@ class Pipeline:
         if path == PREFIX or path.startswith(PREFIX + "/"):
             try:
                 parsed = _json(body)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 return Response(400, {"error": {"code": "BadRequest", "message": f"invalid JSON body: {exc}"}})
             return self.admin.handle(method, path, parsed)
         try:
             response = self._vault_request(vault, base_url, method, path, query, headers, body)
         except KeyVaultError as exc:
             response = Response(exc.status, exc.body(), exc.headers)
+        except Exception:  # a bug, never the client's fault: answer it instead of dropping the connection
+            log.exception("%s %s %s failed", vault, method, path)
+            response = Response(
+                500, {"error": {"code": "InternalServerError", "message": f"The emulator failed on {method} {path}"}}
+            )
         self.requests.add(
             {
                 "method": method,
@@ -94,13 +99,15 @@ class Pipeline:
             raise KeyVaultError(404, "NotFound", f"The emulator does not implement {method} {path}")
         route, params = found
         self.throttle.check(vault, route.throttle_kind)
-        api_version = query.get("api-version")
-        if not api_version:
-            raise bad_parameter("The api-version query parameter is required (for example api-version=7.5)")
-        try:
-            parsed = _json(body)
-        except ValueError as exc:
-            raise bad_parameter(f"The request body is not valid JSON: {exc}") from exc
+        api_version = schemas.check_api_version(query)
+        operation = schemas.OPERATIONS[route.operation]
+        parsed = None
+        if operation.body is not None:  # a body where the spec declares none is ignored
+            try:
+                parsed = _json(body)
+            except (ValueError, RecursionError) as exc:
+                raise bad_parameter(f"The request body is not valid JSON: {str(exc)[:200]}") from exc
+        schemas.check_request(operation, params, query, parsed)
         return route.handler(self.certificates, Vault(vault, base_url, api_version), params, query, parsed)
 
 
@@ -121,9 +128,13 @@ def _handler_class(pipeline: Pipeline, vault: str, base_url: str) -> type[BaseHT
         server_version = "certlc-keyvault-emulator"
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            if not ipaddress.ip_address(self.client_address[0]).is_loopback:
+            raw_length = (self.headers.get("Content-Length") or "0").strip()
+            length = int(raw_length) if raw_length.isascii() and raw_length.isdigit() else -1
+            body = self.rfile.read(length) if length > 0 else b""
+            if length < 0:
+                self.close_connection = True  # the body's end is unknown: answer, then close
+                response = Response(400, bad_parameter("The Content-Length header is not a valid length").body())
+            elif not ipaddress.ip_address(self.client_address[0]).is_loopback:
                 response = Response(403, {"error": {"code": "Forbidden", "message": "loopback clients only"}})
             else:
                 response = pipeline.handle(vault, base_url, self.command, self.path, self.headers, body)
@@ -141,9 +152,10 @@ def _handler_class(pipeline: Pipeline, vault: str, base_url: str) -> type[BaseHT
                 self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            if self.command != "HEAD":
+                self.wfile.write(payload)
 
-        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("%s %s", vault, format % args)
