@@ -224,7 +224,9 @@ class Matrix:
         )
         new_versions, ca_requests, orphans, lost = {}, {}, [], []
         for name in row.names:
-            new_versions[name] = len(list(self.client.list_properties_of_certificate_versions(name))) - 1
+            new_versions[name] = (
+                sum(1 for v in self.client.list_properties_of_certificate_versions(name) if v.x509_thumbprint) - 1
+            )
             ca_requests[name] = sum(r["event"] == "submitted" for r in records[name])
             record = self.runtime.workflow.ledger.peek(VAULT, name)
             if self.pending_in_progress(name) and not (record and record.is_live(now)):

@@ -98,7 +98,9 @@ def measure(stack: Any, names: Sequence[tuple[str, str]], args: argparse.Namespa
     stack.control.throttling(False)
     entries = stack.control.requests()
     clients = {v: certificate_client(stack, v) for v in stack.vault_names}
-    counts = Counter(len(list(clients[v].list_properties_of_certificate_versions(n))) for v, n in names)
+    counts = Counter(
+        sum(1 for p in clients[v].list_properties_of_certificate_versions(n) if p.x509_thumbprint) for v, n in names
+    )
     return {
         "seed_seconds": seed_seconds,
         "seconds": seconds,

@@ -216,7 +216,7 @@ def assess(client: Any, stack: Any, directory: Path, alerts: list[Any]) -> list[
     outcomes = []
     for seed in SEEDS:
         records = [r for r in audit if r.get("name") == seed.name]
-        versions = len(list(client.list_properties_of_certificate_versions(seed.name)))
+        versions = sum(1 for v in client.list_properties_of_certificate_versions(seed.name) if v.x509_thumbprint)
         mine = [a for a in alerts if isinstance(a, dict) and a.get("name") == seed.name]
         status, reason = _final_state(records)
         if status == "untouched":  # no event and not due for the sweep: say why, from the decision chain

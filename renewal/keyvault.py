@@ -68,6 +68,7 @@ class CertificateSummary:
     not_before: datetime | None
     expires_on: datetime | None
     tags: Mapping[str, str]
+    has_certificate: bool = True  # the listing carries the version's x5t only when it holds a certificate
 
 
 class KeyVault:
@@ -101,7 +102,8 @@ class KeyVault:
             ]
             if not good:
                 return None
-            newest = max(good, key=lambda p: p.created_on)
+            # created times have whole seconds and can tie; a renewed version expires later than the one it replaces
+            newest = max(good, key=lambda p: (p.created_on, p.expires_on or p.created_on))
             return self._snapshot(self._client.get_certificate_version(name, newest.version))
 
     def create_pending(self, name: str, policy: Any, tags: Mapping[str, str]) -> PendingOperation:
@@ -164,15 +166,17 @@ class KeyVault:
                     not_before=props.not_before,
                     expires_on=props.expires_on,
                     tags=dict(props.tags or {}),
+                    has_certificate=props.x509_thumbprint is not None,
                 )
 
 
 def is_placeholder(cert: CertificateSnapshot | CertificateSummary) -> bool:
     """A version with no certificate in it and disabled: how Key Vault may show a create that is still pending.
 
-    A version an operator disabled still carries its certificate (and an expiry); a placeholder has neither.
+    A version an operator disabled still carries its certificate; a placeholder has none (Key Vault still gives
+    it nbf/exp from the policy's validity, so the dates cannot tell them apart).
     """
-    has_certificate = cert.cer is not None if isinstance(cert, CertificateSnapshot) else cert.expires_on is not None
+    has_certificate = cert.cer is not None if isinstance(cert, CertificateSnapshot) else cert.has_certificate
     return not cert.enabled and not has_certificate
 
 

@@ -61,7 +61,8 @@ def settle(stack: Any, timeout: float = 60.0) -> int:
 
 
 def versions(stack: Any, name: str, vault: str = "kv1") -> list[Any]:
-    return list(client(stack, vault).list_properties_of_certificate_versions(name))
+    """The versions that hold a certificate: a pending create's placeholder (disabled, no x5t) is not one."""
+    return [v for v in client(stack, vault).list_properties_of_certificate_versions(name) if v.x509_thumbprint]
 
 
 def deliver(stack: Any, body: str, dequeue_count: int = 1) -> None:

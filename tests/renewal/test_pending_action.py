@@ -35,8 +35,8 @@ def snapshot(enabled: bool, cer: bytes | None) -> CertificateSnapshot:
     return CertificateSnapshot("kv1", "web", "v2", enabled, None, None, "Unknown", {}, cer, None)
 
 
-def summary(enabled: bool, expires_on: dt.datetime | None) -> CertificateSummary:
-    return CertificateSummary("web", "v2", enabled, None, expires_on, {})
+def summary(enabled: bool, has_certificate: bool) -> CertificateSummary:
+    return CertificateSummary("web", "v2", enabled, None, NOW, {}, has_certificate)  # a placeholder has dates too
 
 
 @pytest.mark.parametrize(
@@ -45,9 +45,9 @@ def summary(enabled: bool, expires_on: dt.datetime | None) -> CertificateSummary
         (snapshot(enabled=False, cer=None), True),  # Key Vault's placeholder for a pending create
         (snapshot(enabled=False, cer=b"der"), False),  # disabled by an operator: still a certificate
         (snapshot(enabled=True, cer=b"der"), False),
-        (summary(enabled=False, expires_on=None), True),
-        (summary(enabled=False, expires_on=NOW), False),
-        (summary(enabled=True, expires_on=NOW), False),
+        (summary(enabled=False, has_certificate=False), True),
+        (summary(enabled=False, has_certificate=True), False),
+        (summary(enabled=True, has_certificate=True), False),
     ],
 )
 def test_a_placeholder_is_disabled_and_holds_no_certificate(value, placeholder) -> None:
