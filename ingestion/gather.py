@@ -1,13 +1,26 @@
-"""Key Vault side of the snapshot: list each vault (paged) and read details of unseen versions."""
+"""Key Vault side of the snapshot: list each vault (paged) and read details of unseen versions.
+
+A renewal in flight: while a manual create is pending, Key Vault may list the new version's disabled placeholder
+(no certificate, no thumbprint) as the certificate. Such an entry is described by the newest good version
+(enabled, with a thumbprint) from the certificate's versions list, and marked ``renewal_pending``. Where Key
+Vault keeps listing the previous version instead, the pending operation is read, but only for managed
+certificates inside their renewal window (the only ones certlc starts a version for).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from ingestion.cache import DetailCache, cache_key
 from ingestion.rows import CertificateDetails, ListedCertificate
+from renewal import tags as T
+from renewal.keyvault import CertificateSummary, is_placeholder
+
+# Whether to read a listed certificate's pending operation (the listing does not say whether one exists).
+OperationCheck = Callable[[ListedCertificate, CertificateDetails], bool]
 
 
 @dataclass
@@ -16,14 +29,16 @@ class VaultListing:
     certificates: list[tuple[ListedCertificate, CertificateDetails]] = field(default_factory=list)
     list_pages: int = 0
     detail_reads: int = 0
+    version_pages: int = 0  # versions lists of certificates that show a placeholder
+    operation_reads: int = 0  # pending operations read (see ``OperationCheck``)
     error: str = ""
 
     @property
     def keyvault_calls(self) -> int:
-        return self.list_pages + self.detail_reads
+        return self.list_pages + self.detail_reads + self.version_pages + self.operation_reads
 
 
-def listed_from_properties(vault: str, props: Any) -> ListedCertificate:
+def listed_from_properties(vault: str, props: Any, *, renewal_pending: bool = False) -> ListedCertificate:
     thumb = props.x509_thumbprint
     return ListedCertificate(
         vault=vault,
@@ -33,7 +48,69 @@ def listed_from_properties(vault: str, props: Any) -> ListedCertificate:
         expires_on=props.expires_on,
         enabled=bool(props.enabled) if props.enabled is not None else True,
         tags=dict(props.tags or {}),
+        renewal_pending=renewal_pending,
     )
+
+
+def shows_placeholder(props: Any) -> bool:
+    """A listing entry that is the disabled placeholder of a pending create, not a certificate.
+
+    ``is_placeholder`` goes by the enabled flag and the expiry. Key Vault records an expiry on a pending
+    create's placeholder too (the emulator does the same), so a disabled entry without an x509 thumbprint
+    also counts: a version an operator disabled keeps its certificate, and so its thumbprint.
+    """
+    enabled = bool(props.enabled) if props.enabled is not None else True
+    summary = CertificateSummary(
+        props.name, props.version, enabled, props.not_before, props.expires_on, dict(props.tags or {})
+    )
+    return is_placeholder(summary) or (not enabled and not props.x509_thumbprint)
+
+
+def newest_good_version(client: Any, name: str, listing: VaultListing) -> Any | None:
+    """The newest enabled version that holds a certificate, from the versions list (one call per page)."""
+    good: list[Any] = []
+    for page in client.list_properties_of_certificate_versions(name).by_page():
+        listing.version_pages += 1
+        good.extend(p for p in page if p.enabled and p.x509_thumbprint)
+    if not good:
+        return None
+    oldest = datetime.min.replace(tzinfo=UTC)
+    return max(good, key=lambda p: p.created_on or oldest)
+
+
+def read_version_details(client: Any, name: str, version: str, listing: VaultListing) -> CertificateDetails:
+    """A version's details; the SDK's versioned read may leave the policy out, then it is read on its own."""
+    listing.detail_reads += 1
+    certificate = client.get_certificate_version(name, version)
+    details = details_from_certificate(certificate)
+    if certificate.policy is None:
+        listing.detail_reads += 1
+        policy = client.get_certificate_policy(name)
+        details = replace(details, policy_issuer=policy.issuer_name or "")
+    return details
+
+
+def operation_in_progress(client: Any, name: str, listing: VaultListing) -> bool:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    listing.operation_reads += 1
+    try:
+        operation = client.get_certificate_operation(name)
+    except ResourceNotFoundError:
+        return False
+    return (operation.status or "").lower() == "inprogress"
+
+
+def inside_renewal_window(now: datetime, window: Any) -> OperationCheck:
+    """The ``OperationCheck`` ingestion uses: managed, enabled, and due by the renewal decision's own threshold."""
+    from renewal.decide import renewal_threshold
+
+    def check(listed: ListedCertificate, details: CertificateDetails) -> bool:
+        if not listed.enabled or listed.expires_on is None or not T.is_managed(details.policy_issuer, listed.tags):
+            return False
+        return listed.expires_on - now <= renewal_threshold(listed.not_before, listed.expires_on, listed.tags, window)
+
+    return check
 
 
 def details_from_certificate(certificate: Any) -> CertificateDetails:
@@ -85,10 +162,13 @@ def list_vault(
     client: Any,
     cache: DetailCache,
     seen: dict[str, CertificateDetails],
+    check_operation: OperationCheck | None = None,
 ) -> VaultListing:
     """List one vault; on any failure the vault contributes no rows (no partial vault in a snapshot).
 
-    ``seen`` collects the cache entries in use, so the saved cache stays bounded.
+    ``seen`` collects the cache entries in use, so the saved cache stays bounded. Key Vault calls: the list
+    pages, a read per version not cached, and for a renewal in flight the versions list (placeholder listed)
+    or the pending operation (``check_operation`` says for which certificates).
     """
     from azure.core.exceptions import AzureError
 
@@ -99,12 +179,26 @@ def list_vault(
         for page in client.list_properties_of_certificates().by_page():
             listing.list_pages += 1
             for props in page:
-                listed = listed_from_properties(vault, props)
+                placeholder = shows_placeholder(props)
+                good = newest_good_version(client, props.name, listing) if placeholder else None
+                if good is not None:
+                    listed = listed_from_properties(vault, good, renewal_pending=True)
+                elif placeholder:  # a first version still pending: nothing issued yet
+                    listed = replace(
+                        listed_from_properties(vault, props, renewal_pending=True), not_before=None, expires_on=None
+                    )
+                else:
+                    listed = listed_from_properties(vault, props)
                 key = cache_key(vault, listed.name, listed.thumbprint)
                 details = cache.get(key) if listed.thumbprint else None
-                if details is None:
+                if details is None and good is not None:
+                    details = read_version_details(client, listed.name, good.version, listing)
+                elif details is None:
                     listing.detail_reads += 1
                     details = details_from_certificate(client.get_certificate(listed.name))
+                ask = not listed.renewal_pending and check_operation is not None and check_operation(listed, details)
+                if ask and operation_in_progress(client, listed.name, listing):
+                    listed = replace(listed, renewal_pending=True)
                 used[key] = details
                 found.append((listed, details))
     except (AzureError, ValueError) as error:

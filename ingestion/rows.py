@@ -19,7 +19,11 @@ EXPIRING_DAYS_DEFAULT = 30
 
 @dataclass(frozen=True)
 class ListedCertificate:
-    """What one item of Key Vault's certificate list says (no extra call needed)."""
+    """What one item of Key Vault's certificate list says (no extra call needed).
+
+    While a renewal is pending and Key Vault lists the new version's placeholder, these are the newest good
+    version's values (from the versions list) and ``renewal_pending`` is set.
+    """
 
     vault: str
     name: str
@@ -28,6 +32,7 @@ class ListedCertificate:
     expires_on: datetime | None
     enabled: bool
     tags: Mapping[str, str] = field(default_factory=dict)
+    renewal_pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,4 +95,5 @@ def build_row(
         "Enabled": listed.enabled,
         "Managed": T.is_managed(details.policy_issuer, listed.tags),
         "LastRenewalOutcome": T.tag(listed.tags, T.LAST_OUTCOME) or "",
+        "RenewalPending": listed.renewal_pending,
     }

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ingestion.cache import DetailCache, default_cache_path
-from ingestion.gather import VaultListing, keep_failed_vault_entries, list_vault
+from ingestion.gather import VaultListing, inside_renewal_window, keep_failed_vault_entries, list_vault
 from ingestion.rows import EXPIRING_DAYS_DEFAULT, build_row
 from ingestion.upload import IngestionConfigError, UploadResult, logs_ingestion_client, target_from_env, upload_rows
 
@@ -32,10 +32,13 @@ class VaultReport:
     list_pages: int
     detail_reads: int
     error: str = ""
+    version_pages: int = 0
+    operation_reads: int = 0
+    renewals_pending: int = 0
 
     @property
     def keyvault_calls(self) -> int:
-        return self.list_pages + self.detail_reads
+        return self.list_pages + self.detail_reads + self.version_pages + self.operation_reads
 
 
 @dataclass
@@ -103,10 +106,12 @@ def take_snapshot(
     client_factory: Callable[[str, Mapping[str, str]], Any] = _default_client_factory,
 ) -> Snapshot:
     """Rows for every configured vault; a failing vault is reported and skipped."""
+    from renewal.settings import settings_from_env
     from renewal.vaults import vaults_from_env
 
     snapshot_time = (now or datetime.now(UTC)).astimezone(UTC)
     threshold = expiring_days(env)
+    check_operation = inside_renewal_window(snapshot_time, settings_from_env(env).window)
     cache = DetailCache.load(default_cache_path(env))
     seen: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
@@ -116,7 +121,7 @@ def take_snapshot(
 
     def one(vault: Vault) -> tuple[Vault, VaultListing, dict[str, Any]]:
         used: dict[str, Any] = {}
-        return vault, list_vault(vault.name, client_factory(vault.url, env), cache, used), used
+        return vault, list_vault(vault.name, client_factory(vault.url, env), cache, used, check_operation), used
 
     # Vaults are independent (each has its own Key Vault throttling budget): read them side by side.
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL_VAULTS, len(vaults)))) as pool:
@@ -128,7 +133,16 @@ def take_snapshot(
             log.warning("ingest: vault skipped: %s", listing.error)
         rows.extend(build_row(listed, details, snapshot_time, threshold) for listed, details in listing.certificates)
         reports.append(
-            VaultReport(vault.name, len(listing.certificates), listing.list_pages, listing.detail_reads, listing.error)
+            VaultReport(
+                vault.name,
+                len(listing.certificates),
+                listing.list_pages,
+                listing.detail_reads,
+                listing.error,
+                version_pages=listing.version_pages,
+                operation_reads=listing.operation_reads,
+                renewals_pending=sum(1 for listed, _ in listing.certificates if listed.renewal_pending),
+            )
         )
     cache.save(keep_failed_vault_entries(cache, failed, seen))
     return Snapshot(snapshot_time, rows, reports)

@@ -17,7 +17,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("TimeGenerated", "datetime", "Snapshot time, shared by every row of one ingestion run"),
     ("KeyVault", "string", "Name of the key vault that holds the certificate"),
     ("CertName", "string", "Key Vault certificate name"),
-    ("CertVersion", "string", "Current version of the certificate"),
+    ("CertVersion", "string", "Current version, or the last good one while a renewal is pending"),
     ("CertSubject", "string", "Subject distinguished name (RFC 4514)"),
     ("CertIssuer", "string", "Issuer distinguished name (RFC 4514)"),
     ("CertThumbprint", "string", "SHA-1 thumbprint, upper-case hex"),
@@ -30,6 +30,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("Enabled", "boolean", "Whether the certificate is enabled in Key Vault"),
     ("Managed", "boolean", "Whether certlc renews it (issuer Unknown or opted in, and not opted out)"),
     ("LastRenewalOutcome", "string", "Outcome of the last renewal (certlc-last-outcome tag), empty if none"),
+    ("RenewalPending", "boolean", "A new version is pending (not merged yet); the row shows the last good version"),
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _, _ in COLUMNS)

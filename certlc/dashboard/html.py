@@ -8,7 +8,16 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from certlc.dashboard.view import ALL_VAULTS, COLOURS, LABELS, StatusView, build_view, latest_snapshot, vaults_in
+from certlc.dashboard.view import (
+    ALL_VAULTS,
+    COLOURS,
+    LABELS,
+    StatusView,
+    build_view,
+    latest_snapshot,
+    renewal_pending,
+    vaults_in,
+)
 from ingestion.schema import STATUSES
 
 TABLE_COLUMNS = (
@@ -17,6 +26,7 @@ TABLE_COLUMNS = (
     ("CertSubject", "Subject"),
     ("CertExpiration", "Expiry (UTC)"),
     ("DaysLeft", "Days left"),
+    ("RenewalPending", "Renewal"),
     ("CertRecipient", "Recipient"),
     ("CertThumbprint", "Thumbprint"),
     ("LastRenewalOutcome", "Last renewal"),
@@ -36,6 +46,7 @@ tr.group td{font-weight:600;background:#f3f2f1;border-left:6px solid var(--c)}
 td.thumb{font-family:ui-monospace,monospace;font-size:11px}
 label{margin-right:8px} select{font-size:14px;margin-bottom:16px}
 .view[hidden]{display:none}
+.pending{display:inline-block;padding:1px 6px;border-radius:8px;background:#deecf9;color:#004578;white-space:nowrap}
 """
 
 SCRIPT = """
@@ -78,6 +89,8 @@ def pie_svg(counts: Mapping[str, int], size: int = 220) -> str:
 
 
 def _cell(row: Mapping[str, Any], column: str) -> str:
+    if column == "RenewalPending":  # the row's expiry and days left are the last good version's
+        return '<span class="pending">renewal pending</span>' if renewal_pending(row) else ""
     value = row.get(column)
     if value is None:
         return ""
@@ -101,7 +114,8 @@ def _table(view: StatusView) -> str:
                 f"{_cell(row, col)}</td>"
                 for col, _ in TABLE_COLUMNS
             )
-            body.append(f'<tr class="cert" data-status="{status}">{cells}</tr>')
+            pending = ' data-renewal-pending="true"' if renewal_pending(row) else ""
+            body.append(f'<tr class="cert" data-status="{status}"{pending}>{cells}</tr>')
     return f'<table class="certs"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
@@ -114,7 +128,9 @@ def _section(view: StatusView, hidden: bool) -> str:
     return (
         f'<section class="view" data-vault="{escape(view.vault)}"{" hidden" if hidden else ""}>'
         f'<div class="panel"><div class="pie">{pie_svg(view.counts)}<ul class="legend">{legend}'
-        f'<li>Total: <span class="total">{view.total}</span></li></ul></div>{_table(view)}</div></section>'
+        f'<li>Total: <span class="total">{view.total}</span></li>'
+        f'<li>Renewal pending: <span class="renewals-pending">{view.renewals_pending}</span></li>'
+        f"</ul></div>{_table(view)}</div></section>"
     )
 
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from certlc.dashboard.view import LABELS, build_view
+from certlc.dashboard.view import LABELS, build_view, renewal_pending
 from ingestion.schema import STATUS_EXPIRED, STATUS_EXPIRING, STATUS_OK, STATUSES
 
 ANSI = {STATUS_EXPIRED: "\033[31m", STATUS_EXPIRING: "\033[33m", STATUS_OK: "\033[32m"}
@@ -16,12 +16,15 @@ COLUMNS = (
     ("CertName", "NAME"),
     ("CertExpiration", "EXPIRY (UTC)"),
     ("DaysLeft", "DAYS"),
+    ("RenewalPending", "RENEWAL"),
     ("CertRecipient", "RECIPIENT"),
     ("LastRenewalOutcome", "LAST RENEWAL"),
 )
 
 
 def _text(row: Mapping[str, Any], column: str) -> str:
+    if column == "RenewalPending":  # the expiry and days shown are the last good version's
+        return "pending" if renewal_pending(row) else ""
     value = row.get(column)
     if value is None:
         return ""
@@ -37,7 +40,7 @@ def render_table(rows: Iterable[Mapping[str, Any]], colour: bool) -> str:
     paint = (lambda s, t: f"{ANSI[s]}{t}{RESET}") if colour else (lambda s, t: t)
     lines = [f"Snapshot {view.snapshot_time or '(none)'}: " + ", ".join(
         paint(s, f"{LABELS[s]} {n}") for s, n in view.counts.items()
-    )]  # fmt: skip
+    ) + (f"; renewal pending {view.renewals_pending}" if view.renewals_pending else "")]  # fmt: skip
     lines.append("  ".join(h.ljust(widths[c]) for c, h in COLUMNS).rstrip())
     for status in STATUSES:
         if not view.groups[status]:
@@ -52,5 +55,11 @@ def render_table(rows: Iterable[Mapping[str, Any]], colour: bool) -> str:
 def render_json(rows: Iterable[Mapping[str, Any]], errors: Iterable[str] = ()) -> str:
     view = build_view(rows)
     members = [r for s in STATUSES for r in view.groups[s]]
-    body = {"snapshot": view.snapshot_time, "counts": view.counts, "certificates": members, "errors": list(errors)}
+    body = {
+        "snapshot": view.snapshot_time,
+        "counts": view.counts,
+        "renewals_pending": view.renewals_pending,
+        "certificates": members,
+        "errors": list(errors),
+    }
     return json.dumps(body, indent=2)

@@ -30,6 +30,15 @@ class StatusView:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    @property
+    def renewals_pending(self) -> int:
+        return sum(1 for members in self.groups.values() for row in members if renewal_pending(row))
+
+
+def renewal_pending(row: Mapping[str, Any]) -> bool:
+    """A new version is pending; the row shows the last good version (rows from before the column: never)."""
+    return row.get("RenewalPending") is True
+
 
 def latest_snapshot(rows: Iterable[Mapping[str, Any]]) -> tuple[str, list[Mapping[str, Any]]]:
     """Only the newest snapshot counts, as in the workbook (older snapshots are history)."""

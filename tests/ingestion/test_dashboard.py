@@ -1,5 +1,6 @@
 """The local dashboard: the workbook's view from real rows, checked in real headless Chromium."""
 
+import json
 import re
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ CERTS = [
     ("kv1", "web", 200), ("kv1", "api", 90), ("kv2", "mail", 365), ("kv2", "<script>alert(1)</script>", 31),
 ]  # fmt: skip
 EXPECTED = {"Expired": 3, "ExpiringSoon": 2, "NotExpired": 4}
+PENDING = "soon-web"  # a renewal in flight: its row is the last good version's, marked pending
 
 
 def make_rows(now=NOW, certs=CERTS):
@@ -30,7 +32,7 @@ def make_rows(now=NOW, certs=CERTS):
     for i, (vault, name, days) in enumerate(certs):
         listed = ListedCertificate(
             vault, name, f"{i:040X}", now - timedelta(days=400), now + timedelta(days=days, hours=1), True,
-            {"Recipient": "ops@example.com"},
+            {"Recipient": "ops@example.com"}, renewal_pending=name == PENDING,
         )  # fmt: skip
         details = CertificateDetails(f"v{i}", f"CN={name}.example.com", "CN=Contoso Issuing CA", "", "Unknown")
         rows.append(build_row(listed, details, now, 30))
@@ -65,6 +67,23 @@ def test_status_table_and_json():
     plain = render_table(all_rows(), colour=False)
     assert "\033[" not in plain and "soon-web" in plain and "gone" not in plain
     assert '"ExpiringSoon": 2' in render_json(all_rows())
+    (line,) = [x for x in plain.splitlines() if f" {PENDING} " in x]
+    assert line.split() == ["kv1", PENDING, "2025-03-04", "13:00", "3", "pending", "ops@example.com"]
+    assert "renewal pending 1" in plain.splitlines()[0]
+    assert [x for x in plain.splitlines()[1:] if " pending " in x] == [line]  # the others are not marked
+    body = json.loads(render_json(all_rows()))
+    assert body["renewals_pending"] == 1
+    assert [c["CertName"] for c in body["certificates"] if c["RenewalPending"]] == [PENDING]
+
+
+def test_page_marks_the_pending_renewal_with_the_good_versions_expiry():
+    page = render_html(all_rows())
+    rows = re.findall(r'<tr class="cert"[^>]*data-renewal-pending="true">(.*?)</tr>', page)
+    assert len(rows) == 2  # in the views of all vaults and of kv1, not kv2's
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", rows[0])
+    marker = '<span class="pending">renewal pending</span>'
+    assert cells[1] == PENDING and cells[3:6] == ["2025-03-04 13:00", "3", marker]
+    assert page.count("renewal pending</span>") == 2
 
 
 def chromium_binary() -> str:
@@ -98,6 +117,9 @@ def test_dashboard_in_headless_chromium(tmp_path):
     assert {k: int(v) for k, v in shown.items()} == EXPECTED
     assert len(re.findall(r'<tr class="cert"', visible)) == sum(EXPECTED.values())
     assert len(re.findall(r'<path data-status="', visible)) == 3
+    assert re.findall(r'<span class="renewals-pending">(\d+)</span>', visible) == ["1"]
+    (pending,) = re.findall(r'<tr class="cert"[^>]*data-renewal-pending="true">(.*?)</tr>', visible)
+    assert f">{PENDING}<" in pending and ">2025-03-04 13:00<" in pending and "renewal pending" in pending
     out = ROOT / "test-output" / "ingestion"
     out.mkdir(parents=True, exist_ok=True)
     shot = out / "dashboard.png"

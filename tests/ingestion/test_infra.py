@@ -87,7 +87,7 @@ def test_every_column_the_workbook_queries_name_is_in_the_table():
     used = set().union(*(referenced_columns(q) for q in queries))
     assert used - table_columns == set()
     wanted = {"KeyVault", "CertName", "CertSubject", "CertExpiration", "DaysLeft", "CertRecipient"}
-    assert wanted | {"CertThumbprint", "LastRenewalOutcome", "ExpiryStatus", "TimeGenerated"} <= used
+    assert wanted | {"CertThumbprint", "LastRenewalOutcome", "ExpiryStatus", "TimeGenerated", "RenewalPending"} <= used
 
 
 def test_the_column_check_catches_an_unknown_column():
@@ -110,5 +110,10 @@ def test_pie_colours_and_grouped_table():
     assert colours == {"Expired": "redBright", "ExpiringSoon": "yellow", "NotExpired": "green"}
     grid = items["status-table"]["gridSettings"]
     assert grid["hierarchySettings"]["groupBy"] == ["ExpiryStatus"]
+    assert "RenewalPending" in items["status-table"]["query"].split("| project ")[1].split("\n")[0]
+    (pending,) = [f for f in grid["formatters"] if f["columnMatch"] == "RenewalPending"]
+    shown = [(t["thresholdValue"], t["text"]) for t in pending["formatOptions"]["thresholdsGrid"]]
+    assert shown == [("true", "renewal pending"), (None, "")]
+    assert {"columnId": "RenewalPending", "label": "Renewal"} in grid["labelSettings"]
     (vault,) = items["parameters"]["parameters"]
     assert vault["name"] == "Vault" and vault["multiSelect"]

@@ -94,6 +94,7 @@ def expected_row(vault, imported, cert, status, days_left, snapshot, recipient="
         "Enabled": True,
         "Managed": True,
         "LastRenewalOutcome": outcome,
+        "RenewalPending": False,
     }
 
 
@@ -123,6 +124,8 @@ def test_two_runs_exact_rows_and_key_vault_reads_only_for_new_versions(kv, logs_
     ]
     by_vault = {v.vault: v for v in first.vaults}
     assert (by_vault["ingest1"].detail_reads, by_vault["ingest2"].detail_reads) == (2, 1)
+    # the pending operation is read for managed certificates inside their renewal window only
+    assert (by_vault["ingest1"].operation_reads, by_vault["ingest2"].operation_reads) == (2, 0)
     for vault, report in by_vault.items():  # the report's count is what Key Vault really served
         assert len(kv_requests(kv, vault)) - before[vault] == report.keyvault_calls
 
@@ -135,8 +138,9 @@ def test_two_runs_exact_rows_and_key_vault_reads_only_for_new_versions(kv, logs_
     assert second.ok and second.upload.rows == 3
     calls = {v: kv_requests(kv, v)[mark[v] :] for v in kv.vault_urls}
     reads = [e["path"] for v in calls for e in calls[v] if not e["path"].rstrip("/").endswith("/certificates")]
-    assert [r.rstrip("/") for r in reads] == ["/certificates/expiring-api"]
-    assert second.keyvault_calls == sum(len(c) for c in calls.values()) == first.keyvault_calls - 2
+    # the renewed certificate left its renewal window; the expired one is still asked about
+    assert sorted(r.rstrip("/") for r in reads) == ["/certificates/expired-web/pending", "/certificates/expiring-api"]
+    assert second.keyvault_calls == sum(len(c) for c in calls.values()) == first.keyvault_calls - 3
     rows = {r["CertName"]: r for r in snapshot_rows(logs_emulator, later)}
     assert rows["expiring-api"]["CertVersion"] == renewed[0].properties.version
     assert (rows["expiring-api"]["ExpiryStatus"], rows["expired-web"]["ExpiryStatus"]) == ("NotExpired", "Expired")

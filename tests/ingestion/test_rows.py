@@ -71,6 +71,7 @@ def test_build_row_has_every_column_and_exact_values():
         "Enabled": True,
         "Managed": True,
         "LastRenewalOutcome": "Renewed",
+        "RenewalPending": False,
     }
 
 
@@ -79,3 +80,11 @@ def test_expired_row_counts_days_negative():
     row = build_row(listed, CertificateDetails("v", "", "", "", "Self"), NOW)
     assert (row["DaysLeft"], row["ExpiryStatus"], row["Enabled"], row["Managed"]) == (-1, "Expired", False, False)
     assert row["CertRecipient"] == "" and row["LastRenewalOutcome"] == ""
+
+
+def test_a_pending_renewal_row_carries_the_flag_and_the_good_versions_dates():
+    listed = ListedCertificate("kv1", "web", "AB01", NOW - timedelta(days=300), NOW + timedelta(days=3), True, {}, True)
+    row = build_row(listed, CertificateDetails("v1", "CN=web", "CN=ca", "", "Unknown"), NOW)
+    shown = (row["RenewalPending"], row["Enabled"], row["DaysLeft"], row["ExpiryStatus"])
+    assert shown == (True, True, 3, "ExpiringSoon")
+    assert row["CertExpiration"] == "2025-03-04T12:00:00Z"
