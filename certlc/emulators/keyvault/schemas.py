@@ -32,8 +32,10 @@ declares a type (the SDKs leave unset fields out). Checks that need state or spa
 sizes, the issuer names the emulator knows, the subject-or-SAN rule, parsing certificates) stay
 in the handlers.
 
-api-versions served: the ones the installed ``azure-keyvault-certificates`` 4.12 knows
-(``ApiVersion``: 2026-04-01 is its default), which are also the stable folders of the spec.
+api-versions served: the ones ``azure-keyvault-certificates`` 4.12 lists in its ``ApiVersion`` enum
+(2026-04-01, its default, down to 7.0 and 2016-10-01). The spec repository as read had no 2026-04-01
+folder yet. Compared with ``stable/7.6/certificates.json``: the same enums and ranges; 2025-07-01 adds
+``preserveCertOrder`` and the ``uris`` and ``ipAddresses`` SAN kinds. One schema serves every version.
 """
 
 from __future__ import annotations
