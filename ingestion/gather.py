@@ -55,15 +55,20 @@ def listed_from_properties(vault: str, props: Any, *, renewal_pending: bool = Fa
 def shows_placeholder(props: Any) -> bool:
     """A listing entry that is the disabled placeholder of a pending create, not a certificate.
 
-    ``is_placeholder`` goes by the enabled flag and the expiry. Key Vault records an expiry on a pending
-    create's placeholder too (the emulator does the same), so a disabled entry without an x509 thumbprint
-    also counts: a version an operator disabled keeps its certificate, and so its thumbprint.
+    Disabled and without an x509 thumbprint: Key Vault gives a placeholder dates too, and a version an operator
+    disabled keeps its certificate, and so its thumbprint (``renewal.keyvault.is_placeholder`` decides).
     """
     enabled = bool(props.enabled) if props.enabled is not None else True
     summary = CertificateSummary(
-        props.name, props.version, enabled, props.not_before, props.expires_on, dict(props.tags or {})
+        props.name,
+        props.version,
+        enabled,
+        props.not_before,
+        props.expires_on,
+        dict(props.tags or {}),
+        has_certificate=props.x509_thumbprint is not None,
     )
-    return is_placeholder(summary) or (not enabled and not props.x509_thumbprint)
+    return is_placeholder(summary)
 
 
 def newest_good_version(client: Any, name: str, listing: VaultListing) -> Any | None:
@@ -75,7 +80,8 @@ def newest_good_version(client: Any, name: str, listing: VaultListing) -> Any | 
     if not good:
         return None
     oldest = datetime.min.replace(tzinfo=UTC)
-    return max(good, key=lambda p: p.created_on or oldest)
+    # as KeyVault.current decides: created times have whole seconds and can tie, then the later expiry wins
+    return max(good, key=lambda p: (p.created_on or oldest, p.expires_on or oldest))
 
 
 def read_version_details(client: Any, name: str, version: str, listing: VaultListing) -> CertificateDetails:

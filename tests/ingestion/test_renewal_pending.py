@@ -192,6 +192,8 @@ def test_the_newest_good_version_is_read_and_its_policy_fetched_when_the_version
     placeholder = props("web", "v9", enabled=False, thumbprint=None, created=NOW)
     versions = [
         props("web", "v1", thumbprint=b"\x01" * 20, created=NOW - timedelta(days=2)),
+        # created in the same second as v2 (whole seconds tie): the later expiry is the renewed one
+        props("web", "v0", thumbprint=b"\x04" * 20, created=NOW - timedelta(days=1), expires=NOW + timedelta(days=1)),
         props("web", "v2", thumbprint=b"\x02" * 20, created=NOW - timedelta(days=1)),
         props("web", "v3", enabled=False, thumbprint=b"\x03" * 20, created=NOW - timedelta(hours=1)),  # disabled
         placeholder,
