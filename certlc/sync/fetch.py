@@ -51,7 +51,7 @@ def fetch_bundle(vault: Vault, name: str, env: Mapping[str, str]) -> Bundle:
         except ClientAuthenticationError as exc:
             raise SyncError(f"{vault.name}: could not authenticate to Key Vault: {exc.message}") from exc
         except HttpResponseError as exc:
-            if exc.status_code == 403 and _error_code(exc) == "SecretDisabled":
+            if exc.status_code == 403 and "SecretDisabled" in _error_codes(exc):
                 raise RenewalPending(
                     f"{vault.name}/{name}: a renewal is in progress (Key Vault keeps its new version disabled until "
                     "it is merged); keeping the current files"
@@ -73,6 +73,9 @@ def fetch_bundle(vault: Vault, name: str, env: Mapping[str, str]) -> Bundle:
     return parse_secret(secret.value, secret.properties.content_type or "", secret.properties.version or "", name)
 
 
-def _error_code(exc: Any) -> str:
+def _error_codes(exc: Any) -> set[str]:
+    """Key Vault's error code and inner error code (a disabled secret: ``Forbidden`` / ``SecretDisabled``)."""
     error = getattr(exc, "error", None)
-    return str(getattr(error, "code", "") or "")
+    inner = getattr(error, "innererror", None) or {}
+    codes = {getattr(error, "code", None), inner.get("code") if isinstance(inner, dict) else None}
+    return {str(code) for code in codes if code}

@@ -27,6 +27,7 @@ class Site:
     folder: Path
     renew: Callable[[], Any]
     capsys: pytest.CaptureFixture[str]
+    client: Any = None
     server: subprocess.Popen[str] | None = None
     port: int = 0
     fail_marker: Path = field(init=False)
@@ -132,6 +133,6 @@ def site(
     issue_version(client, chain_ca, name, pem)
     folder = tmp_path / "tls"
     folder.mkdir()
-    site = Site(name, folder, lambda: issue_version(client, chain_ca, name, pem), capsys)
+    site = Site(name, folder, lambda: issue_version(client, chain_ca, name, pem), capsys, client)
     yield site
     site.stop()

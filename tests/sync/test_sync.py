@@ -204,3 +204,24 @@ def test_a_certificate_whose_key_is_not_exportable_exits_2(sync_env, kv_client, 
     assert code == 2
     assert "exportable: true" in capsys.readouterr().err
     assert not (tmp_path / "c.pem").exists()
+
+
+def test_a_renewal_in_progress_keeps_the_current_files(site):
+    """Placeholder mode: the secret answers 403 SecretDisabled while the new version waits for its CA; the
+    server keeps what it serves, and the round is not an error. Previous mode: the secret is still the old one."""
+    from azure.keyvault.certificates import CertificatePolicy
+
+    from tests.fixtures.keyvault import pending_mode
+
+    first_sync(site)
+    before = installed(site)
+    policy = CertificatePolicy(issuer_name="Unknown", subject=f"CN={site.name}.example.com", validity_in_months=12)
+    site.client.begin_create_certificate(site.name, policy)  # a renewal's new version, not merged yet
+
+    code, out, err = site.sync("--reload", site.reload_command(), "--verify", f"127.0.0.1:{site.port}")
+
+    assert code == 0, err
+    expected = "a renewal is in progress" if pending_mode() == "placeholder" else "up to date"
+    assert expected in out + err
+    assert installed(site) == before
+    assert site.reloads() == 0
