@@ -47,6 +47,14 @@ GOOD_BODIES: dict[str, Any] = {
     "cancel": {"cancellation_requested": True},
     "policy": GOOD_POLICY,
     "update": {"policy": GOOD_POLICY, "attributes": {"enabled": True}, "tags": {"a": "b"}},
+    "issuer": {
+        "provider": "Test",
+        "credentials": {"account_id": "acct", "pwd": "secret"},
+        "org_details": {"id": "org", "admin_details": [{"first_name": "A", "last_name": "B", "email": "a@b.test"}]},
+        "attributes": {"enabled": True},
+    },
+    "contacts": {"contacts": [{"email": "a@b.test", "name": "A", "phone": "1"}]},
+    "restore": {"value": "Y2VydGxj"},
     "none": {},
 }
 # (method, path, which good body the mutations start from, whether the spec declares a body)
@@ -68,6 +76,17 @@ ROUTES: list[tuple[str, str, str, bool]] = [
     ("DELETE", "/deletedcertificates/fuzz-missing", "none", False),
     ("POST", "/deletedcertificates/fuzz-missing/recover", "none", False),
     ("GET", "/secrets/fuzz-self", "none", False),
+    ("GET", "/certificates/issuers", "none", False),
+    ("PUT", "/certificates/issuers/fuzz-issuer", "issuer", True),
+    ("PATCH", "/certificates/issuers/fuzz-issuer", "issuer", True),
+    ("GET", "/certificates/issuers/fuzz-issuer", "none", False),
+    ("DELETE", "/certificates/issuers/fuzz-missing", "none", False),
+    ("PUT", "/certificates/contacts", "contacts", True),
+    ("GET", "/certificates/contacts", "none", False),
+    ("DELETE", "/certificates/contacts", "none", False),
+    ("POST", "/certificates/fuzz-self/backup", "none", False),
+    ("POST", "/certificates/restore", "restore", True),
+    ("GET", "/deletedcertificates", "none", False),
 ]
 
 
@@ -348,7 +367,7 @@ def test_every_declared_api_version_is_served(call):
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("POST", "/certificates/some-cert/backup"),
+        ("POST", "/secrets/some-secret/backup"),
         ("GET", "/keys/some-key"),
         ("PUT", "/certificates/some-cert"),
         ("GET", "/certificates/some-cert/versions/extra/segment"),

@@ -97,6 +97,27 @@ def deleted(vault: Vault, cert: Certificate) -> dict[str, Any]:
     return {**head, **certificate(vault, cert, latest)}
 
 
+def pending_only_item(vault: Vault, cert: Certificate) -> dict[str, Any]:
+    """A certificate with only a pending operation, as ``includePending=true`` lists it."""
+    placeholder = cert.placeholder()
+    if placeholder is not None:
+        return item(vault, cert, placeholder, with_version=False)
+    created = cert.policy["attributes"]["created"]
+    return {
+        "id": f"{vault.base_url}/certificates/{cert.name}",
+        "attributes": placeholder_attributes(cert.policy, created),
+        "subject": "",
+    }
+
+
+def deleted_item(vault: Vault, cert: Certificate) -> dict[str, Any]:
+    """A DeletedCertificateItem: the item of the newest version with the recovery fields."""
+    assert cert.deleted is not None
+    latest = cert.latest()
+    body = pending_only_item(vault, cert) if latest is None else item(vault, cert, latest, with_version=False)
+    return {"recoveryId": f"{vault.base_url}/deletedcertificates/{cert.name}", **cert.deleted, **body}
+
+
 def placeholder_attributes(policy: dict[str, Any], created: int) -> dict[str, Any]:
     """As recorded for a pending-only certificate: disabled, nbf 10 minutes before creation, exp validity later."""
     start = datetime.fromtimestamp(created, tz=UTC)

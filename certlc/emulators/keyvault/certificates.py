@@ -137,7 +137,7 @@ class Certificates:
         return cert, cert.pending
 
     def _not_deleted(self, vault: Vault, name: str) -> Certificate | None:
-        cert = self._store.get(vault.name, check_name(name))
+        cert = self._purge_due(vault, self._store.get(vault.name, check_name(name)))
         if cert is not None and cert.deleted is not None:
             raise KeyVaultError(
                 409,
@@ -388,15 +388,20 @@ class Certificates:
 
     # -- lists -------------------------------------------------------------------------------------
     def list(self, vault: Vault, query: Mapping[str, str]) -> Response:
-        live = [c for c in self._store.all(vault.name) if c.deleted is None and c.latest_issued() is not None]
-        body = page(
-            live,
-            lambda c: c.name.upper(),
-            query,
-            f"{vault.base_url}/certificates",
-            vault.api_version,
-            lambda c: bundles.item(vault, c, c.latest(), with_version=False),  # type: ignore[arg-type]
-        )
+        """``includePending=true`` adds certificates that have only a pending operation (no issued version)."""
+        pending = (query.get("includePending") or "").lower() == "true"
+        live = [
+            c
+            for c in self._store.all(vault.name)
+            if c.deleted is None and (c.latest_issued() is not None or (pending and c.pending is not None))
+        ]
+
+        def render(c: Certificate) -> dict[str, Any]:
+            if c.latest_issued() is None:
+                return bundles.pending_only_item(vault, c)
+            return bundles.item(vault, c, c.latest(), with_version=False)  # type: ignore[arg-type]
+
+        body = page(live, lambda c: c.name.upper(), query, f"{vault.base_url}/certificates", vault.api_version, render)
         return Response(200, body)
 
     def list_versions(self, vault: Vault, name: str, query: Mapping[str, str]) -> Response:
@@ -420,11 +425,38 @@ class Certificates:
             self._store.save(vault.name, cert)
             return Response(200, bundles.deleted(vault, cert))
 
+    def _purge_due(self, vault: Vault, cert: Certificate | None) -> Certificate | None:
+        """Key Vault purges a deleted certificate at its scheduledPurgeDate: so does the emulated clock."""
+        if cert is not None and cert.deleted is not None and self._clock.epoch() >= cert.deleted["scheduledPurgeDate"]:
+            self._store.remove(vault.name, cert.name)
+            return None
+        return cert
+
     def _deleted(self, vault: Vault, name: str) -> Certificate:
-        cert = self._store.get(vault.name, check_name(name))
+        with self._store.lock:
+            cert = self._purge_due(vault, self._store.get(vault.name, check_name(name)))
         if cert is None or cert.deleted is None:
             raise deleted_not_found(name)
         return cert
+
+    def list_deleted(self, vault: Vault, query: Mapping[str, str]) -> Response:
+        """Deleted, not yet purged certificates; ``includePending=true`` adds ones that had only a pending operation."""
+        pending = (query.get("includePending") or "").lower() == "true"
+        with self._store.lock:
+            deleted = [
+                c
+                for c in (self._purge_due(vault, c) for c in self._store.all(vault.name))
+                if c is not None and c.deleted is not None and (c.latest_issued() is not None or pending)
+            ]
+        body = page(
+            deleted,
+            lambda c: c.name.upper(),
+            query,
+            f"{vault.base_url}/deletedcertificates",
+            vault.api_version,
+            lambda c: bundles.deleted_item(vault, c),
+        )
+        return Response(200, body)
 
     def get_deleted(self, vault: Vault, name: str) -> Response:
         return Response(200, bundles.deleted(vault, self._deleted(vault, name)))

@@ -12,12 +12,16 @@ from certlc.localstack.pki import loopback_tls, server_context
 
 from .admin import Admin
 from .auth import DEFAULT_TOKENS, TokenAuthorizer
+from .backup import Backups
 from .certificates import DEFAULT_PENDING_VERSION, PENDING_VERSION_MODES, Certificates
 from .clock import Clock
+from .contacts import Contacts
 from .eventgrid import EventGridPublisher
 from .events import CertificateEvents
 from .faults import Faults
+from .issuers import Issuers
 from .requestlog import RequestLog
+from .routes import Services
 from .server import Listener, Pipeline
 from .store import Store
 from .throttling import Throttle
@@ -67,7 +71,8 @@ class Emulator:
         self.throttle = Throttle()
         admin = Admin(self.clock, self.requests, self.faults, self.throttle, self.publisher, self.vault_urls)
         self.certificates = certificates = Certificates(self.store, self.clock, self.events, pending_version)
-        pipeline = Pipeline(certificates, self.authorizer, self.clock, self.requests, self.faults, self.throttle, admin)
+        services = Services(certificates, Issuers(self.store, self.clock), Contacts(self.store), Backups(self.store))
+        pipeline = Pipeline(services, self.authorizer, self.clock, self.requests, self.faults, self.throttle, admin)
         context = server_context(self.tls)
         self.listeners: list[Listener] = []
         try:

@@ -80,3 +80,15 @@ def pending_conflict() -> KeyVaultError:
         "A new key vault certificate can not be created or imported while a pending key vault certificate's "
         "status is inProgress.",
     )
+
+
+def issuer_not_found(name: str) -> KeyVaultError:
+    return KeyVaultError(404, "CertificateIssuerNotFound", f"Issuer not found: {name}")
+
+
+def contacts_not_found() -> KeyVaultError:
+    return KeyVaultError(404, "ContactsNotFound", "Contacts not found")
+
+
+def conflict(message: str) -> KeyVaultError:
+    return KeyVaultError(409, "Conflict", message)

@@ -8,11 +8,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from .auth import Action
+from .backup import Backups
 from .bundles import Vault
 from .certificates import Certificates
+from .contacts import Contacts
+from .issuers import Issuers
 from .response import Response
 
-Handler = Callable[[Certificates, Vault, Mapping[str, str], Mapping[str, str], Any], Response]
+
+@dataclass(frozen=True)
+class Services:
+    """What the handlers act on: the certificates and the vault-wide records beside them."""
+
+    certificates: Certificates
+    issuers: Issuers
+    contacts: Contacts
+    backups: Backups
+
+
+Handler = Callable[[Services, Vault, Mapping[str, str], Mapping[str, str], Any], Response]
 _NAME = r"(?P<name>[^/]+)"
 _VERSION = r"(?:/(?P<version>[^/]*))?/?"
 
@@ -32,14 +46,38 @@ def _route(method: str, path: str, operation: str, action: Action, handler: Hand
 
 
 R, W = Action.CERT_READ, Action.CERT_WRITE
+_ISSUER = r"/certificates/issuers/(?P<name>[^/]+)/?"
 ROUTES: tuple[Route, ...] = (
-    _route("GET", r"/certificates/?", "GetCertificates", R, lambda s, v, m, q, b: s.list(v, q)),
+    # Key Vault's own segments under /certificates first: they would otherwise read as certificate names.
+    _route("GET", r"/certificates/issuers/?", "GetCertificateIssuers", R, lambda s, v, m, q, b: s.issuers.list(v, q)),
+    _route("PUT", _ISSUER, "SetCertificateIssuer", W, lambda s, v, m, q, b: s.issuers.set(v, m["name"], b)),
+    _route("PATCH", _ISSUER, "UpdateCertificateIssuer", W, lambda s, v, m, q, b: s.issuers.update(v, m["name"], b)),
+    _route("GET", _ISSUER, "GetCertificateIssuer", R, lambda s, v, m, q, b: s.issuers.get(v, m["name"])),
+    _route("DELETE", _ISSUER, "DeleteCertificateIssuer", W, lambda s, v, m, q, b: s.issuers.delete(v, m["name"])),
+    _route("PUT", r"/certificates/contacts/?", "SetCertificateContacts", W, lambda s, v, m, q, b: s.contacts.set(v, b)),
+    _route("GET", r"/certificates/contacts/?", "GetCertificateContacts", R, lambda s, v, m, q, b: s.contacts.get(v)),
+    _route(
+        "DELETE",
+        r"/certificates/contacts/?",
+        "DeleteCertificateContacts",
+        W,
+        lambda s, v, m, q, b: s.contacts.delete(v),
+    ),
+    _route("POST", r"/certificates/restore/?", "RestoreCertificate", W, lambda s, v, m, q, b: s.backups.restore(v, b)),
+    _route(
+        "POST",
+        rf"/certificates/{_NAME}/backup/?",
+        "BackupCertificate",
+        W,  # the blob carries the private keys: an officer's action, not a reader's
+        lambda s, v, m, q, b: s.backups.backup(v, m["name"]),
+    ),
+    _route("GET", r"/certificates/?", "GetCertificates", R, lambda s, v, m, q, b: s.certificates.list(v, q)),
     _route(
         "POST",
         rf"/certificates/{_NAME}/create",
         "CreateCertificate",
         W,
-        lambda s, v, m, q, b: s.create(v, m["name"], b),
+        lambda s, v, m, q, b: s.certificates.create(v, m["name"], b),
         "create",
     ),
     _route(
@@ -47,99 +85,112 @@ ROUTES: tuple[Route, ...] = (
         rf"/certificates/{_NAME}/import",
         "ImportCertificate",
         W,
-        lambda s, v, m, q, b: s.import_(v, m["name"], b),
+        lambda s, v, m, q, b: s.certificates.import_(v, m["name"], b),
     ),
     _route(
         "GET",
         rf"/certificates/{_NAME}/pending",
         "GetCertificateOperation",
         R,
-        lambda s, v, m, q, b: s.get_pending(v, m["name"]),
+        lambda s, v, m, q, b: s.certificates.get_pending(v, m["name"], q),
     ),
     _route(
         "PATCH",
         rf"/certificates/{_NAME}/pending",
         "UpdateCertificateOperation",
         W,
-        lambda s, v, m, q, b: s.cancel_pending(v, m["name"], b),
+        lambda s, v, m, q, b: s.certificates.cancel_pending(v, m["name"], b, q),
     ),
     _route(
         "DELETE",
         rf"/certificates/{_NAME}/pending",
         "DeleteCertificateOperation",
         W,
-        lambda s, v, m, q, b: s.delete_pending(v, m["name"]),
+        lambda s, v, m, q, b: s.certificates.delete_pending(v, m["name"], q),
     ),
     _route(
         "POST",
         rf"/certificates/{_NAME}/pending/merge",
         "MergeCertificate",
         W,
-        lambda s, v, m, q, b: s.merge(v, m["name"], b),
+        lambda s, v, m, q, b: s.certificates.merge(v, m["name"], b),
     ),
     _route(
         "GET",
         rf"/certificates/{_NAME}/policy",
         "GetCertificatePolicy",
         R,
-        lambda s, v, m, q, b: s.get_policy(v, m["name"]),
+        lambda s, v, m, q, b: s.certificates.get_policy(v, m["name"]),
     ),
     _route(
         "PATCH",
         rf"/certificates/{_NAME}/policy",
         "UpdateCertificatePolicy",
         W,
-        lambda s, v, m, q, b: s.update_policy(v, m["name"], b),
+        lambda s, v, m, q, b: s.certificates.update_policy(v, m["name"], b),
     ),
     _route(
         "GET",
         rf"/certificates/{_NAME}/versions",
         "GetCertificateVersions",
         R,
-        lambda s, v, m, q, b: s.list_versions(v, m["name"], q),
+        lambda s, v, m, q, b: s.certificates.list_versions(v, m["name"], q),
     ),
     _route(
         "GET",
         rf"/certificates/{_NAME}{_VERSION}",
         "GetCertificate",
         R,
-        lambda s, v, m, q, b: s.get(v, m["name"], m.get("version")),
+        lambda s, v, m, q, b: s.certificates.get(v, m["name"], m.get("version")),
     ),
     _route(
         "PATCH",
         rf"/certificates/{_NAME}{_VERSION}",
         "UpdateCertificate",
         W,
-        lambda s, v, m, q, b: s.update(v, m["name"], m.get("version"), b),
+        lambda s, v, m, q, b: s.certificates.update(v, m["name"], m.get("version"), b),
     ),
-    _route("DELETE", rf"/certificates/{_NAME}/?", "DeleteCertificate", W, lambda s, v, m, q, b: s.delete(v, m["name"])),
+    _route(
+        "DELETE",
+        rf"/certificates/{_NAME}/?",
+        "DeleteCertificate",
+        W,
+        lambda s, v, m, q, b: s.certificates.delete(v, m["name"]),
+    ),
+    _route(
+        "GET",
+        r"/deletedcertificates/?",
+        "GetDeletedCertificates",
+        R,
+        lambda s, v, m, q, b: s.certificates.list_deleted(v, q),
+    ),
     _route(
         "GET",
         rf"/deletedcertificates/{_NAME}/?",
         "GetDeletedCertificate",
         R,
-        lambda s, v, m, q, b: s.get_deleted(v, m["name"]),
+        lambda s, v, m, q, b: s.certificates.get_deleted(v, m["name"]),
     ),
     _route(
         "DELETE",
         rf"/deletedcertificates/{_NAME}/?",
         "PurgeDeletedCertificate",
         W,
-        lambda s, v, m, q, b: s.purge(v, m["name"]),
+        lambda s, v, m, q, b: s.certificates.purge(v, m["name"]),
     ),
     _route(
         "POST",
         rf"/deletedcertificates/{_NAME}/recover",
         "RecoverDeletedCertificate",
         W,
-        lambda s, v, m, q, b: s.recover(v, m["name"]),
+        lambda s, v, m, q, b: s.certificates.recover(v, m["name"]),
     ),
     _route(
         "GET",
         rf"/secrets/{_NAME}{_VERSION}",
         "GetSecret",
         Action.SECRET_READ,
-        lambda s, v, m, q, b: s.secret(v, m["name"], m.get("version")),
+        lambda s, v, m, q, b: s.certificates.secret(v, m["name"], m.get("version")),
     ),
 )
 

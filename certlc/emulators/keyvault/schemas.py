@@ -11,13 +11,17 @@ below are written for the requests the emulator serves; they are not a copy of t
   ``ImportCertificate`` (CertificateImportParameters, ``value`` required), ``MergeCertificate``
   (CertificateMergeParameters, ``x5c`` required), ``UpdateCertificate`` (CertificateUpdateParameters),
   ``UpdateCertificatePolicy`` (CertificatePolicy), ``UpdateCertificateOperation``
-  (CertificateOperationUpdateParameter, ``cancellation_requested`` required); the spec marks each
-  of these bodies ``required: true``;
+  (CertificateOperationUpdateParameter, ``cancellation_requested`` required), ``SetCertificateIssuer``
+  (CertificateIssuerSetParameters, ``provider`` required), ``UpdateCertificateIssuer``
+  (CertificateIssuerUpdateParameters), ``SetCertificateContacts`` (Contacts), ``RestoreCertificate``
+  (CertificateRestoreParameters, ``value`` required, base64url); the spec marks each of these bodies
+  ``required: true``;
 * types and formats: ``int32`` integers are bounded to -2**31..2**31-1, ``unixtime`` is an integer,
   ``byte`` is a string; tags are an object of string values;
 * enums: JsonWebKeyType (kty), JsonWebKeyCurveName (crv), KeyUsageType (key_usage, nine values
   including ``encipherOnly`` and ``decipherOnly``), CertificatePolicyAction (action_type);
-* ranges: ``validity_months`` minimum 0, ``lifetime_percentage`` 1..99, ``maxresults`` 1..25;
+* ranges: ``validity_months`` minimum 0, ``lifetime_percentage`` 1..99, ``maxresults`` 1..25 (certificates,
+  versions, issuers, deleted certificates; ``includePending`` on certificates and deleted certificates);
   ``days_before_expiry`` minimum 1 (the spec's description: "between 1 and validity_in_months
   multiplied by 27"; the upper bound depends on another field and is not checked here);
 * the certificate name pattern ``^[0-9a-zA-Z-]+$`` (create, import), with Key Vault's 127-character
@@ -141,6 +145,21 @@ POLICY = _object(
     }
 )
 
+ISSUER_CREDENTIALS = _object({"account_id": STRING, "pwd": STRING})  # IssuerCredentials
+ADMINISTRATOR = _object({"first_name": STRING, "last_name": STRING, "email": STRING, "phone": STRING})
+ORGANIZATION = _object(
+    {"id": STRING, "admin_details": {"type": "array", "items": ADMINISTRATOR}}
+)  # OrganizationDetails
+ISSUER_ATTRIBUTES = _object({"enabled": BOOLEAN})  # IssuerAttributes (created, updated are read-only)
+_ISSUER_FIELDS = {
+    "provider": STRING,
+    "credentials": ISSUER_CREDENTIALS,
+    "org_details": ORGANIZATION,
+    "attributes": ISSUER_ATTRIBUTES,
+}
+CONTACT = _object({"email": STRING, "name": STRING, "phone": STRING})  # Contact
+BASE64URL = {"type": "string", "pattern": "^[A-Za-z0-9_-]*={0,2}$"}
+
 BODIES: dict[str, dict[str, Any]] = {
     "CreateCertificate": _object(
         {"policy": POLICY, "attributes": ATTRIBUTES, "tags": TAGS, "preserveCertOrder": BOOLEAN}
@@ -163,12 +182,18 @@ BODIES: dict[str, dict[str, Any]] = {
     "UpdateCertificate": _object({"policy": POLICY, "attributes": ATTRIBUTES, "tags": TAGS}),
     "UpdateCertificatePolicy": POLICY,
     "UpdateCertificateOperation": _object({"cancellation_requested": BOOLEAN}, required=("cancellation_requested",)),
+    "SetCertificateIssuer": _object(_ISSUER_FIELDS, required=("provider",)),
+    "UpdateCertificateIssuer": _object(_ISSUER_FIELDS),
+    "SetCertificateContacts": _object({"contacts": {"type": "array", "items": CONTACT}}),
+    "RestoreCertificate": _object({"value": BASE64URL}, required=("value",)),
 }
 
 _LIST_QUERY = _object({"maxresults": {**INT32, "minimum": 1, "maximum": 25}, "$skiptoken": STRING})
 QUERIES: dict[str, dict[str, Any]] = {
     "GetCertificates": _object({**_LIST_QUERY["properties"], "includePending": BOOLEAN}),
     "GetCertificateVersions": _LIST_QUERY,
+    "GetCertificateIssuers": _LIST_QUERY,
+    "GetDeletedCertificates": _object({**_LIST_QUERY["properties"], "includePending": BOOLEAN}),
 }
 
 
@@ -206,6 +231,17 @@ _OPERATION_NAMES = (
     "PurgeDeletedCertificate",
     "RecoverDeletedCertificate",
     "GetSecret",
+    "GetCertificateIssuers",
+    "SetCertificateIssuer",
+    "UpdateCertificateIssuer",
+    "GetCertificateIssuer",
+    "DeleteCertificateIssuer",
+    "SetCertificateContacts",
+    "GetCertificateContacts",
+    "DeleteCertificateContacts",
+    "BackupCertificate",
+    "RestoreCertificate",
+    "GetDeletedCertificates",
 )
 OPERATIONS: dict[str, Operation] = {
     name: Operation(name, _validator(BODIES.get(name)), _validator(QUERIES.get(name))) for name in _OPERATION_NAMES

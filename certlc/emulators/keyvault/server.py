@@ -18,7 +18,6 @@ from . import routes, schemas
 from .admin import PREFIX, Admin
 from .auth import Action, TokenAuthorizer
 from .bundles import Vault
-from .certificates import Certificates
 from .clock import Clock
 from .errors import KeyVaultError, bad_parameter
 from .faults import Faults
@@ -35,7 +34,7 @@ class Pipeline:
 
     def __init__(
         self,
-        certificates: Certificates,
+        services: routes.Services,
         authorizer: TokenAuthorizer,
         clock: Clock,
         requests: RequestLog,
@@ -43,7 +42,7 @@ class Pipeline:
         throttle: Throttle,
         admin: Admin,
     ) -> None:
-        self.certificates = certificates
+        self.services = services
         self.authorizer = authorizer
         self.clock = clock
         self.requests = requests
@@ -108,7 +107,7 @@ class Pipeline:
             except (ValueError, RecursionError) as exc:
                 raise bad_parameter(f"The request body is not valid JSON: {str(exc)[:200]}") from exc
         schemas.check_request(operation, params, query, parsed)
-        return route.handler(self.certificates, Vault(vault, base_url, api_version), params, query, parsed)
+        return route.handler(self.services, Vault(vault, base_url, api_version), params, query, parsed)
 
 
 def _json(body: bytes) -> Any:

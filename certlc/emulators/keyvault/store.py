@@ -2,12 +2,15 @@
 
 One JSON file per certificate (``<state>/vaults/<vault>/<name>.json``) and one PEM per
 key (``<state>/keys/<id>.pem``), all written atomically with mode 0600. Names are
-case-insensitive as in Key Vault; the first spelling is kept for ids.
+case-insensitive as in Key Vault; the first spelling is kept for ids. Vault-wide documents
+that are not certificates (issuers, contacts) live beside them:
+``<state>/<kind>/<vault>/<name>.json`` (``save_doc``/``docs``/``remove_doc``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -147,6 +150,38 @@ class Store:
 
     def load_key(self, key_id: str) -> bytes:
         return (self.root / "keys" / f"{key_id}.pem").read_bytes()
+
+    # -- vault-wide documents (issuers, contacts) ----------------------------------------------------
+    def _doc_dir(self, kind: str, vault: str) -> Path:
+        if vault not in self._vaults:
+            raise KeyError(vault)
+        return self.root / kind / vault
+
+    def save_doc(self, kind: str, vault: str, name: str, data: dict[str, Any]) -> None:
+        with self.lock:
+            write_atomic(self._doc_dir(kind, vault) / f"{name.lower()}.json", json.dumps(data, sort_keys=True).encode())
+
+    def doc(self, kind: str, vault: str, name: str) -> dict[str, Any] | None:
+        path = self._doc_dir(kind, vault) / f"{name.lower()}.json"
+        with self.lock:
+            return json.loads(path.read_text()) if path.exists() else None
+
+    def docs(self, kind: str, vault: str) -> list[dict[str, Any]]:
+        folder = self._doc_dir(kind, vault)
+        with self.lock:
+            return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+
+    def remove_doc(self, kind: str, vault: str, name: str) -> None:
+        with self.lock:
+            (self._doc_dir(kind, vault) / f"{name.lower()}.json").unlink(missing_ok=True)
+
+    def secret_key(self, name: str, size: int = 32) -> bytes:
+        """A random key kept in the state folder (made on first use), e.g. for sealing backups."""
+        path = self.root / f"{name}.key"
+        with self.lock:
+            if not path.exists():
+                write_atomic(path, os.urandom(size))
+            return path.read_bytes()
 
     def save_meta(self, name: str, data: dict[str, Any]) -> None:
         write_atomic(self.root / f"{name}.json", json.dumps(data).encode())
