@@ -321,6 +321,7 @@ def _third_party_imports() -> list[str]:
     return sorted(top)
 
 
+@pytest.mark.timeout(1200)  # a cold pip install of the requirements (its own step has a 900 s limit)
 def test_fresh_virtualenv_indexes_the_package(package: Path, tmp_path: Path) -> None:
     started = time.monotonic()
     app = tmp_path / "app"
