@@ -8,3 +8,24 @@ pytest_plugins = [
     "tests.fixtures.stack",
     "tests.fixtures.adcs",
 ]
+
+# A test that uses a real server's fixture carries that server's marker, so `pytest -m "not pebble"` leaves
+# out exactly the tests that need pebble (the stack and the doctor's deployment run on Azurite).
+SERVER_MARKERS = {
+    "azurite": "azurite",
+    "queue_client": "azurite",
+    "stack": "azurite",
+    "pebble": "pebble",
+    "pebble_eab": "pebble",
+    "cfssl_server": "cfssl",
+    "cfssl_auth_server": "cfssl",
+    "chromium_binary": "chromium",
+}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    import pytest
+
+    for item in items:
+        for marker in {SERVER_MARKERS[name] for name in item.fixturenames if name in SERVER_MARKERS}:
+            item.add_marker(getattr(pytest.mark, marker))
