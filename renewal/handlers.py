@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the runtime pulls in the SDKs and cryptography: built on the first invocation, not at start-up
@@ -18,15 +19,19 @@ if TYPE_CHECKING:  # the runtime pulls in the SDKs and cryptography: built on th
 log = logging.getLogger("certlc.functions")
 
 _runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
 
 
 def runtime() -> Runtime:
-    """The process-wide runtime, built on first use from the app settings."""
+    """The process-wide runtime, built once on first use from the app settings (a cold start's first batch runs
+    several invocations at once: they share one runtime, its clients and its per-certificate locks)."""
     global _runtime
     if _runtime is None:
-        from renewal.runtime import build_runtime
+        with _runtime_lock:
+            if _runtime is None:
+                from renewal.runtime import build_runtime
 
-        _runtime = build_runtime(os.environ)
+                _runtime = build_runtime(os.environ)
     return _runtime
 
 
