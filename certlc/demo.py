@@ -152,14 +152,15 @@ def _log_to_file(path: Path) -> Path:
     """The functions' and the audit trail's log lines go to a file; the terminal shows progress and the summary."""
     import logging
 
+    from certlc.localstack.host import quiet_http_logging
+
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    for noisy in ("azure", "urllib3"):  # per-request HTTP logging would drown the pipeline's own lines
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_http_logging()
     return path
 
 

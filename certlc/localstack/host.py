@@ -233,7 +233,15 @@ def prepare(args: argparse.Namespace) -> tuple[func.FunctionApp, dict[str, str]]
     os.environ.update(env)  # the functions read their settings from the process environment
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    quiet_http_logging()
     return load_app(args.script_root), dict(env)
+
+
+def quiet_http_logging() -> None:
+    """The SDKs log every HTTP request and its headers at INFO: hundreds of lines an idle minute, which drown
+    the functions' own lines (and fill a pipe nobody reads). Their warnings and errors still show."""
+    for noisy in ("azure", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def serve_until_signal(host: FunctionsHost) -> None:
