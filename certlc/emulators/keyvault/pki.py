@@ -20,7 +20,12 @@ from cryptography.x509.oid import NameOID, ObjectIdentifier
 from .errors import bad_parameter
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-CURVES: dict[str, type[ec.EllipticCurve]] = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}
+CURVES: dict[str, type[ec.EllipticCurve]] = {
+    "P-256": ec.SECP256R1,
+    "P-384": ec.SECP384R1,
+    "P-521": ec.SECP521R1,
+    "P-256K": ec.SECP256K1,  # JsonWebKeyCurveName; Key Vault makes certificate keys on it too
+}
 CURVE_NAMES = {cls.name: name for name, cls in CURVES.items()}
 RSA_SIZES = (2048, 3072, 4096)
 KEY_USAGES = (
@@ -154,10 +159,13 @@ def _extensions(x509_props: dict[str, Any]) -> list[tuple[x509.ExtensionType, bo
         if unknown:
             raise bad_parameter(f"Invalid key usage {unknown}: use any of {list(KEY_USAGES)}")
         flags = {attr: name in usages for name, attr in _KU_ATTRS.items()}
-        try:
+        if not flags["key_agreement"]:
+            # encipherOnly/decipherOnly without keyAgreement: RFC 5280 leaves them undefined (and X.509 parsers
+            # such as cryptography's refuse such a certificate), but Key Vault accepts the policy (the SDK's
+            # test_policy asks for decipherOnly alone). The policy keeps them; the certificate leaves them out.
+            flags["encipher_only"] = flags["decipher_only"] = False
+        if any(flags.values()):
             extensions.append((x509.KeyUsage(**flags), True))
-        except ValueError as exc:  # encipherOnly/decipherOnly mean something only with keyAgreement (RFC 5280)
-            raise bad_parameter(f"Invalid key usage {usages}: {exc}") from exc
     ekus = x509_props.get("ekus") or []
     if ekus:
         try:
