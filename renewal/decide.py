@@ -123,7 +123,7 @@ def not_failed_before(i: Input) -> Verdict | None:
     cert = i.certificate
     assert cert is not None
     outcome = T.tag(cert.tags, T.LAST_OUTCOME) or ""
-    if i.request.reason in AUTOMATIC_TRIGGERS and not i.request.force and outcome.startswith("failed"):
+    if i.request.trigger in AUTOMATIC_TRIGGERS and not i.request.force and outcome.startswith("failed"):
         return Verdict(
             "skip",
             "failed_before",
@@ -148,7 +148,7 @@ def renewal_threshold(
 def certificate_is_due(i: Input) -> Verdict | None:
     cert = i.certificate
     assert cert is not None
-    if i.request.force or i.request.reason in ("manual", "compromise"):
+    if i.request.force or i.request.trigger == "compromise":
         return None
     if cert.expires_on is None:
         return Verdict("skip", "no_expiry", f"{cert.name!r} has no expiry date")

@@ -13,7 +13,7 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 
-REASONS = frozenset({"near_expiry", "expired", "sweep", "manual", "compromise"})
+TRIGGERS = frozenset({"near_expiry", "expired", "sweep", "manual", "compromise"})
 
 
 class InvalidMessage(ValueError):
@@ -24,7 +24,7 @@ class InvalidMessage(ValueError):
 class RenewalRequest:
     vault: str
     name: str
-    reason: str
+    trigger: str  # what started the renewal (an event, the sweep, an operator); every "reason" is an outcome
     version: str | None = None  # the certificate version the event was about
     attempt: int = 1
     correlation_id: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -39,6 +39,7 @@ class RenewalRequest:
 
     def to_json(self) -> str:
         body = {"schema": SCHEMA_VERSION, **{k: v for k, v in asdict(self).items() if v is not None}}
+        body["reason"] = self.trigger  # the field's former name, for instances still on the previous release
         return json.dumps(body, separators=(",", ":"), sort_keys=True)
 
     @classmethod
@@ -46,11 +47,13 @@ class RenewalRequest:
         if body.get("schema") != SCHEMA_VERSION:
             raise InvalidMessage(f"unsupported message schema {body.get('schema')!r} (expected {SCHEMA_VERSION})")
         fields = {k: body[k] for k in cls.__dataclass_fields__ if k in body}
-        for key in ("vault", "name", "reason"):
+        if "trigger" not in fields and "reason" in body:  # written by the previous release
+            fields["trigger"] = body["reason"]
+        for key in ("vault", "name", "trigger"):
             if not isinstance(fields.get(key), str) or not fields[key]:
                 raise InvalidMessage(f"message field {key!r} is missing or not a string")
-        if fields["reason"] not in REASONS:
-            raise InvalidMessage(f"unknown renewal reason {fields['reason']!r}; expected one of {sorted(REASONS)}")
+        if fields["trigger"] not in TRIGGERS:
+            raise InvalidMessage(f"unknown renewal trigger {fields['trigger']!r}; expected one of {sorted(TRIGGERS)}")
         attempt = fields.get("attempt", 1)
         if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
             raise InvalidMessage(f"message field 'attempt' must be a positive integer, got {attempt!r}")

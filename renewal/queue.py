@@ -101,7 +101,7 @@ class FailedStore:
                 RenewalRequest(
                     vault=request.vault,
                     name=request.name,
-                    reason="manual",
+                    trigger="manual",
                     version=request.version,
                     force=request.force,
                 )

@@ -94,7 +94,7 @@ class Reporter:
 
     def expiring(self, cert: CertificateSnapshot, days_left: int, *, escalate: bool = False) -> None:
         """The sweep's daily warning; inside the escalation window it becomes an escalation."""
-        request = RenewalRequest(vault=cert.vault, name=cert.name, reason="sweep", version=cert.version)
+        request = RenewalRequest(vault=cert.vault, name=cert.name, trigger="sweep", version=cert.version)
         recipients = tuple(recipients_from_tags(cert.tags, self._env))
         if escalate:
             last = T.tag(cert.tags, T.LAST_OUTCOME) or ""

@@ -186,7 +186,7 @@ def _sweep_one(
     cert = kv.current(summary.name)
     if cert is None:
         return
-    request = RenewalRequest(vault=vault.name, name=summary.name, reason="sweep", version=cert.version)
+    request = RenewalRequest(vault=vault.name, name=summary.name, trigger="sweep", version=cert.version)
     verdict = decide(Input(request, {vault.name.lower(): vault}, cert, now, settings))
     renewing = verdict.outcome == "renew"
     decision = sweep_action(

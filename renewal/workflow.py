@@ -247,7 +247,7 @@ class RenewalWorkflow:
                 old_version=cert.version,
                 ca=ca.name,
                 profile=verdict.profile,
-                trigger=request.reason,
+                trigger=request.trigger,
             )
         ca_request_id = (record.ca_request_id if record else None) or request.ca_request_id
         if record and record.chain_pem:  # the CA answered before a crash: merge what it issued

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
 
     runtime = build_runtime(args.env, dry_run=args.dry_run)
     request = RenewalRequest(
-        vault=args.vault, name=args.name, reason="manual" if args.force else "sweep", force=args.force
+        vault=args.vault, name=args.name, trigger="manual", force=args.force
     )
     result = runtime.workflow.handle(request)
     log_result(result)

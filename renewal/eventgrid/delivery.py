@@ -13,7 +13,7 @@ from renewal.eventgrid import rejections as r
 from renewal.eventgrid.parse import CERTIFICATE_EXPIRED, CERTIFICATE_NEAR_EXPIRY, KeyVaultCertificateEvent
 from renewal.messages import RenewalRequest
 
-_RENEWAL_REASONS = {CERTIFICATE_NEAR_EXPIRY: "near_expiry", CERTIFICATE_EXPIRED: "expired"}
+_TRIGGERS = {CERTIFICATE_NEAR_EXPIRY: "near_expiry", CERTIFICATE_EXPIRED: "expired"}
 
 
 @dataclass(frozen=True)
@@ -27,13 +27,13 @@ class Ignored:
 
 def outcome(event: KeyVaultCertificateEvent) -> RenewalRequest | Ignored:
     """NearExpiry and Expired ask for a renewal of that version; NewVersionCreated is only news."""
-    reason = _RENEWAL_REASONS.get(event.event_type)
-    if reason is None:
+    trigger = _TRIGGERS.get(event.event_type)
+    if trigger is None:
         return Ignored(
             event,
             r.NEW_VERSION_CREATED,
             f"{event.vault.name}/{event.name} has a new version {event.version}; nothing to renew",
         )
     return RenewalRequest(
-        vault=event.vault.name, name=event.name, reason=reason, version=event.version, event_id=event.event_id
+        vault=event.vault.name, name=event.name, trigger=trigger, version=event.version, event_id=event.event_id
     )

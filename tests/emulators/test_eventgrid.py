@@ -220,7 +220,7 @@ def test_event_grid_delivery_parses_into_the_right_renewal_request(receiver: Rec
     (request,) = _each_event(delivery.body)
     (logged,) = publisher.deliveries()
     assert isinstance(request, RenewalRequest)
-    assert (request.vault, request.name, request.version, request.reason, request.event_id) == (
+    assert (request.vault, request.name, request.version, request.trigger, request.event_id) == (
         "kv1",
         "web-frontend",
         event.version,
@@ -247,7 +247,7 @@ def test_cloud_event_delivery_parses_into_the_right_renewal_request(receiver: Re
     )
     (request,) = _each_event(delivery.body)
     assert isinstance(request, RenewalRequest)
-    assert (request.name, request.version, request.reason) == ("web-frontend", event.version, "expired")
+    assert (request.name, request.version, request.trigger) == ("web-frontend", event.version, "expired")
 
 
 def test_new_version_created_is_delivered_and_ignored_by_the_product(receiver: Receiver, publisher) -> None:

@@ -66,7 +66,7 @@ def test_certificate_samples_in_both_schemas_queue_one_renewal(event_function: A
     (message,) = invoke(event_function, event)
     request = RenewalRequest.from_dict(json.loads(message))
     assert (request.vault, request.name, request.version) == ("sample-kv", "web-frontend", SAMPLE_VERSION)
-    assert request.reason == ("expired" if "expired" in sample.name else "near_expiry")
+    assert request.trigger == ("expired" if "expired" in sample.name else "near_expiry")
 
 
 @pytest.mark.parametrize(

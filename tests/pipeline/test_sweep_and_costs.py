@@ -86,6 +86,8 @@ def test_certlc_renew_dry_run_then_force(stack, capsys):
     assert certlc(["--settings", settings, "renew", name, "--vault", "kv1", "--force"]) == 0
     assert "renewed" in capsys.readouterr().out
     assert len(versions(stack, name)) == 2
+    initiated = [r for r in audit(stack, name) if r["event"] == "renewal_initiated"]
+    assert [r["trigger"] for r in initiated] == ["manual"]  # an operator's renewal is audited as one
 
 
 def test_certlc_renew_refuses_a_vault_that_is_not_allowed(stack, capsys):

@@ -55,7 +55,9 @@ def verdict(snapshot, reason="near_expiry", version=None, settings=None, **reque
         (cert(tags={"CERTLC-RENEW": "false"}), {}, "skip", "opted_out"),
         (cert(), {"version": "v0"}, "skip", "superseded"),
         (cert(days_left=200, lifetime=365), {}, "skip", "not_due"),
-        (cert(days_left=200, lifetime=365), {"reason": "manual"}, "renew", "due"),
+        (cert(days_left=200, lifetime=365), {"reason": "manual"}, "skip", "not_due"),  # certlc renew NAME: if due
+        (cert(days_left=200, lifetime=365), {"reason": "manual", "force": True}, "renew", "due"),  # --force
+        (cert(days_left=200, lifetime=365), {"reason": "compromise"}, "renew", "due"),
         (cert(days_left=200, lifetime=365), {"reason": "sweep", "force": True}, "renew", "due"),
         (
             cert(tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}),
@@ -155,7 +157,8 @@ def test_backoff_doubles_with_jitter_caps_and_honours_retry_after():
     [
         ({"schema": 2, "vault": "kv1", "name": "a", "reason": "manual"}, "schema"),
         ({"schema": 1, "vault": "kv1", "reason": "manual"}, "'name'"),
-        ({"schema": 1, "vault": "kv1", "name": "a", "reason": "because"}, "reason"),
+        ({"schema": 1, "vault": "kv1", "name": "a", "reason": "because"}, "trigger 'because'"),
+        ({"schema": 1, "vault": "kv1", "name": "a", "trigger": "because"}, "trigger 'because'"),
         ({"schema": 1, "vault": "kv1", "name": "a", "reason": "manual", "attempt": 0}, "attempt"),
         ({"schema": 1, "vault": "kv1", "name": "a", "reason": "manual", "force": "yes"}, "force"),
     ],

@@ -79,7 +79,7 @@ def test_certificate_samples_become_one_renewal_each(path: Path) -> None:
     assert len(result.requests) == 1
     request = result.requests[0]
     assert (request.vault, request.name, request.version) == ("sample-kv", "web-frontend", SAMPLE_VERSION)
-    assert request.reason == ("expired" if "expired" in path.name else "near_expiry")
+    assert request.trigger == ("expired" if "expired" in path.name else "near_expiry")
     assert request.event_id == "00eccf70-95a7-4e7c-8299-2eb17ee9ad64"
 
 
@@ -177,7 +177,7 @@ def test_duplicates_ask_for_the_same_certificate_version() -> None:
     expired["id"] = "expired-1"
     expired["eventType"] = "Microsoft.KeyVault.CertificateExpired"
     result = _each_event(json.dumps([_clean(), same_id, same_cert, expired]).encode())
-    assert [r.reason for r in result.requests] == ["near_expiry", "near_expiry", "near_expiry", "expired"]
+    assert [r.trigger for r in result.requests] == ["near_expiry", "near_expiry", "near_expiry", "expired"]
     assert {_certificate_version(r) for r in result.requests} == {("sample-kv", "web-frontend", SAMPLE_VERSION)}
     assert [r.event_id for r in result.requests] == [
         "00eccf70-95a7-4e7c-8299-2eb17ee9ad64",
@@ -193,7 +193,7 @@ def test_cloud_event_and_event_grid_forms_of_one_event_ask_for_the_same_renewal(
     assert {e.schema for e in events} == {EVENT_GRID_SCHEMA, CLOUD_EVENTS_SCHEMA}
     requests = [outcome(event) for event in events]
     assert all(isinstance(r, RenewalRequest) for r in requests)
-    first, second = ((r.vault, r.name, r.version, r.reason, r.event_id) for r in requests)
+    first, second = ((r.vault, r.name, r.version, r.trigger, r.event_id) for r in requests)
     assert first == second == ("sample-kv", "web-frontend", SAMPLE_VERSION, "near_expiry", first[4])
 
 

@@ -50,7 +50,7 @@ def _b64(text: str) -> str:
 
 @pytest.mark.parametrize("encode", [str, str.encode, _b64], ids=["json", "bytes", "base64"])
 def test_own_request_round_trips(encode) -> None:
-    request = RenewalRequest(vault="sample-kv", name="web-frontend", reason="manual", version=VERSION)
+    request = RenewalRequest(vault="sample-kv", name="web-frontend", trigger="manual", version=VERSION)
     assert parse_queue_message(encode(request.to_json()), ALLOW) == request
 
 
@@ -60,7 +60,7 @@ def test_own_request_round_trips(encode) -> None:
 )
 def test_raw_event_from_event_grid_queue_subscription(encode, event: dict, reason: str, event_id: str) -> None:
     request = parse_queue_message(encode(json.dumps(event)), ALLOW)
-    assert (request.vault, request.name, request.version, request.reason, request.event_id) == (
+    assert (request.vault, request.name, request.version, request.trigger, request.event_id) == (
         "sample-kv",
         "web-frontend",
         VERSION,
@@ -103,3 +103,14 @@ def test_anything_else_is_an_invalid_message_with_a_reason(body: str, reason: st
         parse_queue_message(body, ALLOW)
     assert caught.value.reason == reason
     assert isinstance(caught.value, InvalidMessage)
+
+
+def test_the_trigger_is_written_under_both_names_and_read_from_either() -> None:
+    """``trigger`` was ``reason`` in the previous release: messages in flight across an upgrade keep working."""
+    request = RenewalRequest(vault="sample-kv", name="web-frontend", trigger="manual", version=VERSION)
+    body = json.loads(request.to_json())
+    assert (body["trigger"], body["reason"]) == ("manual", "manual")
+    legacy = {k: v for k, v in body.items() if k != "trigger"}
+    assert parse_queue_message(json.dumps(legacy), ALLOW).trigger == "manual"
+    current = {k: v for k, v in body.items() if k != "reason"}
+    assert parse_queue_message(json.dumps(current), ALLOW) == request

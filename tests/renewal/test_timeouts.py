@@ -519,7 +519,7 @@ def test_notification_timeout_after_a_renewal_is_recorded_not_raised(silent: Sil
         expires = datetime(2031, 1, 2, tzinfo=UTC)
         return CertificateSnapshot("kv-test", "web", version, True, None, expires, "Unknown", {}, None, None)
 
-    request = RenewalRequest(vault="kv-test", name="web", reason="near_expiry")
+    request = RenewalRequest(vault="kv-test", name="web", trigger="near_expiry")
     outcome = within(lambda: reporter.renewed(request, snapshot("1" * 32), snapshot("2" * 32), "cfssl"))
     assert outcome.error is None, outcome.error
     assert_within_budget(outcome)
