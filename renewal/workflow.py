@@ -139,11 +139,11 @@ class RenewalWorkflow:
     _locks: KeyedLocks = field(default_factory=lambda: KeyedLocks(), repr=False)
 
     def handle(self, request: RenewalRequest) -> Result:
-        """Renew one certificate; renewals of the same certificate in this process run one at a time.
+        """Renew one certificate under its lock: in this process renewals of it take turns, and across
+        instances the blob lease (``renewal.ledger``) keeps every other renewal of it out.
 
-        Taking the lock before the first read means a duplicate message waiting here reads the
-        version the first one merged and stops as superseded. Across processes, Key Vault's
-        single pending operation (409) is the lock.
+        Taking the lock before the first read means a duplicate message waiting for it reads the
+        version the first one merged and stops as superseded.
         """
         rejected = check_request(Input(request, self.vaults, None, self.clock(), self.settings))
         if rejected:
@@ -172,12 +172,12 @@ class RenewalWorkflow:
             if verdict.outcome == "skip":
                 self.reporter.audit("skipped", request, reason=verdict.reason, detail=verdict.message)
                 return Result("skipped", verdict.reason, verdict.message, request)
-            if verdict.outcome != "renew":
-                raise Permanent(verdict.reason, verdict.message)
             assert cert is not None
             owner = progress.held.record
             if owner and owner.version == cert.version and owner.owner != request.correlation_id and owner.is_live(now):
-                return self._in_flight(request, owner)
+                return self._in_flight(request, owner)  # before any failure: that renewal's record is not ours
+            if verdict.outcome != "renew":
+                raise Permanent(verdict.reason, verdict.message)
             if self.dry_run:
                 return Result("skipped", "dry_run", f"would renew: {verdict.message}", request)
             return self._renew(kv, progress, cert, verdict)
