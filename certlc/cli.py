@@ -16,26 +16,51 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 LOCAL_STACK_SETTINGS = Path(".local/stack/local.settings.json")
+STACK_STATE_KEY = "CertlcLocalStack"  # "stopped" in a local stack's settings file once the stack is down
+STACK_NOT_RUNNING = "the local stack is not running: run certlc local up"
+NO_SETTINGS_NEEDED = {"local", "emulator", "demo", "dashboard"}  # they never read the app settings
+ONE_SHOT = {"renew", "sweep", "failed", "status", "ingest", "dashboard"}  # print their outcome; logs add one line
 
 
 class UserError(Exception):
     """A mistake the user can fix; printed as one line, exit code 2."""
 
 
-def load_settings(path: str | None) -> dict[str, str]:
-    """Environment overlaid on a local.settings.json ``Values`` map (the environment wins)."""
+class StackNotRunning(Exception):
+    """The settings are a local stack's and that stack is down; one line, exit code 1."""
+
+
+def load_settings(path: str | None, *, refuse_stopped_stack: bool = True) -> dict[str, str]:
+    """Environment overlaid on a local.settings.json ``Values`` map (the environment wins).
+
+    The settings file of a local stack that is down (marked by ``certlc local down``, or beside a
+    ``stack.json`` whose process is gone) is refused: its ports are dead."""
     candidates = [Path(path)] if path else [Path("local.settings.json"), LOCAL_STACK_SETTINGS]
     values: dict[str, str] = {}
     for candidate in candidates:
         if candidate.is_file():
             try:
-                values = {k: str(v) for k, v in json.loads(candidate.read_text())["Values"].items()}
-            except (ValueError, KeyError, AttributeError) as exc:
+                body = json.loads(candidate.read_text())
+                values = {k: str(v) for k, v in body["Values"].items()}
+            except (ValueError, KeyError, AttributeError, TypeError) as exc:
                 raise UserError(f"{candidate} is not a Functions local.settings.json with a Values map: {exc}") from exc
+            if refuse_stopped_stack and _stack_stopped(candidate, body):
+                raise StackNotRunning(STACK_NOT_RUNNING)
             break
         if path:
             raise UserError(f"settings file {path} does not exist")
     return values | dict(os.environ)
+
+
+def _stack_stopped(settings_file: Path, body: dict) -> bool:
+    if body.get(STACK_STATE_KEY) == "stopped":
+        return True
+    info = settings_file.parent / "stack.json"
+    if not info.is_file():
+        return False
+    from certlc.localstack.stack import stack_process_alive
+
+    return not stack_process_alive(info)
 
 
 def _delegate(target: str) -> Callable[[argparse.Namespace], int]:
@@ -111,18 +136,37 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from renewal.errors import ConfigError
-
+    """Exit 0 done or nothing to do, 1 the work failed or is not finished, 2 a usage or configuration mistake."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
+
+    from azure.core.exceptions import AzureError
+
+    from certlc.commands.common import Unreachable
+    from renewal.errors import ConfigError
+
+    if args.command in ONE_SHOT:
+        from certlc.commands.common import one_line_logging
+
+        one_line_logging()
     try:
-        args.env = load_settings(args.settings)
+        args.env = load_settings(args.settings, refuse_stopped_stack=args.command not in NO_SETTINGS_NEEDED)
         return args.handler(args)
     except (UserError, ConfigError) as exc:
-        print(f"certlc: {exc}", file=sys.stderr)
+        print(f"certlc: {_first_line(exc)}", file=sys.stderr)
         return 2
+    except (StackNotRunning, Unreachable) as exc:
+        print(f"certlc: {_first_line(exc)}", file=sys.stderr)
+        return 1
+    except AzureError as exc:  # a service that stopped answering half-way: one line, never a traceback
+        print(f"certlc: {type(exc).__name__}: {_first_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 if __name__ == "__main__":

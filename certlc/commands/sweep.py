@@ -12,10 +12,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from certlc.commands.common import checked_runtime
     from renewal import handlers
-    from renewal.runtime import build_runtime
 
-    handlers.reset_runtime(build_runtime(args.env))
+    handlers.reset_runtime(checked_runtime(args.env))
     report = handlers.on_sweep_timer()
     if args.json:
         print(json.dumps(asdict(report), indent=2))

@@ -46,8 +46,10 @@ def add_status_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    """Live from the vaults (the same rows ``ingest`` would upload); 2 when any vault failed."""
+    """Live from the vaults (the same rows ``ingest`` would upload); 1 when any vault failed, 2 for a setting
+    that cannot work (raised to ``certlc.cli.main``)."""
     from certlc.dashboard.terminal import render_json, render_table
+    from renewal.errors import ConfigError
 
     failed: list[str] = []
     try:
@@ -59,6 +61,8 @@ def run_status(args: argparse.Namespace) -> int:
             snapshot = take_snapshot(getattr(args, "env", None) or os.environ)
             rows = snapshot.rows
             failed = [v.error for v in snapshot.vaults if v.error]
+    except ConfigError:
+        raise
     except (RowsUnavailable, ValueError) as error:
         print(f"certlc status: {error}", file=sys.stderr)
         return 1
@@ -66,4 +70,4 @@ def run_status(args: argparse.Namespace) -> int:
     print(render_json(rows, failed) if args.json else render_table(rows, colour))
     for error in failed:
         print(f"certlc status: vault skipped: {error}", file=sys.stderr)
-    return 2 if failed else 0
+    return 1 if failed else 0

@@ -234,7 +234,18 @@ def prepare(args: argparse.Namespace) -> tuple[func.FunctionApp, dict[str, str]]
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     quiet_http_logging()
-    return load_app(args.script_root), dict(env)
+    root = logging.getLogger()
+    root.addFilter(_not_http_auth_level)
+    try:
+        return load_app(args.script_root), dict(env)
+    finally:
+        root.removeFilter(_not_http_auth_level)
+
+
+def _not_http_auth_level(record: logging.LogRecord) -> bool:
+    """azure.functions warns, while indexing, that an app without HTTP functions has no auth level to apply: true
+    of every app this host runs (it runs no HTTP trigger), and a line before the host's own."""
+    return not str(record.msg).startswith("Auth level is not applied to non http function app")
 
 
 def quiet_http_logging() -> None:
@@ -263,21 +274,72 @@ def run_command(
     build: Callable[[func.FunctionApp, dict[str, str]], FunctionsHost],
     serve: Callable[[FunctionsHost], int],
 ) -> int:
-    """Build a host from the command line and serve it; setup and storage errors become one line and an exit code."""
+    """Build a host from the command line and serve it; setup and storage errors become one line and an exit code.
+
+    Before any message is taken, every setting is checked by building the functions' runtime once (with the
+    default CA adapter) and every queue and service is dialled with a short deadline: a broken setting is
+    exit 2, a service that does not answer exit 1, and nothing is taken from the queue either way."""
     from azure.core.exceptions import AzureError
 
-    from certlc.cli import UserError
+    from certlc.cli import StackNotRunning, UserError
+    from certlc.commands.common import Unreachable
 
     try:
         app, env = prepare(args)
-        return serve(build(app, env))
+        host = build(app, env)
+        try:
+            if _runs_renewals(host):
+                _check_runtime(env, getattr(args, "timeout", None))
+            _check_queues(host, getattr(args, "timeout", None))
+        except BaseException:
+            host.stop()
+            raise
+        return serve(host)
     except (BindingError, ValueError, OSError, UserError) as exc:
-        print(f"certlc {command}: {exc}", file=sys.stderr)
+        print(f"certlc {command}: {_first_line(exc)}", file=sys.stderr)
         return 2
-    except (AzureError, TimeoutError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"certlc {command}: {detail}", file=sys.stderr)
+    except (AzureError, TimeoutError, Unreachable, StackNotRunning) as exc:
+        print(f"certlc {command}: {_first_line(exc)}", file=sys.stderr)
         return 1
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _reach_timeout(timeout: float | None) -> float:
+    from certlc.commands.common import REACH_TIMEOUT_SECONDS
+
+    return min(REACH_TIMEOUT_SECONDS, timeout) if timeout else REACH_TIMEOUT_SECONDS
+
+
+def _runs_renewals(host: FunctionsHost) -> bool:
+    """Whether the host runs certlc's renewal functions (it runs any app)."""
+    return any(f.loaded.user_function.__module__.startswith("renewal.") for f in host.functions.values())
+
+
+def _check_runtime(env: Mapping[str, str], timeout: float | None) -> None:
+    """The runtime certlc's functions share, built now from ``os.environ`` (``prepare`` set it): a ConfigError
+    here is a host that refuses to start, not one that fails every invocation and moves waiting renewals to
+    poison."""
+    from certlc.commands.common import require_reachable, service_endpoints
+    from renewal import handlers
+    from renewal.settings import settings_from_env
+
+    require_reachable(service_endpoints(env, settings_from_env(env)), _reach_timeout(timeout))
+    handlers.reset_runtime()
+    runtime = handlers.runtime()
+    runtime.workflow.ca_for(runtime.settings.window.default_ca)
+
+
+def _check_queues(host: FunctionsHost, timeout: float | None) -> None:
+    """The host's own trigger queues (their connection may differ from the functions' one)."""
+    from certlc.commands.common import Endpoint, require_reachable
+
+    require_reachable(
+        [Endpoint(f"queue {url.rsplit('/', 1)[-1]}", url, "the trigger's connection") for url in host.queue_urls],
+        _reach_timeout(timeout),
+    )
 
 
 def _serve_dev(host: FunctionsHost) -> int:

@@ -226,7 +226,7 @@ def _up(args: argparse.Namespace) -> int:
     from certlc.cli import UserError
 
     info_path = _info_path(args.dir)
-    if info_path.exists() and _alive(json.loads(info_path.read_text()).get("pid")):
+    if info_path.exists() and _alive(_pid_of(info_path)):
         raise UserError(f"a local stack is already running from {args.dir}; run `certlc local down` first")
     info_path.unlink(missing_ok=True)
     Path(args.dir).mkdir(parents=True, exist_ok=True)
@@ -274,6 +274,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.replace(tmp, _info_path(args.dir))
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
+    mark_settings_stopped(Path(args.dir))
     _info_path(args.dir).unlink(missing_ok=True)
     return 0
 
@@ -281,15 +282,49 @@ def _serve(args: argparse.Namespace) -> int:
 def _down(args: argparse.Namespace) -> int:
     info_path = _info_path(args.dir)
     if not info_path.exists():
+        mark_settings_stopped(Path(args.dir))
         print("no local stack is running")
         return 0
-    pid = json.loads(info_path.read_text()).get("pid")
+    pid = _pid_of(info_path)
     if _alive(pid):
         os.kill(pid, signal.SIGTERM)
         poll_until(lambda: not _alive(pid), timeout=30, what="the local stack to stop")
+    mark_settings_stopped(Path(args.dir))
     info_path.unlink(missing_ok=True)
     print("local stack stopped")
     return 0
+
+
+def mark_settings_stopped(directory: Path) -> None:
+    """Mark the stack's settings file as a stopped stack's, so that commands say so instead of dialling its dead
+    ports. The values stay for reading; ``certlc local up`` writes a fresh file."""
+    from certlc.cli import STACK_STATE_KEY
+
+    path = directory / "local.settings.json"
+    try:
+        body = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(body, dict) or body.get(STACK_STATE_KEY) == "stopped":
+        return
+    body[STACK_STATE_KEY] = "stopped"
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(body, fh, indent=2)
+    os.replace(tmp, path)
+
+
+def stack_process_alive(info_path: Path) -> bool:
+    """Whether the process a ``stack.json`` names still runs."""
+    return _alive(_pid_of(info_path))
+
+
+def _pid_of(info_path: Path) -> Any:
+    try:
+        return json.loads(info_path.read_text()).get("pid")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _alive(pid: Any) -> bool:

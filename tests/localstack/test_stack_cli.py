@@ -52,6 +52,9 @@ def test_local_up_prints_endpoints_and_down_stops_it(stack_dir):
     assert not (stack_dir / "stack.json").exists()
     with pytest.raises(ProcessLookupError):
         os.kill(info["pid"], 0)
+    after = run_certlc("--settings", info["settings_file"], "failed", "list", timeout=30)  # its ports are dead now
+    assert after.returncode == 1, after.stderr
+    assert after.stderr.strip() == "certlc: the local stack is not running: run certlc local up"
 
 
 @pytest.mark.parametrize("pending_version", ["placeholder", "previous"])

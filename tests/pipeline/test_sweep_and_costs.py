@@ -91,8 +91,10 @@ def test_certlc_renew_dry_run_then_force(stack, capsys):
 
 
 def test_certlc_renew_refuses_a_vault_that_is_not_allowed(stack, capsys):
-    assert certlc(["--settings", str(stack.settings_path), "renew", "anything", "--vault", "evil"]) == 1
-    assert "rejected (vault_not_allowed)" in capsys.readouterr().out
+    """A usage mistake (exit 2), said once, before anything is read or recorded."""
+    assert certlc(["--settings", str(stack.settings_path), "renew", "anything", "--vault", "evil"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("'evil' is not in CERTLC_VAULTS") == 1
 
 
 def test_inside_seven_days_the_daily_warning_is_an_escalation(stack, alerts):
