@@ -38,11 +38,12 @@ def storage_endpoints(env: Mapping[str, str], settings: Any) -> list[Endpoint]:
     """The queues' and the lock container's endpoints, from the same client builders the runtime uses."""
     from renewal.clients import QUEUE_CONNECTION_DEFAULT, blob_container_client, queue_client
     from renewal.errors import ConfigError
+    from renewal.ledger import CONTAINER_DEFAULT
 
     connection = env.get("CERTLC_QUEUE_CONNECTION", QUEUE_CONNECTION_DEFAULT)
     found = [Endpoint("the renewal queue", queue_client(env, settings.queue_name).url, connection)]
     try:
-        container = env.get("CERTLC_LOCK_CONTAINER") or "certlc-locks"
+        container = env.get("CERTLC_LOCK_CONTAINER") or CONTAINER_DEFAULT
         found.append(Endpoint("the renewal lock container", blob_container_client(env, container).url, connection))
     except ConfigError:  # no blob connection: building the runtime says so
         pass
