@@ -28,13 +28,6 @@ def kv(tmp_path_factory):
         emulator.stop()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_challenge_cache():
-    from azure.keyvault.certificates._shared import http_challenge_cache
-
-    http_challenge_cache.clear()
-
-
 def make_pfx(name: str, not_before: datetime, not_after: datetime) -> tuple[bytes, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name}.example.com")])

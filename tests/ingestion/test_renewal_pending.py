@@ -36,13 +36,6 @@ def kv(request, tmp_path_factory):
         emulator.stop()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_challenge_cache():
-    from azure.keyvault.certificates._shared import http_challenge_cache
-
-    http_challenge_cache.clear()
-
-
 def client_for(kv):
     from renewal.clients import certificate_client
 

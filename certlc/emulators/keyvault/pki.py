@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from .errors import bad_parameter
+from .schemas import KEY_USAGES  # the REST spec's KeyUsageType, declared once
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 CURVES: dict[str, type[ec.EllipticCurve]] = {
@@ -28,17 +29,6 @@ CURVES: dict[str, type[ec.EllipticCurve]] = {
 }
 CURVE_NAMES = {cls.name: name for name, cls in CURVES.items()}
 RSA_SIZES = (2048, 3072, 4096)
-KEY_USAGES = (
-    "digitalSignature",
-    "nonRepudiation",
-    "keyEncipherment",
-    "dataEncipherment",
-    "keyAgreement",
-    "keyCertSign",
-    "cRLSign",
-    "encipherOnly",
-    "decipherOnly",
-)
 _KU_ATTRS = dict(
     zip(
         KEY_USAGES,
