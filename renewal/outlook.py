@@ -1,0 +1,129 @@
+"""What will happen to a certificate: who renews it, when certlc will, and whether nobody will.
+
+The status command, the dashboard, the workbook and the coverage alert all answer "what happens next" from
+this one chain, in the shape of ``renewal.decide``: gathered facts in one ``Facts``, a chain of named checks
+that each return ``None`` (carry on) or an ``Outlook`` with a stable reason. The dates come from the same
+threshold the renewal decision uses, so the date shown is the date the sweep acts.
+
+Coverage, the renewal guides' first habit ("one missed certificate causes the outage"): a certificate is
+*uncovered* when certlc does not manage it, Key Vault does not renew it itself (an ``AutoRenew`` lifetime
+action with an integrated issuer) and nobody opted it out on purpose (``certlc-renew=false``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from renewal import tags as T
+from renewal.decide import WindowSettings, renewal_threshold
+
+RenewedBy = Literal["certlc", "keyvault", "opted_out", "disabled", "nobody"]
+SELF_ISSUED = "self"
+UNKNOWN_ISSUER = "unknown"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the listing and the policy say about a certificate's current (last good) version."""
+
+    name: str
+    enabled: bool
+    not_before: datetime | None
+    expires_on: datetime | None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    policy_issuer: str = ""  # the policy's issuer name: "Unknown" for CAs Key Vault does not integrate with
+    auto_renew: bool = False  # the policy has an AutoRenew lifetime action
+    canary_every: timedelta | None = None  # a canary is renewed this often even when not due
+
+
+@dataclass(frozen=True)
+class Outlook:
+    renewed_by: RenewedBy
+    reason: str  # stable code for the dashboard, the workbook and alerts
+    message: str  # one line an operator can act on
+    next_renewal: datetime | None = None  # when certlc renews it (in the past: due now, the next sweep acts)
+
+    @property
+    def managed(self) -> bool:
+        return self.renewed_by == "certlc"
+
+    @property
+    def uncovered(self) -> bool:
+        """Nobody renews it and nobody decided that: the certificate the coverage count and alert list."""
+        return self.renewed_by == "nobody"
+
+
+Check = Callable[[Facts, datetime, WindowSettings], "Outlook | None"]
+
+
+def disabled(f: Facts, now: datetime, s: WindowSettings) -> Outlook | None:
+    if not f.enabled:
+        return Outlook("disabled", "disabled", "disabled in Key Vault: nothing renews it until it is enabled")
+    return None
+
+
+def opted_out(f: Facts, now: datetime, s: WindowSettings) -> Outlook | None:
+    if T.is_false(T.tag(f.tags, T.RENEW)):
+        return Outlook("opted_out", "opted_out", f"tag {T.RENEW}=false: certlc leaves it alone on purpose")
+    return None
+
+
+def renewed_by_certlc(f: Facts, now: datetime, s: WindowSettings) -> Outlook | None:
+    if not T.is_managed(f.policy_issuer, f.tags):
+        return None
+    outcome = T.tag(f.tags, T.LAST_OUTCOME) or ""
+    if outcome.startswith("failed"):
+        return Outlook("certlc", "failed", f"the last renewal failed ({outcome}); fix it, then `certlc failed retry`")
+    if f.expires_on is None:
+        return Outlook("certlc", "no_expiry", "no expiry date: nothing to renew")
+    when = f.expires_on - renewal_threshold(f.not_before, f.expires_on, f.tags, s)
+    reason = "due" if when <= now else "scheduled"
+    if f.canary_every is not None and f.not_before is not None and f.not_before + f.canary_every < when:
+        when = f.not_before + f.canary_every
+        reason = "canary_due" if when <= now else "canary"
+    what = "renews the canary" if reason.startswith("canary") else "renews it"
+    if when <= now:
+        return Outlook("certlc", reason, f"due now: the next sweep {what}", when)
+    return Outlook("certlc", reason, f"certlc {what} on {when:%Y-%m-%d} UTC", when)
+
+
+def renewed_by_key_vault(f: Facts, now: datetime, s: WindowSettings) -> Outlook | None:
+    issuer = f.policy_issuer.strip().lower()
+    if f.auto_renew and issuer not in ("", UNKNOWN_ISSUER):
+        who = "a self-signed policy" if issuer == SELF_ISSUED else f"issuer {f.policy_issuer.strip()!r}"
+        return Outlook("keyvault", "keyvault_auto_renew", f"Key Vault renews it itself ({who}, AutoRenew)")
+    return None
+
+
+def nobody(f: Facts, now: datetime, s: WindowSettings) -> Outlook:
+    issuer = f.policy_issuer.strip() or "none"
+    return Outlook(
+        "nobody",
+        "uncovered",
+        f"nobody renews it: issuer {issuer!r} without an AutoRenew lifetime action, not managed by certlc; "
+        f"add an AutoRenew action, tag {T.MANAGED}=true, or tag {T.RENEW}=false if that is on purpose",
+    )
+
+
+CHECKS: tuple[Check, ...] = (disabled, opted_out, renewed_by_certlc, renewed_by_key_vault)
+
+
+def outlook(facts: Facts, now: datetime, settings: WindowSettings) -> Outlook:
+    for check in CHECKS:
+        found = check(facts, now, settings)
+        if found is not None:
+            return found
+    return nobody(facts, now, settings)
+
+
+def has_auto_renew(policy: object | None) -> bool:
+    """Whether an SDK ``CertificatePolicy`` has an ``AutoRenew`` lifetime action (compared by value, so the
+    enum and the wire string both work)."""
+    for action in getattr(policy, "lifetime_actions", None) or ():
+        kind = getattr(action, "action", None)
+        if str(getattr(kind, "value", kind) or "").lower() == "autorenew":
+            return True
+    return False

@@ -1,0 +1,80 @@
+"""The outlook chain, as a table: who renews a certificate, when certlc will, and what nobody renews."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from azure.keyvault.certificates import CertificatePolicy, CertificatePolicyAction, LifetimeAction
+
+from renewal.decide import WindowSettings
+from renewal.outlook import Facts, has_auto_renew, outlook
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+def facts(**kw: object) -> Facts:
+    base: dict[str, object] = {
+        "name": "web",
+        "enabled": True,
+        "not_before": NOW - 300 * DAY,
+        "expires_on": NOW + 65 * DAY,
+        "policy_issuer": "Unknown",
+    }
+    return Facts(**(base | kw))  # type: ignore[arg-type]
+
+
+CASES = [
+    # (facts, renewed_by, reason, next renewal (days from now) or None)
+    (facts(), "certlc", "due", 65 - 365 / 3),  # 1/3 of 365 days is more than 30 days: due already
+    (facts(not_before=NOW - 10 * DAY, expires_on=NOW + 80 * DAY), "certlc", "scheduled", 50),
+    (facts(not_before=NOW - 60 * DAY, expires_on=NOW + 30 * DAY), "certlc", "due", 0),
+    (facts(tags={"certlc-renew-before-days": "10"}, not_before=NOW - 10 * DAY, expires_on=NOW + 80 * DAY),
+     "certlc", "scheduled", 70),
+    (facts(tags={"certlc-last-outcome": "failed: ca_denied 2026-05-30"}), "certlc", "failed", None),
+    (facts(expires_on=None), "certlc", "no_expiry", None),
+    (facts(enabled=False), "disabled", "disabled", None),
+    (facts(tags={"certlc-renew": "false"}, expires_on=NOW + 4 * DAY), "opted_out", "opted_out", None),
+    (facts(policy_issuer="Self", auto_renew=True), "keyvault", "keyvault_auto_renew", None),
+    (facts(policy_issuer="DigiCert", auto_renew=True), "keyvault", "keyvault_auto_renew", None),
+    (facts(policy_issuer="Self"), "nobody", "uncovered", None),
+    (facts(policy_issuer="Self", tags={"certlc-managed": "true"}, not_before=NOW - 10 * DAY,
+           expires_on=NOW + 80 * DAY), "certlc", "scheduled", 50),
+    (facts(policy_issuer="Unknown", auto_renew=True, not_before=NOW - 10 * DAY, expires_on=NOW + 80 * DAY),
+     "certlc", "scheduled", 50),  # Key Vault cannot auto-renew an Unknown issuer: certlc does
+    (facts(not_before=NOW - 10 * DAY, expires_on=NOW + 80 * DAY, canary_every=7 * DAY), "certlc", "canary_due", -3),
+    (facts(not_before=NOW - 2 * DAY, expires_on=NOW + 88 * DAY, canary_every=7 * DAY), "certlc", "canary", 5),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("f", "renewed_by", "reason", "days"), CASES)
+def test_outlook_table(f: Facts, renewed_by: str, reason: str, days: float | None) -> None:
+    result = outlook(f, NOW, WindowSettings())
+    assert (result.renewed_by, result.reason) == (renewed_by, reason), result.message
+    if days is None:
+        assert result.next_renewal is None
+    else:
+        assert result.next_renewal is not None
+        assert abs((result.next_renewal - NOW) / DAY - days) < 0.01
+    assert result.uncovered == (renewed_by == "nobody")
+    assert result.managed == (renewed_by == "certlc")
+    assert result.message
+
+
+def test_auto_renew_is_read_from_the_sdk_policy() -> None:
+    policy = CertificatePolicy(issuer_name="Self", subject="CN=a")
+    assert not has_auto_renew(policy)
+    policy = CertificatePolicy(
+        issuer_name="Self",
+        subject="CN=a",
+        lifetime_actions=[LifetimeAction(action=CertificatePolicyAction.auto_renew, days_before_expiry=30)],
+    )
+    assert has_auto_renew(policy)
+    emails = CertificatePolicy(
+        issuer_name="Self",
+        subject="CN=a",
+        lifetime_actions=[LifetimeAction(action=CertificatePolicyAction.email_contacts, lifetime_percentage=80)],
+    )
+    assert not has_auto_renew(emails)
+    assert not has_auto_renew(None)
