@@ -18,6 +18,7 @@
 | ``CERTLC_KEYVAULT_CONNECT_TIMEOUT`` | ``10`` | seconds to open a connection to Key Vault |
 | ``CERTLC_KEYVAULT_READ_TIMEOUT`` | ``30`` | seconds to wait for each read of Key Vault's answer |
 | ``CERTLC_CA_TIMEOUT`` | ``30`` | seconds to connect to the CA, and to wait for each read (cfssl, AD CS, ACME) |
+| ``CERTLC_CANARY`` / ``CERTLC_CANARY_EVERY_DAYS`` | / ``7`` | canaries renewed on a schedule (``renewal.canary``) |
 
 A call over its deadline fails as a transient error (``KeyVaultError(transient=True)``,
 ``CaUnavailable``) and the renewal is retried from the queue with back-off.
@@ -31,6 +32,7 @@ from datetime import timedelta
 
 from renewal.backoff import Backoff
 from renewal.ca.base import CA_TIMEOUT_DEFAULT
+from renewal.canary import CanarySettings, canary_settings_from_env
 from renewal.clients import QUEUE_NAME_DEFAULT, KeyVaultTimeouts, keyvault_timeouts, seconds_setting
 from renewal.decide import WindowSettings
 from renewal.errors import ConfigError
@@ -49,6 +51,7 @@ class Settings:
     backoff: Backoff
     keyvault_timeouts: KeyVaultTimeouts = field(default_factory=KeyVaultTimeouts)
     ca_timeout: float = CA_TIMEOUT_DEFAULT
+    canary: CanarySettings = field(default_factory=CanarySettings)
 
     @property
     def failed_queue_name(self) -> str:
@@ -78,6 +81,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
     )
     try:
         timeouts = keyvault_timeouts(env)
+        canary = canary_settings_from_env(env)
     except ConfigError as exc:
         raise SettingsError(str(exc)) from None
     return Settings(
@@ -87,6 +91,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         backoff,
         keyvault_timeouts=timeouts,
         ca_timeout=ca_timeout(env),
+        canary=canary,
     )
 
 

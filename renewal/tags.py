@@ -10,6 +10,7 @@ Tag names are matched case-insensitively (Key Vault keeps the case they were wri
 | ``certlc-ca`` | the CA adapter to use instead of ``CERTLC_CA`` |
 | ``certlc-profile`` | the CA profile/template, overriding the one read from the certificate |
 | ``certlc-renew-before-days`` | renew when at most this many days remain (overrides the default window) |
+| ``certlc-canary`` | ``true`` renews it on a schedule even when not due (``renewal.canary``) |
 
 certlc writes ``certlc-last-outcome`` (``renewed``/``failed: <reason>``, with a UTC date) and
 ``certlc-correlation`` (the renewal that produced a version) on the versions it merges, and
@@ -26,6 +27,7 @@ MANAGED = "certlc-managed"
 CA = "certlc-ca"
 PROFILE = "certlc-profile"
 RENEW_BEFORE_DAYS = "certlc-renew-before-days"
+CANARY = "certlc-canary"
 LAST_OUTCOME = "certlc-last-outcome"
 CORRELATION = "certlc-correlation"
 WARNED = "certlc-warned"
