@@ -18,7 +18,9 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from renewal import tags as T
+from renewal.canary import CanarySettings, canary_every
 from renewal.decide import WindowSettings, renewal_threshold
+from renewal.keyvault import CertificateSnapshot
 
 RenewedBy = Literal["certlc", "keyvault", "opted_out", "disabled", "nobody"]
 SELF_ISSUED = "self"
@@ -117,6 +119,20 @@ def outlook(facts: Facts, now: datetime, settings: WindowSettings) -> Outlook:
         if found is not None:
             return found
     return nobody(facts, now, settings)
+
+
+def facts_of(cert: CertificateSnapshot, canary: CanarySettings) -> Facts:
+    """The facts of a certificate read whole (``KeyVault.current``): what ``certlc status NAME`` shows."""
+    return Facts(
+        name=cert.name,
+        enabled=cert.enabled,
+        not_before=cert.not_before,
+        expires_on=cert.expires_on,
+        tags=dict(cert.tags),
+        policy_issuer=cert.issuer_name or "",
+        auto_renew=has_auto_renew(cert.policy),
+        canary_every=canary_every(canary, cert.vault, cert.name, cert.tags),
+    )
 
 
 def has_auto_renew(policy: object | None) -> bool:

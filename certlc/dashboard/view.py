@@ -40,6 +40,16 @@ def renewal_pending(row: Mapping[str, Any]) -> bool:
     return row.get("RenewalPending") is True
 
 
+def is_failed(row: Mapping[str, Any]) -> bool:
+    """The last renewal failed: shown red whatever the expiry, and counted as Failed."""
+    return str(row.get("LastRenewalOutcome") or "").startswith("failed")
+
+
+def is_uncovered(row: Mapping[str, Any]) -> bool:
+    """Nobody renews it (``renewal.outlook``): not certlc, not Key Vault, and nobody opted it out."""
+    return row.get("RenewedBy") == "nobody"
+
+
 def latest_snapshot(rows: Iterable[Mapping[str, Any]]) -> tuple[str, list[Mapping[str, Any]]]:
     """Only the newest snapshot counts, as in the workbook (older snapshots are history)."""
     rows = list(rows)
