@@ -114,7 +114,7 @@ def event_is_current(i: Input) -> Verdict | None:
     return None
 
 
-AUTOMATIC_TRIGGERS = frozenset({"sweep", "near_expiry", "expired"})
+AUTOMATIC_TRIGGERS = frozenset({"sweep", "canary", "near_expiry", "expired"})
 
 
 def not_failed_before(i: Input) -> Verdict | None:
@@ -146,9 +146,13 @@ def renewal_threshold(
 
 
 def certificate_is_due(i: Input) -> Verdict | None:
+    """Forced and compromise renewals are always due; a canary is due on its schedule (the sweep's), but only for
+    the version it names: ``event_is_current`` has already stopped a request for a replaced one."""
     cert = i.certificate
     assert cert is not None
     if i.request.force or i.request.trigger == "compromise":
+        return None
+    if i.request.trigger == "canary" and i.request.version:
         return None
     if cert.expires_on is None:
         return Verdict("skip", "no_expiry", f"{cert.name!r} has no expiry date")

@@ -97,6 +97,7 @@ def on_sweep_timer(*, past_due: bool = False) -> Any:
         rt.settings.window,
         rt.clock(),
         rt.workflow.ledger.peek,
+        rt.settings.canary,
     )
     log.info(
         "sweep%s: %d queued, %d orphaned pending operations taken over, %d in flight, %d warned, %d errors",

@@ -13,7 +13,7 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 
-TRIGGERS = frozenset({"near_expiry", "expired", "sweep", "manual", "compromise"})
+TRIGGERS = frozenset({"near_expiry", "expired", "sweep", "canary", "manual", "compromise"})
 
 
 class InvalidMessage(ValueError):

@@ -11,7 +11,11 @@ Gather → decide → act: per certificate the sweep gathers the certificate, th
 record (``renewal.ledger``, read without the lock) and the pending operation, and
 :func:`sweep_action` decides, with a reason, in the shape of ``renewal.decide``.
 Key Vault cost: the list pages, plus a GET and a pending check only for certificates
-inside their renewal window.
+inside their renewal window, and for canaries (``renewal.canary``) whose scheduled renewal has come.
+
+A canary is renewed on its schedule even when it is not due, with the trigger ``canary`` and pinned to the
+version the sweep saw: a broken CA path or alert channel shows weeks before a real expiry, and a
+redelivered message finds that version replaced and stops as superseded.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from datetime import datetime
 from typing import Literal
 
 from renewal import tags as T
+from renewal.canary import CanarySettings, canary_every
 from renewal.decide import Input, Verdict, WindowSettings, decide, is_within_escalation, renewal_threshold
 from renewal.keyvault import (
     CertificateSnapshot,
@@ -130,17 +135,35 @@ class SweepReport:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def inside_window(summary: CertificateSummary, now: datetime, settings: WindowSettings) -> bool:
+def canary_is_due(
+    vault: str, cert: CertificateSummary | CertificateSnapshot, now: datetime, canary: CanarySettings
+) -> bool:
+    """A canary's scheduled renewal has come (``not_before + every``, the canary's next renewal in
+    ``renewal.outlook``), whether or not the certificate is due."""
+    every = canary_every(canary, vault, cert.name, cert.tags)
+    return every is not None and cert.not_before is not None and cert.not_before + every <= now
+
+
+def sweep_trigger(vault: str, cert: CertificateSnapshot, now: datetime, canary: CanarySettings) -> str:
+    """What the sweep's request says started it: ``canary`` skips the due check for the version it names."""
+    return "canary" if canary_is_due(vault, cert, now, canary) else "sweep"
+
+
+def inside_window(
+    vault: str, summary: CertificateSummary, now: datetime, settings: WindowSettings, canary: CanarySettings
+) -> bool:
     """Cheap pre-filter on listing data; the full decision chain runs on the GET that follows.
 
     A listing that shows a pending create's placeholder says nothing about the certificate's dates, so it is
-    always looked at: it may be a renewal in flight, or an orphan to take over.
+    always looked at: it may be a renewal in flight, or an orphan to take over. A canary whose scheduled
+    renewal has come is looked at too.
     """
     if is_placeholder(summary):
         return True
     if not summary.enabled or summary.expires_on is None:
         return False
-    return summary.expires_on - now <= renewal_threshold(summary.not_before, summary.expires_on, summary.tags, settings)
+    threshold = renewal_threshold(summary.not_before, summary.expires_on, summary.tags, settings)
+    return summary.expires_on - now <= threshold or canary_is_due(vault, summary, now, canary)
 
 
 def sweep(
@@ -151,19 +174,20 @@ def sweep(
     settings: WindowSettings,
     now: datetime,
     peek: Callable[[str, str], RenewalRecord | None],
+    canary: CanarySettings,
 ) -> SweepReport:
     report = SweepReport()
     for vault in vaults.values():
         kv = keyvault_for(vault)
         try:
-            candidates = [s for s in kv.list() if inside_window(s, now, settings)]
+            candidates = [s for s in kv.list() if inside_window(vault.name, s, now, settings, canary)]
         except KeyVaultError as exc:
             report.errors[vault.name] = str(exc)
             continue
         for summary in candidates:
             key = f"{vault.name}/{summary.name}"
             try:
-                _sweep_one(kv, vault, summary, enqueue, warn, settings, now, peek, report, key)
+                _sweep_one(kv, vault, summary, enqueue, warn, settings, now, peek, canary, report, key)
             except KeyVaultError as exc:
                 report.errors[key] = str(exc)
             except Exception as exc:  # the lock store down: this one waits for the next sweep, the others go on
@@ -180,13 +204,15 @@ def _sweep_one(
     settings: WindowSettings,
     now: datetime,
     peek: Callable[[str, str], RenewalRecord | None],
+    canary: CanarySettings,
     report: SweepReport,
     key: str,
 ) -> None:
     cert = kv.current(summary.name)
     if cert is None:
         return
-    request = RenewalRequest(vault=vault.name, name=summary.name, trigger="sweep", version=cert.version)
+    trigger = sweep_trigger(vault.name, cert, now, canary)
+    request = RenewalRequest(vault=vault.name, name=summary.name, trigger=trigger, version=cert.version)
     verdict = decide(Input(request, {vault.name.lower(): vault}, cert, now, settings))
     renewing = verdict.outcome == "renew"
     decision = sweep_action(
