@@ -59,6 +59,16 @@ def verdict(snapshot, reason="near_expiry", version=None, settings=None, **reque
         (cert(days_left=200, lifetime=365), {"reason": "manual", "force": True}, "renew", "due"),  # --force
         (cert(days_left=200, lifetime=365), {"reason": "compromise"}, "renew", "due"),
         (cert(days_left=200, lifetime=365), {"reason": "sweep", "force": True}, "renew", "due"),
+        (cert(days_left=200, lifetime=365), {"reason": "canary", "version": "v1"}, "renew", "due"),  # not due: canary
+        (cert(), {"reason": "canary", "version": "v1"}, "renew", "due"),  # due anyway
+        (cert(days_left=200, lifetime=365), {"reason": "canary"}, "skip", "not_due"),  # names no version: not skipped
+        (cert(days_left=200, lifetime=365), {"reason": "canary", "version": "v0"}, "skip", "superseded"),  # renewed
+        (
+            cert(days_left=200, lifetime=365, tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}),
+            {"reason": "canary", "version": "v1"},
+            "skip",
+            "failed_before",
+        ),
         (
             cert(tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}),
             {"reason": "sweep"},
@@ -168,8 +178,9 @@ def test_malformed_messages_are_refused_with_the_field_named(body, fragment):
         RenewalRequest.from_dict(body)
 
 
-def test_messages_round_trip():
-    request = RenewalRequest("kv1", "web", "near_expiry", version="abc", attempt=3, ca_request_id="r1")
+@pytest.mark.parametrize("trigger", ["near_expiry", "canary"])
+def test_messages_round_trip(trigger):
+    request = RenewalRequest("kv1", "web", trigger, version="abc", attempt=3, ca_request_id="r1")
     import json
 
     assert RenewalRequest.from_dict(json.loads(request.to_json())) == request

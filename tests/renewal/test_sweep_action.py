@@ -1,4 +1,5 @@
-"""The sweep's decision chain, as a table: what it does with one certificate and whether it warns."""
+"""The sweep's decision chain, as a table: what it does with one certificate and whether it warns; which
+certificates it looks at and what its request says started it (a canary's schedule, or the sweep's own rule)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import datetime as dt
 
 import pytest
 
+from renewal.canary import CanarySettings
 from renewal.decide import Verdict, WindowSettings
-from renewal.keyvault import CertificateSnapshot, PendingOperation
+from renewal.keyvault import CertificateSnapshot, CertificateSummary, PendingOperation
 from renewal.ledger import RenewalRecord
-from renewal.sweep import SweepInput, sweep_action
+from renewal.outlook import facts_of, outlook
+from renewal.sweep import SweepInput, inside_window, sweep_action, sweep_trigger
 
 NOW = dt.datetime(2030, 6, 1, 12, tzinfo=dt.UTC)
 RENEW = Verdict("renew", "due", "due")
@@ -54,3 +57,68 @@ STALE = dt.timedelta(minutes=16)
 def test_sweep_action(snapshot, verdict, found, pending, action, reason, warn) -> None:
     decision = sweep_action(SweepInput(snapshot, verdict, found, pending, NOW, WindowSettings()))
     assert (decision.action, decision.reason, decision.warn) == (action, reason, warn)
+
+
+DAILY_CANARY = CanarySettings(frozenset({"kv1/web"}), dt.timedelta(days=1))
+CANARY_TAG = {"certlc-canary": "true"}
+
+
+def listed(
+    days_left: float = 88, age: float = 2, tags: dict[str, str] | None = None, enabled: bool = True
+) -> CertificateSummary:
+    """A listing entry ``age`` days old: healthy by default (88 of 90 days left)."""
+    expires = NOW + dt.timedelta(days=days_left)
+    return CertificateSummary("web", "v1", enabled, NOW - dt.timedelta(days=age), expires, tags or {})
+
+
+@pytest.mark.parametrize(
+    ("vault", "summary", "canary", "looked_at"),
+    [
+        ("kv1", listed(), CanarySettings(), False),  # healthy, no canary: no GET
+        ("kv1", listed(days_left=20), CanarySettings(), True),  # inside its window
+        ("kv1", listed(), DAILY_CANARY, True),  # a canary two days old, renewed daily
+        ("KV1", listed(), DAILY_CANARY, True),  # vault names are case-insensitive
+        ("kv2", listed(), DAILY_CANARY, False),  # the same name in another vault is not the canary
+        ("kv1", listed(age=0.5), DAILY_CANARY, False),  # renewed half a day ago: not yet
+        ("kv1", listed(age=1), DAILY_CANARY, True),  # exactly on its schedule
+        ("kv1", listed(enabled=False), DAILY_CANARY, False),  # disabled: nothing renews it
+        ("kv2", listed(tags=CANARY_TAG), CanarySettings(every=dt.timedelta(days=1)), True),  # the tag
+        ("kv2", listed(tags=CANARY_TAG), CanarySettings(), False),  # the tag, every 7 days (the default)
+    ],
+)
+def test_the_sweep_looks_at_certificates_inside_their_window_and_canaries_on_schedule(
+    vault, summary, canary, looked_at
+) -> None:
+    assert inside_window(vault, summary, NOW, WindowSettings(), canary) is looked_at
+
+
+def healthy(age: float, tags: dict[str, str] | None = None) -> CertificateSnapshot:
+    """A certificate read whole, ``age`` days into a 90-day lifetime."""
+    not_before = NOW - dt.timedelta(days=age)
+    return CertificateSnapshot(
+        "kv1", "web", "v1", True, not_before, not_before + dt.timedelta(days=90), "Unknown", tags or {}, None, None
+    )
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "canary", "trigger"),
+    [
+        (healthy(age=2), DAILY_CANARY, "canary"),
+        (healthy(age=2), CanarySettings(), "sweep"),  # not a canary
+        (healthy(age=0.5), DAILY_CANARY, "sweep"),  # a canary not yet on its schedule (decide: not due)
+        (healthy(age=70), CanarySettings(), "sweep"),  # due by the window
+        (healthy(age=2, tags=CANARY_TAG), CanarySettings(every=dt.timedelta(days=1)), "canary"),
+    ],
+)
+def test_the_sweep_request_says_canary_when_the_canary_schedule_started_it(snapshot, canary, trigger) -> None:
+    assert sweep_trigger("kv1", snapshot, NOW, canary) == trigger
+
+
+@pytest.mark.parametrize("hours", [23, 24, 25, 24 * 6.5, 24 * 7])
+def test_the_sweep_renews_a_canary_on_the_date_the_outlook_shows(hours) -> None:
+    """The status, the dashboard and the workbook show the canary's next renewal; the sweep acts on that date."""
+    snapshot = healthy(age=hours / 24)
+    for canary in (DAILY_CANARY, CanarySettings(frozenset({"kv1/web"}))):
+        shown = outlook(facts_of(snapshot, canary), NOW, WindowSettings())
+        assert shown.next_renewal is not None and shown.reason.startswith("canary")
+        assert (sweep_trigger("kv1", snapshot, NOW, canary) == "canary") is (shown.next_renewal <= NOW)
