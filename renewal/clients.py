@@ -10,6 +10,11 @@ Time: every Key Vault request has a connect and a read deadline
 300 s, and a request that runs out of time is not retried inside the call: the error goes
 to the caller at once (the renewal retries it from the queue, with back-off), so one call
 waits at most the connect plus the read deadline per request it sends.
+
+Storage (queues and the lock's blobs) gets the same treatment with fixed deadlines: the storage SDKs'
+defaults (20 s to connect, 60 s per read, three retries 15 s apart and more) kept a command on a stopped
+Azurite busy for 80 s; here a refused connection is retried three times within about 7 s, and a request
+over its deadline is not repeated.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ QUEUE_NAME_DEFAULT = "certlc-renewals"
 KEYVAULT_CONNECT_TIMEOUT_DEFAULT = 10.0
 KEYVAULT_READ_TIMEOUT_DEFAULT = 30.0
 MAX_TIMEOUT_SECONDS = 300.0  # the SDK's own default: a longer deadline is no deadline
+STORAGE_CONNECT_TIMEOUT = 10.0
+STORAGE_READ_TIMEOUT = 30.0
+STORAGE_RETRIES = 3  # after 1, 2 and 4 s
 
 
 class ConnectionConfigError(ConfigError):
@@ -100,6 +108,26 @@ def _retry_policy(**options: Any) -> Any:
             return super().increment(settings, response=response, error=error)
 
     return TimeoutsNotRetried(**options)
+
+
+def storage_client_options(retry_class: type, **kwargs: Any) -> dict[str, Any]:
+    """Options of a storage client: deadlines, and ``retry_class`` (the package's own ``ExponentialRetry``)
+    with short back-off and no retry of a request over its deadline; ``kwargs`` override them (the doctor
+    asks for no retries at all with ``retry_total=0``)."""
+    options: dict[str, Any] = {"connection_timeout": STORAGE_CONNECT_TIMEOUT, "read_timeout": STORAGE_READ_TIMEOUT}
+    if "retry_total" not in kwargs and "retry_policy" not in kwargs:
+
+        class TimeoutsNotRetried(retry_class):
+            def increment(self, settings: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+                if error is not None and is_timeout(error):
+                    return False
+                return super().increment(settings, request, response=response, error=error)
+
+            def get_backoff_time(self, settings: Any) -> float:
+                return float(2 ** max(0, settings["count"] - 1))
+
+        options["retry_policy"] = TimeoutsNotRetried(retry_total=STORAGE_RETRIES)
+    return options | kwargs
 
 
 def keyvault_client_options(
@@ -183,12 +211,12 @@ def queue_client(env: Mapping[str, str], queue_name: str | None = None, **kwargs
     The connection follows the Functions convention: ``<Conn>`` holds a connection
     string, or ``<Conn>__queueServiceUri`` names the endpoint for identity-based access.
     """
-    from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+    from azure.storage.queue import ExponentialRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
     connection = env.get("CERTLC_QUEUE_CONNECTION", QUEUE_CONNECTION_DEFAULT)
     name = queue_name or env.get("CERTLC_QUEUE_NAME", QUEUE_NAME_DEFAULT)
     codecs = {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
-    codecs.update(kwargs)
+    codecs = storage_client_options(ExponentialRetry, **(codecs | kwargs))
     conn_string = env.get(connection, "")
     if conn_string:
         return QueueClient.from_connection_string(conn_string, name, **codecs)
@@ -203,14 +231,15 @@ def queue_client(env: Mapping[str, str], queue_name: str | None = None, **kwargs
     return QueueClient(service_uri, name, credential=DefaultAzureCredential(), **codecs)
 
 
-def blob_container_client(env: Mapping[str, str], container: str) -> Any:
+def blob_container_client(env: Mapping[str, str], container: str, **kwargs: Any) -> Any:
     """A blob container client on the queues' connection: ``<Conn>`` or ``<Conn>__blobServiceUri`` (identity)."""
-    from azure.storage.blob import ContainerClient
+    from azure.storage.blob import ContainerClient, ExponentialRetry
 
     connection = env.get("CERTLC_QUEUE_CONNECTION", QUEUE_CONNECTION_DEFAULT)
+    options = storage_client_options(ExponentialRetry, **kwargs)
     conn_string = env.get(connection, "")
     if conn_string:
-        return ContainerClient.from_connection_string(conn_string, container)
+        return ContainerClient.from_connection_string(conn_string, container, **options)
     service_uri = env.get(f"{connection}__blobServiceUri", "")
     if not service_uri:
         raise ConnectionConfigError(
@@ -219,4 +248,4 @@ def blob_container_client(env: Mapping[str, str], container: str) -> Any:
         )
     from azure.identity import DefaultAzureCredential
 
-    return ContainerClient(service_uri, container, credential=DefaultAzureCredential())
+    return ContainerClient(service_uri, container, credential=DefaultAzureCredential(), **options)

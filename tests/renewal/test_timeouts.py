@@ -23,7 +23,13 @@ from typing import Any
 import pytest
 
 from renewal.ca.base import CaUnavailable
-from renewal.clients import KeyVaultTimeouts, certificate_client, keyvault_client_options
+from renewal.clients import (
+    KeyVaultTimeouts,
+    blob_container_client,
+    certificate_client,
+    keyvault_client_options,
+    queue_client,
+)
 from renewal.keyvault import CertificateSnapshot, KeyVault, KeyVaultError
 from renewal.messages import RenewalRequest
 from renewal.notify import NotifyConfigError, Renewed, notifier_from_env
@@ -561,3 +567,50 @@ def test_timeout_defaults() -> None:
     assert smtp.settings.timeout == 10.0  # type: ignore[attr-defined]
     (hook,) = notifier_from_env({"CERTLC_WEBHOOK_URLS": "generic=https://hooks.contoso.com/x"}).channels
     assert hook.timeout == 10.0  # type: ignore[attr-defined]
+
+
+# -- Storage (the renewal queues and the lock's blobs) -------------------------------------------
+
+
+def storage_env(port: int) -> dict[str, str]:
+    from certlc.localstack.servers import AZURITE_ACCOUNT, AZURITE_KEY
+
+    endpoint = f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
+    return {
+        "CertlcStorage": (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"QueueEndpoint={endpoint};BlobEndpoint={endpoint};"
+        )
+    }
+
+
+STORAGE_CALLS: dict[str, Callable[[dict[str, str]], Any]] = {
+    "queue": lambda env: queue_client(env, "certlc-renewals").send_message("x"),
+    "blob": lambda env: blob_container_client(env, "certlc-locks").get_container_properties(),
+}
+
+
+@pytest.mark.parametrize("call", sorted(STORAGE_CALLS))
+def test_storage_that_is_not_running_fails_within_seconds_not_minutes(call: str) -> None:
+    """A stopped Azurite: three quick retries (1, 2 and 4 s apart), not the SDKs' 80 s."""
+    from azure.core.exceptions import ServiceRequestError
+
+    from certlc.localstack.ports import free_port
+
+    outcome = within(lambda: STORAGE_CALLS[call](storage_env(free_port())))
+    assert isinstance(outcome.error, ServiceRequestError), outcome.error
+    assert 6.5 <= outcome.elapsed < 12.0, f"took {outcome.elapsed:.1f} s"
+
+
+@pytest.mark.parametrize("call", sorted(STORAGE_CALLS))
+def test_storage_that_never_answers_is_not_asked_again(
+    call: str, silent: Silent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request over its deadline fails at once: four tries of a stalled request would wait four deadlines."""
+    import renewal.clients
+
+    monkeypatch.setattr(renewal.clients, "STORAGE_READ_TIMEOUT", BUDGET)
+    outcome = within(lambda: STORAGE_CALLS[call](storage_env(silent.port)))
+    assert outcome.error is not None
+    assert_within_budget(outcome)
+    assert silent.connections == 1
