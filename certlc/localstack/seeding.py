@@ -1,12 +1,15 @@
 """Puts certificates into a vault as an operator's vault looks before certlc takes over.
 
 ``Unknown``-issuer certificates go through Key Vault's own create → CSR → merge, signed
-by a stand-in for the CA that issued them before, with the validity asked for.
+by a stand-in for the CA that issued them before, with the validity asked for. ``SAMPLES`` is what
+``certlc local up`` seeds: one certificate for each answer to "who renews it".
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
@@ -73,13 +76,20 @@ def seed_certificate(
     lifetime_days: int = 90,
     tags: dict[str, str] | None = None,
     extra: tuple[x509.ExtensionType, ...] = (),
+    validity_in_months: int = 12,
     **policy: Any,
 ) -> Any:
-    """Create ``name`` with a policy for ``sans``; ``Unknown`` ones are merged with a certificate from ``ca``."""
+    """Create ``name`` with a policy for ``sans``; ``Unknown`` ones are merged with a certificate from ``ca``.
+
+    Key Vault issues the others itself, valid from now for ``validity_in_months``."""
     from azure.keyvault.certificates import CertificatePolicy
 
     kv_policy = CertificatePolicy(
-        issuer_name=issuer, subject=f"CN={sans[0]}", san_dns_names=list(sans), validity_in_months=12, **policy
+        issuer_name=issuer,
+        subject=f"CN={sans[0]}",
+        san_dns_names=list(sans),
+        validity_in_months=validity_in_months,
+        **policy,
     )
     operation = client.begin_create_certificate(name, kv_policy, tags=tags or {}, _polling_interval=0.05).result()
     if issuer != "Unknown":
@@ -87,3 +97,59 @@ def seed_certificate(
     not_after = now + dt.timedelta(days=days_left)
     chain = ca.sign(operation.csr, not_after - dt.timedelta(days=lifetime_days), not_after, extra)
     return client.merge_certificate(name, chain)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A certificate ``certlc local up`` seeds, and who renews it (``renewal.outlook``'s ``renewed_by``)."""
+
+    name: str
+    issuer: str  # "Unknown" (a CA Key Vault does not integrate with) or "Self"
+    days_left: int  # Unknown only: Self ones are issued now for a year
+    lifetime_days: int
+    renewed_by: str
+    tags: dict[str, str] = field(default_factory=dict)
+    auto_renew: bool = True  # Self only: False leaves Key Vault's policy with EmailContacts alone
+    sans: tuple[str, ...] = ()
+
+
+SAMPLES = (
+    Sample("shop-expiring", "Unknown", 20, 90, "certlc", {"Recipient": "shop@example.com"}, sans=("shop.example.com",)),
+    Sample("api-healthy", "Unknown", 300, 365, "certlc", sans=("api.example.com",)),
+    Sample("portal-selfsigned", "Self", 0, 0, "keyvault", sans=("portal.example.com",)),
+    Sample("legacy-optout", "Unknown", 60, 365, "opted_out", {"certlc-renew": "false"}, sans=("legacy.example.com",)),
+    Sample("intranet-unwatched", "Self", 0, 0, "nobody", auto_renew=False, sans=("intranet.example.com",)),
+)
+
+
+def seed_missing(client: Any, samples: Iterable[Sample], now: dt.datetime) -> list[str]:
+    """Seed the samples the vault does not hold yet (a restarted stack keeps its vault); the names seeded."""
+    from azure.keyvault.certificates import CertificatePolicyAction, LifetimeAction
+
+    present = {p.name.lower() for p in client.list_properties_of_certificates()}
+    ca = PreviousCA()
+    email_only = LifetimeAction(CertificatePolicyAction.email_contacts, lifetime_percentage=80)
+    seeded = []
+    for sample in samples:
+        if sample.name.lower() in present:
+            continue
+        seed_certificate(
+            client,
+            ca,
+            sample.name,
+            now=now,
+            sans=sample.sans,
+            issuer=sample.issuer,
+            days_left=sample.days_left,
+            lifetime_days=sample.lifetime_days,
+            tags=sample.tags,
+            lifetime_actions=None if sample.auto_renew else [email_only],
+        )
+        seeded.append(sample.name)
+    return seeded
+
+
+def lifetime_for(days_left: int) -> int:
+    """A lifetime that puts ``not_before`` at least 30 days back, so a certificate added "valid N more days" is
+    valid now (or expired, for negative N), and 90 days for the short-lived ones CAs issue today."""
+    return max(90, days_left + 30)

@@ -2,7 +2,9 @@
 Functions host running function_app.py, wired together the way Azure wires the real ones.
 
 ``LocalStack`` runs in the calling process (the demo and tests use it directly);
-``certlc local up`` runs one in a background process and ``certlc local down`` stops it.
+``certlc local up`` runs one in a background process, seeds its vault with ``seeding.SAMPLES`` and
+``certlc local down`` stops it; ``certlc local add`` puts one more certificate in. Its state lives in the
+repository's ``.local/stack`` whatever the working directory, so every command finds it from anywhere.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import datetime
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,9 +26,11 @@ from typing import Any
 from certlc.localstack.ports import poll_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DIR = Path(".local/stack")
+DEFAULT_DIR = REPO_ROOT / ".local" / "stack"  # absolute: the stack is the repository's, wherever a command runs
+STACK_SETTINGS = DEFAULT_DIR / "local.settings.json"
 QUEUE_NAME = "certlc-renewals"
 STARTUP_TIMEOUT = 90.0
+MAX_DAYS = 3650  # certlc local add --days: ten years either way
 
 
 class LocalStack:
@@ -97,21 +102,12 @@ class LocalStack:
 
     def certificate_client(self, vault: str | None = None) -> Any:
         """An SDK client for one of the stack's vaults, as an operator's script would make it."""
-        from azure.keyvault.certificates import CertificateClient
-
-        from renewal.clients import StaticTokenCredential
-
         url = self.keyvault.vault_urls[vault or self.vault_names[0]]
-        return CertificateClient(
-            url,
-            StaticTokenCredential(self.keyvault.token),
-            connection_verify=self.keyvault.ca_bundle,
-            verify_challenge_resource=False,
-        )
+        return certificate_client(url, self.keyvault.token, self.keyvault.ca_bundle)
 
     def now(self) -> datetime.datetime:
         """Key Vault's (emulated) time, which the functions share through CERTLC_CLOCK_URL."""
-        return datetime.datetime.fromisoformat(self.control.now().replace("Z", "+00:00"))
+        return emulated_now(self.control)
 
     def settle(self, timeout: float = 120.0) -> int:
         """Wait until Event Grid has delivered everything and the queue is drained; messages processed."""
@@ -191,14 +187,30 @@ class LocalStack:
         return path
 
 
-# --- certlc local up / down -------------------------------------------------------------------------------
+def emulated_now(control: Any) -> datetime.datetime:
+    """The Key Vault emulator's clock, read through its control API."""
+    return datetime.datetime.fromisoformat(control.now().replace("Z", "+00:00"))
+
+
+def certificate_client(url: str, token: str, ca_bundle: str) -> Any:
+    """An SDK client for an emulated vault: the emulator's token and its own CA."""
+    from azure.keyvault.certificates import CertificateClient
+
+    from renewal.clients import StaticTokenCredential
+
+    return CertificateClient(
+        url, StaticTokenCredential(token), connection_verify=ca_bundle, verify_challenge_resource=False
+    )
+
+
+# --- certlc local up / down / add -------------------------------------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    up = sub.add_parser("up", help="start the local stack in the background")
-    up.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"state folder (default {DEFAULT_DIR})")
+    up = sub.add_parser("up", help="start the local stack in the background and seed its vault")
     up.add_argument("--json", action="store_true", help="print the endpoints as JSON")
+    up.add_argument("--empty", action="store_true", help="seed no sample certificates")
     up.add_argument("--timers", action="store_true", help="run the sweep and ingest timers on their schedules")
     up.add_argument(
         "--keyvault-pending-version",
@@ -207,34 +219,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the Key Vault emulator's --pending-version (default placeholder)",
     )
     down = sub.add_parser("down", help="stop the local stack")
-    down.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"state folder (default {DEFAULT_DIR})")
+    add = sub.add_parser("add", help="add a certificate to the running local stack's vault")
+    add.add_argument("name", help="certificate name: letters, digits and hyphens")
+    add.add_argument(
+        "--days", type=int, required=True, help="days it stays valid from now (negative: expired that long ago)"
+    )
+    add.add_argument(
+        "--issuer",
+        choices=("Unknown", "Self"),
+        default="Unknown",
+        help="Unknown: a CA Key Vault does not integrate with, certlc renews it (default); "
+        "Self: Key Vault issues and renews it itself, for whole months",
+    )
+    add.add_argument("--vault", help="one of the stack's vaults (default: its first)")
+    add.add_argument("--tag", action="append", default=[], metavar="NAME=VALUE", help="a tag; repeat for more")
     serve = sub.add_parser("serve", help=argparse.SUPPRESS)
-    serve.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     serve.add_argument("--timers", action="store_true")
     serve.add_argument("--keyvault-pending-version", choices=("placeholder", "previous"), default="placeholder")
+    for command in (up, down, add, serve):
+        command.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"state folder (default {DEFAULT_DIR})")
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"up": _up, "down": _down, "serve": _serve}[args.action](args)
+    args.dir = Path(args.dir).resolve()  # the background process runs elsewhere: it must get the same folder
+    return {"up": _up, "down": _down, "serve": _serve, "add": _add}[args.action](args)
 
 
 def _info_path(directory: Path) -> Path:
     return Path(directory) / "stack.json"
 
 
+def running_stack(directory: Path) -> dict[str, Any]:
+    """The endpoints of the stack running from ``directory``; one line saying so when none is."""
+    from certlc.cli import STACK_NOT_RUNNING, StackNotRunning
+
+    info_path = _info_path(directory)
+    if not stack_process_alive(info_path):
+        raise StackNotRunning(STACK_NOT_RUNNING)
+    return json.loads(info_path.read_text())
+
+
 def _up(args: argparse.Namespace) -> int:
     from certlc.cli import UserError
 
     info_path = _info_path(args.dir)
-    if info_path.exists() and _alive(_pid_of(info_path)):
-        raise UserError(f"a local stack is already running from {args.dir}; run `certlc local down` first")
+    if stack_process_alive(info_path):
+        _report(json.loads(info_path.read_text()), args, already=True)
+        return 0
     info_path.unlink(missing_ok=True)
-    Path(args.dir).mkdir(parents=True, exist_ok=True)
+    args.dir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "certlc", "local", "serve", "--dir", str(args.dir)]
     if args.timers:
         command.append("--timers")
     command += ["--keyvault-pending-version", args.keyvault_pending_version]
-    with (Path(args.dir) / "stack.log").open("ab") as log:
+    with (args.dir / "stack.log").open("ab") as log:
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -253,15 +291,59 @@ def _up(args: argparse.Namespace) -> int:
         process.terminate()
         raise
     if not info_path.exists():
-        raise UserError(f"the local stack did not start; see {Path(args.dir) / 'stack.log'}")
+        raise UserError(f"the local stack did not start; see {args.dir / 'stack.log'}")
     info = json.loads(info_path.read_text())
-    if args.json:
-        print(json.dumps(info, indent=2))
-    else:
-        print(f"local stack running (pid {info['pid']}); settings in {info['settings_file']}")
-        for key in ("keyvault_url", "keyvault_admin_url", "eventgrid_url", "logs_endpoint"):
-            print(f"  {key}: {info[key]}")
+    info["seeded"] = [] if args.empty else _seed(info)
+    _report(info, args, already=False)
     return 0
+
+
+def _seed(info: Mapping[str, Any]) -> list[str]:
+    """The samples, in the stack's first vault, dated by Key Vault's (emulated) clock."""
+    from certlc.localstack.seeding import SAMPLES, seed_missing
+
+    url = next(iter(info["keyvault_vaults"].values()))
+    return seed_missing(certificate_client(url, info["keyvault_token"], info["ca_bundle"]), SAMPLES, _now(info))
+
+
+def _now(info: Mapping[str, Any]) -> datetime.datetime:
+    from certlc.emulators.keyvault.control import EmulatorControl
+
+    return emulated_now(EmulatorControl(info["keyvault_admin_url"], info["ca_bundle"]))
+
+
+def _report(info: Mapping[str, Any], args: argparse.Namespace, *, already: bool) -> None:
+    if args.json:
+        print(json.dumps({**info, "already_running": already}, indent=2))
+        return
+    certlc = certlc_command(Path(sys.executable), shutil.which("certlc"), Path.cwd())
+    state = "already running" if already else "running"
+    print(f"the local stack is {state} (pid {info['pid']})")
+    for vault, url in info["keyvault_vaults"].items():
+        print(f"  vault {vault}: {url}")
+    if info.get("seeded"):
+        print(f"  seeded: {', '.join(info['seeded'])}")
+    print(f"  settings: {info['settings_file']}")
+    for key in ("keyvault_admin_url", "eventgrid_url", "logs_endpoint"):
+        print(f"  {key}: {info[key]}")
+    elsewhere = args.dir != DEFAULT_DIR  # commands find the default folder's stack by themselves
+    settings = f" --settings {info['settings_file']}" if elsewhere else ""
+    folder = f" --dir {args.dir}" if elsewhere else ""
+    print("next:")
+    print(f"  {certlc}{settings} status   every certificate, who renews it and when")
+    print(f"  {certlc} local add NAME --days 10{folder}   add a certificate (negative days: already expired)")
+    print(f"  {certlc} local down{folder}   stop it")
+    if certlc != "certlc":
+        print(f"  (or activate the virtualenv, then type certlc: . {Path(certlc).parent / 'activate'})")
+
+
+def certlc_command(python: Path, on_path: str | None, cwd: Path) -> str:
+    """How to type ``certlc`` in this shell: the bare name when PATH finds this one, else the script beside
+    this Python, relative to ``cwd`` when it is below it (``.venv/bin/certlc``)."""
+    script = python.parent / "certlc"
+    if on_path and Path(on_path).parent == script.parent:
+        return "certlc"
+    return str(script.relative_to(cwd)) if script.is_relative_to(cwd) else str(script)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -274,7 +356,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.replace(tmp, _info_path(args.dir))
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-    mark_settings_stopped(Path(args.dir))
+    mark_settings_stopped(args.dir)
     _info_path(args.dir).unlink(missing_ok=True)
     return 0
 
@@ -282,17 +364,75 @@ def _serve(args: argparse.Namespace) -> int:
 def _down(args: argparse.Namespace) -> int:
     info_path = _info_path(args.dir)
     if not info_path.exists():
-        mark_settings_stopped(Path(args.dir))
+        mark_settings_stopped(args.dir)
         print("no local stack is running")
         return 0
     pid = _pid_of(info_path)
     if _alive(pid):
         os.kill(pid, signal.SIGTERM)
         poll_until(lambda: not _alive(pid), timeout=30, what="the local stack to stop")
-    mark_settings_stopped(Path(args.dir))
+    mark_settings_stopped(args.dir)
     info_path.unlink(missing_ok=True)
     print("local stack stopped")
     return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    from certlc.cli import UserError
+    from certlc.localstack.seeding import PreviousCA, lifetime_for, seed_certificate
+    from renewal.canary import CanarySettings
+    from renewal.decide import WindowSettings
+    from renewal.keyvault import KeyVault
+    from renewal.outlook import facts_of, outlook
+    from renewal.vaults import Vault
+
+    info = running_stack(args.dir)
+    vaults = info["keyvault_vaults"]
+    vault = args.vault or next(iter(vaults))
+    refusal = add_refusal(args.name, args.days, args.issuer, vault, vaults, args.tag)
+    if refusal:
+        raise UserError(refusal)
+    client = certificate_client(vaults[vault], info["keyvault_token"], info["ca_bundle"])
+    kv = KeyVault(client, Vault(vault, vaults[vault]))
+    if kv.get(args.name) is not None:
+        raise UserError(f"vault {vault} already has a certificate {args.name}: pick another name")
+    now = _now(info)
+    seed_certificate(
+        client,
+        PreviousCA(),
+        args.name,
+        now=now,
+        sans=(f"{args.name.lower()}.example.com",),
+        issuer=args.issuer,
+        days_left=args.days,
+        lifetime_days=lifetime_for(args.days),
+        tags=dict(tag.split("=", 1) for tag in args.tag),
+        validity_in_months=max(1, -(-args.days // 30)),  # Self: Key Vault issues whole months from now
+    )
+    added = kv.current(args.name)
+    seen = outlook(facts_of(added, CanarySettings()), now, WindowSettings())
+    print(f"added {args.name} to vault {vault}, expiring {added.expires_on:%Y-%m-%d %H:%M} UTC: {seen.message}")
+    return 0
+
+
+def add_refusal(
+    name: str, days: int, issuer: str, vault: str, vaults: Mapping[str, str], tags: Sequence[str]
+) -> str | None:
+    """Why ``certlc local add`` cannot add this certificate, in one line the user can act on; None when it can."""
+    from renewal.vaults import is_valid_object_name
+
+    if not is_valid_object_name(name):
+        return f"{name!r} is not a Key Vault certificate name: 1 to 127 letters, digits and hyphens"
+    if vault not in vaults:
+        return f"vault {vault!r} is not one of the local stack's vaults: {', '.join(vaults)}"
+    if not -MAX_DAYS <= days <= MAX_DAYS:
+        return f"--days {days} is out of range: -{MAX_DAYS} to {MAX_DAYS}"
+    if issuer == "Self" and days < 1:
+        return "--issuer Self: Key Vault issues it now, so --days must be 1 or more (rounded up to whole months)"
+    for tag in tags:
+        if not tag.partition("=")[0].strip() or "=" not in tag:
+            return f"--tag {tag!r} is not NAME=VALUE"
+    return None
 
 
 def mark_settings_stopped(directory: Path) -> None:
