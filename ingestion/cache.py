@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ingestion.rows import CertificateDetails
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: details carry the policy's AutoRenew action
 
 
 def default_cache_path(env: Mapping[str, str]) -> Path:

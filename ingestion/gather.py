@@ -18,6 +18,7 @@ from ingestion.cache import DetailCache, cache_key
 from ingestion.rows import CertificateDetails, ListedCertificate
 from renewal import tags as T
 from renewal.keyvault import CertificateSummary, is_placeholder
+from renewal.outlook import has_auto_renew
 
 # Whether to read a listed certificate's pending operation (the listing does not say whether one exists).
 OperationCheck = Callable[[ListedCertificate, CertificateDetails], bool]
@@ -92,7 +93,7 @@ def read_version_details(client: Any, name: str, version: str, listing: VaultLis
     if certificate.policy is None:
         listing.detail_reads += 1
         policy = client.get_certificate_policy(name)
-        details = replace(details, policy_issuer=policy.issuer_name or "")
+        details = replace(details, policy_issuer=policy.issuer_name or "", auto_renew=has_auto_renew(policy))
     return details
 
 
@@ -135,6 +136,7 @@ def details_from_certificate(certificate: Any) -> CertificateDetails:
         issuer=issuer,
         sans=sans,
         policy_issuer=(policy.issuer_name or "") if policy is not None else "",
+        auto_renew=has_auto_renew(policy),
     )
 
 

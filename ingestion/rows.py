@@ -13,8 +13,13 @@ from typing import Any
 
 from ingestion.schema import STATUS_EXPIRED, STATUS_EXPIRING, STATUS_OK
 from renewal import tags as T
+from renewal.canary import CanarySettings, canary_every
+from renewal.decide import WindowSettings
+from renewal.outlook import Facts, outlook
 
 EXPIRING_DAYS_DEFAULT = 30
+DEFAULT_WINDOW = WindowSettings()
+NO_CANARIES = CanarySettings()
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class CertificateDetails:
     issuer: str
     sans: str
     policy_issuer: str  # the policy's issuer name: "Unknown" for non-integrated CAs
+    auto_renew: bool = False  # the policy has an AutoRenew lifetime action (Key Vault renews it itself)
 
 
 def classify_status(expires_on: datetime | None, now: datetime, expiring_days: int) -> str:
@@ -72,12 +78,31 @@ def iso_utc(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def facts_of_listed(listed: ListedCertificate, details: CertificateDetails, canary: CanarySettings) -> Facts:
+    """The outlook's facts from what the listing and the cached details say (no extra Key Vault call)."""
+    return Facts(
+        name=listed.name,
+        enabled=listed.enabled,
+        not_before=listed.not_before,
+        expires_on=listed.expires_on,
+        tags=listed.tags,
+        policy_issuer=details.policy_issuer,
+        auto_renew=details.auto_renew,
+        canary_every=canary_every(canary, listed.vault, listed.name, listed.tags),
+    )
+
+
 def build_row(
     listed: ListedCertificate,
     details: CertificateDetails,
     snapshot_time: datetime,
     expiring_days: int = EXPIRING_DAYS_DEFAULT,
+    window: WindowSettings = DEFAULT_WINDOW,
+    canary: CanarySettings = NO_CANARIES,
 ) -> dict[str, Any]:
+    """One status row; what happens next comes from ``renewal.outlook``, the chain ``certlc status`` shows."""
+    facts = facts_of_listed(listed, details, canary)
+    plan = outlook(facts, snapshot_time, window)
     return {
         "TimeGenerated": iso_utc(snapshot_time),
         "KeyVault": listed.vault,
@@ -96,4 +121,9 @@ def build_row(
         "Managed": T.is_managed(details.policy_issuer, listed.tags),
         "LastRenewalOutcome": T.tag(listed.tags, T.LAST_OUTCOME) or "",
         "RenewalPending": listed.renewal_pending,
+        "RenewedBy": plan.renewed_by,
+        "RenewalPlan": plan.reason,
+        "NextRenewal": iso_utc(plan.next_renewal),
+        "RenewalNote": plan.message,
+        "Canary": facts.canary_every is not None,
     }

@@ -107,17 +107,17 @@ def take_snapshot(
 ) -> Snapshot:
     """Rows for every configured vault; a failing vault is reported and skipped."""
     from renewal.settings import settings_from_env
-    from renewal.vaults import vaults_from_env
 
     snapshot_time = (now or datetime.now(UTC)).astimezone(UTC)
     threshold = expiring_days(env)
-    check_operation = inside_renewal_window(snapshot_time, settings_from_env(env).window)
+    settings = settings_from_env(env)  # the renewal's own window and canaries, read once
+    check_operation = inside_renewal_window(snapshot_time, settings.window)
     cache = DetailCache.load(default_cache_path(env))
     seen: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
     reports: list[VaultReport] = []
     failed: set[str] = set()
-    vaults = list(vaults_from_env(env).values())
+    vaults = list(settings.vaults.values())
 
     def one(vault: Vault) -> tuple[Vault, VaultListing, dict[str, Any]]:
         used: dict[str, Any] = {}
@@ -131,7 +131,10 @@ def take_snapshot(
         if listing.error:
             failed.add(vault.name.lower())
             log.warning("ingest: vault skipped: %s", listing.error)
-        rows.extend(build_row(listed, details, snapshot_time, threshold) for listed, details in listing.certificates)
+        rows.extend(
+            build_row(listed, details, snapshot_time, threshold, settings.window, settings.canary)
+            for listed, details in listing.certificates
+        )
         reports.append(
             VaultReport(
                 vault.name,

@@ -31,6 +31,11 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("Managed", "boolean", "Whether certlc renews it (issuer Unknown or opted in, and not opted out)"),
     ("LastRenewalOutcome", "string", "Outcome of the last renewal (certlc-last-outcome tag), empty if none"),
     ("RenewalPending", "boolean", "A new version is pending (not merged yet); the row shows the last good version"),
+    ("RenewedBy", "string", "Who renews it: certlc, keyvault, opted_out, disabled or nobody"),
+    ("RenewalPlan", "string", "Reason code of what happens next: scheduled, due, failed, canary, uncovered, ..."),
+    ("NextRenewal", "datetime", "When certlc renews it (past: due now); empty when certlc does not renew it"),
+    ("RenewalNote", "string", "One line on what happens next, or what to do"),
+    ("Canary", "boolean", "certlc renews it on a schedule as a canary (CERTLC_CANARY or the certlc-canary tag)"),
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _, _ in COLUMNS)

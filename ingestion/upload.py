@@ -20,6 +20,9 @@ from renewal.errors import ConfigError
 # separators, so chunks are cut here, on the exact serialized size, with some headroom.
 MAX_BODY_BYTES = 1024 * 1024
 CHUNK_BUDGET_BYTES = MAX_BODY_BYTES - 16 * 1024
+# Deadlines of each call (seconds): a DCE that does not answer must not hold a timer or a renewal for minutes.
+CONNECT_TIMEOUT = 10
+READ_TIMEOUT = 30
 
 
 class IngestionConfigError(ConfigError):
@@ -55,14 +58,16 @@ def target_from_env(env: Mapping[str, str]) -> LogsTarget:
     return LogsTarget(endpoint, rule_id, env.get("CERTLC_DCR_STREAM", "").strip() or STREAM_DEFAULT)
 
 
-def logs_ingestion_client(env: Mapping[str, str]) -> Any:
+def logs_ingestion_client(env: Mapping[str, str], **client_options: Any) -> Any:
+    """The SDK client with certlc's identity, deadlines and (locally) the emulator's CA; ``client_options``
+    go to the SDK as well (the history sink asks for fewer retries)."""
     from azure.monitor.ingestion import LogsIngestionClient
 
     from renewal.clients import credential_for
 
     endpoint = target_from_env(env).endpoint
     token_env = {"CERTLC_LOCAL_TOKEN": env.get("CERTLC_LOGS_TOKEN", "") or env.get("CERTLC_LOCAL_TOKEN", "")}
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"connection_timeout": CONNECT_TIMEOUT, "read_timeout": READ_TIMEOUT, **client_options}
     bundle = env.get("CERTLC_LOGS_CA_BUNDLE", "")
     if bundle:
         options["connection_verify"] = bundle

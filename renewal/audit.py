@@ -2,8 +2,9 @@
 
 Lines go to the ``certlc.audit`` logger, which the Functions host forwards to
 Application Insights (query ``traces | where message startswith '{"ts"'``), and to
-optional sinks: a list in memory for tests and demos, or a JSONL file
-(``CERTLC_AUDIT_FILE``) for the local stack and the on-premises worker.
+optional sinks: a list in memory for tests and demos, a JSONL file
+(``CERTLC_AUDIT_FILE``) for the local stack and the on-premises worker, and the
+renewal history table ``CertlcRenewals_CL`` in Log Analytics (``ingestion.history``).
 
 Redaction is by key (anything named like a password, token, secret, key,
 authorization, signature or connection string) and by value (PEM private keys,
@@ -191,6 +192,15 @@ class Audit:
 
 
 def audit_from_env(env: Mapping[str, str], *, clock: Callable[[], datetime] = utc_now) -> Audit:
-    """``CERTLC_AUDIT_FILE`` adds a JSONL file sink; the log line is always written."""
+    """``CERTLC_AUDIT_FILE`` adds a JSONL file sink; ``CERTLC_DCE_ENDPOINT`` with ``CERTLC_DCR_IMMUTABLE_ID``
+    adds the renewal history in Log Analytics (``ingestion.history``, imported only then); the log line is
+    always written."""
+    sinks: list[AuditSink] = []
     path = env.get("CERTLC_AUDIT_FILE", "").strip()
-    return Audit([JsonlFileSink(path)] if path else [], clock=clock)
+    if path:
+        sinks.append(JsonlFileSink(path))
+    if env.get("CERTLC_DCE_ENDPOINT", "").strip() and env.get("CERTLC_DCR_IMMUTABLE_ID", "").strip():
+        from ingestion.history import history_sink_from_env
+
+        sinks.append(history_sink_from_env(env))
+    return Audit(sinks, clock=clock)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ingestion import history
 from ingestion.schema import COLUMNS, STREAM_DEFAULT, TABLE_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,27 +41,35 @@ def referenced_columns(query: str) -> set[str]:
     return words - KQL_WORDS - defined - {TABLE_NAME}
 
 
-def test_dcr_stream_declares_exactly_the_code_columns():
+STREAMS = [(STREAM_DEFAULT, TABLE_NAME, COLUMNS), (history.STREAM_DEFAULT, history.TABLE_NAME, history.COLUMNS)]
+
+
+@pytest.mark.parametrize(("stream", "table", "columns"), STREAMS, ids=["status", "history"])
+def test_dcr_stream_declares_exactly_the_code_columns_and_flows_to_its_table(stream, table, columns):
     dcr = resource("Microsoft.Insights/dataCollectionRules")["properties"]
-    declared = dcr["streamDeclarations"][STREAM_DEFAULT]["columns"]
-    assert [(c["name"], c["type"]) for c in declared] == [(n, t) for n, t, _ in COLUMNS]
-    (flow,) = dcr["dataFlows"]
-    assert flow["streams"] == [STREAM_DEFAULT]
-    assert flow["outputStream"] == f"Custom-{TABLE_NAME}"
+    declared = dcr["streamDeclarations"][stream]["columns"]
+    assert [(c["name"], c["type"]) for c in declared] == [(n, t) for n, t, _ in columns]
+    (flow,) = [f for f in dcr["dataFlows"] if f["streams"] == [stream]]
+    assert flow["outputStream"] == f"Custom-{table}"
     assert flow["transformKql"] == "source"
     assert flow["destinations"] == [d["name"] for d in dcr["destinations"]["logAnalytics"]]
+    assert len(dcr["dataFlows"]) == len(dcr["streamDeclarations"]) == len(STREAMS)
+    depends = resource("Microsoft.Insights/dataCollectionRules")["dependsOn"]
+    assert sum("workspaces/tables" in d for d in depends) == len(STREAMS)  # each table exists before its flow
 
 
-def test_table_has_the_code_columns():
-    schema = resource("Microsoft.OperationalInsights/workspaces/tables")["properties"]["schema"]
-    assert schema["name"] == TABLE_NAME
-    assert [(c["name"], c["type"], c["description"]) for c in schema["columns"]] == list(COLUMNS)
+@pytest.mark.parametrize(("stream", "table", "columns"), STREAMS, ids=["status", "history"])
+def test_table_has_the_code_columns(stream, table, columns):
+    tables = [r for r in TEMPLATE["resources"] if r["type"] == "Microsoft.OperationalInsights/workspaces/tables"]
+    (schema,) = [t["properties"]["schema"] for t in tables if t["properties"]["schema"]["name"] == table]
+    assert [(c["name"], c["type"], c["description"]) for c in schema["columns"]] == list(columns)
 
 
 def test_outputs_give_the_app_settings():
     outputs = TEMPLATE["outputs"]
-    assert {"dceLogsIngestionEndpoint", "dcrImmutableId", "dcrStreamName"} <= set(outputs)
+    assert {"dceLogsIngestionEndpoint", "dcrImmutableId", "dcrStreamName", "dcrHistoryStreamName"} <= set(outputs)
     assert TEMPLATE["variables"]["streamName"] == STREAM_DEFAULT
+    assert TEMPLATE["variables"]["historyStreamName"] == history.STREAM_DEFAULT
     for name, spec in TEMPLATE["parameters"].items():
         assert spec["metadata"]["description"], name
 

@@ -88,6 +88,21 @@ def expected_row(vault, imported, cert, status, days_left, snapshot, recipient="
         "Managed": True,
         "LastRenewalOutcome": outcome,
         "RenewalPending": False,
+        **expected_plan(cert, snapshot),
+    }
+
+
+def expected_plan(cert, snapshot):
+    """certlc renews an imported (issuer Unknown) certificate a third of its lifetime, at least 30 days, early."""
+    expires, issued = cert.not_valid_after_utc, NOW - timedelta(days=100)
+    when = expires - max((expires - issued) / 3, timedelta(days=30))
+    due = when <= snapshot
+    return {
+        "RenewedBy": "certlc",
+        "RenewalPlan": "due" if due else "scheduled",
+        "NextRenewal": when.isoformat().replace("+00:00", "Z"),
+        "RenewalNote": "due now: the next sweep renews it" if due else f"certlc renews it on {when:%Y-%m-%d} UTC",
+        "Canary": False,
     }
 
 

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from certlc.emulators.logs.dcr import default_template, load_streams
+from ingestion import history
 from ingestion.schema import COLUMNS, STREAM_DEFAULT
 from ingestion.upload import MAX_BODY_BYTES, target_from_env, upload_rows
 
@@ -41,7 +42,10 @@ def mine(emulator, marker):
 
 
 def test_template_streams_are_the_code_schema():
-    assert load_streams(default_template()) == {STREAM_DEFAULT: {n: t for n, t, _ in COLUMNS}}
+    assert load_streams(default_template()) == {
+        STREAM_DEFAULT: {n: t for n, t, _ in COLUMNS},
+        history.STREAM_DEFAULT: {n: t for n, t, _ in history.COLUMNS},
+    }
 
 
 def test_sdk_upload_round_trips_rows_gzipped(logs_emulator, logs_client):

@@ -1,9 +1,12 @@
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ingestion.rows import CertificateDetails, ListedCertificate, build_row, classify_status
-from ingestion.schema import COLUMN_NAMES
+from ingestion.schema import COLUMN_NAMES, COLUMN_TYPES
+from renewal.canary import CanarySettings
+from renewal.decide import WindowSettings
 from renewal.tags import is_managed
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -72,6 +75,11 @@ def test_build_row_has_every_column_and_exact_values():
         "Managed": True,
         "LastRenewalOutcome": "Renewed",
         "RenewalPending": False,
+        "RenewedBy": "certlc",
+        "RenewalPlan": "due",
+        "NextRenewal": "2024-11-28T03:20:00Z",  # a third of the lifetime before expiry: already past
+        "RenewalNote": "due now: the next sweep renews it",
+        "Canary": False,
     }
 
 
@@ -88,3 +96,56 @@ def test_a_pending_renewal_row_carries_the_flag_and_the_good_versions_dates():
     shown = (row["RenewalPending"], row["Enabled"], row["DaysLeft"], row["ExpiryStatus"])
     assert shown == (True, True, 3, "ExpiringSoon")
     assert row["CertExpiration"] == "2025-03-04T12:00:00Z"
+
+
+YEAR = ListedCertificate("kv1", "web", "AB01", NOW - timedelta(days=10), NOW + timedelta(days=355), True)
+
+
+@pytest.mark.parametrize(
+    ("enabled", "tags", "policy_issuer", "auto_renew", "renewed_by", "plan", "next_renewal"),
+    [
+        (True, {}, "Unknown", False, "certlc", "scheduled", "2025-10-20T20:00:00Z"),
+        (True, {"certlc-last-outcome": "failed:ca_denied"}, "Unknown", False, "certlc", "failed", None),
+        (True, {"certlc-managed": "true"}, "Self", True, "certlc", "scheduled", "2025-10-20T20:00:00Z"),
+        (True, {}, "Self", True, "keyvault", "keyvault_auto_renew", None),
+        (True, {}, "DigiCert", True, "keyvault", "keyvault_auto_renew", None),
+        (True, {"certlc-renew": "false"}, "Unknown", False, "opted_out", "opted_out", None),
+        (False, {}, "Unknown", False, "disabled", "disabled", None),
+        (True, {}, "Self", False, "nobody", "uncovered", None),
+        (True, {}, "Unknown", True, "certlc", "scheduled", "2025-10-20T20:00:00Z"),  # AutoRenew cannot renew Unknown
+    ],
+)
+def test_who_renews_each_certificate(enabled, tags, policy_issuer, auto_renew, renewed_by, plan, next_renewal):
+    listed = replace(YEAR, enabled=enabled, tags=tags)
+    row = build_row(listed, CertificateDetails("v1", "CN=web", "CN=ca", "", policy_issuer, auto_renew), NOW)
+    assert (row["RenewedBy"], row["RenewalPlan"], row["NextRenewal"]) == (renewed_by, plan, next_renewal)
+    assert row["RenewalNote"] and row["Canary"] is False
+    assert not enabled or row["Managed"] is (renewed_by == "certlc")  # Managed says nothing of a disabled one
+
+
+def test_the_window_settings_move_the_next_renewal():
+    details = CertificateDetails("v1", "CN=web", "CN=ca", "", "Unknown")
+    tight = WindowSettings(lifetime_fraction=0.0, renew_before=timedelta(days=15))
+    row = build_row(YEAR, details, NOW, 30, tight)
+    assert (row["RenewalPlan"], row["NextRenewal"]) == ("scheduled", "2026-02-04T12:00:00Z")
+
+
+def test_a_canary_is_renewed_on_its_own_schedule():
+    details = CertificateDetails("v1", "CN=web", "CN=ca", "", "Unknown")
+    canaries = CanarySettings(frozenset({"kv1/web"}), timedelta(days=7))
+    fresh = replace(YEAR, not_before=NOW - timedelta(days=2))
+    row = build_row(fresh, details, NOW, 30, WindowSettings(), canaries)
+    assert (row["RenewedBy"], row["RenewalPlan"], row["Canary"]) == ("certlc", "canary", True)
+    assert row["NextRenewal"] == "2025-03-06T12:00:00Z"  # a week after it was issued, not months before expiry
+    assert build_row(YEAR, details, NOW, 30, WindowSettings(), canaries)["RenewalPlan"] == "canary_due"
+    tagged = replace(YEAR, tags={"certlc-canary": "true"})
+    assert build_row(tagged, details, NOW)["Canary"] is True
+    assert build_row(YEAR, details, NOW)["Canary"] is False
+
+
+def test_every_value_has_its_column_type():
+    details = CertificateDetails("v1", "CN=web", "CN=ca", "", "Self")
+    row = build_row(YEAR, details, NOW)
+    assert row["NextRenewal"] is None  # nobody renews it: no date, not an empty string
+    kinds = {"string": str, "datetime": str, "int": int, "boolean": bool}
+    assert [k for k, v in row.items() if v is not None and not isinstance(v, kinds[COLUMN_TYPES[k]])] == []

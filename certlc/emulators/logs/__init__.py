@@ -1,8 +1,9 @@
 """Local Logs Ingestion API: the DCR stream upload the ingest function uses, for the local stack.
 
 ``start(state_dir, template_path)`` serves HTTPS on a free loopback port with its own
-CA, checks rows against the stream declared in the ARM template infra/ deploys, and
-keeps them for ``certlc dashboard``.
+CA, checks rows against the streams declared in the ARM template infra/ deploys (the
+status snapshot's and the renewal history's), and keeps each stream's rows in
+``<state>/logs/rows/<stream>.jsonl`` for ``certlc dashboard``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from certlc.emulators.logs.dcr import default_template, load_streams
 from certlc.emulators.logs.server import LogsServer, RowStore
 from certlc.localstack.pki import loopback_tls, server_context
+from ingestion.history import STREAM_DEFAULT as HISTORY_STREAM
 
 
 @dataclass
@@ -38,11 +40,12 @@ class RunningLogsEmulator:
             return list(self._server.store.requests)
 
     def settings(self) -> dict[str, str]:
-        """The app settings that point ``ingestion`` at this emulator."""
+        """The app settings that point ``ingestion`` (the status snapshot and the renewal history) at this emulator."""
         return {
             "CERTLC_DCE_ENDPOINT": self.endpoint,
             "CERTLC_DCR_IMMUTABLE_ID": self.dcr_immutable_id,
             "CERTLC_DCR_STREAM": self.stream,
+            "CERTLC_DCR_HISTORY_STREAM": HISTORY_STREAM,
             "CERTLC_LOGS_CA_BUNDLE": self.ca_bundle,
             "CERTLC_LOGS_TOKEN": self.token,
         }
