@@ -3,6 +3,7 @@
 Each subcommand's module is imported only when it runs, so ``certlc --help`` is instant.
 Settings come from the environment, overlaid on a Functions ``local.settings.json``
 (``--settings``; by default ``./local.settings.json``, else the one ``certlc local up`` wrote).
+The global options (``--settings``, ``-o``, ``-v``, ``--debug``) go before or after the command, as in ``az``.
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 LOCAL_STACK_SETTINGS = Path(".local/stack/local.settings.json")
 STACK_STATE_KEY = "CertlcLocalStack"  # "stopped" in a local stack's settings file once the stack is down
 STACK_NOT_RUNNING = "the local stack is not running: run certlc local up"
 NO_SETTINGS_NEEDED = {"local", "emulator", "demo", "dashboard"}  # they never read the app settings
 ONE_SHOT = {"renew", "sweep", "failed", "status", "ingest", "dashboard"}  # print their outcome; logs add one line
+OUTPUTS = ("table", "json")
+GLOBAL_DEFAULTS: dict[str, Any] = {"settings": None, "verbose": False, "debug": False, "output": "table"}
+VALUE_OPTIONS = {"--settings", "-o", "--output"}  # global options that take a value
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
 
 class UserError(Exception):
@@ -28,6 +34,10 @@ class UserError(Exception):
 
 class StackNotRunning(Exception):
     """The settings are a local stack's and that stack is down; one line, exit code 1."""
+
+
+class NotFound(Exception):
+    """The certificate (or other thing) named on the command line does not exist; one line, exit code 1."""
 
 
 def load_settings(path: str | None, *, refuse_stopped_stack: bool = True) -> dict[str, str]:
@@ -100,62 +110,113 @@ EMULATORS = [
 
 
 def _command_word(argv: Sequence[str]) -> str | None:
-    """The subcommand named on the command line, skipping the global option's value."""
+    """The subcommand named on the command line, skipping the global options' values."""
     skip = False
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--settings":
+        elif arg in VALUE_OPTIONS:
             skip = True
         elif not arg.startswith("-"):
             return arg
     return None
 
 
+def global_options() -> argparse.ArgumentParser:
+    """The options every command takes, as a parent parser: given to the top-level parser and to every
+    subcommand's, so they may come before or after the command. Their defaults are SUPPRESS, so a subcommand's
+    parser never overwrites a value given before the command; ``main`` fills in the defaults after parsing.
+
+    A new parser each time: a command that defines one of these options itself (``certlc demo --json``) replaces
+    it in its own parser (``conflict_handler="resolve"``), which must not change the other parsers."""
+    common = argparse.ArgumentParser(add_help=False)
+    suppress = argparse.SUPPRESS
+    common.add_argument(
+        "--settings", default=suppress, help="a Functions local.settings.json whose Values are used as app settings"
+    )
+    common.add_argument("-o", "--output", choices=OUTPUTS, default=suppress, help="output format (default table)")
+    common.add_argument("--json", dest="output", action="store_const", const="json", default=suppress, help="-o json")
+    common.add_argument("-v", "--verbose", action="store_true", default=suppress, help="also log certlc's progress")
+    common.add_argument(
+        "--debug", action="store_true", default=suppress, help="log everything, with the SDKs' HTTP requests"
+    )
+    return common
+
+
+def version() -> str:
+    """The installed package's version; from a source tree that is not installed, pyproject.toml's."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("certlc")
+    except PackageNotFoundError:
+        import tomllib
+
+        try:
+            return str(tomllib.loads(PYPROJECT.read_text())["project"]["version"])
+        except (OSError, KeyError, ValueError):
+            return "unknown"
+
+
+def _subcommand(sub: Any, name: str, help_text: str, **kwargs: Any) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name, help=help_text, description=help_text, parents=[global_options()], conflict_handler="resolve", **kwargs
+    )
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="certlc",
         description="Renews Azure Key Vault certificates issued by CAs Key Vault does not integrate with.",
+        parents=[global_options()],
     )
-    parser.add_argument("--settings", help="a Functions local.settings.json whose Values are used as app settings")
+    parser.add_argument("--version", action="version", version=f"certlc {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = _command_word(argv)
     for name, help_text, module in DELEGATED:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = _subcommand(sub, name, help_text)
         if name == wanted:  # only the chosen command's module is imported
             _add_arguments(module, p)
         p.set_defaults(handler=_delegate(module))
-    emulator = sub.add_parser("emulator", help="run one of the local emulators in the foreground")
+    emulator = _subcommand(sub, "emulator", "run one of the local emulators in the foreground")
     emulators = emulator.add_subparsers(dest="emulator", metavar="NAME", required=True)
     for name, help_text, module in EMULATORS:
-        p = emulators.add_parser(name, help=help_text, description=help_text)
+        p = _subcommand(emulators, name, help_text)
         if wanted == "emulator":
             _add_arguments(module, p)
         p.set_defaults(handler=_delegate(module))
     return parser
 
 
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line, with the global options' defaults where they were not given."""
+    args = build_parser(argv).parse_args(argv)
+    for key, value in GLOBAL_DEFAULTS.items():
+        if not hasattr(args, key):
+            setattr(args, key, value)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 done or nothing to do, 1 the work failed or is not finished, 2 a usage or configuration mistake."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv).parse_args(argv)
+    args = parse(argv)
 
     from azure.core.exceptions import AzureError
 
-    from certlc.commands.common import Unreachable
+    from certlc.commands.common import Unreachable, command_logging
     from renewal.errors import ConfigError
+    from renewal.keyvault import KeyVaultError
 
-    if args.command in ONE_SHOT:
-        from certlc.commands.common import one_line_logging
-
-        one_line_logging()
+    command_logging(one_shot=args.command in ONE_SHOT, verbose=args.verbose, debug=args.debug)
     try:
         args.env = load_settings(args.settings, refuse_stopped_stack=args.command not in NO_SETTINGS_NEEDED)
         return args.handler(args)
     except (UserError, ConfigError) as exc:
         print(f"certlc: {_first_line(exc)}", file=sys.stderr)
         return 2
-    except (StackNotRunning, Unreachable) as exc:
+    except (StackNotRunning, Unreachable, NotFound, KeyVaultError) as exc:
         print(f"certlc: {_first_line(exc)}", file=sys.stderr)
         return 1
     except AzureError as exc:  # a service that stopped answering half-way: one line, never a traceback

@@ -102,23 +102,39 @@ def require_reachable(endpoints: list[Endpoint], timeout: float = REACH_TIMEOUT_
             raise Unreachable(f"cannot reach {endpoint.what} at {where} ({why}): {hint}")
 
 
-def one_line_logging(level: int = logging.ERROR) -> None:
-    """Log records of ``level`` and above as one line each on stderr, never a traceback. The command prints its
-    own outcome, so the warnings the library code logs on the way (a vault skipped...) would only say it twice."""
+SDK_LOGGERS = ("azure", "urllib3")  # the SDKs log every HTTP request and its headers at INFO
+DETAILED = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
-    class OneLine(logging.Formatter):
-        def format(self, record: logging.LogRecord) -> str:
-            lines = record.getMessage().strip().splitlines()
-            return f"certlc: {lines[0] if lines else record.levelname.lower()}"
 
+class OneLine(logging.Formatter):
+    """A record as one ``certlc:`` line, never a traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        lines = record.getMessage().strip().splitlines()
+        return f"certlc: {lines[0] if lines else record.levelname.lower()}"
+
+
+def command_logging(*, one_shot: bool, verbose: bool = False, debug: bool = False) -> None:
+    """Quiet by default: a command that prints its own outcome (``one_shot``) logs errors only, one line each on
+    stderr (the warnings the library code logs on the way, a vault skipped..., would only say it twice); the
+    long-running ones (``dev``, ``worker``) set up their own lines. ``verbose``: also certlc's INFO lines;
+    ``debug``: everything at DEBUG, the SDKs' HTTP requests and headers included, with tracebacks."""
     root = logging.getLogger()
-    if not root.handlers:
+    if (one_shot or verbose or debug) and not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(OneLine())
+        handler.setFormatter(OneLine() if one_shot and not debug else logging.Formatter(DETAILED))
         root.addHandler(handler)
-        root.setLevel(level)
-    for noisy in ("azure", "urllib3"):
-        logging.getLogger(noisy).setLevel(max(level, logging.ERROR))
+        root.setLevel(logging.DEBUG if debug else logging.ERROR if one_shot else logging.INFO)
+    if verbose or debug:
+        logging.getLogger("certlc").setLevel(logging.DEBUG if debug else logging.INFO)
+    sdk_logging(debug=debug, floor=logging.ERROR if one_shot else logging.WARNING)
+
+
+def sdk_logging(*, debug: bool = False, floor: int = logging.WARNING) -> None:
+    """The SDKs' loggers at ``floor`` (their warnings and errors still show), or at DEBUG with ``--debug``: an idle
+    host would otherwise print hundreds of request lines a minute and drown the functions' own."""
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else floor)
 
 
 def checked_runtime(
@@ -201,3 +217,18 @@ def dry_run_workflow(workflow: Any) -> Any:
         keyvault_for=lambda vault: ReadOnlyKeyVault(keyvault_for(vault)),
         dry_run=True,
     )
+
+
+def chosen_vault(vaults: Mapping[str, Any], name: str | None) -> Any:
+    """The vault ``--vault`` names; without it, the only one in ``CERTLC_VAULTS``. A usage mistake (exit 2) when
+    the name is not configured, or when several are and none was named."""
+    from certlc.cli import UserError
+
+    known = ", ".join(v.name for v in vaults.values())
+    if name is None:
+        if len(vaults) == 1:
+            return next(iter(vaults.values()))
+        raise UserError(f"name the vault with --vault: CERTLC_VAULTS has several ({known})")
+    if name.lower() not in vaults:
+        raise UserError(f"vault {name!r} is not in CERTLC_VAULTS ({known})")
+    return vaults[name.lower()]

@@ -16,15 +16,20 @@ HIDE_SECONDS = 30  # each message is hidden while one pass reads the store, then
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from certlc.cli import global_options
+
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    listing = sub.add_parser("list", help="list failed and poison renewals")
-    listing.add_argument("--json", action="store_true", help="print entries as JSON")
-    retry = sub.add_parser("retry", help="re-drive entries as fresh renewals")
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, parents=[global_options()])  # -o json after the action too
+
+    action("list", "list failed and poison renewals (-o json: as JSON)")
+    retry = action("retry", "re-drive entries as fresh renewals")
     retry.add_argument("ids", nargs="*", help="entry ids from `certlc failed list`")
     retry.add_argument("--all", action="store_true", help="re-drive every entry that names a certificate")
-    remove = sub.add_parser("remove", help="delete entries (once dealt with, or when they cannot be re-driven)")
+    remove = action("remove", "delete entries (once dealt with, or when they cannot be re-driven)")
     remove.add_argument("ids", nargs="+", help="entry ids from `certlc failed list`")
-    purge = sub.add_parser("purge", help="delete every failed and poison entry")
+    purge = action("purge", "delete every failed and poison entry")
     purge.add_argument("--yes", action="store_true", help="really delete every entry")
 
 
@@ -41,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     runtime = checked_runtime(args.env, storage_only=True)
     store = runtime.failed
     if args.action == "list":
-        return _list(store, args.json)
+        return _list(store, args.output == "json")
     if args.action == "retry":
         return _retry(store, runtime.settings.vaults, args.ids, args.all)
     clients = _store_clients(args.env, runtime.settings)

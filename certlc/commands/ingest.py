@@ -6,7 +6,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    """No options of its own: ``-o json`` (or ``--json``) prints the report as JSON."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -15,7 +15,7 @@ def run(args: argparse.Namespace) -> int:
     from ingestion.run import ingest
 
     report = ingest(args.env)
-    if args.json:
+    if args.output == "json":
         print(json.dumps(report.as_dict(), indent=2, default=str))
     else:
         print(report.summary())

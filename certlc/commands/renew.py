@@ -1,15 +1,21 @@
-"""``certlc renew NAME --vault V``: one renewal now, through the same workflow the queue function runs.
+"""``certlc renew NAME`` and ``certlc renew --all``: renewals now, in this process, through the same workflow the
+queue function runs.
 
-Exit 0 when the certificate was renewed or there is nothing to do (not due, not managed, already in flight,
-or ``--dry-run`` would renew); 1 when the renewal failed, was refused, is left retrying or waiting for the CA,
-or the certificate does not exist; 2 for a usage or configuration mistake (a vault not in ``CERTLC_VAULTS``,
-an unknown ``CERTLC_CA``).
+``--all`` renews what the sweep would queue (due, managed, nobody renewing it; an orphaned pending operation is
+taken over), one after another, as certbot's ``renew`` does: one line per certificate it acted on, then a
+summary; the others have nothing to do. Exit 0 when everything was renewed or there is nothing to do (not due,
+not managed, already in flight, or ``--dry-run`` would renew); 1 when a renewal failed, was refused, is left
+retrying or waiting for the CA, the certificate does not exist, or (``--all``) a certificate's last renewal
+failed and nobody re-drove it; 2 for a usage or configuration mistake (a vault not in ``CERTLC_VAULTS``, an
+unknown ``CERTLC_CA``, NAME with ``--all``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from renewal.messages import RenewalRequest
@@ -17,19 +23,46 @@ from renewal.messages import RenewalRequest
 DONE = {"renewed", "skipped"}
 NOT_DONE_SKIPS = {"not_found"}  # a certificate that does not exist is not "nothing to do"
 CA_PROBE_TIMEOUT = 5.0
+FAILED_BEFORE = "failed_before"  # the sweep leaves it: a permanent failure nobody has re-driven
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="certificate name in Key Vault")
-    parser.add_argument("--vault", required=True, help="vault name (must be in CERTLC_VAULTS)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("name", nargs="?", help="certificate name in Key Vault")
+    which.add_argument(
+        "--all", action="store_true", help="renew every certificate that is due (what the sweep would queue)"
+    )
+    parser.add_argument(
+        "--vault",
+        help="vault name (must be in CERTLC_VAULTS; optional when it lists one vault); with --all: only this vault",
+    )
     parser.add_argument(
         "--dry-run",
         action="store_true",
         help="check everything a renewal checks (vault, certificate, decision, CA adapter, profile, that the CA "
         "answers) and change nothing",
     )
-    parser.add_argument("--force", action="store_true", help="renew even if the certificate is not due yet")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--force", action="store_true", help="renew NAME even if it is not due yet")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one certificate, as printed: the workflow's result, or the sweep's reason to leave it."""
+
+    vault: str
+    name: str
+    status: str
+    reason: str
+    message: str
+    new_version: str | None = None
+    retry_in_seconds: int | None = None
+
+    @property
+    def acted_on(self) -> bool:
+        return self.status != "skipped" or self.reason == "dry_run"
+
+    def line(self) -> str:
+        return f"{self.vault}/{self.name}: {self.status} ({self.reason}) {self.message}"
 
 
 def exit_code(status: str, reason: str) -> int:
@@ -38,38 +71,89 @@ def exit_code(status: str, reason: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from certlc.cli import UserError
-    from certlc.commands.common import checked_runtime
+    from certlc.commands.common import checked_runtime, chosen_vault
 
+    if not args.all and not args.name:
+        raise UserError("name the certificate to renew, or pass --all to renew every one that is due")
+    if args.all and args.force:
+        raise UserError("--force renews one certificate whether due or not: name it instead of --all")
     runtime = checked_runtime(args.env, dry_run=args.dry_run)
-    if args.vault.lower() not in runtime.settings.vaults:
-        known = ", ".join(v.name for v in runtime.settings.vaults.values())
-        raise UserError(f"vault {args.vault!r} is not in CERTLC_VAULTS ({known})")
-    request = _request(args)
+    if args.all:
+        vaults = runtime.settings.vaults
+        if args.vault:
+            vault = chosen_vault(vaults, args.vault)
+            vaults = {vault.name.lower(): vault}
+        return _report_all(renew_all(runtime, vaults, args.dry_run), args.output, args.dry_run)
+    vault = chosen_vault(runtime.settings.vaults, args.vault)
+    request = RenewalRequest(vault=vault.name, name=args.name, trigger="manual", force=args.force)
+    outcome = renew_one(runtime, request, args.dry_run)
+    if args.output == "json":
+        body = {k: v for k, v in asdict(outcome).items() if k not in ("vault", "name")}
+        print(json.dumps(body | {"dry_run": args.dry_run}))
+    else:
+        print(outcome.line())
+    return exit_code(outcome.status, outcome.reason)
+
+
+def renew_one(runtime: Any, request: RenewalRequest, dry_run: bool) -> Outcome:
+    """One request through the workflow; a dry run also checks what the real run would check before it submits."""
     result = runtime.workflow.handle(request)
     status, reason, message = result.status, result.reason, result.message
-    if args.dry_run and reason == "dry_run":
+    if dry_run and reason == "dry_run":
         status, reason, message = _check_issuer(runtime, request, message)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "status": status,
-                    "reason": reason,
-                    "message": message,
-                    "new_version": result.new_version,
-                    "retry_in_seconds": result.retry_in_seconds,
-                    "dry_run": args.dry_run,
-                }
-            )
-        )
+    return Outcome(request.vault, request.name, status, reason, message, result.new_version, result.retry_in_seconds)
+
+
+def renew_all(runtime: Any, vaults: dict[str, Any], dry_run: bool) -> list[Outcome]:
+    """The sweep's decision (``renewal.sweep``), acted on here instead of through the queue: each request it
+    would queue is renewed now, one after another, as an operator's (``manual``). What the sweep leaves is
+    reported with its reason. The sweep's daily expiry warnings go out as the sweep would send them (never in a
+    dry run, whose vault writes are no-ops)."""
+    from renewal.sweep import sweep
+
+    queued: list[RenewalRequest] = []
+    warn = (lambda *args, **kwargs: None) if dry_run else runtime.reporter.expiring
+    report = sweep(
+        vaults,
+        runtime.keyvault,
+        queued.append,
+        warn,
+        runtime.settings.window,
+        runtime.clock(),
+        runtime.workflow.ledger.peek,
+    )
+    outcomes = [renew_one(runtime, replace(request, trigger="manual"), dry_run) for request in queued]
+    for key in report.in_flight:
+        outcomes.append(_left(key, "skipped", "in_flight", "a renewal is already in flight"))
+    for key, reason in report.skipped.items():
+        if reason == FAILED_BEFORE:
+            outcomes.append(_left(key, "failed", reason, "its last renewal failed; fix it, then `certlc failed retry`"))
+        else:
+            outcomes.append(_left(key, "skipped", reason, "nothing to do"))
+    for key, error in report.errors.items():
+        outcomes.append(_left(key, "failed", "error", error))
+    return outcomes
+
+
+def _left(key: str, status: str, reason: str, message: str) -> Outcome:
+    vault, _, name = key.partition("/")
+    return Outcome(vault, name, status, reason, message)
+
+
+def _report_all(outcomes: list[Outcome], output: str, dry_run: bool) -> int:
+    counts = Counter(o.status for o in outcomes if o.acted_on)
+    counts["nothing to do"] = sum(1 for o in outcomes if not o.acted_on)
+    failed = any(exit_code(o.status, o.reason) for o in outcomes)
+    if output == "json":
+        body = {"certificates": [asdict(o) for o in outcomes], "counts": dict(counts), "dry_run": dry_run}
+        print(json.dumps(body, indent=2))
     else:
-        print(f"{args.vault}/{args.name}: {status} ({reason}) {message}")
-    return exit_code(status, reason)
-
-
-def _request(args: argparse.Namespace) -> RenewalRequest:
-    """An operator's renewal: renewed when due (``--force``: always), sent and audited as ``manual``."""
-    return RenewalRequest(vault=args.vault, name=args.name, trigger="manual", force=args.force)
+        for outcome in outcomes:
+            if outcome.acted_on:
+                print(outcome.line())
+        summary = ", ".join(f"{status} {n}" for status, n in counts.items())
+        print(f"{'dry run: ' if dry_run else ''}{summary}; certificates not listed have nothing to do")
+    return 1 if failed else 0
 
 
 def _check_issuer(runtime: Any, request: RenewalRequest, would: str) -> tuple[str, str, str]:

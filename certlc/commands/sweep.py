@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    """No options of its own: ``-o json`` (or ``--json``) prints the report as JSON."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -17,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
 
     handlers.reset_runtime(checked_runtime(args.env))
     report = handlers.on_sweep_timer()
-    if args.json:
+    if args.output == "json":
         print(json.dumps(asdict(report), indent=2))
     else:
         for label, items in (

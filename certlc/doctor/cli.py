@@ -13,9 +13,7 @@ from certlc.doctor.run import DEFAULT_TIMEOUT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", choices=("table", "json"), default="table", help="output format")
-    parser.add_argument("--json", dest="output", action="store_const", const="json", help="same as -o json")
-    parser.add_argument("-v", "--verbose", action="store_true", help="also show each check's target and time")
+    """``-o table|json`` and ``-v`` (each check's target and time too) are certlc's global options."""
     parser.add_argument(
         "--timeout",
         type=float,

@@ -25,6 +25,7 @@ from typing import Any
 import azure.functions as func
 from azure.functions.meta import Datum
 
+from certlc.commands.common import sdk_logging
 from certlc.localstack import workerrules
 from certlc.localstack.bindings import BindingError, HostedFunction, Invoker, hosted_functions
 from certlc.localstack.eventgrid import EventGridWebhook
@@ -233,7 +234,7 @@ def prepare(args: argparse.Namespace) -> tuple[func.FunctionApp, dict[str, str]]
     os.environ.update(env)  # the functions read their settings from the process environment
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    quiet_http_logging()
+    sdk_logging(debug=getattr(args, "debug", False))
     root = logging.getLogger()
     root.addFilter(_not_http_auth_level)
     try:
@@ -251,8 +252,7 @@ def _not_http_auth_level(record: logging.LogRecord) -> bool:
 def quiet_http_logging() -> None:
     """The SDKs log every HTTP request and its headers at INFO: hundreds of lines an idle minute, which drown
     the functions' own lines (and fill a pipe nobody reads). Their warnings and errors still show."""
-    for noisy in ("azure", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    sdk_logging()
 
 
 def serve_until_signal(host: FunctionsHost) -> None:

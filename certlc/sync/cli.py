@@ -53,7 +53,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--daemon", action="store_true", help="keep running: one round every --interval")
     parser.add_argument("--interval", type=_positive, default=3600.0, metavar="S", help="default 3600")
     parser.add_argument("--jitter", type=_non_negative, default=300.0, metavar="S", help="up to S more; default 300")
-    parser.add_argument("--json", action="store_true", help="one JSON line per round")
 
 
 def _config(args: argparse.Namespace) -> SyncConfig:
@@ -117,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from certlc.sync.loop import run_daemon
 
     config = _config(args)
-    report = _reporter(args.json)
+    report = _reporter(args.output == "json")  # -o json (or --json): one JSON line per round
     with _progress_to_stderr():
         if not args.daemon:
             result = sync_once(config)

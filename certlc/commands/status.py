@@ -1,0 +1,258 @@
+"""``certlc status NAME``: everything certlc knows about one certificate, as ``cmctl status certificate`` does.
+
+Gather (one Key Vault client: the certificate with its policy, its pending operation, its versions; the audit
+file when ``CERTLC_AUDIT_FILE`` names one) → decide with the renewal path's own chains (``renewal.outlook`` for
+who renews it and when, ``renewal.decide.resolve_profile`` for the CA adapter and profile) → print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from renewal import tags as T
+from renewal.decide import Input, renewal_threshold, resolve_profile
+from renewal.keyvault import CertificateSnapshot, KeyVault, PendingOperation
+from renewal.messages import RenewalRequest
+from renewal.outlook import facts_of, outlook
+from renewal.settings import Settings
+from renewal.x509info import load_certificate
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit 0 when shown; 1 when the certificate does not exist or a service does not answer; 2 for a vault not
+    in ``CERTLC_VAULTS`` (or none named when it lists several)."""
+    from certlc.cli import NotFound, UserError
+    from certlc.commands.common import checked_runtime, chosen_vault
+
+    if args.rows:
+        raise UserError("--rows lists stored status rows; certlc status NAME reads the certificate from its vault")
+    runtime = checked_runtime(args.env, dry_run=True)  # read-only: no lock, nothing written
+    vault = chosen_vault(runtime.settings.vaults, args.vault)
+    gathered = gather(runtime.keyvault(vault), args.name, runtime.env.get("CERTLC_AUDIT_FILE", "").strip())
+    if gathered is None:
+        raise NotFound(f"certificate {args.name!r} does not exist in vault {vault.name!r}")
+    status = decide_status(gathered, runtime.settings, runtime.clock())
+    print(as_json(status) if args.output == "json" else as_text(status))
+    return 0
+
+
+@dataclass(frozen=True)
+class VersionEntry:
+    version: str
+    created: datetime | None
+    expires: datetime | None
+    enabled: bool
+    last_outcome: str | None
+    correlation: str | None
+
+
+@dataclass(frozen=True)
+class CertificateStatus:
+    vault: str
+    name: str
+    version: str
+    enabled: bool
+    not_before: datetime | None
+    expires: datetime | None
+    policy_issuer: str
+    issuer: str  # the certificate's issuer DN
+    ca: str  # the CA adapter certlc would use
+    profile: str | None
+    profile_problem: str | None  # why certlc has no profile for it
+    renewed_by: str
+    plan: str  # the outlook's reason code
+    note: str
+    next_renewal: datetime | None
+    renew_within_days: int  # the renewal window: renewed when at most this many days remain
+    canary: bool
+    pending: str | None  # Key Vault's pending operation: its status, or None
+    pending_error: str | None
+    last_outcome: str | None
+    versions: list[VersionEntry] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Gathered:
+    cert: CertificateSnapshot
+    pending: PendingOperation | None
+    versions: list[VersionEntry]
+    audit: list[dict[str, Any]]
+
+
+def gather(kv: KeyVault, name: str, audit_file: str | None) -> Gathered | None:
+    """Everything read for one certificate, or None when it does not exist."""
+    cert = kv.current(name)
+    if cert is None:
+        return None
+    return Gathered(cert, kv.get_pending(name), versions_of(kv, name), audit_events(audit_file, kv.vault.name, name))
+
+
+def versions_of(kv: KeyVault, name: str) -> list[VersionEntry]:
+    """The certificate's versions, newest first, with the tags certlc writes on the versions it merges.
+
+    Through the adapter's own client (one connection): the adapter reads versions one at a time only."""
+    listing = kv._client.list_properties_of_certificate_versions(name)
+    entries = [
+        VersionEntry(
+            version=p.version,
+            created=p.created_on,
+            expires=p.expires_on,
+            enabled=bool(p.enabled),
+            last_outcome=T.tag(p.tags or {}, T.LAST_OUTCOME),
+            correlation=T.tag(p.tags or {}, T.CORRELATION),
+        )
+        for p in listing
+    ]
+    return sorted(entries, key=lambda e: (e.created is not None, e.created or 0, e.expires or 0), reverse=True)
+
+
+def audit_events(path: str | None, vault: str, name: str) -> list[dict[str, Any]]:
+    """The audit file's records for this certificate, oldest first; a line that is not JSON is passed over."""
+    if not path:
+        return []
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    found = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if (
+            str(record.get("vault", "")).lower() == vault.lower()
+            and str(record.get("name", "")).lower() == name.lower()
+        ):
+            found.append(record)
+    return found
+
+
+def decide_status(g: Gathered, settings: Settings, now: datetime) -> CertificateStatus:
+    """Who renews it, when, with which CA and profile: the chains the renewal path itself runs."""
+    cert = g.cert
+    window = settings.window
+    facts = facts_of(cert, settings.canary)
+    seen = outlook(facts, now, window)
+    request = RenewalRequest(vault=cert.vault, name=cert.name, trigger="manual")
+    chosen = resolve_profile(Input(request, settings.vaults, cert, now, window))
+    return CertificateStatus(
+        vault=cert.vault,
+        name=cert.name,
+        version=cert.version,
+        enabled=cert.enabled,
+        not_before=cert.not_before,
+        expires=cert.expires_on,
+        policy_issuer=cert.issuer_name or "",
+        issuer=issuer_dn(cert.cer),
+        ca=chosen.ca or T.tag(cert.tags, T.CA) or window.default_ca,
+        profile=chosen.profile,
+        profile_problem=None if chosen.profile else chosen.message,
+        renewed_by=seen.renewed_by,
+        plan=seen.reason,
+        note=seen.message,
+        next_renewal=seen.next_renewal,
+        renew_within_days=renewal_threshold(cert.not_before, cert.expires_on, cert.tags, window).days,
+        canary=facts.canary_every is not None,
+        pending=g.pending.status if g.pending else None,
+        pending_error=g.pending.error if g.pending else None,
+        last_outcome=T.tag(cert.tags, T.LAST_OUTCOME),
+        versions=g.versions,
+        audit=g.audit,
+    )
+
+
+def issuer_dn(cer: bytes | None) -> str:
+    if not cer:
+        return ""
+    try:
+        return load_certificate(cer).issuer.rfc4514_string()
+    except ValueError:
+        return "(unreadable certificate)"
+
+
+def as_json(status: CertificateStatus) -> str:
+    return json.dumps(asdict(status), indent=2, default=_iso)
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _day(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+RENEWED_BY = {
+    "certlc": "certlc",
+    "keyvault": "Key Vault (AutoRenew)",
+    "opted_out": "nobody: opted out",
+    "disabled": "nobody: disabled",
+    "nobody": "NOBODY",
+}
+
+
+def as_text(status: CertificateStatus) -> str:
+    s = status
+    certlc_renews = s.renewed_by == "certlc"
+    profile = s.profile or f"none: {s.profile_problem}"
+    lines = [
+        f"Certificate:     {s.vault}/{s.name}",
+        f"Version:         {s.version}{'' if s.enabled else ' (disabled)'}",
+        f"Valid:           {_day(s.not_before)} to {_day(s.expires)} UTC",
+        f"Issuer:          {s.issuer or '-'} (policy issuer {s.policy_issuer or 'none'!r})",
+        f"Renewed by:      {RENEWED_BY.get(s.renewed_by, s.renewed_by)} ({s.plan}): {s.note}",
+        f"CA adapter:      {s.ca}{'' if certlc_renews else ' (if certlc renewed it)'}",
+        f"Profile:         {profile}",
+        f"Renewal window:  the last {s.renew_within_days} days before expiry",
+        f"Next renewal:    {_day(s.next_renewal) + ' UTC' if certlc_renews and s.next_renewal else '-'}",
+        f"Canary:          {'yes' if s.canary else 'no'}",
+        f"Pending:         {_pending(s)}",
+        f"Last outcome:    {s.last_outcome or '-'}",
+        "Versions:",
+    ]
+    lines += [f"  {line}" for line in _table(_version_rows(s.versions))]
+    if s.audit:
+        lines.append("Audit:")
+        lines += [f"  {line}" for line in _table(_audit_rows(s.audit))]
+    return "\n".join(lines)
+
+
+def _pending(s: CertificateStatus) -> str:
+    if s.pending is None:
+        return "none"
+    return f"{s.pending}: {s.pending_error}" if s.pending_error else s.pending
+
+
+def _version_rows(versions: Iterable[VersionEntry]) -> list[list[str]]:
+    rows = [["VERSION", "CREATED", "EXPIRES", "ENABLED", "LAST OUTCOME", "CORRELATION"]]
+    for v in versions:
+        enabled = "yes" if v.enabled else "no"
+        rows.append([v.version, _day(v.created), _day(v.expires), enabled, v.last_outcome or "", v.correlation or ""])
+    return rows
+
+
+AUDIT_DETAIL = ("trigger", "reason", "ca", "profile", "old_version", "new_version", "detail")
+
+
+def _audit_rows(records: Iterable[Mapping[str, Any]]) -> list[list[str]]:
+    rows = [["TIME", "EVENT", "ATTEMPT", "CORRELATION", "DETAIL"]]
+    for r in records:
+        detail = " ".join(f"{k}={r[k]}" for k in AUDIT_DETAIL if r.get(k))
+        cells = (r.get("ts"), r.get("event"), r.get("attempt"), r.get("correlation_id"))
+        rows.append([*("" if c is None else str(c) for c in cells), detail])
+    return rows
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
