@@ -40,17 +40,22 @@ def run_dashboard(args: argparse.Namespace) -> int:
 
 
 def add_status_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("name", nargs="?", help="one certificate: everything certlc knows about it, read live")
+    parser.add_argument("--vault", help="the vault (must be in CERTLC_VAULTS; optional when it lists one vault)")
     parser.add_argument("--rows", type=Path, help="read stored status rows instead of the vaults in CERTLC_VAULTS")
     parser.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
 
 
 def run_status(args: argparse.Namespace) -> int:
     """Live from the vaults (the same rows ``ingest`` would upload); 1 when any vault failed, 2 for a setting
-    that cannot work (raised to ``certlc.cli.main``)."""
+    that cannot work (raised to ``certlc.cli.main``). With NAME: that certificate (``certlc.commands.status``)."""
     from certlc.dashboard.terminal import render_json, render_table
     from renewal.errors import ConfigError
 
+    if args.name:
+        from certlc.commands.status import run
+
+        return run(args)
     failed: list[str] = []
     try:
         if args.rows:
@@ -66,8 +71,10 @@ def run_status(args: argparse.Namespace) -> int:
     except (RowsUnavailable, ValueError) as error:
         print(f"certlc status: {error}", file=sys.stderr)
         return 1
+    if args.vault:
+        rows = [r for r in rows if str(r.get("KeyVault", "")).lower() == args.vault.lower()]
     colour = not args.no_color and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    print(render_json(rows, failed) if args.json else render_table(rows, colour))
+    print(render_json(rows, failed) if args.output == "json" else render_table(rows, colour))
     for error in failed:
         print(f"certlc status: vault skipped: {error}", file=sys.stderr)
     return 1 if failed else 0
