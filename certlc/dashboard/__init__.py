@@ -1,4 +1,5 @@
-"""The local dashboard: the workbook's view (pie by status, table grouped by status) as one HTML page."""
+"""The local dashboard: the workbook's view (pie by status, table grouped by status, who renews each certificate
+and when) and the renewal history, as one HTML page."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 
-def render(rows: Iterable[Mapping[str, Any]], path: Path | str) -> Path:
-    """Write the dashboard for ``rows`` (all snapshots; only the latest is shown) and return its path."""
+def render(rows: Iterable[Mapping[str, Any]], path: Path | str, history: Iterable[Mapping[str, Any]] = ()) -> Path:
+    """Write the dashboard for ``rows`` (all snapshots; only the latest is shown) and the renewal ``history``
+    (audit events), and return its path."""
     from certlc.dashboard.html import render as render_page
 
-    return render_page(rows, path)
+    return render_page(rows, path, history)

@@ -1,4 +1,10 @@
-"""The dashboard as one self-contained HTML page: inline CSS and SVG, no outside scripts or fonts."""
+"""The dashboard as one self-contained HTML page: inline CSS and SVG, no outside scripts or fonts.
+
+It answers "what will happen" per certificate (who renews it, when, how the last renewal went), makes the two
+kinds of trouble impossible to miss (a failed renewal is red whatever its expiry; a certificate nobody renews says
+so, louder once it is close to expiry), and shows the renewal history below. One section per vault filter value,
+so every count, tile and history row a section shows is computed here, not by the page's script.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,20 @@ from typing import Any
 from certlc.dashboard.view import (
     ALL_VAULTS,
     COLOURS,
+    DUE_NOW,
     LABELS,
+    UNKNOWN,
     StatusView,
+    build_history,
     build_view,
+    coverage,
+    is_failed,
+    is_failed_event,
     latest_snapshot,
+    next_renewal,
+    readable_time,
     renewal_pending,
+    renewed_by,
     vaults_in,
 )
 from ingestion.schema import STATUSES
@@ -23,30 +38,54 @@ from ingestion.schema import STATUSES
 TABLE_COLUMNS = (
     ("KeyVault", "Vault"),
     ("CertName", "Name"),
-    ("CertSubject", "Subject"),
-    ("CertExpiration", "Expiry (UTC)"),
+    ("CertIssuer", "Issuer"),
+    ("RenewedBy", "Renewed by"),
+    ("NextRenewal", "Next renewal"),
+    ("LastRenewalOutcome", "Last outcome"),
+    ("RenewalPending", "Renewal pending"),
+    ("CertExpiration", "Expiry"),
     ("DaysLeft", "Days left"),
-    ("RenewalPending", "Renewal"),
-    ("CertRecipient", "Recipient"),
-    ("CertThumbprint", "Thumbprint"),
-    ("LastRenewalOutcome", "Last renewal"),
 )
+CELL_CLASSES = {"DaysLeft": ' class="num"', "CertExpiration": ' class="time"'}
+HISTORY_COLUMNS = ("Time", "Vault", "Certificate", "Event", "Trigger", "Reason / detail")
+HISTORY_LIMIT = 200  # newest events per section: the page stays small however long the history
+NOBODY = "nobody will renew this"
 
 STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#201f1e;background:#faf9f8}
-h1{font-size:22px;margin:0 0 4px} .meta{color:#605e5c;margin-bottom:16px}
-.panel{display:flex;gap:32px;align-items:flex-start;flex-wrap:wrap}
-.pie{background:#fff;border:1px solid #edebe9;padding:16px;border-radius:4px}
-.legend{list-style:none;padding:0;margin:12px 0 0} .legend li{margin:4px 0}
-.swatch{display:inline-block;width:12px;height:12px;margin-right:6px;vertical-align:middle;border-radius:2px}
-table{border-collapse:collapse;background:#fff;font-size:13px;min-width:720px}
-th,td{border-bottom:1px solid #edebe9;padding:6px 10px;text-align:left;vertical-align:top}
-th{background:#f3f2f1} td.num{text-align:right}
-tr.group td{font-weight:600;background:#f3f2f1;border-left:6px solid var(--c)}
-td.thumb{font-family:ui-monospace,monospace;font-size:11px}
-label{margin-right:8px} select{font-size:14px;margin-bottom:16px}
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;padding:20px 24px;color:#201f1e;
+background:#faf9f8}
+header{display:flex;flex-wrap:wrap;align-items:baseline;gap:8px 24px;margin-bottom:16px}
+h1{font-size:22px;margin:0} h2{font-size:17px;margin:24px 0 8px} .meta{color:#605e5c}
+label{font-weight:600} select{font-size:14px;padding:2px 4px}
 .view[hidden]{display:none}
-.pending{display:inline-block;padding:1px 6px;border-radius:8px;background:#deecf9;color:#004578;white-space:nowrap}
+.summary{display:flex;flex-wrap:wrap;gap:24px;align-items:stretch}
+.tiles{display:grid;grid-template-columns:repeat(4,minmax(140px,1fr));gap:12px;flex:1 1 560px}
+.tile{display:flex;flex-direction:column;justify-content:center;background:#fff;border:1px solid #edebe9;
+border-top:4px solid #8a8886;border-radius:4px;padding:14px 16px}
+.tile .value{display:block;font-size:34px;font-weight:600;line-height:1.1}
+.tile .label{color:#605e5c}
+.tile.alert{border-top-color:#d13438;background:#fde7e9} .tile.alert .value{color:#a4262c}
+.pie{display:flex;gap:16px;align-items:center;background:#fff;border:1px solid #edebe9;padding:12px 16px;
+border-radius:4px}
+.legend{list-style:none;padding:0;margin:0} .legend li{margin:4px 0;white-space:nowrap}
+.swatch{display:inline-block;width:12px;height:12px;margin-right:6px;vertical-align:middle;border-radius:2px}
+table{width:100%;border-collapse:collapse;background:#fff;font-size:13px}
+th,td{border-bottom:1px solid #edebe9;padding:6px 10px;text-align:left;vertical-align:top}
+th{background:#f3f2f1;position:sticky;top:0} td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.time{white-space:nowrap}
+tr.group td{font-weight:600;background:#f3f2f1;border-left:6px solid var(--c)}
+tr.cert.failed td{background:#fde7e9;color:#a4262c}
+tr.cert.failed td:first-child{box-shadow:inset 6px 0 #d13438}
+tr.cert.uncovered_urgent td:first-child{box-shadow:inset 6px 0 #d13438}
+.muted{color:#8a8886}
+.badge{display:inline-block;padding:1px 6px;border-radius:8px;white-space:nowrap;font-size:12px}
+.pending{background:#deecf9;color:#004578} .canary{background:#f3f2f1;color:#605e5c;margin-left:6px}
+.due{font-weight:600}
+.nobody{background:#fff4ce;color:#8a3707;border:1px solid #f2b705}
+.nobody.urgent{background:#d13438;color:#fff;border-color:#a4262c;font-weight:700}
+tr.event.failed td{color:#a4262c}
+.empty{color:#605e5c;font-style:italic}
 """
 
 SCRIPT = """
@@ -61,7 +100,7 @@ def _point(fraction: float, r: float, c: float) -> tuple[float, float]:
     return c + r * math.cos(angle), c + r * math.sin(angle)
 
 
-def pie_svg(counts: Mapping[str, int], size: int = 220) -> str:
+def pie_svg(counts: Mapping[str, int], size: int = 160) -> str:
     total = sum(counts.values())
     c = r = size / 2
     parts = [f'<svg class="pie-chart" width="{size}" height="{size}" viewBox="0 0 {size} {size}" role="img">']
@@ -88,15 +127,60 @@ def pie_svg(counts: Mapping[str, int], size: int = 220) -> str:
     return "".join(parts)
 
 
-def _cell(row: Mapping[str, Any], column: str) -> str:
+def _text(value: Any) -> str:
+    return "" if value is None else escape(str(value))
+
+
+def _issuer(dn: Any) -> str:
+    """The issuer's common name, the whole distinguished name on hover."""
+    text = str(dn or "")
+    cn = next((part.strip()[3:] for part in text.split(",") if part.strip().upper().startswith("CN=")), text)
+    return f'<span title="{escape(text)}">{escape(cn)}</span>' if cn != text else escape(text)
+
+
+def _renewed_by(row: Mapping[str, Any]) -> str:
+    """Who renews it, the outlook's note on hover; a certificate nobody renews says so as a badge instead."""
+    who, mark = renewed_by(row), coverage(row)
+    note = f' title="{escape(str(row["RenewalNote"]))}"' if row.get("RenewalNote") else ""
+    if mark:
+        urgent = " urgent" if mark == "uncovered_urgent" else ""
+        return f'<span class="badge nobody{urgent}"{note}>{"&#9888; " if urgent else ""}{NOBODY}</span>'
+    return f'<span class="muted"{note}>{UNKNOWN}</span>' if who == UNKNOWN else f"<span{note}>{escape(who)}</span>"
+
+
+def _next_renewal(row: Mapping[str, Any], snapshot_time: str) -> str:
+    when = next_renewal(row, snapshot_time)
+    if when == DUE_NOW:
+        return f'<span class="due">{DUE_NOW}</span>'
+    return f'<span class="muted">{when}</span>' if when == UNKNOWN else escape(when)
+
+
+def _cell(row: Mapping[str, Any], column: str, snapshot_time: str) -> str:
+    if column == "CertName":
+        canary = ' <span class="badge canary">canary</span>' if row.get("Canary") is True else ""
+        return _text(row.get(column)) + canary
+    if column == "CertIssuer":
+        return _issuer(row.get(column))
+    if column == "RenewedBy":
+        return _renewed_by(row)
+    if column == "NextRenewal":
+        return _next_renewal(row, snapshot_time)
     if column == "RenewalPending":  # the row's expiry and days left are the last good version's
-        return '<span class="pending">renewal pending</span>' if renewal_pending(row) else ""
-    value = row.get(column)
-    if value is None:
-        return ""
+        return '<span class="badge pending">renewal pending</span>' if renewal_pending(row) else ""
     if column == "CertExpiration":
-        return escape(str(value).replace("T", " ").removesuffix("Z")[:16])
-    return escape(str(value))
+        return escape(readable_time(row.get(column)))
+    return _text(row.get(column))
+
+
+def _cert_row(row: Mapping[str, Any], status: str, snapshot_time: str) -> str:
+    classes = " ".join(["cert", *(["failed"] if is_failed(row) else []), *([coverage(row)] if coverage(row) else [])])
+    attributes = f' data-vault="{escape(str(row["KeyVault"]))}" data-status="{status}"'
+    attributes += f' data-failed="{str(is_failed(row)).lower()}" data-coverage="{coverage(row) or "covered"}"'
+    attributes += ' data-renewal-pending="true"' if renewal_pending(row) else ""
+    cells = "".join(
+        f"<td{CELL_CLASSES.get(column, '')}>{_cell(row, column, snapshot_time)}</td>" for column, _ in TABLE_COLUMNS
+    )
+    return f'<tr class="{classes}"{attributes}>{cells}</tr>'
 
 
 def _table(view: StatusView) -> str:
@@ -108,54 +192,92 @@ def _table(view: StatusView) -> str:
             f'<tr class="group" data-status="{status}" style="--c:{COLOURS[status]}">'
             f'<td colspan="{len(TABLE_COLUMNS)}">{LABELS[status]} ({len(members)})</td></tr>'
         )
-        for row in members:
-            cells = "".join(
-                f'<td class="{"num" if col == "DaysLeft" else "thumb" if col == "CertThumbprint" else ""}">'
-                f"{_cell(row, col)}</td>"
-                for col, _ in TABLE_COLUMNS
-            )
-            pending = ' data-renewal-pending="true"' if renewal_pending(row) else ""
-            body.append(f'<tr class="cert" data-status="{status}"{pending}>{cells}</tr>')
+        body.extend(_cert_row(row, status, view.snapshot_time) for row in members)
     return f'<table class="certs"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def _section(view: StatusView, hidden: bool) -> str:
+def _tiles(view: StatusView) -> str:
+    tiles = (
+        ("total", "Total", view.total, False),
+        ("failed", "Failed", view.failed, view.failed > 0),
+        ("uncovered", "Nobody renews", view.uncovered, view.uncovered > 0),
+        ("renewals-pending", "Renewal pending", view.renewals_pending, False),
+    )
+    return '<div class="tiles">' + "".join(
+        f'<div class="tile{" alert" if alert else ""}" data-tile="{key}">'
+        f'<span class="value">{value}</span><span class="label">{label}</span></div>'
+        for key, label, value, alert in tiles
+    ) + "</div>"  # fmt: skip
+
+
+def _pie(view: StatusView) -> str:
     legend = "".join(
         f'<li><span class="swatch" style="background:{COLOURS[s]}"></span>{LABELS[s]}: '
         f'<span class="count" data-status="{s}">{n}</span></li>'
         for s, n in view.counts.items()
     )
+    return f'<div class="pie">{pie_svg(view.counts)}<ul class="legend">{legend}</ul></div>'
+
+
+def _history(events: list[Mapping[str, Any]], recorded: bool) -> str:
+    if not events:
+        said = "No renewals recorded for this vault yet." if recorded else "No renewal history yet."
+        return f'<p class="empty history-empty">{said}</p>'
+    shown = events[:HISTORY_LIMIT]
+    more = f'<p class="meta">The newest {len(shown)} of {len(events)} events.</p>' if len(events) > len(shown) else ""
+    head = "".join(f"<th>{label}</th>" for label in HISTORY_COLUMNS)
+    body = []
+    for event in shown:
+        why = " - ".join(str(event[k]) for k in ("Reason", "Detail") if event.get(k))
+        cells = (
+            f'<td class="time">{escape(readable_time(event.get("TimeGenerated")))}</td>'
+            f"<td>{_text(event.get('KeyVault'))}</td><td>{_text(event.get('CertName'))}</td>"
+            f"<td>{_text(event.get('Event'))}</td><td>{_text(event.get('Trigger'))}</td><td>{escape(why)}</td>"
+        )
+        red = " failed" if is_failed_event(event) else ""
+        title = f' title="correlation id {_text(event["CorrelationId"])}"' if event.get("CorrelationId") else ""
+        body.append(
+            f'<tr class="event{red}" data-vault="{_text(event.get("KeyVault"))}"'
+            f' data-event="{_text(event.get("Event"))}"{title}>{cells}</tr>'
+        )
+    return f'{more}<table class="history"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _section(view: StatusView, history: list[Mapping[str, Any]], recorded: bool, hidden: bool) -> str:
     return (
         f'<section class="view" data-vault="{escape(view.vault)}"{" hidden" if hidden else ""}>'
-        f'<div class="panel"><div class="pie">{pie_svg(view.counts)}<ul class="legend">{legend}'
-        f'<li>Total: <span class="total">{view.total}</span></li>'
-        f'<li>Renewal pending: <span class="renewals-pending">{view.renewals_pending}</span></li>'
-        f"</ul></div>{_table(view)}</div></section>"
+        f'<div class="summary">{_tiles(view)}{_pie(view)}</div>'
+        f"<h2>Certificates</h2>{_table(view)}"
+        f'<h2>Renewal history</h2><div class="history-view">{_history(history, recorded)}</div></section>'
     )
 
 
-def render_html(rows: Iterable[Mapping[str, Any]]) -> str:
-    rows = list(rows)
+def render_html(rows: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, Any]] = ()) -> str:
+    """The page for the latest snapshot in ``rows`` and the renewal ``history`` (audit events, any order)."""
     _, latest = latest_snapshot(rows)
-    views = [build_view(latest)] + [build_view(latest, vault) for vault in vaults_in(latest)]
-    snapshot = views[0].snapshot_time or "no snapshot yet"
+    history = list(history)
+    vaults = [ALL_VAULTS, *vaults_in([*latest, *history])]
+    views = [build_view(latest, vault) for vault in vaults]
+    snapshot = readable_time(views[0].snapshot_time) or "no snapshot yet"
     options = "".join(
-        f'<option value="{escape(v.vault)}">{"All vaults" if v.vault == ALL_VAULTS else escape(v.vault)}</option>'
-        for v in views
+        f'<option value="{escape(v)}">{"All vaults" if v == ALL_VAULTS else escape(v)}</option>' for v in vaults
     )
-    sections = "".join(_section(v, hidden=i > 0) for i, v in enumerate(views))
+    sections = "".join(
+        _section(view, build_history(history, view.vault), bool(history), hidden=i > 0) for i, view in enumerate(views)
+    )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>certlc - Key Vault certificates</title>"
-        f"<style>{STYLE}</style></head><body><h1>Key Vault certificates</h1>"
-        f'<div class="meta">Snapshot <time class="snapshot">{escape(snapshot)}</time> (UTC)</div>'
-        f'<label for="vault">Key vault</label><select id="vault">{options}</select>'
+        f"<style>{STYLE}</style></head><body><header><h1>Key Vault certificates</h1>"
+        f'<span class="meta">Snapshot <time class="snapshot">{escape(snapshot)}</time></span>'
+        f'<span><label for="vault">Key vault</label> <select id="vault">{options}</select></span></header>'
         f"{sections}<script>{SCRIPT}</script></body></html>"
     )
 
 
-def render(rows: Iterable[Mapping[str, Any]], path: Path | str) -> Path:
+def render(rows: Iterable[Mapping[str, Any]], path: Path | str, history: Iterable[Mapping[str, Any]] = ()) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_html(rows), encoding="utf-8")
+    target.write_text(render_html(rows, history), encoding="utf-8")
     return target

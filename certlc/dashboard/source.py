@@ -1,4 +1,8 @@
-"""Where the dashboard's rows come from: the emulator's row file, or its HTTPS rows endpoint."""
+"""Where the dashboard's rows come from: the emulator's row files, or its HTTPS rows endpoint.
+
+Two streams: the status snapshots, and the renewal history (the audit events each renewal wrote). No status rows
+is an error (nothing to show yet); no history is an empty history, which the page says.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,16 @@ from typing import Any
 
 from ingestion.schema import STREAM_DEFAULT
 
+HISTORY_STREAM = "Custom-CertlcRenewals_CL"
+
 
 class RowsUnavailable(RuntimeError):
     """The rows cannot be read; the message says where they were looked for."""
 
 
-def default_rows_file(state_dir: Path) -> Path:
-    return state_dir / "logs" / "rows" / f"{STREAM_DEFAULT}.jsonl"
+def default_rows_file(state_dir: Path, stream: str = STREAM_DEFAULT) -> Path:
+    """Where the local Logs emulator stores a stream's rows."""
+    return state_dir / "logs" / "rows" / f"{stream}.jsonl"
 
 
 def rows_from_file(path: Path) -> list[dict[str, Any]]:
@@ -28,15 +35,23 @@ def rows_from_file(path: Path) -> list[dict[str, Any]]:
             return list(json.loads(text))
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     except ValueError as error:
-        raise RowsUnavailable(f"{path} is not JSON lines of status rows: {error}") from error
+        raise RowsUnavailable(f"{path} is not JSON lines of rows: {error}") from error
 
 
-def rows_from_url(url: str, ca_bundle: str | None) -> list[dict[str, Any]]:
+def history_from_file(path: Path) -> list[dict[str, Any]]:
+    """The renewal history; a missing file means no renewal has been recorded yet."""
+    return rows_from_file(path) if path.exists() else []
+
+
+def rows_from_url(url: str, ca_bundle: str | None, stream: str = STREAM_DEFAULT) -> list[dict[str, Any]]:
+    """One stream's rows from a running Logs emulator (a stream nothing was sent to has none)."""
     import requests
 
     try:
-        response = requests.get(f"{url.rstrip('/')}/_emulator/rows", timeout=30, verify=ca_bundle or True)
+        response = requests.get(
+            f"{url.rstrip('/')}/_emulator/rows", params={"stream": stream}, timeout=30, verify=ca_bundle or True
+        )
         response.raise_for_status()
         return list(response.json())
     except (requests.RequestException, ValueError) as error:
-        raise RowsUnavailable(f"cannot read rows from {url}: {error}") from error
+        raise RowsUnavailable(f"cannot read {stream} rows from {url}: {error}") from error
