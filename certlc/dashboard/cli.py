@@ -15,7 +15,10 @@ DEFAULT_STATE_DIR = Path(".local") / "stack"  # where `certlc local up` keeps it
 def add_dashboard_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--rows", type=Path, help="status rows file (default: the local Logs emulator's rows)")
-    source.add_argument("--logs-url", help="a running Logs emulator's endpoint to read rows from")
+    source.add_argument("--logs-url", help="a running Logs emulator's endpoint to read rows and history from")
+    parser.add_argument(
+        "--history", type=Path, help="renewal history rows file (default: the local Logs emulator's history)"
+    )
     parser.add_argument("--ca-bundle", default=os.environ.get("CERTLC_LOGS_CA_BUNDLE"), help="CA for --logs-url")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="local stack state directory")
     parser.add_argument(
@@ -24,17 +27,23 @@ def add_dashboard_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_dashboard(args: argparse.Namespace) -> int:
+    """Status rows and renewal history from the Logs emulator (its files, or its endpoint), on one page."""
     from certlc.dashboard import render
+    from certlc.dashboard.source import HISTORY_STREAM, history_from_file
 
     try:
         if args.logs_url:
             rows = rows_from_url(args.logs_url, args.ca_bundle)
         else:
             rows = rows_from_file(args.rows or default_rows_file(args.state_dir))
+        if args.logs_url and not args.history:
+            history = rows_from_url(args.logs_url, args.ca_bundle, HISTORY_STREAM)
+        else:
+            history = history_from_file(args.history or default_rows_file(args.state_dir, HISTORY_STREAM))
     except RowsUnavailable as error:
         print(f"certlc dashboard: {error}", file=sys.stderr)
         return 1
-    path = render(rows, args.out or args.state_dir / "dashboard.html")
+    path = render(rows, args.out or args.state_dir / "dashboard.html", history)
     print(path.resolve())
     return 0
 
