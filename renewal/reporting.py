@@ -58,6 +58,7 @@ class Reporter:
             expires_on=after.expires_on,
             ca=ca,
             recipients=tuple(recipients_from_tags(after.tags, self._env)),
+            canary=request.trigger == "canary",
         )
         self._send(request, notification)
 

@@ -95,20 +95,24 @@ class Renewed(Notification):
     expires_on: datetime
     ca: str
     recipients: tuple[str, ...] = ()
+    canary: bool = False  # the canary's scheduled renewal (renewal.canary): it proves the path, nothing was due
 
     kind: ClassVar[str] = "renewed"
     severity: ClassVar[str] = "info"
 
     @property
     def subject(self) -> str:
-        return f"[certlc] Renewed certificate {self.name} in {self.vault}"
+        return f"[certlc] Renewed {'canary ' if self.canary else ''}certificate {self.name} in {self.vault}"
 
     @property
     def summary(self) -> str:
-        return (
+        text = (
             f"The certificate for {self.name} in {self.vault} was renewed by {self.ca}; "
             f"the new version expires on {display_utc(self.expires_on)}."
         )
+        if self.canary:
+            text += " This was the canary's scheduled renewal: the CA path and this alert channel work."
+        return text
 
     def facts(self) -> list[tuple[str, str]]:
         return [

@@ -56,6 +56,7 @@ def test_the_sweep_renews_a_healthy_canary_on_its_schedule_and_once(stack, alert
     assert _initiated(stack, healthy) == []
     renewed = [a for a in alerts_for(alerts, canary) if a["kind"] == "renewed"]
     assert len(renewed) == 1, "the canary's renewal goes through the alert channel like any other"
+    assert renewed[0]["canary"] is True and "canary" in renewed[0]["subject"], renewed[0]
 
     _sweep(stack)  # right after: the new version is not a day old
     old = min(versions(stack, canary), key=lambda v: v.created_on).version
