@@ -31,6 +31,7 @@ STACK_SETTINGS = DEFAULT_DIR / "local.settings.json"
 QUEUE_NAME = "certlc-renewals"
 STARTUP_TIMEOUT = 90.0
 MAX_DAYS = 3650  # certlc local add --days: ten years either way
+PLACEHOLDER = "<from certlc local up>"  # local.settings.sample.json's value for what a stack decides as it starts
 
 
 class LocalStack:
@@ -433,6 +434,18 @@ def add_refusal(
         if not tag.partition("=")[0].strip() or "=" not in tag:
             return f"--tag {tag!r} is not NAME=VALUE"
     return None
+
+
+def unfilled_settings(path: Path, values: Mapping[str, str]) -> str | None:
+    """Why a copied ``local.settings.sample.json`` cannot be used yet: the values only a running stack knows
+    (its ports, the Logs emulator's rule id and token) still hold the sample's placeholder. None when filled in."""
+    names = [name for name, value in values.items() if value.strip() == PLACEHOLDER]
+    if not names:
+        return None
+    return (
+        f"{path} still has the sample's placeholder for {', '.join(names)}: copy those values from "
+        f"{STACK_SETTINGS} (certlc local up writes it), or copy that whole file over {path}"
+    )
 
 
 def mark_settings_stopped(directory: Path) -> None:

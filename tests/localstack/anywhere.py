@@ -1,0 +1,24 @@
+"""Running the installed ``certlc`` script from any folder, as a user without an activated virtualenv does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CERTLC = Path(sys.executable).parent / "certlc"  # the console script pip installed beside this Python
+
+
+def certlc_in(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``certlc ARGS`` run in ``cwd`` with none of this process's certlc settings; output through files, since
+    ``local up`` leaves a server running."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        done = subprocess.run(
+            [str(CERTLC), *args], cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, timeout=timeout
+        )
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(done.args, done.returncode, out.read(), err.read())
