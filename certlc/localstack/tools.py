@@ -1,9 +1,10 @@
-"""Makes the real test servers available: Azurite from npm, pebble/cfssl/chromium from Debian, checkov from PyPI.
+"""Makes the real test servers and checkers available: Azurite and Microsoft's Kusto language service from npm,
+pebble/cfssl/chromium from Debian, checkov from PyPI.
 
 One place used by the Makefile, the test fixtures and the local stack, so a fresh CI machine and a
 developer's laptop install the same pinned tools the same way, and a warm machine does nothing.
 
-    python -m certlc.localstack.tools install azurite pebble cfssl chromium checkov
+    python -m certlc.localstack.tools install azurite pebble cfssl chromium checkov kql
     python -m certlc.localstack.tools which azurite
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AZURITE_VERSION = "3.35.0"  # 3.36+ needs Node >= 21
 CHECKOV_VERSION = "3.3.30"
+KUSTO_LANGUAGE_VERSION = "12.4.1"  # @kusto/language-service-next: parses and binds KQL offline (infra/kql_check.js)
 APT_LOCK_WAIT_SECONDS = 300
 
 
@@ -102,12 +104,13 @@ class AptTool:
 
 @dataclass(frozen=True)
 class NpmTool:
-    """A tool installed with npm into the tools folder, pinned to one version."""
+    """A tool installed with npm into the tools folder, pinned to one version; a library without a ``binary``
+    is located by its package folder (``NODE_PATH`` is then the ``node_modules`` above it)."""
 
     name: str
     package: str
     version: str
-    binary: str
+    binary: str = ""
 
     def installed_version(self) -> str | None:
         manifest = tools_dir() / "node_modules" / self.package / "package.json"
@@ -117,7 +120,8 @@ class NpmTool:
             return None
 
     def locate(self) -> Path | None:
-        path = tools_dir() / "node_modules" / ".bin" / self.binary
+        modules = tools_dir() / "node_modules"
+        path = modules / ".bin" / self.binary if self.binary else modules / self.package
         return path if path.exists() and self.installed_version() == self.version else None
 
     def ensure(self) -> Path:
@@ -140,7 +144,9 @@ class NpmTool:
         )
         path = self.locate()
         if path is None:
-            raise ToolMissing(f"npm installed {self.package}@{self.version} but {self.binary} is not in {folder}")
+            raise ToolMissing(
+                f"npm installed {self.package}@{self.version} but {self.binary or self.package} is not in {folder}"
+            )
         return path
 
 
@@ -193,8 +199,9 @@ PEBBLE = AptTool("pebble", "pebble", ("pebble",))
 CFSSL = AptTool("cfssl", "golang-cfssl", ("cfssl", "cfssljson"))
 CHROMIUM = AptTool("chromium", "chromium", ("chromium",))
 CHECKOV = PipTool("checkov", "checkov", CHECKOV_VERSION, "checkov")
+KQL = NpmTool("kql", "@kusto/language-service-next", KUSTO_LANGUAGE_VERSION)
 TOOLS: dict[str, AptTool | NpmTool | PipTool] = {
-    tool.name: tool for tool in (AZURITE, PEBBLE, CFSSL, CHROMIUM, CHECKOV)
+    tool.name: tool for tool in (AZURITE, PEBBLE, CFSSL, CHROMIUM, CHECKOV, KQL)
 }
 
 
@@ -219,6 +226,11 @@ def ensure_chromium() -> Path:
 def ensure_checkov() -> Path:
     """Path to ``checkov``, installing the pinned version into its own virtualenv when missing."""
     return CHECKOV.ensure()
+
+
+def ensure_kql() -> Path:
+    """The folder of Microsoft's Kusto language service (npm), installing the pinned version when missing."""
+    return KQL.ensure()
 
 
 def _command(action: Callable[[AptTool | NpmTool | PipTool], Path | None], names: Sequence[str]) -> int:
