@@ -87,11 +87,23 @@ class LocalStack:
                 max_polling_interval=self.max_polling_interval,
             )
             self._keep(self.host.start())
+            self._create_deployed_queues()
             self.subscribe_events()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _create_deployed_queues(self) -> None:
+        """The queues infra/main.json creates: the host makes its trigger's and the poison queue only, and the
+        failed store would be missing until the first permanent failure (``certlc doctor`` rightly says so)."""
+        from renewal.clients import queue_client
+        from renewal.queue import ensure_queue
+        from renewal.settings import settings_from_env
+
+        settings = settings_from_env(self.settings)
+        for name in (settings.queue_name, settings.failed_queue_name, settings.poison_queue_name):
+            ensure_queue(queue_client(self.settings, name))
 
     def subscribe_events(self, schema: str = "EventGridSchema") -> None:
         """Point Key Vault's Event Grid at the host's webhook, as an Event Grid subscription does."""
