@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from renewal.messages import RenewalRequest
@@ -106,9 +106,9 @@ def renew_one(runtime: Any, request: RenewalRequest, dry_run: bool) -> Outcome:
 
 def renew_all(runtime: Any, vaults: dict[str, Any], dry_run: bool) -> list[Outcome]:
     """The sweep's decision (``renewal.sweep``), acted on here instead of through the queue: each request it
-    would queue is renewed now, one after another, as an operator's (``manual``). What the sweep leaves is
-    reported with its reason. The sweep's daily expiry warnings go out as the sweep would send them (never in a
-    dry run, whose vault writes are no-ops)."""
+    would queue (trigger ``sweep``, or ``canary`` for a canary's scheduled renewal) is handled now, one after
+    another. What the sweep leaves is reported with its reason. The sweep's daily expiry warnings go out as the
+    sweep would send them (never in a dry run, whose vault writes are no-ops)."""
     from renewal.sweep import sweep
 
     queued: list[RenewalRequest] = []
@@ -121,8 +121,9 @@ def renew_all(runtime: Any, vaults: dict[str, Any], dry_run: bool) -> list[Outco
         runtime.settings.window,
         runtime.clock(),
         runtime.workflow.ledger.peek,
+        runtime.settings.canary,
     )
-    outcomes = [renew_one(runtime, replace(request, trigger="manual"), dry_run) for request in queued]
+    outcomes = [renew_one(runtime, request, dry_run) for request in queued]
     for key in report.in_flight:
         outcomes.append(_left(key, "skipped", "in_flight", "a renewal is already in flight"))
     for key, reason in report.skipped.items():

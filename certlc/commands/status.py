@@ -71,7 +71,7 @@ class CertificateStatus:
     next_renewal: datetime | None
     renew_within_days: int  # the renewal window: renewed when at most this many days remain
     canary: bool
-    pending: str | None  # Key Vault's pending operation: its status, or None
+    pending: str | None  # the status of Key Vault's pending operation (inprogress, completed...), or None
     pending_error: str | None
     last_outcome: str | None
     versions: list[VersionEntry] = field(default_factory=list)
@@ -91,11 +91,13 @@ def gather(kv: KeyVault, name: str, audit_file: str | None) -> Gathered | None:
     cert = kv.current(name)
     if cert is None:
         return None
-    return Gathered(cert, kv.get_pending(name), versions_of(kv, name), audit_events(audit_file, kv.vault.name, name))
+    history = versions_of(kv, name, cert.version)
+    return Gathered(cert, kv.get_pending(name), history, audit_events(audit_file, kv.vault.name, name))
 
 
-def versions_of(kv: KeyVault, name: str) -> list[VersionEntry]:
-    """The certificate's versions, newest first, with the tags certlc writes on the versions it merges.
+def versions_of(kv: KeyVault, name: str, current: str) -> list[VersionEntry]:
+    """The certificate's versions, newest first (``current`` first among those created in the same second), with
+    the tags certlc writes on the versions it merges.
 
     Through the adapter's own client (one connection): the adapter reads versions one at a time only."""
     listing = kv._client.list_properties_of_certificate_versions(name)
@@ -110,7 +112,7 @@ def versions_of(kv: KeyVault, name: str) -> list[VersionEntry]:
         )
         for p in listing
     ]
-    return sorted(entries, key=lambda e: (e.created is not None, e.created or 0, e.expires or 0), reverse=True)
+    return sorted(entries, key=lambda e: (e.created is not None, e.created or 0, e.version == current), reverse=True)
 
 
 def audit_events(path: str | None, vault: str, name: str) -> list[dict[str, Any]]:
@@ -228,9 +230,12 @@ def as_text(status: CertificateStatus) -> str:
 
 
 def _pending(s: CertificateStatus) -> str:
+    """Key Vault keeps the last operation after it ends: only one in progress is a renewal waiting."""
     if s.pending is None:
         return "none"
-    return f"{s.pending}: {s.pending_error}" if s.pending_error else s.pending
+    if s.pending != "inprogress":
+        return f"none (the last operation {s.pending}{': ' + s.pending_error if s.pending_error else ''})"
+    return "in progress: a new version waits for its certificate (Key Vault's pending operation)"
 
 
 def _version_rows(versions: Iterable[VersionEntry]) -> list[list[str]]:
