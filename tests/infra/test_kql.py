@@ -104,3 +104,16 @@ def test_the_coverage_alert_lists_latest_rows_nobody_renews_daily_with_least_pri
     ]
     assert "identity" not in rule  # nothing to grant: the rule reads only the workspace it is scoped to
     assert "parameters('alertActionGroupId')" in properties["actions"]["actionGroups"]
+
+
+def test_the_language_service_is_pinned_and_found_by_its_package_folder(tmp_path, monkeypatch, capsys):
+    assert (tools.KQL.package, tools.KQL.version) == ("@kusto/language-service-next", tools.KUSTO_LANGUAGE_VERSION)
+    monkeypatch.setenv("CERTLC_TOOLS_DIR", str(tmp_path))
+    assert tools.main(["which", "kql"]) == 1  # which never installs
+    assert "kql is not installed" in capsys.readouterr().err
+    folder = tmp_path / "node_modules" / "@kusto" / "language-service-next"
+    folder.mkdir(parents=True)
+    (folder / "package.json").write_text(json.dumps({"version": "12.0.0"}))
+    assert tools.KQL.locate() is None  # another version is not the pinned one
+    (folder / "package.json").write_text(json.dumps({"version": tools.KUSTO_LANGUAGE_VERSION}))
+    assert tools.KQL.locate() == folder

@@ -100,15 +100,15 @@ def test_a_pending_manual_create_shows_the_last_good_version_marked_pending(kv, 
     parser = argparse.ArgumentParser()
     cli.add_status_arguments(parser)
     args = parser.parse_args(["--no-color"])
-    args.env = env
+    args.env, args.output = env, "table"  # the global -o option certlc.cli adds
     assert cli.run_status(args) == 0
     (line,) = [x for x in capsys.readouterr().out.splitlines() if " renewing-web " in x]
     expiry = good[1].not_valid_after_utc.strftime("%Y-%m-%d %H:%M")
-    cells = line.split()  # vault, name, expiry day and time, days left (against the real clock), renewal, recipient
-    assert [*cells[:2], f"{cells[2]} {cells[3]}", *cells[5:]] == [VAULT, "renewing-web", expiry, "pending", RECIPIENT]
-    assert cells[4] in ("19", "20")
-    args = parser.parse_args(["--json"])
-    args.env = env
+    cells = line.split()  # vault, name, expiry day and time, days left (against the real clock), who renews it, ...
+    assert [*cells[:2], f"{cells[2]} {cells[3]}", cells[5]] == [VAULT, "renewing-web", expiry, "certlc"]
+    assert cells[4] in ("19", "20") and cells[-2:] == ["pending", RECIPIENT]  # ... renewal, recipient
+    args = parser.parse_args([])
+    args.env, args.output = env, "json"
     assert cli.run_status(args) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["renewals_pending"] == 1
