@@ -188,10 +188,11 @@ def test_demo_renews_what_it_should_and_exits_zero(tmp_path, azurite, pending_ve
     summary = json.loads(demo.stdout)
     outcomes = {c["name"]: (c["status"], c["reason"], c["versions"]) for c in summary["certificates"]}
     assert outcomes == {
-        "web-expired": ("renewed", "renewed", 2),
-        "shop-expiring": ("renewed", "renewed", 2),
-        "api-healthy": ("skipped", "not_due", 1),
-        "portal-selfsigned": ("skipped", "not_managed", 1),
+        "web-expired": ("renewed", "merged", 2),
+        "shop-expiring": ("renewed", "merged", 2),
+        "api-healthy": ("not examined", "", 1),
+        "portal-selfsigned": ("not examined", "", 1),
         "partner-retired": ("failed", "ca_denied", 1),
+        "intranet-yearly": ("renewed", "merged", 2),
     }
     assert Path(summary["dashboard"]).read_text().count("<svg") >= 1
