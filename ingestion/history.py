@@ -90,10 +90,8 @@ class LogsHistorySink:
             if self._monotonic() < self._quiet_until:
                 self.dropped += 1
                 return
-            if self._client is None:  # built on first use: no SDK import or credential at start-up
-                self._client = self._client_factory()
-            client = self._client
         try:
+            client = self._connected()
             client.upload(rule_id=self.target.rule_id, stream_name=self.target.stream, logs=[history_row(record)])
         except Exception as exc:
             with self._lock:
@@ -103,6 +101,13 @@ class LogsHistorySink:
                 f"{self.target.stream}: {type(exc).__name__}: {first}; history rows are not sent for the next "
                 f"{self._quiet_seconds:.0f} s (the certlc.audit log keeps every record)"
             ) from exc
+
+    def _connected(self) -> Any:
+        """The client, built on first use: no SDK import or credential at start-up."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._client_factory()
+            return self._client
 
 
 def history_sink_from_env(env: Mapping[str, str]) -> LogsHistorySink:
