@@ -168,6 +168,7 @@ def play(directory: Path, pending_version: str, say: Callable[[str], None]) -> t
     """Run the scenario on a fresh local stack; the evidence it left behind and the dashboard written."""
     from certlc.localstack.receiver import WebhookReceiver
     from certlc.localstack.stack import LocalStack
+    from ingestion.history import STREAM_DEFAULT as HISTORY_STREAM
 
     receiver = WebhookReceiver().start()
     say("starting the local stack (Azurite, Key Vault and Logs Ingestion emulators, Functions host)")
@@ -187,7 +188,7 @@ def play(directory: Path, pending_version: str, say: Callable[[str], None]) -> t
             say("ingesting the status snapshot and writing the dashboard")
             stack.host.trigger_timer("ingest")
             rows = stack.logs.rows()
-            dashboard = _dashboard(rows, directory)
+            dashboard = _dashboard(rows, stack.logs.rows(HISTORY_STREAM), directory)
             evidence = gather(client, Path(stack.settings["CERTLC_AUDIT_FILE"]), report, receiver.payloads(), rows)
     finally:
         receiver.stop()
@@ -260,10 +261,10 @@ def seed_vault(client: Any, stack: Any) -> None:
         )
 
 
-def _dashboard(rows: list[dict[str, Any]], directory: Path) -> Path:
+def _dashboard(rows: list[dict[str, Any]], history: list[dict[str, Any]], directory: Path) -> Path:
     from certlc.dashboard import render
 
-    return render(rows, directory / "dashboard.html")
+    return render(rows, directory / "dashboard.html", history)
 
 
 def gather(

@@ -37,6 +37,8 @@ class Reporter:
         self._clock = clock
 
     def audit(self, event: str, request: RenewalRequest, **fields: Any) -> None:
+        """Every step carries the renewal's trigger, so the history says what started each one."""
+        fields.setdefault("trigger", request.trigger)
         self._audit.record(
             event,
             vault=request.vault,

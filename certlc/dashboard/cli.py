@@ -29,7 +29,8 @@ def add_dashboard_arguments(parser: argparse.ArgumentParser) -> None:
 def run_dashboard(args: argparse.Namespace) -> int:
     """Status rows and renewal history from the Logs emulator (its files, or its endpoint), on one page."""
     from certlc.dashboard import render
-    from certlc.dashboard.source import HISTORY_STREAM, history_from_file
+    from certlc.dashboard.source import history_from_file
+    from ingestion.history import STREAM_DEFAULT as HISTORY_STREAM
 
     try:
         if args.logs_url:

@@ -12,8 +12,6 @@ from typing import Any
 
 from ingestion.schema import STREAM_DEFAULT
 
-HISTORY_STREAM = "Custom-CertlcRenewals_CL"
-
 
 class RowsUnavailable(RuntimeError):
     """The rows cannot be read; the message says where they were looked for."""

@@ -10,9 +10,10 @@ import pytest
 
 from certlc.dashboard import render
 from certlc.dashboard.html import HISTORY_LIMIT, render_html
-from certlc.dashboard.source import HISTORY_STREAM, default_rows_file
+from certlc.dashboard.source import default_rows_file
 from certlc.dashboard.terminal import render_json, render_table
 from certlc.dashboard.view import build_view, coverage, next_renewal, readable_time, renewed_by
+from ingestion.history import STREAM_DEFAULT as HISTORY_STREAM
 from ingestion.rows import CertificateDetails, ListedCertificate, build_row
 from tests.fixtures.browser import Browser
 from tests.fixtures.servers import fail_in_ci_else_skip
