@@ -21,7 +21,10 @@ CODE = [
 
 # Names the scan finds that are not settings, and settings one of the three lists leaves out on purpose, with why.
 NOT_SETTINGS = {"CertlcLocalStack": "a key beside Values in the local stack's settings file, marking a stopped stack"}
-ENVIRONMENT_ONLY = {"CERTLC_TOOLS_DIR": "read from the process environment by the tool installers, never from Values"}
+ENVIRONMENT_ONLY = {  # read from the process environment before any settings file, never from Values
+    "CERTLC_TOOLS_DIR": "where the tool installers put Azurite and checkov",
+    "CERTLC_STACK_DIR": "where the local stack keeps its state, and so where commands find its settings file",
+}
 HOST_SETTINGS = {
     "FUNCTIONS_WORKER_RUNTIME": "the Functions host's own setting",
     "AzureWebJobsStorage": "the Functions host's own storage (timers, and the queue trigger's default connection)",

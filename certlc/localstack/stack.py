@@ -26,7 +26,8 @@ from typing import Any
 from certlc.localstack.ports import poll_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DIR = REPO_ROOT / ".local" / "stack"  # absolute: the stack is the repository's, wherever a command runs
+# Absolute, so every command finds the stack from any folder: the repository's, or CERTLC_STACK_DIR (environment only).
+DEFAULT_DIR = Path(os.environ.get("CERTLC_STACK_DIR") or REPO_ROOT / ".local" / "stack").resolve()
 STACK_SETTINGS = DEFAULT_DIR / "local.settings.json"
 QUEUE_NAME = "certlc-renewals"
 STARTUP_TIMEOUT = 90.0
