@@ -6,15 +6,18 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 CERTLC = Path(sys.executable).parent / "certlc"  # the console script pip installed beside this Python
 
 
-def certlc_in(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """``certlc ARGS`` run in ``cwd`` with none of this process's certlc settings; output through files, since
-    ``local up`` leaves a server running."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")}
+def certlc_in(
+    cwd: Path, *args: str, timeout: float = 120, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``certlc ARGS`` run in ``cwd`` with none of this process's certlc settings (``env`` adds some); output through
+    files, since ``local up`` leaves a server running."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")}, **(env or {})}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         done = subprocess.run(
             [str(CERTLC), *args], cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, timeout=timeout

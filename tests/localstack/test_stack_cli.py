@@ -180,6 +180,27 @@ def test_a_relative_folder_is_the_callers_and_nothing_lands_in_the_repository(az
     assert set(REPO.iterdir()) - before <= {REPO / ".local"}  # other runs may create the default state folder
 
 
+def test_commands_from_any_folder_find_the_default_stack_and_say_when_it_is_down(tmp_path, azurite, elsewhere):
+    """No --settings and no ./local.settings.json: the stack's own settings, found from its fixed folder."""
+    default = {"CERTLC_STACK_DIR": str(tmp_path / "default-stack")}
+    up = certlc_in(elsewhere, "local", "up", env=default)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "--settings" not in up.stdout and "--dir" not in up.stdout  # the plain commands work
+        status = certlc_in(elsewhere, "status", "-o", "json", env=default)
+        assert status.returncode == 0, status.stderr
+        assert {r["CertName"] for r in json.loads(status.stdout)["certificates"]} == {s.name for s in SAMPLES}
+        added = certlc_in(elsewhere, "local", "add", "more", "--days", "9", env=default)
+        assert added.returncode == 0, added.stderr
+    finally:
+        down = certlc_in(elsewhere, "local", "down", env=default)
+    assert down.returncode == 0, down.stderr
+    for args in (["status"], ["sweep"], ["failed", "list"], ["local", "add", "late", "--days", "5"]):
+        after = certlc_in(elsewhere, *args, env=default, timeout=30)
+        assert (after.returncode, after.stderr.strip()) == (1, NOT_RUNNING), args
+    assert list(elsewhere.iterdir()) == []
+
+
 @pytest.mark.parametrize("pending_version", ["placeholder", "previous"])
 def test_demo_renews_what_it_should_and_exits_zero(tmp_path, azurite, pending_version):
     """In both of the Key Vault emulator's ways of showing a pending renewal (the evidence is split)."""
