@@ -303,7 +303,9 @@ def _up(args: argparse.Namespace) -> int:
         )
     except TimeoutError:
         process.terminate()
-        raise
+        raise UserError(
+            f"the local stack did not start within {STARTUP_TIMEOUT:g} s; see {args.dir / 'stack.log'}"
+        ) from None
     if not info_path.exists():
         raise UserError(f"the local stack did not start; see {args.dir / 'stack.log'}")
     info = json.loads(info_path.read_text())
