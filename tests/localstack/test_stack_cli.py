@@ -1,4 +1,4 @@
-"""`certlc local up/add/down` and `certlc demo` as a user runs them: separate processes, real servers, any folder."""
+"""`certlc local up/add/down` as a user runs them: separate processes, real servers, any folder."""
 
 from __future__ import annotations
 
@@ -199,21 +199,3 @@ def test_commands_from_any_folder_find_the_default_stack_and_say_when_it_is_down
         after = certlc_in(elsewhere, *args, env=default, timeout=30)
         assert (after.returncode, after.stderr.strip()) == (1, NOT_RUNNING), args
     assert list(elsewhere.iterdir()) == []
-
-
-@pytest.mark.parametrize("pending_version", ["placeholder", "previous"])
-def test_demo_renews_what_it_should_and_exits_zero(tmp_path, azurite, pending_version):
-    """In both of the Key Vault emulator's ways of showing a pending renewal (the evidence is split)."""
-    demo = run_certlc("demo", "--json", "--dir", str(tmp_path / "demo"), "--keyvault-pending-version", pending_version)
-    assert demo.returncode == 0, demo.stdout + demo.stderr
-    summary = json.loads(demo.stdout)
-    outcomes = {c["name"]: (c["status"], c["reason"], c["versions"]) for c in summary["certificates"]}
-    assert outcomes == {
-        "web-expired": ("renewed", "merged", 2),
-        "shop-expiring": ("renewed", "merged", 2),
-        "api-healthy": ("not examined", "", 1),
-        "portal-selfsigned": ("not examined", "", 1),
-        "partner-retired": ("failed", "ca_denied", 1),
-        "intranet-yearly": ("renewed", "merged", 2),
-    }
-    assert Path(summary["dashboard"]).read_text().count("<svg") >= 1
