@@ -73,12 +73,15 @@ def certlc(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[su
 COMMANDS = [
     ["renew", "web", "--vault", "kv1"],
     ["renew", "web", "--vault", "kv1", "--dry-run"],
+    ["renew", "--all"],
+    ["renew", "--all", "--dry-run", "-o", "json"],
     ["failed", "list"],
     ["failed", "retry", "--all"],
     ["failed", "remove", "abc"],
     ["failed", "purge", "--yes"],
     ["sweep"],
     ["status"],
+    ["status", "web"],
     ["worker", "--drain", "--timeout", "10", "--script-root", str(REPO)],
     ["dev", "--no-timers", "--port", "0", "--script-root", str(REPO)],
 ]
@@ -94,7 +97,7 @@ def test_a_dead_service_is_one_line_and_exit_1_within_the_deadline(tmp_path, dea
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert str(dead_port) in lines[0]
-    if args[0] != "status":  # status lists what it could read and names each vault it could not
+    if args != ["status"]:  # status lists what it could read and names each vault it could not
         assert f"127.0.0.1:{dead_port}" in lines[0]
         assert "cannot reach" in lines[0] and "certlc local up" in lines[0], lines[0]
 
