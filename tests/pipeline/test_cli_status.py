@@ -236,3 +236,33 @@ def test_worker_with_debug_prints_the_sdk_requests(stack, tmp_path):
     process, log = start(stack, tmp_path, "worker", "--debug")
     out = output_after(process, log, QUIET_SECONDS, until="Request URL")
     assert "Request URL" in out, out
+
+
+# -- -v and --debug -------------------------------------------------------------------------------------------------
+
+
+def certlc_process(stack, tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        code = subprocess.run(
+            [sys.executable, "-m", "certlc", *args, "--settings", str(stack.settings_path)],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=stdout,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+            timeout=90,
+        ).returncode
+    return code, out.read_text(), err.read_text()
+
+
+def test_verbose_shows_certlcs_progress_and_debug_the_sdks_requests(stack, tmp_path):
+    quiet, verbose, debug = unique("v-quiet"), unique("v-verbose"), unique("v-debug")
+    for name in (quiet, verbose, debug):
+        not_due(stack, name)
+    code, out, err = certlc_process(stack, tmp_path, "renew", quiet, "--vault", "kv1")
+    assert (code, err) == (0, "") and len(out.splitlines()) == 1 and "(not_due)" in out  # the outcome only
+    code, _, err = certlc_process(stack, tmp_path, "-v", "renew", verbose, "--vault", "kv1")
+    assert code == 0 and '"event":"skipped"' in err and "Request URL" not in err, err
+    code, _, err = certlc_process(stack, tmp_path, "renew", debug, "--vault", "kv1", "--debug")
+    assert code == 0 and '"event":"skipped"' in err and "Request URL" in err, err[-2000:]
