@@ -143,17 +143,17 @@ def _left(key: str, status: str, reason: str, message: str) -> Outcome:
 
 def _report_all(outcomes: list[Outcome], output: str, dry_run: bool) -> int:
     counts = Counter(o.status for o in outcomes if o.acted_on)
-    counts["nothing to do"] = sum(1 for o in outcomes if not o.acted_on)
     failed = any(exit_code(o.status, o.reason) for o in outcomes)
     if output == "json":
-        body = {"certificates": [asdict(o) for o in outcomes], "counts": dict(counts), "dry_run": dry_run}
-        print(json.dumps(body, indent=2))
+        idle = len(outcomes) - counts.total()
+        body = {"certificates": [asdict(o) for o in outcomes], "counts": counts | {"nothing_to_do": idle}}
+        print(json.dumps(body | {"dry_run": dry_run}, indent=2))
     else:
         for outcome in outcomes:
             if outcome.acted_on:
                 print(outcome.line())
-        summary = ", ".join(f"{status} {n}" for status, n in counts.items())
-        print(f"{'dry run: ' if dry_run else ''}{summary}; certificates not listed have nothing to do")
+        summary = ", ".join(f"{status} {n}" for status, n in counts.items()) or "nothing was due"
+        print(f"{'dry run: ' if dry_run else ''}{summary}; nothing to do for the other certificates")
     return 1 if failed else 0
 
 
