@@ -146,7 +146,7 @@ def _report_all(outcomes: list[Outcome], output: str, dry_run: bool) -> int:
     failed = any(exit_code(o.status, o.reason) for o in outcomes)
     if output == "json":
         idle = len(outcomes) - counts.total()
-        body = {"certificates": [asdict(o) for o in outcomes], "counts": counts | {"nothing_to_do": idle}}
+        body = {"certificates": [asdict(o) for o in outcomes], "counts": {**counts, "nothing_to_do": idle}}
         print(json.dumps(body | {"dry_run": dry_run}, indent=2))
     else:
         for outcome in outcomes:
