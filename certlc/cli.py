@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-LOCAL_STACK_SETTINGS = Path(".local/stack/local.settings.json")
 STACK_STATE_KEY = "CertlcLocalStack"  # "stopped" in a local stack's settings file once the stack is down
 STACK_NOT_RUNNING = "the local stack is not running: run certlc local up"
 NO_SETTINGS_NEEDED = {"local", "emulator", "demo", "dashboard"}  # they never read the app settings
@@ -44,8 +43,11 @@ def load_settings(path: str | None, *, refuse_stopped_stack: bool = True) -> dic
     """Environment overlaid on a local.settings.json ``Values`` map (the environment wins).
 
     The settings file of a local stack that is down (marked by ``certlc local down``, or beside a
-    ``stack.json`` whose process is gone) is refused: its ports are dead."""
-    candidates = [Path(path)] if path else [Path("local.settings.json"), LOCAL_STACK_SETTINGS]
+    ``stack.json`` whose process is gone) is refused: its ports are dead; so is a copy of the sample whose
+    ``<from certlc local up>`` values were never filled in. The stack's own file is found from any folder."""
+    from certlc.localstack.stack import STACK_SETTINGS, unfilled_settings
+
+    candidates = [Path(path)] if path else [Path("local.settings.json"), STACK_SETTINGS]
     values: dict[str, str] = {}
     for candidate in candidates:
         if candidate.is_file():
@@ -56,6 +58,8 @@ def load_settings(path: str | None, *, refuse_stopped_stack: bool = True) -> dic
                 raise UserError(f"{candidate} is not a Functions local.settings.json with a Values map: {exc}") from exc
             if refuse_stopped_stack and _stack_stopped(candidate, body):
                 raise StackNotRunning(STACK_NOT_RUNNING)
+            if refuse_stopped_stack and (unfilled := unfilled_settings(candidate, values)):
+                raise UserError(unfilled)
             break
         if path:
             raise UserError(f"settings file {path} does not exist")

@@ -124,7 +124,6 @@ class Outcome:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", type=Path, default=DEMO_DIR, help=f"state folder, wiped first (default {DEMO_DIR})")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument(
         "--keyvault-pending-version",
         choices=("placeholder", "previous"),
@@ -134,7 +133,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    say = _progress(quiet=args.json)
+    as_json = args.output == "json"  # -o json, or its alias --json
+    say = _progress(quiet=as_json)
     shutil.rmtree(args.dir, ignore_errors=True)
     log_file = args.dir / "demo.log"
     started = time.monotonic()
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - started
     outcomes = assess(evidence)
     ok = all(o.ok for o in outcomes)
-    if args.json:
+    if as_json:
         print(
             json.dumps(
                 {

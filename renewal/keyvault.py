@@ -93,15 +93,16 @@ class KeyVault:
         good = self._last_good_version(name)
         return replace(good, policy=cert.policy, issuer_name=cert.issuer_name) if good else cert
 
-    def _last_good_version(self, name: str) -> CertificateSnapshot | None:
+    def versions(self, name: str) -> list[Any]:
+        """Every version's properties (tags, created, expires): the last good version, and a certificate's history."""
         with _translated(f"list the versions of {name!r}"):
-            good = [
-                p
-                for p in self._client.list_properties_of_certificate_versions(name)
-                if p.enabled and p.x509_thumbprint and p.created_on
-            ]
-            if not good:
-                return None
+            return list(self._client.list_properties_of_certificate_versions(name))
+
+    def _last_good_version(self, name: str) -> CertificateSnapshot | None:
+        good = [p for p in self.versions(name) if p.enabled and p.x509_thumbprint and p.created_on]
+        if not good:
+            return None
+        with _translated(f"read the last good version of {name!r}"):
             # created times have whole seconds and can tie; a renewed version expires later than the one it replaces
             newest = max(good, key=lambda p: (p.created_on, p.expires_on or p.created_on))
             return self._snapshot(self._client.get_certificate_version(name, newest.version))

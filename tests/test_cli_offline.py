@@ -57,6 +57,7 @@ def dead_settings(tmp_path: Path, dead_port: int) -> Path:
 
 def certlc(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("CERTLC_", "Certlc", "AzureWebJobs"))}
+    clean["CERTLC_STACK_DIR"] = str(cwd / ".local" / "stack")  # never the repository's own stack
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "certlc", *args],

@@ -65,10 +65,12 @@ def test_an_option_given_before_the_command_is_not_reset_by_the_command():
     assert parse(["failed", "list", "--json"]).output == "json"  # after a nested action too
 
 
-def test_a_command_that_has_its_own_json_flag_keeps_it():
-    args = parse(["demo", "--json"])
-    assert args.json is True and args.output == "table"
-    assert parse(["status", "-o", "table"]).output == "table"  # and the others still take -o
+def test_json_is_one_option_everywhere_even_for_the_demo_and_local_up():
+    assert parse(["demo", "--json"]).output == "json"
+    assert parse(["demo", "-o", "json"]).output == "json"
+    assert parse(["local", "up", "--json"]).output == "json"
+    assert parse(["local", "up", "-v"]).verbose is True
+    assert parse(["status", "-o", "table"]).output == "table"
 
 
 def test_renew_takes_a_name_or_all_not_both(capsys):

@@ -177,7 +177,7 @@ def _check_issuer(runtime: Any, request: RenewalRequest, would: str) -> tuple[st
     if isinstance(profiles, dict) and verdict.profile and verdict.profile not in profiles:
         offered = ", ".join(sorted(profiles))
         return "failed", "ca_denied", f"would fail: CA {name!r} does not offer profile {verdict.profile!r} ({offered})"
-    check = check_ca(name, runtime.env, CA_PROBE_TIMEOUT)
+    check = check_ca(name, runtime.env, CA_PROBE_TIMEOUT, now=runtime.clock())
     if not check.ok:
         detail = f"{check.detail}; fix: {check.fix}" if getattr(check, "fix", "") else check.detail
         return "failed", "ca_unavailable", f"would renew, but CA {name!r} does not answer: {detail}"

@@ -97,10 +97,8 @@ def gather(kv: KeyVault, name: str, audit_file: str | None) -> Gathered | None:
 
 def versions_of(kv: KeyVault, name: str, current: str) -> list[VersionEntry]:
     """The certificate's versions, newest first (``current`` first among those created in the same second), with
-    the tags certlc writes on the versions it merges.
-
-    Through the adapter's own client (one connection): the adapter reads versions one at a time only."""
-    listing = kv._client.list_properties_of_certificate_versions(name)
+    the tags certlc writes on the versions it merges."""
+    listing = kv.versions(name)
     entries = [
         VersionEntry(
             version=p.version,

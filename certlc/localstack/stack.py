@@ -221,9 +221,14 @@ def certificate_client(url: str, token: str, ca_bundle: str) -> Any:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from certlc.cli import global_options
+
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    up = sub.add_parser("up", help="start the local stack in the background and seed its vault")
-    up.add_argument("--json", action="store_true", help="print the endpoints as JSON")
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:  # -v, --settings after the action too
+        return sub.add_parser(name, help=help_text, parents=[global_options()], conflict_handler="resolve")
+
+    up = action("up", "start the local stack in the background and seed its vault")
     up.add_argument("--empty", action="store_true", help="seed no sample certificates")
     up.add_argument("--timers", action="store_true", help="run the sweep and ingest timers on their schedules")
     up.add_argument(
@@ -232,8 +237,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="placeholder",
         help="the Key Vault emulator's --pending-version (default placeholder)",
     )
-    down = sub.add_parser("down", help="stop the local stack")
-    add = sub.add_parser("add", help="add a certificate to the running local stack's vault")
+    down = action("down", "stop the local stack")
+    add = action("add", "add a certificate to the running local stack's vault")
     add.add_argument("name", help="certificate name: letters, digits and hyphens")
     add.add_argument(
         "--days", type=int, required=True, help="days it stays valid from now (negative: expired that long ago)"
@@ -329,7 +334,7 @@ def _now(info: Mapping[str, Any]) -> datetime.datetime:
 
 
 def _report(info: Mapping[str, Any], args: argparse.Namespace, *, already: bool) -> None:
-    if args.json:
+    if args.output == "json":  # -o json, or its alias --json
         print(json.dumps({**info, "already_running": already}, indent=2))
         return
     certlc = certlc_command(Path(sys.executable), shutil.which("certlc"), Path.cwd())

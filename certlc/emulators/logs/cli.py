@@ -6,7 +6,7 @@ import argparse
 import threading
 from pathlib import Path
 
-DEFAULT_STATE_DIR = Path(".local") / "stack"  # where `certlc local up` keeps its state
+from certlc.localstack.stack import DEFAULT_DIR as DEFAULT_STATE_DIR  # where `certlc local up` keeps its state
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
