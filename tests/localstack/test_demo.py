@@ -60,7 +60,9 @@ def test_a_sweep_that_does_nothing_fails_the_demo_naming_what_nobody_examined(tm
     parser = argparse.ArgumentParser()
     demo.add_arguments(parser)
 
-    assert demo.run(parser.parse_args(["--dir", str(tmp_path / "demo")])) == 1
+    args = parser.parse_args(["--dir", str(tmp_path / "demo")])
+    args.output = "table"  # a global option, which certlc.cli.main fills in
+    assert demo.run(args) == 1
 
     out, err = capsys.readouterr()
     row = next(line for line in out.splitlines() if line.startswith(SWEEP_ONLY))
