@@ -2,7 +2,7 @@
 
 The ARM template (infra/monitoring.json) declares the same columns for the DCR
 stream and the ``CertlcStatus_CL`` table; tests/ingestion holds the two together.
-certlc's original names (KeyVault, CertName, CertSubject, CertIssuer,
+The original CertLC runbook's names (KeyVault, CertName, CertSubject, CertIssuer,
 CertThumbprint, CertExpiration, CertRecipient, ExpiryStatus) are kept so its
 workbook queries still run; ``CertExpiration`` is now a real datetime.
 """
