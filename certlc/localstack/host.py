@@ -203,7 +203,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "default: ./local.settings.json if present)",
     )
     parser.add_argument(
-        "--script-root", type=Path, default=Path("."), help="folder with function_app.py and host.json (default: .)"
+        "--script-root",
+        type=Path,
+        default=None,
+        help="folder with function_app.py and host.json (default: the current folder if it has one, else the "
+        "folder certlc was installed from)",
     )
     parser.add_argument(
         "--max-polling-interval",
@@ -219,6 +223,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-timers", action="store_true", help="do not run timer triggers on their schedules")
     add_common_arguments(parser)
+
+
+def script_root(given: Path | None) -> Path:
+    """``--script-root``, else the current folder as ``func start`` has it, else certlc's own app (any folder)."""
+    if given is not None:
+        return given
+    here = Path(".")
+    return here if (here / "function_app.py").is_file() else Path(__file__).resolve().parents[2]
 
 
 def prepare(args: argparse.Namespace) -> tuple[func.FunctionApp, dict[str, str]]:
@@ -238,7 +250,7 @@ def prepare(args: argparse.Namespace) -> tuple[func.FunctionApp, dict[str, str]]
     root = logging.getLogger()
     root.addFilter(_not_http_auth_level)
     try:
-        return load_app(args.script_root), dict(env)
+        return load_app(script_root(args.script_root)), dict(env)
     finally:
         root.removeFilter(_not_http_auth_level)
 
@@ -357,7 +369,7 @@ def run(args: argparse.Namespace) -> int:
         return FunctionsHost(
             app,
             env,
-            args.script_root / "host.json",
+            script_root(args.script_root) / "host.json",
             port=args.port,
             schedule_timers=not args.no_timers,
             max_polling_interval=args.max_polling_interval,

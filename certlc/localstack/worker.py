@@ -12,7 +12,14 @@ from pathlib import Path
 
 import azure.functions as func
 
-from certlc.localstack.host import QUEUE, FunctionsHost, add_common_arguments, run_command, serve_until_signal
+from certlc.localstack.host import (
+    QUEUE,
+    FunctionsHost,
+    add_common_arguments,
+    run_command,
+    script_root,
+    serve_until_signal,
+)
 
 DRAIN_TIMEOUT = 3600.0
 
@@ -47,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     """Poll the queue(s) until SIGINT/SIGTERM, or once through with ``--drain``."""
 
     def build(app: func.FunctionApp, env: dict[str, str]) -> FunctionsHost:
-        return build_worker(app, env, args.script_root / "host.json", args.max_polling_interval)
+        return build_worker(app, env, script_root(args.script_root) / "host.json", args.max_polling_interval)
 
     def serve(host: FunctionsHost) -> int:
         print(f"certlc worker: polling {', '.join(host.queue_urls)}", flush=True)

@@ -431,3 +431,15 @@ def test_indexes_the_real_function_app() -> None:
     ]
     assert host.functions["sweep"].trigger["schedule"] == "0 5 * * * *"
     assert host.eventgrid_url("event").endswith("/runtime/webhooks/eventgrid?functionName=event")
+
+
+def test_the_script_root_is_the_apps_folder_from_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``func start`` runs in the app's folder; certlc dev and worker also run from any other folder."""
+    from certlc.localstack.host import script_root
+
+    repo = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(tmp_path)
+    assert script_root(None) == repo and (script_root(None) / "function_app.py").is_file()
+    (tmp_path / "function_app.py").write_text("")
+    assert script_root(None) == Path(".")
+    assert script_root(tmp_path / "elsewhere") == tmp_path / "elsewhere"
