@@ -48,6 +48,7 @@ class Seed:
     expect_reason: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     sans: tuple[str, ...] = ()
+    auto_renew: bool = True  # Self only: Key Vault's own AutoRenew lifetime action
 
 
 SEEDS = (
@@ -243,22 +244,9 @@ def _progress(quiet: bool) -> Callable[[str], None]:
 
 
 def seed_vault(client: Any, stack: Any) -> None:
-    from certlc.localstack.seeding import PreviousCA, seed_certificate
+    from certlc.localstack.seeding import seed_missing
 
-    ca = PreviousCA()
-    now = stack.now()
-    for seed in SEEDS:
-        seed_certificate(
-            client,
-            ca,
-            seed.name,
-            now=now,
-            sans=seed.sans,
-            issuer=seed.issuer,
-            days_left=seed.days_left,
-            lifetime_days=seed.lifetime_days,
-            tags=seed.tags,
-        )
+    seed_missing(client, SEEDS, stack.now())
 
 
 def _dashboard(rows: list[dict[str, Any]], history: list[dict[str, Any]], directory: Path) -> Path:

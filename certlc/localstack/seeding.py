@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -122,7 +122,19 @@ SAMPLES = (
 )
 
 
-def seed_missing(client: Any, samples: Iterable[Sample], now: dt.datetime) -> list[str]:
+class Seedable(Protocol):
+    """What seeding needs of a certificate to seed: a ``Sample``, or one of the demo's."""
+
+    name: str
+    issuer: str
+    days_left: int
+    lifetime_days: int
+    tags: dict[str, str]
+    auto_renew: bool
+    sans: tuple[str, ...]
+
+
+def seed_missing(client: Any, samples: Iterable[Seedable], now: dt.datetime) -> list[str]:
     """Seed the samples the vault does not hold yet (a restarted stack keeps its vault); the names seeded."""
     from azure.keyvault.certificates import CertificatePolicyAction, LifetimeAction
 
