@@ -2,13 +2,12 @@
 
 Request ids are integers as in AD CS. A template whose profile requires approval leaves
 requests pending (AD CS "CA certificate manager approval") until ``approve`` or ``deny``.
-Only Basic authentication is served: NTLM and Kerberos need Windows.
+Authentication is a ``Gate`` (``auth``): Basic, or NTLM bound to the TLS connection. HTTP/1.1 keeps
+each connection open across the 401 handshake, and each connection's handler keeps its own state.
 """
 
 from __future__ import annotations
 
-import base64
-import hmac
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from certlc.emulators.adcs import pages
+from certlc.emulators.adcs.auth import Connection, Gate
 from renewal.ca.base import CaResult, Denied, Issued
 from renewal.ca.local import LocalCA
 
@@ -83,19 +83,20 @@ class EnrollmentBook:
 class AdcsServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], book: EnrollmentBook, username: str, password: str) -> None:
+    def __init__(self, address: tuple[str, int], book: EnrollmentBook, gate: Gate) -> None:
         super().__init__(address, Handler)
         self.book = book
-        self._expected = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+        self.gate = gate
         self.fail_statuses: list[int] = []
-
-    def authorized(self, header: str | None) -> bool:
-        return hmac.compare_digest((header or "").encode(), self._expected.encode())
 
 
 class Handler(BaseHTTPRequestHandler):
     server: AdcsServer
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection_auth = Connection()  # one handler per TCP connection: NTLM's unit of authentication
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -129,9 +130,11 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.fail_statuses:
             self._send(self.server.fail_statuses.pop(0), b"injected failure", "text/plain")
             return False
-        if self.server.authorized(self.headers.get("Authorization")):
+        verdict = self.server.gate.check(self.headers.get("Authorization"), self.connection_auth)
+        if verdict.principal:
             return True
-        self._send(401, b"401 - Unauthorized", "text/html", {"WWW-Authenticate": 'Basic realm="certsrv"'})
+        body = b"401 - Unauthorized: Access is denied due to invalid credentials."
+        self._send(401, body, "text/html", {"WWW-Authenticate": verdict.challenge})
         return False
 
     def _certificate(self, query: dict[str, str]) -> None:
