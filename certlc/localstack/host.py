@@ -101,6 +101,21 @@ class FunctionsHost:
         thread.start()
         self._threads.append(thread)
 
+    def _start_triggering(self) -> None:
+        self._stop.clear()
+        for poller in self._pollers:
+            run_poller = partial(poller.run, max_polling_interval=self._max_polling_interval)
+            self._spawn(f"poll-{poller.queue_name}", run_poller)
+        if self._schedule_timers:
+            for name, timer in self._timers.items():
+                self._spawn(f"timer-{name}", timer.run)
+
+    def _stop_triggering(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+
     @property
     def queue_names(self) -> list[str]:
         return [poller.queue_name for poller in self._pollers]
@@ -115,31 +130,47 @@ class FunctionsHost:
             self._ensure_queues()
             if self._webhook:
                 self._webhook.start()
-            for poller in self._pollers:
-                run_poller = partial(poller.run, max_polling_interval=self._max_polling_interval)
-                self._spawn(f"poll-{poller.queue_name}", run_poller)
-            if self._schedule_timers:
-                for name, timer in self._timers.items():
-                    self._spawn(f"timer-{name}", timer.run)
+            self._start_triggering()
         except BaseException:
             self.stop()
             raise
         log.info("Host started: %s", ", ".join(f"{f.name} ({f.trigger_type})" for f in self.functions.values()))
         return self
 
-    def stop(self) -> None:
-        """Stop triggering and close the webhook port; returns once every invocation in flight has finished.
+    def stop(self, grace: float | None = None) -> bool:
+        """Stop triggering and close the webhook port, then wait for the invocations in flight; True once all finished.
 
-        Also releases a host that was never started (its webhook port is bound on construction).
+        With ``grace``, queue invocations still running after that many seconds are abandoned: their messages are
+        handed back to the queue (never deleted, retried or poisoned by them) and False is returned; the caller
+        exits the process. Also releases a host that was never started (its webhook port is bound on construction).
         """
         self._stop.set()
         if self._webhook:
             self._webhook.stop()
-        for thread in self._threads:
-            thread.join()
+        self._stop_triggering()
+        if not self.wait_idle(grace):
+            handed_back = sum(poller.hand_back() for poller in self._pollers)
+            log.warning("Still running after %gs: %d queue message(s) handed back to their queue", grace, handed_back)
+            return False
         for poller in self._pollers:
             poller.close()
-        self._invoker.wait_idle()
+        return True
+
+    def pause(self) -> None:
+        """Stop taking queue messages and firing timers; invocations in flight go on (``wait_idle``), ``resume``."""
+        self._stop_triggering()
+
+    def resume(self) -> None:
+        self._start_triggering()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no invocation runs and every leased message is settled; False if not within ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        return all(poller.wait_settled(left()) for poller in self._pollers) and self._invoker.wait_idle(left())
 
     def __enter__(self) -> FunctionsHost:
         return self.start()
@@ -267,52 +298,154 @@ def quiet_http_logging() -> None:
     sdk_logging()
 
 
-def serve_until_signal(host: FunctionsHost) -> None:
-    """Run ``host`` in the foreground until SIGINT or SIGTERM, then stop it gracefully."""
-    stopping = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+RELOAD_SIGNAL = getattr(signal, "SIGHUP", None)  # POSIX only
+RELOAD_POLL_INTERVAL = 0.1
+
+
+def serve_until_signal(
+    host: FunctionsHost, *, grace: float | None = None, reload: Callable[[], FunctionsHost] | None = None
+) -> bool:
+    """Run ``host`` in the foreground until SIGINT or SIGTERM, then stop it (``FunctionsHost.stop(grace)``).
+
+    With ``reload``, SIGHUP swaps in the started host it returns, between messages (``_reloaded``). The handlers
+    only record the signal; this thread acts. Returns False when invocations were abandoned after ``grace``.
+    """
+    asked: set[int] = set()
+    wake = threading.Event()
+
+    def record(signum: int, _frame: object) -> None:
+        asked.add(signum)
+        wake.set()
+
+    def stopping() -> bool:
+        return not asked.isdisjoint(STOP_SIGNALS)
+
+    handled = [*STOP_SIGNALS, *([RELOAD_SIGNAL] if reload and RELOAD_SIGNAL is not None else [])]
+    previous = {sig: signal.signal(sig, record) for sig in handled}
     try:
-        with host:
-            stopping.wait()
-            log.info("Stopping: waiting for invocations in flight")
+        host.start()
+        while not stopping():
+            wake.wait()
+            wake.clear()
+            if reload and RELOAD_SIGNAL in asked and not stopping():
+                asked.discard(RELOAD_SIGNAL)
+                host = _reloaded(host, reload, stopping)
+        log.info("Stopping: waiting for invocations in flight%s", "" if grace is None else f" (up to {grace:g}s)")
+        return host.stop(grace)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _reloaded(host: FunctionsHost, reload: Callable[[], FunctionsHost], stopping: Callable[[], bool]) -> FunctionsHost:
+    """The host serving after SIGHUP: ``host`` stops taking messages and the ones running finish under the settings
+    they began with; then ``reload`` builds and starts the new host. A reload that fails (a typo in the settings
+    file, a service that does not answer) is one line, and ``host`` goes on with the previous settings."""
+    host.pause()
+    while not host.wait_idle(RELOAD_POLL_INTERVAL):
+        if stopping():  # a stop asked for meanwhile wins: the paused host stops as usual
+            return host
+    try:
+        new = reload()
+    except Exception as exc:
+        log.warning("settings not reloaded, keeping the previous ones: %s", _first_line(exc))
+        host.resume()
+        return host
+    host.stop()
+    log.info("settings reloaded")
+    return new
 
 
 def run_command(
     command: str,
     args: argparse.Namespace,
     build: Callable[[func.FunctionApp, dict[str, str]], FunctionsHost],
-    serve: Callable[[FunctionsHost], int],
+    serve: Callable[[FunctionsHost, Callable[[], FunctionsHost]], int],
 ) -> int:
     """Build a host from the command line and serve it; setup and storage errors become one line and an exit code.
 
     Before any message is taken, every setting is checked by building the functions' runtime once (with the
     default CA adapter) and every queue and service is dialled with a short deadline: a broken setting is
-    exit 2, a service that does not answer exit 1, and nothing is taken from the queue either way."""
+    exit 2, a service that does not answer exit 1, and nothing is taken from the queue either way. ``serve`` also
+    gets a ``reload`` that reads the settings again and returns a started host checked the same way."""
     from azure.core.exceptions import AzureError
 
     from certlc.cli import StackNotRunning, UserError
     from certlc.commands.common import Unreachable
 
+    environ_at_start = dict(os.environ)
+    timeout = getattr(args, "timeout", None)
     try:
         app, env = prepare(args)
-        host = build(app, env)
-        try:
-            if _runs_renewals(host):
-                _check_runtime(env, getattr(args, "timeout", None))
-            _check_queues(host, getattr(args, "timeout", None))
-        except BaseException:
-            host.stop()
-            raise
-        return serve(host)
+        host, runtime = _checked_host(app, env, build, timeout)
+        _use_runtime(runtime)
+        return serve(host, partial(_reload, args, app, build, environ_at_start))
     except (BindingError, ValueError, OSError, UserError) as exc:
         print(f"certlc {command}: {_first_line(exc)}", file=sys.stderr)
         return 2
     except (AzureError, TimeoutError, Unreachable, StackNotRunning) as exc:
         print(f"certlc {command}: {_first_line(exc)}", file=sys.stderr)
         return 1
+
+
+def _checked_host(
+    app: func.FunctionApp,
+    env: dict[str, str],
+    build: Callable[[func.FunctionApp, dict[str, str]], FunctionsHost],
+    timeout: float | None,
+) -> tuple[FunctionsHost, Any]:
+    """A host on ``env`` whose settings were checked and services dialled, and the renewal runtime its functions
+    will share (None for an app without certlc's renewal functions). Nothing is started."""
+    from certlc.commands.common import checked_runtime
+
+    host = build(app, env)
+    try:
+        runtime = checked_runtime(env, timeout=_reach_timeout(timeout)) if _runs_renewals(host) else None
+        _check_queues(host, timeout)
+    except BaseException:
+        host.stop()
+        raise
+    return host, runtime
+
+
+def _use_runtime(runtime: Any) -> None:
+    """A runtime built now, not on the first invocation: a ConfigError is a host that refuses to start (or a
+    refused reload), not one that fails every invocation and moves waiting renewals to poison."""
+    if runtime is not None:
+        from renewal import handlers
+
+        handlers.reset_runtime(runtime)
+
+
+def _reload(
+    args: argparse.Namespace,
+    app: func.FunctionApp,
+    build: Callable[[func.FunctionApp, dict[str, str]], FunctionsHost],
+    environ_at_start: Mapping[str, str],
+) -> FunctionsHost:
+    """A started host on the settings read again as at start: the settings file under the process's own
+    environment (which still wins). Called with nothing running; on any error the environment is put back."""
+    from certlc.cli import load_settings
+
+    previous = dict(os.environ)
+    try:
+        _replace_environ(environ_at_start)
+        env = load_settings(getattr(args, "settings", None))
+        _replace_environ(env)  # the functions and the SDKs' credentials read the process environment
+        host, runtime = _checked_host(app, env, build, getattr(args, "timeout", None))
+        host.start()
+    except BaseException:
+        _replace_environ(previous)
+        raise
+    _use_runtime(runtime)
+    return host
+
+
+def _replace_environ(values: Mapping[str, str]) -> None:
+    for key in set(os.environ) - set(values):
+        del os.environ[key]
+    os.environ.update(values)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -330,20 +463,6 @@ def _runs_renewals(host: FunctionsHost) -> bool:
     return any(f.loaded.user_function.__module__.startswith("renewal.") for f in host.functions.values())
 
 
-def _check_runtime(env: Mapping[str, str], timeout: float | None) -> None:
-    """The runtime certlc's functions share, built now from ``os.environ`` (``prepare`` set it): a ConfigError
-    here is a host that refuses to start, not one that fails every invocation and moves waiting renewals to
-    poison."""
-    from certlc.commands.common import require_reachable, service_endpoints
-    from renewal import handlers
-    from renewal.settings import settings_from_env
-
-    require_reachable(service_endpoints(env, settings_from_env(env)), _reach_timeout(timeout))
-    handlers.reset_runtime()
-    runtime = handlers.runtime()
-    runtime.workflow.ca_for(runtime.settings.window.default_ca)
-
-
 def _check_queues(host: FunctionsHost, timeout: float | None) -> None:
     """The host's own trigger queues (their connection may differ from the functions' one)."""
     from certlc.commands.common import Endpoint, require_reachable
@@ -354,7 +473,7 @@ def _check_queues(host: FunctionsHost, timeout: float | None) -> None:
     )
 
 
-def _serve_dev(host: FunctionsHost) -> int:
+def _serve_dev(host: FunctionsHost, _reload: Callable[[], FunctionsHost]) -> int:
     for name, function in host.functions.items():
         where = host.eventgrid_url(name) if function.trigger_type == EVENTGRID else function.trigger_type
         print(f"  {name}: {where}", flush=True)

@@ -4,6 +4,8 @@
   next batch is fetched as soon as no more than ``newBatchThreshold`` are still running (default
   ``batchSize / 2``), so one slow invocation never holds the messages behind it;
 - success deletes the message;
+- a message handed back by a worker that stops before its invocation finishes is visible again at once, and
+  that invocation no longer settles it;
 - failure makes it visible again after ``visibilityTimeout``, or, once its dequeue count has reached
   ``maxDequeueCount``, moves the original message text to ``<queue>-poison``;
 - an empty queue is polled with exponential back-off from 100 ms up to ``maxPollingInterval``.
@@ -124,6 +126,7 @@ class QueuePoller:
         self._settled = threading.Condition()
         self._in_flight = 0
         self._processed = 0
+        self._leased: dict[tuple[str, str], Any] = {}  # until its invocation settles it or it is handed back
 
     @property
     def busy(self) -> bool:
@@ -172,6 +175,7 @@ class QueuePoller:
         for message in batch:
             with self._settled:
                 self._in_flight += 1
+                self._leased[_lease(message)] = message
             self._pool.submit(self._process, message)
         return len(batch)
 
@@ -194,6 +198,27 @@ class QueuePoller:
             stop.wait(min(interval, cap))
             interval = min(interval * 2, max(cap, MIN_POLLING_INTERVAL))
 
+    def wait_settled(self, timeout: float | None = None) -> bool:
+        """Wait until no leased message is left unsettled; False if some still are after ``timeout`` seconds."""
+        with self._settled:
+            return self._settled.wait_for(lambda: self._in_flight == 0, timeout)
+
+    def hand_back(self) -> int:
+        """Make the messages whose invocations are still running visible again now; returns how many.
+
+        For a worker that stops before they finish: the message was never deleted, and handing it back lets
+        the next worker take it at once rather than when its lease ends. Its invocation will not settle it
+        (delete, retry or poison) any more, whatever it does before the process exits."""
+        with self._settled:
+            messages = list(self._leased.values())
+            self._leased.clear()
+        for message in messages:
+            try:
+                self._queue.update_message(message.id, message.pop_receipt, visibility_timeout=0)
+            except Exception as exc:  # storage down: it comes back when its lease ends instead
+                log.warning("Handing back message %s on %r failed: %s", message.id, self.queue_name, exc)
+        return len(messages)
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
@@ -209,18 +234,26 @@ class QueuePoller:
                 self._settled.notify_all()
 
     def _settle(self, message: Any) -> None:
+        succeeded = self._invoke(message)
+        with self._settled:
+            if self._leased.pop(_lease(message), None) is None:  # handed back: no longer this invocation's to settle
+                return
+        if succeeded:
+            self._queue.delete_message(message.id, message.pop_receipt)
+        else:
+            self._settle_failure(message)
+
+    def _invoke(self, message: Any) -> bool:
         try:
             body = base64.b64decode(message.content or "", validate=True)
         except (binascii.Error, ValueError):
             log.error("Message %s on %r is not valid base64 (messageEncoding base64)", message.id, self.queue_name)
-            self._settle_failure(message)
-            return
+            return False
         try:
             self._handler(*trigger_payload(message, body))
-        except Exception:  # the invoker logged it; the message decides its own fate below
-            self._settle_failure(message)
-        else:
-            self._queue.delete_message(message.id, message.pop_receipt)
+        except Exception:  # the invoker logged it; the message decides its own fate in _settle
+            return False
+        return True
 
     def _settle_failure(self, message: Any) -> None:
         if (message.dequeue_count or 0) >= self._options.max_dequeue_count:
@@ -233,6 +266,11 @@ class QueuePoller:
         self._queue.update_message(
             message.id, message.pop_receipt, visibility_timeout=round(self._options.visibility_timeout)
         )
+
+
+def _lease(message: Any) -> tuple[str, str]:
+    """One lease of one message: a message leased again after its lease lapsed is another lease."""
+    return message.id, message.pop_receipt
 
 
 def raw_queue_pair(env: Mapping[str, str], connection: str, queue_name: str) -> tuple[Any, Any]:
