@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from renewal import tags as T
+from renewal.ca.base import Denied
 from renewal.keyvault import CertificateSnapshot
 from renewal.messages import RenewalRequest
 from renewal.notify import Escalation, ExpiringWithoutRenewal, Notifier, RenewalFailed, Renewed, recipients_from_tags
@@ -65,7 +66,14 @@ class Reporter:
         self._send(request, notification)
 
     def failed(
-        self, request: RenewalRequest, cert: CertificateSnapshot | None, reason: str, message: str, *, escalate: bool
+        self,
+        request: RenewalRequest,
+        cert: CertificateSnapshot | None,
+        reason: str,
+        message: str,
+        *,
+        escalate: bool,
+        denied: Denied | None = None,
     ) -> None:
         recipients = tuple(recipients_from_tags(cert.tags if cert else {}, self._env))
         if escalate and cert is not None and cert.expires_on is not None:
@@ -92,6 +100,8 @@ class Reporter:
                 permanent=True,
                 attempt=request.attempt,
                 recipients=recipients,
+                ca_request_id=denied.ca_request_id if denied else "",
+                ca_message=denied.ca_message if denied else "",
             ),
         )
 

@@ -56,8 +56,17 @@ class Reporter(Protocol):
     ) -> None: ...
 
     def failed(
-        self, request: RenewalRequest, cert: CertificateSnapshot | None, reason: str, message: str, *, escalate: bool
-    ) -> None: ...
+        self,
+        request: RenewalRequest,
+        cert: CertificateSnapshot | None,
+        reason: str,
+        message: str,
+        *,
+        escalate: bool,
+        denied: Denied | None = None,
+    ) -> None:
+        """``denied`` is the CA's refusal, when that is the failure: its request id and its own words."""
+        ...
 
 
 class Retries(Protocol):
@@ -118,9 +127,10 @@ class Transient(Exception):
 
 
 class Permanent(Exception):
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, denied: Denied | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.denied = denied
 
 
 @dataclass
@@ -194,7 +204,9 @@ class RenewalWorkflow:
         except CaError as exc:
             return self._finish_permanent(progress.request, cert, "ca_error", str(exc), progress.held)
         except Permanent as exc:
-            return self._finish_permanent(progress.request, cert, exc.reason, str(exc), progress.held)
+            return self._finish_permanent(
+                progress.request, cert, exc.reason, str(exc), progress.held, denied=exc.denied
+            )
         except LockUnavailable as exc:
             return self._retry(progress.request, cert, "lock_unavailable", str(exc), None)
         except Exception as exc:  # anything else after the read: never an orphan, never a silent drop
@@ -271,8 +283,8 @@ class RenewalWorkflow:
             result = ca.submit(csr_to_pem(csr), verdict.profile or "")
         if isinstance(result, Denied):
             kv.delete_pending(request.name)
-            self.reporter.audit("denied", request, ca=ca.name, detail=result.reason)
-            raise Permanent("ca_denied", f"the CA {ca.name!r} denied the request: {result.reason}")
+            self.reporter.audit("denied", request, ca=ca.name, detail=result.reason, **_ca_words(result))
+            raise Permanent("ca_denied", f"the CA {ca.name!r} denied the request: {result.reason}", result)
         if isinstance(result, Pending):
             waiting = replace(request, ca_request_id=result.request_id, ca_profile=verdict.profile)
             progress.note(
@@ -283,7 +295,7 @@ class RenewalWorkflow:
                 ca_request_id=result.request_id,
                 next_action_at=now + timedelta(seconds=result.retry_after_seconds),
             )
-            self.reporter.audit("pending", waiting, ca=ca.name, ca_request_id=result.request_id, detail=result.detail)
+            self.reporter.audit("pending", waiting, ca=ca.name, detail=result.detail, **_ca_words(result))
             self.retries.send(waiting, result.retry_after_seconds)
             return Result(
                 "pending",
@@ -442,6 +454,7 @@ class RenewalWorkflow:
         message: str,
         held: Held | None = None,
         status: Status = "failed",
+        denied: Denied | None = None,
     ) -> Result:
         now = self.clock()
         self.failed_store.add(request, request.to_json(), reason, message, now)
@@ -456,7 +469,7 @@ class RenewalWorkflow:
         self.reporter.audit("rejected" if status == "rejected" else "failed", request, reason=reason, detail=message)
         escalate = bool(cert and is_within_escalation(cert, now, self.settings))
         try:
-            self.reporter.failed(request, cert, reason, message, escalate=escalate)
+            self.reporter.failed(request, cert, reason, message, escalate=escalate, denied=denied)
         except Exception:
             log.exception("failure alert for %s/%s could not be sent", request.vault, request.name)
         return Result(status, reason, message, request)
@@ -487,3 +500,12 @@ class RenewalWorkflow:
             self.keyvault_for(self.vaults[cert.vault.lower()]).update_tags(cert.name, cert.version, tags)
         except Exception:  # bookkeeping only: the failed store and the alert already carry the failure
             log.warning("could not tag %s/%s with its failure", cert.vault, cert.name, exc_info=True)
+
+
+def _ca_words(result: Pending | Denied) -> dict[str, str]:
+    """The audit fields for what the CA said about its request: its id, its own message, who must approve it."""
+    if isinstance(result, Pending):
+        words = {"ca_request_id": result.request_id, "ca_message": result.ca_message, "approver": result.approver}
+    else:
+        words = {"ca_request_id": result.ca_request_id, "ca_message": result.ca_message}
+    return {key: value for key, value in words.items() if value}

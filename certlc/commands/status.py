@@ -73,9 +73,18 @@ class CertificateStatus:
     canary: bool
     pending: str | None  # the status of Key Vault's pending operation (inprogress, completed...), or None
     pending_error: str | None
+    ca_request: CaRequest | None  # the CA request the renewal waits for, in the CA's words (from the audit)
     last_outcome: str | None
     versions: list[VersionEntry] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CaRequest:
+    ca: str
+    request_id: str
+    message: str
+    approver: str
 
 
 @dataclass(frozen=True)
@@ -163,10 +172,33 @@ def decide_status(g: Gathered, settings: Settings, now: datetime) -> Certificate
         canary=facts.canary_every is not None,
         pending=g.pending.status if g.pending else None,
         pending_error=g.pending.error if g.pending else None,
+        ca_request=waiting_ca_request(g.audit),
         last_outcome=T.tag(cert.tags, T.LAST_OUTCOME),
         versions=g.versions,
         audit=g.audit,
     )
+
+
+_CA_WAIT_ENDS = {"issued", "denied", "merged", "failed", "rejected", "withdrawn"}
+
+
+def waiting_ca_request(audit: Iterable[Mapping[str, Any]]) -> CaRequest | None:
+    """The CA request the last renewal left pending, as the CA described it; None once it was decided. A poll's
+    answer ("Taken Under Submission") keeps the approver the submission's answer named."""
+    waiting: CaRequest | None = None
+    for record in audit:
+        if record.get("event") in _CA_WAIT_ENDS:
+            waiting = None
+        elif record.get("event") == "pending" and record.get("ca_request_id"):
+            request_id = str(record["ca_request_id"])
+            earlier = waiting.approver if waiting and waiting.request_id == request_id else ""
+            waiting = CaRequest(
+                str(record.get("ca", "")),
+                request_id,
+                str(record.get("ca_message", "")),
+                record.get("approver") or earlier,
+            )
+    return waiting
 
 
 def issuer_dn(cer: bytes | None) -> str:
@@ -233,7 +265,13 @@ def _pending(s: CertificateStatus) -> str:
         return "none"
     if s.pending != "inprogress":
         return f"none (the last operation {s.pending}{': ' + s.pending_error if s.pending_error else ''})"
-    return "in progress: a new version waits for its certificate (Key Vault's pending operation)"
+    waiting = "in progress: a new version waits for its certificate (Key Vault's pending operation)"
+    request = s.ca_request
+    if request is None:
+        return waiting
+    says = f': "{request.message}"' if request.message else ""
+    approver = f" (to be approved by {request.approver})" if request.approver else ""
+    return f"{waiting}; {request.ca or 'CA'} request {request.request_id}{says}{approver}"
 
 
 def _version_rows(versions: Iterable[VersionEntry]) -> list[list[str]]:

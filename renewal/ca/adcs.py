@@ -4,12 +4,18 @@ The template is sent by *name* (``CertificateTemplate:<name>``), which is what w
 takes. A certificate's v2 template extension only carries the template OID, so an OID profile is
 refused with an explanation instead of being sent to the CA. A template with CA manager approval
 answers "Certificate Pending" with a request id that ``poll`` asks about later.
+
+What the CA says reaches the operator in its own words: a pending or denied result carries the CA's
+request id and disposition message (and, for a pending one, who the CA says must approve it). A logon the
+web server refuses (HTTP 401) is permanent, with what the refusal most likely means for the auth method.
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import re
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,6 +24,11 @@ from renewal.ca.base import CA_TIMEOUT_DEFAULT, CaConfigError, CaResult, CaUnava
 AUTH_METHODS = ("ntlm", "basic", "cert")
 _OID = re.compile(r"^\d+(\.\d+)+$")
 _UNDER_SUBMISSION = re.compile(r"under submission", re.IGNORECASE)  # "Taken Under Submission"
+_REQUEST_ID = re.compile(r"Your Request Id is (\d+)")
+# The pending page: "Your certificate request has been received. However, you must wait for an administrator
+# to issue the certificate you requested."
+_PENDING_WORDS = re.compile(r"(Your certificate request (?:has been received|is still pending)\..*?requested\.)")
+_APPROVER = re.compile(r"wait for (.+?) to issue")
 _T = TypeVar("_T")
 
 
@@ -62,6 +73,7 @@ class AdcsAuthority:
             )
         self.server = server.strip().removeprefix("https://").split("/", 1)[0]
         self._username = username
+        self._auth = auth_method
         self._poll_seconds = poll_seconds
         self._client = _client(self.server, username, password, auth_method, ca_bundle, timeout)
         self._chain: tuple[str, ...] | None = None
@@ -75,9 +87,12 @@ class AdcsAuthority:
         try:
             leaf = self._call("submitting the request", self._client.get_cert, csr_pem.decode("ascii"), profile)
         except certsrv.CertificatePendingException as exc:
-            return self._pending(str(exc.req_id))
+            return self._pending(str(exc.req_id), *_pending_words(self._client.pages.last))
         except certsrv.RequestDeniedException as exc:
-            return Denied(f"AD CS denied the request for template {profile!r}: {exc}")
+            found = _REQUEST_ID.search(_page_text(exc.response or ""))
+            request_id = found.group(1) if found else ""
+            what = f"request {request_id}" if request_id else "the request"
+            return Denied(f"AD CS denied {what} for template {profile!r}: {exc}", request_id, str(exc))
         return self._issued(leaf)
 
     def poll(self, request_id: str) -> CaResult:
@@ -90,15 +105,17 @@ class AdcsAuthority:
         except certsrv.CouldNotRetrieveCertificateException as exc:
             message = str(exc).strip()
             if _UNDER_SUBMISSION.search(message):
-                return self._pending(request_id)
-            return Denied(f"AD CS did not issue request {request_id}: {message}")
+                return self._pending(request_id, message)
+            return Denied(f"AD CS did not issue request {request_id}: {message}", request_id, message)
         return self._issued(leaf)
 
-    def _pending(self, request_id: str) -> Pending:
+    def _pending(self, request_id: str, ca_message: str, approver: str = "") -> Pending:
         return Pending(
             request_id,
             retry_after_seconds=self._poll_seconds,
-            detail=f"AD CS request {request_id} at {self.server} waits for a CA manager's approval",
+            detail=f"AD CS request {request_id} at {self.server} waits for {approver or 'a CA manager'} to approve it",
+            ca_message=ca_message,
+            approver=approver,
         )
 
     def _issued(self, leaf: bytes) -> Issued:
@@ -128,9 +145,9 @@ class AdcsAuthority:
         except requests.HTTPError as exc:
             status = exc.response.status_code if exc.response is not None else 0
             if status in (401, 403):
+                cause = _logon_refused(self._auth, exc.response) if status == 401 else _NO_PERMISSION
                 raise CaConfigError(
-                    f"{where} refused the account {self._username} (HTTP {status}) while {what}: check the service "
-                    "account, its password and its Enroll permission on the template"
+                    f"{where} refused the account {self._username} (HTTP {status}) while {what}: {cause}"
                 ) from None
             if status == 429 or status >= 500:
                 raise CaUnavailable(
@@ -167,7 +184,23 @@ def _client(server: str, username: str, password: str, auth: str, ca_bundle: str
     client = certsrv.Certsrv(server, username, password, auth_method=auth, cafile=ca_bundle, timeout=timeout)
     if ca_bundle:
         _pin_verify(client.session)
+    _keep_pages(client)
     return client
+
+
+def _keep_pages(client: Any) -> None:
+    """Keeps the last page each thread received: certsrv's pending exception carries only the request id, and
+    the CA's own words about the request are on the page."""
+    client.pages = threading.local()
+    client.pages.last = ""
+    post = client._post
+
+    def remembered(url: str, **kwargs: Any) -> Any:
+        response = post(url, **kwargs)
+        client.pages.last = response.text
+        return response
+
+    client._post = remembered
 
 
 def _pin_verify(session: Any) -> None:
@@ -192,6 +225,40 @@ def _template_problem(profile: str) -> str | None:
             "(its 'Template name' in the Certificate Templates console, not the display name)"
         )
     return None
+
+
+_NO_PERMISSION = "check the service account, its password and its Enroll permission on the template"
+
+
+def _logon_refused(auth: str, response: Any) -> str:
+    """What a 401 most likely means, from the auth method and what the web server offers."""
+    offered = response.headers.get("WWW-Authenticate", "") if response is not None else ""
+    if auth != "ntlm":
+        return _NO_PERMISSION
+    if "ntlm" not in offered.lower() and "negotiate" not in offered.lower():
+        return (
+            f"the web server does not offer NTLM (it offers {offered or 'no authentication'}): enable Windows "
+            "Authentication for /certsrv in IIS, or set CERTLC_ADCS_AUTH to the method it offers"
+        )
+    return (
+        "the NTLM logon was refused: the password is wrong, or the account is locked out, disabled or expired; "
+        "if the password is right, IIS's Extended Protection refused the channel binding, which is what happens "
+        "when a TLS-terminating proxy or load balancer sits between certlc and the web-enrollment server (the "
+        "binding covers the TLS certificate certlc sees): let certlc reach IIS's own HTTPS endpoint"
+    )
+
+
+def _page_text(page: str) -> str:
+    """A page's words without its markup, on one line."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def _pending_words(page: str) -> tuple[str, str]:
+    """The CA's sentence about a request left pending, and who it says must approve it (both "" if absent)."""
+    said = _PENDING_WORDS.search(_page_text(page))
+    message = said.group(1) if said else ""
+    approver = _APPROVER.search(message)
+    return message, approver.group(1) if approver else ""
 
 
 def _pem(blob: bytes) -> str:

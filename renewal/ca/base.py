@@ -31,6 +31,8 @@ class Pending:
     request_id: str
     retry_after_seconds: int = 3600
     detail: str = ""
+    ca_message: str = ""  # the CA's own words about the request, for the operator
+    approver: str = ""  # who must approve it, where the CA says so
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class Denied:
     """The CA refused the request; retrying the same request cannot help."""
 
     reason: str
+    ca_request_id: str = ""  # the CA's number for the request, where it has one
+    ca_message: str = ""  # the CA's own disposition message
 
 
 CaResult = Issued | Pending | Denied

@@ -136,6 +136,8 @@ class RenewalFailed(Notification):
     permanent: bool
     attempt: int
     recipients: tuple[str, ...] = ()
+    ca_request_id: str = ""  # the CA's number for a request it refused, as its operator looks it up
+    ca_message: str = ""  # the CA's own disposition message, unparaphrased
 
     kind: ClassVar[str] = "renewal_failed"
     severity: ClassVar[str] = "error"
@@ -155,7 +157,7 @@ class RenewalFailed(Notification):
         return f"Renewing the certificate for {self.name} in {self.vault} failed: {self.reason} {outcome}"
 
     def facts(self) -> list[tuple[str, str]]:
-        return [
+        facts = [
             ("Vault", self.vault),
             ("Certificate", self.name),
             ("Reason code", self.reason_code),
@@ -164,6 +166,8 @@ class RenewalFailed(Notification):
             ("Permanent", "yes" if self.permanent else "no"),
             ("Attempt", str(self.attempt)),
         ]
+        ca_words = (("CA request id", self.ca_request_id), ("CA's message", self.ca_message))
+        return facts + [(label, value) for label, value in ca_words if value]
 
 
 @dataclass(frozen=True)

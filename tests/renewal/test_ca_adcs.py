@@ -1,4 +1,5 @@
-"""The AD CS adapter, through the real ``certsrv`` client, against the local ``/certsrv`` server over HTTPS."""
+"""The AD CS adapter, through the real ``certsrv`` client, against the local ``/certsrv`` server over HTTPS: Basic,
+and NTLM through ``requests-ntlm`` against pyspnego's acceptor with Extended Protection enforced."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import certsrv
 import pytest
 import requests
 from cryptography import x509
+from requests_ntlm import HttpNtlmAuth
 
-from certlc.emulators.adcs import RunningAdcs
+from certlc.emulators import adcs
+from certlc.emulators.adcs import RunningAdcs, pages
 from certlc.localstack.ports import free_port
 from renewal.ca.adcs import AdcsAuthority
 from renewal.ca.base import CaConfigError, CaUnavailable, Denied, Issued, Pending
@@ -18,11 +21,23 @@ from renewal.clock import clock_from_env
 from renewal.runtime import ca_factory
 from tests.fixtures.adcs import ADCS_PASSWORD, ADCS_USERNAME
 from tests.fixtures.servers import make_csr, verify_chain
+from tests.fixtures.tls_proxy import TlsTerminatingProxy
+
+PENDING_WORDS = (
+    "Your certificate request has been received. However, you must wait for an administrator to issue the "
+    "certificate you requested."
+)
+
+
+@pytest.fixture(params=["basic", "ntlm"])
+def enrollment(request: pytest.FixtureRequest) -> RunningAdcs:
+    """The same CA behind Basic and behind NTLM with Extended Protection: what it says must not depend on the logon."""
+    return request.getfixturevalue("adcs_server" if request.param == "basic" else "adcs_ntlm_server")
 
 
 def _adcs(server: RunningAdcs, **overrides: object) -> AdcsAuthority:
     options = {
-        "auth_method": "basic",
+        "auth_method": server.auth,
         "username": ADCS_USERNAME,
         "password": ADCS_PASSWORD,
         "ca_bundle": server.ca_bundle,
@@ -31,47 +46,52 @@ def _adcs(server: RunningAdcs, **overrides: object) -> AdcsAuthority:
     return AdcsAuthority(server.server, **{**options, **overrides})  # type: ignore[arg-type]
 
 
-def test_issues_a_leaf_that_verifies_against_the_ca_and_keeps_the_csr_sans(adcs_server) -> None:
-    result = _adcs(adcs_server).submit(make_csr("web.corp.test", "www.corp.test"), "WebServer")
+def test_issues_a_leaf_that_verifies_against_the_ca_and_keeps_the_csr_sans(enrollment) -> None:
+    result = _adcs(enrollment).submit(make_csr("web.corp.test", "www.corp.test"), "WebServer")
 
     assert isinstance(result, Issued)
-    assert result.chain_pem[1] == adcs_server.ca.certificate_pem
-    leaf = verify_chain(result.chain_pem, adcs_server.ca.certificate_pem, "www.corp.test")
+    assert result.chain_pem[1] == enrollment.ca.certificate_pem
+    leaf = verify_chain(result.chain_pem, enrollment.ca.certificate_pem, "www.corp.test")
     sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.DNSName) == ["web.corp.test", "www.corp.test"]
 
 
-def test_manager_approval_is_pending_until_approved(adcs_server) -> None:
-    ca = _adcs(adcs_server)
+def test_manager_approval_is_pending_in_the_cas_words_until_approved(enrollment) -> None:
+    ca = _adcs(enrollment)
     first = ca.submit(make_csr("approve.corp.test"), "WebServerApproval")
 
     assert isinstance(first, Pending) and first.request_id.isdigit()
     assert first.retry_after_seconds == 900
-    assert ca.poll(first.request_id) == first
-    adcs_server.approve(first.request_id)
+    assert (first.ca_message, first.approver) == (PENDING_WORDS, "an administrator")
+    again = ca.poll(first.request_id)
+    assert isinstance(again, Pending)
+    assert (again.request_id, again.ca_message) == (first.request_id, pages.UNDER_SUBMISSION)
+    enrollment.approve(first.request_id)
     issued = ca.poll(first.request_id)
     assert isinstance(issued, Issued)
-    verify_chain(issued.chain_pem, adcs_server.ca.certificate_pem, "approve.corp.test")
+    verify_chain(issued.chain_pem, enrollment.ca.certificate_pem, "approve.corp.test")
 
 
-def test_a_request_the_manager_denies_is_denied_with_the_cas_message(adcs_server) -> None:
-    ca = _adcs(adcs_server)
+def test_a_request_the_manager_denies_is_denied_with_the_cas_message_and_request_id(enrollment) -> None:
+    ca = _adcs(enrollment)
     pending = ca.submit(make_csr("deny.corp.test"), "WebServerApproval")
     assert isinstance(pending, Pending)
-    adcs_server.deny(pending.request_id)
+    enrollment.deny(pending.request_id)
 
     result = ca.poll(pending.request_id)
 
     assert isinstance(result, Denied)
-    assert f"request {pending.request_id}" in result.reason
-    assert "denied by a certificate manager or CA administrator" in result.reason
+    assert (result.ca_request_id, result.ca_message) == (pending.request_id, pages.ADMIN_DENIED)
+    assert f"request {pending.request_id}" in result.reason and pages.ADMIN_DENIED in result.reason
 
 
-def test_a_template_the_ca_does_not_offer_is_denied_with_the_cas_wording(adcs_server) -> None:
-    result = _adcs(adcs_server).submit(make_csr("x.corp.test"), "NoSuchTemplate")
+def test_a_template_the_ca_does_not_offer_is_denied_with_the_cas_wording(enrollment) -> None:
+    result = _adcs(enrollment).submit(make_csr("x.corp.test"), "NoSuchTemplate")
 
     assert isinstance(result, Denied)
     assert "'NoSuchTemplate'" in result.reason
+    assert result.ca_message == pages.UNSUPPORTED_TEMPLATE
+    assert result.ca_request_id.isdigit() and f"request {result.ca_request_id} " in result.reason
     assert "0x80094800, The requested certificate template is not supported by this CA." in result.reason
 
 
@@ -98,9 +118,84 @@ def test_wrong_password_is_a_configuration_error_that_never_shows_the_password(a
     assert "Authorization: [redacted]" in caplog.text
 
 
-def test_ntlm_against_a_server_without_ntlm_is_a_configuration_error(adcs_server) -> None:
-    with pytest.raises(CaConfigError, match="HTTP 401"):
+def test_ntlm_against_a_server_without_ntlm_says_what_the_server_offers(adcs_server) -> None:
+    with pytest.raises(CaConfigError, match="HTTP 401") as raised:
         _adcs(adcs_server, auth_method="ntlm").submit(make_csr("n.corp.test"), "WebServer")
+
+    assert 'does not offer NTLM (it offers Basic realm="certsrv")' in str(raised.value)
+
+
+def test_ntlm_logs_on_bound_to_the_servers_tls_certificate(adcs_ntlm_server) -> None:
+    refused_before = list(adcs_ntlm_server.refusals)
+
+    assert isinstance(_adcs(adcs_ntlm_server).submit(make_csr("bound.corp.test"), "WebServer"), Issued)
+    assert adcs_ntlm_server.refusals == refused_before
+
+
+def test_extended_protection_refuses_an_ntlm_logon_without_a_channel_binding(adcs_ntlm_server) -> None:
+    session = requests.Session()
+    session.trust_env = False
+    url = f"{adcs_ntlm_server.url}certcarc.asp"
+    session.auth = HttpNtlmAuth(ADCS_USERNAME, ADCS_PASSWORD, send_cbt=False)
+    before = len(adcs_ntlm_server.refusals)
+
+    assert session.get(url, verify=adcs_ntlm_server.ca_bundle, timeout=10).status_code == 401
+    assert adcs_ntlm_server.refusals[before:] == ["BadBindingsError"]
+    session.auth = HttpNtlmAuth(ADCS_USERNAME, ADCS_PASSWORD)  # the same client with its binding: let in
+    assert session.get(url, verify=adcs_ntlm_server.ca_bundle, timeout=10).status_code == 200
+
+
+@pytest.mark.timeout(30)
+def test_ntlm_wrong_password_is_permanent_names_the_account_and_never_shows_secrets(adcs_ntlm_server, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "Wr0ng-but-secret!"
+    before = len(adcs_ntlm_server.refusals)
+
+    with pytest.raises(CaConfigError) as raised:
+        _adcs(adcs_ntlm_server, password=wrong).submit(make_csr("w.corp.test"), "WebServer")
+
+    message = str(raised.value)
+    assert f"refused the account {ADCS_USERNAME} (HTTP 401)" in message and "the password is wrong" in message
+    assert adcs_ntlm_server.refusals[before:] == ["InvalidTokenError"]
+    assert "Authorization: [redacted]" in caplog.text and "Authorization: NTLM" not in caplog.text
+    assert wrong not in caplog.text and wrong not in message
+
+
+@pytest.mark.timeout(30)
+def test_a_locked_out_account_is_refused_once_per_call_not_in_a_loop(tmp_path) -> None:
+    server = adcs.start(tmp_path, username=ADCS_USERNAME, password=ADCS_PASSWORD, auth="ntlm")
+    try:
+        server.lock_out(ADCS_USERNAME)
+        with pytest.raises(CaConfigError, match="locked out") as raised:
+            _adcs(server, timeout=5).submit(make_csr("locked.corp.test"), "WebServer")
+        assert server.refusals == ["AccountLockedOut"]
+    finally:
+        server.stop()
+    assert ADCS_USERNAME in str(raised.value)
+
+
+@pytest.mark.timeout(30)
+def test_ntlm_through_a_tls_terminating_proxy_fails_on_the_channel_binding_with_what_to_do(
+    adcs_ntlm_server, tmp_path
+) -> None:
+    proxy = TlsTerminatingProxy(tmp_path, adcs_ntlm_server.server, adcs_ntlm_server.ca_bundle)
+    before = len(adcs_ntlm_server.refusals)
+    try:
+        ca = AdcsAuthority(
+            proxy.server,
+            auth_method="ntlm",
+            username=ADCS_USERNAME,
+            password=ADCS_PASSWORD,
+            ca_bundle=proxy.ca_bundle,
+            timeout=10,
+        )
+        with pytest.raises(CaConfigError) as raised:
+            ca.submit(make_csr("proxied.corp.test"), "WebServer")
+    finally:
+        proxy.stop()
+
+    assert adcs_ntlm_server.refusals[before:] == ["BadBindingsError"]
+    assert ADCS_USERNAME in str(raised.value) and "TLS-terminating proxy" in str(raised.value)
 
 
 def test_forbidden_is_a_configuration_error_and_5xx_is_transient(adcs_server) -> None:

@@ -34,6 +34,7 @@ class RunningAdcs:
     ca: LocalCA
     _httpd: AdcsServer = field(repr=False)
     _thread: threading.Thread = field(repr=False)
+    auth: str = "basic"  # how it authenticates: basic or ntlm
 
     def approve(self, request_id: str | int) -> None:
         """What a CA manager does for a pending request in the Certification Authority console."""
@@ -92,4 +93,4 @@ def start(
     thread = threading.Thread(target=httpd.serve_forever, name="adcs-emulator", daemon=True)
     thread.start()
     host = f"127.0.0.1:{httpd.server_address[1]}"
-    return RunningAdcs(f"https://{host}/certsrv/", host, str(tls.ca_pem), ca, httpd, thread)
+    return RunningAdcs(f"https://{host}/certsrv/", host, str(tls.ca_pem), ca, httpd, thread, auth)

@@ -47,10 +47,15 @@ def issued(request_id: int) -> str:
 
 
 def pending(request_id: int) -> str:
+    """certfnsh.asp for a request the CA left under submission (CA certificate manager approval)."""
     return _page(
         "Certificate Pending",
-        "<P ID=locInfoReqID>Your certificate request has been received. However, you must wait for an "
-        f"administrator to issue the certificate you requested.</P>\r\n<P>Your Request Id is {request_id}.</P>",
+        "<P ID=locInfoNewReq> Your certificate request has been received. However, you must wait for an\r\n"
+        "administrator to issue the certificate you requested. </P>\r\n"
+        f"<P ID=locReqID> Your Request Id is {request_id}. </P>\r\n"
+        "<P ID=locInstructions> Please return to this web site in a day or two to retrieve your certificate.</P>\r\n"
+        "<P ID=locTimeoutWarning><Font Size=-1><B>Note:</B> You must return with <B>this</B> web browser within 10 "
+        "days to retrieve your\r\ncertificate</Font></P>",
     )
 
 
