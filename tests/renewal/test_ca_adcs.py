@@ -286,8 +286,9 @@ def _adcs_runtime(stack, adcs_server):
     return build_runtime(
         {
             **stack.settings,
+            "CERTLC_CA": "adcs",
             "CERTLC_ADCS_SERVER": adcs_server.server,
-            "CERTLC_ADCS_AUTH": "basic",
+            "CERTLC_ADCS_AUTH": adcs_server.auth,
             "CERTLC_ADCS_USERNAME": ADCS_USERNAME,
             "CERTLC_ADCS_PASSWORD": ADCS_PASSWORD,
             "CERTLC_ADCS_CA_BUNDLE": adcs_server.ca_bundle,
@@ -331,3 +332,45 @@ def test_renewal_through_adcs_with_only_a_template_oid_fails_with_what_to_do(sta
     assert result.status == "failed" and result.reason == "ca_denied"
     assert "1.3.6.1.4.1.311.21.8.7.7" in result.message and "certlc-profile" in result.message
     assert len(versions(stack, name)) == 1
+
+
+@pytest.mark.azurite
+@pytest.mark.timeout(120)
+def test_the_cas_words_on_a_pending_then_denied_renewal_reach_status_the_audit_and_the_alert(
+    stack, alerts, adcs_ntlm_server, capsys
+) -> None:
+    from certlc.cli import main as certlc
+    from renewal.messages import RenewalRequest
+    from tests.pipeline.helpers import alerts_for, audit, seed, unique
+
+    name = unique("adcs-words")
+    seed(stack, name, days_left=60, tags={"certlc-profile": "WebServerApproval"})
+    runtime = _adcs_runtime(stack, adcs_ntlm_server)
+
+    waiting = runtime.workflow.handle(RenewalRequest("kv1", name, "manual", force=True))
+
+    assert waiting.status == "pending", waiting.message
+    request_id = waiting.request.ca_request_id
+    pending = [r for r in audit(stack, name) if r["event"] == "pending"]
+    assert [(r["ca_request_id"], r["ca_message"], r["approver"]) for r in pending] == [
+        (request_id, PENDING_WORDS, "an administrator")
+    ]
+    capsys.readouterr()
+    assert certlc(["--settings", str(stack.settings_path), "status", name, "--vault", "kv1"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("Pending:"))
+    assert f'adcs request {request_id}: "{PENDING_WORDS}" (to be approved by an administrator)' in line
+
+    words = "Denied by Policy Module  0x80094014, Not for this host: ask PKI for the web tier's template."
+    adcs_ntlm_server.deny(request_id, words)
+    denied = runtime.workflow.handle(waiting.request)
+
+    assert (denied.status, denied.reason) == ("failed", "ca_denied"), denied.message
+    [event] = [r for r in audit(stack, name) if r["event"] == "denied"]
+    assert (event["ca_request_id"], event["ca_message"]) == (request_id, words)
+    [alert] = [a for a in alerts_for(alerts, name) if a["kind"] == "renewal_failed"]
+    assert (alert["ca_request_id"], alert["ca_message"]) == (request_id, words)
+    capsys.readouterr()
+    assert certlc(["--settings", str(stack.settings_path), "status", name, "--vault", "kv1"]) == 0
+    assert f"request {request_id}" not in next(
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("Pending:")
+    )
