@@ -123,6 +123,7 @@ def _make_ca(name: str, env: Mapping[str, str], clock: Clock, timeout: float) ->
         )
     if name == "adcs":
         from renewal.ca.adcs import AdcsAuthority
+        from renewal.ca.adcs_templates import template_directory_from_env
 
         poll_seconds = (env.get("CERTLC_ADCS_POLL_SECONDS") or "3600").strip()
         if not poll_seconds.isdigit() or int(poll_seconds) == 0:
@@ -135,6 +136,7 @@ def _make_ca(name: str, env: Mapping[str, str], clock: Clock, timeout: float) ->
             ca_bundle=env.get("CERTLC_ADCS_CA_BUNDLE") or None,
             poll_seconds=int(poll_seconds),
             timeout=timeout,
+            templates=template_directory_from_env(env, timeout),
         )
     raise CaConfigError(f"unknown CA adapter {name!r}: use local, cfssl, acme or adcs (CERTLC_CA or tag certlc-ca)")
 

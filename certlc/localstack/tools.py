@@ -1,10 +1,10 @@
 """Makes the real test servers and checkers available: Azurite and Microsoft's Kusto language service from npm,
-pebble/cfssl/chromium from Debian, checkov from PyPI.
+pebble/cfssl/chromium/slapd from Debian, checkov from PyPI.
 
 One place used by the Makefile, the test fixtures and the local stack, so a fresh CI machine and a
 developer's laptop install the same pinned tools the same way, and a warm machine does nothing.
 
-    python -m certlc.localstack.tools install azurite pebble cfssl chromium checkov kql
+    python -m certlc.localstack.tools install azurite pebble cfssl chromium checkov kql slapd
     python -m certlc.localstack.tools which azurite
 """
 
@@ -198,10 +198,11 @@ AZURITE = NpmTool("azurite", "azurite", AZURITE_VERSION, "azurite-queue")
 PEBBLE = AptTool("pebble", "pebble", ("pebble",))
 CFSSL = AptTool("cfssl", "golang-cfssl", ("cfssl", "cfssljson"))
 CHROMIUM = AptTool("chromium", "chromium", ("chromium",))
+SLAPD = AptTool("slapd", "slapd", ("slapd", "slapadd"))  # OpenLDAP: the directory the AD CS template lookup reads
 CHECKOV = PipTool("checkov", "checkov", CHECKOV_VERSION, "checkov")
 KQL = NpmTool("kql", "@kusto/language-service-next", KUSTO_LANGUAGE_VERSION)
 TOOLS: dict[str, AptTool | NpmTool | PipTool] = {
-    tool.name: tool for tool in (AZURITE, PEBBLE, CFSSL, CHROMIUM, CHECKOV, KQL)
+    tool.name: tool for tool in (AZURITE, PEBBLE, CFSSL, CHROMIUM, CHECKOV, KQL, SLAPD)
 }
 
 
@@ -221,6 +222,11 @@ def ensure_cfssl() -> Path:
 
 def ensure_chromium() -> Path:
     return CHROMIUM.ensure()
+
+
+def ensure_slapd() -> Path:
+    """Path to ``slapd`` (``slapadd`` is installed next to it)."""
+    return SLAPD.ensure()
 
 
 def ensure_checkov() -> Path:

@@ -1,7 +1,8 @@
 """AD CS web enrollment (``/certsrv``) through the ``certsrv`` client: NTLM, Basic or a client certificate.
 
 The template is sent by *name* (``CertificateTemplate:<name>``), which is what web enrollment
-takes. A certificate's v2 template extension only carries the template OID, so an OID profile is
+takes. A certificate's v2 template extension only carries the template OID: with a template directory
+(``renewal.ca.adcs_templates``, LDAP) the OID is looked up to its name, without one an OID profile is
 refused with an explanation instead of being sent to the CA. A template with CA manager approval
 answers "Certificate Pending" with a request id that ``poll`` asks about later.
 
@@ -19,6 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from renewal.ca.adcs_templates import TemplateDirectory
 from renewal.ca.base import CA_TIMEOUT_DEFAULT, CaConfigError, CaResult, CaUnavailable, Denied, Issued, Pending
 
 AUTH_METHODS = ("ntlm", "basic", "cert")
@@ -60,10 +62,12 @@ class AdcsAuthority:
         ca_bundle: str | None = None,
         timeout: float = CA_TIMEOUT_DEFAULT,
         poll_seconds: int = 3600,
+        templates: TemplateDirectory | None = None,
     ) -> None:
         """``server`` is the host[:port] serving ``/certsrv`` over HTTPS. With ``auth_method="cert"``,
         ``username`` is the client certificate file and ``password`` its unencrypted key file (certsrv's
-        convention)."""
+        convention). ``templates`` looks up the name of a template known only by its OID; without it such a
+        profile is refused."""
         if auth_method not in AUTH_METHODS:
             raise CaConfigError(f"AD CS auth method {auth_method!r} is not supported: use {', '.join(AUTH_METHODS)}")
         if not username or not password:
@@ -77,11 +81,13 @@ class AdcsAuthority:
         self._poll_seconds = poll_seconds
         self._client = _client(self.server, username, password, auth_method, ca_bundle, timeout)
         self._chain: tuple[str, ...] | None = None
+        self._templates = templates
 
     def submit(self, csr_pem: bytes, profile: str) -> CaResult:
-        problem = _template_problem(profile)
-        if problem:
-            return Denied(problem)
+        resolved = self._template(profile)
+        if isinstance(resolved, Denied):
+            return resolved
+        profile = resolved  # the template name web enrollment takes
         import certsrv
 
         try:
@@ -108,6 +114,15 @@ class AdcsAuthority:
                 return self._pending(request_id, message)
             return Denied(f"AD CS did not issue request {request_id}: {message}", request_id, message)
         return self._issued(leaf)
+
+    def _template(self, profile: str) -> str | Denied:
+        """The template name to request: the profile itself, or the directory's name for a template OID."""
+        problem = _template_problem(profile, resolvable=self._templates is not None)
+        if problem:
+            return Denied(problem)
+        if self._templates is not None and _OID.match(profile.strip()):
+            return self._templates.resolve(profile.strip())
+        return profile
 
     def _pending(self, request_id: str, ca_message: str, approver: str = "") -> Pending:
         return Pending(
@@ -215,14 +230,15 @@ def _pin_verify(session: Any) -> None:
     session.merge_environment_settings = merged
 
 
-def _template_problem(profile: str) -> str | None:
+def _template_problem(profile: str, *, resolvable: bool) -> str | None:
     if not profile.strip():
         return "no AD CS template name to request: set the certificate's certlc-profile tag to the template name"
-    if _OID.match(profile.strip()):
+    if _OID.match(profile.strip()) and not resolvable:
         return (
             f"the certificate's template is only known by its OID {profile} (AD CS v2 template extension), and web "
-            "enrollment takes the template name: set the certificate's certlc-profile tag to the template's name "
-            "(its 'Template name' in the Certificate Templates console, not the display name)"
+            "enrollment takes the template name: set CERTLC_ADCS_LDAP_URL so certlc looks the name up in the "
+            "domain's directory, or set the certificate's certlc-profile tag to the template's name (its "
+            "'Template name' in the Certificate Templates console, not the display name)"
         )
     return None
 
