@@ -331,7 +331,11 @@ def serve_until_signal(
             if reload and RELOAD_SIGNAL in asked and not stopping():
                 asked.discard(RELOAD_SIGNAL)
                 host = _reloaded(host, reload, stopping)
-        log.info("Stopping: waiting for invocations in flight%s", "" if grace is None else f" (up to {grace:g}s)")
+        host.pause()
+        log.info(
+            "Stopping: no new messages; waiting for invocations in flight%s",
+            "" if grace is None else f" (up to {grace:g}s)",
+        )
         return host.stop(grace)
     finally:
         for sig, handler in previous.items():
