@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 
 import certsrv
 import pytest
@@ -127,9 +128,11 @@ def test_ntlm_against_a_server_without_ntlm_says_what_the_server_offers(adcs_ser
 
 def test_ntlm_logs_on_bound_to_the_servers_tls_certificate(adcs_ntlm_server) -> None:
     refused_before = list(adcs_ntlm_server.refusals)
+    user_file_before = os.environ.get("NTLM_USER_FILE")
 
     assert isinstance(_adcs(adcs_ntlm_server).submit(make_csr("bound.corp.test"), "WebServer"), Issued)
     assert adcs_ntlm_server.refusals == refused_before
+    assert os.environ.get("NTLM_USER_FILE") == user_file_before  # the acceptor's account file never outlives its calls
 
 
 def test_extended_protection_refuses_an_ntlm_logon_without_a_channel_binding(adcs_ntlm_server) -> None:
