@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.fixtures.mail",
     "tests.fixtures.stack",
     "tests.fixtures.adcs",
+    "tests.fixtures.ldap",
 ]
 
 # A test that uses a real server's fixture carries that server's marker, so `pytest -m "not pebble"` leaves
@@ -20,6 +21,7 @@ SERVER_MARKERS = {
     "cfssl_server": "cfssl",
     "cfssl_auth_server": "cfssl",
     "chromium_binary": "chromium",
+    "slapd": "slapd",
 }
 
 

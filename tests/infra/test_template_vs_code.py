@@ -25,6 +25,7 @@ from tests.infra.template import MAIN, MONITORING, ROOT, VAULTS, app_settings, e
 
 # Settings the code reads that a deployed app does not set, and why.
 NOT_DEPLOYED = {
+    "CERTLC_ADCS_LDAP_CA_BUNDLE": "a file path inside the package: add it as an app setting when needed",
     "CERTLC_KEYVAULT_CA_BUNDLE": "local emulator only (loopback)",
     "CERTLC_LOCAL_TOKEN": "local emulator only (loopback)",
     "CERTLC_CLOCK_URL": "local emulator only (loopback)",

@@ -38,7 +38,6 @@ from tests.fixtures.ldap import (
     CONFIGURATION_NC,
     TEMPLATES,
     Slapd,
-    slapd,  # noqa: F401 - the session fixture
     start_slapd,
 )
 from tests.fixtures.servers import make_csr, verify_chain
@@ -201,11 +200,11 @@ def _adcs(certsrv: adcs.RunningAdcs, templates: TemplateDirectory | None) -> Adc
 
 
 @pytest.mark.parametrize("url", ["ldaps_url", "starttls_url"])
-def test_the_oid_is_found_over_ldaps_and_starttls_with_the_base_from_the_rootdse(slapd, url) -> None:  # noqa: F811
+def test_the_oid_is_found_over_ldaps_and_starttls_with_the_base_from_the_rootdse(slapd, url) -> None:
     assert _directory(slapd, url=getattr(slapd, url)).lookup(V2_OID) == Found(V2_NAME, V2_DISPLAY)
 
 
-def test_an_explicit_base_is_used_as_given(slapd) -> None:  # noqa: F811
+def test_an_explicit_base_is_used_as_given(slapd) -> None:
     assert _directory(slapd, base=CONFIGURATION_NC).lookup(V3_OID).name == V3_NAME
     elsewhere = "CN=Configuration,DC=other,DC=example"
     assert _directory(slapd, base=elsewhere).lookup(V3_OID) == NotFound(
@@ -213,11 +212,11 @@ def test_an_explicit_base_is_used_as_given(slapd) -> None:  # noqa: F811
     )
 
 
-def test_plain_ldap_on_loopback_without_a_ca_bundle(slapd) -> None:  # noqa: F811
+def test_plain_ldap_on_loopback_without_a_ca_bundle(slapd) -> None:
     assert _directory(slapd, url=slapd.starttls_url, ca_bundle=None).lookup(V2_OID).name == V2_NAME
 
 
-def test_an_oid_only_certificate_is_issued_under_the_directorys_template_name(slapd, certsrv) -> None:  # noqa: F811
+def test_an_oid_only_certificate_is_issued_under_the_directorys_template_name(slapd, certsrv) -> None:
     searches = slapd.template_searches()
 
     result = _adcs(certsrv, _directory(slapd)).submit(make_csr("v2.corp.test"), V2_OID)
@@ -227,7 +226,7 @@ def test_an_oid_only_certificate_is_issued_under_the_directorys_template_name(sl
     assert slapd.template_searches() == searches + 1
 
 
-def test_an_unknown_oid_is_denied_naming_the_oid_where_it_looked_and_the_tag(slapd, certsrv) -> None:  # noqa: F811
+def test_an_unknown_oid_is_denied_naming_the_oid_where_it_looked_and_the_tag(slapd, certsrv) -> None:
     result = _adcs(certsrv, _directory(slapd)).submit(make_csr("x.corp.test"), UNKNOWN_OID)
 
     assert isinstance(result, Denied)
@@ -235,14 +234,14 @@ def test_an_unknown_oid_is_denied_naming_the_oid_where_it_looked_and_the_tag(sla
         assert words in result.reason
 
 
-def test_an_oid_in_the_filter_is_a_value_never_filter_syntax(slapd) -> None:  # noqa: F811
+def test_an_oid_in_the_filter_is_a_value_never_filter_syntax(slapd) -> None:
     directory = _directory(slapd)
 
     assert isinstance(directory.lookup("*"), NotFound)
     assert isinstance(directory.lookup(f"{UNKNOWN_OID})(cn=*"), NotFound)
 
 
-def test_the_name_is_cached_and_looked_up_again_after_the_ttl(slapd) -> None:  # noqa: F811
+def test_the_name_is_cached_and_looked_up_again_after_the_ttl(slapd) -> None:
     now = [1000.0]
     directory = _directory(slapd, clock=lambda: now[0])
     binds, searches = slapd.binds(), slapd.template_searches()
@@ -257,7 +256,7 @@ def test_the_name_is_cached_and_looked_up_again_after_the_ttl(slapd) -> None:  #
     assert slapd.template_searches() == searches + 2
 
 
-def test_an_unknown_oid_is_not_cached_so_a_new_template_is_found(slapd) -> None:  # noqa: F811
+def test_an_unknown_oid_is_not_cached_so_a_new_template_is_found(slapd) -> None:
     directory = _directory(slapd)
     searches = slapd.template_searches()
 
@@ -267,7 +266,7 @@ def test_an_unknown_oid_is_not_cached_so_a_new_template_is_found(slapd) -> None:
     assert slapd.template_searches() == searches + 2
 
 
-def test_a_name_profile_never_touches_the_directory(slapd, certsrv) -> None:  # noqa: F811
+def test_a_name_profile_never_touches_the_directory(slapd, certsrv) -> None:
     binds, searches = slapd.binds(), slapd.template_searches()
 
     result = _adcs(certsrv, _directory(slapd)).submit(make_csr("v1.corp.test"), "WebServer")
@@ -276,7 +275,7 @@ def test_a_name_profile_never_touches_the_directory(slapd, certsrv) -> None:  # 
     assert (slapd.binds(), slapd.template_searches()) == (binds, searches)
 
 
-def test_a_wrong_password_is_a_configuration_error_without_the_password(slapd, certsrv) -> None:  # noqa: F811
+def test_a_wrong_password_is_a_configuration_error_without_the_password(slapd, certsrv) -> None:
     wrong = "Not-the-Directory-pa55"
 
     with pytest.raises(CaConfigError) as raised:
@@ -286,7 +285,7 @@ def test_a_wrong_password_is_a_configuration_error_without_the_password(slapd, c
     assert wrong not in str(raised.value)
 
 
-def test_an_untrusted_directory_certificate_is_a_configuration_error(slapd, tmp_path) -> None:  # noqa: F811
+def test_an_untrusted_directory_certificate_is_a_configuration_error(slapd, tmp_path) -> None:
     from tests.fixtures.mail import make_tls_material
 
     other = make_tls_material(tmp_path).ca_pem
@@ -295,7 +294,7 @@ def test_an_untrusted_directory_certificate_is_a_configuration_error(slapd, tmp_
             _directory(slapd, url=url, ca_bundle=str(other)).resolve(V2_OID)
 
 
-def test_slapd_refuses_an_ntlm_bind_as_a_configuration_error(slapd) -> None:  # noqa: F811
+def test_slapd_refuses_an_ntlm_bind_as_a_configuration_error(slapd) -> None:
     """slapd has no NTLM (Sicily) bind: this shows the bind is asked for, not that a domain controller takes it."""
     with pytest.raises(CaConfigError, match=r"ntlm bind as CORP\\svc-certlc \(authMethodNotSupported\)"):
         _directory(slapd, bind="ntlm", username="CORP\\svc-certlc").resolve(V2_OID)
@@ -314,7 +313,7 @@ def test_a_stopped_directory_is_transient(tmp_path, certsrv) -> None:
     assert isinstance(ca.submit(make_csr("cached.corp.test"), V2_OID), Issued), "a cached name needs no directory"
 
 
-def test_a_directory_that_does_not_answer_in_time_is_transient(slapd) -> None:  # noqa: F811
+def test_a_directory_that_does_not_answer_in_time_is_transient(slapd) -> None:
     with socket.create_server((LOOPBACK, 0)) as silent:  # accepts connections, never answers
         url = f"ldaps://{LOOPBACK}:{silent.getsockname()[1]}"
         with pytest.raises(CaUnavailable, match=r"unreachable|stopped answering"):
@@ -325,7 +324,7 @@ def test_a_directory_that_does_not_answer_in_time_is_transient(slapd) -> None:  
 
 
 @pytest.fixture
-def adcs_settings(slapd, certsrv, monkeypatch) -> Iterator[None]:  # noqa: F811
+def adcs_settings(slapd, certsrv, monkeypatch) -> Iterator[None]:
     """CERTLC_CA=adcs with the template directory, as app settings (the environment wins over the file)."""
     from renewal import handlers
 
@@ -347,7 +346,7 @@ def adcs_settings(slapd, certsrv, monkeypatch) -> Iterator[None]:  # noqa: F811
     handlers.reset_runtime()
 
 
-def test_certlc_renew_renews_an_oid_only_certificate_with_no_tag(stack, slapd, certsrv, adcs_settings, capsys):  # noqa: F811
+def test_certlc_renew_renews_an_oid_only_certificate_with_no_tag(stack, slapd, certsrv, adcs_settings, capsys):
     from certlc.cli import main as certlc
     from renewal.x509info import adcs_template, load_certificate
     from tests.pipeline.helpers import client, seed, unique, versions
