@@ -347,6 +347,7 @@ def _reloaded(host: FunctionsHost, reload: Callable[[], FunctionsHost], stopping
     they began with; then ``reload`` builds and starts the new host. A reload that fails (a typo in the settings
     file, a service that does not answer) is one line, and ``host`` goes on with the previous settings."""
     host.pause()
+    log.info("Reloading the settings: no new messages until the invocations running finish")
     while not host.wait_idle(RELOAD_POLL_INTERVAL):
         if stopping():  # a stop asked for meanwhile wins: the paused host stops as usual
             return host

@@ -246,3 +246,19 @@ def test_a_handed_back_message_is_not_settled_by_its_invocation(azurite: Any) ->
     [message] = raw.receive_messages(max_messages=5, visibility_timeout=30)
     assert message.dequeue_count == 2
     assert list(poison.peek_messages(max_messages=5)) == []
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_while_a_reload_waits_for_an_invocation_stops_without_reloading(app_root: Path) -> None:
+    jobs = queue(app_root, settings(app_root)["JOBS"])
+    with worker(app_root, "--grace", "20") as running:
+        send(jobs, {"job": 1, "seconds": 2})
+        wait_for(lambda: started(app_root, 1))
+        write_settings(app_root, {**settings(app_root), "GREETING": "bonjour"})
+        running.signal(signal.SIGHUP)
+        running.wait_for_line("Reloading the settings")
+        running.signal(signal.SIGTERM)
+        assert running.process.wait(timeout=DEADLINE) == 0, running.output()
+    assert seen(app_root, 1) == {"dequeue_count": 1, "greeting": "hello"}
+    assert "settings reloaded" not in running.output()
+    assert jobs.get_queue_properties().approximate_message_count == 0
