@@ -199,10 +199,11 @@ PEBBLE = AptTool("pebble", "pebble", ("pebble",))
 CFSSL = AptTool("cfssl", "golang-cfssl", ("cfssl", "cfssljson"))
 CHROMIUM = AptTool("chromium", "chromium", ("chromium",))
 SLAPD = AptTool("slapd", "slapd", ("slapd", "slapadd"))  # OpenLDAP: the directory the AD CS template lookup reads
+SYSTEMD = AptTool("systemd-analyze", "systemd", ("systemd-analyze",))  # verifies the worker's unit file
 CHECKOV = PipTool("checkov", "checkov", CHECKOV_VERSION, "checkov")
 KQL = NpmTool("kql", "@kusto/language-service-next", KUSTO_LANGUAGE_VERSION)
 TOOLS: dict[str, AptTool | NpmTool | PipTool] = {
-    tool.name: tool for tool in (AZURITE, PEBBLE, CFSSL, CHROMIUM, CHECKOV, KQL, SLAPD)
+    tool.name: tool for tool in (AZURITE, PEBBLE, CFSSL, CHROMIUM, CHECKOV, KQL, SLAPD, SYSTEMD)
 }
 
 

@@ -87,10 +87,16 @@ def test_the_unit_restarts_on_failure_logs_to_the_journal_and_is_hardened() -> N
     assert service("WorkingDirectory") == f"/var/lib/{service('StateDirectory')}"
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
     """In a root of its own, with the programs the unit runs (verify checks that they are executable; the installed
     certlc stands in as ``true``), and systemd's own units its dependencies name."""
+    from certlc.localstack.tools import SYSTEMD, ToolMissing
+    from tests.fixtures.servers import unavailable
+
+    try:
+        SYSTEMD.ensure()
+    except ToolMissing as exc:
+        unavailable("systemd-analyze", str(exc))
     root = tmp_path / "root"
     shutil.copytree(SYSTEM_UNITS, root / SYSTEM_UNITS.relative_to("/"), symlinks=True)
     for program, source in ((exec_start()[0], "true"), ("/bin/kill", "kill")):
