@@ -23,7 +23,7 @@ demo: $(VENV)/.installed
 # version (its default); the tests that renew through Key Vault run again with the previous version kept,
 # the other way Key Vault may behave (docs/keyvault-emulator.md).
 test: lint
-	$(PY) -m certlc.localstack.tools install azurite pebble cfssl chromium checkov kql slapd systemd-analyze
+	$(PY) -m certlc.localstack.tools install azurite pebble cfssl chromium checkov kql slapd systemd-analyze certbot lego
 	$(PY) -m pytest
 	CERTLC_TEST_KEYVAULT_PENDING_VERSION=previous $(PY) -m pytest tests/pipeline tests/ingestion tests/sync
 
@@ -32,7 +32,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 
 bench: $(VENV)/.installed
-	$(PY) -m certlc.localstack.tools install azurite
+	$(PY) -m certlc.localstack.tools install azurite pebble certbot lego
 	$(PY) bench/run_all.py
 
 clean:

@@ -1,5 +1,5 @@
 """Makes the real test servers and checkers available: Azurite and Microsoft's Kusto language service from npm,
-pebble/cfssl/chromium/slapd from Debian, checkov from PyPI.
+pebble/cfssl/chromium/slapd (and certbot/lego for the benchmarks) from Debian, checkov from PyPI.
 
 One place used by the Makefile, the test fixtures and the local stack, so a fresh CI machine and a
 developer's laptop install the same pinned tools the same way, and a warm machine does nothing.
@@ -200,10 +200,12 @@ CFSSL = AptTool("cfssl", "golang-cfssl", ("cfssl", "cfssljson"))
 CHROMIUM = AptTool("chromium", "chromium", ("chromium",))
 SLAPD = AptTool("slapd", "slapd", ("slapd", "slapadd"))  # OpenLDAP: the directory the AD CS template lookup reads
 SYSTEMD = AptTool("systemd-analyze", "systemd", ("systemd-analyze",))  # verifies the worker's unit file
+CERTBOT = AptTool("certbot", "certbot", ("certbot",))  # ACME peers the issuance benchmark compares certlc with
+LEGO = AptTool("lego", "lego", ("lego",))
 CHECKOV = PipTool("checkov", "checkov", CHECKOV_VERSION, "checkov")
 KQL = NpmTool("kql", "@kusto/language-service-next", KUSTO_LANGUAGE_VERSION)
 TOOLS: dict[str, AptTool | NpmTool | PipTool] = {
-    tool.name: tool for tool in (AZURITE, PEBBLE, CFSSL, CHROMIUM, CHECKOV, KQL, SLAPD, SYSTEMD)
+    tool.name: tool for tool in (AZURITE, PEBBLE, CFSSL, CHROMIUM, CHECKOV, KQL, SLAPD, SYSTEMD, CERTBOT, LEGO)
 }
 
 
