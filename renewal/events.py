@@ -7,20 +7,17 @@ reason codes.
 """
 
 from renewal.eventgrid.delivery import Ignored, outcome
-from renewal.eventgrid.parse import (
+from renewal.eventgrid.parse import MAX_EVENT_BYTES, KeyVaultCertificateEvent, from_functions_event, parse_event
+from renewal.eventgrid.queue import MAX_QUEUE_MESSAGE_BYTES, parse_queue_message
+from renewal.eventgrid.rejections import IgnoredQueueMessage, InvalidQueueMessage, RejectedEvent
+from renewal.eventgrid.schema import (
     CERTIFICATE_EVENT_TYPES,
     CERTIFICATE_EXPIRED,
     CERTIFICATE_NEAR_EXPIRY,
     CERTIFICATE_NEW_VERSION_CREATED,
     CLOUD_EVENTS_SCHEMA,
     EVENT_GRID_SCHEMA,
-    MAX_EVENT_BYTES,
-    KeyVaultCertificateEvent,
-    from_functions_event,
-    parse_event,
 )
-from renewal.eventgrid.queue import MAX_QUEUE_MESSAGE_BYTES, parse_queue_message
-from renewal.eventgrid.rejections import IgnoredQueueMessage, InvalidQueueMessage, RejectedEvent
 
 __all__ = [
     "CERTIFICATE_EVENT_TYPES",

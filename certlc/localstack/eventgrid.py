@@ -42,6 +42,7 @@ from certlc.localstack.eventgrid_protocol import (
     content_length,
     decode_delivery,
 )
+from renewal.eventgrid.schema import EVENT_TYPE_HEADER, SUBSCRIPTION_VALIDATION
 
 log = logging.getLogger("certlc.host")
 
@@ -219,8 +220,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             events = decode_delivery(body)
-            kind = self.headers.get("aeg-event-type", "")
-            if kind == "SubscriptionValidation":
+            kind = self.headers.get(EVENT_TYPE_HEADER, "")
+            if kind == SUBSCRIPTION_VALIDATION:
                 self._reply(HTTPStatus.OK, answer_validation(events))
                 return
             if kind == "Unsubscribe":

@@ -28,13 +28,18 @@ from renewal.eventgrid.rejections import (
     WRONG_FIELD_TYPE,
     RejectedEvent,
 )
+from renewal.eventgrid.schema import (
+    ALLOWED_ORIGIN_HEADER,
+    EVENT_GRID_ORIGIN,
+    EVENT_GRID_SCHEMA,
+    REQUEST_ORIGIN_HEADER,
+    VALIDATION_EVENT_TYPE,
+)
 
 MAX_DELIVERY_BYTES = 1024 * 1024  # Event Grid's own limit for one delivery
 MAX_EVENTS_PER_DELIVERY = 5000  # Event Grid's largest batch
 MAX_JSON_DEPTH = 32  # a Key Vault event in an array nests 3 deep
 
-VALIDATION_EVENT_TYPE = "Microsoft.EventGrid.SubscriptionValidationEvent"
-EVENT_GRID_ORIGIN = "eventgrid.azure.net"
 ANY_ORIGIN = ("*",)
 _CODE = re.compile(r"[\x21-\x7e]{1,256}")
 _DIGITS = re.compile(r"[0-9]{1,19}")
@@ -128,15 +133,15 @@ def abuse_protection_headers(
     means no limit.
     """
     headers = {name.lower(): value for name, value in request_headers.items()}
-    origin = (headers.get("webhook-request-origin") or "").strip()
+    origin = (headers.get(REQUEST_ORIGIN_HEADER.lower()) or "").strip()
     if not origin:
-        raise _bad(MISSING_FIELD, "the OPTIONS request has no WebHook-Request-Origin header")
+        raise _bad(MISSING_FIELD, f"the OPTIONS request has no {REQUEST_ORIGIN_HEADER} header")
     if "*" not in allowed_origins and origin.lower() not in {o.lower() for o in allowed_origins}:
         raise _bad(
             ORIGIN_NOT_ALLOWED, f"origin {_show(origin)} may not deliver here; allowed: {sorted(allowed_origins)}"
         )
     return {
-        "WebHook-Allowed-Origin": origin,
+        ALLOWED_ORIGIN_HEADER: origin,
         "WebHook-Allowed-Rate": "*" if allowed_rate is None else str(allowed_rate),
         "Allow": "POST, OPTIONS",
     }
@@ -207,7 +212,7 @@ def check_envelope(event: Mapping[str, Any]) -> None:
     if "specversion" in event:
         schema, keys = "CloudEvents 1.0", ("id", "source", "type")
     elif "eventType" in event:
-        schema, keys = "EventGridSchema", ("id", "topic", "eventType")
+        schema, keys = EVENT_GRID_SCHEMA, ("id", "topic", "eventType")
     else:
         raise _bad(UNKNOWN_SCHEMA, "the event has neither 'eventType' (Event Grid schema) nor 'specversion'")
     missing = [key for key in keys if key not in event]

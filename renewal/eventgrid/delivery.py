@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from renewal.eventgrid import rejections as r
-from renewal.eventgrid.parse import CERTIFICATE_EXPIRED, CERTIFICATE_NEAR_EXPIRY, KeyVaultCertificateEvent
+from renewal.eventgrid.parse import KeyVaultCertificateEvent
+from renewal.eventgrid.schema import CERTIFICATE_EXPIRED, CERTIFICATE_NEAR_EXPIRY
 from renewal.messages import RenewalRequest
 
 _TRIGGERS = {CERTIFICATE_NEAR_EXPIRY: "near_expiry", CERTIFICATE_EXPIRED: "expired"}

@@ -26,17 +26,10 @@ from urllib.parse import urlsplit
 from renewal.eventgrid import rejections as r
 from renewal.eventgrid.jsonbody import json_size, show
 from renewal.eventgrid.rejections import RejectedEvent
+from renewal.eventgrid.schema import CERTIFICATE_EVENT_TYPES, CLOUD_EVENTS_SCHEMA, EVENT_GRID_SCHEMA
 from renewal.vaults import Vault, is_valid_object_name, is_valid_vault_name
 
 MAX_EVENT_BYTES = 64 * 1024
-
-CERTIFICATE_NEAR_EXPIRY = "Microsoft.KeyVault.CertificateNearExpiry"
-CERTIFICATE_EXPIRED = "Microsoft.KeyVault.CertificateExpired"
-CERTIFICATE_NEW_VERSION_CREATED = "Microsoft.KeyVault.CertificateNewVersionCreated"
-CERTIFICATE_EVENT_TYPES = (CERTIFICATE_NEAR_EXPIRY, CERTIFICATE_EXPIRED, CERTIFICATE_NEW_VERSION_CREATED)
-
-EVENT_GRID_SCHEMA = "EventGridSchema"
-CLOUD_EVENTS_SCHEMA = "CloudEventSchemaV1_0"  # the delivery schema's name in Event Grid subscriptions
 
 _TOPIC = re.compile(
     r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.KeyVault/vaults/([^/]+)", re.IGNORECASE
