@@ -27,10 +27,18 @@ def port_open(port: int, host: str = LOOPBACK) -> bool:
         return False
 
 
-def poll_until(ready: Callable[[], bool], *, timeout: float, interval: float = 0.05, what: str = "condition") -> None:
-    """Calls ``ready`` until it is true; ``TimeoutError`` naming ``what`` after ``timeout`` seconds."""
+def poll_until(
+    ready: Callable[[], object],
+    *,
+    timeout: float,
+    interval: float = 0.05,
+    what: str | Callable[[], str] = "condition",
+) -> None:
+    """Calls ``ready`` until it is true, sleeping ``interval`` between calls; then ``TimeoutError`` naming ``what``
+    after ``timeout`` seconds (a callable ``what`` describes the state at that moment)."""
     deadline = time.monotonic() + timeout
     while not ready():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout:g} s")
+            described = what() if callable(what) else what
+            raise TimeoutError(f"{described} not reached within {timeout:g} s")
         time.sleep(interval)

@@ -6,7 +6,6 @@ import base64
 import contextlib
 import json
 import threading
-import time
 import typing
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ import requests
 
 from certlc.localstack.bindings import BindingError
 from certlc.localstack.host import FunctionsHost
+from certlc.localstack.ports import poll_until
 
 pytestmark = pytest.mark.azurite
 
@@ -318,12 +318,9 @@ def test_a_slow_invocation_does_not_hold_the_messages_behind_it(
             RELEASE.set()
 
 
-def _wait_visible(client: Any, timeout: float = 10.0) -> None:
-    """Poll (not spin) until a message is visible again; the caller has seen it hidden first."""
-    deadline = time.monotonic() + timeout
-    while not client.peek_messages(max_messages=1):
-        assert time.monotonic() < deadline, "message never became visible again"
-        time.sleep(0.05)
+def _wait_visible(client: Any) -> None:
+    """The message comes back after its visibility timeout; the caller has seen it hidden first."""
+    poll_until(lambda: client.peek_messages(max_messages=1), timeout=10, what="the message visible again")
 
 
 def test_failure_retries_after_visibility_timeout_then_poison(

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from certlc.localstack import worker
+from certlc.localstack.ports import poll_until
 
 pytestmark = pytest.mark.azurite
 
@@ -183,17 +184,12 @@ def certlc(root: Path, *argv: str) -> Iterator[subprocess.Popen[str]]:
         process.communicate(timeout=10)
 
 
-def wait_for(predicate: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)
-
-
 def test_certlc_worker_polls_until_sigterm(script_root: Path, jobs: Any) -> None:
     with certlc(script_root, "worker", "--max-polling-interval", "0.2") as process:
         send(jobs, {"job": 7})
-        wait_for(lambda: done(script_root) == {7: 1} or process.poll() is not None)
+        poll_until(
+            lambda: done(script_root) == {7: 1} or process.poll() is not None, timeout=20, what="job 7 done once"
+        )
         assert process.poll() is None, process.communicate()
         time.sleep(2)  # idle polling: about 10 empty polls of the queue
         process.send_signal(signal.SIGTERM)

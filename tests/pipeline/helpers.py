@@ -2,15 +2,47 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from certlc.localstack.ports import poll_until
 from certlc.localstack.seeding import PreviousCA, seed_certificate
 
 PREVIOUS_CA = PreviousCA()
+
+
+@dataclass
+class HandClock:
+    """A clock the test moves by hand, for the functions to read in place of Key Vault's emulated one."""
+
+    now: dt.datetime
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, delta: dt.timedelta) -> None:
+        self.now += delta
+
+
+@contextlib.contextmanager
+def functions_clock(clock: HandClock) -> Iterator[HandClock]:
+    """The functions (sweep, renew, event) read ``clock`` until the block ends: a runtime built from the stack's
+    settings (already in the environment) with only the clock replaced."""
+    from renewal import handlers
+    from renewal.runtime import build_runtime
+
+    handlers.reset_runtime(build_runtime(os.environ, clock=clock))
+    try:
+        yield clock
+    finally:
+        handlers.reset_runtime()
 
 
 def unique(prefix: str) -> str:
@@ -63,6 +95,36 @@ def settle(stack: Any, timeout: float = 60.0) -> int:
 def versions(stack: Any, name: str, vault: str = "kv1") -> list[Any]:
     """The versions that hold a certificate: a pending create's placeholder (disabled, no x5t) is not one."""
     return [v for v in client(stack, vault).list_properties_of_certificate_versions(name) if v.x509_thumbprint]
+
+
+def no_pending(stack: Any, name: str) -> bool:
+    """No operation left in progress (Key Vault keeps a completed one readable after the merge)."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return (client(stack).get_certificate_operation(name).status or "").lower() != "inprogress"
+    except ResourceNotFoundError:
+        return True
+
+
+def drain_until(stack: Any, done: Callable[[], object], *, timeout: float = 90.0, names: tuple[str, ...] = ()) -> None:
+    """Drain the stack until ``done()``: retries come back after their visibility delay. On time-out the
+    message shows each of ``names``' versions and audit events."""
+
+    def drained() -> bool:
+        if done():
+            return True
+        settle(stack)
+        return False
+
+    def state() -> str:
+        described = (
+            f"{n}: {len(versions(stack, n))} versions, {[(r['event'], r.get('reason')) for r in audit(stack, n)]}"
+            for n in names
+        )
+        return "; ".join(["the pipeline's expected state", *described])
+
+    poll_until(drained, timeout=timeout, interval=0.2, what=state)
 
 
 def deliver(stack: Any, body: str, dequeue_count: int = 1) -> None:

@@ -18,8 +18,20 @@ from typing import Any
 import pytest
 import requests
 
+from certlc.localstack.ports import poll_until
 from renewal.ca.local import LocalCA
-from tests.pipeline.helpers import alerts_for, audit, client, near_expiry_event, seed, settle, unique, versions
+from tests.pipeline.helpers import (
+    alerts_for,
+    audit,
+    client,
+    drain_until,
+    near_expiry_event,
+    no_pending,
+    seed,
+    settle,
+    unique,
+    versions,
+)
 
 pytestmark = pytest.mark.azurite
 
@@ -54,26 +66,6 @@ def count(records: list[dict[str, Any]], event: str) -> int:
     return sum(record["event"] == event for record in records)
 
 
-def no_pending(stack: Any, name: str) -> bool:
-    from azure.core.exceptions import ResourceNotFoundError
-
-    try:
-        return (client(stack).get_certificate_operation(name).status or "").lower() != "inprogress"
-    except ResourceNotFoundError:
-        return True
-
-
-def wait_for(stack: Any, done: Any, timeout: float = 90.0, names: tuple[str, ...] = ()) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, "the pipeline did not reach the expected state in time: " + "; ".join(
-            f"{n}: {len(versions(stack, n))} versions, {[(r['event'], r.get('reason')) for r in audit(stack, n)]}"
-            for n in names
-        )
-        settle(stack)
-        time.sleep(0.2)
-
-
 @pytest.fixture
 def second_process(stack: Any, tmp_path: Path) -> Iterator[subprocess.Popen]:
     """``certlc worker`` on the stack's queue, beside the stack's own host: two instances, one queue."""
@@ -91,10 +83,12 @@ def second_process(stack: Any, tmp_path: Path) -> Iterator[subprocess.Popen]:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 60
-        while "certlc worker: polling" not in log.read_text():
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.1)
+        poll_until(
+            lambda: "certlc worker: polling" in log.read_text() or process.poll() is not None,
+            timeout=60,
+            what="the worker's first poll",
+        )
+        assert process.poll() is None, log.read_text()[-3000:]
         yield process
     finally:
         process.send_signal(signal.SIGTERM)
@@ -111,7 +105,7 @@ def test_two_processes_and_every_delivery_twice_renew_each_certificate_once(stac
     settle(stack)
     events = [e for name in names for e in expiry_events(stack, name, olds[name].properties.version, redeliveries=2)]
     deliver_events(stack, events)
-    wait_for(
+    drain_until(
         stack,
         lambda: all(len(versions(stack, name)) >= 2 and no_pending(stack, name) for name in names),
         names=tuple(names),
@@ -133,21 +127,21 @@ def test_events_while_the_ca_has_not_decided_follow_the_one_request(stack: Any, 
     old = seed(stack, name, days_left=400, lifetime_days=500, tags=DUE | {"certlc-profile": "approval"})
     settle(stack)
     deliver_events(stack, expiry_events(stack, name, old.properties.version)[:1])
-    wait_for(stack, lambda: count(audit(stack, name), "pending") >= 1)
+    drain_until(stack, lambda: count(audit(stack, name), "pending") >= 1)
     deliver_events(stack, expiry_events(stack, name, old.properties.version, redeliveries=3))  # 1 Expired, 5 more
 
     def in_flight_skips() -> int:
         return [r.get("reason") for r in audit(stack, name) if r["event"] == "skipped"].count("in_flight")
 
     # settle() only drains this process: the worker process may hold some of the six messages
-    wait_for(stack, lambda: in_flight_skips() >= 6)
+    drain_until(stack, lambda: in_flight_skips() >= 6)
     records = audit(stack, name)
     trail = [(r["event"], r.get("reason"), r.get("correlation_id", "")[:8]) for r in records]
     assert count(records, "submitted") == 1, trail
     assert in_flight_skips() == 6, trail
     pending = next(r for r in records if r["event"] == "pending")
     LocalCA(Path(stack.settings["CERTLC_LOCAL_CA_DIR"])).approve(pending["ca_request_id"])
-    wait_for(stack, lambda: len(versions(stack, name)) == 2 and no_pending(stack, name))
+    drain_until(stack, lambda: len(versions(stack, name)) == 2 and no_pending(stack, name))
     settle(stack)
     records = audit(stack, name)
     trail = [(r["event"], r.get("reason"), r.get("correlation_id", "")[:8]) for r in records]
@@ -165,7 +159,7 @@ def test_a_ca_answering_garbage_fails_once_with_an_alert_and_leaves_nothing_pend
     settle(stack)
     mocker.patch.object(LocalCA, "submit", lambda self, csr, profile: Issued(("-----BEGIN CERTIFICATE-----\nAAAA",)))
     deliver_events(stack, expiry_events(stack, name, old.properties.version)[:1])
-    wait_for(stack, lambda: count(audit(stack, name), "failed") >= 1)
+    drain_until(stack, lambda: count(audit(stack, name), "failed") >= 1)
     records = audit(stack, name)
     assert [r["reason"] for r in records if r["event"] == "failed"] == ["ca_bad_certificate"]
     assert count(records, "submitted") == 1
@@ -184,10 +178,10 @@ def test_a_renewal_given_up_withdraws_its_ca_request(stack: Any, alerts: Any) ->
     old = seed(stack, name, days_left=400, lifetime_days=500, tags=DUE | {"certlc-profile": "approval"})
     settle(stack)
     deliver_events(stack, expiry_events(stack, name, old.properties.version)[:1])
-    wait_for(stack, lambda: count(audit(stack, name), "pending") >= 1)
+    drain_until(stack, lambda: count(audit(stack, name), "pending") >= 1)
     request_id = next(r for r in audit(stack, name) if r["event"] == "pending")["ca_request_id"]
     client(stack).delete_certificate_operation(name)
-    wait_for(stack, lambda: count(audit(stack, name), "failed") >= 1)
+    drain_until(stack, lambda: count(audit(stack, name), "failed") >= 1)
     records = audit(stack, name)
     assert [r["reason"] for r in records if r["event"] == "failed"] == ["pending_lost"]
     assert [r["ca_request_id"] for r in records if r["event"] == "withdrawn"] == [request_id]
@@ -202,7 +196,7 @@ def test_a_denied_version_is_asked_for_once_whatever_else_arrives(stack: Any, al
     old = seed(stack, name, days_left=400, lifetime_days=500, tags=DUE | {"certlc-profile": "retired-template"})
     settle(stack)
     deliver_events(stack, expiry_events(stack, name, old.properties.version)[:1])
-    wait_for(stack, lambda: count(audit(stack, name), "failed") >= 1)
+    drain_until(stack, lambda: count(audit(stack, name), "failed") >= 1)
     deliver_events(stack, expiry_events(stack, name, old.properties.version, redeliveries=2))
     settle(stack)
     records = audit(stack, name)

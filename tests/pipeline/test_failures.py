@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,10 @@ from tests.pipeline.helpers import (
     audit,
     client,
     deliver,
+    drain_until,
     merged,
     near_expiry_event,
+    no_pending,
     seed,
     settle,
     unique,
@@ -28,33 +29,12 @@ from tests.pipeline.helpers import (
 )
 
 
-def _no_pending(stack, name: str) -> bool:
-    """No operation left in progress (Key Vault keeps a completed one readable after the merge)."""
-    from azure.core.exceptions import ResourceNotFoundError
-
-    try:
-        operation = client(stack).get_certificate_operation(name)
-    except ResourceNotFoundError:
-        return True
-    return (operation.status or "").lower() != "inprogress"
-
-
-def _wait_for(stack, done, timeout: float = 45.0) -> None:
-    """Drain repeatedly: retries come back after their visibility delay."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise AssertionError("the pipeline did not reach the expected state in time")
-        settle(stack)
-        time.sleep(0.2)
-
-
 def test_ca_denial_fails_permanently_with_an_alert_and_no_pending_operation(stack, alerts):
     name = unique("denied")
     seed(stack, name, days_left=5, tags={"certlc-profile": "retired-template", "Recipient": "owner@example.com"})
-    _wait_for(stack, lambda: any(r["event"] == "failed" for r in audit(stack, name)))  # a delivery may be retried
+    drain_until(stack, lambda: any(r["event"] == "failed" for r in audit(stack, name)))  # a delivery may be retried
     assert len(versions(stack, name)) == 1
-    assert _no_pending(stack, name)
+    assert no_pending(stack, name)
     failed = [r for r in audit(stack, name) if r["event"] == "failed"]
     assert [r["reason"] for r in failed] == ["ca_denied"]
     kinds = [a["kind"] for a in alerts_for(alerts, name)]
@@ -66,7 +46,7 @@ def test_ca_denial_fails_permanently_with_an_alert_and_no_pending_operation(stac
 def test_failed_list_and_retry_through_the_cli(stack, capsys):
     name = unique("redrive")
     seed(stack, name, days_left=12, tags={"certlc-profile": "retired-template"})
-    _wait_for(stack, lambda: any(r["event"] == "failed" for r in audit(stack, name)))  # a delivery may be retried
+    drain_until(stack, lambda: any(r["event"] == "failed" for r in audit(stack, name)))  # a delivery may be retried
     settings = str(stack.settings_path)
     assert certlc(["--settings", settings, "failed", "list", "--json"]) == 0
     listed = [e for e in json.loads(capsys.readouterr().out) if e["name"] == name]
@@ -75,7 +55,7 @@ def test_failed_list_and_retry_through_the_cli(stack, capsys):
     client(stack).update_certificate_properties(name, tags={"certlc-profile": "server"})  # the operator's fix
     assert certlc(["--settings", settings, "failed", "retry", listed[0]["id"]]) == 0
     assert f"re-driven: kv1/{name}" in capsys.readouterr().out
-    _wait_for(stack, lambda: len(versions(stack, name)) == 2)
+    drain_until(stack, lambda: len(versions(stack, name)) == 2)
     assert certlc(["--settings", settings, "failed", "list", "--json"]) == 0
     assert not [e for e in json.loads(capsys.readouterr().out) if e["name"] == name]
 
@@ -87,8 +67,8 @@ def test_ca_pending_is_polled_until_approved(stack):
     pending = [r for r in audit(stack, name) if r["event"] == "pending"]
     assert pending and len(versions(stack, name)) == 1
     LocalCA(Path(stack.settings["CERTLC_LOCAL_CA_DIR"])).approve(pending[0]["ca_request_id"])
-    _wait_for(stack, lambda: len(versions(stack, name)) == 2)
-    assert _no_pending(stack, name)
+    drain_until(stack, lambda: len(versions(stack, name)) == 2)
+    assert no_pending(stack, name)
     assert sum(r["event"] == "submitted" for r in audit(stack, name)) == 1, "a pending request is polled, not resent"
 
 
@@ -97,25 +77,25 @@ def test_ca_pending_then_denied_fails_and_withdraws_the_pending_operation(stack,
     seed(stack, name, days_left=20, tags={"certlc-profile": "approval"})
     settle(stack)
     pending = [r for r in audit(stack, name) if r["event"] == "pending"]
-    assert pending and not _no_pending(stack, name)
+    assert pending and not no_pending(stack, name)
     LocalCA(Path(stack.settings["CERTLC_LOCAL_CA_DIR"])).deny(pending[0]["ca_request_id"], "manager declined")
-    _wait_for(stack, lambda: any(r["event"] == "failed" for r in audit(stack, name)))
+    drain_until(stack, lambda: any(r["event"] == "failed" for r in audit(stack, name)))
     assert [r["reason"] for r in audit(stack, name) if r["event"] == "failed"] == ["ca_denied"]
-    assert len(versions(stack, name)) == 1 and _no_pending(stack, name)
+    assert len(versions(stack, name)) == 1 and no_pending(stack, name)
     assert any("manager declined" in a["reason"] for a in alerts_for(alerts, name) if a["kind"] == "renewal_failed")
 
 
 def test_ca_down_retries_with_backoff_then_fails_and_cleans_up(stack, alerts):
     name = unique("cadown")
     seed(stack, name, days_left=20, tags={"certlc-ca": "cfssl", "certlc-profile": "server"})
-    _wait_for(stack, lambda: any(r["event"] == "failed" for r in audit(stack, name)), timeout=60)
+    drain_until(stack, lambda: any(r["event"] == "failed" for r in audit(stack, name)), timeout=60)
     records = audit(stack, name)
     retried = [r for r in records if r["event"] == "retried"]
     assert [r["reason"] for r in retried] == ["ca_unavailable"] * 3  # CERTLC_MAX_ATTEMPTS=4
     assert [r["attempt"] for r in retried] == [2, 3, 4]
     assert all(r["delay_seconds"] >= 0 for r in retried)
     assert [r["reason"] for r in records if r["event"] == "failed"] == ["retries_exhausted"]
-    assert len(versions(stack, name)) == 1 and _no_pending(stack, name)
+    assert len(versions(stack, name)) == 1 and no_pending(stack, name)
     assert any(a["kind"] == "renewal_failed" for a in alerts_for(alerts, name))
 
 
@@ -126,11 +106,11 @@ def test_key_vault_error_bursts_are_ridden_out(stack, status):
     stack.control.add_fault(status=status, retry_after=1, count=6, path=f"/certificates/{name}")
     try:
         deliver(stack, RenewalRequest("kv1", name, "manual", force=True).to_json())
-        _wait_for(stack, lambda: len(versions(stack, name)) == 2)
+        drain_until(stack, lambda: len(versions(stack, name)) == 2)
     finally:
         stack.control.clear_faults()
     assert merged(stack, name) == 1
-    assert _no_pending(stack, name)
+    assert no_pending(stack, name)
 
 
 def _mentions(name: str, args: tuple) -> bool:
@@ -185,7 +165,7 @@ def test_a_crash_after_any_step_still_renews_exactly_once(stack, mocker, target,
         deliver(stack, body)  # the first delivery dies (or, for notify, survives)
     except RuntimeError:
         deliver(stack, body, dequeue_count=2)  # the host delivers the same message again
-    _wait_for(stack, lambda: len(versions(stack, name)) == 2 and _no_pending(stack, name))
+    drain_until(stack, lambda: len(versions(stack, name)) == 2 and no_pending(stack, name))
     settle(stack)
     assert len(versions(stack, name)) == 2
     assert sum(r["event"] == "merged" for r in audit(stack, name)) >= 1
@@ -215,7 +195,7 @@ def test_two_workers_on_one_certificate_issue_one_certificate(stack, mocker):
     worker.join(30)
     assert results["first"].status == "renewed"
     assert results["second"].status == "retrying" and results["second"].reason == "locked_elsewhere"
-    _wait_for(stack, lambda: _no_pending(stack, name))
+    drain_until(stack, lambda: no_pending(stack, name))
     settle(stack)
     assert len(versions(stack, name)) == 2
 
@@ -237,7 +217,7 @@ def test_poison_messages_are_listed_and_re_driven(stack, capsys, kind):
     entry = next(e for e in json.loads(capsys.readouterr().out) if e["name"] == name)
     assert (entry["store"], entry["vault"]) == ("poison", "kv1")
     assert certlc(["--settings", settings, "failed", "retry", entry["id"]]) == 0
-    _wait_for(stack, lambda: len(versions(stack, name)) == 2)
+    drain_until(stack, lambda: len(versions(stack, name)) == 2)
 
 
 def test_a_raw_event_grid_event_on_the_queue_is_renewed(stack):
@@ -247,7 +227,7 @@ def test_a_raw_event_grid_event_on_the_queue_is_renewed(stack):
     name = unique("rawevent")
     old = seed(stack, name, days_left=400, lifetime_days=500, tags={"certlc-renew-before-days": "450"})
     queue_client(stack.settings).send_message(json.dumps(near_expiry_event(stack, name, old.properties.version)))
-    _wait_for(stack, lambda: len(versions(stack, name)) == 2)
+    drain_until(stack, lambda: len(versions(stack, name)) == 2)
 
 
 def test_a_certificate_with_too_many_tags_fails_before_a_version_is_started(stack, alerts):
@@ -255,10 +235,10 @@ def test_a_certificate_with_too_many_tags_fails_before_a_version_is_started(stac
     name = unique("tags")
     tags = {f"team{n:02}": "x" for n in range(13)} | {"certlc-renew-before-days": "25"}
     seed(stack, name, days_left=20, tags=tags)
-    _wait_for(stack, lambda: any(r["event"] == "failed" for r in audit(stack, name)))
+    drain_until(stack, lambda: any(r["event"] == "failed" for r in audit(stack, name)))
     failed = [r for r in audit(stack, name) if r["event"] == "failed"]
     assert [r["reason"] for r in failed] == ["too_many_tags"]
     assert "remove 2 of" in failed[0]["detail"]
     assert not any(r["event"] in ("csr_created", "submitted") for r in audit(stack, name))
-    assert len(versions(stack, name)) == 1 and _no_pending(stack, name)
+    assert len(versions(stack, name)) == 1 and no_pending(stack, name)
     assert any(a["kind"] == "renewal_failed" for a in alerts_for(alerts, name))

@@ -6,7 +6,19 @@ import datetime as dt
 
 from certlc.cli import main as certlc
 from renewal.messages import RenewalRequest
-from tests.pipeline.helpers import alerts_for, audit, client, deliver, merged, seed, settle, unique, versions
+from tests.pipeline.helpers import (
+    HandClock,
+    alerts_for,
+    audit,
+    client,
+    deliver,
+    functions_clock,
+    merged,
+    seed,
+    settle,
+    unique,
+    versions,
+)
 
 
 def _calls_for(stack, name: str) -> list[str]:
@@ -45,32 +57,32 @@ def test_the_sweep_renews_what_no_event_announced(stack):
     assert [r["trigger"] for r in initiated] == ["sweep"]
 
 
-def _clear_of_midnight(stack, margin_seconds: int = 180) -> None:
-    """A test that sweeps twice and expects one warning must not straddle UTC midnight on Key Vault's clock."""
-    now = stack.now()
-    midnight = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    if (midnight - now).total_seconds() < margin_seconds:
-        stack.control.advance(margin_seconds)
-
-
 def test_expiry_warnings_go_out_once_a_day_for_a_certificate_that_cannot_be_renewed(stack, alerts):
-    _clear_of_midnight(stack)
+    """The functions read a clock the test holds, so the two sweeps of one day fall on one day whatever the hour."""
     name = unique("warned")
-    seed(stack, name, days_left=20, tags={"certlc-profile": "retired-template"})
-    settle(stack)
-    for _ in range(2):
+    with functions_clock(HandClock(stack.now())) as clock:
+        seed(stack, name, days_left=20, tags={"certlc-profile": "retired-template"})
+        settle(stack)
+        for _ in range(2):
+            stack.host.trigger_timer("sweep")
+            settle(stack)
+        warnings = [a for a in alerts_for(alerts, name) if a["kind"] == "expiring"]
+        assert len(warnings) == 1
+        assert (
+            warnings[0]["summary"]
+            == f"The certificate for {name} in kv1 will expire within the next {warnings[0]['days_left']} days"
+        )
+        assert 18 <= warnings[0]["days_left"] <= 20
+        failed = [r for r in audit(stack, name) if r["event"] == "failed"]
+        assert len(failed) == 1, "the sweep must not re-queue a permanently failed version"
+        assert client(stack).get_certificate(name).properties.tags["certlc-warned"] == clock.now.strftime("%Y-%m-%d")
+
+        clock.advance(dt.timedelta(days=1))
         stack.host.trigger_timer("sweep")
         settle(stack)
-    warnings = [a for a in alerts_for(alerts, name) if a["kind"] == "expiring"]
-    assert len(warnings) == 1
-    assert (
-        warnings[0]["summary"]
-        == f"The certificate for {name} in kv1 will expire within the next {warnings[0]['days_left']} days"
-    )
-    assert 18 <= warnings[0]["days_left"] <= 20
-    failed = [r for r in audit(stack, name) if r["event"] == "failed"]
-    assert len(failed) == 1, "the sweep must not re-queue a permanently failed version"
-    assert client(stack).get_certificate(name).properties.tags["certlc-warned"]
+        warnings = [a for a in alerts_for(alerts, name) if a["kind"] == "expiring"]
+        assert len(warnings) == 2, "the next day warns again"
+        assert len([r for r in audit(stack, name) if r["event"] == "failed"]) == 1
 
 
 def test_certlc_renew_dry_run_then_force(stack, capsys):
