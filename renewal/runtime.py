@@ -108,12 +108,13 @@ def _make_ca(name: str, env: Mapping[str, str], clock: Clock, timeout: float) ->
             _required(env, "CERTLC_CFSSL_URL"), ca_bundle=env.get("CERTLC_CFSSL_CA_BUNDLE") or None, timeout=timeout
         )
     if name == "acme":
-        from renewal.ca.acme import AcmeAuthority, Http01FolderSolver
+        from renewal.ca.acme import AcmeAuthority, Http01FolderSolver, account_key_options
+        from renewal.hosting import in_azure
 
         webroot = env.get("CERTLC_ACME_HTTP01_WEBROOT", "").strip()
         return AcmeAuthority(
             _required(env, "CERTLC_ACME_DIRECTORY"),
-            account_key_path=Path(_required(env, "CERTLC_ACME_ACCOUNT_KEY")),
+            **account_key_options(env.get("CERTLC_ACME_ACCOUNT_KEY", ""), azure=in_azure(env)),
             contact_email=env.get("CERTLC_ACME_EMAIL") or None,
             eab_kid=env.get("CERTLC_ACME_EAB_KID") or None,
             eab_hmac_key=env.get("CERTLC_ACME_EAB_HMAC_KEY") or None,

@@ -21,9 +21,10 @@ from typing import Any, Literal, Protocol
 
 from renewal import tags as T
 from renewal.backoff import Backoff
+from renewal.ca.acme_ari import renewal_window
 from renewal.ca.base import CaError, CaUnavailable, CertificateAuthority, Denied, Issued, Pending
 from renewal.csrcheck import CsrMismatch, check_csr_against_policy
-from renewal.decide import Input, Verdict, WindowSettings, check_request, decide, is_within_escalation
+from renewal.decide import Input, Verdict, WindowSettings, ca_of, check_request, decide, is_within_escalation
 from renewal.keyvault import CertificateSnapshot, KeyVault, KeyVaultError, PendingExists, PendingGone
 from renewal.ledger import Held, Ledger, LockUnavailable, RenewalRecord
 from renewal.messages import RenewalRequest
@@ -87,9 +88,13 @@ class _Progress:
     record: RenewalRecord | None = None
 
     def note(self, now: datetime, **changes: Any) -> None:
-        """Write the record: this renewal owns it and is at work until ``next_action_at`` (default: a while)."""
+        """Write the record: this renewal owns it and is at work until ``next_action_at`` (default: a while).
+
+        A CA request the request follows is recorded too, so whoever comes next follows it instead of submitting."""
         changes.setdefault("next_action_at", now + self.working_for)
         changes.setdefault("kv_request_id", self.request.kv_request_id)
+        if self.request.ca_request_id:
+            changes.setdefault("ca_request_id", self.request.ca_request_id)
         base = self.record or RenewalRecord(owner=self.request.correlation_id, state="working", next_action_at=now)
         self.record = base.advance(owner=self.request.correlation_id, **changes)
         self.held.save(self.record)
@@ -178,7 +183,8 @@ class RenewalWorkflow:
                 request = progress.request = replace(request, version=cert.version)
             if cert and T.tag(cert.tags, T.CORRELATION) == request.correlation_id:
                 return self._already_merged(progress, cert)
-            verdict = decide(Input(request, self.vaults, cert, now, self.settings))
+            window = renewal_window(cert, ca_of(cert.tags, self.settings), self.ca_for, now) if cert else None
+            verdict = decide(Input(request, self.vaults, cert, now, self.settings, window))
             if verdict.outcome == "skip":
                 self.reporter.audit("skipped", request, reason=verdict.reason, detail=verdict.message)
                 return Result("skipped", verdict.reason, verdict.message, request)
@@ -200,6 +206,8 @@ class RenewalWorkflow:
                 )
             return self._finish_permanent(progress.request, cert, "keyvault_error", str(exc), progress.held)
         except CaUnavailable as exc:
+            if exc.request_id:  # the CA has the request, perhaps issued: the retry follows it, never submits again
+                progress.request = replace(progress.request, ca_request_id=exc.request_id)
             return self._retry(progress.request, cert, "ca_unavailable", str(exc), exc.retry_after_seconds, progress)
         except CaError as exc:
             return self._finish_permanent(progress.request, cert, "ca_error", str(exc), progress.held)
@@ -268,7 +276,7 @@ class RenewalWorkflow:
         elif ca_request_id:  # a request the CA has not decided: follow it, never submit the CSR again
             csr = self._pending_csr(kv, request)
             progress.note(now, version=cert.version, ca=ca.name, ca_request_id=ca_request_id)
-            result = ca.poll(ca_request_id)
+            result = ca.poll(ca_request_id, csr_to_pem(csr))
         else:
             csr, request = self._obtain_csr(kv, request, cert)
             progress.request = request
@@ -280,7 +288,10 @@ class RenewalWorkflow:
             # No record before the CA answers: while this renewal runs, its lease keeps others out; if it dies
             # before the answer is recorded, nothing could have told the next owner what the CA did.
             self.reporter.audit("submitted", request, ca=ca.name, profile=verdict.profile)
-            result = ca.submit(csr_to_pem(csr), verdict.profile or "")
+            if verdict.renewal_window is not None:  # only an ACME CA with ARI gives one: name what the order replaces
+                result = ca.submit(csr_to_pem(csr), verdict.profile or "", replaces=verdict.renewal_window.cert_id)
+            else:
+                result = ca.submit(csr_to_pem(csr), verdict.profile or "")
         if isinstance(result, Denied):
             kv.delete_pending(request.name)
             self.reporter.audit("denied", request, ca=ca.name, detail=result.reason, **_ca_words(result))
@@ -305,6 +316,8 @@ class RenewalWorkflow:
                 retry_in_seconds=result.retry_after_seconds,
             )
         if not (record and record.chain_pem):
+            if result.request_id:  # should the chain not be recorded, the retry fetches it again from the CA
+                request = progress.request = replace(request, ca_request_id=result.request_id)
             progress.note(now, state="issued", version=cert.version, ca=ca.name, chain_pem=tuple(result.chain_pem))
             self.reporter.audit("issued", request, ca=ca.name)
         return self._merge(kv, progress, cert, csr, result, ca.name)

@@ -1,24 +1,44 @@
-"""ACME (RFC 8555) CA adapter built on the ``acme``/``josepy`` packages.
+"""ACME (RFC 8555) CA adapter built on the ``acme``/``josepy`` packages (JWS and messages; the polling is ours).
 
-The account key lives in a file (0600, made once) so every run is the same account; an external
-account binding (EAB) is sent only when the account is first created. Identifiers come from the
-CSR Key Vault made; challenges are answered by a ``ChallengeSolver``. An order the CA has not
-finished within ``timeout`` is reported ``Pending`` with the order URL as request id, and ``poll``
-carries it on; the CSR of such an order is kept next to the account key for the finalization.
+Nothing on local disk in Azure. The account key is the PEM itself (in Azure an app setting that is a
+Key Vault reference, resolved by the platform) or, on-premises and in the local stack, a file made once
+(0600). In Azure a missing key is a configuration error, never a new key: a new key is a new account,
+and many CAs hand out single-use EAB keys. The account is found again with ``onlyReturnExisting``; EAB
+is sent only when it is first created. An order the CA has not finished within ``timeout`` is
+``Pending`` with the order URL as request id; ``poll(order_url, csr)`` finishes it with the CSR of Key
+Vault's pending operation, so any instance can.
+
+Never a second certificate for one renewal: once the CA has an order, every failure (the network, the
+CA, an ``OSError``) is ``CaUnavailable`` naming the order, and the retry follows it with ``poll``
+instead of placing another. An ``Issued`` names its order too, for the same reason.
+
+Milliseconds, not seconds: after acting, the first look at the order is after ``FIRST_LOOK_SECONDS``,
+then the wait doubles up to the CA's Retry-After, or ``LONGEST_LOOK_SECONDS`` when it gives none.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
+import email.utils
 import os
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from renewal.ca.base import CA_TIMEOUT_DEFAULT, CaConfigError, CaResult, CaUnavailable, Denied, Issued, Pending
+from renewal.ca.base import (
+    CA_TIMEOUT_DEFAULT,
+    CaConfigError,
+    CaError,
+    CaResult,
+    CaUnavailable,
+    Denied,
+    Issued,
+    Pending,
+)
 
 if TYPE_CHECKING:
     from acme import client as acme_client
@@ -27,6 +47,50 @@ if TYPE_CHECKING:
 TRANSIENT_CODES = {"rateLimited", "serverInternal", "badNonce"}
 PENDING_RETRY_SECONDS = 60
 HTTP01_PATH = "/.well-known/acme-challenge/"
+FIRST_LOOK_SECONDS = 0.025  # the CA usually needs a few milliseconds to validate, then to sign
+LONGEST_LOOK_SECONDS = 1.0  # the longest wait between looks when the CA sends no Retry-After
+KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
+KEY_SETTING = "CERTLC_ACME_ACCOUNT_KEY"
+
+
+def account_key_options(setting: str, *, azure: bool) -> dict[str, Any]:
+    """The adapter's account key arguments from ``CERTLC_ACME_ACCOUNT_KEY``: the PEM itself, or a file's path.
+
+    A path's key is made when missing, except in Azure, where a key made on local disk would not last."""
+    value = setting.strip()
+    if value.startswith(KEY_VAULT_REFERENCE):
+        raise CaConfigError(
+            f"{KEY_SETTING} is a Key Vault reference the platform could not resolve: give the app's identity "
+            "Key Vault Secrets User on that secret and check the reference (the setting's status in the portal)"
+        )
+    if value.startswith("-----BEGIN"):
+        return {"account_key_pem": value.replace("\\n", "\n")}  # a one-line PEM with escaped line breaks too
+    if not value:
+        where = ": in Azure, a Key Vault reference to a secret holding the account key's PEM" if azure else ""
+        raise CaConfigError(f"{KEY_SETTING} is not set{where}")
+    return {"account_key_path": Path(value), "create_account_key": not azure}
+
+
+def next_wait(previous: float | None, retry_after: float | None) -> float:
+    """Seconds until the next look at an order: ``FIRST_LOOK_SECONDS`` first, then twice the previous wait,
+    up to the CA's Retry-After (``LONGEST_LOOK_SECONDS`` without one)."""
+    if previous is None:
+        return FIRST_LOOK_SECONDS
+    ceiling = LONGEST_LOOK_SECONDS if retry_after is None else max(retry_after, FIRST_LOOK_SECONDS)
+    return min(previous * 2, ceiling)
+
+
+def retry_after_seconds(header: str | None, now: datetime) -> float | None:
+    """Retry-After in seconds from ``now`` (delay-seconds or an HTTP date); None when absent or unreadable."""
+    if not header:
+        return None
+    if header.strip().isdigit():
+        return float(header.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - now).total_seconds()) if when.tzinfo else None
 
 
 class ChallengeSolver(Protocol):
@@ -111,7 +175,9 @@ class AcmeAuthority:
         self,
         directory_url: str,
         *,
-        account_key_path: Path,
+        account_key_path: Path | None = None,
+        account_key_pem: str | None = None,
+        create_account_key: bool = True,
         contact_email: str | None = None,
         eab_kid: str | None = None,
         eab_hmac_key: str | None = None,
@@ -120,12 +186,18 @@ class AcmeAuthority:
         timeout: float = 60,
         network_timeout: float = CA_TIMEOUT_DEFAULT,
     ) -> None:
-        """``eab_hmac_key`` is base64url as CAs hand it out; ``timeout`` bounds the wait for an order in one
-        submit/poll, ``network_timeout`` (``CERTLC_CA_TIMEOUT``) the connect and each read of every request."""
+        """The account key is ``account_key_pem`` or the file ``account_key_path`` (made when missing only if
+        ``create_account_key``). ``eab_hmac_key`` is base64url as CAs hand it out; ``timeout`` bounds the wait
+        for an order in one submit/poll, ``network_timeout`` (``CERTLC_CA_TIMEOUT``) the connect and each read
+        of every request."""
+        if (account_key_path is None) == (account_key_pem is None):
+            raise CaConfigError("the ACME account key is either a PEM or a file's path: give exactly one")
         if bool(eab_kid) != bool(eab_hmac_key):
             raise CaConfigError("ACME external account binding needs both the key id and the HMAC key")
         self.directory_url = directory_url
-        self.account_key_path = Path(account_key_path)
+        self.account_key_path = Path(account_key_path) if account_key_path is not None else None
+        self._account_key_pem = account_key_pem
+        self._create_account_key = create_account_key
         self.contact_email = contact_email
         self._eab = (eab_kid, eab_hmac_key) if eab_kid and eab_hmac_key else None
         self._verify: bool | str = ca_bundle or True
@@ -134,27 +206,35 @@ class AcmeAuthority:
         self.network_timeout = network_timeout
         self._client: acme_client.ClientV2 | None = None
 
-    def submit(self, csr_pem: bytes, profile: str) -> CaResult:
+    def submit(self, csr_pem: bytes, profile: str, replaces: str | None = None) -> CaResult:
+        """``replaces``: the ARI identifier of the certificate this one renews (RFC 9773), named in the new order."""
         from cryptography import x509
+
+        from renewal.ca.acme_ari import new_order
 
         try:
             x509.load_pem_x509_csr(csr_pem)
         except ValueError as exc:
             return Denied(f"the CSR is not a valid PEM certificate request: {exc}")
 
-        def run() -> CaResult:
+        def run(placed: _Placed) -> CaResult:
             client = self._account()
-            order = client.new_order(csr_pem, profile=self._order_profile(client, profile))
+            order = new_order(client, csr_pem, profile=self._order_profile(client, profile), replaces=replaces)
+            placed.url = order.uri
             return self._complete(client, order)
 
-        return self._guarded(run)
+        return self._guarded(run, _Placed())
 
-    def poll(self, request_id: str) -> CaResult:
-        def run() -> CaResult:
+    def poll(self, request_id: str, csr_pem: bytes) -> CaResult:
+        """Carries on the order ``request_id`` (its URL); ``csr_pem`` finalizes it if the CA has not yet."""
+        if urlsplit(request_id)[:2] != urlsplit(self.directory_url)[:2]:
+            raise CaConfigError(f"{request_id!r} is not an order of the ACME server {self.directory_url}")
+
+        def run(placed: _Placed) -> CaResult:
             client = self._account()
-            return self._complete(client, self._load_order(client, request_id))
+            return self._complete(client, self._load_order(client, request_id, csr_pem))
 
-        return self._guarded(run)
+        return self._guarded(run, _Placed(request_id))
 
     @property
     def account_url(self) -> str:
@@ -167,8 +247,30 @@ class AcmeAuthority:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ec
 
-        path = self.account_key_path
+        if self._account_key_pem is not None:
+            where, pem = KEY_SETTING, self._account_key_pem.encode()
+        else:
+            assert self.account_key_path is not None
+            where, pem = str(self.account_key_path), self._key_file(self.account_key_path)
+        try:
+            key = serialization.load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError) as exc:  # the message names where the key is, never its content
+            raise CaConfigError(f"the ACME account key in {where} is not an unencrypted PEM private key") from exc
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+            raise CaConfigError(f"the ACME account key in {where} must be an EC P-256 key")
+        return josepy.JWKEC(key=key)
+
+    def _key_file(self, path: Path) -> bytes:
+        """The key file's bytes; made first (0600) when missing and allowed."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         if not path.exists():
+            if not self._create_account_key:
+                raise CaConfigError(
+                    f"the ACME account key file {path} does not exist, and here a new one would not last: "
+                    f"put the key's PEM in a Key Vault secret and make {KEY_SETTING} a Key Vault reference to it"
+                )
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -180,10 +282,7 @@ class AcmeAuthority:
             else:
                 with os.fdopen(fd, "wb") as out:
                     out.write(pem)
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise CaConfigError(f"the ACME account key {path} must be an EC P-256 key")
-        return josepy.JWKEC(key=key)
+        return path.read_bytes()
 
     def _account(self) -> acme_client.ClientV2:
         """The client bound to our account (found or created once per instance)."""
@@ -245,38 +344,76 @@ class AcmeAuthority:
         return profile
 
     def _complete(self, client: acme_client.ClientV2, order: messages.OrderResource) -> CaResult:
-        from acme import errors, messages
+        """Answers the challenges, finalizes and downloads, looking at the order as ``next_wait`` says."""
+        from acme import messages
 
-        deadline = dt.datetime.now() + dt.timedelta(seconds=self.timeout)
-        status = order.body.status
-        if status == messages.STATUS_INVALID:
-            return self._finish(order, Denied(f"the ACME order is invalid: {_problem(order.body.error)}"))
-        if status == messages.STATUS_VALID:
-            return self._finish(order, self._download(client, order.body.certificate))
+        deadline = time.monotonic() + self.timeout
+        presented: list[tuple[str, str]] = []
+        wait: float | None = None
+        retry_after: float | None = None
         try:
-            if status == messages.STATUS_PENDING:
-                presented = self._present(client, order)
-                try:
-                    order = client.poll_authorizations(order, deadline)
-                finally:
-                    self._cleanup(presented)
-            if status == messages.STATUS_PROCESSING:
-                done = client.poll_finalization(order, deadline)
-            else:
-                done = client.finalize_order(order, deadline)
-        except errors.TimeoutError:
-            if order.csr_pem:
-                self._csr_path(order.uri).write_bytes(order.csr_pem)
-            return Pending(
-                request_id=order.uri,
-                retry_after_seconds=PENDING_RETRY_SECONDS,
-                detail=f"ACME order still {status} after {self.timeout:g} s",
-            )
-        except errors.ValidationError as exc:
-            return self._finish(order, Denied(f"ACME challenge validation failed: {exc}"))
-        except errors.IssuanceError as exc:
-            return self._finish(order, Denied(f"the ACME CA did not issue: {_problem(exc.error)}"))
-        return self._finish(order, Issued(_split_chain(done.fullchain_pem)))
+            while True:
+                status = order.body.status
+                if status == messages.STATUS_VALID:
+                    return Issued(_split_chain(_post_as_get(client, order.body.certificate).text), order.uri)
+                if status == messages.STATUS_INVALID:
+                    return Denied(self._why_invalid(client, order))
+                if status == messages.STATUS_PENDING and not presented:
+                    presented = self._present(client, order)
+                if status == messages.STATUS_READY:
+                    order, retry_after = self._finalize(client, order)
+                    wait = None
+                    continue
+                wait = next_wait(wait, retry_after)
+                if time.monotonic() + wait > deadline:
+                    return Pending(
+                        request_id=order.uri,
+                        retry_after_seconds=PENDING_RETRY_SECONDS,
+                        detail=f"ACME order still {status} after {self.timeout:g} s",
+                    )
+                time.sleep(wait)
+                order, retry_after = self._look(client, order)
+        finally:
+            self._cleanup(presented)
+
+    def _look(
+        self, client: acme_client.ClientV2, order: messages.OrderResource
+    ) -> tuple[messages.OrderResource, float | None]:
+        from acme import messages
+
+        response = _post_as_get(client, order.uri)
+        body = messages.Order.from_json(response.json())
+        return order.update(body=body), retry_after_seconds(response.headers.get("Retry-After"), datetime.now(UTC))
+
+    def _finalize(
+        self, client: acme_client.ClientV2, order: messages.OrderResource
+    ) -> tuple[messages.OrderResource, float | None]:
+        from acme import messages
+        from cryptography import x509
+
+        request = messages.CertificateRequest(csr=x509.load_pem_x509_csr(order.csr_pem))
+        try:
+            response = client.net.post(order.body.finalize, request, new_nonce_url=client.directory["newNonce"])
+        except messages.Error as exc:
+            if exc.code != "orderNotReady":  # finalized meanwhile (another look will tell), else a real refusal
+                raise
+            return self._look(client, order)
+        body = messages.Order.from_json(response.json())
+        return order.update(body=body), retry_after_seconds(response.headers.get("Retry-After"), datetime.now(UTC))
+
+    def _why_invalid(self, client: acme_client.ClientV2, order: messages.OrderResource) -> str:
+        """The CA's reason for an invalid order: a failed challenge's finding, else the order's error."""
+        from acme import messages
+
+        for url in order.body.authorizations:
+            authz = messages.Authorization.from_json(_post_as_get(client, url).json())
+            for challenge in authz.challenges:
+                if challenge.error is not None:
+                    return (
+                        f"ACME challenge validation failed for {authz.identifier.value!r} "
+                        f"({_challenge_type(challenge)}): {_problem(challenge.error)}"
+                    )
+        return f"the ACME CA did not issue: {_problem(order.body.error)}"
 
     def _present(self, client: acme_client.ClientV2, order: messages.OrderResource) -> list[tuple[str, str]]:
         from acme import messages
@@ -307,59 +444,58 @@ class AcmeAuthority:
         for identifier, token in presented:
             self.solver.cleanup(identifier, token)  # type: ignore[union-attr]
 
-    def _load_order(self, client: acme_client.ClientV2, order_url: str) -> messages.OrderResource:
+    def _load_order(self, client: acme_client.ClientV2, order_url: str, csr_pem: bytes) -> messages.OrderResource:
+        """The order as the CA has it now; its authorizations only while they may need answers."""
         from acme import messages
 
-        if urlsplit(order_url)[:2] != urlsplit(self.directory_url)[:2]:
-            raise CaConfigError(f"{order_url!r} is not an order of the ACME server {self.directory_url}")
         body = messages.Order.from_json(_post_as_get(client, order_url).json())
-        authorizations = [
-            messages.AuthorizationResource(
-                body=messages.Authorization.from_json(_post_as_get(client, url).json()), uri=url
-            )
-            for url in body.authorizations
-        ]
-        csr_path = self._csr_path(order_url)
-        csr_pem = csr_path.read_bytes() if csr_path.exists() else None
-        if csr_pem is None and body.status in (messages.STATUS_PENDING, messages.STATUS_READY):
-            raise CaConfigError(
-                f"the ACME order {order_url} needs its CSR to finalize but {csr_path} is gone; "
-                "move the certificate's pending operation out of the way and renew again"
-            )
+        authorizations = []
+        if body.status == messages.STATUS_PENDING:
+            authorizations = [
+                messages.AuthorizationResource(
+                    body=messages.Authorization.from_json(_post_as_get(client, url).json()), uri=url
+                )
+                for url in body.authorizations
+            ]
         return messages.OrderResource(body=body, uri=order_url, authorizations=authorizations, csr_pem=csr_pem)
-
-    def _download(self, client: acme_client.ClientV2, certificate_url: str) -> Issued:
-        return Issued(_split_chain(_post_as_get(client, certificate_url).text))
-
-    def _csr_path(self, order_url: str) -> Path:
-        folder = self.account_key_path.parent / "acme-orders"
-        folder.mkdir(mode=0o700, exist_ok=True)
-        return folder / f"{hashlib.sha256(order_url.encode()).hexdigest()[:32]}.csr"
-
-    def _finish(self, order: messages.OrderResource, result: CaResult) -> CaResult:
-        if order.uri:
-            self._csr_path(order.uri).unlink(missing_ok=True)
-        return result
 
     # -- errors ---------------------------------------------------------------------------------
 
-    def _guarded(self, run: Callable[[], CaResult]) -> CaResult:
-        """Maps what the network and the ACME server say onto Denied / CaUnavailable / CaConfigError."""
+    def _guarded(self, run: Callable[[_Placed], CaResult], placed: _Placed) -> CaResult:
+        """Maps what the network and the ACME server say onto Denied / CaUnavailable / CaConfigError. Once the
+        CA has the order (``placed.url``), any other failure is ``CaUnavailable`` naming it: followed, not placed
+        again."""
         import requests
         from acme import errors, messages
 
         try:
-            return run()
+            return run(placed)
         except _Refused as exc:
             return Denied(str(exc))
+        except CaError:
+            raise
         except requests.RequestException as exc:
-            raise CaUnavailable(f"ACME server {self.directory_url} unreachable: {type(exc).__name__}: {exc}") from exc
+            raise CaUnavailable(
+                f"ACME server {self.directory_url} unreachable: {type(exc).__name__}: {exc}", request_id=placed.url
+            ) from exc
         except messages.Error as exc:
             if exc.code in TRANSIENT_CODES:
-                raise CaUnavailable(f"ACME server is busy or failing: {_problem(exc)}") from exc
+                raise CaUnavailable(f"ACME server is busy or failing: {_problem(exc)}", request_id=placed.url) from exc
             return Denied(f"the ACME server refused: {_problem(exc)}")
-        except errors.Error as exc:
-            raise CaUnavailable(f"unexpected answer from ACME server {self.directory_url}: {exc!r}") from exc
+        except Exception as exc:
+            if placed.url is None and not isinstance(exc, errors.Error):
+                raise
+            where = f"the ACME order {placed.url}" if placed.url else f"the ACME server {self.directory_url}"
+            raise CaUnavailable(
+                f"unexpected failure with {where}: {type(exc).__name__}: {exc}", request_id=placed.url
+            ) from exc
+
+
+@dataclass
+class _Placed:
+    """The order's URL once the CA has it: from then on a failure names it, so the retry follows it."""
+
+    url: str | None = None
 
 
 class _Refused(Exception):

@@ -2,9 +2,12 @@
 
 ``submit`` sends a CSR made by Key Vault (the private key never leaves the vault)
 and answers with what the CA did; ``poll`` asks again about a request the CA left
-pending (AD CS manager approval, ACME orders still processing). A CA that cannot be
-reached, or does not answer within ``CERTLC_CA_TIMEOUT``, raises ``CaUnavailable``: that is
-transient and retried with back-off.
+pending (AD CS manager approval, ACME orders still processing), given the same CSR again
+(Key Vault's pending operation keeps it), so an adapter keeps nothing on local disk. A CA that
+cannot be reached, or does not answer within ``CERTLC_CA_TIMEOUT``, raises ``CaUnavailable``: that
+is transient and retried with back-off. When the CA already has the request (it may even have
+issued), the error names it (``request_id``) and the retry follows that request with ``poll``:
+submitting again could issue a second certificate.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ class Issued:
     """The CA signed the CSR. ``chain_pem`` is leaf first, then intermediates (root optional)."""
 
     chain_pem: tuple[str, ...]
+    request_id: str = ""  # the CA's id for the request, where it has one: followed if the chain is lost
 
 
 @dataclass(frozen=True)
@@ -54,9 +58,11 @@ class CaError(Exception):
 class CaUnavailable(CaError):
     """The CA could not be reached or answered with a transient error."""
 
-    def __init__(self, message: str, retry_after_seconds: int | None = None) -> None:
+    def __init__(self, message: str, retry_after_seconds: int | None = None, request_id: str | None = None) -> None:
+        """``request_id``: the CA has this request already (it may have issued): poll it, never submit again."""
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+        self.request_id = request_id
 
 
 class CaConfigError(CaError, ConfigError):
@@ -71,4 +77,6 @@ class CertificateAuthority(Protocol):
 
     def submit(self, csr_pem: bytes, profile: str) -> CaResult: ...
 
-    def poll(self, request_id: str) -> CaResult: ...
+    def poll(self, request_id: str, csr_pem: bytes) -> CaResult:
+        """``csr_pem`` is the CSR the request was made with (from Key Vault's pending operation)."""
+        ...

@@ -69,7 +69,7 @@ class CfsslAuthority:
         leaf = answer["certificate"].strip() + "\n"
         return Issued((leaf, self._profile_info(chosen or "")["certificate"].strip() + "\n"))
 
-    def poll(self, request_id: str) -> CaResult:
+    def poll(self, request_id: str, csr_pem: bytes = b"") -> CaResult:
         raise CaConfigError(f"cfssl never leaves a request pending; there is nothing to poll for {request_id!r}")
 
     def _unknown_profile(self, profile: str) -> str | None:

@@ -82,7 +82,8 @@ class LocalCA:
             )
         return Issued((self._sign(csr, spec), self.certificate_pem))
 
-    def poll(self, request_id: str) -> CaResult:
+    def poll(self, request_id: str, csr_pem: bytes = b"") -> CaResult:
+        """The CA keeps each request it left pending, CSR included: ``csr_pem`` is not needed."""
         record = self._request(request_id)
         if record["state"] in ("denied", "withdrawn"):
             return Denied(record.get("reason", "denied by the CA operator"))
