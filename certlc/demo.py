@@ -1,4 +1,4 @@
-"""``certlc demo``: the whole pipeline on the local stack, end to end, with a summary.
+"""``certlc demo``: the whole pipeline on the local stack, end to end, with a summary, through one CA.
 
 It seeds a vault the way an operator's vault looks on the day certlc is installed (an
 expired certificate, one expiring within 30 days, a healthy one, a Key Vault self-signed
@@ -7,6 +7,15 @@ window but not yet within Key Vault's 30-day expiry event, so only the sweep can
 moves the Key Vault clock forward so Key Vault raises its events, lets Event Grid → queue →
 renew → merge → notify run, runs the sweep, ingests the status snapshot and writes the
 dashboard.
+
+``--ca`` picks the CA the stack renews with, started in the demo's folder: ``local`` (the default, in
+process), ``acme`` (pebble), ``cfssl`` (``cfssl serve``) or ``adcs`` (the local ``/certsrv`` over NTLM with
+Extended Protection, and an OpenLDAP slapd holding the certificate templates). Every CA gets the same six
+certificates with the same expected outcomes (``EXPECTED``); the retired template is refused the way each CA
+refuses: a profile it does not offer, the name pebble's policy blocks, or the AD CS denial in the CA's words.
+AD CS gets two more: a certificate known only by its v2 template OID (no tag: renewed through the directory
+lookup) and one whose template needs a CA manager's approval, which the demo approves, as a manager would,
+once the audit trail shows it waiting, then sees merged on the next poll.
 
 Every outcome it prints is observed, never worked out: from the audit trail, the sweep's
 report and Key Vault's versions. A certificate nothing recorded is "not examined by the
@@ -19,13 +28,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import secrets
 import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
 
 if TYPE_CHECKING:
     from renewal.sweep import SweepReport
@@ -36,6 +48,12 @@ ADVANCE_DAYS = 15
 NOT_EXAMINED = "not examined"
 RENEWED = "renewed"
 FAILED = "failed"
+APPROVAL_TIMEOUT = 60.0  # seconds from the approval to the merge: the CA is asked again every ADCS_POLL_SECONDS
+ADCS_POLL_SECONDS = 1
+# The v2 template of the OID-only certificate: in the directory as WebServerV2, a name /certsrv offers
+V2_TEMPLATE_OID = "1.3.6.1.4.1.311.21.8.5934178.1234567.1.2.3.4.101"
+APPROVAL_TEMPLATE = "ApprovalV3"  # the AD CS template whose requests wait for a CA manager
+REFUSED_NAME = "partner.example.com"  # the name pebble's policy refuses: ACME has no templates to retire
 
 
 @dataclass(frozen=True)
@@ -44,60 +62,85 @@ class Seed:
     issuer: str  # "Unknown" (certlc renews) or "Self" (Key Vault renews)
     days_left: int  # at seeding time
     lifetime_days: int
-    expect: str | None  # the outcome the pipeline must record; None: nothing is expected to act on it
-    expect_reason: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     sans: tuple[str, ...] = ()
     auto_renew: bool = True  # Self only: Key Vault's own AutoRenew lifetime action
+    extensions: tuple[x509.ExtensionType, ...] = ()  # what the previous CA put in the certificate besides the CSR's
 
 
 SEEDS = (
-    Seed(
-        "web-expired",
-        "Unknown",
-        -2,
-        90,
-        RENEWED,
-        "merged",
-        {"Recipient": "web-team@example.com"},
-        ("www.example.com",),
-    ),
+    Seed("web-expired", "Unknown", -2, 90, {"Recipient": "web-team@example.com"}, ("www.example.com",)),
     Seed(
         "shop-expiring",
         "Unknown",
         40,
         90,
-        RENEWED,
-        "merged",
         {"Recipient": "shop@example.com; oncall@example.com", "owner": "shop"},
         ("shop.example.com", "cart.example.com"),
     ),
-    Seed("api-healthy", "Unknown", 300, 365, None, sans=("api.example.com",)),
-    Seed("portal-selfsigned", "Self", 0, 0, None, sans=("portal.example.com",)),
+    Seed("api-healthy", "Unknown", 300, 365, sans=("api.example.com",)),
+    Seed("portal-selfsigned", "Self", 0, 0, sans=("portal.example.com",)),
+    Seed("partner-retired", "Unknown", 38, 90, {"certlc-profile": "retired-template"}, (REFUSED_NAME,)),
+    Seed("intranet-yearly", "Unknown", 110, 365, sans=("intranet.example.com",)),
     Seed(
-        "partner-retired",
+        "legacy-v2-template",
         "Unknown",
-        38,
+        40,
         90,
-        FAILED,
-        "ca_denied",
-        {"certlc-profile": "retired-template"},
-        ("partner.example.com",),
+        sans=("legacy.example.com",),
+        extensions=(x509.MSCertificateTemplate(x509.ObjectIdentifier(V2_TEMPLATE_OID), 100, 4),),
     ),
-    Seed("intranet-yearly", "Unknown", 110, 365, RENEWED, "merged", sans=("intranet.example.com",)),
+    Seed("vpn-approval", "Unknown", 40, 90, {"certlc-profile": APPROVAL_TEMPLATE}, ("vpn.example.com",)),
 )
+
+
+@dataclass(frozen=True)
+class Expect:
+    """The outcome the pipeline must record for a certificate; ``status`` None: nothing is to act on it."""
+
+    status: str | None
+    reason: str = ""
+    waits: bool = False  # the CA leaves the request pending first (approval), then issues
+    ca_words: bool = False  # the CA's request id and its own message reach the audit trail
+
+
+CAS = ("local", "acme", "cfssl", "adcs")
+_MERGED = Expect(RENEWED, "merged")
+_UNTOUCHED = Expect(None)
+_DENIED = Expect(FAILED, "ca_denied")
+# Certificate → CA → what the pipeline must record; a CA not in a row is not given that certificate.
+# partner-retired is refused as each CA refuses: local and cfssl do not offer its profile "retired-template"
+# (cfssl would sign with its default policy; the adapter reads cfssl's info and refuses instead), pebble's
+# policy blocks its name (ACME has no templates), AD CS denies the template with its disposition message.
+EXPECTED: dict[str, dict[str, Expect]] = {
+    "web-expired": dict.fromkeys(CAS, _MERGED),
+    "shop-expiring": dict.fromkeys(CAS, _MERGED),
+    "api-healthy": dict.fromkeys(CAS, _UNTOUCHED),
+    "portal-selfsigned": dict.fromkeys(CAS, _UNTOUCHED),
+    "partner-retired": {"local": _DENIED, "acme": _DENIED, "cfssl": _DENIED, "adcs": replace(_DENIED, ca_words=True)},
+    "intranet-yearly": dict.fromkeys(CAS, _MERGED),
+    "legacy-v2-template": {"adcs": _MERGED},  # its template OID looked up to a name in the directory
+    "vpn-approval": {"adcs": Expect(RENEWED, "merged", waits=True, ca_words=True)},
+}
+
+
+def seeds_for(ca: str) -> tuple[Seed, ...]:
+    """The certificates the demo gives ``ca``."""
+    return tuple(seed for seed in SEEDS if ca in EXPECTED[seed.name])
 
 
 @dataclass(frozen=True)
 class Evidence:
     """What the pipeline recorded and Key Vault shows once the run is over, gathered once; outcomes are read here."""
 
+    ca: str  # the CA the stack renewed with
     audit: list[dict[str, Any]]  # the audit trail's records, in order
     sweep: SweepReport  # what the sweep reported it did
     versions: dict[str, list[str]]  # certificate → its issued versions (those with a thumbprint)
     current: dict[str, str]  # certificate → the version Key Vault serves
     alerts: list[dict[str, Any]]  # what the notification webhook received
     rows: list[dict[str, Any]]  # the status snapshot's rows
+    approved: list[str] = field(default_factory=list)  # CA request ids the demo approved as a CA manager
 
 
 @dataclass(frozen=True)
@@ -105,6 +148,10 @@ class Observed:
     status: str  # renewed | failed | skipped | in_progress | queued | in_flight | error | unconfirmed | not examined
     reason: str
     via: tuple[str, ...]  # what examined it: the triggers of its renewals, and "sweep" when the sweep reported it
+    profile: str = ""  # the profile or template the pipeline asked the CA for
+    waited: bool = False  # the CA left its request pending at least once
+    ca_request_id: str = ""  # what the CA said of its request, in its own words (pending or denied)
+    ca_message: str = ""
 
 
 @dataclass
@@ -121,10 +168,30 @@ class Outcome:
     outlook: str
     ok: bool
     detail: str = ""
+    profile: str = ""
+    waited: bool = False
+    ca_request_id: str = ""
+    ca_message: str = ""
+
+
+@dataclass
+class CaSetup:
+    """A CA the stack renews with: its app settings, and what its CA manager can do (AD CS approval)."""
+
+    description: str
+    settings: dict[str, str]
+    approve: Callable[[str], None] | None = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", type=Path, default=DEMO_DIR, help=f"state folder, wiped first (default {DEMO_DIR})")
+    parser.add_argument(
+        "--ca",
+        choices=CAS,
+        default="local",
+        help="the CA to renew with: local (in process, the default), acme (pebble), cfssl (cfssl serve) or adcs "
+        "(the local /certsrv over NTLM and a slapd with the certificate templates); started in the state folder",
+    )
     parser.add_argument(
         "--keyvault-pending-version",
         choices=("placeholder", "previous"),
@@ -140,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     log_file = args.dir / "demo.log"
     started = time.monotonic()
     with _logging_to(log_file):
-        evidence, dashboard = play(args.dir, args.keyvault_pending_version, say)
+        evidence, dashboard = play(args.dir, args.keyvault_pending_version, say, args.ca)
     elapsed = time.monotonic() - started
     outcomes = assess(evidence)
     ok = all(o.ok for o in outcomes)
@@ -149,8 +216,10 @@ def run(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "ok": ok,
+                    "ca": evidence.ca,
                     "seconds": round(elapsed, 1),
                     "dashboard": str(dashboard),
+                    "approved": evidence.approved,
                     "certificates": [asdict(o) for o in outcomes],
                 },
                 indent=2,
@@ -165,35 +234,166 @@ def run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def play(directory: Path, pending_version: str, say: Callable[[str], None]) -> tuple[Evidence, Path]:
-    """Run the scenario on a fresh local stack; the evidence it left behind and the dashboard written."""
+def play(directory: Path, pending_version: str, say: Callable[[str], None], ca: str = "local") -> tuple[Evidence, Path]:
+    """Run the scenario on a fresh local stack renewing with ``ca``; the evidence it left and the dashboard."""
     from certlc.localstack.receiver import WebhookReceiver
     from certlc.localstack.stack import LocalStack
     from ingestion.history import STREAM_DEFAULT as HISTORY_STREAM
 
+    seeds = seeds_for(ca)
     receiver = WebhookReceiver().start()
-    say("starting the local stack (Azurite, Key Vault and Logs Ingestion emulators, Functions host)")
     try:
-        with LocalStack(
-            directory, vaults=(VAULT,), extra_settings=_demo_settings(receiver.url), pending_version=pending_version
-        ) as stack:
-            client = stack.certificate_client(VAULT)
-            say(f"seeding vault {VAULT} with {len(SEEDS)} certificates")
-            seed_vault(client, stack)
-            say(f"moving the Key Vault clock {ADVANCE_DAYS} days forward: Key Vault raises its expiry events")
-            stack.control.advance(ADVANCE_DAYS * 86400)
-            stack.settle()
-            say("running the sweep (the safety net for missed events)")
-            report = run_sweep()
-            stack.settle()
-            say("ingesting the status snapshot and writing the dashboard")
-            stack.host.trigger_timer("ingest")
-            rows = stack.logs.rows()
-            dashboard = _dashboard(rows, stack.logs.rows(HISTORY_STREAM), directory)
-            evidence = gather(client, Path(stack.settings["CERTLC_AUDIT_FILE"]), report, receiver.payloads(), rows)
+        with ca_server(ca, directory / "ca-server", say) as setup:
+            say("starting the local stack (Azurite, Key Vault and Logs Ingestion emulators, Functions host)")
+            with LocalStack(
+                directory,
+                vaults=(VAULT,),
+                extra_settings=_demo_settings(receiver.url) | setup.settings,
+                pending_version=pending_version,
+            ) as stack:
+                client = stack.certificate_client(VAULT)
+                audit_file = Path(stack.settings["CERTLC_AUDIT_FILE"])
+                say(f"seeding vault {VAULT} with {len(seeds)} certificates")
+                seed_vault(client, stack, seeds)
+                say(f"moving the Key Vault clock {ADVANCE_DAYS} days forward: Key Vault raises its expiry events")
+                stack.control.advance(ADVANCE_DAYS * 86400)
+                stack.settle()
+                say("running the sweep (the safety net for missed events)")
+                report = run_sweep()
+                stack.settle()
+                approved = approve_waiting(stack, audit_file, setup, say)
+                say("ingesting the status snapshot and writing the dashboard")
+                stack.host.trigger_timer("ingest")
+                rows = stack.logs.rows()
+                dashboard = _dashboard(rows, stack.logs.rows(HISTORY_STREAM), directory)
+                evidence = gather(ca, client, audit_file, report, receiver.payloads(), rows, approved)
     finally:
         receiver.stop()
     return evidence, dashboard
+
+
+@contextlib.contextmanager
+def ca_server(ca: str, directory: Path, say: Callable[[str], None]) -> Iterator[CaSetup]:
+    """The CA's server(s), started in ``directory`` and stopped afterwards; a tool that cannot be installed or a
+    server that does not start is one line (``UserError``)."""
+    from certlc.cli import UserError
+    from certlc.localstack.process import ServerStartError
+    from certlc.localstack.tools import ToolMissing
+
+    with contextlib.ExitStack() as running:
+        try:
+            setup = _STARTERS[ca](directory, running)
+        except (ToolMissing, ServerStartError, OSError) as exc:
+            raise UserError(f"certlc demo --ca {ca}: the CA's server could not be started: {exc}") from exc
+        say(f"CA: {setup.description}")
+        yield setup
+
+
+def _local(directory: Path, running: contextlib.ExitStack) -> CaSetup:
+    return CaSetup("the stack's local CA, in process (profile retired-template not offered)", {})
+
+
+def _acme(directory: Path, running: contextlib.ExitStack) -> CaSetup:
+    from certlc.localstack.servers import start_pebble
+
+    pebble = running.enter_context(start_pebble(directory, domain_blocklist=[REFUSED_NAME]))
+    return CaSetup(
+        f"pebble at {pebble.directory_url} (challenges taken as answered; its policy refuses {REFUSED_NAME})",
+        {
+            "CERTLC_CA": "acme",
+            "CERTLC_ACME_DIRECTORY": pebble.directory_url,
+            "CERTLC_ACME_ACCOUNT_KEY": str(directory / "account-key.pem"),
+            "CERTLC_ACME_CA_BUNDLE": str(pebble.ca_bundle),
+            "CERTLC_ACME_HTTP01_WEBROOT": str(directory / "webroot"),
+        },
+    )
+
+
+def _cfssl(directory: Path, running: contextlib.ExitStack) -> CaSetup:
+    from certlc.localstack.servers import start_cfssl
+
+    cfssl = running.enter_context(start_cfssl(directory))
+    return CaSetup(
+        f"cfssl serve at {cfssl.url} (profiles server and client)",
+        {"CERTLC_CA": "cfssl", "CERTLC_CFSSL_URL": cfssl.url},
+    )
+
+
+def _adcs(directory: Path, running: contextlib.ExitStack) -> CaSetup:
+    """The local /certsrv over NTLM and a slapd with the template objects. slapd takes simple binds by DN only, so
+    the one account (web enrollment and the directory read, as in a domain) is named by its DN."""
+    from certlc.emulators import adcs
+    from certlc.localstack.ldap import BIND_DN, TEMPLATES, start_slapd
+    from renewal.ca.local import Profile
+
+    password = secrets.token_urlsafe(18)  # a throw-away account of this run's own servers
+    slapd = start_slapd(directory / "ldap", password=password)
+    running.callback(slapd.stop)
+    offered = {cn: Profile(requires_approval=cn == APPROVAL_TEMPLATE) for cn, *_ in TEMPLATES}
+    certsrv = adcs.start(directory / "certsrv", username=BIND_DN, password=password, templates=offered, auth="ntlm")
+    running.callback(certsrv.stop)
+    return CaSetup(
+        f"AD CS web enrollment at {certsrv.url} over NTLM (templates {', '.join(offered)}; {APPROVAL_TEMPLATE} "
+        f"needs a CA manager's approval), template names from {slapd.ldaps_url}",
+        {
+            "CERTLC_CA": "adcs",
+            "CERTLC_CA_PROFILE": "WebServer",
+            "CERTLC_ADCS_SERVER": certsrv.server,
+            "CERTLC_ADCS_AUTH": "ntlm",
+            "CERTLC_ADCS_USERNAME": BIND_DN,
+            "CERTLC_ADCS_PASSWORD": password,
+            "CERTLC_ADCS_CA_BUNDLE": certsrv.ca_bundle,
+            "CERTLC_ADCS_POLL_SECONDS": str(ADCS_POLL_SECONDS),
+            "CERTLC_ADCS_LDAP_URL": slapd.ldaps_url,
+            "CERTLC_ADCS_LDAP_CA_BUNDLE": str(slapd.ca_pem),
+        },
+        certsrv.approve,
+    )
+
+
+_STARTERS: dict[str, Callable[[Path, contextlib.ExitStack], CaSetup]] = {
+    "local": _local,
+    "acme": _acme,
+    "cfssl": _cfssl,
+    "adcs": _adcs,
+}
+
+
+def approve_waiting(stack: Any, audit_file: Path, setup: CaSetup, say: Callable[[str], None]) -> list[str]:
+    """As a CA manager would: approve each request the audit trail shows waiting, then let the queue ask the CA
+    again until none waits. The request ids approved."""
+    from certlc.localstack.ports import poll_until
+
+    waiting = waiting_requests(read_audit(audit_file))
+    if setup.approve is None or not waiting:
+        return []
+    for name, request_id in waiting.items():
+        say(f"{name}: CA request {request_id} waits for approval; approving it as a CA manager would")
+        setup.approve(request_id)
+
+    def merged_or_decided() -> bool:
+        stack.settle()
+        return not waiting_requests(read_audit(audit_file))
+
+    poll_until(merged_or_decided, timeout=APPROVAL_TIMEOUT, interval=0.2, what="the approved requests to be polled")
+    return list(waiting.values())
+
+
+def waiting_requests(audit: list[dict[str, Any]]) -> dict[str, str]:
+    """Certificate → the CA request id of renewals whose latest record is the CA leaving them pending."""
+    latest = {(r.get("vault"), r.get("name")): r for r in audit}
+    return {
+        str(r["name"]): str(r["ca_request_id"])
+        for r in latest.values()
+        if r.get("event") == "pending" and r.get("ca_request_id")
+    }
+
+
+def read_audit(path: Path) -> list[dict[str, Any]]:
+    """The audit trail's records, in order (none before the first one is written)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def run_sweep() -> SweepReport:
@@ -243,10 +443,23 @@ def _progress(quiet: bool) -> Callable[[str], None]:
     return say
 
 
-def seed_vault(client: Any, stack: Any) -> None:
-    from certlc.localstack.seeding import seed_missing
+def seed_vault(client: Any, stack: Any, seeds: tuple[Seed, ...]) -> None:
+    from certlc.localstack.seeding import PreviousCA, seed_certificate, seed_missing
 
-    seed_missing(client, SEEDS, stack.now())
+    seed_missing(client, [seed for seed in seeds if not seed.extensions], stack.now())
+    for seed in seeds:  # seed_missing takes no extensions
+        if seed.extensions:
+            seed_certificate(
+                client,
+                PreviousCA(),
+                seed.name,
+                now=stack.now(),
+                sans=seed.sans,
+                days_left=seed.days_left,
+                lifetime_days=seed.lifetime_days,
+                tags=seed.tags,
+                extra=seed.extensions,
+            )
 
 
 def _dashboard(rows: list[dict[str, Any]], history: list[dict[str, Any]], directory: Path) -> Path:
@@ -256,31 +469,39 @@ def _dashboard(rows: list[dict[str, Any]], history: list[dict[str, Any]], direct
 
 
 def gather(
-    client: Any, audit_file: Path, report: SweepReport, alerts: list[Any], rows: list[dict[str, Any]]
+    ca: str,
+    client: Any,
+    audit_file: Path,
+    report: SweepReport,
+    alerts: list[Any],
+    rows: list[dict[str, Any]],
+    approved: list[str],
 ) -> Evidence:
     """Read once what the run left: the audit trail, Key Vault's versions, the alerts received."""
-    audit = [json.loads(line) for line in audit_file.read_text().splitlines() if line.strip()]
+    names = [seed.name for seed in seeds_for(ca)]
     versions = {
-        seed.name: [v.version for v in client.list_properties_of_certificate_versions(seed.name) if v.x509_thumbprint]
-        for seed in SEEDS
+        name: [v.version for v in client.list_properties_of_certificate_versions(name) if v.x509_thumbprint]
+        for name in names
     }
-    current = {seed.name: client.get_certificate(seed.name).properties.version for seed in SEEDS}
-    return Evidence(audit, report, versions, current, [a for a in alerts if isinstance(a, dict)], rows)
+    current = {name: client.get_certificate(name).properties.version for name in names}
+    alerted = [a for a in alerts if isinstance(a, dict)]
+    return Evidence(ca, read_audit(audit_file), report, versions, current, alerted, rows, approved)
 
 
 def assess(evidence: Evidence) -> list[Outcome]:
-    """Each seeded certificate's recorded outcome against what the demo expects of it."""
+    """Each seeded certificate's recorded outcome against what the demo expects of it with this CA."""
     outcomes = []
-    for seed in SEEDS:
+    for seed in seeds_for(evidence.ca):
+        expect = EXPECTED[seed.name][evidence.ca]
         seen = observed(seed.name, evidence)
         versions = len(evidence.versions.get(seed.name, []))
         alerts = [a for a in evidence.alerts if a.get("name") == seed.name]
         row = _snapshot_row(evidence.rows, seed.name)
-        wrong = problem(seed, seen, versions, alerts)
+        wrong = problem(expect, seen, versions, alerts)
         outcomes.append(
             Outcome(
                 seed.name,
-                seed.expect,
+                expect.status,
                 seen.status,
                 seen.reason,
                 list(seen.via),
@@ -291,6 +512,10 @@ def assess(evidence: Evidence) -> list[Outcome]:
                 row.get("RenewalNote") or "",
                 not wrong,
                 wrong,
+                seen.profile,
+                seen.waited,
+                seen.ca_request_id,
+                seen.ca_message,
             )
         )
     return outcomes
@@ -304,21 +529,29 @@ def observed(name: str, evidence: Evidence) -> Observed:
     swept = _sweep_entry(evidence.sweep, key)
     triggers = [r["trigger"] for r in records if r.get("trigger")] + (["sweep"] if swept else [])
     via = tuple(dict.fromkeys(triggers))
+    said = next((r for r in reversed(records) if r.get("ca_request_id") or r.get("ca_message")), {})
+    words = {
+        "profile": next((r.get("profile") or "" for r in reversed(records) if r["event"] == "submitted"), ""),
+        "waited": any(r["event"] == "pending" for r in records),
+        "ca_request_id": str(said.get("ca_request_id") or ""),
+        "ca_message": str(said.get("ca_message") or ""),
+    }
     merged = [r for r in records if r["event"] == "merged"]
     if merged:
         version = merged[-1].get("new_version")
         if version != evidence.current.get(name):
-            return Observed("unconfirmed", f"merged {version}, Key Vault serves {evidence.current.get(name)}", via)
-        return Observed(RENEWED, "merged", via)
+            reason = f"merged {version}, Key Vault serves {evidence.current.get(name)}"
+            return Observed("unconfirmed", reason, via, **words)
+        return Observed(RENEWED, "merged", via, **words)
     for events, status in ((("failed", "rejected"), FAILED), (("skipped",), "skipped")):
         last = next((r for r in reversed(records) if r["event"] in events), None)
         if last is not None:
-            return Observed(status, last.get("reason") or "", via)
+            return Observed(status, last.get("reason") or "", via, **words)
     if records:
-        return Observed("in_progress", records[-1]["event"], via)
+        return Observed("in_progress", records[-1]["event"], via, **words)
     if swept:
-        return Observed(*swept, via)
-    return Observed(NOT_EXAMINED, "", via)
+        return Observed(*swept, via, **words)
+    return Observed(NOT_EXAMINED, "", via, **words)
 
 
 def _sweep_entry(report: SweepReport, key: str) -> tuple[str, str] | None:
@@ -337,20 +570,24 @@ def _sweep_entry(report: SweepReport, key: str) -> tuple[str, str] | None:
     return None
 
 
-def problem(seed: Seed, seen: Observed, versions: int, alerts: list[dict[str, Any]]) -> str:
+def problem(expect: Expect, seen: Observed, versions: int, alerts: list[dict[str, Any]]) -> str:
     """Why a certificate did not end as the demo expects, or "" when it did."""
-    if seed.expect is None:
+    if expect.status is None:
         return "" if versions == 1 else f"nothing was to renew it, yet Key Vault shows {versions} versions"
-    expected = f"{seed.expect} ({seed.expect_reason})"
+    expected = f"{expect.status} ({expect.reason})"
     if seen.status == NOT_EXAMINED:
         return f"expected {expected}, but it was not examined by the pipeline"
-    if (seen.status, seen.reason) != (seed.expect, seed.expect_reason):
+    if (seen.status, seen.reason) != (expect.status, expect.reason):
         return f"expected {expected}, the pipeline recorded {seen.status} ({seen.reason})"
-    wanted = 2 if seed.expect == RENEWED else 1
+    wanted = 2 if expect.status == RENEWED else 1
     if versions != wanted:
         return f"expected {wanted} version(s) in Key Vault, found {versions}"
-    if seed.expect == FAILED and not any(a.get("kind") == "renewal_failed" for a in alerts):
+    if expect.status == FAILED and not any(a.get("kind") == "renewal_failed" for a in alerts):
         return "no renewal_failed alert was sent"
+    if expect.waits and not seen.waited:
+        return "expected the CA to leave its request pending for approval first, but no pending was recorded"
+    if expect.ca_words and not (seen.ca_request_id and seen.ca_message):
+        return "the CA's request id and message did not reach the audit trail"
     return ""
 
 
@@ -372,6 +609,12 @@ def print_summary(outcomes: list[Outcome], elapsed: float, dashboard: Path) -> N
             f"{o.name:<{width}}  {o.status:<12}  {o.reason:<9}  {', '.join(o.via) or '-':<18}  {o.versions:>8}  "
             f"{o.alerts:>6}  {'ok' if o.ok else 'WRONG':<5}  {o.outlook or '-'}"
         )
+    said = [o for o in outcomes if o.ca_request_id or o.ca_message or o.waited]
+    if said:
+        print("\nwhat the CA said (from the audit trail):")
+    for o in said:
+        status = f"pending, then {o.status}" if o.waited else o.status
+        print(f"  {o.name}: request {o.ca_request_id or '-'} {status}: {o.ca_message or '-'}")
     counts = {status: sum(o.status == status for o in outcomes) for status in (RENEWED, FAILED, NOT_EXAMINED)}
     unexamined = ", ".join(o.name for o in outcomes if o.status == NOT_EXAMINED) or "none"
     print(
