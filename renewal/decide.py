@@ -10,13 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from renewal import tags as T
 from renewal.keyvault import CertificateSnapshot
 from renewal.messages import RenewalRequest
 from renewal.vaults import Vault, is_valid_object_name
 from renewal.x509info import adcs_template, load_certificate
+
+if TYPE_CHECKING:
+    from renewal.ca.acme_ari import RenewalWindow
 
 Outcome = Literal["renew", "skip", "reject", "fail"]
 
@@ -39,6 +42,7 @@ class Input:
     certificate: CertificateSnapshot | None
     now: datetime
     settings: WindowSettings
+    renewal_window: RenewalWindow | None = None  # the ACME CA's suggested window (RFC 9773), None when unknown
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class Verdict:
     message: str  # what happened and, for failures, what to do
     ca: str | None = None
     profile: str | None = None
+    renewal_window: RenewalWindow | None = None  # a renewal by ACME names what it replaces, and ARI's explanation
 
 
 Check = Callable[[Input], Verdict | None]
@@ -145,9 +150,36 @@ def renewal_threshold(
     return max(by_lifetime, settings.renew_before)
 
 
+def ca_of(tags: Mapping[str, str], settings: WindowSettings) -> str:
+    """The CA adapter that renews a certificate: tag ``certlc-ca``, else ``CERTLC_CA``."""
+    return T.tag(tags, T.CA) or settings.default_ca
+
+
+def renewal_due_on(
+    not_before: datetime | None,
+    expires_on: datetime,
+    tags: Mapping[str, str],
+    settings: WindowSettings,
+    window: RenewalWindow | None,
+) -> datetime:
+    """When a certificate becomes due: the normal window's start, or the CA's ARI moment if that comes first (ARI
+    only brings a renewal forward, e.g. ahead of a mass revocation; a later suggestion leaves the normal window)."""
+    due_on = expires_on - renewal_threshold(not_before, expires_on, tags, settings)
+    return min(due_on, window.renew_at) if window is not None else due_on
+
+
+def due_by_ari_only(i: Input) -> bool:
+    """Due now only because the CA's renewal window says so: the renewal is early, and people are told why."""
+    cert, window = i.certificate, i.renewal_window
+    if cert is None or cert.expires_on is None or window is None or window.renew_at > i.now:
+        return False
+    return cert.expires_on - i.now > renewal_threshold(cert.not_before, cert.expires_on, cert.tags, i.settings)
+
+
 def certificate_is_due(i: Input) -> Verdict | None:
     """Forced and compromise renewals are always due; a canary is due on its schedule (the sweep's), but only for
-    the version it names: ``event_is_current`` has already stopped a request for a replaced one."""
+    the version it names: ``event_is_current`` has already stopped a request for a replaced one. Otherwise due from
+    the normal window's start, or from the ACME CA's ARI moment when that comes first."""
     cert = i.certificate
     assert cert is not None
     if i.request.force or i.request.trigger == "compromise":
@@ -156,11 +188,9 @@ def certificate_is_due(i: Input) -> Verdict | None:
         return None
     if cert.expires_on is None:
         return Verdict("skip", "no_expiry", f"{cert.name!r} has no expiry date")
-    remaining = cert.expires_on - i.now
-    threshold = renewal_threshold(cert.not_before, cert.expires_on, cert.tags, i.settings)
-    if remaining > threshold:
-        due_on = (cert.expires_on - threshold).strftime("%Y-%m-%d")
-        return Verdict("skip", "not_due", f"{cert.name!r} is not due before {due_on} UTC")
+    due_on = renewal_due_on(cert.not_before, cert.expires_on, cert.tags, i.settings, i.renewal_window)
+    if due_on > i.now:
+        return Verdict("skip", "not_due", f"{cert.name!r} is not due before {due_on:%Y-%m-%d} UTC")
     return None
 
 
@@ -177,13 +207,21 @@ def tags_fit_key_vault(i: Input) -> Verdict | None:
 def resolve_profile(i: Input) -> Verdict:
     cert = i.certificate
     assert cert is not None
-    ca = T.tag(cert.tags, T.CA) or i.settings.default_ca
+    ca = ca_of(cert.tags, i.settings)
     profile = i.request.ca_profile or T.tag(cert.tags, T.PROFILE) or _template_of(cert) or i.settings.default_profile
     if not profile:
         return Verdict(
             "fail", "no_profile", f"no CA profile for {cert.name!r}: set tag {T.PROFILE} or CERTLC_CA_PROFILE"
         )
-    return Verdict("renew", "due", f"{cert.name!r} is due; CA {ca!r}, profile {profile!r}", ca=ca, profile=profile)
+    reason, why = ("ari_window", " early, inside the CA's renewal window (ARI)") if due_by_ari_only(i) else ("due", "")
+    return Verdict(
+        "renew",
+        reason,
+        f"{cert.name!r} is due{why}; CA {ca!r}, profile {profile!r}",
+        ca=ca,
+        profile=profile,
+        renewal_window=i.renewal_window,
+    )
 
 
 def _template_of(cert: CertificateSnapshot) -> str | None:

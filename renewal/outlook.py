@@ -15,12 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from renewal import tags as T
 from renewal.canary import CanarySettings, canary_every
-from renewal.decide import WindowSettings, renewal_threshold
+from renewal.decide import WindowSettings, renewal_due_on
 from renewal.keyvault import CertificateSnapshot
+
+if TYPE_CHECKING:
+    from renewal.ca.acme_ari import RenewalWindow
 
 RenewedBy = Literal["certlc", "keyvault", "opted_out", "disabled", "nobody"]
 SELF_ISSUED = "self"
@@ -39,6 +42,7 @@ class Facts:
     policy_issuer: str = ""  # the policy's issuer name: "Unknown" for CAs Key Vault does not integrate with
     auto_renew: bool = False  # the policy has an AutoRenew lifetime action
     canary_every: timedelta | None = None  # a canary is renewed this often even when not due
+    renewal_window: RenewalWindow | None = None  # the ACME CA's suggested window (RFC 9773), when known
 
 
 @dataclass(frozen=True)
@@ -81,12 +85,16 @@ def renewed_by_certlc(f: Facts, now: datetime, s: WindowSettings) -> Outlook | N
         return Outlook("certlc", "failed", f"the last renewal failed ({outcome}); fix it, then `certlc failed retry`")
     if f.expires_on is None:
         return Outlook("certlc", "no_expiry", "no expiry date: nothing to renew")
-    when = f.expires_on - renewal_threshold(f.not_before, f.expires_on, f.tags, s)
+    when = renewal_due_on(f.not_before, f.expires_on, f.tags, s, f.renewal_window)
     reason = "due" if when <= now else "scheduled"
+    if f.renewal_window is not None and when == f.renewal_window.renew_at:
+        reason = "ari_due" if when <= now else "ari_scheduled"
     if f.canary_every is not None and f.not_before is not None and f.not_before + f.canary_every < when:
         when = f.not_before + f.canary_every
         reason = "canary_due" if when <= now else "canary"
     what = "renews the canary" if reason.startswith("canary") else "renews it"
+    if reason.startswith("ari"):
+        what += " early, in the window its ACME CA suggests (ARI)"
     if when <= now:
         return Outlook("certlc", reason, f"due now: the next sweep {what}", when)
     return Outlook("certlc", reason, f"certlc {what} on {when:%Y-%m-%d} UTC", when)
@@ -121,8 +129,9 @@ def outlook(facts: Facts, now: datetime, settings: WindowSettings) -> Outlook:
     return nobody(facts, now, settings)
 
 
-def facts_of(cert: CertificateSnapshot, canary: CanarySettings) -> Facts:
-    """The facts of a certificate read whole (``KeyVault.current``): what ``certlc status NAME`` shows."""
+def facts_of(cert: CertificateSnapshot, canary: CanarySettings, renewal_window: RenewalWindow | None = None) -> Facts:
+    """The facts of a certificate read whole (``KeyVault.current``): what ``certlc status NAME`` shows, with the
+    ACME CA's suggested window when the caller gathered it (``renewal.ca.acme_ari.renewal_window``)."""
     return Facts(
         name=cert.name,
         enabled=cert.enabled,
@@ -132,6 +141,7 @@ def facts_of(cert: CertificateSnapshot, canary: CanarySettings) -> Facts:
         policy_issuer=cert.issuer_name or "",
         auto_renew=has_auto_renew(cert.policy),
         canary_every=canary_every(canary, cert.vault, cert.name, cert.tags),
+        renewal_window=renewal_window,
     )
 
 

@@ -13,6 +13,11 @@ record (``renewal.ledger``, read without the lock) and the pending operation, an
 Key Vault cost: the list pages, plus a GET and a pending check only for certificates
 inside their renewal window, and for canaries (``renewal.canary``) whose scheduled renewal has come.
 
+For a certificate renewed through ACME (``ca_for`` given), the sweep also asks the CA's renewalInfo (RFC 9773,
+``renewal.ca.acme_ari``) and the decision uses its suggested window: a CA that asks for an early renewal gets one.
+The listing cannot say what the CA suggests, so an ACME certificate is read once per process and again whenever
+its window may have come (the answer is kept until the CA's Retry-After).
+
 A canary is renewed on its schedule even when it is not due, with the trigger ``canary`` and pinned to the
 version the sweep saw: a broken CA path or alert channel shows weeks before a real expiry, and a
 redelivered message finds that version replaced and stops as superseded.
@@ -24,11 +29,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from renewal import tags as T
+from renewal.ca.acme_ari import may_be_due, renewal_window
 from renewal.canary import CanarySettings, canary_every
-from renewal.decide import Input, Verdict, WindowSettings, decide, is_within_escalation, renewal_threshold
+from renewal.decide import Input, Verdict, WindowSettings, ca_of, decide, is_within_escalation, renewal_threshold
 from renewal.keyvault import (
     CertificateSnapshot,
     CertificateSummary,
@@ -175,19 +181,26 @@ def sweep(
     now: datetime,
     peek: Callable[[str, str], RenewalRecord | None],
     canary: CanarySettings,
+    ca_for: Callable[[str], Any] | None = None,
 ) -> SweepReport:
+    """``ca_for`` (the workflow's CA adapters) lets the sweep ask an ACME CA's renewalInfo; without it, no ARI."""
     report = SweepReport()
     for vault in vaults.values():
         kv = keyvault_for(vault)
         try:
-            candidates = [s for s in kv.list() if inside_window(vault.name, s, now, settings, canary)]
+            candidates = [
+                s
+                for s in kv.list()
+                if inside_window(vault.name, s, now, settings, canary)
+                or (ca_for is not None and may_be_due(vault.name, s, ca_of(s.tags, settings), ca_for, now))
+            ]
         except KeyVaultError as exc:
             report.errors[vault.name] = str(exc)
             continue
         for summary in candidates:
             key = f"{vault.name}/{summary.name}"
             try:
-                _sweep_one(kv, vault, summary, enqueue, warn, settings, now, peek, canary, report, key)
+                _sweep_one(kv, vault, summary, enqueue, warn, settings, now, peek, canary, ca_for, report, key)
             except KeyVaultError as exc:
                 report.errors[key] = str(exc)
             except Exception as exc:  # the lock store down: this one waits for the next sweep, the others go on
@@ -205,15 +218,17 @@ def _sweep_one(
     now: datetime,
     peek: Callable[[str, str], RenewalRecord | None],
     canary: CanarySettings,
+    ca_for: Callable[[str], Any] | None,
     report: SweepReport,
     key: str,
 ) -> None:
     cert = kv.current(summary.name)
     if cert is None:
         return
+    window = renewal_window(cert, ca_of(cert.tags, settings), ca_for, now) if ca_for is not None else None
     trigger = sweep_trigger(vault.name, cert, now, canary)
     request = RenewalRequest(vault=vault.name, name=summary.name, trigger=trigger, version=cert.version)
-    verdict = decide(Input(request, {vault.name.lower(): vault}, cert, now, settings))
+    verdict = decide(Input(request, {vault.name.lower(): vault}, cert, now, settings, window))
     renewing = verdict.outcome == "renew"
     decision = sweep_action(
         SweepInput(

@@ -206,8 +206,11 @@ class AcmeAuthority:
         self.network_timeout = network_timeout
         self._client: acme_client.ClientV2 | None = None
 
-    def submit(self, csr_pem: bytes, profile: str) -> CaResult:
+    def submit(self, csr_pem: bytes, profile: str, replaces: str | None = None) -> CaResult:
+        """``replaces``: the ARI identifier of the certificate this one renews (RFC 9773), named in the new order."""
         from cryptography import x509
+
+        from renewal.ca.acme_ari import new_order
 
         try:
             x509.load_pem_x509_csr(csr_pem)
@@ -216,7 +219,7 @@ class AcmeAuthority:
 
         def run(placed: _Placed) -> CaResult:
             client = self._account()
-            order = client.new_order(csr_pem, profile=self._order_profile(client, profile))
+            order = new_order(client, csr_pem, profile=self._order_profile(client, profile), replaces=replaces)
             placed.url = order.uri
             return self._complete(client, order)
 

@@ -96,6 +96,7 @@ class Renewed(Notification):
     ca: str
     recipients: tuple[str, ...] = ()
     canary: bool = False  # the canary's scheduled renewal (renewal.canary): it proves the path, nothing was due
+    explanation_url: str = ""  # renewed early because the ACME CA asked (ARI, RFC 9773): the CA's page saying why
 
     kind: ClassVar[str] = "renewed"
     severity: ClassVar[str] = "info"
@@ -112,6 +113,8 @@ class Renewed(Notification):
         )
         if self.canary:
             text += " This was the canary's scheduled renewal: the CA path and this alert channel work."
+        if self.explanation_url:
+            text += f" It was renewed early because the CA asked for it; the CA explains why at {self.explanation_url}"
         return text
 
     def facts(self) -> list[tuple[str, str]]:
@@ -123,6 +126,7 @@ class Renewed(Notification):
             ("New thumbprint", self.thumbprint),
             ("Expires", display_utc(self.expires_on)),
             ("Issued by", self.ca),
+            *_explanation(self.explanation_url),
         ]
 
 
@@ -138,6 +142,7 @@ class RenewalFailed(Notification):
     recipients: tuple[str, ...] = ()
     ca_request_id: str = ""  # the CA's number for a request it refused, as its operator looks it up
     ca_message: str = ""  # the CA's own disposition message, unparaphrased
+    explanation_url: str = ""  # the renewal was early because the ACME CA asked (ARI): the CA's page saying why
 
     kind: ClassVar[str] = "renewal_failed"
     severity: ClassVar[str] = "error"
@@ -167,7 +172,12 @@ class RenewalFailed(Notification):
             ("Attempt", str(self.attempt)),
         ]
         ca_words = (("CA request id", self.ca_request_id), ("CA's message", self.ca_message))
-        return facts + [(label, value) for label, value in ca_words if value]
+        return facts + [(label, value) for label, value in ca_words if value] + _explanation(self.explanation_url)
+
+
+def _explanation(url: str) -> list[tuple[str, str]]:
+    """The fact for a renewal the CA asked for early (ARI's explanationURL), when there is one."""
+    return [("Why the CA asked for an early renewal", url)] if url else []
 
 
 @dataclass(frozen=True)
