@@ -105,14 +105,17 @@ def issue_version(client: Any, chain_ca: Any, name: str, pem: bool) -> Any:
 
 @pytest.fixture
 def sync_env(keyvault_emulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    """The settings a server using the local emulator has; set in this process's environment too."""
+    """The settings a server using the local emulator has; set in this process's environment too. A local stack's
+    settings file (the repository's, if one was started there) is never read: a server has none."""
     env = {
         "CERTLC_VAULTS": f"kv1={keyvault_emulator.vault_urls['kv1']}",
         "CERTLC_LOCAL_TOKEN": keyvault_emulator.token,
         "CERTLC_KEYVAULT_CA_BUNDLE": str(keyvault_emulator.ca_bundle),
+        "CERTLC_STACK_DIR": str(tmp_path / "no-stack"),  # for certlc processes the tests start
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setattr("certlc.localstack.stack.STACK_SETTINGS", tmp_path / "no-stack" / "local.settings.json")
     monkeypatch.chdir(tmp_path)  # no local.settings.json from the checkout
     return env
 

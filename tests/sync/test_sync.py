@@ -225,3 +225,35 @@ def test_a_renewal_in_progress_keeps_the_current_files(site):
     assert expected in out + err
     assert installed(site) == before
     assert site.reloads() == 0
+
+
+def unprivileged(argv: list[str]) -> list[str]:
+    """Root writes anywhere: as root the command runs with no capabilities, so file modes bind it as they bind the
+    service account a server's files belong to."""
+    return ["setpriv", "--inh-caps=-all", "--bounding-set=-all", *argv] if os.geteuid() == 0 else argv
+
+
+def test_a_folder_it_may_not_write_exits_2_and_leaves_every_file_as_it_was(site, sync_env, tmp_path):
+    code, _, err = site.sync()
+    assert code == 0, err
+    site.renew()  # a new version waits in Key Vault: only the folder's mode stands in the way
+    before = {path: path.read_bytes() for path in site.folder.iterdir()}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")}
+    site.folder.chmod(0o555)
+    try:
+        with (tmp_path / "sync.out").open("w") as stdout, (tmp_path / "sync.err").open("w") as stderr:
+            result = subprocess.run(
+                unprivileged([sys.executable, "-m", "certlc", *site.args()]),
+                env={**env, **sync_env, "PYTHONPATH": str(REPO)},
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                timeout=60,
+            )
+    finally:
+        site.folder.chmod(0o755)
+
+    err = (tmp_path / "sync.err").read_text()
+    assert result.returncode == 2, err
+    assert err.count("\n") == 1 and f"no permission to write in {site.folder} (needed for cert.pem)" in err, err
+    assert {path: path.read_bytes() for path in site.folder.iterdir()} == before  # no new, temporary or .previous file
