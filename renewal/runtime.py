@@ -108,10 +108,9 @@ def _make_ca(name: str, env: Mapping[str, str], clock: Clock, timeout: float) ->
             _required(env, "CERTLC_CFSSL_URL"), ca_bundle=env.get("CERTLC_CFSSL_CA_BUNDLE") or None, timeout=timeout
         )
     if name == "acme":
-        from renewal.ca.acme import AcmeAuthority, Http01FolderSolver, account_key_options
+        from renewal.ca.acme import AcmeAuthority, account_key_options
         from renewal.hosting import in_azure
 
-        webroot = env.get("CERTLC_ACME_HTTP01_WEBROOT", "").strip()
         return AcmeAuthority(
             _required(env, "CERTLC_ACME_DIRECTORY"),
             **account_key_options(env.get("CERTLC_ACME_ACCOUNT_KEY", ""), azure=in_azure(env)),
@@ -119,7 +118,7 @@ def _make_ca(name: str, env: Mapping[str, str], clock: Clock, timeout: float) ->
             eab_kid=env.get("CERTLC_ACME_EAB_KID") or None,
             eab_hmac_key=env.get("CERTLC_ACME_EAB_HMAC_KEY") or None,
             ca_bundle=env.get("CERTLC_ACME_CA_BUNDLE") or None,
-            solver=Http01FolderSolver(Path(webroot)) if webroot else None,
+            solver=_acme_solver(env, timeout),
             network_timeout=timeout,
         )
     if name == "adcs":
@@ -140,6 +139,22 @@ def _make_ca(name: str, env: Mapping[str, str], clock: Clock, timeout: float) ->
             templates=template_directory_from_env(env, timeout),
         )
     raise CaConfigError(f"unknown CA adapter {name!r}: use local, cfssl, acme or adcs (CERTLC_CA or tag certlc-ca)")
+
+
+def _acme_solver(env: Mapping[str, str], timeout: float) -> Any:
+    """``CERTLC_ACME_CHALLENGE``: dns-01 through Azure DNS, or http-01 under a web root (without one, none: only a
+    pre-authorised account is issued certificates)."""
+    challenge = (env.get("CERTLC_ACME_CHALLENGE") or "http-01").strip().lower()
+    if challenge == "dns-01":
+        from renewal.ca.dns01 import solver_from_env
+
+        return solver_from_env(env, network_timeout=timeout)
+    if challenge != "http-01":
+        raise CaConfigError(f"CERTLC_ACME_CHALLENGE must be http-01 or dns-01, not {challenge!r}")
+    from renewal.ca.acme import Http01FolderSolver
+
+    webroot = env.get("CERTLC_ACME_HTTP01_WEBROOT", "").strip()
+    return Http01FolderSolver(Path(webroot)) if webroot else None
 
 
 def _required(env: Mapping[str, str], key: str) -> str:

@@ -134,12 +134,14 @@ def start_pebble(
     domain_blocklist: Sequence[str] = (),
     always_valid: bool = True,
     http_port: int | None = None,
+    dns_server: str | None = None,
 ) -> PebbleServer:
     """pebble over HTTPS with its own TLS CA; ``eab_keys`` (kid -> base64url HMAC key) makes EAB required.
 
     Orders for ``domain_blocklist`` names are rejected (``rejectedIdentifier``). With ``always_valid``
     every answered challenge passes without pebble contacting the client; otherwise pebble fetches
-    http-01 answers from ``http_port`` (say, an ``Http01ServerSolver``'s) on the identifier's address.
+    http-01 answers from ``http_port`` (say, an ``Http01ServerSolver``'s) on the identifier's address, and
+    dns-01 answers from the DNS server at ``dns_server`` (``host:port``).
     """
     binary = tools.ensure_pebble()
     tls = write_loopback_tls(workdir / "tls", "pebble")
@@ -173,7 +175,8 @@ def start_pebble(
         def ready() -> bool:
             return _responds("GET", server_url, verify=str(tls.ca_pem))
 
-        process = _launch("pebble", [str(binary), "-config", str(config_path)], workdir, ready, env)
+        dns = ["-dnsserver", dns_server] if dns_server else []
+        process = _launch("pebble", [str(binary), "-config", str(config_path), *dns], workdir, ready, env)
         return PebbleServer(process, port, management_port, challenge_port, tls_port, tls.ca_pem)
 
     return start_with_retry(start)
