@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 import stat
+import statistics
+import sys
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -13,8 +19,11 @@ from cryptography.x509.oid import NameOID
 
 from certlc.localstack import servers, tools
 from certlc.localstack.ports import free_port
+from renewal.ca import acme
 from renewal.ca.acme import AcmeAuthority, Http01FolderSolver, Http01ServerSolver
 from renewal.ca.base import CaConfigError, CaUnavailable, Denied, Issued, Pending
+from renewal.clock import utc_now
+from renewal.runtime import ca_factory
 from tests.fixtures.servers import (
     PEBBLE_BLOCKED_DOMAIN,
     PEBBLE_EAB_HMAC,
@@ -96,6 +105,125 @@ def test_order_unfinished_by_the_deadline_is_pending_then_polled_to_issuance(peb
     assert isinstance(issued, Issued)
     assert issued.request_id == pending.request_id
     verify_chain(issued.chain_pem, pebble.roots_pem(), "slow.certlc.test")
+
+
+class ReadOnlyDisk:
+    """While on, this process may read files but not write, make or remove any, as on a Flex Consumption instance
+    whose package is read-only; what it tried is kept in ``refused``."""
+
+    WRITES = frozenset({"os.mkdir", "os.remove", "os.rename", "os.rmdir", "os.chmod", "os.truncate", "shutil.rmtree"})
+
+    def __init__(self) -> None:
+        self.on = False
+        self.refused: list[tuple[str, str]] = []
+
+    def __call__(self, event: str, args: tuple[Any, ...]) -> None:
+        if not self.on:
+            return
+        if event == "open":
+            _, mode, flags = args
+            writing = bool(set(mode or "") & set("wax+")) or bool((flags or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+        else:
+            writing = event in self.WRITES
+        if writing:
+            self.refused.append((event, str(args[0])))
+            raise PermissionError(errno.EROFS, "Read-only file system", str(args[0]))
+
+    def __enter__(self) -> ReadOnlyDisk:
+        self.refused.clear()
+        self.on = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.on = False
+
+
+@pytest.fixture(scope="module")
+def read_only_disk() -> ReadOnlyDisk:
+    disk = ReadOnlyDisk()
+    sys.addaudithook(disk)  # for the life of the process; it does nothing unless entered
+    return disk
+
+
+def test_a_pending_order_is_finished_by_a_fresh_azure_instance_that_writes_nothing(
+    pebble, authority, read_only_disk, tmp_path, monkeypatch
+) -> None:
+    """Another instance, with nothing but the app settings (the account key as a PEM, as a Key Vault reference
+    gives it), the order URL from the queue message and the CSR from Key Vault's pending operation."""
+    authority.timeout = 0
+    csr = make_csr("moved.certlc.test")
+    pending = authority.submit(csr, "server")
+    assert isinstance(pending, Pending)
+
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    monkeypatch.chdir(instance)
+    monkeypatch.setenv("HOME", str(instance))
+    monkeypatch.setenv("TMPDIR", str(instance))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    env = {
+        "WEBSITE_INSTANCE_ID": "a-fresh-instance",
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        "CERTLC_ACME_DIRECTORY": pebble.directory_url,
+        "CERTLC_ACME_ACCOUNT_KEY": authority.account_key_path.read_text(),
+        "CERTLC_ACME_CA_BUNDLE": str(pebble.ca_bundle),
+    }
+    with read_only_disk:
+        fresh = ca_factory(env, utc_now)("acme")
+        issued = fresh.poll(pending.request_id, csr)
+        account_url = fresh.account_url
+
+    assert read_only_disk.refused == []
+    assert list(instance.iterdir()) == []
+    assert isinstance(issued, Issued), issued
+    verify_chain(issued.chain_pem, pebble.roots_pem(), "moved.certlc.test")
+    assert account_url == authority.account_url  # found again (onlyReturnExisting), not a new account
+
+
+def test_a_failure_after_issuance_names_the_order_and_following_it_never_issues_again(
+    pebble, authority, monkeypatch
+) -> None:
+    finalized: list[str] = []
+    finalize = AcmeAuthority._finalize
+
+    def counted(self: AcmeAuthority, client: Any, order: Any) -> Any:
+        finalized.append(order.uri)
+        return finalize(self, client, order)
+
+    split_chain = acme._split_chain
+    failures = [OSError(errno.EROFS, "Read-only file system")]
+
+    def fails_once(fullchain_pem: str) -> tuple[str, ...]:
+        if failures:
+            raise failures.pop()
+        return split_chain(fullchain_pem)
+
+    monkeypatch.setattr(AcmeAuthority, "_finalize", counted)
+    monkeypatch.setattr(acme, "_split_chain", fails_once)
+    csr = make_csr("after.certlc.test")
+
+    with pytest.raises(CaUnavailable, match="OSError") as failure:
+        authority.submit(csr, "server")
+    order_url = failure.value.request_id
+    assert order_url and finalized == [order_url]
+
+    issued = authority.poll(order_url, csr)
+
+    assert isinstance(issued, Issued) and issued.request_id == order_url
+    verify_chain(issued.chain_pem, pebble.roots_pem(), "after.certlc.test")
+    assert finalized == [order_url]  # the CA signed once
+
+
+def test_issuance_takes_milliseconds_not_seconds(pebble, authority) -> None:
+    """No fixed one-second sleeps: the first look at the order comes after milliseconds."""
+    authority.account_url  # noqa: B018 -- the account once, as an instance does
+    took = []
+    for n in range(5):
+        started = time.perf_counter()
+        assert isinstance(authority.submit(make_csr(f"fast{n}.certlc.test", key_type="ec"), ""), Issued)
+        took.append(time.perf_counter() - started)
+
+    assert statistics.median(took) < 0.5, took
 
 
 def test_poll_refuses_an_order_of_another_server(authority) -> None:
