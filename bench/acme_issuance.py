@@ -249,6 +249,7 @@ def chain_problem(chain_pem: str, root_pem: str, identifier: str, public_key_der
     The leaf must carry the CSR's key and name, be signed by the next certificate, and that one by the root.
     """
     from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import serialization
 
     certificates = x509.load_pem_x509_certificates(chain_pem.encode())
@@ -263,7 +264,7 @@ def chain_problem(chain_pem: str, root_pem: str, identifier: str, public_key_der
     try:
         for child, issuer in zip(certificates, [*certificates[1:], root], strict=True):
             child.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, x509.InvalidSignature) as exc:
+    except (ValueError, TypeError, InvalidSignature) as exc:
         return f"the chain does not lead to pebble's root: {exc or type(exc).__name__}"
     return None
 

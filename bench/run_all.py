@@ -32,6 +32,7 @@ def benchmarks(full: bool) -> dict[str, list[str]]:
         "throughput": [],
         "ingest_10k": [] if full else ["--certs", str(SMALL_INGEST_CERTS)],
         "acme_vs_certbot": [],
+        "acme_issuance": [],
         "reliability": [] if full else ["--quick"],
     }
 
