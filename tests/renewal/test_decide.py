@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from renewal.backoff import Backoff
+from renewal.ca.acme_ari import RenewalWindow
 from renewal.decide import Input, WindowSettings, check_request, decide, renewal_threshold
 from renewal.keyvault import CertificateSnapshot
 from renewal.messages import InvalidMessage, RenewalRequest
@@ -38,9 +39,15 @@ def cert(
     )
 
 
-def verdict(snapshot, reason="near_expiry", version=None, settings=None, **request):
+def verdict(snapshot, reason="near_expiry", version=None, settings=None, window=None, **request):
     req = RenewalRequest(request.pop("vault", "kv1"), request.pop("name", "web"), reason, version=version, **request)
-    return decide(Input(req, VAULTS, snapshot, NOW, settings or WindowSettings(default_profile="server")))
+    return decide(Input(req, VAULTS, snapshot, NOW, settings or WindowSettings(default_profile="server"), window))
+
+
+def ari(days: float) -> RenewalWindow:
+    """An ACME CA's suggested window (RFC 9773) of one minute, starting ``days`` from now."""
+    start = NOW + dt.timedelta(days=days)
+    return RenewalWindow("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE", start, start + dt.timedelta(minutes=1))
 
 
 @pytest.mark.parametrize(
@@ -89,12 +96,35 @@ def verdict(snapshot, reason="near_expiry", version=None, settings=None, **reque
         (cert(tags={f"team{n}": "x" for n in range(13)}), {}, "fail", "too_many_tags"),
         (cert(tags={"owner": "x" * 257}), {}, "fail", "too_many_tags"),
         (cert(tags={**{f"team{n}": "x" for n in range(12)}, "certlc-correlation": "c"}), {}, "renew", "due"),
+        # ARI (RFC 9773): the ACME CA's window brings a renewal forward, never pushes it back
+        (cert(days_left=200, lifetime=365), {"reason": "sweep", "window": ari(-1)}, "renew", "ari_window"),
+        (cert(days_left=200, lifetime=365), {"reason": "sweep", "window": ari(-0.001)}, "renew", "ari_window"),  # ended
+        (cert(days_left=200, lifetime=365), {"reason": "sweep", "window": ari(2)}, "skip", "not_due"),
+        (cert(days_left=200, lifetime=365), {"reason": "sweep", "window": None}, "skip", "not_due"),
+        (cert(), {"reason": "sweep", "window": ari(30)}, "renew", "due"),  # due anyway: a later window waits not
+        (cert(), {"reason": "sweep", "window": ari(-1)}, "renew", "due"),  # due anyway: not early
+        (cert(days_left=200, lifetime=365, issuer="Self"), {"window": ari(-1)}, "skip", "not_managed"),
+        (cert(days_left=200, lifetime=365), {"window": ari(-1), "version": "v0"}, "skip", "superseded"),
+        (
+            cert(days_left=200, lifetime=365, tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}),
+            {"reason": "sweep", "window": ari(-1)},
+            "skip",
+            "failed_before",
+        ),
     ],
 )
 def test_chain_outcomes(snapshot, kwargs, outcome, reason):
     result = verdict(snapshot, **kwargs)
     assert (result.outcome, result.reason) == (outcome, reason), result.message
     assert result.message
+
+
+def test_a_renewal_inside_the_cas_window_carries_it_and_says_it_is_early():
+    window = ari(-1)
+    result = verdict(cert(days_left=200, lifetime=365), window=window)
+    assert result.renewal_window == window  # the new order names the certificate it replaces
+    assert "early" in result.message and "ARI" in result.message
+    assert verdict(cert(days_left=200, lifetime=365), window=ari(2)).message.endswith("not due before 2030-06-03 UTC")
 
 
 def test_no_profile_is_a_permanent_failure_that_says_what_to_set():

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.keyvault.certificates import CertificatePolicy, CertificatePolicyAction, LifetimeAction
 
+from renewal.ca.acme_ari import RenewalWindow
 from renewal.decide import WindowSettings
 from renewal.outlook import Facts, has_auto_renew, outlook
 
@@ -23,6 +24,12 @@ def facts(**kw: object) -> Facts:
         "policy_issuer": "Unknown",
     }
     return Facts(**(base | kw))  # type: ignore[arg-type]
+
+
+def ari(days: float) -> RenewalWindow:
+    """An ACME CA's suggested window (RFC 9773) of one minute, starting ``days`` from now."""
+    start = NOW + days * DAY
+    return RenewalWindow("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE", start, start + timedelta(minutes=1))
 
 
 CASES = [
@@ -45,6 +52,14 @@ CASES = [
      "certlc", "scheduled", 50),  # Key Vault cannot auto-renew an Unknown issuer: certlc does
     (facts(not_before=NOW - 10 * DAY, expires_on=NOW + 80 * DAY, canary_every=7 * DAY), "certlc", "canary_due", -3),
     (facts(not_before=NOW - 2 * DAY, expires_on=NOW + 88 * DAY, canary_every=7 * DAY), "certlc", "canary", 5),
+    # ARI (RFC 9773): the ACME CA's window, when it comes before the normal one (50 days out here)
+    (facts(not_before=NOW - 10 * DAY, expires_on=NOW + 80 * DAY, renewal_window=ari(5)), "certlc", "ari_scheduled", 5),
+    (facts(not_before=NOW - 10 * DAY, expires_on=NOW + 80 * DAY, renewal_window=ari(-1)), "certlc", "ari_due", -1),
+    (facts(not_before=NOW - 10 * DAY, expires_on=NOW + 80 * DAY, renewal_window=ari(60)), "certlc", "scheduled", 50),
+    (facts(renewal_window=ari(-1)), "certlc", "due", 65 - 365 / 3),  # due by the normal window before that
+    (facts(not_before=NOW - 2 * DAY, expires_on=NOW + 88 * DAY, canary_every=7 * DAY, renewal_window=ari(9)),
+     "certlc", "canary", 5),  # the canary's schedule comes first
+    (facts(policy_issuer="Self", renewal_window=ari(-1)), "nobody", "uncovered", None),
 ]  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from renewal.sweep import SweepInput, inside_window, sweep_action, sweep_trigger
 
 NOW = dt.datetime(2030, 6, 1, 12, tzinfo=dt.UTC)
 RENEW = Verdict("renew", "due", "due")
+ARI_EARLY = Verdict("renew", "ari_window", "early, inside the CA's renewal window (ARI)")
 FAILED_BEFORE = Verdict("skip", "failed_before", "failed")
 NOT_MANAGED = Verdict("skip", "not_managed", "Self")
 IN_PROGRESS = PendingOperation("op-1", "inprogress", b"csr")
@@ -40,6 +41,8 @@ STALE = dt.timedelta(minutes=16)
     ("snapshot", "verdict", "found", "pending", "action", "reason", "warn"),
     [
         (cert(), RENEW, None, None, "enqueue", "due", False),  # queued: someone now renews it, no warning
+        (cert(days_left=80), ARI_EARLY, None, None, "enqueue", "ari_window", False),  # the ACME CA asked: queued
+        (cert(days_left=80), ARI_EARLY, record(), IN_PROGRESS, "in_flight", "renewal other is pending", False),
         (cert(), RENEW, record(), IN_PROGRESS, "in_flight", "renewal other is pending", False),
         (cert(days_left=5), RENEW, record(), IN_PROGRESS, "in_flight", "renewal other is pending", True),  # stuck
         (cert(days_left=5, tags=WARNED_TODAY), RENEW, record(), None, "in_flight", "renewal other is pending", False),
