@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 
 from certlc.emulators import keyvault, logs  # noqa: E402
+from certlc.emulators.keyvault.emulator import Emulator  # noqa: E402
 from ingestion.run import ingest  # noqa: E402
 from ingestion.upload import MAX_BODY_BYTES  # noqa: E402
 from renewal.clients import certificate_client  # noqa: E402
@@ -52,7 +53,7 @@ def pfx_for(key: ec.EllipticCurvePrivateKey, name: str, days: int, now: datetime
     return pkcs12.serialize_key_and_certificates(None, key, cert, None, serialization.NoEncryption())
 
 
-def seed(kv: keyvault.RunningEmulator, certs: int, workers: int, now: datetime) -> float:
+def seed(kv: Emulator, certs: int, workers: int, now: datetime) -> float:
     key = ec.generate_private_key(ec.SECP256R1())
     env = {"CERTLC_KEYVAULT_CA_BUNDLE": kv.ca_bundle, "CERTLC_LOCAL_TOKEN": kv.token}
     clients = {name: certificate_client(url, env) for name, url in kv.vault_urls.items()}

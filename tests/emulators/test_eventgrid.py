@@ -1,5 +1,6 @@
-"""The emulator's Event Grid delivery against a real webhook receiver that answers the handshakes with the
-host webhook's functions; each delivered event is checked with the product's parser, one event at a time."""
+"""The local Event Grid publisher, delivering the Key Vault emulator's certificate events, against a real webhook
+receiver that answers the handshakes with the host webhook's functions; each delivered event is checked with the
+product's parser, one event at a time."""
 
 from __future__ import annotations
 
@@ -17,14 +18,10 @@ from typing import Any
 
 import pytest
 
-from certlc.emulators.keyvault.eventgrid import (
-    CLOUD_EVENTS_SCHEMA,
-    EVENT_GRID_SCHEMA,
-    EventGridPublisher,
-    KeyVaultEvent,
-    SubscriptionError,
-)
+from certlc.emulators.eventgrid import Event, EventGridPublisher, SubscriptionError
+from certlc.emulators.keyvault.events import certificate_event
 from certlc.localstack.eventgrid_protocol import Refused, abuse_protection_headers, answer_validation, decode_delivery
+from renewal.eventgrid.schema import CERTIFICATE_EVENT_TYPES, CLOUD_EVENTS_SCHEMA, EVENT_GRID_SCHEMA
 from renewal.events import Ignored, outcome, parse_event
 from renewal.messages import RenewalRequest
 from renewal.vaults import parse_allow_list
@@ -167,7 +164,7 @@ def receiver_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Rec
 
 @pytest.fixture
 def publisher() -> Iterator[EventGridPublisher]:
-    running = EventGridPublisher(retry_delays=(0.01, 0.02, 0.03))
+    running = EventGridPublisher(event_types=CERTIFICATE_EVENT_TYPES, retry_delays=(0.01, 0.02, 0.03))
     yield running
     running.close()
 
@@ -177,17 +174,21 @@ def _each_event(body: bytes) -> list[RenewalRequest | Ignored]:
     return [outcome(parse_event(event, ALLOW)) for event in decode_delivery(body)]
 
 
-def _event(event_type: str = "CertificateNearExpiry", name: str = "web-frontend") -> KeyVaultEvent:
-    return KeyVaultEvent(
-        event_type=event_type,
-        vault_name="kv1",
+def _event(event_type: str = "CertificateNearExpiry", name: str = "web-frontend") -> Event:
+    return certificate_event(
+        f"Microsoft.KeyVault.{event_type}",
+        vault="kv1",
         vault_url=VAULT_URL,
-        object_name=name,
+        name=name,
         version=uuid.uuid4().hex,
         nbf=1714557600,
         exp=1722333600,
-        event_time=datetime(2024, 7, 1, 12, 0, 0, 123456, tzinfo=UTC),
+        when=datetime(2024, 7, 1, 12, 0, 0, 123456, tzinfo=UTC),
     )
+
+
+def _version(event: Event) -> str:
+    return event.data["Version"]
 
 
 def test_event_grid_subscription_runs_the_validation_handshake(receiver: Receiver, publisher) -> None:
@@ -223,7 +224,7 @@ def test_event_grid_delivery_parses_into_the_right_renewal_request(receiver: Rec
     assert (request.vault, request.name, request.version, request.trigger, request.event_id) == (
         "kv1",
         "web-frontend",
-        event.version,
+        _version(event),
         "near_expiry",
         logged["event_id"],
     )
@@ -247,7 +248,7 @@ def test_cloud_event_delivery_parses_into_the_right_renewal_request(receiver: Re
     )
     (request,) = _each_event(delivery.body)
     assert isinstance(request, RenewalRequest)
-    assert (request.name, request.version, request.trigger) == ("web-frontend", event.version, "expired")
+    assert (request.name, request.version, request.trigger) == ("web-frontend", _version(event), "expired")
 
 
 def test_new_version_created_is_delivered_and_ignored_by_the_product(receiver: Receiver, publisher) -> None:
@@ -270,7 +271,7 @@ def test_payload_has_the_shape_of_the_published_sample(receiver: Receiver, publi
     (sent,) = receiver.notifications(path)[0].json()
     assert list(sent) == list(sample)
     assert list(sent["data"]) == list(sample["data"])
-    assert sent["data"]["Id"] == f"{VAULT_URL}/certificates/web-frontend/{event.version}"
+    assert sent["data"]["Id"] == f"{VAULT_URL}/certificates/web-frontend/{_version(event)}"
     assert (sent["data"]["NBF"], sent["data"]["EXP"]) == ("1714557600", "1722333600")
     assert sent["eventTime"] == "2024-07-01T12:00:00.1234560Z"
     assert re.fullmatch(r"[0-9a-f-]{36}", sent["id"])
@@ -340,7 +341,7 @@ def test_one_event_id_for_every_subscription(receiver: Receiver, publisher) -> N
 
 def test_flush_times_out_while_a_retry_is_waiting_and_close_cancels_it(receiver: Receiver) -> None:
     path, url = receiver.endpoint()
-    slow = EventGridPublisher(retry_delays=(60.0,))
+    slow = EventGridPublisher(event_types=CERTIFICATE_EVENT_TYPES, retry_delays=(60.0,))
     try:
         slow.subscribe(url)
         receiver.script(path, [500])
@@ -388,13 +389,13 @@ def test_unreachable_endpoint_cannot_be_subscribed(publisher) -> None:
 def test_https_endpoint_is_trusted_through_the_ca_bundle(receiver_tls: tuple[Receiver, TlsMaterial]) -> None:
     receiver, material = receiver_tls
     path, url = receiver.endpoint()
-    untrusting = EventGridPublisher()
+    untrusting = EventGridPublisher(event_types=CERTIFICATE_EVENT_TYPES)
     try:
         with pytest.raises(SubscriptionError, match="cannot reach"):
             untrusting.subscribe(url)
     finally:
         untrusting.close()
-    trusting = EventGridPublisher(ca_bundle=str(material.ca_pem))
+    trusting = EventGridPublisher(event_types=CERTIFICATE_EVENT_TYPES, ca_bundle=str(material.ca_pem))
     try:
         trusting.subscribe(url)
         trusting.publish(_event())
@@ -407,5 +408,5 @@ def test_https_endpoint_is_trusted_through_the_ca_bundle(receiver_tls: tuple[Rec
 
 
 def test_unknown_event_type_is_refused_at_publish(publisher) -> None:
-    with pytest.raises(ValueError, match="unknown Key Vault event type"):
+    with pytest.raises(ValueError, match="unknown event type"):
         publisher.publish(_event("SecretNearExpiry"))

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 import requests
 
-from certlc.emulators.keyvault import RunningEmulator, start
+from certlc.emulators.keyvault import start
+from certlc.emulators.keyvault.emulator import Emulator
 
 RECORDED_HOST = "https://vaultname.vault.azure.net"
 RECORDINGS = Path(__file__).resolve().parents[1] / "data" / "keyvault-recordings"
@@ -93,7 +94,7 @@ def compare(entry: dict[str, Any], response: requests.Response) -> list[str]:
 Adapter = Callable[[dict[str, Any], Any, dict[str, Any]], Any]
 
 
-def replay(emulator: RunningEmulator, name: str, adapt: Adapter | None = None) -> list[str]:
+def replay(emulator: Emulator, name: str, adapt: Adapter | None = None) -> list[str]:
     problems: list[str] = []
     state: dict[str, Any] = {}
     next_link: str | None = None
@@ -127,7 +128,7 @@ def replay(emulator: RunningEmulator, name: str, adapt: Adapter | None = None) -
 
 
 @pytest.fixture(scope="module")
-def fresh_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulator]:
+def fresh_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     """An empty vault of its own, so listings hold only what the replay imported."""
     emulator = start(tmp_path_factory.mktemp("kv-conformance"), vaults=("vaultname",))
     yield emulator

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 from azure.keyvault.certificates import CertificateClient, CertificatePolicy
 
-from certlc.emulators.keyvault import RunningEmulator, start
+from certlc.emulators.keyvault import start
 from certlc.emulators.keyvault.control import EmulatorControl
+from certlc.emulators.keyvault.emulator import Emulator
 from certlc.localstack.eventgrid_protocol import abuse_protection_headers, answer_validation, decode_delivery
 from renewal.clients import StaticTokenCredential
+from renewal.eventgrid.schema import CERTIFICATE_NEW_VERSION_CREATED
 from tests.fixtures.keyvault import clear_challenge_caches
 
 DAY = 86400
@@ -30,11 +32,12 @@ class RecordingPublisher:
         self.events.append(event)
 
     def of(self, name: str) -> list[str]:
-        return [e.event_type for e in self.events if e.object_name == name]
+        """The event types raised for certificate ``name``, without ``Microsoft.KeyVault.``."""
+        return [e.event_type.removeprefix("Microsoft.KeyVault.") for e in self.events if e.subject == name]
 
 
 @pytest.fixture
-def recorded(tmp_path) -> Iterator[tuple[RunningEmulator, RecordingPublisher, CertificateClient, EmulatorControl]]:
+def recorded(tmp_path) -> Iterator[tuple[Emulator, RecordingPublisher, CertificateClient, EmulatorControl]]:
     publisher = RecordingPublisher()
     emulator = start(tmp_path / "state", publisher=publisher)
     clear_challenge_caches()
@@ -75,8 +78,13 @@ def test_near_expiry_and_expired_once_each(recorded):
     assert len(publisher.of("app")) == 3
 
     expired = publisher.events[-1]
-    assert (expired.vault_name, expired.vault_url, expired.version) == ("kv1", emulator.url, cert.properties.version)
-    assert (expired.nbf, expired.exp) == (int(cert.properties.not_before.timestamp()), exp)
+    assert (expired.resource, expired.data["VaultName"], expired.data["Version"]) == (
+        "Microsoft.KeyVault/vaults/kv1",
+        "kv1",
+        cert.properties.version,
+    )
+    assert expired.data["Id"] == f"{emulator.url}/certificates/app/{cert.properties.version}"
+    assert (expired.data["NBF"], expired.data["EXP"]) == (str(int(cert.properties.not_before.timestamp())), str(exp))
     assert expired.event_time.timestamp() >= exp
 
 
@@ -88,7 +96,7 @@ def test_only_the_current_version_raises_expiry(recorded):
     assert publisher.of("rotated") == ["CertificateNewVersionCreated", "CertificateNewVersionCreated"]
 
     control.advance(int(new.properties.expires_on.timestamp()) - emulator.clock.epoch() + DAY)
-    expiring = [e.version for e in publisher.events if e.event_type != "CertificateNewVersionCreated"]
+    expiring = [e.data["Version"] for e in publisher.events if e.event_type != CERTIFICATE_NEW_VERSION_CREATED]
     assert expiring == [new.properties.version, new.properties.version]
 
 

@@ -18,7 +18,8 @@ import pytest
 import requests
 from cryptography import x509
 
-from certlc.emulators.keyvault import RunningEmulator, start
+from certlc.emulators.keyvault import start
+from certlc.emulators.keyvault.emulator import Emulator
 from certlc.emulators.keyvault.schemas import API_VERSIONS
 
 SEED = 20240611
@@ -167,14 +168,14 @@ def malformed_bodies(good: Any, rng: random.Random, count: int) -> list[tuple[st
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulator]:
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     running = start(tmp_path_factory.mktemp("kv-fuzz") / "state", vaults=("fuzz",))
     yield running
     running.stop()
 
 
 @pytest.fixture
-def call(emulator: RunningEmulator) -> Iterator[Any]:
+def call(emulator: Emulator) -> Iterator[Any]:
     with requests.Session() as session:
         session.trust_env = False
 

@@ -23,7 +23,8 @@ from azure.keyvault.certificates import CertificateClient, CertificatePolicy
 from azure.keyvault.secrets import SecretClient
 from cryptography.hazmat.primitives import serialization
 
-from certlc.emulators.keyvault import RunningEmulator, start
+from certlc.emulators.keyvault import start
+from certlc.emulators.keyvault.emulator import Emulator
 from tests.fixtures.keyvault import clear_challenge_caches
 
 DER = serialization.Encoding.DER
@@ -36,14 +37,14 @@ def unique(prefix: str) -> str:
 
 
 @pytest.fixture(scope="module", params=MODES)
-def emulator(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulator]:
+def emulator(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     running = start(tmp_path_factory.mktemp(f"kv-{request.param}") / "state", pending_version=request.param)
     yield running
     running.stop()
 
 
 class Clients:
-    def __init__(self, emulator: RunningEmulator) -> None:
+    def __init__(self, emulator: Emulator) -> None:
         from renewal.clients import StaticTokenCredential
 
         clear_challenge_caches()
@@ -69,7 +70,7 @@ class Clients:
 
 
 @pytest.fixture
-def kv(emulator: RunningEmulator) -> Iterator[Clients]:
+def kv(emulator: Emulator) -> Iterator[Clients]:
     clients = Clients(emulator)
     yield clients
     clients.close()

@@ -55,7 +55,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from certlc.emulators.keyvault import RunningEmulator, start
+from certlc.emulators.keyvault import start
+from certlc.emulators.keyvault.emulator import Emulator
 from tests.fixtures.keyvault import clear_challenge_caches, pending_mode
 
 SAMPLES, SDK_TESTS, LOWKEY = "SDK samples", "SDK tests", "Lowkey Vault"
@@ -128,7 +129,7 @@ def fails_here(reason: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def kv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulator]:
+def kv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     emulator = start(
         tmp_path_factory.mktemp("kv-sdk-scenarios") / "state",
         vaults=("samples", "sdktests", "lowkey"),
@@ -139,7 +140,7 @@ def kv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulator]:
 
 
 @pytest.fixture
-def make(kv: RunningEmulator) -> Iterator[Callable[..., Any]]:
+def make(kv: Emulator) -> Iterator[Callable[..., Any]]:
     """``make(vault, cls=CertificateClient, **client_kwargs)``; the challenge cache is cleared around each test."""
     from renewal.clients import StaticTokenCredential
 
@@ -978,7 +979,7 @@ def lowkey_policy(kind: str, subject: str, key: str, hsm: bool, **kwargs: Any) -
     return CertificatePolicy(**values)
 
 
-def _advance(kv: RunningEmulator, seconds: float) -> None:
+def _advance(kv: Emulator, seconds: float) -> None:
     response = requests.post(
         f"{kv.admin_url}/clock", json={"advance_seconds": seconds}, verify=kv.ca_bundle, timeout=30
     )
@@ -1399,7 +1400,7 @@ NO_AUTO_RENEW = "the emulator does not carry out AutoRenew lifetime actions: no 
 
 
 @pytest.fixture
-def shifted_kv(tmp_path: Path) -> Iterator[RunningEmulator]:
+def shifted_kv(tmp_path: Path) -> Iterator[Emulator]:
     """The time-shift scenarios move the clock by months: their own emulator, not the module's."""
     emulator = start(tmp_path / "state", vaults=("shift",), pending_version=pending_mode())
     yield emulator
@@ -1426,7 +1427,7 @@ def test_lowkey_ec_time_shift(shifted_kv, row):
     _lowkey_time_shift(shifted_kv, row, "P-521")
 
 
-def _lowkey_time_shift(kv: RunningEmulator, row: tuple[str, str, int, int], key: str) -> None:
+def _lowkey_time_shift(kv: Emulator, row: tuple[str, str, int, int], key: str) -> None:
     """Lowkey Vault shifts the vault's stored times back by N days; the emulator moves its clock N days forward,
     which leaves the same distance between the certificate's dates and now."""
     from renewal.clients import StaticTokenCredential

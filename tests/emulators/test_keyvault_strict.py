@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from certlc.emulators.keyvault import RunningEmulator
 from certlc.emulators.keyvault.bundles import Vault
 from certlc.emulators.keyvault.certificates import Certificates
+from certlc.emulators.keyvault.emulator import Emulator
 from certlc.emulators.keyvault.errors import KeyVaultError
 
 DER = serialization.Encoding.DER
@@ -29,7 +29,7 @@ def unique(prefix: str) -> str:
 
 
 @pytest.fixture
-def call(keyvault_emulator: RunningEmulator) -> Iterator[Any]:
+def call(keyvault_emulator: Emulator) -> Iterator[Any]:
     session = requests.Session()
     session.trust_env = False
     session.verify = keyvault_emulator.ca_bundle
@@ -160,7 +160,7 @@ def test_cancel_only_while_in_progress(call, chain_ca) -> None:
     )
 
 
-def test_request_id_filters_the_pending_operation(keyvault_emulator: RunningEmulator, call) -> None:
+def test_request_id_filters_the_pending_operation(keyvault_emulator: Emulator, call) -> None:
     """Key Vault documents request_id (query) as a filter on get, cancel and delete: another id answers 404.
 
     The merge and cancel bodies carry no request_id (CertificateMergeParameters, CertificateOperationUpdateParameter).
@@ -170,7 +170,7 @@ def test_request_id_filters_the_pending_operation(keyvault_emulator: RunningEmul
     created = call("POST", f"/certificates/{name}/create", MANUAL)
     request_id = created.json()["request_id"]
     assert f"request_id={request_id}" in created.headers["Location"]
-    certificates: Certificates = keyvault_emulator._parts.certificates
+    certificates: Certificates = keyvault_emulator.certificates
     vault = Vault("kv1", keyvault_emulator.vault_urls["kv1"], "7.5")
     other = {"request_id": uuid.uuid4().hex}
 

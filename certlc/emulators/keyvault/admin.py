@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from certlc.emulators.eventgrid import SubscriptionError
+from renewal.eventgrid.schema import EVENT_GRID_SCHEMA
+
 from .clock import Clock
+from .errors import Response
 from .faults import Faults
-from .requestlog import RequestLog
-from .response import Response
 from .throttling import Throttle
 
 PREFIX = "/_emulator"
+MAX_LOGGED_REQUESTS = 50_000
+
+
+class RequestLog:
+    """Every request a vault listener answered (the newest ``MAX_LOGGED_REQUESTS``), for tests that count calls."""
+
+    def __init__(self) -> None:
+        self._entries: deque[dict[str, Any]] = deque(maxlen=MAX_LOGGED_REQUESTS)
+        self._lock = threading.Lock()
+
+    def add(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
 
 class AdminPublisher(Protocol):
@@ -101,14 +126,12 @@ class Admin:
         return self._publisher
 
     def _subscribe(self, body: Any) -> Response:
-        from .eventgrid import SubscriptionError
-
         body = _object(body)
         if not isinstance(body.get("endpoint"), str):
             raise AdminError('"endpoint" (the webhook URL) is required')
         try:
             created = self._need_publisher().subscribe(
-                body["endpoint"], body.get("schema", "EventGridSchema"), body.get("event_types")
+                body["endpoint"], body.get("schema", EVENT_GRID_SCHEMA), body.get("event_types")
             )
         except SubscriptionError as exc:
             raise AdminError(str(exc)) from exc

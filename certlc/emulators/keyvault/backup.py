@@ -23,8 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from . import bundles
 from .bundles import Vault
 from .certificates import check_name
-from .errors import bad_parameter, certificate_not_found, conflict
-from .response import Response
+from .errors import Response, bad_parameter, certificate_not_found, conflict
 from .store import Certificate, Store, Version
 
 MAGIC = b"certlc-kv-backup-1"

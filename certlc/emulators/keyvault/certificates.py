@@ -9,12 +9,13 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
-from . import bundles, pki
+from . import DEFAULT_PENDING_VERSION, PENDING_VERSION_MODES, bundles, pki
 from . import policy as policies
 from .bundles import Vault
 from .clock import Clock
 from .errors import (
     KeyVaultError,
+    Response,
     bad_parameter,
     certificate_not_found,
     deleted_not_found,
@@ -24,15 +25,12 @@ from .errors import (
     secret_not_found,
 )
 from .paging import page
-from .response import Response
 from .store import Certificate, Pending, Store, Version, new_id
 
 NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 RETRY_AFTER = "10"
 PURGE_DAYS = 7
 SUPPORTED_ISSUERS = ("self", "unknown")
-PENDING_VERSION_MODES = ("placeholder", "previous")
-DEFAULT_PENDING_VERSION = "placeholder"
 # Key Vault's limits on tags (docs "About Azure Key Vault secrets", secret tags; the same 400 for certificates).
 MAX_TAGS = 15
 MAX_TAG_LENGTH = 256
@@ -111,7 +109,7 @@ class Certificates:
         pending_version: str = DEFAULT_PENDING_VERSION,
     ) -> None:
         if pending_version not in PENDING_VERSION_MODES:
-            raise ValueError(f"pending_version must be one of {PENDING_VERSION_MODES}, not {pending_version!r}")
+            raise ValueError(f"pending_version must be one of {', '.join(PENDING_VERSION_MODES)}: {pending_version!r}")
         self._store = store
         self._clock = clock
         self._listener = listener

@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .bundles import Vault
-from .errors import contacts_not_found
-from .response import Response
+from .errors import Response, contacts_not_found
 from .store import Store
 
 KIND = "contacts"

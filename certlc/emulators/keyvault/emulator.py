@@ -1,4 +1,5 @@
-"""Wires the emulator's parts together: store, clock, auth, events, admin, listeners."""
+"""The running emulator: its parts wired together (store, clock, auth, events, admin, listeners) and what a
+client needs to reach it."""
 
 from __future__ import annotations
 
@@ -6,21 +7,22 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import TracebackType
 
+from certlc.emulators.eventgrid import EventGridPublisher
 from certlc.localstack.pki import loopback_tls, server_context
+from renewal.eventgrid.schema import CERTIFICATE_EVENT_TYPES
 
-from .admin import Admin
+from . import DEFAULT_PENDING_VERSION
+from .admin import PREFIX, Admin, RequestLog
 from .auth import DEFAULT_TOKENS, TokenAuthorizer
 from .backup import Backups
-from .certificates import DEFAULT_PENDING_VERSION, PENDING_VERSION_MODES, Certificates
+from .certificates import Certificates
 from .clock import Clock
 from .contacts import Contacts
-from .eventgrid import EventGridPublisher
-from .events import CertificateEvents
+from .events import CertificateEvents, Publisher
 from .faults import Faults
 from .issuers import Issuers
-from .requestlog import RequestLog
 from .routes import Services
 from .server import Listener, Pipeline
 from .store import Store
@@ -42,6 +44,12 @@ def _check(vaults: list[str], host: str, ports: list[int] | None) -> None:
 
 
 class Emulator:
+    """A Key Vault emulator: one HTTPS listener per vault over one store, clock and control API.
+
+    ``start()`` (the package's) makes and starts one; ``vault_urls``, ``url``, ``admin_url``, ``ca_bundle`` and
+    ``token`` are what a client needs, ``describe()`` says them as JSON, ``stop()`` (or leaving ``with``) ends it.
+    """
+
     def __init__(
         self,
         state_dir: Path,
@@ -49,20 +57,18 @@ class Emulator:
         host: str,
         ports: list[int] | None,
         tokens: Mapping[str, str] | None,
-        publisher: Any,
+        publisher: Publisher | None,
         pending_version: str = DEFAULT_PENDING_VERSION,
     ) -> None:
         _check(vaults, host, ports)
-        if pending_version not in PENDING_VERSION_MODES:
-            raise ValueError(f"pending_version must be one of {', '.join(PENDING_VERSION_MODES)}: {pending_version!r}")
-        self.pending_version = pending_version
         self.tls = loopback_tls(state_dir / "tls", "certlc Key Vault emulator")
         self.store = Store(state_dir)
         self.clock = Clock(float(self.store.load_meta("clock").get("offset_seconds", 0.0)))
         self.clock.on_change(lambda: self.store.save_meta("clock", {"offset_seconds": self.clock.offset_seconds}))
         self.authorizer = TokenAuthorizer({**DEFAULT_TOKENS, **(tokens or {})})
-        self.publisher = publisher if publisher is not None else EventGridPublisher()
-        self._own_publisher = publisher is None
+        own = EventGridPublisher(event_types=CERTIFICATE_EVENT_TYPES) if publisher is None else None
+        self._own_publisher = own
+        self.publisher: Publisher = publisher or own
         self.vault_urls: dict[str, str] = {}
         self.events = CertificateEvents(self.store, self.clock, self.publisher, self.vault_urls)
         self.clock.on_change(self.events.check_expiry)
@@ -71,6 +77,7 @@ class Emulator:
         self.throttle = Throttle()
         admin = Admin(self.clock, self.requests, self.faults, self.throttle, self.publisher, self.vault_urls)
         self.certificates = certificates = Certificates(self.store, self.clock, self.events, pending_version)
+        self.pending_version = pending_version
         services = Services(certificates, Issuers(self.store, self.clock), Contacts(self.store), Backups(self.store))
         pipeline = Pipeline(services, self.authorizer, self.clock, self.requests, self.faults, self.throttle, admin)
         context = server_context(self.tls)
@@ -84,6 +91,21 @@ class Emulator:
         except OSError:
             self._close_listeners()
             raise
+        self.url = next(iter(self.vault_urls.values()))
+        self.admin_url = self.url + PREFIX
+        self.ca_bundle = str(self.tls.ca_pem)
+        self.token = self.authorizer.first_token("officer")
+        self.tokens = self.authorizer.tokens
+
+    def describe(self) -> dict[str, object]:
+        """What a client needs to connect (the CLI's ``--json`` line)."""
+        return {
+            "url": self.url,
+            "ca_bundle": self.ca_bundle,
+            "admin_url": self.admin_url,
+            "token": self.token,
+            "vaults": dict(self.vault_urls),
+        }
 
     def start(self) -> None:
         for listener in self.listeners:
@@ -98,5 +120,13 @@ class Emulator:
     def stop(self) -> None:
         self.events.stop()
         self._close_listeners()
-        if self._own_publisher:
-            self.publisher.close()
+        if self._own_publisher is not None:
+            self._own_publisher.close()
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

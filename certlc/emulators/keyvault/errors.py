@@ -1,14 +1,27 @@
-"""Key Vault's error envelope: ``{"error": {"code", "message", "innererror"?}}`` with an HTTP status."""
+"""What an operation hands back to the HTTP layer: a :class:`Response`, or a :class:`KeyVaultError` raised with
+Key Vault's error envelope ``{"error": {"code", "message", "innererror"?}}`` and an HTTP status.
+
+Both live here because every operation module answers with them and none may import the server (it imports
+them through the routes).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 RECOVER_HINT = (
     "If you recently deleted this certificate you may be able to recover it using the correct recovery "
     "command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
 )
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class KeyVaultError(Exception):

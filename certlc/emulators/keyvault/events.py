@@ -4,7 +4,11 @@
 once the clock is within 30 days of the current version's expiry and ``CertificateExpired`` once
 it is past it. Only the current (newest enabled) version raises the expiry events, once each;
 what was raised is stored with the version so a restart does not raise it again. Delivery is
-the publisher's job (``eventgrid.py``).
+the publisher's job (``certlc.emulators.eventgrid``).
+
+An event has the form of Key Vault's published samples: topic = the vault's resource id, subject =
+certificate name, PascalCase ``data`` with ``Id``/``VaultName``/``ObjectType``/``ObjectName``/``Version``
+and ``NBF``/``EXP`` as digit strings.
 """
 
 from __future__ import annotations
@@ -15,20 +19,51 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
 
+from certlc.emulators.eventgrid import Event
+from renewal.eventgrid.schema import CERTIFICATE_EXPIRED, CERTIFICATE_NEAR_EXPIRY, CERTIFICATE_NEW_VERSION_CREATED
+
 from .bundles import Vault
 from .clock import Clock
-from .eventgrid import KeyVaultEvent
 from .store import Certificate, Store, Version
 
 log = logging.getLogger(__name__)
 NEAR_EXPIRY_SECONDS = 30 * 86400
-NEW_VERSION = "CertificateNewVersionCreated"
-NEAR_EXPIRY = "CertificateNearExpiry"
-EXPIRED = "CertificateExpired"
 
 
 class Publisher(Protocol):
-    def publish(self, event: KeyVaultEvent) -> None: ...
+    """Where the emulator's events go: ``certlc.emulators.eventgrid.EventGridPublisher``, or a test's recorder."""
+
+    def publish(self, event: Event) -> None: ...
+
+
+def certificate_event(
+    event_type: str,
+    *,
+    vault: str,
+    vault_url: str,
+    name: str,
+    version: str,
+    nbf: int | None,
+    exp: int | None,
+    when: datetime,
+) -> Event:
+    """The event Key Vault raises for one certificate version (``nbf``/``exp`` in epoch seconds)."""
+    data = {
+        "Id": f"{vault_url.rstrip('/')}/certificates/{name}/{version}",
+        "VaultName": vault,
+        "ObjectType": "Certificate",
+        "ObjectName": name,
+        "Version": version,
+    }
+    for key, value in (("NBF", nbf), ("EXP", exp)):
+        if value is not None:
+            data[key] = str(value)
+    return Event(f"Microsoft.KeyVault/vaults/{vault}", name, event_type, when, data)
+
+
+def _stored(event_type: str) -> str:
+    """The name a version's ``events_sent`` keeps in the state folder: the type without ``Microsoft.KeyVault.``."""
+    return event_type.rsplit(".", 1)[-1]
 
 
 class CertificateEvents:
@@ -45,21 +80,21 @@ class CertificateEvents:
     def _publish(self, event_type: str, vault: str, cert: Certificate, version: Version, when: datetime) -> None:
         if self._publisher is None:
             return
-        event = KeyVaultEvent(
-            event_type=event_type,
-            vault_name=vault,
+        event = certificate_event(
+            event_type,
+            vault=vault,
             vault_url=self._vault_urls[vault],
-            object_name=cert.name,
+            name=cert.name,
             version=version.version,
             nbf=version.attributes.get("nbf"),
             exp=version.attributes.get("exp"),
-            event_time=when,
+            when=when,
         )
         self._publisher.publish(event)
 
     def new_version(self, vault: Vault, cert: Certificate, version: Version) -> None:
         """NewVersionCreated, then the expiry events the new version may already be due (only this one)."""
-        self._publish(NEW_VERSION, vault.name, cert, version, self._clock.now())
+        self._publish(CERTIFICATE_NEW_VERSION_CREATED, vault.name, cert, version, self._clock.now())
         now, when = self._clock.epoch(), self._clock.now()
         with self._store.lock:
             current = cert.current()
@@ -81,14 +116,14 @@ class CertificateEvents:
     @staticmethod
     def _due(version: Version, now: int) -> bool:
         exp = version.attributes["exp"]
-        pending = [t for t in (NEAR_EXPIRY, EXPIRED) if t not in version.events_sent]
+        pending = [t for t in (CERTIFICATE_NEAR_EXPIRY, CERTIFICATE_EXPIRED) if _stored(t) not in version.events_sent]
         return bool(pending) and now >= exp - NEAR_EXPIRY_SECONDS
 
     def _raise_due(self, vault: str, cert: Certificate, version: Version, now: int, when: datetime) -> None:
         exp = version.attributes["exp"]
-        for event_type, threshold in ((NEAR_EXPIRY, exp - NEAR_EXPIRY_SECONDS), (EXPIRED, exp)):
-            if now >= threshold and event_type not in version.events_sent:
-                version.events_sent.append(event_type)
+        for event_type, threshold in ((CERTIFICATE_NEAR_EXPIRY, exp - NEAR_EXPIRY_SECONDS), (CERTIFICATE_EXPIRED, exp)):
+            if now >= threshold and _stored(event_type) not in version.events_sent:
+                version.events_sent.append(_stored(event_type))
                 self._store.save(vault, cert)
                 self._publish(event_type, vault, cert, version, when)
 

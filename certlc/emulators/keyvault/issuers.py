@@ -14,9 +14,8 @@ from typing import Any
 
 from .bundles import Vault
 from .clock import Clock
-from .errors import bad_parameter, issuer_not_found
+from .errors import Response, bad_parameter, issuer_not_found
 from .paging import page
-from .response import Response
 from .store import Store
 
 KIND = "issuers"

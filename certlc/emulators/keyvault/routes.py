@@ -12,8 +12,8 @@ from .backup import Backups
 from .bundles import Vault
 from .certificates import Certificates
 from .contacts import Contacts
+from .errors import Response
 from .issuers import Issuers
-from .response import Response
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from . import routes, schemas
-from .admin import PREFIX, Admin
+from .admin import PREFIX, Admin, RequestLog
 from .auth import Action, TokenAuthorizer
 from .bundles import Vault
 from .clock import Clock
-from .errors import KeyVaultError, bad_parameter
+from .errors import KeyVaultError, Response, bad_parameter
 from .faults import Faults
-from .requestlog import RequestLog
-from .response import Response
 from .throttling import Throttle
 
 log = logging.getLogger(__name__)

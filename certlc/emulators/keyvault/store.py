@@ -9,15 +9,39 @@ that are not certificates (issuers, contacts) live beside them:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 import threading
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fsutil import private_dir, write_atomic
+
+def _private_dir(path: Path) -> Path:
+    """A folder only the owner may enter (0700), also when it existed before."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over the target."""
+    _private_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 @dataclass
@@ -97,9 +121,9 @@ class Store:
     """Thread-safe; callers hold ``store.lock`` around read-modify-write sequences."""
 
     def __init__(self, root: Path) -> None:
-        self.root = private_dir(root)
-        private_dir(root / "vaults")
-        private_dir(root / "keys")
+        self.root = _private_dir(root)
+        _private_dir(root / "vaults")
+        _private_dir(root / "keys")
         self.lock = threading.RLock()
         self._vaults: dict[str, dict[str, Certificate]] = {}
         self._load()
@@ -120,7 +144,7 @@ class Store:
     def add_vault(self, vault: str) -> None:
         with self.lock:
             self._vaults.setdefault(vault, {})
-            private_dir(self._vault_dir(vault))
+            _private_dir(self._vault_dir(vault))
 
     def vaults(self) -> list[str]:
         return sorted(self._vaults)
@@ -136,7 +160,7 @@ class Store:
         with self.lock:
             self._vaults[vault][cert.name.lower()] = cert
             data = json.dumps(asdict(cert), indent=1, sort_keys=True).encode()
-            write_atomic(self._vault_dir(vault) / f"{cert.name.lower()}.json", data)
+            _write_atomic(self._vault_dir(vault) / f"{cert.name.lower()}.json", data)
 
     def remove(self, vault: str, name: str) -> None:
         with self.lock:
@@ -145,7 +169,7 @@ class Store:
 
     def save_key(self, pem: bytes) -> str:
         key_id = new_id()
-        write_atomic(self.root / "keys" / f"{key_id}.pem", pem)
+        _write_atomic(self.root / "keys" / f"{key_id}.pem", pem)
         return key_id
 
     def load_key(self, key_id: str) -> bytes:
@@ -159,7 +183,9 @@ class Store:
 
     def save_doc(self, kind: str, vault: str, name: str, data: dict[str, Any]) -> None:
         with self.lock:
-            write_atomic(self._doc_dir(kind, vault) / f"{name.lower()}.json", json.dumps(data, sort_keys=True).encode())
+            _write_atomic(
+                self._doc_dir(kind, vault) / f"{name.lower()}.json", json.dumps(data, sort_keys=True).encode()
+            )
 
     def doc(self, kind: str, vault: str, name: str) -> dict[str, Any] | None:
         path = self._doc_dir(kind, vault) / f"{name.lower()}.json"
@@ -180,11 +206,11 @@ class Store:
         path = self.root / f"{name}.key"
         with self.lock:
             if not path.exists():
-                write_atomic(path, os.urandom(size))
+                _write_atomic(path, os.urandom(size))
             return path.read_bytes()
 
     def save_meta(self, name: str, data: dict[str, Any]) -> None:
-        write_atomic(self.root / f"{name}.json", json.dumps(data).encode())
+        _write_atomic(self.root / f"{name}.json", json.dumps(data).encode())
 
     def load_meta(self, name: str) -> dict[str, Any]:
         path = self.root / f"{name}.json"
