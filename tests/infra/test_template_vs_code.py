@@ -48,6 +48,10 @@ NOT_DEPLOYED = {
     "CERTLC_ADCS_CA_BUNDLE": "a file path inside the package: add it as an app setting when needed",
     "CERTLC_LOCK_SECONDS": "code default (60 s, the longest blob lease)",
     "CERTLC_ACME_HTTP01_WEBROOT": "a web root another server serves: for the on-premises worker, not a Function App",
+    "CERTLC_ACME_DNS_TIMEOUT": "code default",
+    "CERTLC_ACME_DNS_NAMESERVERS": "the zone's own name servers are asked; a split view needs others: add it then",
+    "CERTLC_ACME_DNS_ENDPOINT": "the default is the public cloud's Resource Manager: add it for another cloud",
+    "CERTLC_ACME_DNS_CA_BUNDLE": "local emulator only (loopback)",
 }
 SETTING = re.compile(r"CERTLC_[A-Z0-9_]+|Certlc[A-Za-z]+(?:__\w+)?")  # not the CertlcStatus_CL table
 
