@@ -143,18 +143,20 @@ class RenewalInfoClient:
         self._timeout = timeout
         self._directory: tuple[str, datetime] | None = None  # the renewalInfo URL ("" when not offered), until
         self._known: dict[str, _Known] = {}  # certificate id -> what the server said
-        self._ids: dict[tuple[str, str, str], str | None] = {}  # (vault, name, version) -> certificate id
+        self._ids: dict[tuple[str, str], tuple[datetime | None, str | None]] = {}  # (vault, name) -> expiry, id
         self._logged: set[str] = set()  # failures already logged, until a fetch works again
 
-    def may_be_due(self, vault: str, name: str, version: str | None, now: datetime) -> bool:
-        """From a listing alone: whether the certificate must be looked at for ARI (nothing fresh is known about
-        its version yet, or its ARI moment has come)."""
+    def may_be_due(self, vault: str, name: str, expires_on: datetime | None, now: datetime) -> bool:
+        """From a listing alone (it names no version; a new version shows as a new expiry): whether the certificate
+        must be read for ARI (nothing fresh is known about this version yet, or its ARI moment has come)."""
         if self._offered_base(now) == "":
             return False
-        certificate_id = self._ids.get((vault.lower(), name.lower(), (version or "").lower()), "")
-        if certificate_id is None:
+        seen = self._ids.get((vault.lower(), name.lower()))
+        if seen is None or seen[0] != expires_on:
+            return True
+        if seen[1] is None:
             return False
-        known = self._known.get(certificate_id)
+        known = self._known.get(seen[1])
         if known is None or known.until <= now:
             return True
         return known.window is not None and known.window.renew_at <= now
@@ -163,13 +165,14 @@ class RenewalInfoClient:
         """The suggested window of ``cert``'s current version, or ``None`` (fall back to the normal window)."""
         if not cert.cer or (cert.expires_on is not None and cert.expires_on <= now):
             return None  # RFC 9773 section 4.3: never asked about an expired certificate
-        key = (cert.vault.lower(), cert.name.lower(), cert.version.lower())
-        if key not in self._ids:
+        key = (cert.vault.lower(), cert.name.lower())
+        seen = self._ids.get(key)
+        if seen is None or seen[0] != cert.expires_on:
             try:
-                self._ids[key] = cert_id_of(cert.cer)
+                seen = self._ids[key] = (cert.expires_on, cert_id_of(cert.cer))
             except ValueError:  # not a certificate ARI can name: the normal window applies
-                self._ids[key] = None
-        certificate_id = self._ids[key]
+                seen = self._ids[key] = (cert.expires_on, None)
+        certificate_id = seen[1]
         if certificate_id is None:
             return None
         known = self._known.get(certificate_id)
@@ -271,9 +274,9 @@ def may_be_due(
 ) -> bool:
     """The sweep's pre-filter for listing entries outside the normal window: whether ARI may make it due."""
     client = _client(ca_name, ca_for)
-    if client is None or not summary.enabled or summary.version is None:
+    if client is None or not summary.enabled or not summary.has_certificate:
         return False
-    return client.may_be_due(vault, summary.name, summary.version, now)
+    return client.may_be_due(vault, summary.name, summary.expires_on, now)
 
 
 def new_order(

@@ -181,11 +181,12 @@ def test_the_window_comes_from_renewal_info_and_is_asked_for_again_after_retry_a
 def test_the_listing_says_when_a_certificate_must_be_read_for_its_window(front, client) -> None:
     cert = leaf(77)
     front.suggest(cert, NOW + 10 * HOUR, NOW + 11 * HOUR)
-    assert client.may_be_due("kv1", "web", "v1", NOW)  # never looked at: read it
+    expires = cert.not_valid_after_utc
+    assert client.may_be_due("kv1", "web", expires, NOW)  # never looked at: read it
     client.window(snapshot(cert), NOW)
-    assert not client.may_be_due("KV1", "WEB", "v1", NOW)  # its moment is hours away
-    assert client.may_be_due("kv1", "web", "v1", NOW + 11 * HOUR)  # its moment has come
-    assert client.may_be_due("kv1", "web", "v2", NOW)  # a new version: read it
+    assert not client.may_be_due("KV1", "WEB", expires, NOW)  # its moment is hours away
+    assert client.may_be_due("kv1", "web", expires, NOW + 11 * HOUR)  # its moment has come
+    assert client.may_be_due("kv1", "web", expires + 90 * 24 * HOUR, NOW)  # a new version: read it
 
 
 def test_a_failing_renewal_info_falls_back_and_is_logged_once(front, client, caplog) -> None:
@@ -213,7 +214,7 @@ def test_an_unknown_certificate_and_an_expired_one_have_no_window(front, client)
 def test_a_server_without_renewal_info_is_not_asked(pebble) -> None:
     plain = RenewalInfoClient(pebble.directory_url, verify=str(pebble.ca_bundle), timeout=10)
     assert plain.window(snapshot(leaf(81)), NOW) is None
-    assert not plain.may_be_due("kv1", "web", "v1", NOW)
+    assert not plain.may_be_due("kv1", "web", NOW + 24 * HOUR, NOW)
 
 
 def test_a_new_order_names_the_certificate_it_replaces(front, tmp_path) -> None:
