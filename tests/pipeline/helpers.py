@@ -153,7 +153,7 @@ def audit(stack: Any, name: str) -> list[dict[str, Any]]:
 
 
 def alerts_for(receiver: Any, name: str) -> list[dict[str, Any]]:
-    return [p for p in receiver.payloads() if isinstance(p, dict) and p.get("name") == name]
+    return [r.body for r in receiver.received() if isinstance(r.body, dict) and r.body.get("name") == name]
 
 
 def near_expiry_event(stack: Any, name: str, version: str) -> dict[str, Any]:
