@@ -361,7 +361,7 @@ _STARTERS: dict[str, Callable[[Path, contextlib.ExitStack], CaSetup]] = {
 
 def approve_waiting(stack: Any, audit_file: Path, setup: CaSetup, say: Callable[[str], None]) -> list[str]:
     """As a CA manager would: approve each request the audit trail shows waiting, then let the queue ask the CA
-    again until none waits. The request ids approved."""
+    again until none waits (or ``APPROVAL_TIMEOUT``). The request ids approved."""
     from certlc.localstack.ports import poll_until
 
     waiting = waiting_requests(read_audit(audit_file))
@@ -375,7 +375,10 @@ def approve_waiting(stack: Any, audit_file: Path, setup: CaSetup, say: Callable[
         stack.settle()
         return not waiting_requests(read_audit(audit_file))
 
-    poll_until(merged_or_decided, timeout=APPROVAL_TIMEOUT, interval=0.2, what="the approved requests to be polled")
+    try:
+        poll_until(merged_or_decided, timeout=APPROVAL_TIMEOUT, interval=0.2, what="the approved requests")
+    except TimeoutError:  # the outcomes say which still wait
+        say(f"still waiting {APPROVAL_TIMEOUT:g} s after the approval")
     return list(waiting.values())
 
 

@@ -90,7 +90,7 @@ def _audit_without(evidence: demo.Evidence, name: str, event: str | None = None)
 
 
 def test_every_outcome_of_a_real_run_is_read_from_its_records(evidence):
-    assert _verdicts(evidence) == {seed.name: "" for seed in demo.SEEDS}
+    assert _verdicts(evidence) == {seed.name: "" for seed in demo.seeds_for("local")}
 
 
 @pytest.mark.parametrize("name", [*RENEWED_BY_EVENT, SWEEP_ONLY])
