@@ -410,3 +410,25 @@ def test_https_endpoint_is_trusted_through_the_ca_bundle(receiver_tls: tuple[Rec
 def test_unknown_event_type_is_refused_at_publish(publisher) -> None:
     with pytest.raises(ValueError, match="unknown event type"):
         publisher.publish(_event("SecretNearExpiry"))
+
+
+def test_the_publisher_knows_no_key_vault(receiver: Receiver) -> None:
+    """Any source's events: the topic is the event's resource under the publisher's subscription and group."""
+    path, url = receiver.endpoint()
+    made_type = "Contoso.Widgets.WidgetMade"
+    other = EventGridPublisher(event_types=(made_type,), subscription_id="sub-1", resource_group="rg")
+    try:
+        assert other.subscribe(url, event_types=["WidgetMade"])["event_types"] == [made_type]
+        made = datetime(2024, 7, 1, tzinfo=UTC)
+        other.publish(Event("Contoso.Widgets/widgets/w1", "w1", made_type, made, {"Size": 3}))
+        assert other.flush()
+        with pytest.raises(ValueError, match="unknown event type"):
+            other.publish(_event())
+    finally:
+        other.close()
+    ((sent,),) = [n.json() for n in receiver.notifications(path)]
+    assert (sent["topic"], sent["subject"], sent["data"]) == (
+        "/subscriptions/sub-1/resourceGroups/rg/providers/Contoso.Widgets/widgets/w1",
+        "w1",
+        {"Size": 3},
+    )

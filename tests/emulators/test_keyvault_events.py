@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -105,6 +106,30 @@ def test_a_jump_past_expiry_raises_both_in_order(recorded):
     cert = create(client, "jump", 1)
     control.set_now(cert.properties.expires_on.replace(year=cert.properties.expires_on.year + 1).isoformat())
     assert publisher.of("jump")[1:] == ["CertificateNearExpiry", "CertificateExpired"]
+
+
+def test_a_restart_does_not_raise_again_what_the_state_folder_records(tmp_path):
+    """The state folder keeps the raised events by their short names (the format state folders already hold)."""
+    state = tmp_path / "state"
+    first = RecordingPublisher()
+    with start(state, publisher=first) as emulator:
+        clear_challenge_caches()
+        with CertificateClient(
+            emulator.url,
+            StaticTokenCredential(emulator.token),
+            connection_verify=emulator.ca_bundle,
+            verify_challenge_resource=False,
+        ) as client:
+            cert = create(client, "kept", 1)
+        emulator.clock.set(cert.properties.expires_on + timedelta(days=1))
+    assert first.of("kept") == ["CertificateNewVersionCreated", "CertificateNearExpiry", "CertificateExpired"]
+    recorded = json.loads((state / "vaults" / "kv1" / "kept.json").read_text())
+    assert recorded["versions"][-1]["events_sent"] == ["CertificateNearExpiry", "CertificateExpired"]
+
+    again = RecordingPublisher()
+    with start(state, publisher=again) as emulator:
+        emulator.events.check_expiry()
+    assert again.events == []
 
 
 class Receiver:
