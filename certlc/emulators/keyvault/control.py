@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from renewal.eventgrid.schema import EVENT_GRID_SCHEMA
+
 
 class EmulatorControl:
     def __init__(self, admin_url: str, ca_bundle: str, timeout: float = 10.0) -> None:
@@ -45,7 +47,7 @@ class EmulatorControl:
     def throttling(self, enabled: bool, time_scale: float = 1.0) -> dict[str, Any]:
         return self.call("POST", "throttling", {"enabled": enabled, "time_scale": time_scale})
 
-    def subscribe(self, endpoint: str, schema: str = "EventGridSchema", event_types: list[str] | None = None) -> dict:
+    def subscribe(self, endpoint: str, schema: str = EVENT_GRID_SCHEMA, event_types: list[str] | None = None) -> dict:
         return self.call("POST", "subscriptions", {"endpoint": endpoint, "schema": schema, "event_types": event_types})
 
     def events(self) -> list[dict[str, Any]]:
