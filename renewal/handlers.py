@@ -98,6 +98,7 @@ def on_sweep_timer(*, past_due: bool = False) -> Any:
         rt.clock(),
         rt.workflow.ledger.peek,
         rt.settings.canary,
+        ca_for=rt.workflow.ca_for,
     )
     log.info(
         "sweep%s: %d queued, %d orphaned pending operations taken over, %d in flight, %d warned, %d errors",

@@ -122,6 +122,7 @@ def renew_all(runtime: Any, vaults: dict[str, Any], dry_run: bool) -> list[Outco
         runtime.clock(),
         runtime.workflow.ledger.peek,
         runtime.settings.canary,
+        ca_for=runtime.workflow.ca_for,
     )
     outcomes = [renew_one(runtime, request, dry_run) for request in queued]
     for key in report.in_flight:

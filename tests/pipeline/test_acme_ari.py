@@ -16,7 +16,7 @@ import pytest
 from cryptography import x509
 
 from renewal import handlers
-from renewal.sweep import SweepReport, sweep
+from renewal.sweep import SweepReport
 from tests.fixtures.acme_ari import AriFront, ari_id, start_front
 from tests.pipeline.helpers import PREVIOUS_CA, alerts_for, audit, client, seed, settle, unique, versions
 
@@ -55,19 +55,9 @@ def acme_app(stack, front, tmp_path_factory) -> Iterator[Any]:
 
 
 def run_sweep(rt: Any) -> SweepReport:
-    """The sweep function's call, with the workflow's CA adapters so that it asks ACME CAs for their windows."""
-    settings = rt.settings
-    return sweep(
-        settings.vaults,
-        rt.keyvault,
-        rt.renewals.send,
-        rt.reporter.expiring,
-        settings.window,
-        rt.clock(),
-        rt.workflow.ledger.peek,
-        settings.canary,
-        ca_for=rt.workflow.ca_for,
-    )
+    """The sweep function's own handler on ``rt`` (the runtime it builds): it returns its report."""
+    assert handlers.runtime() is rt
+    return handlers.on_sweep_timer()
 
 
 def seed_acme(stack: Any, name: str) -> x509.Certificate:
