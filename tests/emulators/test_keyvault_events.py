@@ -37,17 +37,22 @@ class RecordingPublisher:
         return [e.event_type.removeprefix("Microsoft.KeyVault.") for e in self.events if e.subject == name]
 
 
-@pytest.fixture
-def recorded(tmp_path) -> Iterator[tuple[Emulator, RecordingPublisher, CertificateClient, EmulatorControl]]:
-    publisher = RecordingPublisher()
-    emulator = start(tmp_path / "state", publisher=publisher)
+def client_for(emulator: Emulator) -> CertificateClient:
+    """An SDK client that sees the bearer challenge afresh."""
     clear_challenge_caches()
-    client = CertificateClient(
+    return CertificateClient(
         emulator.url,
         StaticTokenCredential(emulator.token),
         connection_verify=emulator.ca_bundle,
         verify_challenge_resource=False,
     )
+
+
+@pytest.fixture
+def recorded(tmp_path) -> Iterator[tuple[Emulator, RecordingPublisher, CertificateClient, EmulatorControl]]:
+    publisher = RecordingPublisher()
+    emulator = start(tmp_path / "state", publisher=publisher)
+    client = client_for(emulator)
     control = EmulatorControl(emulator.admin_url, emulator.ca_bundle)
     yield emulator, publisher, client, control
     client.close()
@@ -112,15 +117,8 @@ def test_a_restart_does_not_raise_again_what_the_state_folder_records(tmp_path):
     """The state folder keeps the raised events by their short names (the format state folders already hold)."""
     state = tmp_path / "state"
     first = RecordingPublisher()
-    with start(state, publisher=first) as emulator:
-        clear_challenge_caches()
-        with CertificateClient(
-            emulator.url,
-            StaticTokenCredential(emulator.token),
-            connection_verify=emulator.ca_bundle,
-            verify_challenge_resource=False,
-        ) as client:
-            cert = create(client, "kept", 1)
+    with start(state, publisher=first) as emulator, client_for(emulator) as client:
+        cert = create(client, "kept", 1)
         emulator.clock.set(cert.properties.expires_on + timedelta(days=1))
     assert first.of("kept") == ["CertificateNewVersionCreated", "CertificateNearExpiry", "CertificateExpired"]
     recorded = json.loads((state / "vaults" / "kv1" / "kept.json").read_text())
@@ -186,13 +184,7 @@ def test_real_event_grid_delivery_in_both_schemas(tmp_path, receiver):
         control.subscribe(f"{receiver.url}/eg", "EventGridSchema", ["CertificateNearExpiry"])
         control.subscribe(f"{receiver.url}/ce", "CloudEventSchemaV1_0")
         assert len(control.call("GET", "subscriptions")) == 2
-        clear_challenge_caches()
-        client = CertificateClient(
-            emulator.url,
-            StaticTokenCredential(emulator.token),
-            connection_verify=emulator.ca_bundle,
-            verify_challenge_resource=False,
-        )
+        client = client_for(emulator)
         cert = create(client, "delivered", 2)
         control.advance(int(cert.properties.expires_on.timestamp()) - emulator.clock.epoch() - 10 * DAY)
         assert control.flush_events()
