@@ -8,8 +8,9 @@ PY     := $(VENV)/bin/python
 
 .PHONY: demo test lint bench clean package
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-kerberos.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m certlc.localstack.tools install libkrb5-dev gcc  # gssapi (kerberos extra) builds against them
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .
@@ -23,7 +24,7 @@ demo: $(VENV)/.installed
 # version (its default); the tests that renew through Key Vault run again with the previous version kept,
 # the other way Key Vault may behave (docs/keyvault-emulator.md).
 test: lint
-	$(PY) -m certlc.localstack.tools install azurite pebble cfssl chromium checkov kql slapd systemd-analyze certbot lego
+	$(PY) -m certlc.localstack.tools install azurite pebble cfssl chromium checkov kql slapd systemd-analyze krb5-kdc krb5-admin-server krb5-user certbot lego
 	$(PY) -m pytest
 	CERTLC_TEST_KEYVAULT_PENDING_VERSION=previous $(PY) -m pytest tests/pipeline tests/ingestion tests/sync
 

@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.fixtures.stack",
     "tests.fixtures.adcs",
     "tests.fixtures.ldap",
+    "tests.fixtures.kdc",
 ]
 
 # A test that uses a real server's fixture carries that server's marker, so `pytest -m "not pebble"` leaves
@@ -22,6 +23,7 @@ SERVER_MARKERS = {
     "cfssl_auth_server": "cfssl",
     "chromium_binary": "chromium",
     "slapd": "slapd",
+    "kdc": "kdc",
 }
 
 

@@ -200,6 +200,13 @@ CFSSL = AptTool("cfssl", "golang-cfssl", ("cfssl", "cfssljson"))
 CHROMIUM = AptTool("chromium", "chromium", ("chromium",))
 SLAPD = AptTool("slapd", "slapd", ("slapd", "slapadd"))  # OpenLDAP: the directory the AD CS template lookup reads
 SYSTEMD = AptTool("systemd-analyze", "systemd", ("systemd-analyze",))  # verifies the worker's unit file
+# Kerberos for AD CS web enrollment: an MIT KDC and its admin tools stand in for a domain controller in the tests,
+# kinit fills a worker's credential cache, and gssapi (no Linux wheels) builds against libkrb5-dev with gcc.
+KRB5_KDC = AptTool("krb5-kdc", "krb5-kdc", ("krb5kdc", "kdb5_util"))
+KRB5_ADMIN = AptTool("krb5-admin-server", "krb5-admin-server", ("kadmin.local",))
+KRB5_USER = AptTool("krb5-user", "krb5-user", ("kinit", "klist"))
+LIBKRB5_DEV = AptTool("libkrb5-dev", "libkrb5-dev", ("krb5-config",))
+GCC = AptTool("gcc", "gcc", ("gcc",))
 CERTBOT = AptTool("certbot", "certbot", ("certbot",))  # ACME peers the issuance benchmark compares certlc with
 LEGO = AptTool("lego", "lego", ("lego",))
 CHECKOV = PipTool("checkov", "checkov", CHECKOV_VERSION, "checkov")
@@ -207,6 +214,7 @@ KQL = NpmTool("kql", "@kusto/language-service-next", KUSTO_LANGUAGE_VERSION)
 TOOLS: dict[str, AptTool | NpmTool | PipTool] = {
     tool.name: tool for tool in (AZURITE, PEBBLE, CFSSL, CHROMIUM, CHECKOV, KQL, SLAPD, SYSTEMD, CERTBOT, LEGO)
 }
+TOOLS.update({tool.name: tool for tool in (KRB5_KDC, KRB5_ADMIN, KRB5_USER, LIBKRB5_DEV, GCC)})
 
 
 def ensure_azurite() -> Path:
@@ -230,6 +238,13 @@ def ensure_chromium() -> Path:
 def ensure_slapd() -> Path:
     """Path to ``slapd`` (``slapadd`` is installed next to it)."""
     return SLAPD.ensure()
+
+
+def ensure_kdc() -> Path:
+    """Path to ``krb5kdc``, with ``kadmin.local`` (another package) and ``kinit`` installed too."""
+    KRB5_ADMIN.ensure()
+    KRB5_USER.ensure()
+    return KRB5_KDC.ensure()
 
 
 def ensure_checkov() -> Path:

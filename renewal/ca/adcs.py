@@ -1,4 +1,4 @@
-"""AD CS web enrollment (``/certsrv``) through the ``certsrv`` client: NTLM, Basic or a client certificate.
+"""AD CS web enrollment (``/certsrv``) through the ``certsrv`` client: NTLM, Kerberos, Basic or a client certificate.
 
 The template is sent by *name* (``CertificateTemplate:<name>``), which is what web enrollment
 takes. A certificate's v2 template extension only carries the template OID: with a template directory
@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from renewal.ca.adcs_templates import TemplateDirectory
 from renewal.ca.base import CA_TIMEOUT_DEFAULT, CaConfigError, CaResult, CaUnavailable, Denied, Issued, Pending
 
-AUTH_METHODS = ("ntlm", "basic", "cert")
+AUTH_METHODS = ("ntlm", "kerberos", "basic", "cert")
 _OID = re.compile(r"^\d+(\.\d+)+$")
 _UNDER_SUBMISSION = re.compile(r"under submission", re.IGNORECASE)  # "Taken Under Submission"
 _REQUEST_ID = re.compile(r"Your Request Id is (\d+)")
@@ -66,17 +66,14 @@ class AdcsAuthority:
     ) -> None:
         """``server`` is the host[:port] serving ``/certsrv`` over HTTPS. With ``auth_method="cert"``,
         ``username`` is the client certificate file and ``password`` its unencrypted key file (certsrv's
-        convention). ``templates`` looks up the name of a template known only by its OID; without it such a
-        profile is refused."""
-        if auth_method not in AUTH_METHODS:
-            raise CaConfigError(f"AD CS auth method {auth_method!r} is not supported: use {', '.join(AUTH_METHODS)}")
-        if not username or not password:
-            raise CaConfigError(
-                "AD CS needs a username and password (for cert auth: certificate and key files); set "
-                "CERTLC_ADCS_USERNAME and CERTLC_ADCS_PASSWORD"
-            )
+        convention). With ``kerberos`` there is no password: the process's Kerberos identity is used, ``username``
+        (optional) picks its principal. ``templates`` looks up the name of a template known only by its OID;
+        without it such a profile is refused."""
+        problem = _credentials_problem(auth_method, username, password)
+        if problem:
+            raise CaConfigError(problem)
         self.server = server.strip().removeprefix("https://").split("/", 1)[0]
-        self._username = username
+        self._username = username or "of this process's Kerberos identity"
         self._auth = auth_method
         self._poll_seconds = poll_seconds
         self._client = _client(self.server, username, password, auth_method, ca_bundle, timeout)
@@ -190,6 +187,14 @@ def _client(server: str, username: str, password: str, auth: str, ca_bundle: str
     import certsrv
 
     logging.getLogger("certsrv").addFilter(_REDACT)
+    if auth == "kerberos":
+        try:
+            from renewal.ca.adcs_kerberos import KerberosAuth
+        except ImportError as exc:
+            raise CaConfigError(
+                f"Kerberos needs the kerberos extra ({exc.name} is missing): on the worker, install "
+                "requirements-kerberos.txt (gssapi builds against libkrb5-dev with gcc), or use CERTLC_ADCS_AUTH=ntlm"
+            ) from exc
     if auth == "ntlm":
         try:
             import requests_ntlm  # noqa: F401 - certsrv imports it lazily; fail at start-up, not mid-renewal
@@ -198,6 +203,8 @@ def _client(server: str, username: str, password: str, auth: str, ca_bundle: str
                 "NTLM needs the requests-ntlm package; install it or use CERTLC_ADCS_AUTH=basic"
             ) from exc
     client = certsrv.Certsrv(server, username, password, auth_method=auth, cafile=ca_bundle, timeout=timeout)
+    if auth == "kerberos":
+        client.session.auth = KerberosAuth(username)  # certsrv has no Kerberos method of its own
     if ca_bundle:
         _pin_verify(client.session)
     _keep_pages(client)
@@ -231,6 +238,25 @@ def _pin_verify(session: Any) -> None:
     session.merge_environment_settings = merged
 
 
+def _credentials_problem(auth: str, username: str | None, password: str | None) -> str | None:
+    """What is wrong with the settings for this auth method: Kerberos takes no password, the others need one."""
+    if auth not in AUTH_METHODS:
+        return f"AD CS auth method {auth!r} is not supported: use {', '.join(AUTH_METHODS)}"
+    if auth == "kerberos":
+        return (
+            "CERTLC_ADCS_PASSWORD is not used with Kerberos (the ticket comes from the credential cache or the "
+            "client keytab, KRB5_CLIENT_KTNAME): remove it"
+            if password
+            else None
+        )
+    if not username or not password:
+        return (
+            "AD CS needs a username and password (for cert auth: certificate and key files); set "
+            "CERTLC_ADCS_USERNAME and CERTLC_ADCS_PASSWORD"
+        )
+    return None
+
+
 def _template_problem(profile: str, *, resolvable: bool) -> str | None:
     if not profile.strip():
         return "no AD CS template name to request: set the certificate's certlc-profile tag to the template name"
@@ -245,18 +271,29 @@ def _template_problem(profile: str, *, resolvable: bool) -> str | None:
 
 
 _NO_PERMISSION = "check the service account, its password and its Enroll permission on the template"
+_KERBEROS_REFUSED = (
+    "the web server refused the Kerberos ticket after a complete handshake: its keytab does not hold the current "
+    "key of HTTP/<server> (the account holding the SPN changed its password, or the SPN is registered on another "
+    "account than IIS runs as: setspn -Q), or IIS's Extended Protection refused the channel binding (a "
+    "TLS-terminating proxy or load balancer in between: let certlc reach IIS's own HTTPS endpoint), or the account "
+    "may not use /certsrv"
+)
 
 
 def _logon_refused(auth: str, response: Any) -> str:
     """What a 401 most likely means, from the auth method and what the web server offers."""
     offered = response.headers.get("WWW-Authenticate", "") if response is not None else ""
-    if auth != "ntlm":
+    if auth not in ("ntlm", "kerberos"):
         return _NO_PERMISSION
-    if "ntlm" not in offered.lower() and "negotiate" not in offered.lower():
+    schemes = ("negotiate",) if auth == "kerberos" else ("ntlm", "negotiate")
+    if not any(scheme in offered.lower() for scheme in schemes):
         return (
-            f"the web server does not offer NTLM (it offers {offered or 'no authentication'}): enable Windows "
-            "Authentication for /certsrv in IIS, or set CERTLC_ADCS_AUTH to the method it offers"
+            f"the web server does not offer {'Negotiate (Kerberos)' if auth == 'kerberos' else 'NTLM'} (it offers "
+            f"{offered or 'no authentication'}): enable Windows Authentication for /certsrv in IIS, or set "
+            "CERTLC_ADCS_AUTH to the method it offers"
         )
+    if auth == "kerberos":
+        return _KERBEROS_REFUSED
     return (
         "the NTLM logon was refused: the password is wrong, or the account is locked out, disabled or expired; "
         "if the password is right, IIS's Extended Protection refused the channel binding, which is what happens "

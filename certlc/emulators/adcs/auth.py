@@ -1,4 +1,4 @@
-"""How the local ``/certsrv`` server authenticates: Basic, or NTLM with Extended Protection, as IIS does.
+"""How the local ``/certsrv`` server authenticates: Basic, or NTLM or Kerberos with Extended Protection, as IIS does.
 
 NTLM authenticates a TCP connection, not a request: each connection gets its own acceptor
 (``spnego.server``), the handshake runs over 401 answers on that connection, and once it succeeds the
@@ -9,6 +9,12 @@ sends none, or the binding of another certificate (a TLS-terminating proxy in be
 pyspnego's NTLM acceptor reads its accounts from the file named by ``NTLM_USER_FILE`` in the environment,
 while it is created and on its last step; the variable is set only around those calls, under a lock, and
 put back, so it never outlives them.
+
+Kerberos (``Negotiate``, RFC 4559) goes through ``gssapi`` directly, the library pyspnego itself calls on Linux:
+its credential store takes the service keytab by path (no process-wide ``KRB5_KTNAME``), and the accepted
+context says whether the client's channel binding matched (``channel_bound``), which Extended Protection
+set to Required demands. The answer on success carries the server's token, so the client can authenticate
+the server (mutual authentication).
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ class Connection:
 
 @dataclass(frozen=True)
 class Verdict:
-    """Admitted, or a 401 with this ``WWW-Authenticate`` value."""
+    """Admitted, or a 401 with this ``WWW-Authenticate`` value; when admitted, a ``challenge`` is the server's
+    last token (Kerberos mutual authentication), sent with the answer."""
 
     principal: str | None
     challenge: str = ""
@@ -126,6 +133,54 @@ class NtlmGate:
                     os.environ["NTLM_USER_FILE"] = before
 
 
+@dataclass
+class NegotiateGate:
+    """Kerberos through ``Negotiate`` with the service keytab (``HTTP/<host>``) and the server's channel binding."""
+
+    keytab: Path
+    bindings: bytes  # the application data of the server certificate's tls-server-end-point binding
+    locked_out: set[str] = field(default_factory=set)  # principals refused after a good handshake
+    refusals: list[str] = field(default_factory=list)  # why logons failed (GSSAPI error names, never a token)
+
+    def check(self, header: str | None, connection: Connection) -> Verdict:
+        import gssapi
+        from gssapi.raw import ChannelBindings
+
+        if connection.principal:
+            return Verdict(connection.principal)
+        scheme, _, encoded = (header or "").partition(" ")
+        if scheme.lower() != "negotiate" or not encoded.strip():
+            return Verdict(None, "Negotiate")
+        credentials = gssapi.Credentials(usage="accept", store={"keytab": f"FILE:{self.keytab}"})
+        context = gssapi.SecurityContext(
+            creds=credentials, usage="accept", channel_bindings=ChannelBindings(application_data=self.bindings)
+        )
+        try:  # gssapi may defer a failure (a wrong binding) to the first look at the context after the step
+            answer = context.step(base64.b64decode(encoded))
+            refusal = _kerberos_refusal(context, self.locked_out)
+        except gssapi.exceptions.GSSError as exc:  # a ticket for another key, a wrong binding: IIS answers a 401
+            refusal = type(exc).__name__
+        if refusal:
+            self.refusals.append(refusal)
+            return Verdict(None, "Negotiate")
+        connection.principal = str(context.initiator_name)
+        return Verdict(connection.principal, "Negotiate " + base64.b64encode(answer or b"").decode())
+
+
+def _kerberos_refusal(context: Any, locked_out: set[str]) -> str | None:
+    """Why an accepted Kerberos context is still refused: unfinished (the local server takes Kerberos's single
+    token, not a multi-leg exchange), no channel binding (Extended Protection required), or a refused principal."""
+    import gssapi
+
+    if not context.complete:
+        return "IncompleteHandshake"
+    if gssapi.RequirementFlag.channel_bound not in context.actual_flags:
+        return "NoChannelBinding"
+    if str(context.initiator_name).lower() in {name.lower() for name in locked_out}:
+        return "AccountLockedOut"
+    return None
+
+
 def write_user_file(path: Path, username: str, password: str) -> Path:
     """The acceptor's account file, ``DOMAIN:USER:PASSWORD`` (owner-only: it holds a password)."""
     domain, _, user = username.rpartition("\\")
@@ -137,10 +192,15 @@ def tls_server_end_point(certificate_pem: bytes) -> Any:
     """The channel binding of a TLS certificate (RFC 5929 4.1: its signature hash, SHA-256 for MD5/SHA-1)."""
     from spnego.channel_bindings import GssChannelBindings
 
+    return GssChannelBindings(application_data=tls_server_end_point_data(certificate_pem))
+
+
+def tls_server_end_point_data(certificate_pem: bytes) -> bytes:
+    """The application data of a TLS certificate's ``tls-server-end-point`` channel binding."""
     cert = x509.load_pem_x509_certificate(certificate_pem)
     algorithm = cert.signature_hash_algorithm
     if algorithm is None or algorithm.name in ("md5", "sha1"):
         algorithm = hashes.SHA256()
     digest = hashes.Hash(algorithm)
     digest.update(cert.public_bytes(Encoding.DER))
-    return GssChannelBindings(application_data=b"tls-server-end-point:" + digest.finalize())
+    return b"tls-server-end-point:" + digest.finalize()

@@ -2,7 +2,7 @@
 
 Request ids are integers as in AD CS. A template whose profile requires approval leaves
 requests pending (AD CS "CA certificate manager approval") until ``approve`` or ``deny``.
-Authentication is a ``Gate`` (``auth``): Basic, or NTLM bound to the TLS connection. HTTP/1.1 keeps
+Authentication is a ``Gate`` (``auth``): Basic, or NTLM or Kerberos bound to the TLS connection. HTTP/1.1 keeps
 each connection open across the 401 handshake, and each connection's handler keeps its own state.
 """
 
@@ -97,6 +97,7 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection_auth = Connection()  # one handler per TCP connection: NTLM's unit of authentication
+        self.answer_headers: dict[str, str] = {}  # what the gate adds to an admitted answer (Kerberos's last token)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -127,11 +128,13 @@ class Handler(BaseHTTPRequestHandler):
         self._html(page(request_id) if page else pages.denied(request_id, record.message))
 
     def _admitted(self) -> bool:
+        self.answer_headers = {}
         if self.server.fail_statuses:
             self._send(self.server.fail_statuses.pop(0), b"injected failure", "text/plain")
             return False
         verdict = self.server.gate.check(self.headers.get("Authorization"), self.connection_auth)
         if verdict.principal:
+            self.answer_headers = {"WWW-Authenticate": verdict.challenge} if verdict.challenge else {}
             return True
         body = b"401 - Unauthorized: Access is denied due to invalid credentials."
         self._send(401, body, "text/html", {"WWW-Authenticate": verdict.challenge})
@@ -170,7 +173,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
+        for name, value in (headers or self.answer_headers).items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)

@@ -1,0 +1,123 @@
+"""Kerberos (``Negotiate``) for AD CS web enrollment, on a worker with a Kerberos identity of its own.
+
+certsrv has no Kerberos method, so its session gets requests-kerberos's ``HTTPKerberosAuth`` (on pyspnego and
+gssapi, kept by pyspnego's author): mutual authentication required (the web server must prove it holds the
+key of ``HTTP/<server>``), and over HTTPS the ``tls-server-end-point`` channel binding of the certificate it
+sees, which IIS's Extended Protection checks. There is no password: the ticket comes from the process's
+credential cache (``KRB5CCNAME``), or MIT Kerberos gets one by itself from the client keytab named by
+``KRB5_CLIENT_KTNAME``, as a service does. This needs the optional ``kerberos`` extra (gssapi has no Linux
+wheels: it builds against libkrb5-dev), which the Functions app in Azure does not install.
+
+A Kerberos failure before the web server is asked (no ticket, unknown principal, stale key, clock skew, an SPN
+nobody holds) is a configuration error naming the cause; only a KDC that cannot be reached is transient. Each
+response handler runs a bounded number of handshakes (requests-kerberos gives up after a second 401), so a
+refusing server ends as one 401 for the adapter to explain, never as a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any
+
+from requests.auth import AuthBase
+from requests_kerberos import REQUIRED, HTTPKerberosAuth
+from requests_kerberos.exceptions import KerberosExchangeError, MutualAuthenticationError
+
+from renewal.ca.base import CaConfigError, CaUnavailable
+
+_MINOR = re.compile(r"Minor \(\d+\): (.+?)(?:, Context:|$)")
+_TOKEN = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")  # a base64 Kerberos token (a ticket and its authenticator)
+_TOKEN_LOGGERS = ("requests_kerberos.kerberos_", "spnego._gss", "spnego._context")  # they log tokens at DEBUG
+_NO_TICKET = (
+    "this process has no Kerberos ticket: set KRB5_CLIENT_KTNAME to the service account's keytab (MIT Kerberos "
+    "then gets tickets by itself), or KRB5CCNAME to a credential cache kept fresh (kinit -k -t KEYTAB PRINCIPAL)"
+)
+_STALE_KEY = (
+    "the keytab's key is not the account's current key (its password changed since the keytab was made): make a "
+    "new keytab"
+)
+# What a Kerberos error (GSSAPI's "minor" text) means for the operator; the first that matches wins.
+_CAUSES = (
+    (r"no kerberos credentials|no credentials cache|key table", _NO_TICKET),
+    (r"clock skew", "this machine's clock and the KDC's differ by more than the allowed skew (5 minutes by "
+                    "default): keep the clock in sync with the domain controllers (NTP)"),
+    (r"^server .*not found", "no account holds the SPN HTTP/{host}: CERTLC_ADCS_SERVER must be the host name "
+                             "IIS's SPN is registered for (setspn -Q HTTP/{host}), not an IP address or an alias"),
+    (r"^client .*not found", "the KDC does not know this client principal: check the keytab's principal "
+                             "(klist -k) and that the account exists"),
+    (r"preauthentication failed|decrypt integrity check failed|password incorrect", _STALE_KEY),
+    (r"revoked", "the KDC refuses the account: it is disabled, locked out or expired"),
+    (r"expired", "the ticket expired: renew it (kinit -k), or use KRB5_CLIENT_KTNAME so tickets come when needed"),
+    (r"cannot find kdc", "krb5.conf names no KDC for the realm: check KRB5_CONFIG (or /etc/krb5.conf), its "
+                         "[realms] and dns_lookup_kdc"),
+)  # fmt: skip
+
+
+def kerberos_failure(host: str, error: str) -> CaConfigError | CaUnavailable:
+    """What a Kerberos error on this side means: a KDC out of reach is transient (retried), everything else is this
+    worker's configuration and does not mend by retrying."""
+    said = _MINOR.search(error)
+    cause = (said.group(1) if said else error).strip()
+    where = f"Kerberos for AD CS web enrollment at {host}"
+    if re.search(r"cannot contact any kdc", cause, re.IGNORECASE):
+        return CaUnavailable(f"{where}: the KDC is unreachable ({cause})")
+    hint = next((hint for words, hint in _CAUSES if re.search(words, cause, re.IGNORECASE)), "")
+    explained = f": {hint.format(host=host.split(':')[0])}" if hint else ""
+    return CaConfigError(f"{where} failed before the web server was asked: {cause}{explained}")
+
+
+class _Kerberos(HTTPKerberosAuth):
+    """requests-kerberos with its failures turned into the CA errors the workflow handles, and every handshake's
+    answer checked (not only the first one's)."""
+
+    def __init__(self, principal: str | None) -> None:
+        super().__init__(mutual_authentication=REQUIRED, principal=principal)
+
+    def generate_request_header(self, response: Any, host: str, is_preemptive: bool = False) -> str:
+        try:
+            return super().generate_request_header(response, host, is_preemptive)
+        except KerberosExchangeError as exc:  # the base class would log it and return the 401 unexplained
+            raise kerberos_failure(host, str(exc.__cause__ or exc)) from None
+
+    def handle_401(self, response: Any, **kwargs: Any) -> Any:
+        self.auth_done = False  # a new handshake (a new connection): its answer must authenticate the server too
+        return super().handle_401(response, **kwargs)
+
+    def handle_other(self, response: Any) -> Any:
+        try:
+            return super().handle_other(response)
+        except MutualAuthenticationError:
+            raise CaConfigError(
+                f"AD CS web enrollment at {response.url.split('/')[2]} did not prove it is HTTP/<server> (Kerberos "
+                "mutual authentication failed): something other than the web-enrollment server answered"
+            ) from None
+
+
+class KerberosAuth(AuthBase):
+    """One requests-kerberos handler per thread: its handshake state (per host) is not safe to share."""
+
+    def __init__(self, principal: str | None = None) -> None:
+        self._principal = principal
+        self._local = threading.local()
+        for name in _TOKEN_LOGGERS:
+            logging.getLogger(name).addFilter(_REDACT)
+
+    def __call__(self, request: Any) -> Any:
+        if getattr(self._local, "auth", None) is None:
+            self._local.auth = _Kerberos(self._principal)
+        return self._local.auth(request)
+
+
+class _NoTokensInLogs(logging.Filter):
+    """requests-kerberos and pyspnego log each Kerberos token at DEBUG; a token carries a ticket."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = _TOKEN.sub("[redacted]", str(record.msg))
+        if isinstance(record.args, tuple):
+            record.args = tuple(_TOKEN.sub("[redacted]", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+_REDACT = _NoTokensInLogs()
