@@ -24,44 +24,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cryptography import x509  # noqa: E402
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.hazmat.primitives.serialization import pkcs12  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
+import trustme  # noqa: E402
 
 from certlc.emulators import keyvault, logs  # noqa: E402
 from certlc.emulators.keyvault.emulator import Emulator  # noqa: E402
 from ingestion.run import ingest  # noqa: E402
 from ingestion.upload import MAX_BODY_BYTES  # noqa: E402
 from renewal.clients import certificate_client  # noqa: E402
-
-
-def pfx_for(key: ec.EllipticCurvePrivateKey, name: str, days: int, now: datetime) -> bytes:
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name}.bench.example")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=30))
-        .not_valid_after(now + timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(f"{name}.bench.example")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return pkcs12.serialize_key_and_certificates(None, key, cert, None, serialization.NoEncryption())
+from tests.fixtures.pki import issued_pfx  # noqa: E402
 
 
 def seed(kv: Emulator, certs: int, workers: int, now: datetime) -> float:
-    key = ec.generate_private_key(ec.SECP256R1())
+    ca = trustme.CA()
     env = {"CERTLC_KEYVAULT_CA_BUNDLE": kv.ca_bundle, "CERTLC_LOCAL_TOKEN": kv.token}
     clients = {name: certificate_client(url, env) for name, url in kv.vault_urls.items()}
     vaults = list(clients)
 
     def one(i: int) -> None:
         days = (i % 400) - 30  # expired, expiring soon and healthy
-        clients[vaults[i % len(vaults)]].import_certificate(f"cert-{i:05d}", pfx_for(key, f"cert-{i:05d}", days, now))
+        name = f"cert-{i:05d}"
+        pfx, _ = issued_pfx(ca, f"{name}.bench.example", now - timedelta(days=30), now + timedelta(days=days))
+        clients[vaults[i % len(vaults)]].import_certificate(name, pfx)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:

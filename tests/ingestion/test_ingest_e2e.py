@@ -5,15 +5,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
+import trustme
+from cryptography.hazmat.primitives import hashes
 
 from ingestion.run import ingest, take_snapshot
+from tests.fixtures.pki import certificate, issued_pfx
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+ISSUING_CA = trustme.CA()
 
 
 @pytest.fixture(scope="module")
@@ -26,24 +25,6 @@ def kv(tmp_path_factory):
         yield emulator
     finally:
         emulator.stop()
-
-
-def make_pfx(name: str, not_before: datetime, not_after: datetime) -> tuple[bytes, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name}.example.com")])
-    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Contoso Issuing CA")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(f"{name}.example.com")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return pkcs12.serialize_key_and_certificates(None, key, cert, None, serialization.NoEncryption()), cert
 
 
 def env_for(kv, logs, tmp_path, **extra):
@@ -64,7 +45,7 @@ def seed(kv, vault, name, days, tags=None):
     client = certificate_client(
         kv.vault_urls[vault], {"CERTLC_KEYVAULT_CA_BUNDLE": kv.ca_bundle, "CERTLC_LOCAL_TOKEN": kv.token}
     )
-    pfx, cert = make_pfx(name, NOW - timedelta(days=100), NOW + timedelta(days=days))
+    pfx, cert = issued_pfx(ISSUING_CA, f"{name}.example.com", NOW - timedelta(days=100), NOW + timedelta(days=days))
     imported = client.import_certificate(name, pfx, tags=tags or {})
     return imported, cert
 
@@ -76,7 +57,7 @@ def expected_row(vault, imported, cert, status, days_left, snapshot, recipient="
         "CertName": imported.name,
         "CertVersion": imported.properties.version,
         "CertSubject": cert.subject.rfc4514_string(),
-        "CertIssuer": "CN=Contoso Issuing CA",
+        "CertIssuer": certificate(ISSUING_CA).subject.rfc4514_string(),
         "CertThumbprint": cert.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303 - the X.509 thumbprint
         "CertSANs": f"{imported.name}.example.com",
         "CertNotBefore": (NOW - timedelta(days=100)).isoformat().replace("+00:00", "Z"),
