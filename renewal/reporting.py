@@ -50,7 +50,12 @@ class Reporter:
         )
 
     def renewed(
-        self, request: RenewalRequest, before: CertificateSnapshot, after: CertificateSnapshot, ca: str
+        self,
+        request: RenewalRequest,
+        before: CertificateSnapshot,
+        after: CertificateSnapshot,
+        ca: str,
+        explanation_url: str = "",
     ) -> None:
         notification = Renewed(
             vault=request.vault,
@@ -62,6 +67,7 @@ class Reporter:
             ca=ca,
             recipients=tuple(recipients_from_tags(after.tags, self._env)),
             canary=request.trigger == "canary",
+            explanation_url=explanation_url,
         )
         self._send(request, notification)
 

@@ -53,8 +53,15 @@ class Reporter(Protocol):
     def audit(self, event: str, request: RenewalRequest, **fields: Any) -> None: ...
 
     def renewed(
-        self, request: RenewalRequest, before: CertificateSnapshot, after: CertificateSnapshot, ca: str
-    ) -> None: ...
+        self,
+        request: RenewalRequest,
+        before: CertificateSnapshot,
+        after: CertificateSnapshot,
+        ca: str,
+        explanation_url: str = "",
+    ) -> None:
+        """``explanation_url``: the CA's page on why it asked for this renewal early (ACME renewal information)."""
+        ...
 
     def failed(
         self,
@@ -320,7 +327,8 @@ class RenewalWorkflow:
                 request = progress.request = replace(request, ca_request_id=result.request_id)
             progress.note(now, state="issued", version=cert.version, ca=ca.name, chain_pem=tuple(result.chain_pem))
             self.reporter.audit("issued", request, ca=ca.name)
-        return self._merge(kv, progress, cert, csr, result, ca.name)
+        early = verdict.renewal_window if verdict.reason == "ari_window" else None
+        return self._merge(kv, progress, cert, csr, result, ca.name, early.explanation_url if early else "")
 
     def _obtain_csr(
         self, kv: KeyVault, request: RenewalRequest, cert: CertificateSnapshot
@@ -374,6 +382,7 @@ class RenewalWorkflow:
         csr: bytes,
         issued: Issued,
         ca: str,
+        explanation_url: str = "",
     ) -> Result:
         request = progress.request
         today = self.clock().strftime("%Y-%m-%d")
@@ -398,7 +407,7 @@ class RenewalWorkflow:
             raise
         # The record stays: it names the version it renewed, which is no longer current, so nobody follows it.
         self.reporter.audit("merged", request, old_version=before.version, new_version=after.version)
-        self._notify_renewed(request, before, after, ca)
+        self._notify_renewed(request, before, after, ca, explanation_url)
         return Result(
             "renewed",
             "renewed",
@@ -422,10 +431,15 @@ class RenewalWorkflow:
         )
 
     def _notify_renewed(
-        self, request: RenewalRequest, before: CertificateSnapshot, after: CertificateSnapshot, ca: str
+        self,
+        request: RenewalRequest,
+        before: CertificateSnapshot,
+        after: CertificateSnapshot,
+        ca: str,
+        explanation_url: str = "",
     ) -> None:
         try:
-            self.reporter.renewed(request, before, after, ca)
+            self.reporter.renewed(request, before, after, ca, explanation_url)
         except Exception:  # a failed notification never turns into a second issuance
             log.exception("renewal notification for %s/%s failed", request.vault, request.name)
 

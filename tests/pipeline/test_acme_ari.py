@@ -96,9 +96,6 @@ def test_the_sweep_renews_early_when_the_acme_ca_asks_and_the_order_names_what_i
     assert len(renewed) == 1
 
 
-@pytest.mark.xfail(
-    strict=True, reason="renewal/reporting.py does not pass the verdict's explanation URL to the Renewed notice yet"
-)
 def test_the_renewed_notice_carries_the_cas_explanation(stack, front, acme_app, alerts) -> None:
     name = unique("ari-why")
     old = seed_acme(stack, name)
