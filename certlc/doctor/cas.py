@@ -15,6 +15,7 @@ from typing import Any
 
 from certlc.doctor.net import http, one_line
 from certlc.doctor.result import Answer, CheckResult, failed, passed
+from renewal.ca.adcs import credentials_problem
 
 ADAPTERS = ("local", "adcs", "cfssl", "acme")
 MAIN_SETTING = {
@@ -156,15 +157,33 @@ def judge_cfssl(answer: Answer, target: str) -> CheckResult:
 
 
 def probe_acme(env: Mapping[str, str], timeout: float) -> tuple[Answer, Mapping[str, str], bytes | None]:
-    """The directory, the settings, and the account key file's bytes (None when it does not exist yet)."""
+    """The directory, the settings, and the account key's bytes: the setting's PEM itself (a resolved Key Vault
+    reference in Azure), or the key file's (None when it does not exist yet)."""
+    from renewal.ca.acme import account_key_options
+    from renewal.ca.base import CaConfigError
+    from renewal.hosting import in_azure
+
     url = (env.get("CERTLC_ACME_DIRECTORY") or "").strip()
-    key_path = (env.get("CERTLC_ACME_ACCOUNT_KEY") or "").strip()
     key: bytes | None = None
-    if key_path and Path(key_path).exists():
+    try:
+        options = account_key_options(env.get("CERTLC_ACME_ACCOUNT_KEY") or "", azure=in_azure(env))
+    except CaConfigError as exc:
+        return Answer(code="Config", message=str(exc)), env, None
+    if "account_key_pem" in options:
+        key = options["account_key_pem"].encode()
+    elif options["account_key_path"].exists():
         try:
-            key = Path(key_path).read_bytes()
+            key = options["account_key_path"].read_bytes()
         except OSError as exc:
-            return Answer(code="Config", message=f"cannot read {key_path}: {exc.strerror or exc}"), env, None
+            path = options["account_key_path"]
+            return Answer(code="Config", message=f"cannot read {path}: {exc.strerror or exc}"), env, None
+    elif not options["create_account_key"]:
+        path = options["account_key_path"]
+        return (
+            Answer(code="Config", message=f"the account key file {path} does not exist (none is made in Azure)"),
+            env,
+            None,
+        )
     if not url:
         return Answer(code="Config", message="CERTLC_ACME_DIRECTORY is not set"), env, key
     return http("GET", url, timeout=timeout, verify=env.get("CERTLC_ACME_CA_BUNDLE") or True), env, key
@@ -176,7 +195,8 @@ def judge_acme(answer: Answer, env: Mapping[str, str], key: bytes | None) -> Che
 
     name, target = "ca acme", (env.get("CERTLC_ACME_DIRECTORY") or "").strip()
     if answer.code == "Config":
-        return failed(name, answer.message, "set CERTLC_ACME_DIRECTORY and CERTLC_ACME_ACCOUNT_KEY", target)
+        fix = "set CERTLC_ACME_DIRECTORY and CERTLC_ACME_ACCOUNT_KEY (in Azure a Key Vault reference to the key's PEM)"
+        return failed(name, answer.message, fix, target)
     if answer.unreachable:
         return failed(name, answer.describe(), "check CERTLC_ACME_DIRECTORY (and CERTLC_ACME_CA_BUNDLE)", target)
     directory: Any = answer.body if isinstance(answer.body, dict) else {}
@@ -197,8 +217,6 @@ def judge_acme(answer: Answer, env: Mapping[str, str], key: bytes | None) -> Che
             "set CERTLC_ACME_EAB_KID and CERTLC_ACME_EAB_HMAC_KEY to what the CA issued",
             target,
         )
-    if not (env.get("CERTLC_ACME_ACCOUNT_KEY") or "").strip():
-        return failed(name, "CERTLC_ACME_ACCOUNT_KEY is not set", "set it to the account key file's path", target)
     if key is not None:
         try:
             loaded = serialization.load_pem_private_key(key, password=None)
@@ -223,16 +241,22 @@ def probe_adcs(env: Mapping[str, str], timeout: float) -> tuple[Answer, str]:
     problem = ""
     if not server:
         problem = "CERTLC_ADCS_SERVER is not set"
-    elif not username or not password:
-        problem = "CERTLC_ADCS_USERNAME and CERTLC_ADCS_PASSWORD must both be set"
     elif password.startswith(KEYVAULT_REFERENCE) or username.startswith(KEYVAULT_REFERENCE):
         problem = "the AD CS credentials are an unresolved Key Vault reference here"
-    elif method not in ("ntlm", "basic", "cert"):
-        problem = f"CERTLC_ADCS_AUTH={method!r} is not ntlm, basic or cert"
+    else:
+        problem = credentials_problem(method, username, password) or ""
     if problem:
         return Answer(code="Config", message=problem), url
     options: dict[str, Any] = {}
-    if method == "basic":
+    if method == "kerberos":
+        try:
+            from renewal.ca.adcs_kerberos import KerberosAuth
+        except ImportError:
+            return Answer(
+                code="Config", message="Kerberos needs the worker's kerberos extra (requirements-kerberos.txt)"
+            ), url
+        options["auth"] = KerberosAuth(username or None)
+    elif method == "basic":
         options["auth"] = (username, password)
     elif method == "cert":
         options["cert"] = (username, password)

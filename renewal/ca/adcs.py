@@ -69,7 +69,7 @@ class AdcsAuthority:
         convention). With ``kerberos`` there is no password: the process's Kerberos identity is used, ``username``
         (optional) picks its principal. ``templates`` looks up the name of a template known only by its OID;
         without it such a profile is refused."""
-        problem = _credentials_problem(auth_method, username, password)
+        problem = credentials_problem(auth_method, username, password)
         if problem:
             raise CaConfigError(problem)
         self.server = server.strip().removeprefix("https://").split("/", 1)[0]
@@ -238,7 +238,7 @@ def _pin_verify(session: Any) -> None:
     session.merge_environment_settings = merged
 
 
-def _credentials_problem(auth: str, username: str | None, password: str | None) -> str | None:
+def credentials_problem(auth: str, username: str | None, password: str | None) -> str | None:
     """What is wrong with the settings for this auth method: Kerberos takes no password, the others need one."""
     if auth not in AUTH_METHODS:
         return f"AD CS auth method {auth!r} is not supported: use {', '.join(AUTH_METHODS)}"

@@ -457,3 +457,26 @@ def test_the_installed_command_in_its_own_process(deployment, tmp_path):
     failing = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
     assert [line.split()[1:3] for line in failing] == [["vault", "kv1"], ["vault", "kv2"]], result.stdout
     assert all("'Key Vault Certificates Officer'" in line for line in failing), result.stdout
+
+
+def test_an_acme_account_key_given_as_its_pem_is_checked_like_a_file(deployment, doctor, acme_account_key):
+    """In Azure the setting is a Key Vault reference the platform resolves to the PEM itself."""
+    pem = acme_account_key.read_text()
+    passing = doctor(deployment.env | {"CERTLC_ACME_ACCOUNT_KEY": pem})
+    assert passing.line("ca acme").startswith("ok"), passing.out
+    assert "account key present" in passing.line("ca acme")
+
+    broken = doctor(deployment.env | {"CERTLC_ACME_ACCOUNT_KEY": "-----BEGIN PRIVATE KEY-----\nnot a key\n"})
+    assert "the account key does not load" in only_failure(broken, "ca acme")
+
+
+def test_an_unresolved_key_vault_reference_for_the_acme_key_says_what_to_grant(deployment, doctor):
+    run = doctor(deployment.env | {"CERTLC_ACME_ACCOUNT_KEY": "@Microsoft.KeyVault(SecretUri=https://kv/secrets/a)"})
+
+    assert "Key Vault Secrets User" in only_failure(run, "ca acme")
+
+
+def test_adcs_kerberos_takes_no_password(deployment, doctor):
+    run = doctor(deployment.env | {"CERTLC_ADCS_AUTH": "kerberos"})
+
+    assert "CERTLC_ADCS_PASSWORD is not used with Kerberos" in only_failure(run, "ca adcs")

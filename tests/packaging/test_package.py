@@ -315,9 +315,16 @@ def _imports() -> list[tuple[str, Path]]:
     return found
 
 
+# The on-premises worker's optional Kerberos extra (requirements-kerberos.txt), imported only with
+# CERTLC_ADCS_AUTH=kerberos (renewal/ca/adcs_kerberos.py); never deployed to Azure, where that setting answers
+# with what to install.
+OPTIONAL_EXTRA_MODULES = {"requests_kerberos"}
+
+
 def _third_party_imports() -> list[str]:
     local = {*DEPLOYED_PACKAGES, "function_app"}
-    top = {m for m, _ in _imports() if m.split(".")[0] not in sys.stdlib_module_names | local}
+    skip = sys.stdlib_module_names | local | OPTIONAL_EXTRA_MODULES
+    top = {m for m, _ in _imports() if m.split(".")[0] not in skip}
     return sorted(top)
 
 

@@ -258,7 +258,7 @@ def test_the_runtime_builds_the_adapter_from_app_settings(adcs_server) -> None:
     [
         ({}, "CERTLC_ADCS_SERVER is not set"),
         ({"CERTLC_ADCS_SERVER": "ca.corp.test"}, "CERTLC_ADCS_USERNAME"),
-        ({"CERTLC_ADCS_SERVER": "ca.corp.test", "CERTLC_ADCS_AUTH": "kerberos"}, "'kerberos' is not supported"),
+        ({"CERTLC_ADCS_SERVER": "ca.corp.test", "CERTLC_ADCS_AUTH": "digest"}, "'digest' is not supported"),
     ],
 )
 def test_missing_or_wrong_settings_are_explained(env, message) -> None:
