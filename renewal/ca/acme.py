@@ -98,8 +98,7 @@ class ChallengeSolver(Protocol):
 
     ``validation`` is what the CA must find: the key authorization for ``http-01`` (served at
     ``/.well-known/acme-challenge/<token>``), the TXT value for ``dns-01`` (at
-    ``_acme-challenge.<identifier>``). An Azure DNS ``dns-01`` solver fits this protocol; it is not
-    implemented yet.
+    ``_acme-challenge.<identifier>``): ``renewal.ca.dns01.AzureDnsSolver``.
     """
 
     challenge_type: str
@@ -348,7 +347,8 @@ class AcmeAuthority:
         from acme import messages
 
         deadline = time.monotonic() + self.timeout
-        presented: list[tuple[str, str]] = []
+        presented: list[tuple[str, str]] = []  # filled as answers go out, so a failure half-way cleans up too
+        answered = False
         wait: float | None = None
         retry_after: float | None = None
         try:
@@ -358,8 +358,9 @@ class AcmeAuthority:
                     return Issued(_split_chain(_post_as_get(client, order.body.certificate).text), order.uri)
                 if status == messages.STATUS_INVALID:
                     return Denied(self._why_invalid(client, order))
-                if status == messages.STATUS_PENDING and not presented:
-                    presented = self._present(client, order)
+                if status == messages.STATUS_PENDING and not answered:
+                    answered = True
+                    self._present(client, order, presented)
                 if status == messages.STATUS_READY:
                     order, retry_after = self._finalize(client, order)
                     wait = None
@@ -415,10 +416,12 @@ class AcmeAuthority:
                     )
         return f"the ACME CA did not issue: {_problem(order.body.error)}"
 
-    def _present(self, client: acme_client.ClientV2, order: messages.OrderResource) -> list[tuple[str, str]]:
+    def _present(
+        self, client: acme_client.ClientV2, order: messages.OrderResource, presented: list[tuple[str, str]]
+    ) -> None:
+        """Publishes each pending authorization's answer, noting it in ``presented`` before the CA is told."""
         from acme import messages
 
-        presented: list[tuple[str, str]] = []
         for authz in order.authorizations:
             if authz.body.status != messages.STATUS_PENDING:
                 continue
@@ -438,7 +441,6 @@ class AcmeAuthority:
             presented.append((identifier, token))
             if challenge.status == messages.STATUS_PENDING:
                 client.answer_challenge(challenge, response)
-        return presented
 
     def _cleanup(self, presented: list[tuple[str, str]]) -> None:
         for identifier, token in presented:

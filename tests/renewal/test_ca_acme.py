@@ -262,6 +262,27 @@ def test_csr_the_ca_refuses_is_denied(authority) -> None:
     assert "badCSR" in result.reason
 
 
+def test_answers_already_published_are_cleaned_up_when_a_later_one_fails(pebble, tmp_path) -> None:
+    """A name the solver cannot serve (a zone it does not know, a full disk) must not leave the others' answers."""
+    webroot = tmp_path / "www"
+
+    class SecondFails(Http01FolderSolver):
+        def present(self, identifier: str, token: str, validation: str) -> None:
+            if self.folder.is_dir() and list(self.folder.iterdir()):
+                raise OSError("no space left for the second answer")
+            super().present(identifier, token, validation)
+
+    authority = AcmeAuthority(
+        pebble.directory_url,
+        account_key_path=tmp_path / "account.pem",
+        ca_bundle=str(pebble.ca_bundle),
+        solver=SecondFails(webroot),
+    )
+    with pytest.raises(CaUnavailable, match="no space left"):
+        authority.submit(make_csr("first.certlc.test", "second.certlc.test"), "server")
+    assert list((webroot / ".well-known" / "acme-challenge").iterdir()) == []
+
+
 def test_challenge_type_not_offered_is_denied(pebble, tmp_path) -> None:
     class CarrierPigeon:
         challenge_type = "pigeon-01"
