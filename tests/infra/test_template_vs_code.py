@@ -216,11 +216,7 @@ def test_secrets_are_key_vault_references_never_values():
     assert settings["CERTLC_WEBHOOK_URLS"] == f"@Microsoft.KeyVault(SecretUri={uri})"
     assert app_settings()["CERTLC_SMTP_PASSWORD"] == ""  # no secret URI: no password, never a default one
     for name, spec in MAIN["parameters"].items():
-        assert (
-            not re.search(r"password|secret|token|key$", name, re.I)
-            or name.endswith("SecretUri")
-            or name == ("acmeAccountKeyPath")
-        )
+        assert not re.search(r"password|secret|token|key$", name, re.I) or name.endswith("SecretUri"), name
         assert spec.get("defaultValue") in (None, "", [], {}, False) or spec["type"] != "securestring"
 
 
