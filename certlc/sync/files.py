@@ -56,6 +56,8 @@ def check_writable(targets: Targets) -> None:
         raise SyncConfigError("--cert, --key, --chain and --fullchain must be different files")
     for path in paths:
         folder = path.parent
+        if folder.exists() and not folder.is_dir():
+            raise SyncConfigError(f"{folder} is not a folder (needed for {path.name})")
         if not folder.is_dir():
             raise SyncConfigError(f"{folder} does not exist: create it before syncing {path.name} into it")
         if not os.access(folder, os.W_OK | os.X_OK):

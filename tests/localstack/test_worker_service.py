@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from certlc.localstack.ports import poll_until
 from certlc.localstack.queue_poller import QueueOptions, QueuePoller, raw_queue_pair
 
 pytestmark = pytest.mark.azurite
@@ -104,10 +105,7 @@ def started(root: Path, job: int) -> bool:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)
+    poll_until(lambda: bool(predicate()), timeout=timeout, what="the worker's condition")
 
 
 class Worker:

@@ -137,6 +137,7 @@ def test_a_server_that_never_serves_the_new_certificate_is_rolled_back(site):
         ({"--vault": "kv2"}, "vault 'kv2' is not in CERTLC_VAULTS"),
         ({"--name": "no-such-certificate"}, "certificate 'no-such-certificate' was not found in vault kv1"),
         ({"--cert": "missing-folder/cert.pem"}, "missing-folder does not exist"),
+        ({"--cert": f"{__file__}/cert.pem"}, "test_sync.py is not a folder (needed for cert.pem)"),
         ({"--verify": "localhost"}, "is not host:port"),
     ],
 )
