@@ -447,22 +447,9 @@ def _progress(quiet: bool) -> Callable[[str], None]:
 
 
 def seed_vault(client: Any, stack: Any, seeds: tuple[Seed, ...]) -> None:
-    from certlc.localstack.seeding import PreviousCA, seed_certificate, seed_missing
+    from certlc.localstack.seeding import seed_missing
 
-    seed_missing(client, [seed for seed in seeds if not seed.extensions], stack.now())
-    for seed in seeds:  # seed_missing takes no extensions
-        if seed.extensions:
-            seed_certificate(
-                client,
-                PreviousCA(),
-                seed.name,
-                now=stack.now(),
-                sans=seed.sans,
-                days_left=seed.days_left,
-                lifetime_days=seed.lifetime_days,
-                tags=seed.tags,
-                extra=seed.extensions,
-            )
+    seed_missing(client, seeds, stack.now())
 
 
 def _dashboard(rows: list[dict[str, Any]], history: list[dict[str, Any]], directory: Path) -> Path:

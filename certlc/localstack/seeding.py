@@ -111,6 +111,7 @@ class Sample:
     tags: dict[str, str] = field(default_factory=dict)
     auto_renew: bool = True  # Self only: False leaves Key Vault's policy with EmailContacts alone
     sans: tuple[str, ...] = ()
+    extensions: tuple[x509.ExtensionType, ...] = ()  # what the previous CA added (an AD CS template, say)
 
 
 SAMPLES = (
@@ -132,6 +133,7 @@ class Seedable(Protocol):
     tags: dict[str, str]
     auto_renew: bool
     sans: tuple[str, ...]
+    extensions: tuple[x509.ExtensionType, ...]
 
 
 def seed_missing(client: Any, samples: Iterable[Seedable], now: dt.datetime) -> list[str]:
@@ -156,6 +158,7 @@ def seed_missing(client: Any, samples: Iterable[Seedable], now: dt.datetime) -> 
             lifetime_days=sample.lifetime_days,
             tags=sample.tags,
             lifetime_actions=None if sample.auto_renew else [email_only],
+            extra=sample.extensions,
         )
         seeded.append(sample.name)
     return seeded
