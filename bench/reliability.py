@@ -49,6 +49,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.support import certificate_client, local_stack, seed, write_result  # noqa: E402
+from renewal.eventgrid.schema import (  # noqa: E402
+    CERTIFICATE_EXPIRED,
+    CERTIFICATE_NEAR_EXPIRY,
+    EVENT_TYPE_HEADER,
+    NOTIFICATION,
+)
 
 VAULT = "kv1"
 DELIVERIES = 20  # per certificate in the process rows: 19 Event Grid deliveries and one sweep
@@ -58,7 +64,7 @@ QUIET_SECONDS = 1.5  # the queue must stay empty this long before a row counts a
 ROW_TIMEOUT = 120.0
 KV_READ_TIMEOUT = 8  # seconds; the "slower than the deadline" row stalls one create past it
 CA_PROFILES = {"server": {}, "approval": {"requires_approval": True, "poll_seconds": 1}}
-EVENT_TYPES = ("Microsoft.KeyVault.CertificateNearExpiry", "Microsoft.KeyVault.CertificateExpired")
+EVENT_TYPES = (CERTIFICATE_NEAR_EXPIRY, CERTIFICATE_EXPIRED)
 
 
 @dataclasses.dataclass
@@ -144,7 +150,7 @@ class Matrix:
             response = requests.post(
                 self.stack.host.eventgrid_url("event"),
                 json=[event],
-                headers={"aeg-event-type": "Notification"},
+                headers={EVENT_TYPE_HEADER: NOTIFICATION},
                 timeout=60,
             )
         except requests.RequestException:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from certlc.localstack.ports import poll_until
+from renewal.eventgrid.schema import CERTIFICATE_EXPIRED, CERTIFICATE_NEAR_EXPIRY, EVENT_GRID_SCHEMA
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Absolute, so every command finds the stack from any folder: the repository's, or CERTLC_STACK_DIR (environment only).
@@ -106,13 +107,9 @@ class LocalStack:
         for name in (settings.queue_name, settings.failed_queue_name, settings.poison_queue_name):
             ensure_queue(queue_client(self.settings, name))
 
-    def subscribe_events(self, schema: str = "EventGridSchema") -> None:
+    def subscribe_events(self, schema: str = EVENT_GRID_SCHEMA) -> None:
         """Point Key Vault's Event Grid at the host's webhook, as an Event Grid subscription does."""
-        self.control.subscribe(
-            self.host.eventgrid_url("event"),
-            schema,
-            ["Microsoft.KeyVault.CertificateNearExpiry", "Microsoft.KeyVault.CertificateExpired"],
-        )
+        self.control.subscribe(self.host.eventgrid_url("event"), schema, [CERTIFICATE_NEAR_EXPIRY, CERTIFICATE_EXPIRED])
 
     def certificate_client(self, vault: str | None = None) -> Any:
         """An SDK client for one of the stack's vaults, as an operator's script would make it."""
