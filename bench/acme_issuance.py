@@ -98,28 +98,6 @@ def loopback_dns(folder: Path) -> Iterator[str]:
         process.stop()
 
 
-@contextlib.contextmanager
-def pebble_resolving_with(dns_address: str, folder: Path, http_port: int) -> Iterator[Any]:
-    """``start_pebble`` with real validation, its VA asking ``dns_address`` for the identifiers' addresses.
-
-    ``start_pebble`` has no DNS option: a ``pebble`` first on PATH, for the start only, adds ``-dnsserver``.
-    """
-    from certlc.localstack import servers, tools
-
-    shim = folder / "bin" / "pebble"
-    shim.parent.mkdir(parents=True, exist_ok=True)
-    shim.write_text(f'#!/bin/sh\nexec "{tools.ensure_pebble()}" -dnsserver {dns_address} "$@"\n')
-    shim.chmod(0o755)
-    path = os.environ.get("PATH", "")
-    os.environ["PATH"] = f"{shim.parent}{os.pathsep}{path}"
-    try:
-        pebble = servers.start_pebble(folder / "pebble", always_valid=False, http_port=http_port)
-    finally:
-        os.environ["PATH"] = path
-    with pebble:
-        yield pebble
-
-
 # -- the clients ----------------------------------------------------------------------------------
 
 
@@ -315,6 +293,7 @@ def measure(count: int, workdir: Path) -> dict[str, Any]:
 
     The chains stay in ``workdir/chains/<client>/<name>.pem`` next to ``pebble-root.pem``.
     """
+    from certlc.localstack import servers
     from certlc.localstack.ports import free_port
 
     port = free_port()
@@ -322,7 +301,10 @@ def measure(count: int, workdir: Path) -> dict[str, Any]:
     for name in CLIENTS:
         (workdir / name).mkdir(parents=True)
         (chains / name).mkdir(parents=True)
-    with loopback_dns(workdir / "dns") as dns, pebble_resolving_with(dns, workdir, port) as pebble:
+    with (
+        loopback_dns(workdir / "dns") as dns,
+        servers.start_pebble(workdir / "pebble", always_valid=False, http_port=port, dns_server=dns) as pebble,
+    ):
         root_pem = pebble.roots_pem()
         (chains / "pebble-root.pem").write_text(root_pem)
         clients = [make(pebble, port, workdir / name) for name, make in CLIENTS.items()]
