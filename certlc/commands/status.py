@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from renewal import tags as T
-from renewal.decide import Input, renewal_threshold, resolve_profile
+from renewal.decide import Input, ca_of, renewal_threshold, resolve_profile
 from renewal.keyvault import CertificateSnapshot, KeyVault, PendingOperation
 from renewal.messages import RenewalRequest
 from renewal.outlook import facts_of, outlook
 from renewal.settings import Settings
 from renewal.x509info import load_certificate
+
+if TYPE_CHECKING:
+    from renewal.ca.acme_ari import RenewalWindow
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,10 +38,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--rows lists stored status rows; certlc status NAME reads the certificate from its vault")
     runtime = checked_runtime(args.env, dry_run=True)  # read-only: no lock, nothing written
     vault = chosen_vault(runtime.settings.vaults, args.vault)
-    gathered = gather(runtime.keyvault(vault), args.name, runtime.env.get("CERTLC_AUDIT_FILE", "").strip())
+    now = runtime.clock()
+    window = partial(ari_window, settings=runtime.settings, ca_for=runtime.workflow.ca_for, now=now)
+    audit_file = runtime.env.get("CERTLC_AUDIT_FILE", "").strip()
+    gathered = gather(runtime.keyvault(vault), args.name, audit_file, window)
     if gathered is None:
         raise NotFound(f"certificate {args.name!r} does not exist in vault {vault.name!r}")
-    status = decide_status(gathered, runtime.settings, runtime.clock())
+    status = decide_status(gathered, runtime.settings, now)
     print(as_json(status) if args.output == "json" else as_text(status))
     return 0
 
@@ -93,15 +100,31 @@ class Gathered:
     pending: PendingOperation | None
     versions: list[VersionEntry]
     audit: list[dict[str, Any]]
+    renewal_window: RenewalWindow | None = None  # the ACME CA's suggested window (ARI), when it offers one
 
 
-def gather(kv: KeyVault, name: str, audit_file: str | None) -> Gathered | None:
+def gather(
+    kv: KeyVault,
+    name: str,
+    audit_file: str | None,
+    window_of: Callable[[CertificateSnapshot], RenewalWindow | None] = lambda cert: None,
+) -> Gathered | None:
     """Everything read for one certificate, or None when it does not exist."""
     cert = kv.current(name)
     if cert is None:
         return None
     history = versions_of(kv, name, cert.version)
-    return Gathered(cert, kv.get_pending(name), history, audit_events(audit_file, kv.vault.name, name))
+    audit = audit_events(audit_file, kv.vault.name, name)
+    return Gathered(cert, kv.get_pending(name), history, audit, window_of(cert))
+
+
+def ari_window(
+    cert: CertificateSnapshot, *, settings: Settings, ca_for: Callable[[str], Any], now: datetime
+) -> RenewalWindow | None:
+    """The CA's suggested window when the certificate is renewed through an ACME CA with ARI (one GET)."""
+    from renewal.ca.acme_ari import renewal_window
+
+    return renewal_window(cert, ca_of(cert.tags, settings.window), ca_for, now)
 
 
 def versions_of(kv: KeyVault, name: str, current: str) -> list[VersionEntry]:
@@ -148,7 +171,7 @@ def decide_status(g: Gathered, settings: Settings, now: datetime) -> Certificate
     """Who renews it, when, with which CA and profile: the chains the renewal path itself runs."""
     cert = g.cert
     window = settings.window
-    facts = facts_of(cert, settings.canary)
+    facts = facts_of(cert, settings.canary, g.renewal_window)
     seen = outlook(facts, now, window)
     request = RenewalRequest(vault=cert.vault, name=cert.name, trigger="manual")
     chosen = resolve_profile(Input(request, settings.vaults, cert, now, window))

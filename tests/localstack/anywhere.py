@@ -17,7 +17,8 @@ def certlc_in(
 ) -> subprocess.CompletedProcess:
     """``certlc ARGS`` run in ``cwd`` with none of this process's certlc settings (``env`` adds some); output through
     files, since ``local up`` leaves a server running."""
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")}, **(env or {})}
+    own = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_") or k == "CERTLC_STACK_DIR"}
+    env = {**own, **(env or {})}  # the test session's stack folder stays: never the developer's own
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         done = subprocess.run(
             [str(CERTLC), *args], cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, timeout=timeout

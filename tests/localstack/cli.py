@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_certlc(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_") or k == "CERTLC_STACK_DIR"}
     return subprocess.run(
         [sys.executable, "-m", "certlc", *args],
         cwd=REPO,

@@ -126,3 +126,21 @@ def test_a_window_to_come_and_a_failing_renewal_info_leave_the_normal_window(sta
     assert report.skipped.get(f"kv1/{failing}") == "not_due"  # no answer: the normal window, which says not yet
     assert ari_id(down) in front.renewal_info_requests
     assert (len(versions(stack, later)), len(versions(stack, failing))) == (1, 1)
+
+
+def test_status_shows_the_date_the_cas_window_sets(stack, front, acme_app, capsys) -> None:
+    """certlc status NAME asks the CA as the sweep does, so the date it shows is the one the sweep acts on."""
+    import json
+
+    from certlc.cli import main as certlc
+
+    name = unique("ari-status")
+    now = stack.now()
+    start, end = now + dt.timedelta(days=10), now + dt.timedelta(days=11)
+    front.suggest(seed_acme(stack, name), start, end)
+    capsys.readouterr()
+
+    assert certlc(["--settings", str(stack.settings_path), "status", name, "--vault", "kv1", "-o", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["plan"] == "ari_scheduled", shown
+    assert start <= dt.datetime.fromisoformat(shown["next_renewal"].replace("Z", "+00:00")) <= end
