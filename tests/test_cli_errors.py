@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.environment import without_certlc_settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
     ],
 )
 def test_mistakes_get_one_line_and_exit_2(tmp_path, args, env, message):
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CERTLC_", "Certlc"))}
+    clean = without_certlc_settings()
     result = subprocess.run(
         [sys.executable, "-m", "certlc", *args],
         cwd=tmp_path,

@@ -4,7 +4,6 @@ of the README's rule, and quickly (the storage SDK alone would retry a refused c
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -13,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.environment import without_certlc_settings
 
 REPO = Path(__file__).resolve().parents[1]
 DEADLINE_SECONDS = 15
@@ -56,7 +57,7 @@ def dead_settings(tmp_path: Path, dead_port: int) -> Path:
 
 
 def certlc(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CERTLC_", "Certlc", "AzureWebJobs"))}
+    clean = without_certlc_settings()
     clean["CERTLC_STACK_DIR"] = str(cwd / ".local" / "stack")  # never the repository's own stack
     started = time.monotonic()
     result = subprocess.run(

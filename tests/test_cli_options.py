@@ -4,7 +4,6 @@ status table's columns from stored rows."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tomllib
@@ -15,13 +14,14 @@ import pytest
 from certlc.cli import main, parse
 from certlc.dashboard.terminal import ANSI, RESET, render_table
 from ingestion.schema import STATUS_EXPIRED, STATUS_OK
+from tests.environment import without_certlc_settings
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(60)
 
 
 def certlc(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CERTLC_", "Certlc", "AzureWebJobs"))}
+    clean = without_certlc_settings()
     return subprocess.run(
         [sys.executable, "-m", "certlc", *args],
         cwd=cwd,

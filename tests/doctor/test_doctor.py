@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from tests.environment import without_certlc_settings
+
 CHECKS = [
     "vault kv1",
     "vault kv2",
@@ -433,14 +435,13 @@ def test_the_command_is_listed(capsys):
 
 def test_the_installed_command_in_its_own_process(deployment, tmp_path):
     """``python -m certlc doctor``: the exit code and the line come from a real process, with no traceback."""
-    import os
     import subprocess
     import sys
     from pathlib import Path
 
     settings = tmp_path / "local.settings.json"
     settings.write_text(json.dumps({"Values": deployment.env | {"CERTLC_LOCAL_TOKEN": "certlc-local-none"}}))
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CERTLC_", "Certlc"))}
+    clean = without_certlc_settings()
     repo = Path(__file__).resolve().parents[2]
 
     result = subprocess.run(

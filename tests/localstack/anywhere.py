@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+
+from tests.environment import without_certlc_settings
 
 CERTLC = Path(sys.executable).parent / "certlc"  # the console script pip installed beside this Python
 
@@ -17,7 +18,7 @@ def certlc_in(
 ) -> subprocess.CompletedProcess:
     """``certlc ARGS`` run in ``cwd`` with none of this process's certlc settings (``env`` adds some); output through
     files, since ``local up`` leaves a server running."""
-    own = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_") or k == "CERTLC_STACK_DIR"}
+    own = without_certlc_settings()
     env = {**own, **(env or {})}  # the test session's stack folder stays: never the developer's own
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         done = subprocess.run(

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.environment import without_certlc_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def run_certlc(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_") or k == "CERTLC_STACK_DIR"}
+    env = without_certlc_settings()
     return subprocess.run(
         [sys.executable, "-m", "certlc", *args],
         cwd=REPO,

@@ -23,6 +23,7 @@ import requests
 
 from certlc.localstack.eventgrid import EventGridWebhook
 from certlc.localstack.eventgrid_protocol import EVENT_GRID_ORIGIN, MAX_DELIVERY_BYTES, MAX_JSON_DEPTH
+from tests.environment import without_certlc_settings
 from tests.localstack.cli import run_certlc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -424,7 +425,7 @@ def test_certlc_dev_with_200_open_connections_exits_soon_after_sigterm(tmp_path:
     (tmp_path / "function_app.py").write_text(APP)
     (tmp_path / "host.json").write_text(json.dumps({"version": "2.0"}))
     (tmp_path / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": {}}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")}
+    env = without_certlc_settings()
     env |= {"PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "certlc.cli", "dev", "--port", "0", "--no-timers"],

@@ -316,9 +316,9 @@ def _imports() -> list[tuple[str, Path]]:
 
 
 # The on-premises worker's optional Kerberos extra (requirements-kerberos.txt), imported only with
-# CERTLC_ADCS_AUTH=kerberos (renewal/ca/adcs_kerberos.py); never deployed to Azure, where that setting answers
-# with what to install.
-OPTIONAL_EXTRA_MODULES = {"requests_kerberos"}
+# CERTLC_ADCS_AUTH=kerberos (renewal/ca/adcs_kerberos.py) or a Kerberos directory bind (renewal/ca/adcs_templates.py);
+# never deployed to Azure, where those settings answer with what to install.
+OPTIONAL_EXTRA_MODULES = {"requests_kerberos", "gssapi"}
 
 
 def _third_party_imports() -> list[str]:

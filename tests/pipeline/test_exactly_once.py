@@ -5,7 +5,6 @@ runs when it scales out or beside an on-premises worker."""
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import requests
 
 from certlc.localstack.ports import poll_until
 from renewal.ca.local import LocalCA
+from tests.environment import without_certlc_settings
 from tests.pipeline.helpers import (
     alerts_for,
     audit,
@@ -77,7 +77,7 @@ def second_process(stack: Any, tmp_path: Path) -> Iterator[subprocess.Popen]:
                 *("worker", "--max-polling-interval", "0.2"),
             ],
             cwd=REPO,
-            env={k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")},
+            env=without_certlc_settings(),
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,

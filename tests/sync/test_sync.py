@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from certlc.sync.bundle import fingerprint
 from certlc.sync.verify import Endpoint, served_fingerprint
+from tests.environment import without_certlc_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -161,7 +162,7 @@ def test_mistakes_exit_2_with_one_line(site, change, message):
 
 
 def test_daemon_runs_rounds_until_sigterm(site, sync_env):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")}
+    env = without_certlc_settings()
     args = site.args("--daemon", "--interval", "0.2", "--jitter", "0.1", "--json")
     daemon = subprocess.Popen(
         [sys.executable, "-m", "certlc", *args],
@@ -239,7 +240,7 @@ def test_a_folder_it_may_not_write_exits_2_and_leaves_every_file_as_it_was(site,
     assert code == 0, err
     site.renew()  # a new version waits in Key Vault: only the folder's mode stands in the way
     before = {path: path.read_bytes() for path in site.folder.iterdir()}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")}
+    env = without_certlc_settings()
     site.folder.chmod(0o555)
     try:
         with (tmp_path / "sync.out").open("w") as stdout, (tmp_path / "sync.err").open("w") as stderr:
