@@ -204,14 +204,10 @@ def emulated_now(control: Any) -> datetime.datetime:
 
 
 def certificate_client(url: str, token: str, ca_bundle: str) -> Any:
-    """An SDK client for an emulated vault: the emulator's token and its own CA."""
-    from azure.keyvault.certificates import CertificateClient
+    """An SDK client for an emulated vault: the emulator's token and its own CA, with the renewal's client options."""
+    from renewal.clients import certificate_client as keyvault_certificate_client
 
-    from renewal.clients import StaticTokenCredential
-
-    return CertificateClient(
-        url, StaticTokenCredential(token), connection_verify=ca_bundle, verify_challenge_resource=False
-    )
+    return keyvault_certificate_client(url, {"CERTLC_LOCAL_TOKEN": token, "CERTLC_KEYVAULT_CA_BUNDLE": ca_bundle})
 
 
 # --- certlc local up / down / add -------------------------------------------------------------------------
