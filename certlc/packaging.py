@@ -29,6 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from renewal.atomic import write_atomically
+
 FUNCIGNORE = ".funcignore"
 DEFAULT_OUT = Path("dist") / "certlc-functionapp.zip"
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
@@ -199,15 +201,7 @@ def build(root: Path, out: Path) -> list[str]:
         )
     data = zip_bytes(files)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=out.parent, prefix=out.name, suffix=".tmp", delete=False) as tmp:
-        try:
-            tmp.write(data)
-            tmp.flush()
-            os.chmod(tmp.name, 0o644)
-        except BaseException:
-            os.unlink(tmp.name)
-            raise
-    os.replace(tmp.name, out)
+    write_atomically(out, data, mode=0o644)
     return paths
 
 

@@ -8,13 +8,13 @@ which survives between timer runs on a warm instance and is simply rebuilt when 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 
 from ingestion.rows import CertificateDetails
+from renewal.atomic import write_atomically
 
 FORMAT_VERSION = 2  # 2: details carry the policy's AutoRenew action
 
@@ -54,7 +54,4 @@ class DetailCache:
         self.entries = dict(keep)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"format": FORMAT_VERSION, "entries": {k: asdict(v) for k, v in self.entries.items()}}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".ingest-cache.")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle)
-        os.replace(tmp, self.path)
+        write_atomically(self.path, json.dumps(payload))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from certlc.localstack.ports import poll_until
+from renewal.atomic import write_atomically
 from renewal.eventgrid.schema import CERTIFICATE_EXPIRED, CERTIFICATE_NEAR_EXPIRY, EVENT_GRID_SCHEMA
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -190,11 +191,7 @@ class LocalStack:
     def _write_settings(self) -> Path:
         path = self.directory / "local.settings.json"
         body = {"IsEncrypted": False, "Values": self.settings}
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(body, fh, indent=2)
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps(body, indent=2))
         return path
 
 
@@ -365,9 +362,7 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with LocalStack(args.dir, schedule_timers=args.timers, pending_version=args.keyvault_pending_version) as stack:
         info = stack.info() | {"pid": os.getpid()}
-        tmp = _info_path(args.dir).with_suffix(".tmp")
-        tmp.write_text(json.dumps(info, indent=2))
-        os.replace(tmp, _info_path(args.dir))
+        write_atomically(_info_path(args.dir), json.dumps(info, indent=2))
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
     mark_settings_stopped(args.dir)
@@ -474,11 +469,7 @@ def mark_settings_stopped(directory: Path) -> None:
     if not isinstance(body, dict) or body.get(STACK_STATE_KEY) == "stopped":
         return
     body[STACK_STATE_KEY] = "stopped"
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(body, fh, indent=2)
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(body, indent=2))
 
 
 def stack_process_alive(info_path: Path) -> bool:

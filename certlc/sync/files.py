@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +11,7 @@ from cryptography import x509
 from certlc.sync import bundle as pieces
 from certlc.sync.bundle import Bundle, thumbprint
 from certlc.sync.errors import SyncConfigError
+from renewal.atomic import write_atomically
 
 PUBLIC_MODE = 0o644
 KEY_MODE = 0o600
@@ -74,35 +73,6 @@ def on_disk_thumbprint(targets: Targets) -> str | None:
         return None
 
 
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Temp file in the same folder, fsync, rename: readers see the old file or the new one, never a part."""
-    owner = path.stat() if path.exists() else None
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        if owner is not None:  # keep the owner/group the server expects, when allowed to
-            with contextlib.suppress(PermissionError):
-                os.fchown(fd, owner.st_uid, owner.st_gid)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    _fsync_folder(path.parent)
-
-
 def install(targets: Targets, bundle: Bundle) -> list[Path]:
     """Keeps every existing file as ``*.previous``, then writes the new set; returns the files that were new.
 
@@ -113,11 +83,11 @@ def install(targets: Targets, bundle: Bundle) -> list[Path]:
         if path in created:
             previous(path).unlink(missing_ok=True)
         else:
-            write_atomic(previous(path), path.read_bytes(), mode)
+            write_atomically(previous(path), path.read_bytes(), mode=mode)
     contents = targets.contents(bundle)
     try:
         for path, mode in targets.modes():
-            write_atomic(path, contents[path], mode)
+            write_atomically(path, contents[path], mode=mode)
     except BaseException:
         restore(targets, created)
         raise
@@ -130,4 +100,4 @@ def restore(targets: Targets, created: list[Path]) -> None:
         if path in created:
             path.unlink(missing_ok=True)
         else:
-            write_atomic(path, previous(path).read_bytes(), mode)
+            write_atomically(path, previous(path).read_bytes(), mode=mode)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from renewal.atomic import write_atomically
 from renewal.ca.base import CaConfigError, CaResult, Denied, Issued, Pending
 
 SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH.dotted_string
@@ -181,11 +181,7 @@ class LocalCA:
     def _write(self, path: Path, data: bytes) -> None:
         """Atomic, owner-only write: a crash never leaves half a key or request behind."""
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_suffix(path.suffix + f".{uuid.uuid4().hex}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+        write_atomically(path, data)
 
 
 def _profiles_from_file(directory: Path) -> dict[str, Profile] | None:
