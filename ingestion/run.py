@@ -17,6 +17,7 @@ from ingestion.cache import DetailCache, default_cache_path
 from ingestion.gather import VaultListing, inside_renewal_window, keep_failed_vault_entries, list_vault
 from ingestion.rows import EXPIRING_DAYS_DEFAULT, build_row
 from ingestion.upload import IngestionConfigError, UploadResult, logs_ingestion_client, target_from_env, upload_rows
+from renewal.setting_values import whole_number_setting
 
 if TYPE_CHECKING:
     from renewal.vaults import Vault
@@ -81,16 +82,9 @@ class IngestReport:
 
 
 def expiring_days(env: Mapping[str, str]) -> int:
-    value = env.get("CERTLC_EXPIRING_DAYS", "").strip()
-    if not value:
-        return EXPIRING_DAYS_DEFAULT
-    try:
-        days = int(value)
-    except ValueError:
-        days = -1
-    if days < 0:
-        raise IngestionConfigError(f"CERTLC_EXPIRING_DAYS must be a whole number of days >= 0, got {value!r}")
-    return days
+    return whole_number_setting(
+        env, "CERTLC_EXPIRING_DAYS", EXPIRING_DAYS_DEFAULT, low=0, unit="days", error=IngestionConfigError
+    )
 
 
 def _default_client_factory(vault_url: str, env: Mapping[str, str]) -> Any:

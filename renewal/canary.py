@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from renewal import tags as T
 from renewal.errors import ConfigError
+from renewal.setting_values import whole_number_setting
 from renewal.vaults import is_valid_object_name
 
 CANARY_EVERY_DAYS_DEFAULT = 7
@@ -36,12 +37,9 @@ def canary_settings_from_env(env: Mapping[str, str]) -> CanarySettings:
         if not vault.strip() or not is_valid_object_name(name.strip()):
             raise ConfigError(f"CERTLC_CANARY entry {entry!r} is not vault/name (for example kv1/certlc-canary)")
         names.add(f"{vault.strip().lower()}/{name.strip().lower()}")
-    raw = env.get("CERTLC_CANARY_EVERY_DAYS", "").strip()
-    days = CANARY_EVERY_DAYS_DEFAULT
-    if raw:
-        if not raw.isdigit() or not 1 <= int(raw) <= 365:
-            raise ConfigError(f"CERTLC_CANARY_EVERY_DAYS={raw!r} is not a whole number of days (1..365)")
-        days = int(raw)
+    days = whole_number_setting(
+        env, "CERTLC_CANARY_EVERY_DAYS", CANARY_EVERY_DAYS_DEFAULT, low=1, high=365, unit="days"
+    )
     return CanarySettings(frozenset(names), timedelta(days=days))
 
 

@@ -20,7 +20,6 @@ over its deadline is not repeated.
 from __future__ import annotations
 
 import ipaddress
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,12 +27,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from renewal.errors import ConfigError, causes
+from renewal.setting_values import seconds_setting
 
 QUEUE_CONNECTION_DEFAULT = "CertlcStorage"
 QUEUE_NAME_DEFAULT = "certlc-renewals"
 KEYVAULT_CONNECT_TIMEOUT_DEFAULT = 10.0
 KEYVAULT_READ_TIMEOUT_DEFAULT = 30.0
-MAX_TIMEOUT_SECONDS = 300.0  # the SDK's own default: a longer deadline is no deadline
 STORAGE_CONNECT_TIMEOUT = 10.0
 STORAGE_READ_TIMEOUT = 30.0
 STORAGE_RETRIES = 3  # after 1, 2 and 4 s
@@ -41,22 +40,6 @@ STORAGE_RETRIES = 3  # after 1, 2 and 4 s
 
 class ConnectionConfigError(ConfigError):
     """A connection setting is missing or points somewhere it must not."""
-
-
-def seconds_setting(
-    env: Mapping[str, str], key: str, default: float, error: type[ConfigError] = ConnectionConfigError
-) -> float:
-    """A timeout app setting in seconds: more than 0 and at most ``MAX_TIMEOUT_SECONDS``, or ``default`` when unset."""
-    raw = env.get(key, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise error(f"{key}={raw!r} is not a number of seconds") from None
-    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT_SECONDS):
-        raise error(f"{key}={raw!r} must be more than 0 and at most {MAX_TIMEOUT_SECONDS:g} seconds")
-    return value
 
 
 @dataclass(frozen=True)
@@ -69,8 +52,10 @@ class KeyVaultTimeouts:
 
 def keyvault_timeouts(env: Mapping[str, str]) -> KeyVaultTimeouts:
     return KeyVaultTimeouts(
-        connect=seconds_setting(env, "CERTLC_KEYVAULT_CONNECT_TIMEOUT", KEYVAULT_CONNECT_TIMEOUT_DEFAULT),
-        read=seconds_setting(env, "CERTLC_KEYVAULT_READ_TIMEOUT", KEYVAULT_READ_TIMEOUT_DEFAULT),
+        connect=seconds_setting(
+            env, "CERTLC_KEYVAULT_CONNECT_TIMEOUT", KEYVAULT_CONNECT_TIMEOUT_DEFAULT, ConnectionConfigError
+        ),
+        read=seconds_setting(env, "CERTLC_KEYVAULT_READ_TIMEOUT", KEYVAULT_READ_TIMEOUT_DEFAULT, ConnectionConfigError),
     )
 
 

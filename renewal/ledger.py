@@ -233,13 +233,11 @@ def _first_line(exc: BaseException) -> str:
 
 def ledger_from_env(env: Any) -> BlobLedger:
     from renewal.clients import blob_container_client
-    from renewal.errors import ConfigError
+    from renewal.setting_values import whole_number_setting
 
     container = env.get("CERTLC_LOCK_CONTAINER") or CONTAINER_DEFAULT
-    seconds = (env.get("CERTLC_LOCK_SECONDS") or str(LEASE_SECONDS_DEFAULT)).strip()
-    if not seconds.isdigit() or not 15 <= int(seconds) <= 60:
-        raise ConfigError(f"CERTLC_LOCK_SECONDS must be a whole number of seconds from 15 to 60, got {seconds!r}")
-    return BlobLedger(blob_container_client(env, container), int(seconds))
+    seconds = whole_number_setting(env, "CERTLC_LOCK_SECONDS", LEASE_SECONDS_DEFAULT, low=15, high=60, unit="seconds")
+    return BlobLedger(blob_container_client(env, container), seconds)
 
 
 class _Unrecorded:

@@ -13,6 +13,7 @@ from renewal.clock import Clock, clock_from_env
 from renewal.keyvault import KeyVault
 from renewal.ledger import DryRunLedger, ledger_from_env
 from renewal.queue import FailedStore, RenewalQueue, ensure_queue
+from renewal.setting_values import whole_number_setting
 from renewal.settings import Settings, ca_timeout, settings_from_env
 from renewal.vaults import Vault
 from renewal.workflow import RenewalWorkflow
@@ -125,16 +126,16 @@ def _make_ca(name: str, env: Mapping[str, str], clock: Clock, timeout: float) ->
         from renewal.ca.adcs import AdcsAuthority
         from renewal.ca.adcs_templates import template_directory_from_env
 
-        poll_seconds = (env.get("CERTLC_ADCS_POLL_SECONDS") or "3600").strip()
-        if not poll_seconds.isdigit() or int(poll_seconds) == 0:
-            raise CaConfigError(f"CERTLC_ADCS_POLL_SECONDS must be a whole number of seconds, not {poll_seconds!r}")
+        poll_seconds = whole_number_setting(
+            env, "CERTLC_ADCS_POLL_SECONDS", 3600, low=1, unit="seconds", error=CaConfigError
+        )
         return AdcsAuthority(
             _required(env, "CERTLC_ADCS_SERVER"),
             auth_method=(env.get("CERTLC_ADCS_AUTH") or "ntlm").strip().lower(),
             username=env.get("CERTLC_ADCS_USERNAME") or None,
             password=env.get("CERTLC_ADCS_PASSWORD") or None,
             ca_bundle=env.get("CERTLC_ADCS_CA_BUNDLE") or None,
-            poll_seconds=int(poll_seconds),
+            poll_seconds=poll_seconds,
             timeout=timeout,
             templates=template_directory_from_env(env, timeout),
         )

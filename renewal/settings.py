@@ -33,9 +33,10 @@ from datetime import timedelta
 from renewal.backoff import Backoff
 from renewal.ca.base import CA_TIMEOUT_DEFAULT
 from renewal.canary import CanarySettings, canary_settings_from_env
-from renewal.clients import QUEUE_NAME_DEFAULT, KeyVaultTimeouts, keyvault_timeouts, seconds_setting
+from renewal.clients import QUEUE_NAME_DEFAULT, KeyVaultTimeouts, keyvault_timeouts
 from renewal.decide import WindowSettings
 from renewal.errors import ConfigError
+from renewal.setting_values import number_setting, seconds_setting, whole_number_setting
 from renewal.vaults import Vault, vaults_from_env
 
 
@@ -68,16 +69,18 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
     except ValueError as exc:
         raise SettingsError(str(exc)) from exc
     window = WindowSettings(
-        lifetime_fraction=_number(env, "CERTLC_RENEW_LIFETIME_FRACTION", 1 / 3, float, 0.0, 1.0),
-        renew_before=timedelta(days=_number(env, "CERTLC_RENEW_BEFORE_DAYS", 30, int, 0, 3650)),
-        escalate_within=timedelta(days=_number(env, "CERTLC_ESCALATE_DAYS", 7, int, 0, 365)),
+        lifetime_fraction=number_setting(
+            env, "CERTLC_RENEW_LIFETIME_FRACTION", 1 / 3, low=0, high=1, error=SettingsError
+        ),
+        renew_before=timedelta(days=_days(env, "CERTLC_RENEW_BEFORE_DAYS", 30, 3650)),
+        escalate_within=timedelta(days=_days(env, "CERTLC_ESCALATE_DAYS", 7, 365)),
         default_ca=env.get("CERTLC_CA", "local").strip() or "local",
         default_profile=env.get("CERTLC_CA_PROFILE", "").strip() or None,
     )
     backoff = Backoff(
-        base_seconds=_number(env, "CERTLC_BACKOFF_BASE_SECONDS", 60, int, 1, 86400),
-        cap_seconds=_number(env, "CERTLC_BACKOFF_CAP_SECONDS", 6 * 3600, int, 1, 7 * 86400),
-        max_attempts=_number(env, "CERTLC_MAX_ATTEMPTS", 12, int, 1, 1000),
+        base_seconds=_whole_seconds(env, "CERTLC_BACKOFF_BASE_SECONDS", 60, 86400),
+        cap_seconds=_whole_seconds(env, "CERTLC_BACKOFF_CAP_SECONDS", 6 * 3600, 7 * 86400),
+        max_attempts=whole_number_setting(env, "CERTLC_MAX_ATTEMPTS", 12, low=1, high=1000, error=SettingsError),
     )
     try:
         timeouts = keyvault_timeouts(env)
@@ -100,14 +103,9 @@ def ca_timeout(env: Mapping[str, str]) -> float:
     return seconds_setting(env, "CERTLC_CA_TIMEOUT", CA_TIMEOUT_DEFAULT, SettingsError)
 
 
-def _number(env: Mapping[str, str], key: str, default: float, kind: type, low: float, high: float):
-    raw = env.get(key, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise SettingsError(f"{key}={raw!r} is not a {kind.__name__}") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{key}={raw!r} is out of range ({low}..{high})")
-    return value
+def _days(env: Mapping[str, str], key: str, default: int, high: int) -> int:
+    return whole_number_setting(env, key, default, low=0, high=high, unit="days", error=SettingsError)
+
+
+def _whole_seconds(env: Mapping[str, str], key: str, default: int, high: int) -> int:
+    return whole_number_setting(env, key, default, low=1, high=high, unit="seconds", error=SettingsError)

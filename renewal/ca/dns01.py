@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from renewal.ca.base import CA_TIMEOUT_DEFAULT, CaConfigError, CaError, CaUnavailable
-from renewal.clients import credential_for, seconds_setting
+from renewal.clients import credential_for
+from renewal.setting_values import seconds_setting
 
 log = logging.getLogger(__name__)
 

@@ -31,11 +31,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from renewal.clients import seconds_setting
 from renewal.notify.channel import Channel, NotifyConfigError
 from renewal.notify.notifier import Notifier
 from renewal.notify.smtp import SMTP_TIMEOUT_DEFAULT, SmtpChannel, SmtpSettings
 from renewal.notify.webhook import WEBHOOK_TIMEOUT_DEFAULT, WebhookChannel
+from renewal.setting_values import seconds_setting, whole_number_setting
 
 
 def _seconds(env: Mapping[str, str], key: str, default: float) -> float:
@@ -43,12 +43,8 @@ def _seconds(env: Mapping[str, str], key: str, default: float) -> float:
 
 
 def _port(env: Mapping[str, str]) -> int | None:
-    raw = env.get("CERTLC_SMTP_PORT", "").strip()
-    if not raw:
-        return None
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise NotifyConfigError(f"CERTLC_SMTP_PORT={raw!r} is not a TCP port (1-65535)")
-    return int(raw)
+    """None when unset: the security mode's own port."""
+    return whole_number_setting(env, "CERTLC_SMTP_PORT", 0, low=1, high=65535, error=NotifyConfigError) or None
 
 
 def _password(env: Mapping[str, str]) -> str | None:

@@ -170,7 +170,10 @@ def test_no_channels_is_an_empty_successful_report() -> None:
         ({"CERTLC_WEBHOOK_URLS": "discord=https://hooks.contoso.com/abc"}, "not one of teams, slack, generic"),
         ({"CERTLC_WEBHOOK_URLS": "slack=http://hooks.contoso.com/abc"}, "must use https"),
         ({"CERTLC_WEBHOOK_TIMEOUT": "soon"}, "CERTLC_WEBHOOK_TIMEOUT"),
-        ({"CERTLC_SMTP_HOST": "mail", "CERTLC_SMTP_SENDER": "a@b.com", "CERTLC_SMTP_PORT": "0"}, "TCP port"),
+        (
+            {"CERTLC_SMTP_HOST": "mail", "CERTLC_SMTP_SENDER": "a@b.com", "CERTLC_SMTP_PORT": "0"},
+            "CERTLC_SMTP_PORT='0' must be at least 1 and at most 65535",
+        ),
         (
             {"CERTLC_SMTP_HOST": "mail", "CERTLC_SMTP_SENDER": "a@b.com", "CERTLC_SMTP_PASSWORD_SETTING": "NOPE"},
             "'NOPE', which is not set",
