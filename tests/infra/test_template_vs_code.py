@@ -221,10 +221,9 @@ def test_secrets_are_key_vault_references_never_values():
 
 
 def test_the_embedded_monitoring_template_is_monitoring_json_and_matches_the_schema():
-    from infra.embed_monitoring import main as embed_monitoring
-    from infra.embed_workbook import main as embed_workbook
+    from infra.embed import main as embed
 
-    assert embed_workbook(["--check"]) == 0 and embed_monitoring(["--check"]) == 0
+    assert embed(["--check"]) == 0
     (deployment,) = [r for r in MAIN["resources"] if r.get("comments", "").startswith("infra/monitoring.json")]
     assert deployment["properties"]["template"] == MONITORING
     rule = only("Microsoft.Insights/dataCollectionRules", deployment["properties"]["template"])

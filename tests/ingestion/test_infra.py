@@ -58,7 +58,7 @@ def test_role_assignment_is_monitoring_metrics_publisher_on_the_rule_only():
 
 
 def test_embedded_workbook_is_the_workbook_file():
-    from infra.embed_workbook import main, serialized_workbook
+    from infra.embed import main, serialized_workbook
 
     embedded = resource("Microsoft.Insights/workbooks")["properties"]["serializedData"]
     assert embedded == serialized_workbook()
