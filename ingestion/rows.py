@@ -8,12 +8,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ingestion.schema import STATUS_EXPIRED, STATUS_EXPIRING, STATUS_OK
 from renewal import tags as T
 from renewal.canary import CanarySettings, canary_every
+from renewal.clock import iso_utc
 from renewal.decide import WindowSettings
 from renewal.outlook import Facts, outlook
 
@@ -69,15 +70,6 @@ def days_left(expires_on: datetime | None, now: datetime) -> int | None:
     return math.floor((expires_on - now).total_seconds() / 86400)
 
 
-def iso_utc(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a ``Z``: what Log Analytics parses into a datetime column."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def facts_of_listed(listed: ListedCertificate, details: CertificateDetails, canary: CanarySettings) -> Facts:
     """The outlook's facts from what the listing and the cached details say (no extra Key Vault call)."""
     return Facts(
@@ -112,8 +104,8 @@ def build_row(
         "CertIssuer": details.issuer,
         "CertThumbprint": listed.thumbprint,
         "CertSANs": details.sans,
-        "CertNotBefore": iso_utc(listed.not_before),
-        "CertExpiration": iso_utc(listed.expires_on),
+        "CertNotBefore": iso_utc(listed.not_before) if listed.not_before else None,
+        "CertExpiration": iso_utc(listed.expires_on) if listed.expires_on else None,
         "DaysLeft": days_left(listed.expires_on, snapshot_time),
         "ExpiryStatus": classify_status(listed.expires_on, snapshot_time, expiring_days),
         "CertRecipient": T.tag(listed.tags, T.RECIPIENT) or "",
@@ -123,7 +115,7 @@ def build_row(
         "RenewalPending": listed.renewal_pending,
         "RenewedBy": plan.renewed_by,
         "RenewalPlan": plan.reason,
-        "NextRenewal": iso_utc(plan.next_renewal),
+        "NextRenewal": iso_utc(plan.next_renewal) if plan.next_renewal else None,
         "RenewalNote": plan.message,
         "Canary": facts.canary_every is not None,
     }

@@ -20,10 +20,12 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
+
+from renewal.clock import iso_utc, utc_now
 
 log = logging.getLogger("certlc.audit")
 
@@ -96,15 +98,9 @@ def redact(value: Any) -> Any:
     return value
 
 
-def iso_utc(moment: datetime) -> str:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"audit clock returned a naive datetime ({moment.isoformat()}); it must be timezone-aware")
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
-        return iso_utc(value)
+        return iso_utc(value, timespec="milliseconds")
     return str(value)
 
 
@@ -137,10 +133,6 @@ class JsonlFileSink:
             handle.write(line + "\n")
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Audit:
     def __init__(self, sinks: Sequence[AuditSink] = (), clock: Callable[[], datetime] = utc_now) -> None:
         self.sinks = tuple(sinks)
@@ -170,7 +162,7 @@ class Audit:
             raise ValueError(f"audit fields {sorted(clash)} are reserved for the record itself")
         record = redact(
             {
-                "ts": iso_utc(self.clock()),
+                "ts": iso_utc(self.clock(), timespec="milliseconds"),
                 "event": kind.value,
                 "vault": vault,
                 "name": name,

@@ -19,6 +19,19 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def require_aware(value: datetime, what: str) -> datetime:
+    """Refuse naive datetimes: their time zone would be the host's, which certlc must never assume."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware (got naive {value.isoformat()}); use datetime.now(UTC)")
+    return value.astimezone(UTC)
+
+
+def iso_utc(moment: datetime, *, timespec: str = "seconds") -> str:
+    """ISO 8601 in UTC with a ``Z`` (``2025-01-02T03:04:05Z``), as JSON payloads, Log Analytics and people read it;
+    one fixed ``timespec`` per stream, so its times also sort as text (the audit trail's is milliseconds)."""
+    return require_aware(moment, "date").isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
 def clock_from_env(env: Mapping[str, str]) -> Clock:
     url = env.get("CERTLC_CLOCK_URL", "").strip()
     if not url:

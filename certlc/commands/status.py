@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from renewal import tags as T
+from renewal.clock import iso_utc
 from renewal.decide import Input, ca_of, renewal_threshold, resolve_profile
 from renewal.keyvault import CertificateSnapshot, KeyVault, PendingOperation
 from renewal.messages import RenewalRequest
@@ -239,7 +240,7 @@ def as_json(status: CertificateStatus) -> str:
 
 def _iso(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return iso_utc(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 

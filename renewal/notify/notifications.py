@@ -11,20 +11,10 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
-
-def require_aware(value: datetime, what: str) -> datetime:
-    """Refuse naive datetimes: their time zone would be the host's, which certlc must never assume."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be timezone-aware (got naive {value.isoformat()}); use datetime.now(UTC)")
-    return value.astimezone(UTC)
-
-
-def iso_utc(value: datetime) -> str:
-    """Machine form for JSON payloads: ``2025-01-02T03:04:05Z``."""
-    return require_aware(value, "date").strftime("%Y-%m-%dT%H:%M:%SZ")
+from renewal.clock import iso_utc, require_aware
 
 
 def display_utc(value: datetime) -> str:
