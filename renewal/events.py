@@ -8,7 +8,6 @@ reason codes.
 
 from renewal.eventgrid.delivery import Ignored, outcome
 from renewal.eventgrid.parse import MAX_EVENT_BYTES, KeyVaultCertificateEvent, from_functions_event, parse_event
-from renewal.eventgrid.queue import MAX_QUEUE_MESSAGE_BYTES, parse_queue_message
 from renewal.eventgrid.rejections import IgnoredQueueMessage, InvalidQueueMessage, RejectedEvent
 from renewal.eventgrid.schema import (
     CERTIFICATE_EVENT_TYPES,
@@ -18,6 +17,7 @@ from renewal.eventgrid.schema import (
     CLOUD_EVENTS_SCHEMA,
     EVENT_GRID_SCHEMA,
 )
+from renewal.queue_body import MAX_QUEUE_MESSAGE_BYTES, parse_queue_message
 
 __all__ = [
     "CERTIFICATE_EVENT_TYPES",

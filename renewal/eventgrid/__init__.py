@@ -1,4 +1,4 @@
-"""Event Grid input: one Key Vault certificate event at a time, and renewal queue bodies.
+"""Event Grid input: one Key Vault certificate event at a time (renewal queue bodies: ``renewal.queue_body``).
 
 The Functions host answers the subscription handshakes and splits deliveries (locally:
 ``certlc.localstack.eventgrid``); the ``event`` function sees one event per invocation.
