@@ -47,8 +47,8 @@ class Result:
     retry_in_seconds: int | None = None
 
 
-class Reporter(Protocol):
-    """Where outcomes go besides the queue: notifications and the audit trail."""
+class Reports(Protocol):
+    """Where outcomes go besides the queue: notifications and the audit trail (``renewal.reporting.Reporter``)."""
 
     def audit(self, event: str, request: RenewalRequest, **fields: Any) -> None: ...
 
@@ -152,7 +152,7 @@ class RenewalWorkflow:
     ca_for: Callable[[str], CertificateAuthority]
     retries: Retries
     failed_store: FailedSink
-    reporter: Reporter
+    reporter: Reports
     ledger: Ledger
     settings: WindowSettings = field(default_factory=WindowSettings)
     backoff: Backoff = field(default_factory=Backoff)
