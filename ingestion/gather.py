@@ -16,7 +16,7 @@ from typing import Any
 
 from ingestion.cache import DetailCache, cache_key
 from ingestion.rows import CertificateDetails, ListedCertificate
-from renewal import tags as T
+from renewal import tags as cert_tags
 from renewal.keyvault import CertificateSummary, is_placeholder
 from renewal.outlook import has_auto_renew
 
@@ -113,7 +113,11 @@ def inside_renewal_window(now: datetime, window: Any) -> OperationCheck:
     from renewal.decide import renewal_threshold
 
     def check(listed: ListedCertificate, details: CertificateDetails) -> bool:
-        if not listed.enabled or listed.expires_on is None or not T.is_managed(details.policy_issuer, listed.tags):
+        if (
+            not listed.enabled
+            or listed.expires_on is None
+            or not cert_tags.is_managed(details.policy_issuer, listed.tags)
+        ):
             return False
         return listed.expires_on - now <= renewal_threshold(listed.not_before, listed.expires_on, listed.tags, window)
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ingestion.schema import STATUS_EXPIRED, STATUS_EXPIRING, STATUS_OK
-from renewal import tags as T
+from renewal import tags as cert_tags
 from renewal.canary import CanarySettings, canary_every
 from renewal.clock import iso_utc
 from renewal.decide import WindowSettings
@@ -108,10 +108,10 @@ def build_row(
         "CertExpiration": iso_utc(listed.expires_on) if listed.expires_on else None,
         "DaysLeft": days_left(listed.expires_on, snapshot_time),
         "ExpiryStatus": classify_status(listed.expires_on, snapshot_time, expiring_days),
-        "CertRecipient": T.tag(listed.tags, T.RECIPIENT) or "",
+        "CertRecipient": cert_tags.tag(listed.tags, cert_tags.RECIPIENT) or "",
         "Enabled": listed.enabled,
-        "Managed": T.is_managed(details.policy_issuer, listed.tags),
-        "LastRenewalOutcome": T.tag(listed.tags, T.LAST_OUTCOME) or "",
+        "Managed": cert_tags.is_managed(details.policy_issuer, listed.tags),
+        "LastRenewalOutcome": cert_tags.tag(listed.tags, cert_tags.LAST_OUTCOME) or "",
         "RenewalPending": listed.renewal_pending,
         "RenewedBy": plan.renewed_by,
         "RenewalPlan": plan.reason,

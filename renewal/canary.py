@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from renewal import tags as T
+from renewal import tags as cert_tags
 from renewal.errors import ConfigError
 from renewal.setting_values import whole_number_setting
 from renewal.vaults import is_valid_object_name
@@ -45,6 +45,6 @@ def canary_settings_from_env(env: Mapping[str, str]) -> CanarySettings:
 
 def canary_every(settings: CanarySettings, vault: str, name: str, tags: Mapping[str, str]) -> timedelta | None:
     """How often this certificate is renewed as a canary, or None when it is not one."""
-    if f"{vault.lower()}/{name.lower()}" in settings.names or T.is_true(T.tag(tags, T.CANARY)):
+    if f"{vault.lower()}/{name.lower()}" in settings.names or cert_tags.is_true(cert_tags.tag(tags, cert_tags.CANARY)):
         return settings.every
     return None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from renewal import tags as T
+from renewal import tags as cert_tags
 from renewal.keyvault import CertificateSnapshot
 from renewal.messages import RenewalRequest
 from renewal.vaults import Vault, is_valid_object_name
@@ -58,58 +58,60 @@ class Verdict:
 Check = Callable[[Input], Verdict | None]
 
 
-def vault_is_allowed(i: Input) -> Verdict | None:
-    if i.request.vault.lower() not in i.allowed_vaults:
+def vault_is_allowed(given: Input) -> Verdict | None:
+    if given.request.vault.lower() not in given.allowed_vaults:
         return Verdict(
             "reject",
             "vault_not_allowed",
-            f"vault {i.request.vault!r} is not in CERTLC_VAULTS; add it there if certlc should manage it",
+            f"vault {given.request.vault!r} is not in CERTLC_VAULTS; add it there if certlc should manage it",
         )
     return None
 
 
-def name_is_valid(i: Input) -> Verdict | None:
-    if not is_valid_object_name(i.request.name):
+def name_is_valid(given: Input) -> Verdict | None:
+    if not is_valid_object_name(given.request.name):
         return Verdict(
             "reject",
             "invalid_name",
-            f"{i.request.name!r} is not a valid Key Vault certificate name (1-127 of 0-9, a-z, A-Z, -)",
+            f"{given.request.name!r} is not a valid Key Vault certificate name (1-127 of 0-9, a-z, A-Z, -)",
         )
     return None
 
 
-def certificate_exists(i: Input) -> Verdict | None:
-    if i.certificate is None:
-        return Verdict("skip", "not_found", f"certificate {i.request.name!r} does not exist in {i.request.vault!r}")
+def certificate_exists(given: Input) -> Verdict | None:
+    if given.certificate is None:
+        return Verdict(
+            "skip", "not_found", f"certificate {given.request.name!r} does not exist in {given.request.vault!r}"
+        )
     return None
 
 
-def certificate_is_enabled(i: Input) -> Verdict | None:
-    if i.certificate and not i.certificate.enabled:
-        return Verdict("skip", "disabled", f"the current version of {i.request.name!r} is disabled")
+def certificate_is_enabled(given: Input) -> Verdict | None:
+    if given.certificate and not given.certificate.enabled:
+        return Verdict("skip", "disabled", f"the current version of {given.request.name!r} is disabled")
     return None
 
 
-def certificate_is_managed(i: Input) -> Verdict | None:
-    cert = i.certificate
+def certificate_is_managed(given: Input) -> Verdict | None:
+    cert = given.certificate
     assert cert is not None
-    if T.is_false(T.tag(cert.tags, T.RENEW)):
-        return Verdict("skip", "opted_out", f"tag {T.RENEW}=false opts {cert.name!r} out of renewal")
-    if T.is_managed(cert.issuer_name, cert.tags):
+    if cert_tags.is_false(cert_tags.tag(cert.tags, cert_tags.RENEW)):
+        return Verdict("skip", "opted_out", f"tag {cert_tags.RENEW}=false opts {cert.name!r} out of renewal")
+    if cert_tags.is_managed(cert.issuer_name, cert.tags):
         return None
     issuer = (cert.issuer_name or "").strip()
     return Verdict(
         "skip",
         "not_managed",
         f"issuer {issuer or 'none'!r}: Key Vault renews this certificate itself "
-        f"(tag {T.MANAGED}=true makes certlc renew it)",
+        f"(tag {cert_tags.MANAGED}=true makes certlc renew it)",
     )
 
 
-def event_is_current(i: Input) -> Verdict | None:
-    cert = i.certificate
+def event_is_current(given: Input) -> Verdict | None:
+    cert = given.certificate
     assert cert is not None
-    version = i.request.version
+    version = given.request.version
     if version and version.strip().lower() != cert.version.lower():
         return Verdict(
             "skip",
@@ -122,13 +124,13 @@ def event_is_current(i: Input) -> Verdict | None:
 AUTOMATIC_TRIGGERS = frozenset({"sweep", "canary", "near_expiry", "expired"})
 
 
-def not_failed_before(i: Input) -> Verdict | None:
+def not_failed_before(given: Input) -> Verdict | None:
     """A permanently failed version is left alone until an operator re-drives it (``certlc failed retry`` sends
     a manual request): another event, a redelivery or the sweep would only ask the CA again and alert again."""
-    cert = i.certificate
+    cert = given.certificate
     assert cert is not None
-    outcome = T.tag(cert.tags, T.LAST_OUTCOME) or ""
-    if i.request.trigger in AUTOMATIC_TRIGGERS and not i.request.force and outcome.startswith("failed"):
+    outcome = cert_tags.tag(cert.tags, cert_tags.LAST_OUTCOME) or ""
+    if given.request.trigger in AUTOMATIC_TRIGGERS and not given.request.force and outcome.startswith("failed"):
         return Verdict(
             "skip",
             "failed_before",
@@ -141,7 +143,7 @@ def renewal_threshold(
     not_before: datetime | None, expires_on: datetime | None, tags: Mapping[str, str], settings: WindowSettings
 ) -> timedelta:
     """How long before expiry a certificate becomes due: a tag, else the larger of 1/3 lifetime and 30 days."""
-    override = T.tag(tags, T.RENEW_BEFORE_DAYS)
+    override = cert_tags.tag(tags, cert_tags.RENEW_BEFORE_DAYS)
     if override and override.isdigit():
         return timedelta(days=int(override))
     by_lifetime = timedelta(0)
@@ -152,7 +154,7 @@ def renewal_threshold(
 
 def ca_of(tags: Mapping[str, str], settings: WindowSettings) -> str:
     """The CA adapter that renews a certificate: tag ``certlc-ca``, else ``CERTLC_CA``."""
-    return T.tag(tags, T.CA) or settings.default_ca
+    return cert_tags.tag(tags, cert_tags.CA) or settings.default_ca
 
 
 def renewal_due_on(
@@ -168,59 +170,66 @@ def renewal_due_on(
     return min(due_on, window.renew_at) if window is not None else due_on
 
 
-def due_by_ari_only(i: Input) -> bool:
+def due_by_ari_only(given: Input) -> bool:
     """Due now only because the CA's renewal window says so: the renewal is early, and people are told why."""
-    cert, window = i.certificate, i.renewal_window
-    if cert is None or cert.expires_on is None or window is None or window.renew_at > i.now:
+    cert, window = given.certificate, given.renewal_window
+    if cert is None or cert.expires_on is None or window is None or window.renew_at > given.now:
         return False
-    return cert.expires_on - i.now > renewal_threshold(cert.not_before, cert.expires_on, cert.tags, i.settings)
+    return cert.expires_on - given.now > renewal_threshold(cert.not_before, cert.expires_on, cert.tags, given.settings)
 
 
-def certificate_is_due(i: Input) -> Verdict | None:
+def certificate_is_due(given: Input) -> Verdict | None:
     """Forced and compromise renewals are always due; a canary is due on its schedule (the sweep's), but only for
     the version it names: ``event_is_current`` has already stopped a request for a replaced one. Otherwise due from
     the normal window's start, or from the ACME CA's ARI moment when that comes first."""
-    cert = i.certificate
+    cert = given.certificate
     assert cert is not None
-    if i.request.force or i.request.trigger == "compromise":
+    if given.request.force or given.request.trigger == "compromise":
         return None
-    if i.request.trigger == "canary" and i.request.version:
+    if given.request.trigger == "canary" and given.request.version:
         return None
     if cert.expires_on is None:
         return Verdict("skip", "no_expiry", f"{cert.name!r} has no expiry date")
-    due_on = renewal_due_on(cert.not_before, cert.expires_on, cert.tags, i.settings, i.renewal_window)
-    if due_on > i.now:
+    due_on = renewal_due_on(cert.not_before, cert.expires_on, cert.tags, given.settings, given.renewal_window)
+    if due_on > given.now:
         return Verdict("skip", "not_due", f"{cert.name!r} is not due before {due_on:%Y-%m-%d} UTC")
     return None
 
 
-def tags_fit_key_vault(i: Input) -> Verdict | None:
+def tags_fit_key_vault(given: Input) -> Verdict | None:
     """A version that could not be merged must not be started: its pending operation would be left behind."""
-    cert = i.certificate
+    cert = given.certificate
     assert cert is not None
-    problem = T.tags_over_limits(cert.tags)
+    problem = cert_tags.tags_over_limits(cert.tags)
     if problem:
         return Verdict("fail", "too_many_tags", f"{cert.name!r} cannot be renewed as it is: {problem}")
     return None
 
 
-def resolve_profile(i: Input) -> Verdict:
-    cert = i.certificate
+def resolve_profile(given: Input) -> Verdict:
+    cert = given.certificate
     assert cert is not None
-    ca = ca_of(cert.tags, i.settings)
-    profile = i.request.ca_profile or T.tag(cert.tags, T.PROFILE) or _template_of(cert) or i.settings.default_profile
+    ca = ca_of(cert.tags, given.settings)
+    profile = (
+        given.request.ca_profile
+        or cert_tags.tag(cert.tags, cert_tags.PROFILE)
+        or _template_of(cert)
+        or given.settings.default_profile
+    )
     if not profile:
         return Verdict(
-            "fail", "no_profile", f"no CA profile for {cert.name!r}: set tag {T.PROFILE} or CERTLC_CA_PROFILE"
+            "fail", "no_profile", f"no CA profile for {cert.name!r}: set tag {cert_tags.PROFILE} or CERTLC_CA_PROFILE"
         )
-    reason, why = ("ari_window", " early, inside the CA's renewal window (ARI)") if due_by_ari_only(i) else ("due", "")
+    reason, why = (
+        ("ari_window", " early, inside the CA's renewal window (ARI)") if due_by_ari_only(given) else ("due", "")
+    )
     return Verdict(
         "renew",
         reason,
         f"{cert.name!r} is due{why}; CA {ca!r}, profile {profile!r}",
         ca=ca,
         profile=profile,
-        renewal_window=i.renewal_window,
+        renewal_window=given.renewal_window,
     )
 
 
@@ -245,22 +254,22 @@ CERTIFICATE_CHECKS: tuple[Check, ...] = (
 )
 
 
-def check_request(i: Input) -> Verdict | None:
+def check_request(given: Input) -> Verdict | None:
     """The checks that need no Key Vault call: they run before anything is gathered."""
-    return _first(REQUEST_CHECKS, i)
+    return _first(REQUEST_CHECKS, given)
 
 
-def decide(i: Input) -> Verdict:
-    return _first(REQUEST_CHECKS + CERTIFICATE_CHECKS, i) or resolve_profile(i)
+def decide(given: Input) -> Verdict:
+    return _first(REQUEST_CHECKS + CERTIFICATE_CHECKS, given) or resolve_profile(given)
 
 
 def is_within_escalation(cert: CertificateSnapshot, now: datetime, settings: WindowSettings) -> bool:
     return cert.expires_on is not None and cert.expires_on - now <= settings.escalate_within
 
 
-def _first(checks: tuple[Check, ...], i: Input) -> Verdict | None:
+def _first(checks: tuple[Check, ...], given: Input) -> Verdict | None:
     for check in checks:
-        verdict = check(i)
+        verdict = check(given)
         if verdict is not None:
             return verdict
     return None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from renewal import tags as T
+from renewal import tags as cert_tags
 from renewal.canary import CanarySettings, canary_every
 from renewal.decide import WindowSettings, renewal_due_on
 from renewal.keyvault import CertificateSnapshot
@@ -65,32 +65,32 @@ class Outlook:
 Check = Callable[[Facts, datetime, WindowSettings], "Outlook | None"]
 
 
-def disabled(f: Facts, now: datetime, s: WindowSettings) -> Outlook | None:
-    if not f.enabled:
+def disabled(facts: Facts, now: datetime, settings: WindowSettings) -> Outlook | None:
+    if not facts.enabled:
         return Outlook("disabled", "disabled", "disabled in Key Vault: nothing renews it until it is enabled")
     return None
 
 
-def opted_out(f: Facts, now: datetime, s: WindowSettings) -> Outlook | None:
-    if T.is_false(T.tag(f.tags, T.RENEW)):
-        return Outlook("opted_out", "opted_out", f"tag {T.RENEW}=false: certlc leaves it alone on purpose")
+def opted_out(facts: Facts, now: datetime, settings: WindowSettings) -> Outlook | None:
+    if cert_tags.is_false(cert_tags.tag(facts.tags, cert_tags.RENEW)):
+        return Outlook("opted_out", "opted_out", f"tag {cert_tags.RENEW}=false: certlc leaves it alone on purpose")
     return None
 
 
-def renewed_by_certlc(f: Facts, now: datetime, s: WindowSettings) -> Outlook | None:
-    if not T.is_managed(f.policy_issuer, f.tags):
+def renewed_by_certlc(facts: Facts, now: datetime, settings: WindowSettings) -> Outlook | None:
+    if not cert_tags.is_managed(facts.policy_issuer, facts.tags):
         return None
-    outcome = T.tag(f.tags, T.LAST_OUTCOME) or ""
+    outcome = cert_tags.tag(facts.tags, cert_tags.LAST_OUTCOME) or ""
     if outcome.startswith("failed"):
         return Outlook("certlc", "failed", f"the last renewal failed ({outcome}); fix it, then `certlc failed retry`")
-    if f.expires_on is None:
+    if facts.expires_on is None:
         return Outlook("certlc", "no_expiry", "no expiry date: nothing to renew")
-    when = renewal_due_on(f.not_before, f.expires_on, f.tags, s, f.renewal_window)
+    when = renewal_due_on(facts.not_before, facts.expires_on, facts.tags, settings, facts.renewal_window)
     reason = "due" if when <= now else "scheduled"
-    if f.renewal_window is not None and when == f.renewal_window.renew_at:
+    if facts.renewal_window is not None and when == facts.renewal_window.renew_at:
         reason = "ari_due" if when <= now else "ari_scheduled"
-    if f.canary_every is not None and f.not_before is not None and f.not_before + f.canary_every < when:
-        when = f.not_before + f.canary_every
+    if facts.canary_every is not None and facts.not_before is not None and facts.not_before + facts.canary_every < when:
+        when = facts.not_before + facts.canary_every
         reason = "canary_due" if when <= now else "canary"
     what = "renews the canary" if reason.startswith("canary") else "renews it"
     if reason.startswith("ari"):
@@ -100,21 +100,21 @@ def renewed_by_certlc(f: Facts, now: datetime, s: WindowSettings) -> Outlook | N
     return Outlook("certlc", reason, f"certlc {what} on {when:%Y-%m-%d} UTC", when)
 
 
-def renewed_by_key_vault(f: Facts, now: datetime, s: WindowSettings) -> Outlook | None:
-    issuer = f.policy_issuer.strip().lower()
-    if f.auto_renew and issuer not in ("", UNKNOWN_ISSUER):
-        who = "a self-signed policy" if issuer == SELF_ISSUED else f"issuer {f.policy_issuer.strip()!r}"
+def renewed_by_key_vault(facts: Facts, now: datetime, settings: WindowSettings) -> Outlook | None:
+    issuer = facts.policy_issuer.strip().lower()
+    if facts.auto_renew and issuer not in ("", UNKNOWN_ISSUER):
+        who = "a self-signed policy" if issuer == SELF_ISSUED else f"issuer {facts.policy_issuer.strip()!r}"
         return Outlook("keyvault", "keyvault_auto_renew", f"Key Vault renews it itself ({who}, AutoRenew)")
     return None
 
 
-def nobody(f: Facts, now: datetime, s: WindowSettings) -> Outlook:
-    issuer = f.policy_issuer.strip() or "none"
+def nobody(facts: Facts, now: datetime, settings: WindowSettings) -> Outlook:
+    issuer = facts.policy_issuer.strip() or "none"
     return Outlook(
         "nobody",
         "uncovered",
         f"nobody renews it: issuer {issuer!r} without an AutoRenew lifetime action, not managed by certlc; "
-        f"add an AutoRenew action, tag {T.MANAGED}=true, or tag {T.RENEW}=false if that is on purpose",
+        f"add an AutoRenew action, tag {cert_tags.MANAGED}=true, or tag {cert_tags.RENEW}=false if that is on purpose",
     )
 
 

@@ -7,7 +7,7 @@ import base64
 import binascii
 from collections.abc import Mapping
 
-from renewal.eventgrid import rejections as r
+from renewal.eventgrid import rejections
 from renewal.eventgrid.delivery import Ignored, outcome
 from renewal.eventgrid.jsonbody import load_json
 from renewal.eventgrid.parse import is_valid_version, parse_event
@@ -29,14 +29,14 @@ def parse_queue_message(text: str | bytes, allow_list: Mapping[str, Vault]) -> R
         raise InvalidQueueMessage(exc.reason, exc.message) from None
     if not isinstance(body, dict):
         raise InvalidQueueMessage(
-            r.NOT_AN_OBJECT, f"a queue message must be one JSON object, got {type(body).__name__}"
+            rejections.NOT_AN_OBJECT, f"a queue message must be one JSON object, got {type(body).__name__}"
         )
     if "schema" in body:
         return _own_request(body, allow_list)
     keys = {key.strip().lower() for key in body if isinstance(key, str)}
     if not keys & {"eventtype", "event_type", "specversion"}:
         raise InvalidQueueMessage(
-            r.UNKNOWN_MESSAGE, "the queue message is neither a certlc renewal request nor a Key Vault event"
+            rejections.UNKNOWN_MESSAGE, "the queue message is neither a certlc renewal request nor a Key Vault event"
         )
     try:
         result = outcome(parse_event(body, allow_list))
@@ -54,24 +54,29 @@ def _unwrap_base64(text: str | bytes) -> bytes:
     if not stripped or stripped[:1] in (b"{", b"["):
         return raw
     if len(stripped) > MAX_QUEUE_MESSAGE_BYTES * 2:
-        raise InvalidQueueMessage(r.TOO_LARGE, f"the queue message is over {MAX_QUEUE_MESSAGE_BYTES} bytes")
+        raise InvalidQueueMessage(rejections.TOO_LARGE, f"the queue message is over {MAX_QUEUE_MESSAGE_BYTES} bytes")
     try:
         return base64.b64decode(stripped, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidQueueMessage(r.NOT_BASE64, "the queue message is neither JSON nor base64 of JSON") from None
+        raise InvalidQueueMessage(
+            rejections.NOT_BASE64, "the queue message is neither JSON nor base64 of JSON"
+        ) from None
 
 
 def _own_request(body: dict, allow_list: Mapping[str, Vault]) -> RenewalRequest:
     try:
         request = RenewalRequest.from_dict(body)
     except InvalidMessage as exc:
-        raise InvalidQueueMessage(r.INVALID_REQUEST, str(exc)) from None
+        raise InvalidQueueMessage(rejections.INVALID_REQUEST, str(exc)) from None
     if request.vault.lower() not in allow_list:
         raise InvalidQueueMessage(
-            r.VAULT_NOT_ALLOWED, f"vault {request.vault[:64]!r} is not in CERTLC_VAULTS; add it there to manage it"
+            rejections.VAULT_NOT_ALLOWED,
+            f"vault {request.vault[:64]!r} is not in CERTLC_VAULTS; add it there to manage it",
         )
     if not is_valid_object_name(request.name) or request.name != request.name.strip():
-        raise InvalidQueueMessage(r.INVALID_OBJECT_NAME, f"{request.name[:140]!r} is not a Key Vault object name")
+        raise InvalidQueueMessage(
+            rejections.INVALID_OBJECT_NAME, f"{request.name[:140]!r} is not a Key Vault object name"
+        )
     if request.version is not None and not is_valid_version(request.version):
-        raise InvalidQueueMessage(r.INVALID_VERSION, f"{request.version[:80]!r} is not a Key Vault version id")
+        raise InvalidQueueMessage(rejections.INVALID_VERSION, f"{request.version[:80]!r} is not a Key Vault version id")
     return request

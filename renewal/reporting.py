@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from renewal import tags as T
+from renewal import tags as cert_tags
 from renewal.ca.base import Denied
 from renewal.keyvault import CertificateSnapshot
 from renewal.messages import RenewalRequest
@@ -116,7 +116,7 @@ class Reporter:
         request = RenewalRequest(vault=cert.vault, name=cert.name, trigger="sweep", version=cert.version)
         recipients = tuple(recipients_from_tags(cert.tags, self._env))
         if escalate:
-            last = T.tag(cert.tags, T.LAST_OUTCOME) or ""
+            last = cert_tags.tag(cert.tags, cert_tags.LAST_OUTCOME) or ""
             notification: Any = Escalation(
                 vault=cert.vault,
                 name=cert.name,

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from renewal import tags as T
+from renewal import tags as cert_tags
 from renewal.ca.acme_ari import may_be_due, renewal_window
 from renewal.canary import CanarySettings, canary_every
 from renewal.decide import Input, Verdict, WindowSettings, ca_of, decide, is_within_escalation, renewal_threshold
@@ -80,55 +80,55 @@ class SweepInput:
         return self.pending is not None and self.pending.status == "inprogress"
 
 
-def _warning_due(i: SweepInput) -> bool:
+def _warning_due(given: SweepInput) -> bool:
     """Inside the last 30 days, once per UTC day, remembered in a tag so every sweep instance agrees."""
-    cert = i.cert
-    close = cert.expires_on is not None and cert.expires_on - i.now <= i.settings.renew_before
-    return close and T.tag(cert.tags, T.WARNED) != i.now.strftime("%Y-%m-%d")
+    cert = given.cert
+    close = cert.expires_on is not None and cert.expires_on - given.now <= given.settings.renew_before
+    return close and cert_tags.tag(cert.tags, cert_tags.WARNED) != given.now.strftime("%Y-%m-%d")
 
 
-def nobody_will_renew(i: SweepInput) -> SweepDecision | None:
+def nobody_will_renew(given: SweepInput) -> SweepDecision | None:
     """Skipped for good (a permanent failure nobody has re-driven): warn daily, queue nothing."""
-    if i.verdict.outcome == "skip" and i.verdict.reason == "failed_before":
-        return SweepDecision("leave", "failed_before", warn=_warning_due(i))
+    if given.verdict.outcome == "skip" and given.verdict.reason == "failed_before":
+        return SweepDecision("leave", "failed_before", warn=_warning_due(given))
     return None
 
 
-def not_ours_to_renew(i: SweepInput) -> SweepDecision | None:
-    if i.verdict.outcome != "renew":
-        return SweepDecision("leave", i.verdict.reason)
+def not_ours_to_renew(given: SweepInput) -> SweepDecision | None:
+    if given.verdict.outcome != "renew":
+        return SweepDecision("leave", given.verdict.reason)
     return None
 
 
-def renewal_in_flight(i: SweepInput) -> SweepDecision | None:
+def renewal_in_flight(given: SweepInput) -> SweepDecision | None:
     """A live renewal owns it; it stays quiet unless it is close enough to expiry to need a person."""
-    if i.live_record is not None:
-        stuck = is_within_escalation(i.cert, i.now, i.settings) and _warning_due(i)
-        return SweepDecision("in_flight", f"renewal {i.live_record.owner} is {i.live_record.state}", warn=stuck)
+    if given.live_record is not None:
+        stuck = is_within_escalation(given.cert, given.now, given.settings) and _warning_due(given)
+        return SweepDecision("in_flight", f"renewal {given.live_record.owner} is {given.live_record.state}", warn=stuck)
     return None
 
 
-def orphaned_pending_operation(i: SweepInput) -> SweepDecision | None:
+def orphaned_pending_operation(given: SweepInput) -> SweepDecision | None:
     """A pending operation no live renewal owns: queue a renewal that takes it over (its CSR is reused)."""
-    if i.in_progress:
+    if given.in_progress:
         return SweepDecision("take_over", "orphaned_pending_operation")
     return None
 
 
-def due_and_nobody_on_it(i: SweepInput) -> SweepDecision:
-    return SweepDecision("enqueue", i.verdict.reason)
+def due_and_nobody_on_it(given: SweepInput) -> SweepDecision:
+    return SweepDecision("enqueue", given.verdict.reason)
 
 
 SWEEP_CHECKS = (nobody_will_renew, not_ours_to_renew, renewal_in_flight, orphaned_pending_operation)
 
 
-def sweep_action(i: SweepInput) -> SweepDecision:
+def sweep_action(given: SweepInput) -> SweepDecision:
     """The first check that decides, else queue a renewal."""
     for check in SWEEP_CHECKS:
-        decision = check(i)
+        decision = check(given)
         if decision is not None:
             return decision
-    return due_and_nobody_on_it(i)
+    return due_and_nobody_on_it(given)
 
 
 @dataclass
@@ -250,5 +250,5 @@ def _sweep_one(
     if decision.warn:
         days = max(0, (cert.expires_on - now).days) if cert.expires_on else 0
         warn(cert, days, escalate=is_within_escalation(cert, now, settings))
-        kv.update_tags(cert.name, cert.version, {**cert.tags, T.WARNED: now.strftime("%Y-%m-%d")})
+        kv.update_tags(cert.name, cert.version, {**cert.tags, cert_tags.WARNED: now.strftime("%Y-%m-%d")})
         report.warned.append(key)

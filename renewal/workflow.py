@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from renewal import tags as T
+from renewal import tags as cert_tags
 from renewal.backoff import Backoff
 from renewal.ca.acme_ari import renewal_window
 from renewal.ca.base import CaError, CaUnavailable, CertificateAuthority, Denied, Issued, Pending
@@ -188,7 +188,7 @@ class RenewalWorkflow:
             cert = kv.current(request.name)
             if cert and request.version is None:
                 request = progress.request = replace(request, version=cert.version)
-            if cert and T.tag(cert.tags, T.CORRELATION) == request.correlation_id:
+            if cert and cert_tags.tag(cert.tags, cert_tags.CORRELATION) == request.correlation_id:
                 return self._already_merged(progress, cert)
             window = renewal_window(cert, ca_of(cert.tags, self.settings), self.ca_for, now) if cert else None
             verdict = decide(Input(request, self.vaults, cert, now, self.settings, window))
@@ -338,7 +338,7 @@ class RenewalWorkflow:
         Called under the certificate's lock with no live record of another renewal, so an operation in
         progress is nobody's but this renewal's: reuse its CSR rather than leave it orphaned.
         """
-        new_tags = T.carried_tags(cert.tags)
+        new_tags = cert_tags.carried_tags(cert.tags)
         try:
             op = kv.create_pending(request.name, cert.policy, new_tags)
             self.reporter.audit("csr_created", request, kv_request_id=op.request_id)
@@ -386,7 +386,10 @@ class RenewalWorkflow:
     ) -> Result:
         request = progress.request
         today = self.clock().strftime("%Y-%m-%d")
-        tags = T.carried_tags(before.tags) | {T.CORRELATION: request.correlation_id, T.LAST_OUTCOME: f"renewed {today}"}
+        tags = cert_tags.carried_tags(before.tags) | {
+            cert_tags.CORRELATION: request.correlation_id,
+            cert_tags.LAST_OUTCOME: f"renewed {today}",
+        }
         try:
             chain = pem_chain_to_der(issued.chain_pem)
         except ValueError as exc:
@@ -523,7 +526,7 @@ class RenewalWorkflow:
     def _mark_failed(self, cert: CertificateSnapshot, reason: str, now: datetime) -> None:
         """Tag the version so the sweep stops re-queueing it until an operator re-drives it."""
         try:
-            tags = dict(cert.tags) | {T.LAST_OUTCOME: f"failed {reason} {now:%Y-%m-%d}"}
+            tags = dict(cert.tags) | {cert_tags.LAST_OUTCOME: f"failed {reason} {now:%Y-%m-%d}"}
             self.keyvault_for(self.vaults[cert.vault.lower()]).update_tags(cert.name, cert.version, tags)
         except Exception:  # bookkeeping only: the failed store and the alert already carry the failure
             log.warning("could not tag %s/%s with its failure", cert.vault, cert.name, exc_info=True)

@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from renewal import tags as T
+from renewal import tags as cert_tags
 from renewal.clock import iso_utc
 from renewal.decide import Input, ca_of, renewal_threshold, resolve_profile
 from renewal.keyvault import CertificateSnapshot, KeyVault, PendingOperation
@@ -138,8 +138,8 @@ def versions_of(kv: KeyVault, name: str, current: str) -> list[VersionEntry]:
             created=p.created_on,
             expires=p.expires_on,
             enabled=bool(p.enabled),
-            last_outcome=T.tag(p.tags or {}, T.LAST_OUTCOME),
-            correlation=T.tag(p.tags or {}, T.CORRELATION),
+            last_outcome=cert_tags.tag(p.tags or {}, cert_tags.LAST_OUTCOME),
+            correlation=cert_tags.tag(p.tags or {}, cert_tags.CORRELATION),
         )
         for p in listing
     ]
@@ -168,11 +168,11 @@ def audit_events(path: str | None, vault: str, name: str) -> list[dict[str, Any]
     return found
 
 
-def decide_status(g: Gathered, settings: Settings, now: datetime) -> CertificateStatus:
+def decide_status(gathered: Gathered, settings: Settings, now: datetime) -> CertificateStatus:
     """Who renews it, when, with which CA and profile: the chains the renewal path itself runs."""
-    cert = g.cert
+    cert = gathered.cert
     window = settings.window
-    facts = facts_of(cert, settings.canary, g.renewal_window)
+    facts = facts_of(cert, settings.canary, gathered.renewal_window)
     seen = outlook(facts, now, window)
     request = RenewalRequest(vault=cert.vault, name=cert.name, trigger="manual")
     chosen = resolve_profile(Input(request, settings.vaults, cert, now, window))
@@ -185,7 +185,7 @@ def decide_status(g: Gathered, settings: Settings, now: datetime) -> Certificate
         expires=cert.expires_on,
         policy_issuer=cert.issuer_name or "",
         issuer=issuer_dn(cert.cer),
-        ca=chosen.ca or T.tag(cert.tags, T.CA) or window.default_ca,
+        ca=chosen.ca or cert_tags.tag(cert.tags, cert_tags.CA) or window.default_ca,
         profile=chosen.profile,
         profile_problem=None if chosen.profile else chosen.message,
         renewed_by=seen.renewed_by,
@@ -194,12 +194,12 @@ def decide_status(g: Gathered, settings: Settings, now: datetime) -> Certificate
         next_renewal=seen.next_renewal,
         renew_within_days=renewal_threshold(cert.not_before, cert.expires_on, cert.tags, window).days,
         canary=facts.canary_every is not None,
-        pending=g.pending.status if g.pending else None,
-        pending_error=g.pending.error if g.pending else None,
-        ca_request=waiting_ca_request(g.audit),
-        last_outcome=T.tag(cert.tags, T.LAST_OUTCOME),
-        versions=g.versions,
-        audit=g.audit,
+        pending=gathered.pending.status if gathered.pending else None,
+        pending_error=gathered.pending.error if gathered.pending else None,
+        ca_request=waiting_ca_request(gathered.audit),
+        last_outcome=cert_tags.tag(cert.tags, cert_tags.LAST_OUTCOME),
+        versions=gathered.versions,
+        audit=gathered.audit,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from renewal.eventgrid import rejections as r
+from renewal.eventgrid import rejections
 from renewal.eventgrid.parse import KeyVaultCertificateEvent
 from renewal.eventgrid.schema import CERTIFICATE_EXPIRED, CERTIFICATE_NEAR_EXPIRY
 from renewal.messages import RenewalRequest
@@ -32,7 +32,7 @@ def outcome(event: KeyVaultCertificateEvent) -> RenewalRequest | Ignored:
     if trigger is None:
         return Ignored(
             event,
-            r.NEW_VERSION_CREATED,
+            rejections.NEW_VERSION_CREATED,
             f"{event.vault.name}/{event.name} has a new version {event.version}; nothing to renew",
         )
     return RenewalRequest(

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from renewal.eventgrid import rejections as r
+from renewal.eventgrid import rejections
 from renewal.eventgrid.jsonbody import json_size, show
 from renewal.eventgrid.rejections import RejectedEvent
 from renewal.eventgrid.schema import CERTIFICATE_EVENT_TYPES, CLOUD_EVENTS_SCHEMA, EVENT_GRID_SCHEMA
@@ -100,11 +100,11 @@ def normalise_keys(fields: Mapping[Any, Any], where: str) -> dict[str, Any]:
     folded: dict[str, Any] = {}
     for key, value in fields.items():
         if not isinstance(key, str):
-            raise RejectedEvent(r.WRONG_FIELD_TYPE, f"{where} has a non-string key {show(key)}")
+            raise RejectedEvent(rejections.WRONG_FIELD_TYPE, f"{where} has a non-string key {show(key)}")
         norm = key.strip().replace("_", "").lower()
         if norm in folded and folded[norm] != value:
             raise RejectedEvent(
-                r.AMBIGUOUS_FIELD, f"{where} spells {show(key.strip())} twice with different values; send one"
+                rejections.AMBIGUOUS_FIELD, f"{where} spells {show(key.strip())} twice with different values; send one"
             )
         folded[norm] = value
     return folded
@@ -113,57 +113,63 @@ def normalise_keys(fields: Mapping[Any, Any], where: str) -> dict[str, Any]:
 def text_field(fields: Mapping[str, Any], key: str, label: str) -> str:
     value = fields.get(key)
     if value is None:
-        raise RejectedEvent(r.MISSING_FIELD, f"{label} is missing")
+        raise RejectedEvent(rejections.MISSING_FIELD, f"{label} is missing")
     if not isinstance(value, str):
-        raise RejectedEvent(r.WRONG_FIELD_TYPE, f"{label} must be a string, got {type(value).__name__}")
+        raise RejectedEvent(rejections.WRONG_FIELD_TYPE, f"{label} must be a string, got {type(value).__name__}")
     value = value.strip()
     if not value:
-        raise RejectedEvent(r.MISSING_FIELD, f"{label} is empty")
+        raise RejectedEvent(rejections.MISSING_FIELD, f"{label} is empty")
     return value
 
 
 def parse_event(event: Mapping[str, Any], allow_list: Mapping[str, Vault]) -> KeyVaultCertificateEvent:
     """Validate one event against the allow-list (keyed by lower-case vault name) or raise RejectedEvent."""
     if not isinstance(event, Mapping):
-        raise RejectedEvent(r.NOT_AN_OBJECT, f"an event must be a JSON object, got {type(event).__name__}")
+        raise RejectedEvent(rejections.NOT_AN_OBJECT, f"an event must be a JSON object, got {type(event).__name__}")
     try:
         size = json_size(event)
     except (ValueError, RecursionError):
-        raise RejectedEvent(r.NOT_JSON, "the event cannot be represented as JSON") from None
+        raise RejectedEvent(rejections.NOT_JSON, "the event cannot be represented as JSON") from None
     if size > MAX_EVENT_BYTES:
-        raise RejectedEvent(r.TOO_LARGE, f"the event is {size} bytes; the limit is {MAX_EVENT_BYTES} bytes")
+        raise RejectedEvent(rejections.TOO_LARGE, f"the event is {size} bytes; the limit is {MAX_EVENT_BYTES} bytes")
     envelope = normalise_keys(event, "the event")
     schema, type_key, topic_key, time_key = _schema(envelope)
     event_type = _event_type(text_field(envelope, type_key, f"the event's {type_key!r}"))
     data = envelope.get("data")
     if data is None:
-        raise RejectedEvent(r.MISSING_FIELD, "the event has no 'data'")
+        raise RejectedEvent(rejections.MISSING_FIELD, "the event has no 'data'")
     if not isinstance(data, Mapping):
-        raise RejectedEvent(r.WRONG_FIELD_TYPE, f"the event's 'data' must be an object, got {type(data).__name__}")
+        raise RejectedEvent(
+            rejections.WRONG_FIELD_TYPE, f"the event's 'data' must be an object, got {type(data).__name__}"
+        )
     data = normalise_keys(data, "the event's data")
 
     object_type = text_field(data, "objecttype", "data.ObjectType")
     if object_type.lower() != "certificate":
-        raise RejectedEvent(r.WRONG_OBJECT_TYPE, f"data.ObjectType is {show(object_type)}; expected 'Certificate'")
+        raise RejectedEvent(
+            rejections.WRONG_OBJECT_TYPE, f"data.ObjectType is {show(object_type)}; expected 'Certificate'"
+        )
     vault_name = text_field(data, "vaultname", "data.VaultName")
     if not is_valid_vault_name(vault_name):
-        raise RejectedEvent(r.INVALID_VAULT_NAME, f"data.VaultName {show(vault_name)} is not a Key Vault name")
+        raise RejectedEvent(rejections.INVALID_VAULT_NAME, f"data.VaultName {show(vault_name)} is not a Key Vault name")
     topic = text_field(envelope, topic_key, f"the event's {topic_key!r}")
     _check_topic(topic, vault_name)
     vault = allow_list.get(vault_name.lower())
     if vault is None:
         raise RejectedEvent(
-            r.VAULT_NOT_ALLOWED, f"vault {vault_name!r} is not in CERTLC_VAULTS; add it there to manage it"
+            rejections.VAULT_NOT_ALLOWED, f"vault {vault_name!r} is not in CERTLC_VAULTS; add it there to manage it"
         )
     name = text_field(data, "objectname", "data.ObjectName")
     if not is_valid_object_name(name):
-        raise RejectedEvent(r.INVALID_OBJECT_NAME, f"data.ObjectName {show(name)} is not a Key Vault object name")
+        raise RejectedEvent(
+            rejections.INVALID_OBJECT_NAME, f"data.ObjectName {show(name)} is not a Key Vault object name"
+        )
     subject = text_field(envelope, "subject", "the event's 'subject'")
     if subject.lower() != name.lower():
-        raise RejectedEvent(r.SUBJECT_MISMATCH, f"subject {show(subject)} is not the object name {name!r}")
+        raise RejectedEvent(rejections.SUBJECT_MISMATCH, f"subject {show(subject)} is not the object name {name!r}")
     version = text_field(data, "version", "data.Version")
     if not is_valid_version(version):
-        raise RejectedEvent(r.INVALID_VERSION, f"data.Version {show(version)} is not a Key Vault version id")
+        raise RejectedEvent(rejections.INVALID_VERSION, f"data.Version {show(version)} is not a Key Vault version id")
     _check_id(text_field(data, "id", "data.Id"), vault, name, version)
     return KeyVaultCertificateEvent(
         event_id=_event_id(envelope),
@@ -183,12 +189,15 @@ def _schema(envelope: Mapping[str, Any]) -> tuple[str, str, str, str]:
     if "specversion" in envelope:
         spec = envelope["specversion"]
         if not isinstance(spec, str) or spec.strip() != "1.0":
-            raise RejectedEvent(r.UNSUPPORTED_SPEC_VERSION, f"specversion {show(spec)} is not supported; use '1.0'")
+            raise RejectedEvent(
+                rejections.UNSUPPORTED_SPEC_VERSION, f"specversion {show(spec)} is not supported; use '1.0'"
+            )
         return CLOUD_EVENTS_SCHEMA, "type", "source", "time"
     if "eventtype" in envelope:
         return EVENT_GRID_SCHEMA, "eventtype", "topic", "eventtime"
     raise RejectedEvent(
-        r.UNKNOWN_SCHEMA, "the event has neither 'eventType' (Event Grid schema) nor 'specversion' (CloudEvents 1.0)"
+        rejections.UNKNOWN_SCHEMA,
+        "the event has neither 'eventType' (Event Grid schema) nor 'specversion' (CloudEvents 1.0)",
     )
 
 
@@ -197,7 +206,7 @@ def _event_type(value: str) -> str:
         if value.lower() == known.lower():
             return known
     raise RejectedEvent(
-        r.UNSUPPORTED_EVENT_TYPE,
+        rejections.UNSUPPORTED_EVENT_TYPE,
         f"event type {show(value)} is not a Key Vault certificate event; subscribe only to "
         + ", ".join(CERTIFICATE_EVENT_TYPES),
     )
@@ -207,13 +216,14 @@ def _check_topic(topic: str, vault_name: str) -> None:
     match = _TOPIC.fullmatch(topic)
     if not match:
         raise RejectedEvent(
-            r.INVALID_TOPIC,
+            rejections.INVALID_TOPIC,
             f"topic {show(topic)} is not a Key Vault resource id "
             "(/subscriptions/…/resourceGroups/…/providers/Microsoft.KeyVault/vaults/NAME)",
         )
     if match.group(1).lower() != vault_name.lower():
         raise RejectedEvent(
-            r.TOPIC_MISMATCH, f"the topic names vault {show(match.group(1))} but data.VaultName is {vault_name!r}"
+            rejections.TOPIC_MISMATCH,
+            f"the topic names vault {show(match.group(1))} but data.VaultName is {vault_name!r}",
         )
 
 
@@ -225,7 +235,9 @@ def _check_id(id_url: str, vault: Vault, name: str, version: str) -> None:
         port = parts.port or 443
         configured = urlsplit(vault.url)
     except ValueError:
-        raise RejectedEvent(r.ID_MISMATCH, f"data.Id {show(id_url)} is not a URL; expected {expected}") from None
+        raise RejectedEvent(
+            rejections.ID_MISMATCH, f"data.Id {show(id_url)} is not a URL; expected {expected}"
+        ) from None
     segments = parts.path.split("/")
     host = (parts.hostname or "").lower()
     same_vault = host.startswith(f"{vault.name.lower()}.vault.") or (
@@ -243,13 +255,15 @@ def _check_id(id_url: str, vault: Vault, name: str, version: str) -> None:
         or segments[3].lower() != version.lower()
         or not same_vault
     ):
-        raise RejectedEvent(r.ID_MISMATCH, f"data.Id {show(id_url)} does not match; expected {expected}")
+        raise RejectedEvent(rejections.ID_MISMATCH, f"data.Id {show(id_url)} does not match; expected {expected}")
 
 
 def _event_id(envelope: Mapping[str, Any]) -> str:
     event_id = text_field(envelope, "id", "the event's 'id'")
     if not _EVENT_ID.fullmatch(event_id):
-        raise RejectedEvent(r.INVALID_EVENT_ID, f"event id {show(event_id)} must be 1-256 printable ASCII characters")
+        raise RejectedEvent(
+            rejections.INVALID_EVENT_ID, f"event id {show(event_id)} must be 1-256 printable ASCII characters"
+        )
     return event_id
 
 
@@ -263,9 +277,9 @@ def _epoch(value: Any, label: str) -> datetime | None:
     elif isinstance(value, float) and value.is_integer():
         seconds = int(value)
     else:
-        raise RejectedEvent(r.INVALID_TIMESTAMP, f"{label} {show(value)} is not a Unix time in seconds")
+        raise RejectedEvent(rejections.INVALID_TIMESTAMP, f"{label} {show(value)} is not a Unix time in seconds")
     if not 0 <= seconds <= _MAX_EPOCH:
-        raise RejectedEvent(r.INVALID_TIMESTAMP, f"{label} {seconds} is outside the years 1970-9999")
+        raise RejectedEvent(rejections.INVALID_TIMESTAMP, f"{label} {seconds} is outside the years 1970-9999")
     return datetime.fromtimestamp(seconds, UTC)
 
 
@@ -278,7 +292,11 @@ def _event_time(value: Any, label: str) -> datetime | None:
         try:
             moment = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise RejectedEvent(r.INVALID_TIMESTAMP, f"{label} {show(value)} is not an ISO-8601 time") from None
+            raise RejectedEvent(
+                rejections.INVALID_TIMESTAMP, f"{label} {show(value)} is not an ISO-8601 time"
+            ) from None
     else:
-        raise RejectedEvent(r.INVALID_TIMESTAMP, f"{label} must be an ISO-8601 string, got {type(value).__name__}")
+        raise RejectedEvent(
+            rejections.INVALID_TIMESTAMP, f"{label} must be an ISO-8601 string, got {type(value).__name__}"
+        )
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
