@@ -4,6 +4,12 @@ Six fields: ``{second} {minute} {hour} {day} {month} {day-of-week}``, each ``*``
 ``a-b``, a step ``*/n`` or ``a-b/n``, or a comma list of those. Months and days of the week also take
 their English three-letter names (``Jan``, ``Mon``); Sunday is 0. As in NCrontab (and unlike Vixie
 cron) a time matches only when both the day of the month and the day of the week match.
+
+Why not croniter (``second_at_beginning=True, day_or=False``): it finds the same next times for the host's own
+cases, but it accepts what NCRONTAB, and so Azure, refuses: five fields, day-of-week 7, a range that runs
+backwards (``30-10`` wraps); and its messages name neither the field nor the rule (``[...] is not acceptable, out
+of range``). An adapter would keep all of this module's checks, and a schedule Azure refuses must fail here too,
+saying which field is wrong.
 """
 
 from __future__ import annotations
