@@ -40,8 +40,7 @@ from typing import Any, Protocol
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.acme_vs_certbot import Certbot, make_csr, spread  # noqa: E402
-from bench.support import write_result  # noqa: E402
+from bench.support import Certbot, make_csr, spread, write_result  # noqa: E402
 
 DOMAIN = "certlc.test"  # .test is reserved (RFC 2606): the names can never be real ones
 CERTLC_MEDIAN_BAR_SECONDS = 0.1
@@ -145,23 +144,13 @@ class CertbotClient:
         self.binary = str(tools.CERTBOT.ensure())
         self.certbot = Certbot(self.binary, pebble, folder)
         self.port = port
-        self.folder = folder
 
     def version(self) -> str:
         return _output([self.binary, "--version"])
 
     def issue(self, identifier: str, csr_pem: bytes) -> Issuance:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import serialization
-
-        public_key = (
-            x509.load_pem_x509_csr(csr_pem)
-            .public_key()
-            .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        )
-        done = self.certbot.issue(identifier, self.port, csr_pem, public_key)  # type: ignore[arg-type]
-        chain = (self.folder / f"run-{identifier}" / "fullchain.pem").read_text()
-        return Issuance(done.seconds, done.phases["startup"], chain)
+        done = self.certbot.issue(identifier, self.port, csr_pem)
+        return Issuance(done.seconds, done.startup, done.chain_pem)
 
 
 class LegoClient:

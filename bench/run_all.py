@@ -31,7 +31,6 @@ def benchmarks(full: bool) -> dict[str, list[str]]:
         "keyvault_calls": [],
         "throughput": [],
         "ingest_10k": [] if full else ["--certs", str(SMALL_INGEST_CERTS)],
-        "acme_vs_certbot": [],
         "acme_issuance": [],
         "reliability": [] if full else ["--quick"],
     }

@@ -1,4 +1,5 @@
-"""What the stack benchmarks share: a local stack in a scratch folder, seeding, Key Vault request shapes, output.
+"""What the benchmarks share: a local stack in a scratch folder, seeding, Key Vault request shapes, output; CSRs,
+figures and certbot for the ACME benchmark.
 
 Seeded certificates are due for certlc (less than a third of their lifetime left) but more than 30 days
 from expiry, so Key Vault raises no NearExpiry event for them: the benchmark alone decides what is queued.
@@ -8,12 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
+import statistics
+import subprocess
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +30,8 @@ DUE_DAYS_LEFT = 60  # inside certlc's window (< 1/3 of 365 days), outside Key Va
 HEALTHY_DAYS_LEFT = 300
 _CERT_SUFFIXES = frozenset({"create", "import", "pending", "policy", "versions"})
 _VERSION = re.compile(r"^[0-9a-f]{32}$")
+CERTBOT_TIMEOUT = 120
+_CERTBOT_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}):(\w+):([\w.]+):(.*)$")
 
 
 @contextmanager
@@ -129,3 +137,94 @@ def write_result(name: str, result: Mapping[str, Any]) -> None:
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(text + "\n", encoding="utf-8")
+
+
+def make_csr(identifier: str) -> tuple[bytes, bytes]:
+    """A CSR and its public key (DER), as Key Vault would make them for a default policy (RSA 2048)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identifier)]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(identifier)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return csr.public_bytes(serialization.Encoding.PEM), public
+
+
+def spread(seconds: Sequence[float]) -> dict[str, float]:
+    """Median, p90, min and max, rounded to the millisecond."""
+    ordered = sorted(seconds)
+    p90 = statistics.quantiles(ordered, n=10, method="inclusive")[8] if len(ordered) > 1 else ordered[0]
+    return {
+        "median": round(statistics.median(ordered), 3),
+        "p90": round(p90, 3),
+        "min": round(ordered[0], 3),
+        "max": round(ordered[-1], 3),
+    }
+
+
+@dataclass(frozen=True)
+class CertbotRun:
+    seconds: float  # the whole process
+    startup: float  # of that, the time before its first ACME request
+    chain_pem: str
+
+
+class Certbot:
+    """``certbot certonly --csr --standalone`` with its own config/work/logs folders, trusting pebble's TLS CA only;
+    its first run registers the account."""
+
+    def __init__(self, binary: str, pebble: Any, folder: Path) -> None:
+        self.binary = binary
+        self.pebble = pebble
+        self.folder = folder
+        self.env = {**os.environ, "REQUESTS_CA_BUNDLE": str(pebble.ca_bundle)}
+        self.env.pop("CURL_CA_BUNDLE", None)
+
+    def issue(self, name: str, port: int, csr_pem: bytes) -> CertbotRun:
+        run_dir = self.folder / f"run-{name}"
+        run_dir.mkdir()
+        (run_dir / "csr.pem").write_bytes(csr_pem)
+        command = [
+            self.binary,
+            "certonly",
+            *("--server", self.pebble.directory_url),
+            *("--non-interactive", "--agree-tos", "--register-unsafely-without-email"),
+            *("--config-dir", str(self.folder / "config"), "--work-dir", str(self.folder / "work")),
+            *("--logs-dir", str(run_dir / "logs"), "--csr", str(run_dir / "csr.pem"), "--standalone"),
+            *("--http-01-port", str(port), "--http-01-address", "127.0.0.1"),
+            *("--cert-path", str(run_dir / "cert.pem"), "--chain-path", str(run_dir / "chain.pem")),
+            *("--fullchain-path", str(run_dir / "fullchain.pem")),
+        ]
+        launched = time.time()
+        started = time.perf_counter()
+        done = subprocess.run(
+            command,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=CERTBOT_TIMEOUT,
+            check=False,
+        )
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-5:])
+            raise RuntimeError(f"certbot failed for {name} (exit {done.returncode}): {tail}; log in {run_dir / 'logs'}")
+        startup = _first_acme_request(run_dir / "logs" / "letsencrypt.log") - launched
+        return CertbotRun(seconds, startup, (run_dir / "fullchain.pem").read_text())
+
+
+def _first_acme_request(log: Path) -> float:
+    """When certbot sent its first ACME request, from its debug log: what comes before is its start-up."""
+    for line in log.read_text(encoding="utf-8").splitlines():
+        found = _CERTBOT_LOG_LINE.match(line)
+        if found and found.group(3) == "acme.client" and found.group(4).startswith("Sending "):
+            return dt.datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    raise RuntimeError(f"no ACME requests in certbot's log {log}")

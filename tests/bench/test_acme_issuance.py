@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bench import acme_issuance
-from bench.acme_vs_certbot import make_csr
+from bench.support import make_csr
 from certlc.localstack import tools
 from tests.fixtures.servers import unavailable
 
