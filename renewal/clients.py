@@ -190,47 +190,38 @@ def certificate_client(
     return CertificateClient(vault_url, credential_for(vault_url, env), **options)
 
 
-def queue_client(env: Mapping[str, str], queue_name: str | None = None, **kwargs: Any) -> Any:
-    """A queue client speaking the Functions host's base64 message encoding.
-
-    The connection follows the Functions convention: ``<Conn>`` holds a connection
-    string, or ``<Conn>__queueServiceUri`` names the endpoint for identity-based access.
-    """
-    from azure.storage.queue import ExponentialRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
-
+def _storage_client(
+    client_class: Any, env: Mapping[str, str], name: str, service: str, purpose: str, options: dict[str, Any]
+) -> Any:
+    """A storage client on the queues' connection, following the Functions convention: ``<Conn>`` holds a
+    connection string, or ``<Conn>__<service>ServiceUri`` names the endpoint for identity-based access."""
     connection = env.get("CERTLC_QUEUE_CONNECTION", QUEUE_CONNECTION_DEFAULT)
-    name = queue_name or env.get("CERTLC_QUEUE_NAME", QUEUE_NAME_DEFAULT)
-    codecs = {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
-    codecs = storage_client_options(ExponentialRetry, **(codecs | kwargs))
     conn_string = env.get(connection, "")
     if conn_string:
-        return QueueClient.from_connection_string(conn_string, name, **codecs)
-    service_uri = env.get(f"{connection}__queueServiceUri", "")
+        return client_class.from_connection_string(conn_string, name, **options)
+    service_uri = env.get(f"{connection}__{service}ServiceUri", "")
     if not service_uri:
         raise ConnectionConfigError(
-            f"no queue connection: set {connection} (connection string) or "
-            f"{connection}__queueServiceUri (identity-based)"
+            f"no {purpose}: set {connection} (connection string) or {connection}__{service}ServiceUri (identity-based)"
         )
     from azure.identity import DefaultAzureCredential
 
-    return QueueClient(service_uri, name, credential=DefaultAzureCredential(), **codecs)
+    return client_class(service_uri, name, credential=DefaultAzureCredential(), **options)
+
+
+def queue_client(env: Mapping[str, str], queue_name: str | None = None, **kwargs: Any) -> Any:
+    """A queue client speaking the Functions host's base64 message encoding."""
+    from azure.storage.queue import ExponentialRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+    name = queue_name or env.get("CERTLC_QUEUE_NAME", QUEUE_NAME_DEFAULT)
+    codecs = {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
+    options = storage_client_options(ExponentialRetry, **(codecs | kwargs))
+    return _storage_client(QueueClient, env, name, "queue", "queue connection", options)
 
 
 def blob_container_client(env: Mapping[str, str], container: str, **kwargs: Any) -> Any:
-    """A blob container client on the queues' connection: ``<Conn>`` or ``<Conn>__blobServiceUri`` (identity)."""
+    """A blob container client on the queues' connection (the renewal lock's container)."""
     from azure.storage.blob import ContainerClient, ExponentialRetry
 
-    connection = env.get("CERTLC_QUEUE_CONNECTION", QUEUE_CONNECTION_DEFAULT)
     options = storage_client_options(ExponentialRetry, **kwargs)
-    conn_string = env.get(connection, "")
-    if conn_string:
-        return ContainerClient.from_connection_string(conn_string, container, **options)
-    service_uri = env.get(f"{connection}__blobServiceUri", "")
-    if not service_uri:
-        raise ConnectionConfigError(
-            f"no blob connection for the renewal lock: set {connection} (connection string) or "
-            f"{connection}__blobServiceUri (identity-based)"
-        )
-    from azure.identity import DefaultAzureCredential
-
-    return ContainerClient(service_uri, container, credential=DefaultAzureCredential(), **options)
+    return _storage_client(ContainerClient, env, container, "blob", "blob connection for the renewal lock", options)
