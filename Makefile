@@ -8,23 +8,24 @@ PY     := $(VENV)/bin/python
 
 .PHONY: demo test lint bench clean package
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-kerberos.txt pyproject.toml
+# certlc, and the Azure stand-ins with the local stack (localazure/, which servers do not install).
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-kerberos.txt pyproject.toml localazure/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PYTHON) -m certlc.localstack.tools install libkrb5-dev gcc  # gssapi (kerberos extra) builds against them
+	$(PYTHON) localazure/localazure/tools.py install libkrb5-dev gcc  # gssapi (kerberos extra) builds against them
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet --no-deps -e . -e localazure
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) -m certlc.localstack.tools install azurite
+	$(PY) -m localazure.tools install azurite
 	$(VENV)/bin/certlc demo
 
 # The whole suite runs with the Key Vault emulator showing a pending renewal as a disabled placeholder
 # version (its default); the tests that renew through Key Vault run again with the previous version kept,
 # the other way Key Vault may behave (docs/keyvault-emulator.md).
 test: lint
-	$(PY) -m certlc.localstack.tools install azurite pebble cfssl chromium checkov kql slapd systemd-analyze krb5-kdc krb5-admin-server krb5-user certbot lego
+	$(PY) -m localazure.tools install azurite pebble cfssl chromium checkov kql slapd systemd-analyze krb5-kdc krb5-admin-server krb5-user certbot lego
 	$(PY) -m pytest
 	CERTLC_TEST_KEYVAULT_PENDING_VERSION=previous $(PY) -m pytest tests/pipeline tests/ingestion tests/sync
 
@@ -33,7 +34,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 
 bench: $(VENV)/.installed
-	$(PY) -m certlc.localstack.tools install azurite pebble certbot lego
+	$(PY) -m localazure.tools install azurite pebble certbot lego
 	$(PY) bench/run_all.py
 
 clean:

@@ -71,9 +71,10 @@ class Client(Protocol):
 @contextlib.contextmanager
 def loopback_dns(folder: Path) -> Iterator[str]:
     """pebble-challtestsrv as a DNS server only: every A query gets 127.0.0.1, AAAA gets nothing."""
-    from certlc.localstack import tools
-    from certlc.localstack.ports import LOOPBACK, free_port, port_open
-    from certlc.localstack.process import ManagedProcess, start_with_retry
+    from localazure.ports import LOOPBACK, free_port, port_open
+    from localazure.process import ManagedProcess, start_with_retry
+
+    from localazure import tools
 
     binary = tools.ensure_pebble().with_name("pebble-challtestsrv")
 
@@ -139,7 +140,7 @@ class CertbotClient:
     name = "certbot"
 
     def __init__(self, pebble: Any, port: int, folder: Path) -> None:
-        from certlc.localstack import tools
+        from localazure import tools
 
         self.binary = str(tools.CERTBOT.ensure())
         self.certbot = Certbot(self.binary, pebble, folder)
@@ -159,7 +160,7 @@ class LegoClient:
     name = "lego"
 
     def __init__(self, pebble: Any, port: int, folder: Path) -> None:
-        from certlc.localstack import tools
+        from localazure import tools
 
         self.binary = str(tools.LEGO.ensure())
         self.pebble = pebble
@@ -282,8 +283,9 @@ def measure(count: int, workdir: Path) -> dict[str, Any]:
 
     The chains stay in ``workdir/chains/<client>/<name>.pem`` next to ``pebble-root.pem``.
     """
-    from certlc.localstack import servers
-    from certlc.localstack.ports import free_port
+    from localazure.ports import free_port
+
+    from localazure import servers
 
     port = free_port()
     chains = workdir / "chains"

@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import trustme  # noqa: E402
+from localazure.emulators import keyvault, logs  # noqa: E402
+from localazure.emulators.keyvault.emulator import Emulator  # noqa: E402
 
-from certlc.emulators import keyvault, logs  # noqa: E402
-from certlc.emulators.keyvault.emulator import Emulator  # noqa: E402
 from ingestion.run import ingest  # noqa: E402
 from ingestion.upload import MAX_BODY_BYTES  # noqa: E402
 from renewal.clients import certificate_client  # noqa: E402

@@ -577,9 +577,10 @@ def _mentions(name: str, args: tuple) -> bool:
 
 def storage_down_row(m: Matrix, certs: int, outage: float) -> dict[str, Any]:
     """Azurite stopped while renewals run, deliveries refused meanwhile, then restarted on the same ports."""
-    from certlc.localstack import tools
-    from certlc.localstack.ports import LOOPBACK, free_port, port_open
-    from certlc.localstack.process import ManagedProcess
+    from localazure.ports import LOOPBACK, free_port, port_open
+    from localazure.process import ManagedProcess
+
+    from localazure import tools
 
     versions = m.seed("storage", certs)
     row = Row(
@@ -760,8 +761,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.certs = args.certs or (4 if args.quick else 12)
     args.small = 2 if args.quick else 4
-    from certlc.localstack.ports import free_port
-    from certlc.localstack.receiver import WebhookReceiver
+    from localazure.ports import free_port
+    from localazure.receiver import WebhookReceiver
 
     receiver = WebhookReceiver().start()
     settings = {

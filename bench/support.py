@@ -42,7 +42,7 @@ def local_stack(
 
     ``ca_profiles`` become the local CA's profiles.json, written before the CA is first used.
     """
-    from certlc.localstack.stack import LocalStack
+    from localazure.stack import LocalStack
 
     with tempfile.TemporaryDirectory(prefix="certlc-bench-") as scratch:
         directory = Path(scratch)
@@ -72,7 +72,7 @@ def seed(
     workers: int = 8,
 ) -> dict[tuple[str, str], str]:
     """Create (vault, name) certificates issued by a previous CA; returns each one's current version."""
-    from certlc.localstack.seeding import PreviousCA, seed_certificate
+    from localazure.seeding import PreviousCA, seed_certificate
 
     ca = PreviousCA()
     now = emulated_now(stack)

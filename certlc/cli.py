@@ -1,6 +1,8 @@
-"""The ``certlc`` command: operate renewals, run the local stack and the emulators.
+"""The ``certlc`` command: operate renewals, run the Functions-compatible host, the local stack and the emulators.
 
-Each subcommand's module is imported only when it runs, so ``certlc --help`` is instant.
+Each subcommand's module is imported only when it runs, so ``certlc --help`` is instant, and a server that installed
+certlc alone runs ``worker``, ``sync`` and ``doctor`` without the Azure stand-ins (``localazure``): ``local``,
+``emulator`` and ``demo`` need them, and say how to install them when they are missing.
 Settings come from the environment, overlaid on a Functions ``local.settings.json``
 (``--settings``; by default ``./local.settings.json``, else the one ``certlc local up`` wrote).
 The global options (``--settings``, ``-o``, ``-v``, ``--debug``) go before or after the command, as in ``az``.
@@ -25,6 +27,9 @@ OUTPUTS = ("table", "json")
 GLOBAL_DEFAULTS: dict[str, Any] = {"settings": None, "verbose": False, "debug": False, "output": "table"}
 VALUE_OPTIONS = {"--settings", "-o", "--output"}  # global options that take a value
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+LOCALAZURE_MISSING = (
+    "the local stack and the emulators are not installed: pip install -e localazure (from the repository)"
+)
 
 
 class UserError(Exception):
@@ -45,7 +50,7 @@ def load_settings(path: str | None, *, refuse_stopped_stack: bool = True) -> dic
     The settings file of a local stack that is down (marked by ``certlc local down``, or beside a
     ``stack.json`` whose process is gone) is refused: its ports are dead; so is a copy of the sample whose
     ``<from certlc local up>`` values were never filled in. The stack's own file is found from any folder."""
-    from certlc.localstack.stack import STACK_SETTINGS, unfilled_settings
+    from certlc.stack_files import STACK_SETTINGS, unfilled_settings
 
     candidates = [Path(path)] if path else [Path("local.settings.json"), STACK_SETTINGS]
     values: dict[str, str] = {}
@@ -72,7 +77,7 @@ def _stack_stopped(settings_file: Path, body: dict) -> bool:
     info = settings_file.parent / "stack.json"
     if not info.is_file():
         return False
-    from certlc.localstack.stack import stack_process_alive
+    from certlc.stack_files import stack_process_alive
 
     return not stack_process_alive(info)
 
@@ -101,15 +106,19 @@ DELEGATED = [
     ("ingest", "snapshot certificate status to Log Analytics (or the local emulator)", "certlc.commands.ingest"),
     ("status", "show every certificate's status across the configured vaults", "certlc.dashboard.cli:run_status"),
     ("dashboard", "write the status dashboard as a self-contained HTML page", "certlc.dashboard.cli:run_dashboard"),
-    ("dev", "run function_app.py's functions on a local Functions host", "certlc.localstack.host"),
-    ("worker", "drain the Azure renewal queue on-premises (near an internal CA)", "certlc.localstack.worker"),
-    ("local", "start or stop the whole local stack in the background", "certlc.localstack.stack"),
+    ("dev", "run function_app.py's functions on a local Functions host", "certlc.host.host"),
+    ("worker", "drain the Azure renewal queue on-premises (near an internal CA)", "certlc.host.worker"),
+    ("local", "start or stop the whole local stack in the background", "localazure.stack"),
     ("sync", "keep a server's PEM files in step with Key Vault", "certlc.sync.cli"),
     ("doctor", "check a deployment read-only: vaults, queues, logs, CA (one line each)", "certlc.doctor.cli"),
 ]
 EMULATORS = [
-    ("keyvault", "the Key Vault emulator (HTTPS, bearer challenge, certificates API)", "certlc.emulators.keyvault.cli"),
-    ("logs", "the Logs Ingestion API emulator", "certlc.emulators.logs.cli"),
+    (
+        "keyvault",
+        "the Key Vault emulator (HTTPS, bearer challenge, certificates API)",
+        "localazure.emulators.keyvault.cli",
+    ),
+    ("logs", "the Logs Ingestion API emulator", "localazure.emulators.logs.cli"),
 ]
 
 
@@ -204,7 +213,16 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 done or nothing to do, 1 the work failed or is not finished, 2 a usage or configuration mistake."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    except ModuleNotFoundError as exc:  # local, emulator and demo import localazure, as they parse or as they run
+        if (exc.name or "").partition(".")[0] != "localazure":
+            raise
+        print(f"certlc: {LOCALAZURE_MISSING}", file=sys.stderr)
+        return 2
+
+
+def _run(argv: list[str]) -> int:
     args = parse(argv)
 
     from azure.core.exceptions import AzureError

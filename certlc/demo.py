@@ -236,8 +236,9 @@ def run(args: argparse.Namespace) -> int:
 
 def play(directory: Path, pending_version: str, say: Callable[[str], None], ca: str = "local") -> tuple[Evidence, Path]:
     """Run the scenario on a fresh local stack renewing with ``ca``; the evidence it left and the dashboard."""
-    from certlc.localstack.receiver import WebhookReceiver
-    from certlc.localstack.stack import LocalStack
+    from localazure.receiver import WebhookReceiver
+    from localazure.stack import LocalStack
+
     from ingestion.history import STREAM_DEFAULT as HISTORY_STREAM
 
     seeds = seeds_for(ca)
@@ -276,9 +277,10 @@ def play(directory: Path, pending_version: str, say: Callable[[str], None], ca: 
 def ca_server(ca: str, directory: Path, say: Callable[[str], None]) -> Iterator[CaSetup]:
     """The CA's server(s), started in ``directory`` and stopped afterwards; a tool that cannot be installed or a
     server that does not start is one line (``UserError``)."""
+    from localazure.process import ServerStartError
+    from localazure.tools import ToolMissing
+
     from certlc.cli import UserError
-    from certlc.localstack.process import ServerStartError
-    from certlc.localstack.tools import ToolMissing
 
     with contextlib.ExitStack() as running:
         try:
@@ -294,7 +296,7 @@ def _local(directory: Path, running: contextlib.ExitStack) -> CaSetup:
 
 
 def _acme(directory: Path, running: contextlib.ExitStack) -> CaSetup:
-    from certlc.localstack.servers import start_pebble
+    from localazure.servers import start_pebble
 
     pebble = running.enter_context(start_pebble(directory, domain_blocklist=[REFUSED_NAME]))
     return CaSetup(
@@ -310,7 +312,7 @@ def _acme(directory: Path, running: contextlib.ExitStack) -> CaSetup:
 
 
 def _cfssl(directory: Path, running: contextlib.ExitStack) -> CaSetup:
-    from certlc.localstack.servers import start_cfssl
+    from localazure.servers import start_cfssl
 
     cfssl = running.enter_context(start_cfssl(directory))
     return CaSetup(
@@ -322,8 +324,9 @@ def _cfssl(directory: Path, running: contextlib.ExitStack) -> CaSetup:
 def _adcs(directory: Path, running: contextlib.ExitStack) -> CaSetup:
     """The local /certsrv over NTLM and a slapd with the template objects. slapd takes simple binds by DN only, so
     the one account (web enrollment and the directory read, as in a domain) is named by its DN."""
-    from certlc.emulators import adcs
-    from certlc.localstack.ldap import BIND_DN, TEMPLATES, start_slapd
+    from localazure.emulators import adcs
+    from localazure.ldap import BIND_DN, TEMPLATES, start_slapd
+
     from renewal.ca.local import Profile
 
     password = secrets.token_urlsafe(18)  # a throw-away account of this run's own servers
@@ -362,7 +365,7 @@ _STARTERS: dict[str, Callable[[Path, contextlib.ExitStack], CaSetup]] = {
 def approve_waiting(stack: Any, audit_file: Path, setup: CaSetup, say: Callable[[str], None]) -> list[str]:
     """As a CA manager would: approve each request the audit trail shows waiting, then let the queue ask the CA
     again until none waits (or ``APPROVAL_TIMEOUT``). The request ids approved."""
-    from certlc.localstack.ports import poll_until
+    from localazure.ports import poll_until
 
     waiting = waiting_requests(read_audit(audit_file))
     if setup.approve is None or not waiting:
@@ -413,7 +416,7 @@ def _logging_to(path: Path) -> Iterator[None]:
     """The functions' and the audit trail's log lines go to a file; the terminal shows progress and the summary."""
     import logging
 
-    from certlc.localstack.host import quiet_http_logging
+    from certlc.host.host import quiet_http_logging
 
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
@@ -447,7 +450,7 @@ def _progress(quiet: bool) -> Callable[[str], None]:
 
 
 def seed_vault(client: Any, stack: Any, seeds: tuple[Seed, ...]) -> None:
-    from certlc.localstack.seeding import seed_missing
+    from localazure.seeding import seed_missing
 
     seed_missing(client, seeds, stack.now())
 

@@ -5,7 +5,7 @@ import os
 import shutil
 import tempfile
 
-# Commands find a local stack's settings from any folder (certlc.localstack.stack.DEFAULT_DIR): never the developer's
+# Commands find a local stack's settings from any folder (certlc.stack_files.DEFAULT_DIR): never the developer's
 # own stack in the repository. Set before any test module imports certlc.
 os.environ["CERTLC_STACK_DIR"] = tempfile.mkdtemp(prefix="certlc-tests-stack-")
 atexit.register(shutil.rmtree, os.environ["CERTLC_STACK_DIR"], True)

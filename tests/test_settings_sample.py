@@ -8,15 +8,15 @@ import json
 import re
 from pathlib import Path
 
-from certlc.localstack.stack import PLACEHOLDER, unfilled_settings
+from certlc.stack_files import PLACEHOLDER, unfilled_settings
+from tests.anywhere import certlc_in
 from tests.infra.test_template_vs_code import SETTING, binding_settings
-from tests.localstack.anywhere import certlc_in
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "local.settings.sample.json"
 CODE = [
     ROOT / "function_app.py",
-    *(p for part in ("renewal", "ingestion", "certlc") for p in (ROOT / part).rglob("*.py")),
+    *(p for part in ("renewal", "ingestion", "certlc", "localazure") for p in (ROOT / part).rglob("*.py")),
 ]
 
 # Names the scan finds that are not settings, and settings one of the three lists leaves out on purpose, with why.
@@ -36,7 +36,7 @@ IDENTITY_FORMS = {  # read as f"{connection}__queueServiceUri"; locally CertlcSt
 
 
 def names_in_code() -> set[str]:
-    """Every whole string constant in the app, its packages and the certlc command that is a setting's name."""
+    """Every whole string constant naming a setting in the app, its packages, the certlc command and the stand-ins."""
     names = set()
     for path in CODE:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from certlc.dashboard.source import RowsUnavailable, default_rows_file, rows_from_file, rows_from_url
-from certlc.localstack.stack import DEFAULT_DIR as DEFAULT_STATE_DIR  # where `certlc local up` keeps its state
+from certlc.stack_files import DEFAULT_DIR as DEFAULT_STATE_DIR  # where `certlc local up` keeps its state
 
 
 def add_dashboard_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,7 @@
 """Event Grid's own names, as both ends of a webhook delivery use them.
 
-One copy for the event parser here, the local Functions host's webhook (``certlc.localstack``) and the local
-Event Grid publisher (``certlc.emulators.eventgrid``), so the sender and the receivers cannot drift apart.
+One copy for the event parser here, the local Functions host's webhook (``certlc.host``) and the local
+Event Grid publisher (``localazure.emulators.eventgrid``), so the sender and the receivers cannot drift apart.
 Only names Event Grid itself defines belong here; each side's limits and reason codes stay with that side.
 """
 

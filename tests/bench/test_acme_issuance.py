@@ -16,7 +16,7 @@ import pytest
 
 from bench import acme_issuance
 from bench.support import make_csr
-from certlc.localstack import tools
+from localazure import tools
 from tests.fixtures.servers import unavailable
 
 pytestmark = pytest.mark.pebble

@@ -10,8 +10,8 @@ from azure.core.exceptions import HttpResponseError, ResourceModifiedError, Reso
 from azure.mgmt.dns import DnsManagementClient
 from azure.mgmt.dns.models import ARecord, RecordSet, TxtRecord
 from dnslib import QTYPE, RCODE, DNSRecord
+from localazure.emulators.azuredns import AzureDnsEmulator
 
-from certlc.emulators.azuredns import AzureDnsEmulator
 from renewal.clients import StaticTokenCredential
 
 pytestmark = pytest.mark.timeout(60)

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from localazure.emulators.eventgrid import Event, EventGridPublisher, SubscriptionError
+from localazure.emulators.keyvault.events import certificate_event
 
-from certlc.emulators.eventgrid import Event, EventGridPublisher, SubscriptionError
-from certlc.emulators.keyvault.events import certificate_event
-from certlc.localstack.eventgrid_protocol import Refused, abuse_protection_headers, answer_validation, decode_delivery
+from certlc.host.eventgrid_protocol import Refused, abuse_protection_headers, answer_validation, decode_delivery
 from renewal.eventgrid.schema import CERTIFICATE_EVENT_TYPES, CLOUD_EVENTS_SCHEMA, EVENT_GRID_SCHEMA
 from renewal.events import Ignored, outcome, parse_event
 from renewal.messages import RenewalRequest

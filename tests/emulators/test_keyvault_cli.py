@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_json_line_then_clean_stop_on_sigterm(tmp_path):
-    command = [sys.executable, "-m", "certlc.emulators.keyvault", "--state", str(tmp_path / "s"), "--json"]
+    command = [sys.executable, "-m", "localazure.emulators.keyvault", "--state", str(tmp_path / "s"), "--json"]
     process = subprocess.Popen(
         [*command, "--vault", "alpha", "--vault", "beta"],
         cwd=ROOT,
@@ -40,7 +40,7 @@ def test_json_line_then_clean_stop_on_sigterm(tmp_path):
 
 def test_bad_vault_name_is_a_clear_error(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "certlc.emulators.keyvault", "--state", str(tmp_path), "--vault", "x"],
+        [sys.executable, "-m", "localazure.emulators.keyvault", "--state", str(tmp_path), "--vault", "x"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -19,9 +19,8 @@ from typing import Any
 
 import pytest
 import requests
-
-from certlc.emulators.keyvault import start
-from certlc.emulators.keyvault.emulator import Emulator
+from localazure.emulators.keyvault import start
+from localazure.emulators.keyvault.emulator import Emulator
 
 RECORDED_HOST = "https://vaultname.vault.azure.net"
 RECORDINGS = Path(__file__).resolve().parents[1] / "data" / "keyvault-recordings"

@@ -11,8 +11,8 @@ import requests
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.keyvault.certificates import CertificateClient, CertificatePolicy
 from azure.keyvault.secrets import SecretClient
+from localazure.emulators.keyvault import start
 
-from certlc.emulators.keyvault import start
 from renewal.clients import StaticTokenCredential
 from tests.fixtures.keyvault import clear_challenge_caches
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from azure.keyvault.certificates import CertificateClient, CertificatePolicy
+from localazure.emulators.keyvault import start
+from localazure.emulators.keyvault.control import EmulatorControl
+from localazure.emulators.keyvault.emulator import Emulator
 
-from certlc.emulators.keyvault import start
-from certlc.emulators.keyvault.control import EmulatorControl
-from certlc.emulators.keyvault.emulator import Emulator
-from certlc.localstack.eventgrid_protocol import abuse_protection_headers, answer_validation, decode_delivery
+from certlc.host.eventgrid_protocol import abuse_protection_headers, answer_validation, decode_delivery
 from renewal.clients import StaticTokenCredential
 from renewal.eventgrid.schema import CERTIFICATE_NEW_VERSION_CREATED
 from tests.fixtures.keyvault import clear_challenge_caches

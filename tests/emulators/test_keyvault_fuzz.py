@@ -17,10 +17,9 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from cryptography import x509
-
-from certlc.emulators.keyvault import start
-from certlc.emulators.keyvault.emulator import Emulator
-from certlc.emulators.keyvault.schemas import API_VERSIONS
+from localazure.emulators.keyvault import start
+from localazure.emulators.keyvault.emulator import Emulator
+from localazure.emulators.keyvault.schemas import API_VERSIONS
 
 SEED = 20240611
 PER_ROUTE = 30

@@ -22,9 +22,9 @@ from azure.core.exceptions import HttpResponseError
 from azure.keyvault.certificates import CertificateClient, CertificatePolicy
 from azure.keyvault.secrets import SecretClient
 from cryptography.hazmat.primitives import serialization
+from localazure.emulators.keyvault import start
+from localazure.emulators.keyvault.emulator import Emulator
 
-from certlc.emulators.keyvault import start
-from certlc.emulators.keyvault.emulator import Emulator
 from tests.fixtures.keyvault import clear_challenge_caches
 
 DER = serialization.Encoding.DER
@@ -213,9 +213,10 @@ def _parse(add_arguments: Callable[[argparse.ArgumentParser], None], argv: list[
 
 
 def test_the_option_in_the_emulator_local_stack_and_demo_commands() -> None:
+    from localazure.emulators.keyvault import cli
+
     from certlc import demo
-    from certlc.emulators.keyvault import cli
-    from certlc.localstack import stack
+    from localazure import stack
 
     assert _parse(cli.add_arguments, []).pending_version == "placeholder"
     assert _parse(cli.add_arguments, ["--pending-version", "previous"]).pending_version == "previous"
@@ -231,7 +232,7 @@ def test_the_option_in_the_emulator_local_stack_and_demo_commands() -> None:
 
 
 def test_the_command_line_refuses_an_unknown_mode(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "certlc.emulators.keyvault", "--state", str(tmp_path / "s")]
+    command = [sys.executable, "-m", "localazure.emulators.keyvault", "--state", str(tmp_path / "s")]
     done = subprocess.run(
         [*command, "--pending-version", "newest"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
@@ -245,7 +246,7 @@ def test_start_refuses_an_unknown_mode(tmp_path: Path) -> None:
 
 
 def test_local_stack_passes_the_mode_to_the_emulator(tmp_path: Path) -> None:
-    from certlc.localstack.stack import LocalStack
+    from localazure.stack import LocalStack
 
     assert LocalStack(tmp_path, pending_version="previous").pending_version == "previous"
     assert LocalStack(tmp_path).pending_version == "placeholder"

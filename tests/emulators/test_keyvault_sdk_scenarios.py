@@ -54,9 +54,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
+from localazure.emulators.keyvault import start
+from localazure.emulators.keyvault.emulator import Emulator
 
-from certlc.emulators.keyvault import start
-from certlc.emulators.keyvault.emulator import Emulator
 from tests.fixtures.keyvault import clear_challenge_caches, pending_mode
 
 SAMPLES, SDK_TESTS, LOWKEY = "SDK samples", "SDK tests", "Lowkey Vault"
@@ -1466,7 +1466,7 @@ def _lowkey_time_shift(kv: Emulator, row: tuple[str, str, int, int], key: str) -
 
 
 def _add_months(moment: datetime, months: int) -> datetime:
-    from certlc.emulators.keyvault.pki import add_months
+    from localazure.emulators.keyvault.pki import add_months
 
     return add_months(moment, months)
 

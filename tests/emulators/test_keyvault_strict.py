@@ -14,11 +14,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
-from certlc.emulators.keyvault.bundles import Vault
-from certlc.emulators.keyvault.certificates import Certificates
-from certlc.emulators.keyvault.emulator import Emulator
-from certlc.emulators.keyvault.errors import KeyVaultError
+from localazure.emulators.keyvault.bundles import Vault
+from localazure.emulators.keyvault.certificates import Certificates
+from localazure.emulators.keyvault.emulator import Emulator
+from localazure.emulators.keyvault.errors import KeyVaultError
 
 DER = serialization.Encoding.DER
 MANUAL = {"policy": {"issuer": {"name": "Unknown"}, "x509_props": {"subject": "CN=strict.example.test"}}}

@@ -1,6 +1,6 @@
 """checkov on the ARM templates: every failed check is fixed, or skipped here with the reason.
 
-checkov runs offline from its own virtualenv in .tools (``python -m certlc.localstack.tools install
+checkov runs offline from its own virtualenv in .tools (``python -m localazure.tools install
 checkov``), once per session, on infra/main.json and infra/monitoring.json (about 3 seconds). The
 template scan is static: checkov reads the JSON as written and does not evaluate ARM expressions.
 """
@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import pytest
 
-from certlc.localstack import tools
+from localazure import tools
 from tests.fixtures.servers import fail_in_ci_else_skip
 from tests.infra.template import ROOT
 
@@ -146,7 +146,7 @@ def report() -> dict | list:
     try:
         checkov = tools.ensure_checkov()
     except tools.ToolMissing as exc:
-        fail_in_ci_else_skip(f"*** CHECKOV UNAVAILABLE: {exc} (python -m certlc.localstack.tools install checkov) ***")
+        fail_in_ci_else_skip(f"*** CHECKOV UNAVAILABLE: {exc} (python -m localazure.tools install checkov) ***")
     # Not --quiet: the report then lists the passed checks too, which the tests read.
     command = [str(checkov), "--framework", "arm", "--compact", "--skip-download", "-o", "json"]
     for template in TEMPLATES:

@@ -1,6 +1,7 @@
 """dns-01's role in infra/main.json: a custom role with exactly what the solver needs, on each zone only."""
 
-from certlc.emulators.azuredns.arm import ROLES
+from localazure.emulators.azuredns.arm import ROLES
+
 from renewal.ca.dns01 import DnsZone, parse_zones
 from tests.infra.arm import SUBSCRIPTION_ID
 from tests.infra.template import app_settings, evaluated, scope

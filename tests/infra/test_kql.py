@@ -1,7 +1,7 @@
 """Every KQL query the deployment runs (workbook items and parameters, the coverage alert) parses and binds.
 
 infra/kql_check.js runs Microsoft's Kusto language service (npm, pinned, installed by ``python -m
-certlc.localstack.tools install kql``) offline, against the tables infra/monitoring.json declares: a typo in a
+localazure.tools install kql``) offline, against the tables infra/monitoring.json declares: a typo in a
 column name, a wrong type or a syntax error fails here instead of in the portal.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from certlc.localstack import tools
 from ingestion import history, schema
+from localazure import tools
 from tests.fixtures.servers import fail_in_ci_else_skip
 from tests.infra.template import MONITORING, ROOT
 

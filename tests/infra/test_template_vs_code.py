@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import function_app
-from certlc.localstack import ncrontab
-from certlc.localstack.bindings import functions_of, hosted_functions
+from certlc.host import ncrontab
+from certlc.host.bindings import functions_of, hosted_functions
 from ingestion.run import expiring_days
 from ingestion.schema import COLUMNS, STREAM_DEFAULT
 from ingestion.upload import target_from_env

@@ -221,12 +221,12 @@ def test_page_marks_the_pending_renewal_with_the_good_versions_expiry():
 
 @pytest.fixture
 def chromium_binary() -> str:
-    from certlc.localstack import tools
+    from localazure import tools
 
     try:
         return str(tools.ensure_chromium())
     except (tools.ToolMissing, OSError) as error:
-        message = f"*** CHROMIUM UNAVAILABLE: {error} -- python -m certlc.localstack.tools install chromium ***"
+        message = f"*** CHROMIUM UNAVAILABLE: {error} -- python -m localazure.tools install chromium ***"
         fail_in_ci_else_skip(message)
 
 
@@ -343,7 +343,7 @@ def test_cli_dashboard_from_the_local_stacks_files(tmp_path, capsys):
 
 
 def test_cli_dashboard_from_a_running_logs_emulator(tmp_path, capsys):
-    from certlc.emulators.logs import start
+    from localazure.emulators.logs import start
 
     emulator = start(tmp_path / "emulator")
     try:

@@ -18,7 +18,7 @@ ISSUING_CA = trustme.CA()
 @pytest.fixture(scope="module")
 def kv(tmp_path_factory):
     """An emulator of our own, so other tests' certificates never enter these counts."""
-    from certlc.emulators.keyvault import start
+    from localazure.emulators.keyvault import start
 
     emulator = start(tmp_path_factory.mktemp("kv-ingest"), vaults=("ingest1", "ingest2"), tokens={"no-access": "none"})
     try:

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 import requests
+from localazure.emulators.logs.dcr import default_template, load_streams
 
-from certlc.emulators.logs.dcr import default_template, load_streams
 from ingestion import history
 from ingestion.schema import COLUMNS, STREAM_DEFAULT
 from ingestion.upload import MAX_BODY_BYTES, target_from_env, upload_rows
@@ -125,7 +125,7 @@ def test_cli_prints_settings_but_not_the_token(tmp_path, capsys):
     import argparse
     import threading
 
-    from certlc.emulators.logs import cli
+    from localazure.emulators.logs import cli
 
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)

@@ -27,7 +27,7 @@ RECIPIENT = "web@example.com"
 @pytest.fixture(scope="module", params=["placeholder", "previous"])
 def kv(request, tmp_path_factory):
     """An emulator per mode, so these counts see only these certificates."""
-    from certlc.emulators.keyvault import start
+    from localazure.emulators.keyvault import start
 
     emulator = start(tmp_path_factory.mktemp(f"kv-{request.param}"), vaults=(VAULT,), pending_version=request.param)
     try:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from certlc.localstack.ports import poll_until
-from certlc.localstack.seeding import PreviousCA, seed_certificate
+from localazure.ports import poll_until
+from localazure.seeding import PreviousCA, seed_certificate
 
 PREVIOUS_CA = PreviousCA()
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from azure.functions.meta import Datum
 
-from certlc.localstack.bindings import queue_texts
+from certlc.host.bindings import queue_texts
 from renewal import handlers
 from renewal.messages import RenewalRequest
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 import requests
+from localazure.ports import poll_until
 
-from certlc.localstack.ports import poll_until
 from renewal.ca.local import LocalCA
 from tests.environment import without_certlc_settings
 from tests.pipeline.helpers import (

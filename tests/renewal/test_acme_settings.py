@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from localazure.ports import free_port
 
-from certlc.localstack.ports import free_port
 from renewal.ca.acme import (
     FIRST_LOOK_SECONDS,
     LONGEST_LOOK_SECONDS,

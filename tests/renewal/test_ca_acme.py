@@ -16,9 +16,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
+from localazure.ports import free_port
 
-from certlc.localstack import servers, tools
-from certlc.localstack.ports import free_port
+from localazure import servers, tools
 from renewal.ca import acme
 from renewal.ca.acme import AcmeAuthority, Http01FolderSolver, Http01ServerSolver
 from renewal.ca.base import CaConfigError, CaUnavailable, Denied, Issued, Pending

@@ -11,11 +11,11 @@ import certsrv
 import pytest
 import requests
 from cryptography import x509
+from localazure.emulators import adcs
+from localazure.emulators.adcs import RunningAdcs, pages
+from localazure.ports import free_port
 from requests_ntlm import HttpNtlmAuth
 
-from certlc.emulators import adcs
-from certlc.emulators.adcs import RunningAdcs, pages
-from certlc.localstack.ports import free_port
 from renewal.ca.adcs import AdcsAuthority
 from renewal.ca.base import CaConfigError, CaUnavailable, Denied, Issued, Pending
 from renewal.clock import clock_from_env
@@ -271,7 +271,7 @@ def make_other_root() -> str:
     import tempfile
     from pathlib import Path
 
-    from certlc.localstack.pki import write_loopback_tls
+    from localazure.pki import write_loopback_tls
 
     with tempfile.TemporaryDirectory() as folder:
         return write_loopback_tls(Path(folder), "other").ca_pem.read_text()

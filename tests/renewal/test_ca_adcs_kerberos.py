@@ -16,8 +16,9 @@ import requests
 
 pytest.importorskip("requests_kerberos", reason="the kerberos extra (requirements-kerberos.txt) is not installed")
 
-from certlc.emulators import adcs
-from certlc.emulators.adcs import RunningAdcs, pages
+from localazure.emulators import adcs
+from localazure.emulators.adcs import RunningAdcs, pages
+
 from renewal.ca.adcs import AdcsAuthority
 from renewal.ca.adcs_kerberos import kerberos_failure
 from renewal.ca.base import CaConfigError, CaUnavailable, Denied, Issued, Pending

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 from cryptography import x509
+from localazure.emulators import adcs
+from localazure.ports import LOOPBACK, free_port
 
-from certlc.emulators import adcs
-from certlc.localstack.ports import LOOPBACK, free_port
 from renewal.ca.adcs import AdcsAuthority
 from renewal.ca.adcs_templates import (
     CACHE_SECONDS,

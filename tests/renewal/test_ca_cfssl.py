@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from localazure.ports import free_port
 
-from certlc.localstack.ports import free_port
 from renewal.ca.base import CaConfigError, CaUnavailable, Denied, Issued
 from renewal.ca.cfssl import CfsslAuthority
 from tests.fixtures.servers import CFSSL_TEST_AUTH_KEY, make_csr, verify_chain

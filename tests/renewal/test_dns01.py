@@ -8,9 +8,9 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from localazure.emulators.azuredns import AzureDnsEmulator
 
-from certlc.emulators.azuredns import AzureDnsEmulator
-from certlc.localstack import servers, tools
+from localazure import servers, tools
 from renewal.ca.acme import AcmeAuthority
 from renewal.ca.base import CaConfigError, CaUnavailable, Denied, Issued
 from renewal.ca.dns01 import (
@@ -148,7 +148,7 @@ def test_a_wildcard_and_its_apex_share_one_record_set(azure_dns, dns_pebble, cur
 
 def test_a_value_someone_else_keeps_there_stays(azure_dns, dns_pebble, current_ns, tmp_path) -> None:
     zone = azure_dns.store.zone(SUBSCRIPTION, GROUP, ZONE)
-    from certlc.emulators.azuredns.store import RecordSet
+    from localazure.emulators.azuredns.store import RecordSet
 
     azure_dns.store.put(
         zone, "TXT", "_acme-challenge.kept", RecordSet(3600, {"owner": "dns-team"}, [{"value": ["theirs"]}]), None, None

@@ -1,5 +1,5 @@
 """Key Vault events, one at a time as the ``event`` function sees them, against the published samples and
-the malformed-event corpus (the delivery-level cases are the host webhook's: tests/localstack)."""
+the malformed-event corpus (the delivery-level cases are the host webhook's: tests/host)."""
 
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def test_sample_fields_are_parsed_leniently() -> None:
 
 
 def test_a_validation_event_that_reaches_the_function_renews_nothing() -> None:
-    # the host answers the handshake (tests/localstack/test_eventgrid_protocol.py); were it ever passed on,
+    # the host answers the handshake (tests/host/test_eventgrid_protocol.py); were it ever passed on,
     # the function would refuse it
     result = _each_event(_sample("subscription-validation-event.eventgrid.json").read_bytes())
     assert (result.requests, result.ignored) == ([], [])

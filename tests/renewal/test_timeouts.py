@@ -573,7 +573,7 @@ def test_timeout_defaults() -> None:
 
 
 def storage_env(port: int) -> dict[str, str]:
-    from certlc.localstack.servers import AZURITE_ACCOUNT, AZURITE_KEY
+    from localazure.servers import AZURITE_ACCOUNT, AZURITE_KEY
 
     endpoint = f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
     return {
@@ -594,8 +594,7 @@ STORAGE_CALLS: dict[str, Callable[[dict[str, str]], Any]] = {
 def test_storage_that_is_not_running_fails_within_seconds_not_minutes(call: str) -> None:
     """A stopped Azurite: three quick retries (1, 2 and 4 s apart), not the SDKs' 80 s."""
     from azure.core.exceptions import ServiceRequestError
-
-    from certlc.localstack.ports import free_port
+    from localazure.ports import free_port
 
     outcome = within(lambda: STORAGE_CALLS[call](storage_env(free_port())))
     assert isinstance(outcome.error, ServiceRequestError), outcome.error

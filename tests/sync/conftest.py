@@ -115,7 +115,7 @@ def sync_env(keyvault_emulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr("certlc.localstack.stack.STACK_SETTINGS", tmp_path / "no-stack" / "local.settings.json")
+    monkeypatch.setattr("certlc.stack_files.STACK_SETTINGS", tmp_path / "no-stack" / "local.settings.json")
     monkeypatch.chdir(tmp_path)  # no local.settings.json from the checkout
     return env
 

@@ -1,0 +1,113 @@
+"""A local AD CS web-enrollment server (``/certsrv``) for tests and the local stack.
+
+``start(state_dir, username=..., password=..., templates=...)`` serves HTTPS on a free loopback
+port with its own TLS CA and signs with a ``LocalCA`` kept in ``state_dir``: each template is a
+``Profile``, and a template with ``requires_approval`` leaves requests pending like AD CS manager
+approval. ``auth="basic"`` checks a Basic header; ``auth="ntlm"`` serves NTLM through pyspnego's acceptor with
+Extended Protection (the channel binding of this server's TLS certificate) enforced, as IIS hardened
+against NTLM relay does; ``auth="negotiate"`` serves Kerberos with the service keytab of ``HTTP/localhost``
+(``keytab=``), Extended Protection enforced too, answering as ``localhost`` so clients ask for that SPN.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localazure.emulators.adcs import pages
+from localazure.emulators.adcs.auth import (
+    BasicGate,
+    Gate,
+    NegotiateGate,
+    NtlmGate,
+    tls_server_end_point,
+    tls_server_end_point_data,
+    write_user_file,
+)
+from localazure.emulators.adcs.server import AdcsServer, EnrollmentBook
+from localazure.pki import loopback_tls, server_context
+from renewal.ca.local import LocalCA, Profile
+
+DEFAULT_TEMPLATES = {
+    "WebServer": Profile(),
+    "WebServerApproval": Profile(requires_approval=True),
+}
+
+
+@dataclass
+class RunningAdcs:
+    url: str
+    server: str
+    ca_bundle: str
+    ca: LocalCA
+    _httpd: AdcsServer = field(repr=False)
+    _thread: threading.Thread = field(repr=False)
+    auth: str = "basic"  # how it authenticates: basic, ntlm or negotiate
+
+    def approve(self, request_id: str | int) -> None:
+        """What a CA manager does for a pending request in the Certification Authority console."""
+        self._httpd.book.approve(int(request_id))
+
+    def deny(self, request_id: str | int, message: str = pages.ADMIN_DENIED) -> None:
+        self._httpd.book.deny(int(request_id), message)
+
+    def lock_out(self, username: str) -> None:
+        """The account (NTLM ``DOMAIN\\user``, Kerberos ``user@REALM``) is refused whatever its password or ticket,
+        as a locked-out or unauthorised domain account is."""
+        self._windows_gate().locked_out.add(username)
+
+    @property
+    def refusals(self) -> list[str]:
+        """Why logons were refused, in order: NTLM ``BadBindingsError``, ``InvalidTokenError``; Kerberos the GSSAPI
+        error (``BadChannelBindingsError``...) or ``NoChannelBinding``; both ``AccountLockedOut``."""
+        return self._windows_gate().refusals
+
+    def _windows_gate(self) -> NtlmGate | NegotiateGate:
+        gate = self._httpd.gate
+        if not isinstance(gate, NtlmGate | NegotiateGate):
+            raise ValueError("this server was started without NTLM or Kerberos (start(..., auth='ntlm'|'negotiate'))")
+        return gate
+
+    def fail_next(self, *statuses: int) -> None:
+        """The next requests answer with these HTTP statuses (an IIS in trouble, a proxy refusing)."""
+        self._httpd.fail_statuses.extend(statuses)
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=10)
+
+
+def start(
+    state_dir: Path,
+    *,
+    username: str = "",
+    password: str = "",
+    templates: dict[str, Profile] | None = None,
+    auth: str = "basic",
+    keytab: Path | None = None,
+) -> RunningAdcs:
+    """``username`` is ``DOMAIN\\user`` for NTLM, as the client must send it; ``keytab`` holds the key of
+    ``HTTP/localhost`` for ``negotiate``."""
+    state_dir = Path(state_dir)
+    ca = LocalCA(state_dir / "ca", profiles=dict(templates if templates is not None else DEFAULT_TEMPLATES))
+    tls = loopback_tls(state_dir / "tls", "adcs")
+    gate: Gate
+    if auth == "basic":
+        gate = BasicGate(username, password)
+    elif auth == "ntlm":
+        users = write_user_file(state_dir / "ntlm-users", username, password)
+        gate = NtlmGate(users, tls_server_end_point(tls.cert_pem.read_bytes()))
+    elif auth == "negotiate" and keytab is not None:
+        gate = NegotiateGate(Path(keytab), tls_server_end_point_data(tls.cert_pem.read_bytes()))
+    else:
+        raise ValueError(
+            f"auth {auth!r}: the local /certsrv server serves 'basic', 'ntlm' or 'negotiate' (with keytab=)"
+        )
+    httpd = AdcsServer(("127.0.0.1", 0), EnrollmentBook(ca), gate)
+    httpd.socket = server_context(tls).wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, name="adcs-emulator", daemon=True)
+    thread.start()
+    host = f"{'localhost' if auth == 'negotiate' else '127.0.0.1'}:{httpd.server_address[1]}"
+    return RunningAdcs(f"https://{host}/certsrv/", host, str(tls.ca_pem), ca, httpd, thread, auth)

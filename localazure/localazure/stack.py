@@ -1,0 +1,456 @@
+"""The whole local stack: Azurite, the Key Vault and Logs Ingestion emulators, the local CA and a
+Functions host running function_app.py, wired together the way Azure wires the real ones.
+
+``LocalStack`` runs in the calling process (the demo and tests use it directly);
+``certlc local up`` runs one in a background process, seeds its vault with ``seeding.SAMPLES`` and
+``certlc local down`` stops it; ``certlc local add`` puts one more certificate in. Its state lives in the
+repository's ``.local/stack`` whatever the working directory, so every command finds it from anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from certlc.stack_files import DEFAULT_DIR, REPO_ROOT, pid_of, process_alive, stack_process_alive
+from localazure.ports import poll_until
+from renewal.atomic import write_atomically
+from renewal.eventgrid.schema import CERTIFICATE_EXPIRED, CERTIFICATE_NEAR_EXPIRY, EVENT_GRID_SCHEMA
+
+QUEUE_NAME = "certlc-renewals"
+STARTUP_TIMEOUT = 90.0
+MAX_DAYS = 3650  # certlc local add --days: ten years either way
+
+
+class LocalStack:
+    def __init__(
+        self,
+        directory: Path = DEFAULT_DIR,
+        *,
+        vaults: Sequence[str] = ("kv1",),
+        extra_settings: Mapping[str, str] | None = None,
+        schedule_timers: bool = False,
+        max_polling_interval: float = 0.5,
+        pending_version: str = "placeholder",
+    ) -> None:
+        self.directory = Path(directory).resolve()
+        self.pending_version = pending_version  # the Key Vault emulator's pending-version mode
+        self.vault_names = tuple(vaults)
+        self.extra_settings = dict(extra_settings or {})
+        self.schedule_timers = schedule_timers
+        self.max_polling_interval = max_polling_interval
+        self._started: list[Any] = []
+        self._saved_env: dict[str, str] | None = None
+        self.settings: dict[str, str] = {}
+
+    def start(self) -> LocalStack:
+        from certlc.host.host import FunctionsHost, load_app
+        from localazure.emulators import keyvault, logs
+        from localazure.emulators.keyvault.control import EmulatorControl
+        from localazure.servers import start_azurite
+
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self.azurite = self._keep(start_azurite(self.directory / "azurite"))
+            self.keyvault = self._keep(
+                keyvault.start(
+                    self.directory / "keyvault", vaults=self.vault_names, pending_version=self.pending_version
+                )
+            )
+            self.control = EmulatorControl(self.keyvault.admin_url, self.keyvault.ca_bundle)
+            self.logs = self._keep(logs.start(self.directory, REPO_ROOT / "infra" / "monitoring.json"))
+            self.settings = self._app_settings()
+            self.settings_path = self._write_settings()
+            self._saved_env = dict(os.environ)
+            os.environ.update(self.settings)  # the functions read app settings from the environment
+            from renewal import handlers
+
+            handlers.reset_runtime()
+            self.host = FunctionsHost(
+                load_app(REPO_ROOT),
+                self.settings,
+                REPO_ROOT / "host.json",
+                port=0,
+                schedule_timers=self.schedule_timers,
+                max_polling_interval=self.max_polling_interval,
+            )
+            self._keep(self.host.start())
+            self._create_deployed_queues()
+            self.subscribe_events()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _create_deployed_queues(self) -> None:
+        """The queues infra/main.json creates: the host makes its trigger's and the poison queue only, and the
+        failed store would be missing until the first permanent failure (``certlc doctor`` rightly says so)."""
+        from renewal.clients import queue_client
+        from renewal.queue import ensure_queue
+        from renewal.settings import settings_from_env
+
+        settings = settings_from_env(self.settings)
+        for name in (settings.queue_name, settings.failed_queue_name, settings.poison_queue_name):
+            ensure_queue(queue_client(self.settings, name))
+
+    def subscribe_events(self, schema: str = EVENT_GRID_SCHEMA) -> None:
+        """Point Key Vault's Event Grid at the host's webhook, as an Event Grid subscription does."""
+        self.control.subscribe(self.host.eventgrid_url("event"), schema, [CERTIFICATE_NEAR_EXPIRY, CERTIFICATE_EXPIRED])
+
+    def certificate_client(self, vault: str | None = None) -> Any:
+        """An SDK client for one of the stack's vaults, as an operator's script would make it."""
+        url = self.keyvault.vault_urls[vault or self.vault_names[0]]
+        return certificate_client(url, self.keyvault.token, self.keyvault.ca_bundle)
+
+    def now(self) -> datetime.datetime:
+        """Key Vault's (emulated) time, which the functions share through CERTLC_CLOCK_URL."""
+        return emulated_now(self.control)
+
+    def settle(self, timeout: float = 120.0) -> int:
+        """Wait until Event Grid has delivered everything and the queue is drained; messages processed."""
+        self.control.flush_events(timeout=30)
+        return self.host.drain(timeout=timeout)
+
+    def stop(self) -> None:
+        """Stop everything started, newest first, and give the process its environment back."""
+        while self._started:
+            part = self._started.pop()
+            try:
+                part.stop()
+            except Exception as exc:  # keep stopping the rest
+                print(f"certlc: stopping {type(part).__name__} failed: {exc}", file=sys.stderr)
+        if self._saved_env is not None:
+            os.environ.clear()
+            os.environ.update(self._saved_env)
+            self._saved_env = None
+            from renewal import handlers
+
+            handlers.reset_runtime()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "keyvault_url": self.keyvault.url,
+            "keyvault_vaults": self.keyvault.vault_urls,
+            "keyvault_admin_url": self.keyvault.admin_url,
+            "keyvault_token": self.keyvault.token,
+            "ca_bundle": self.keyvault.ca_bundle,
+            "queue_connection_string": self.azurite.connection_string,
+            "queue_name": QUEUE_NAME,
+            "eventgrid_url": self.host.eventgrid_url("event"),
+            "logs_endpoint": self.logs.endpoint,
+            "local_ca": str(self.directory / "ca" / "ca.pem"),
+            "settings_file": str(self.settings_path),
+        }
+
+    def _keep(self, part: Any) -> Any:
+        self._started.append(part)
+        return part
+
+    def _app_settings(self) -> dict[str, str]:
+        vaults = ",".join(f"{name}={url}" for name, url in self.keyvault.vault_urls.items())
+        settings = {
+            "AzureWebJobsStorage": self.azurite.connection_string,
+            "CertlcStorage": self.azurite.connection_string,
+            "CERTLC_QUEUE_NAME": QUEUE_NAME,
+            "CERTLC_VAULTS": vaults,
+            "CERTLC_KEYVAULT_CA_BUNDLE": self.keyvault.ca_bundle,
+            "CERTLC_LOCAL_TOKEN": self.keyvault.token,
+            "CERTLC_CLOCK_URL": f"{self.keyvault.admin_url}/clock",
+            "CERTLC_CA": "local",
+            "CERTLC_CA_PROFILE": "server",
+            "CERTLC_LOCAL_CA_DIR": str(self.directory / "ca"),
+            "CERTLC_SWEEP_SCHEDULE": "0 0 * * * *",
+            "CERTLC_INGEST_SCHEDULE": "0 30 * * * *",
+            "CERTLC_AUDIT_FILE": str(self.directory / "audit.jsonl"),
+            "CERTLC_INGEST_CACHE": str(self.directory / "ingest-cache.json"),
+            **self.logs.settings(),
+        }
+        return settings | self.extra_settings
+
+    def _write_settings(self) -> Path:
+        path = self.directory / "local.settings.json"
+        body = {"IsEncrypted": False, "Values": self.settings}
+        write_atomically(path, json.dumps(body, indent=2))
+        return path
+
+
+def emulated_now(control: Any) -> datetime.datetime:
+    """The Key Vault emulator's clock, read through its control API."""
+    return datetime.datetime.fromisoformat(control.now().replace("Z", "+00:00"))
+
+
+def certificate_client(url: str, token: str, ca_bundle: str) -> Any:
+    """An SDK client for an emulated vault: the emulator's token and its own CA, with the renewal's client options."""
+    from renewal.clients import certificate_client as keyvault_certificate_client
+
+    return keyvault_certificate_client(url, {"CERTLC_LOCAL_TOKEN": token, "CERTLC_KEYVAULT_CA_BUNDLE": ca_bundle})
+
+
+# --- certlc local up / down / add -------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from certlc.cli import global_options
+
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:  # -v, --settings after the action too
+        return sub.add_parser(name, help=help_text, parents=[global_options()], conflict_handler="resolve")
+
+    up = action("up", "start the local stack in the background and seed its vault")
+    up.add_argument("--empty", action="store_true", help="seed no sample certificates")
+    up.add_argument("--timers", action="store_true", help="run the sweep and ingest timers on their schedules")
+    up.add_argument(
+        "--keyvault-pending-version",
+        choices=("placeholder", "previous"),
+        default="placeholder",
+        help="the Key Vault emulator's --pending-version (default placeholder)",
+    )
+    down = action("down", "stop the local stack")
+    add = action("add", "add a certificate to the running local stack's vault")
+    add.add_argument("name", help="certificate name: letters, digits and hyphens")
+    add.add_argument(
+        "--days", type=int, required=True, help="days it stays valid from now (negative: expired that long ago)"
+    )
+    add.add_argument(
+        "--issuer",
+        choices=("Unknown", "Self"),
+        default="Unknown",
+        help="Unknown: a CA Key Vault does not integrate with, certlc renews it (default); "
+        "Self: Key Vault issues and renews it itself, for whole months",
+    )
+    add.add_argument("--vault", help="one of the stack's vaults (default: its first)")
+    add.add_argument("--tag", action="append", default=[], metavar="NAME=VALUE", help="a tag; repeat for more")
+    serve = sub.add_parser("serve", help=argparse.SUPPRESS)
+    serve.add_argument("--timers", action="store_true")
+    serve.add_argument("--keyvault-pending-version", choices=("placeholder", "previous"), default="placeholder")
+    for command in (up, down, add, serve):
+        command.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"state folder (default {DEFAULT_DIR})")
+
+
+def run(args: argparse.Namespace) -> int:
+    args.dir = Path(args.dir).resolve()  # the background process runs elsewhere: it must get the same folder
+    return {"up": _up, "down": _down, "serve": _serve, "add": _add}[args.action](args)
+
+
+def _info_path(directory: Path) -> Path:
+    return Path(directory) / "stack.json"
+
+
+def running_stack(directory: Path) -> dict[str, Any]:
+    """The endpoints of the stack running from ``directory``; one line saying so when none is."""
+    from certlc.cli import STACK_NOT_RUNNING, StackNotRunning
+
+    info_path = _info_path(directory)
+    if not stack_process_alive(info_path):
+        raise StackNotRunning(STACK_NOT_RUNNING)
+    return json.loads(info_path.read_text())
+
+
+def _up(args: argparse.Namespace) -> int:
+    from certlc.cli import UserError
+
+    info_path = _info_path(args.dir)
+    if stack_process_alive(info_path):
+        _report(json.loads(info_path.read_text()), args, already=True)
+        return 0
+    info_path.unlink(missing_ok=True)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "certlc", "local", "serve", "--dir", str(args.dir)]
+    if args.timers:
+        command.append("--timers")
+    command += ["--keyvault-pending-version", args.keyvault_pending_version]
+    with (args.dir / "stack.log").open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=REPO_ROOT,
+        )
+    try:
+        poll_until(
+            lambda: info_path.exists() or process.poll() is not None,
+            timeout=STARTUP_TIMEOUT,
+            what="the local stack to start",
+        )
+    except TimeoutError:
+        process.terminate()
+        raise UserError(
+            f"the local stack did not start within {STARTUP_TIMEOUT:g} s; see {args.dir / 'stack.log'}"
+        ) from None
+    if not info_path.exists():
+        raise UserError(f"the local stack did not start; see {args.dir / 'stack.log'}")
+    info = json.loads(info_path.read_text())
+    info["seeded"] = [] if args.empty else _seed(info)
+    _report(info, args, already=False)
+    return 0
+
+
+def _seed(info: Mapping[str, Any]) -> list[str]:
+    """The samples, in the stack's first vault, dated by Key Vault's (emulated) clock."""
+    from localazure.seeding import SAMPLES, seed_missing
+
+    url = next(iter(info["keyvault_vaults"].values()))
+    return seed_missing(certificate_client(url, info["keyvault_token"], info["ca_bundle"]), SAMPLES, _now(info))
+
+
+def _now(info: Mapping[str, Any]) -> datetime.datetime:
+    from localazure.emulators.keyvault.control import EmulatorControl
+
+    return emulated_now(EmulatorControl(info["keyvault_admin_url"], info["ca_bundle"]))
+
+
+def _report(info: Mapping[str, Any], args: argparse.Namespace, *, already: bool) -> None:
+    if args.output == "json":  # -o json, or its alias --json
+        print(json.dumps({**info, "already_running": already}, indent=2))
+        return
+    certlc = certlc_command(Path(sys.executable), shutil.which("certlc"), Path.cwd())
+    state = "already running" if already else "running"
+    print(f"the local stack is {state} (pid {info['pid']})")
+    for vault, url in info["keyvault_vaults"].items():
+        print(f"  vault {vault}: {url}")
+    if info.get("seeded"):
+        print(f"  seeded: {', '.join(info['seeded'])}")
+    print(f"  settings: {info['settings_file']}")
+    for key in ("keyvault_admin_url", "eventgrid_url", "logs_endpoint"):
+        print(f"  {key}: {info[key]}")
+    elsewhere = args.dir != DEFAULT_DIR  # commands find the default folder's stack by themselves
+    settings = f" --settings {info['settings_file']}" if elsewhere else ""
+    folder = f" --dir {args.dir}" if elsewhere else ""
+    print("next:")
+    print(f"  {certlc}{settings} status   every certificate, who renews it and when")
+    print(f"  {certlc} local add NAME --days 10{folder}   add a certificate (negative days: already expired)")
+    print(f"  {certlc} local down{folder}   stop it")
+    if certlc != "certlc":
+        print(f"  (or activate the virtualenv, then type certlc: . {Path(certlc).parent / 'activate'})")
+
+
+def certlc_command(python: Path, on_path: str | None, cwd: Path) -> str:
+    """How to type ``certlc`` in this shell: the bare name when PATH finds this one, else the script beside
+    this Python, relative to ``cwd`` when it is below it (``.venv/bin/certlc``)."""
+    script = python.parent / "certlc"
+    if on_path and Path(on_path).parent == script.parent:
+        return "certlc"
+    return str(script.relative_to(cwd)) if script.is_relative_to(cwd) else str(script)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with LocalStack(args.dir, schedule_timers=args.timers, pending_version=args.keyvault_pending_version) as stack:
+        info = stack.info() | {"pid": os.getpid()}
+        write_atomically(_info_path(args.dir), json.dumps(info, indent=2))
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    mark_settings_stopped(args.dir)
+    _info_path(args.dir).unlink(missing_ok=True)
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    info_path = _info_path(args.dir)
+    if not info_path.exists():
+        mark_settings_stopped(args.dir)
+        print("no local stack is running")
+        return 0
+    pid = pid_of(info_path)
+    if process_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        poll_until(lambda: not process_alive(pid), timeout=30, what="the local stack to stop")
+    mark_settings_stopped(args.dir)
+    info_path.unlink(missing_ok=True)
+    print("local stack stopped")
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    from certlc.cli import UserError
+    from localazure.seeding import PreviousCA, lifetime_for, seed_certificate
+    from renewal.canary import CanarySettings
+    from renewal.decide import WindowSettings
+    from renewal.keyvault import KeyVault
+    from renewal.outlook import facts_of, outlook
+    from renewal.vaults import Vault
+
+    info = running_stack(args.dir)
+    vaults = info["keyvault_vaults"]
+    vault = args.vault or next(iter(vaults))
+    refusal = add_refusal(args.name, args.days, args.issuer, vault, vaults, args.tag)
+    if refusal:
+        raise UserError(refusal)
+    client = certificate_client(vaults[vault], info["keyvault_token"], info["ca_bundle"])
+    kv = KeyVault(client, Vault(vault, vaults[vault]))
+    if kv.get(args.name) is not None:
+        raise UserError(f"vault {vault} already has a certificate {args.name}: pick another name")
+    now = _now(info)
+    seed_certificate(
+        client,
+        PreviousCA(),
+        args.name,
+        now=now,
+        sans=(f"{args.name.lower()}.example.com",),
+        issuer=args.issuer,
+        days_left=args.days,
+        lifetime_days=lifetime_for(args.days),
+        tags=dict(tag.split("=", 1) for tag in args.tag),
+        validity_in_months=max(1, -(-args.days // 30)),  # Self: Key Vault issues whole months from now
+    )
+    added = kv.current(args.name)
+    seen = outlook(facts_of(added, CanarySettings()), now, WindowSettings())
+    print(f"added {args.name} to vault {vault}, expiring {added.expires_on:%Y-%m-%d %H:%M} UTC: {seen.message}")
+    return 0
+
+
+def add_refusal(
+    name: str, days: int, issuer: str, vault: str, vaults: Mapping[str, str], tags: Sequence[str]
+) -> str | None:
+    """Why ``certlc local add`` cannot add this certificate, in one line the user can act on; None when it can."""
+    from renewal.vaults import is_valid_object_name
+
+    if not is_valid_object_name(name):
+        return f"{name!r} is not a Key Vault certificate name: 1 to 127 letters, digits and hyphens"
+    if vault not in vaults:
+        return f"vault {vault!r} is not one of the local stack's vaults: {', '.join(vaults)}"
+    if not -MAX_DAYS <= days <= MAX_DAYS:
+        return f"--days {days} is out of range: -{MAX_DAYS} to {MAX_DAYS}"
+    if issuer == "Self" and days < 1:
+        return "--issuer Self: Key Vault issues it now, so --days must be 1 or more (rounded up to whole months)"
+    for tag in tags:
+        if not tag.partition("=")[0].strip() or "=" not in tag:
+            return f"--tag {tag!r} is not NAME=VALUE"
+    return None
+
+
+def mark_settings_stopped(directory: Path) -> None:
+    """Mark the stack's settings file as a stopped stack's, so that commands say so instead of dialling its dead
+    ports. The values stay for reading; ``certlc local up`` writes a fresh file."""
+    from certlc.cli import STACK_STATE_KEY
+
+    path = directory / "local.settings.json"
+    try:
+        body = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(body, dict) or body.get(STACK_STATE_KEY) == "stopped":
+        return
+    body[STACK_STATE_KEY] = "stopped"
+    write_atomically(path, json.dumps(body, indent=2))

@@ -1,0 +1,141 @@
+"""`certlc demo --ca acme|cfssl|adcs`: the same certificates through pebble, cfssl serve and the local /certsrv
+(with slapd for template OIDs), each outcome read from what the run recorded.
+
+A CA whose tool cannot be installed here skips the test loudly, or fails it in CI.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from certlc import demo
+from localazure import tools
+from tests.cli import run_certlc
+from tests.fixtures.servers import serve_or_skip
+
+pytestmark = pytest.mark.timeout(120)
+
+SAME_FOR_EVERY_CA = {
+    "web-expired": ("renewed", "merged", 2),
+    "shop-expiring": ("renewed", "merged", 2),
+    "api-healthy": ("not examined", "", 1),
+    "portal-selfsigned": ("not examined", "", 1),
+    "partner-retired": ("failed", "ca_denied", 1),
+    "intranet-yearly": ("renewed", "merged", 2),
+}
+ADCS_EXTRAS = {
+    "legacy-v2-template": ("renewed", "merged", 2),
+    "vpn-approval": ("renewed", "merged", 2),
+}
+TOOLS = {"acme": tools.PEBBLE, "cfssl": tools.CFSSL, "adcs": tools.SLAPD}
+ISSUED_LINE = {  # what the CA server logs for each certificate it issues
+    "acme": ("pebble.log", "Issued certificate serial"),
+    "cfssl": ("cfssl.log", "signed certificate with serial number"),
+}
+
+
+def _needs(ca: str) -> None:
+    """The CA's tool installed (or the test skipped loudly, failed in CI)."""
+    tool = TOOLS[ca]
+    serve_or_skip(tool.name, tool.ensure, lambda: None)
+
+
+def _demo(ca: str, directory: Path) -> dict[str, Any]:
+    run = run_certlc("demo", "--ca", ca, "-o", "json", "--dir", str(directory), timeout=110)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return json.loads(run.stdout)
+
+
+@pytest.mark.parametrize("ca", ["acme", "cfssl"])
+def test_the_same_certificates_end_the_same_way_through_another_ca(tmp_path, azurite, ca):
+    _needs(ca)
+    summary = _demo(ca, tmp_path / "demo")
+
+    assert (summary["ok"], summary["ca"], summary["approved"]) == (True, ca, [])
+    certificates = {c["name"]: c for c in summary["certificates"]}
+    assert {name: (c["status"], c["reason"], c["versions"]) for name, c in certificates.items()} == SAME_FOR_EVERY_CA
+    assert certificates["intranet-yearly"]["via"] == ["sweep"]
+    log, issued = ISSUED_LINE[ca]  # the CA's own server issued the three renewals, and nothing else
+    assert (tmp_path / "demo" / "ca-server" / log).read_text().count(issued) == 3
+
+
+def test_adcs_renews_by_template_oid_waits_for_approval_and_shows_the_cas_words(tmp_path, azurite):
+    _needs("adcs")
+    summary = _demo("adcs", tmp_path / "demo")
+
+    certificates = {c["name"]: c for c in summary["certificates"]}
+    outcomes = {name: (c["status"], c["reason"], c["versions"]) for name, c in certificates.items()}
+    assert outcomes == SAME_FOR_EVERY_CA | ADCS_EXTRAS
+    # the OID-only certificate was asked for by its OID and renewed: the directory gave /certsrv the name
+    assert certificates["legacy-v2-template"]["profile"] == demo.V2_TEMPLATE_OID
+    slapd_log = (tmp_path / "demo" / "ca-server" / "ldap" / "slapd.log").read_text()
+    assert re.search(rf"SRCH base=.*\(msPKI-Cert-Template-OID={re.escape(demo.V2_TEMPLATE_OID)}\)", slapd_log)
+    # the approval: pending with the CA's request id and words, approved by the demo, merged on a later poll
+    approval = certificates["vpn-approval"]
+    assert approval["waited"] and summary["approved"] == [approval["ca_request_id"]]
+    assert "wait for an administrator" in approval["ca_message"]
+    # the denial, in the CA's words
+    denied = certificates["partner-retired"]
+    assert denied["ca_request_id"].isdigit() and "0x80094800" in denied["ca_message"]
+
+
+def test_a_missing_tool_is_one_line(tmp_path, monkeypatch, capsys):
+    from certlc.cli import main as certlc
+
+    def missing() -> Path:
+        raise tools.ToolMissing("Debian package 'pebble' is needed but apt-get is not available")
+
+    monkeypatch.setattr(tools, "ensure_pebble", missing)
+    assert certlc(["demo", "--ca", "acme", "--dir", str(tmp_path / "demo")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--ca acme" in err and "apt-get" in err, err
+
+
+# --- the demo's checks of what AD CS must show, on one real run ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def adcs_evidence(tmp_path_factory: pytest.TempPathFactory, azurite: Any) -> demo.Evidence:
+    _needs("adcs")
+    recorded, _ = demo.play(tmp_path_factory.mktemp("demo-adcs"), "placeholder", lambda _: None, "adcs")
+    return recorded
+
+
+def _verdicts(evidence: demo.Evidence) -> dict[str, str]:
+    return {o.name: o.detail for o in demo.assess(evidence)}
+
+
+def test_every_adcs_outcome_of_a_real_run_is_read_from_its_records(adcs_evidence):
+    assert _verdicts(adcs_evidence) == {seed.name: "" for seed in demo.seeds_for("adcs")}
+    assert len(demo.seeds_for("adcs")) == len(demo.seeds_for("local")) + 2
+
+
+def test_an_approval_that_never_waited_fails(adcs_evidence):
+    audit = [r for r in adcs_evidence.audit if not (r["name"] == "vpn-approval" and r["event"] == "pending")]
+    wrong = _verdicts(replace(adcs_evidence, audit=audit))["vpn-approval"]
+    assert wrong.startswith("expected the CA to leave its request pending for approval first"), wrong
+
+
+def test_a_denial_without_the_cas_words_fails(adcs_evidence):
+    audit = [
+        {k: v for k, v in r.items() if k != "ca_message"} if r["name"] == "partner-retired" else r
+        for r in adcs_evidence.audit
+    ]
+    wrong = _verdicts(replace(adcs_evidence, audit=audit))["partner-retired"]
+    assert wrong == "the CA's request id and message did not reach the audit trail"
+
+
+def test_waiting_requests_are_those_whose_latest_record_is_pending():
+    audit = [
+        {"vault": "kv1", "name": "a", "event": "pending", "ca_request_id": "4"},
+        {"vault": "kv1", "name": "b", "event": "pending", "ca_request_id": "5"},
+        {"vault": "kv1", "name": "b", "event": "merged"},
+        {"vault": "kv1", "name": "c", "event": "submitted"},
+    ]
+    assert demo.waiting_requests(audit) == {"a": "4"}
