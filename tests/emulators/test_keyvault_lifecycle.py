@@ -6,13 +6,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import trustme
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.keyvault.certificates import CertificateContentType, CertificatePolicy
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
+
+from tests.fixtures.pki import issued, pem_bundle
 
 
 def unique(prefix: str) -> str:
@@ -21,21 +22,8 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture(scope="module")
 def key_and_cert():
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "imported.example.test")])
     now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=90))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("imported.example.test")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
+    return issued(trustme.CA(), "imported.example.test", now - timedelta(days=1), now + timedelta(days=90))
 
 
 def pfx(key, cert, password: bytes | None = None) -> bytes:
@@ -90,9 +78,7 @@ def test_import_pfx_with_password_and_pem(kv_client, kv_secret_client, key_and_c
     assert wrong.value.status_code == 400
 
     pem_name = unique("pem")
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ) + cert.public_bytes(serialization.Encoding.PEM)
+    pem = pem_bundle(key, cert)
     policy = CertificatePolicy.get_default()
     policy._content_type = CertificateContentType.pem
     client.import_certificate(pem_name, pem, policy=policy)

@@ -50,7 +50,7 @@ from azure.keyvault.certificates import (
 from azure.keyvault.certificates import KeyVaultCertificateIdentifier as parse_id  # the tests' parse_*_id today
 from azure.keyvault.secrets import SecretClient
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
@@ -58,6 +58,7 @@ from localazure.emulators.keyvault import start
 from localazure.emulators.keyvault.emulator import Emulator
 
 from tests.fixtures.keyvault import clear_challenge_caches, pending_mode
+from tests.fixtures.pki import ChainCA, pem_bundle
 
 SAMPLES, SDK_TESTS, LOWKEY = "SDK samples", "SDK tests", "Lowkey Vault"
 VARIANTS = "variants written here"  # steps of an SDK test changed to reach what the original cannot here
@@ -182,6 +183,10 @@ def self_policy(**kwargs: Any) -> CertificatePolicy:
 # -- key material made here (the sources ship their own files; these stand in for them) ----------------------
 
 
+# RSA 4096 and P-521 keys, exact subjects and a KeyUsage that follows the key are shapes trustme's leaves cannot take
+SCENARIO_CA = ChainCA()
+
+
 def make_certificate(
     key_kind: str = "rsa2048", subject: str = "CN=localhost", not_after: datetime | None = None
 ) -> tuple[Any, x509.Certificate]:
@@ -191,19 +196,10 @@ def make_certificate(
         key = ec.generate_private_key({"ec256": ec.SECP256R1(), "ec521": ec.SECP521R1()}[key_kind])
     now = datetime.now(UTC) - timedelta(days=1)
     dn = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject.removeprefix("CN="))])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(dn)
-        .issuer_name(dn)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(not_after or now + timedelta(days=365))
-        .add_extension(
-            x509.KeyUsage(True, False, key_kind.startswith("rsa"), False, False, False, False, False, False), True
-        )
-        .add_extension(x509.ExtendedKeyUsage([x509.ObjectIdentifier("1.3.6.1.5.5.7.3.1")]), False)
-        .sign(key, hashes.SHA256())
+    usage = x509.KeyUsage(True, False, key_kind.startswith("rsa"), False, False, False, False, False, False)
+    server_auth = x509.ExtendedKeyUsage([x509.ObjectIdentifier("1.3.6.1.5.5.7.3.1")])
+    cert = SCENARIO_CA.issue(
+        key.public_key(), dn, now, not_after or now + timedelta(days=365), [(usage, True), (server_auth, False)]
     )
     return key, cert
 
@@ -211,13 +207,6 @@ def make_certificate(
 def pfx_bytes(key: Any, cert: x509.Certificate, password: str | None) -> bytes:
     encryption = serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
     return pkcs12.serialize_key_and_certificates(b"imported", key, cert, None, encryption)
-
-
-def pem_bytes(key: Any, cert: x509.Certificate) -> bytes:
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return private + cert.public_bytes(serialization.Encoding.PEM)
 
 
 def spki(obj: Any) -> bytes:
@@ -359,7 +348,7 @@ def test_sample_import_certificate(make):
     assert imported_pfx.name == pfx_name and imported_pfx.cer == cert.public_bytes(serialization.Encoding.DER)
     pem_policy = CertificatePolicy(issuer_name=WellKnownIssuerNames.self, content_type=CertificateContentType.pem)
     imported_pem = client.import_certificate(
-        certificate_name=pem_name, certificate_bytes=pem_bytes(key, cert), policy=pem_policy
+        certificate_name=pem_name, certificate_bytes=pem_bundle(key, cert), policy=pem_policy
     )
     assert imported_pem.name == pem_name and imported_pem.policy.content_type == CertificateContentType.pem
 
@@ -947,7 +936,7 @@ def lowkey_file(resource: str, kind: str, password: str | None) -> tuple[bytes, 
         key_kind, subject, expiry = LOWKEY_IMPORT_MATERIAL[resource]
         _MATERIAL_CACHE[resource] = make_certificate(key_kind, subject, expiry)
     key, cert = _MATERIAL_CACHE[resource]
-    data = pem_bytes(key, cert) if kind == "PEM" else pfx_bytes(key, cert, password)
+    data = pem_bundle(key, cert) if kind == "PEM" else pfx_bytes(key, cert, password)
     return data, key, cert
 
 

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+import trustme
+from cryptography.hazmat.primitives import serialization
 from localazure.emulators.keyvault.bundles import Vault
 from localazure.emulators.keyvault.certificates import Certificates
 from localazure.emulators.keyvault.emulator import Emulator
 from localazure.emulators.keyvault.errors import KeyVaultError
+
+from tests.fixtures.pki import issued, pem_bundle
 
 DER = serialization.Encoding.DER
 MANUAL = {"policy": {"issuer": {"name": "Unknown"}, "x509_props": {"subject": "CN=strict.example.test"}}}
@@ -43,23 +43,10 @@ def call(keyvault_emulator: Emulator) -> Iterator[Any]:
 
 
 def pem_import_value() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "strict.example.test")])
     now = datetime.now(UTC) - timedelta(minutes=1)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return base64.b64encode(key_pem + cert.public_bytes(serialization.Encoding.PEM)).decode()
+    return base64.b64encode(
+        pem_bundle(*issued(trustme.CA(), "strict.example.test", now, now + timedelta(days=30)))
+    ).decode()
 
 
 def error_of(answer: requests.Response) -> tuple[int, str]:

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -27,10 +26,12 @@ from renewal.ca.base import Issued
 from renewal.keyvault import CertificateSnapshot
 from renewal.notify import RenewalFailed, Renewed
 from tests.fixtures.acme_ari import AriFront, ari_id, start_front
+from tests.fixtures.pki import ChainCA
 from tests.fixtures.servers import make_csr
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 HOUR = dt.timedelta(hours=1)
+ARI_CA = ChainCA()  # leaves with a chosen serial, with or without an AKI: shapes trustme's leaves cannot take
 # RFC 9773 section 4.1's example: the AKI keyIdentifier and serial of a certificate, and its identifier.
 RFC_AKI = bytes.fromhex("69885B6B87464041E1B37B847BA0AE2CDE01C8D4")
 RFC_SERIAL = 0x0087654321
@@ -43,23 +44,13 @@ RFC_BODY = {
 
 
 def leaf(serial: int, aki: bool = True, days: int = 60) -> x509.Certificate:
-    issuer_key = ec.generate_private_key(ec.SECP256R1())
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "ari.certlc.test")])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(serial)
-        .not_valid_before(NOW - dt.timedelta(days=1))
-        .not_valid_after(NOW + dt.timedelta(days=days))
+    identifier = x509.AuthorityKeyIdentifier.from_issuer_public_key(ARI_CA.issuer.public_key())
+    extensions = [(identifier, False)] if aki else []
+    return ARI_CA.issue(
+        key.public_key(), name, NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=days), extensions, serial
     )
-    if aki:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
 
 
 def snapshot(cert: x509.Certificate, version: str = "v1") -> CertificateSnapshot:

@@ -7,7 +7,6 @@ import random
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
@@ -19,9 +18,11 @@ from renewal.keyvault import CertificateSnapshot
 from renewal.messages import InvalidMessage, RenewalRequest
 from renewal.vaults import Vault, VaultConfigError, parse_allow_list
 from renewal.x509info import adcs_template
+from tests.fixtures.pki import ChainCA
 
 NOW = dt.datetime(2030, 6, 1, tzinfo=dt.UTC)
 VAULTS = {"kv1": Vault("kv1", "https://kv1.vault.azure.net")}
+CA = ChainCA()  # issues the leaves that carry an AD CS template extension, which trustme's leaves cannot
 
 
 def cert(
@@ -140,18 +141,9 @@ def test_profile_and_ca_come_from_tags_before_settings():
 
 def _with_template(extension_oid: str, value: bytes) -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
+    template = x509.UnrecognizedExtension(x509.ObjectIdentifier(extension_oid), value)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "web")])
-    built = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(NOW)
-        .not_valid_after(NOW + dt.timedelta(days=1))
-        .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier(extension_oid), value), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    built = CA.issue(key.public_key(), name, NOW, NOW + dt.timedelta(days=1), [(template, False)])
     return built.public_bytes(Encoding.DER)
 
 
