@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -15,10 +13,10 @@ from localazure.emulators.keyvault import start
 from localazure.emulators.keyvault.control import EmulatorControl
 from localazure.emulators.keyvault.emulator import Emulator
 
-from certlc.host.eventgrid_protocol import abuse_protection_headers, answer_validation, decode_delivery
 from renewal.clients import StaticTokenCredential
 from renewal.eventgrid.schema import CERTIFICATE_NEW_VERSION_CREATED
 from tests.fixtures.keyvault import clear_challenge_caches
+from tests.fixtures.mail import HttpReceiver
 
 DAY = 86400
 
@@ -130,59 +128,13 @@ def test_a_restart_does_not_raise_again_what_the_state_folder_records(tmp_path):
     assert again.events == []
 
 
-class Receiver:
-    """A webhook that passes both Event Grid handshakes (with the host webhook's functions) and records deliveries."""
-
-    def __init__(self) -> None:
-        self.bodies: list[tuple[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_OPTIONS(self) -> None:
-                headers = abuse_protection_headers(self.headers)
-                self.send_response(200)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers["Content-Length"]))
-                answer = b""
-                if self.headers.get("aeg-event-type") == "SubscriptionValidation":
-                    answer = json.dumps(answer_validation(decode_delivery(raw))).encode()
-                else:
-                    receiver.bodies.append((self.headers["Content-Type"], json.loads(raw)))
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.stop()
-
-
-def test_real_event_grid_delivery_in_both_schemas(tmp_path, receiver):
+def test_real_event_grid_delivery_in_both_schemas(tmp_path, http_receiver: HttpReceiver):
+    grid_path, grid_url = http_receiver.endpoint()
+    cloud_path, cloud_url = http_receiver.endpoint()
     with start(tmp_path / "state") as emulator:
         control = EmulatorControl(emulator.admin_url, emulator.ca_bundle)
-        control.subscribe(f"{receiver.url}/eg", "EventGridSchema", ["CertificateNearExpiry"])
-        control.subscribe(f"{receiver.url}/ce", "CloudEventSchemaV1_0")
+        control.subscribe(grid_url, "EventGridSchema", ["CertificateNearExpiry"])
+        control.subscribe(cloud_url, "CloudEventSchemaV1_0")
         assert len(control.call("GET", "subscriptions")) == 2
         client = client_for(emulator)
         cert = create(client, "delivered", 2)
@@ -192,8 +144,8 @@ def test_real_event_grid_delivery_in_both_schemas(tmp_path, receiver):
         client.close()
         control.close()
 
-    grid = [body for content_type, body in receiver.bodies if content_type.startswith("application/json")]
-    cloud = [body for content_type, body in receiver.bodies if content_type.startswith("application/cloudevents")]
+    grid = [delivery.body for delivery in http_receiver.notifications(grid_path)]
+    cloud = [delivery.body for delivery in http_receiver.notifications(cloud_path)]
     assert [e["eventType"] for batch in grid for e in batch] == ["Microsoft.KeyVault.CertificateNearExpiry"]
     assert grid[0][0]["data"]["ObjectName"] == "delivered"
     assert [e["type"] for e in cloud] == [

@@ -76,7 +76,7 @@ def test_slack_gets_text_and_escaped_blocks(http_receiver: HttpReceiver) -> None
 def test_generic_gets_the_notification_fields(http_receiver: HttpReceiver) -> None:
     WebhookChannel("generic", http_receiver.url + "/generic").send(renewal(), ["ops@contoso.com"])
     [request] = http_receiver.received("/generic")
-    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["content-type"] == "application/json"
     body = request.body
     assert body["source"] == "certlc"
     assert body["kind"] == "renewed"
@@ -97,10 +97,11 @@ def test_one_failing_channel_does_not_stop_the_others(
         "MAIL_PASSWORD": smtp_starttls.password,
         "CERTLC_SMTP_CA_BUNDLE": smtp_starttls.ca_bundle,
         "CERTLC_WEBHOOK_URLS": (
-            f"generic={http_receiver.url}/status/500{SECRET_PATH}; "
+            f"generic={http_receiver.url}/failing{SECRET_PATH}; "
             f"teams={http_receiver.url}/teams ; SLACK={http_receiver.url}/slack"
         ),
     }
+    http_receiver.script(f"/failing{SECRET_PATH}", [500])
     notifier = notifier_from_env(env)
     # INFO and up: urllib3 itself logs request paths at DEBUG, which host.json keeps off.
     with caplog.at_level(logging.INFO):
@@ -119,7 +120,7 @@ def test_one_failing_channel_does_not_stop_the_others(
     assert len(smtp_starttls.messages) == 1
     assert len(http_receiver.received("/teams")) == 1
     assert len(http_receiver.received("/slack")) == 1
-    assert len(http_receiver.received(f"/status/500{SECRET_PATH}")) == 1
+    assert len(http_receiver.received(f"/failing{SECRET_PATH}")) == 1
     assert SECRET_PATH not in caplog.text
     assert SECRET_PATH not in str(report)
     assert smtp_starttls.password not in caplog.text
