@@ -6,14 +6,15 @@ that leaves a renewal retrying comes last.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from localazure.ports import poll_until
 
 from certlc.cli import main as certlc
 from tests.pipeline.helpers import audit, seed, unique, versions
@@ -207,12 +208,13 @@ def start(stack, tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
 
 def output_after(process: subprocess.Popen, log: Path, seconds: float, until: str | None = None) -> str:
     """What the process printed within ``seconds`` (sooner once ``until`` shows up); then it is stopped."""
-    deadline = time.monotonic() + seconds
+
+    def done() -> bool:
+        return process.poll() is not None or bool(until and until in log.read_text(errors="replace"))
+
     try:
-        while time.monotonic() < deadline and process.poll() is None:
-            if until and until in log.read_text(errors="replace"):
-                break
-            time.sleep(0.2)
+        with contextlib.suppress(TimeoutError):  # the time is up: what it printed by then is the answer
+            poll_until(done, timeout=seconds, interval=0.2)
     finally:
         process.terminate()
         try:

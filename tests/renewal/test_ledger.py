@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from localazure.ports import poll_until
 
 from renewal.errors import ConfigError
 from renewal.ledger import BlobLedger, RenewalRecord, blob_name, ledger_from_env
@@ -88,13 +89,13 @@ def test_a_long_renewal_keeps_its_lease_and_a_dead_holder_loses_it(ledger: BlobL
         time.sleep(16)
         with ledger.hold("kv1", "long") as other:
             seen["other"] = other
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def taken_over() -> bool:
             with ledger.hold("kv1", "dead") as taker:
-                if taker is not None:
-                    seen["taken_after"] = time.monotonic() - started
-                    break
-            time.sleep(0.5)
+                return taker is not None
+
+        poll_until(taken_over, timeout=10, interval=0.5, what="the dead holder's lease taken over")
+        seen["taken_after"] = time.monotonic() - started
     finally:
         worker.join(30)
     assert dead.id  # the dead holder's lease existed
