@@ -10,6 +10,7 @@ developer's laptop install the same pinned tools the same way, and a warm machin
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -79,14 +80,17 @@ def apt_install(package: str) -> None:
 
 @dataclass(frozen=True)
 class AptTool:
-    """A tool shipped as a Debian package; ``binaries[0]`` is the path handed back."""
+    """A tool shipped as a Debian package: ``binaries`` on the PATH, or for a library the ``files`` (glob patterns)
+    it installs; the first one found is the path handed back."""
 
     name: str
     package: str
     binaries: tuple[str, ...]
+    files: tuple[str, ...] = ()
 
     def locate(self) -> Path | None:
         found = [shutil.which(binary) for binary in self.binaries]
+        found += [min(glob.glob(pattern), default=None) for pattern in self.files]
         return Path(found[0]) if all(found) else None  # type: ignore[arg-type]
 
     def ensure(self) -> Path:
@@ -96,8 +100,8 @@ class AptTool:
             path = self.locate()
         if path is None:
             raise ToolMissing(
-                f"{self.name}: package {self.package!r} installed but {', '.join(self.binaries)} "
-                "not all on PATH; check the PATH or reinstall the package"
+                f"{self.name}: package {self.package!r} installed but {', '.join(self.binaries + self.files)} "
+                "not all found; check the PATH or reinstall the package"
             )
         return path
 
@@ -199,6 +203,8 @@ PEBBLE = AptTool("pebble", "pebble", ("pebble",))
 CFSSL = AptTool("cfssl", "golang-cfssl", ("cfssl", "cfssljson"))
 CHROMIUM = AptTool("chromium", "chromium", ("chromium",))
 SLAPD = AptTool("slapd", "slapd", ("slapd", "slapadd"))  # OpenLDAP: the directory the AD CS template lookup reads
+# Cyrus SASL's GSSAPI mechanism: slapd takes Kerberos binds with it (the template lookup's Kerberos bind)
+SASL_GSSAPI = AptTool("sasl-gssapi", "libsasl2-modules-gssapi-mit", (), ("/usr/lib/*/sasl2/libgssapiv2.so*",))
 SYSTEMD = AptTool("systemd-analyze", "systemd", ("systemd-analyze",))  # verifies the worker's unit file
 # Kerberos for AD CS web enrollment: an MIT KDC and its admin tools stand in for a domain controller in the tests,
 # kinit fills a worker's credential cache, and gssapi (no Linux wheels) builds against libkrb5-dev with gcc.
@@ -214,7 +220,7 @@ KQL = NpmTool("kql", "@kusto/language-service-next", KUSTO_LANGUAGE_VERSION)
 TOOLS: dict[str, AptTool | NpmTool | PipTool] = {
     tool.name: tool for tool in (AZURITE, PEBBLE, CFSSL, CHROMIUM, CHECKOV, KQL, SLAPD, SYSTEMD, CERTBOT, LEGO)
 }
-TOOLS.update({tool.name: tool for tool in (KRB5_KDC, KRB5_ADMIN, KRB5_USER, LIBKRB5_DEV, GCC)})
+TOOLS.update({tool.name: tool for tool in (KRB5_KDC, KRB5_ADMIN, KRB5_USER, LIBKRB5_DEV, GCC, SASL_GSSAPI)})
 
 
 def ensure_azurite() -> Path:
@@ -237,6 +243,12 @@ def ensure_chromium() -> Path:
 
 def ensure_slapd() -> Path:
     """Path to ``slapd`` (``slapadd`` is installed next to it)."""
+    return SLAPD.ensure()
+
+
+def ensure_slapd_gssapi() -> Path:
+    """Path to ``slapd``, with Cyrus SASL's GSSAPI mechanism installed for its Kerberos binds."""
+    SASL_GSSAPI.ensure()
     return SLAPD.ensure()
 
 

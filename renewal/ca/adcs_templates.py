@@ -9,7 +9,8 @@ context, with the OID in ``msPKI-Cert-Template-OID``. Gather (one LDAP lookup, o
 
 Transport: ``ldaps://`` is LDAPS; ``ldap://`` is upgraded with StartTLS, except on a loopback host with
 no CA bundle configured (a tunnel or a local directory), the only place the password may travel
-without TLS. Binds: simple, NTLM (``DOMAIN\\user``) or Kerberos (SASL GSSAPI with the process's ticket).
+without TLS. Binds: simple, NTLM (``DOMAIN\\user``) or Kerberos (SASL GSSAPI with the process's ticket, for the
+SPN ``ldap/<host of the URL>``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,16 @@ OID_ATTRIBUTE = "msPKI-Cert-Template-OID"
 CACHE_SECONDS = 3600.0  # a template's OID never changes, but a new template can appear
 BIND_METHODS = ("simple", "ntlm", "kerberos")
 _SSL_ERROR = re.compile(r"\[SSL: [A-Z_]+\][^'\"()]*")
+_GSS_MINOR = re.compile(r"Minor \(\d+\): (.+?)(?:, Context:|$)")
+# What a GSSAPI failure in the bind (its "minor" text) means for the operator; the first that matches wins.
+_KERBEROS_CAUSES = (
+    (r"no kerberos credentials|no credentials cache|key table",
+     "this process has no Kerberos ticket: set KRB5_CLIENT_KTNAME to the service account's keytab (MIT Kerberos "
+     "then gets tickets by itself), or KRB5CCNAME to a credential cache kept fresh (kinit -k -t KEYTAB PRINCIPAL)"),
+    (r"^server .*not found",
+     "no account holds the SPN ldap/{host}: CERTLC_ADCS_LDAP_URL must name the domain controller by the host name "
+     "its SPN is registered for (setspn -Q ldap/{host}), not an IP address or an alias"),
+)  # fmt: skip
 Transport = Literal["ldaps", "starttls", "plain"]
 
 
@@ -123,6 +134,20 @@ def template_verdict(oid: str, lookup: Lookup) -> TemplateVerdict:
         )
     return TemplateVerdict(
         "misconfigured", "directory_refused", f"cannot look up the name of AD CS template OID {oid}: {lookup.detail}"
+    )
+
+
+def kerberos_bind_failure(where: str, host: str, error: str) -> Unreachable | Refused:
+    """A GSSAPI failure before the directory saw the bind: a KDC out of reach is transient, anything else is this
+    worker's Kerberos setup and does not mend by retrying."""
+    said = _GSS_MINOR.search(error)
+    cause = (said.group(1) if said else error).strip()
+    if re.search(r"cannot contact any kdc", cause, re.IGNORECASE):
+        return Unreachable(f"the KDC is unreachable for the Kerberos bind to {where} ({cause})")
+    hint = next((hint for words, hint in _KERBEROS_CAUSES if re.search(words, cause, re.IGNORECASE)), "")
+    explained = f": {hint.format(host=host)}" if hint else ""
+    return Refused(
+        f"the Kerberos (SASL GSSAPI) bind to {where} failed before the directory was asked: {cause}{explained}"
     )
 
 
@@ -272,6 +297,8 @@ class TemplateDirectory:
             return Unreachable(f"{where} stopped answering ({_first_line(exc)})")
         except errors.LDAPException as exc:
             return Refused(f"{where} refused the lookup ({_first_line(exc)})")
+        except _kerberos_errors(self.settings.bind) as exc:
+            return kerberos_bind_failure(where, self._endpoint.host, str(exc))
         finally:
             connection.unbind()
 
@@ -303,9 +330,13 @@ class TemplateDirectory:
 
     def _bind_problem(self, where: str, result: Mapping[str, Any]) -> str:
         description = result.get("description") or "refused"
-        account = self.settings.username or "the process's Kerberos identity"
+        if self.settings.bind == "kerberos":
+            return (
+                f"{where} refused the kerberos bind as the process's Kerberos identity ({description}): the "
+                "directory must know the ticket's principal (klist) as an account"
+            )
         return (
-            f"{where} refused the {self.settings.bind} bind as {account} ({description}): check "
+            f"{where} refused the {self.settings.bind} bind as {self.settings.username} ({description}): check "
             "CERTLC_ADCS_USERNAME and CERTLC_ADCS_PASSWORD (or CERTLC_ADCS_LDAP_AUTH)"
         )
 
@@ -328,6 +359,15 @@ def _require_gssapi() -> None:
             "a Kerberos bind to the directory needs the gssapi package (pip install gssapi, which builds against "
             "MIT Kerberos); or bind with an account: CERTLC_ADCS_USERNAME and CERTLC_ADCS_PASSWORD"
         ) from exc
+
+
+def _kerberos_errors(bind: str) -> tuple[type[Exception], ...]:
+    """GSSAPI's errors, which ldap3 lets out of a Kerberos bind; none for other binds (they need no gssapi)."""
+    if bind != "kerberos":
+        return ()
+    from gssapi.exceptions import GSSError
+
+    return (GSSError,)
 
 
 def _tls_problem(where: str, exc: BaseException) -> str:
