@@ -33,6 +33,7 @@ SERVER_MARKERS = {
     "cfssl_auth_server": "cfssl",
     "chromium_binary": "chromium",
     "slapd": "slapd",
+    "slapd_kerberos": "slapd",
     "kdc": "kdc",
 }
 

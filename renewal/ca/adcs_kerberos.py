@@ -26,46 +26,21 @@ from requests_kerberos import REQUIRED, HTTPKerberosAuth
 from requests_kerberos.exceptions import KerberosExchangeError, MutualAuthenticationError
 
 from renewal.ca.base import CaConfigError, CaUnavailable
+from renewal.ca.kerberos_errors import explain_kerberos_failure
 
-_MINOR = re.compile(r"Minor \(\d+\): (.+?)(?:, Context:|$)")
 _TOKEN = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")  # a base64 Kerberos token (a ticket and its authenticator)
 _TOKEN_LOGGERS = ("requests_kerberos.kerberos_", "spnego._gss", "spnego._context")  # they log tokens at DEBUG
-_NO_TICKET = (
-    "this process has no Kerberos ticket: set KRB5_CLIENT_KTNAME to the service account's keytab (MIT Kerberos "
-    "then gets tickets by itself), or KRB5CCNAME to a credential cache kept fresh (kinit -k -t KEYTAB PRINCIPAL)"
-)
-_STALE_KEY = (
-    "the keytab's key is not the account's current key (its password changed since the keytab was made): make a "
-    "new keytab"
-)
-# What a Kerberos error (GSSAPI's "minor" text) means for the operator; the first that matches wins.
-_CAUSES = (
-    (r"no kerberos credentials|no credentials cache|key table", _NO_TICKET),
-    (r"clock skew", "this machine's clock and the KDC's differ by more than the allowed skew (5 minutes by "
-                    "default): keep the clock in sync with the domain controllers (NTP)"),
-    (r"^server .*not found", "no account holds the SPN HTTP/{host}: CERTLC_ADCS_SERVER must be the host name "
-                             "IIS's SPN is registered for (setspn -Q HTTP/{host}), not an IP address or an alias"),
-    (r"^client .*not found", "the KDC does not know this client principal: check the keytab's principal "
-                             "(klist -k) and that the account exists"),
-    (r"preauthentication failed|decrypt integrity check failed|password incorrect", _STALE_KEY),
-    (r"revoked", "the KDC refuses the account: it is disabled, locked out or expired"),
-    (r"expired", "the ticket expired: renew it (kinit -k), or use KRB5_CLIENT_KTNAME so tickets come when needed"),
-    (r"cannot find kdc", "krb5.conf names no KDC for the realm: check KRB5_CONFIG (or /etc/krb5.conf), its "
-                         "[realms] and dns_lookup_kdc"),
-)  # fmt: skip
 
 
 def kerberos_failure(host: str, error: str) -> CaConfigError | CaUnavailable:
     """What a Kerberos error on this side means: a KDC out of reach is transient (retried), everything else is this
     worker's configuration and does not mend by retrying."""
-    said = _MINOR.search(error)
-    cause = (said.group(1) if said else error).strip()
+    failure = explain_kerberos_failure(error, spn=f"HTTP/{host.split(':')[0]}", setting="CERTLC_ADCS_SERVER")
     where = f"Kerberos for AD CS web enrollment at {host}"
-    if re.search(r"cannot contact any kdc", cause, re.IGNORECASE):
-        return CaUnavailable(f"{where}: the KDC is unreachable ({cause})")
-    hint = next((hint for words, hint in _CAUSES if re.search(words, cause, re.IGNORECASE)), "")
-    explained = f": {hint.format(host=host.split(':')[0])}" if hint else ""
-    return CaConfigError(f"{where} failed before the web server was asked: {cause}{explained}")
+    if failure.transient:
+        return CaUnavailable(f"{where}: the KDC is unreachable ({failure.cause})")
+    explained = f": {failure.hint}" if failure.hint else ""
+    return CaConfigError(f"{where} failed before the web server was asked: {failure.cause}{explained}")
 
 
 class _Kerberos(HTTPKerberosAuth):

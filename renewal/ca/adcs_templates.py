@@ -27,6 +27,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from renewal.ca.base import CaConfigError, CaUnavailable, Denied
+from renewal.ca.kerberos_errors import explain_kerberos_failure
 from renewal.clients import is_loopback_host
 
 log = logging.getLogger(__name__)
@@ -37,16 +38,6 @@ OID_ATTRIBUTE = "msPKI-Cert-Template-OID"
 CACHE_SECONDS = 3600.0  # a template's OID never changes, but a new template can appear
 BIND_METHODS = ("simple", "ntlm", "kerberos")
 _SSL_ERROR = re.compile(r"\[SSL: [A-Z_]+\][^'\"()]*")
-_GSS_MINOR = re.compile(r"Minor \(\d+\): (.+?)(?:, Context:|$)")
-# What a GSSAPI failure in the bind (its "minor" text) means for the operator; the first that matches wins.
-_KERBEROS_CAUSES = (
-    (r"no kerberos credentials|no credentials cache|key table",
-     "this process has no Kerberos ticket: set KRB5_CLIENT_KTNAME to the service account's keytab (MIT Kerberos "
-     "then gets tickets by itself), or KRB5CCNAME to a credential cache kept fresh (kinit -k -t KEYTAB PRINCIPAL)"),
-    (r"^server .*not found",
-     "no account holds the SPN ldap/{host}: CERTLC_ADCS_LDAP_URL must name the domain controller by the host name "
-     "its SPN is registered for (setspn -Q ldap/{host}), not an IP address or an alias"),
-)  # fmt: skip
 Transport = Literal["ldaps", "starttls", "plain"]
 
 
@@ -140,14 +131,12 @@ def template_verdict(oid: str, lookup: Lookup) -> TemplateVerdict:
 def kerberos_bind_failure(where: str, host: str, error: str) -> Unreachable | Refused:
     """A GSSAPI failure before the directory saw the bind: a KDC out of reach is transient, anything else is this
     worker's Kerberos setup and does not mend by retrying."""
-    said = _GSS_MINOR.search(error)
-    cause = (said.group(1) if said else error).strip()
-    if re.search(r"cannot contact any kdc", cause, re.IGNORECASE):
-        return Unreachable(f"the KDC is unreachable for the Kerberos bind to {where} ({cause})")
-    hint = next((hint for words, hint in _KERBEROS_CAUSES if re.search(words, cause, re.IGNORECASE)), "")
-    explained = f": {hint.format(host=host)}" if hint else ""
+    failure = explain_kerberos_failure(error, spn=f"ldap/{host}", setting="CERTLC_ADCS_LDAP_URL")
+    if failure.transient:
+        return Unreachable(f"the KDC is unreachable for the Kerberos bind to {where} ({failure.cause})")
+    explained = f": {failure.hint}" if failure.hint else ""
     return Refused(
-        f"the Kerberos (SASL GSSAPI) bind to {where} failed before the directory was asked: {cause}{explained}"
+        f"the Kerberos (SASL GSSAPI) bind to {where} failed before the directory was asked: {failure.cause}{explained}"
     )
 
 
