@@ -8,6 +8,7 @@ import os
 import stat
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -108,17 +109,18 @@ def test_order_unfinished_by_the_deadline_is_pending_then_polled_to_issuance(peb
 
 
 class ReadOnlyDisk:
-    """While on, this process may read files but not write, make or remove any, as on a Flex Consumption instance
-    whose package is read-only; what it tried is kept in ``refused``."""
+    """While on, the thread that turned it on may read files but not write, make or remove any, as on a Flex
+    Consumption instance whose package is read-only; what it tried is kept in ``refused``. Other threads (the
+    session's local stack writes its audit file and rows meanwhile) are not this test's adapter."""
 
     WRITES = frozenset({"os.mkdir", "os.remove", "os.rename", "os.rmdir", "os.chmod", "os.truncate", "shutil.rmtree"})
 
     def __init__(self) -> None:
-        self.on = False
+        self.thread: int | None = None
         self.refused: list[tuple[str, str]] = []
 
     def __call__(self, event: str, args: tuple[Any, ...]) -> None:
-        if not self.on:
+        if self.thread != threading.get_ident():
             return
         if event == "open":
             _, mode, flags = args
@@ -131,11 +133,11 @@ class ReadOnlyDisk:
 
     def __enter__(self) -> ReadOnlyDisk:
         self.refused.clear()
-        self.on = True
+        self.thread = threading.get_ident()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.on = False
+        self.thread = None
 
 
 @pytest.fixture(scope="module")
