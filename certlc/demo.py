@@ -152,6 +152,7 @@ class Observed:
     waited: bool = False  # the CA left its request pending at least once
     ca_request_id: str = ""  # what the CA said of its request, in its own words (pending or denied)
     ca_message: str = ""
+    detail: str = ""  # what the last failed or skipped record said, for a run that went wrong
 
 
 @dataclass
@@ -539,7 +540,7 @@ def observed(name: str, evidence: Evidence) -> Observed:
     for events, status in ((("failed", "rejected"), FAILED), (("skipped",), "skipped")):
         last = next((r for r in reversed(records) if r["event"] in events), None)
         if last is not None:
-            return Observed(status, last.get("reason") or "", via, **words)
+            return Observed(status, last.get("reason") or "", via, **words, detail=str(last.get("detail") or ""))
     if records:
         return Observed("in_progress", records[-1]["event"], via, **words)
     if swept:
@@ -571,7 +572,8 @@ def problem(expect: Expect, seen: Observed, versions: int, alerts: list[dict[str
     if seen.status == NOT_EXAMINED:
         return f"expected {expected}, but it was not examined by the pipeline"
     if (seen.status, seen.reason) != (expect.status, expect.reason):
-        return f"expected {expected}, the pipeline recorded {seen.status} ({seen.reason})"
+        because = f": {seen.detail}" if seen.detail else ""
+        return f"expected {expected}, the pipeline recorded {seen.status} ({seen.reason}){because}"
     wanted = 2 if expect.status == RENEWED else 1
     if versions != wanted:
         return f"expected {wanted} version(s) in Key Vault, found {versions}"

@@ -39,6 +39,7 @@ from renewal.ca.base import (
     Issued,
     Pending,
 )
+from renewal.ca.per_thread import PerThread
 
 if TYPE_CHECKING:
     from acme import client as acme_client
@@ -203,7 +204,7 @@ class AcmeAuthority:
         self.solver = solver
         self.timeout = timeout
         self.network_timeout = network_timeout
-        self._client: acme_client.ClientV2 | None = None
+        self._clients = PerThread(self._register_or_explain)
 
     def submit(self, csr_pem: bytes, profile: str, replaces: str | None = None) -> CaResult:
         """``replaces``: the ARI identifier of the certificate this one renews (RFC 9773), named in the new order."""
@@ -284,17 +285,18 @@ class AcmeAuthority:
         return path.read_bytes()
 
     def _account(self) -> acme_client.ClientV2:
-        """The client bound to our account (found or created once per instance)."""
+        """This thread's client bound to our account (found or created on the thread's first call)."""
+        return self._clients.get()
+
+    def _register_or_explain(self) -> acme_client.ClientV2:
         from acme import messages
 
-        if self._client is None:
-            try:
-                self._client = self._register()
-            except messages.Error as exc:
-                if exc.code in TRANSIENT_CODES:
-                    raise CaUnavailable(f"ACME server is busy or failing: {_problem(exc)}") from exc
-                raise CaConfigError(f"ACME account setup at {self.directory_url} failed: {_problem(exc)}") from exc
-        return self._client
+        try:
+            return self._register()
+        except messages.Error as exc:
+            if exc.code in TRANSIENT_CODES:
+                raise CaUnavailable(f"ACME server is busy or failing: {_problem(exc)}") from exc
+            raise CaConfigError(f"ACME account setup at {self.directory_url} failed: {_problem(exc)}") from exc
 
     def _register(self) -> acme_client.ClientV2:
         import josepy
@@ -309,8 +311,7 @@ class AcmeAuthority:
         try:
             client.new_account(messages.NewRegistration.from_data(only_return_existing=True))
         except errors.ConflictError as existing:  # 200 + Location: the key already has an account
-            net.account = messages.RegistrationResource(uri=existing.location, body=messages.Registration())
-            return client
+            return _bound(client, existing.location)
         except messages.Error as exc:
             if exc.code != "accountDoesNotExist":
                 raise
@@ -323,11 +324,14 @@ class AcmeAuthority:
         if self._eab is not None:
             kid, hmac_key = self._eab
             eab = messages.ExternalAccountBinding.from_data(key.public_key(), kid, hmac_key, client.directory)
-        client.new_account(
-            messages.NewRegistration.from_data(
-                email=self.contact_email, terms_of_service_agreed=True, external_account_binding=eab
+        try:
+            client.new_account(
+                messages.NewRegistration.from_data(
+                    email=self.contact_email, terms_of_service_agreed=True, external_account_binding=eab
+                )
             )
-        )
+        except errors.ConflictError as existing:  # another thread (or instance) created it a moment ago
+            return _bound(client, existing.location)
         return client
 
     # -- orders ---------------------------------------------------------------------------------
@@ -491,6 +495,14 @@ class AcmeAuthority:
             raise CaUnavailable(
                 f"unexpected failure with {where}: {type(exc).__name__}: {exc}", request_id=placed.url
             ) from exc
+
+
+def _bound(client: acme_client.ClientV2, account_url: str) -> acme_client.ClientV2:
+    """``client`` signing as the existing account at ``account_url``."""
+    from acme import messages
+
+    client.net.account = messages.RegistrationResource(uri=account_url, body=messages.Registration())
+    return client
 
 
 @dataclass

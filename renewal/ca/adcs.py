@@ -16,12 +16,12 @@ from __future__ import annotations
 import html
 import logging
 import re
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from renewal.ca.adcs_templates import TemplateDirectory
 from renewal.ca.base import CA_TIMEOUT_DEFAULT, CaConfigError, CaResult, CaUnavailable, Denied, Issued, Pending
+from renewal.ca.per_thread import PerThread
 
 AUTH_METHODS = ("ntlm", "kerberos", "basic", "cert")
 _OID = re.compile(r"^\d+(\.\d+)+$")
@@ -76,7 +76,8 @@ class AdcsAuthority:
         self._username = username or "of this process's Kerberos identity"
         self._auth = auth_method
         self._poll_seconds = poll_seconds
-        self._client = _client(self.server, username, password, auth_method, ca_bundle, timeout)
+        self._clients = PerThread(lambda: _client(self.server, username, password, auth_method, ca_bundle, timeout))
+        self._clients.get()  # a missing package or a bad setting fails at start-up, not mid-renewal
         self._chain: tuple[str, ...] | None = None
         self._templates = templates
 
@@ -88,9 +89,9 @@ class AdcsAuthority:
         import certsrv
 
         try:
-            leaf = self._call("submitting the request", self._client.get_cert, csr_pem.decode("ascii"), profile)
+            leaf = self._call("submitting the request", self._clients.get().get_cert, csr_pem.decode("ascii"), profile)
         except certsrv.CertificatePendingException as exc:
-            return self._pending(str(exc.req_id), *_pending_words(self._client.pages.last))
+            return self._pending(str(exc.req_id), *_pending_words(self._clients.get().last_page))
         except certsrv.RequestDeniedException as exc:
             found = _REQUEST_ID.search(_page_text(exc.response or ""))
             request_id = found.group(1) if found else ""
@@ -105,7 +106,7 @@ class AdcsAuthority:
         if not request_id.isdigit():
             raise CaConfigError(f"{request_id!r} is not an AD CS request id (a number)")
         try:
-            leaf = self._call(f"fetching request {request_id}", self._client.get_existing_cert, request_id)
+            leaf = self._call(f"fetching request {request_id}", self._clients.get().get_existing_cert, request_id)
         except certsrv.CouldNotRetrieveCertificateException as exc:
             message = str(exc).strip()
             if _UNDER_SUBMISSION.search(message):
@@ -141,7 +142,7 @@ class AdcsAuthority:
             from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
             try:
-                blob = self._call("fetching the CA chain", self._client.get_chain, "bin")
+                blob = self._call("fetching the CA chain", self._clients.get().get_chain, "bin")
                 certs = pkcs7.load_der_pkcs7_certificates(blob)
             except (certsrv.CouldNotRetrieveCertificateException, ValueError) as exc:
                 raise CaConfigError(f"the CA chain from {self.server} is not a PKCS#7 bundle: {exc}") from exc
@@ -207,20 +208,19 @@ def _client(server: str, username: str, password: str, auth: str, ca_bundle: str
         client.session.auth = KerberosAuth(username)  # certsrv has no Kerberos method of its own
     if ca_bundle:
         _pin_verify(client.session)
-    _keep_pages(client)
+    _keep_last_page(client)
     return client
 
 
-def _keep_pages(client: Any) -> None:
-    """Keeps the last page each thread received: certsrv's pending exception carries only the request id, and
-    the CA's own words about the request are on the page."""
-    client.pages = threading.local()
-    client.pages.last = ""
+def _keep_last_page(client: Any) -> None:
+    """Keeps the last page the client received (each thread has its own client): certsrv's pending exception
+    carries only the request id, and the CA's own words about the request are on the page."""
+    client.last_page = ""
     post = client._post
 
     def remembered(url: str, **kwargs: Any) -> Any:
         response = post(url, **kwargs)
-        client.pages.last = response.text
+        client.last_page = response.text
         return response
 
     client._post = remembered

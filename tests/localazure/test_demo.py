@@ -111,7 +111,8 @@ def test_a_failure_recorded_for_another_reason_fails(evidence):
         for r in evidence.audit
     ]
     wrong = _verdicts(replace(evidence, audit=altered))["partner-retired"]
-    assert wrong == "expected failed (ca_denied), the pipeline recorded failed (ca_unavailable)"
+    said = next(r["detail"] for r in altered if r["name"] == "partner-retired" and r["event"] == "failed")
+    assert said and wrong == f"expected failed (ca_denied), the pipeline recorded failed (ca_unavailable): {said}"
 
 
 def test_a_merge_key_vault_does_not_serve_is_not_a_renewal(evidence):

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -75,6 +76,38 @@ def test_account_key_is_private_and_made_once(pebble, authority) -> None:
 
     assert again.account_url == first_url
     assert key_file.read_bytes() == key_bytes
+
+
+@pytest.mark.timeout(90)
+def test_the_first_renewals_on_many_threads_share_one_new_account(pebble, authority, monkeypatch) -> None:
+    """The host runs a batch of renewals at once on one shared adapter, whose account key has no account yet:
+    every thread looks for the account and creates it, and those that lose the race are told it exists (HTTP 200
+    with its URL, a ConflictError to the client) and use it. A pause after each answer (each carries a nonce the
+    client keeps) stands for a slow CA and lets the threads overlap."""
+    from acme import client as acme_client
+
+    keep = acme_client.ClientNetwork._add_nonce
+
+    def keep_then_pause(net: acme_client.ClientNetwork, response: Any) -> None:
+        keep(net, response)
+        time.sleep(0.02)
+
+    monkeypatch.setattr(acme_client.ClientNetwork, "_add_nonce", keep_then_pause)
+
+    def renew(i: int) -> str:
+        try:
+            return type(authority.submit(make_csr(f"batch{i}.certlc.test"), "server")).__name__
+        except Exception as exc:  # what the workflow would see
+            return f"{type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(renew, range(8)))
+
+    assert outcomes == ["Issued"] * 8
+    found = AcmeAuthority(
+        pebble.directory_url, account_key_path=authority.account_key_path, ca_bundle=str(pebble.ca_bundle)
+    )
+    assert authority.account_url == found.account_url  # one account for the key
 
 
 def test_folder_solver_writes_answers_and_cleans_them_up(pebble, tmp_path) -> None:

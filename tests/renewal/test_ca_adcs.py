@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import certsrv
 import pytest
@@ -133,6 +135,51 @@ def test_ntlm_logs_on_bound_to_the_servers_tls_certificate(adcs_ntlm_server) -> 
     assert isinstance(_adcs(adcs_ntlm_server).submit(make_csr("bound.corp.test"), "WebServer"), Issued)
     assert adcs_ntlm_server.refusals == refused_before
     assert os.environ.get("NTLM_USER_FILE") == user_file_before  # the acceptor's account file never outlives its calls
+
+
+@pytest.mark.timeout(60)
+def test_renewals_on_many_threads_each_log_on_over_their_own_connection(adcs_ntlm_server, monkeypatch) -> None:
+    """The host runs a batch of renewals at once on one shared adapter. NTLM authenticates a connection, and
+    requests-ntlm returns it to the pool between the handshake's legs: another thread taking it there would get
+    a logon refused (HTTP 401, a permanent failure). Pausing after each return makes that hand-over likely."""
+    import urllib3.response
+
+    give_back = urllib3.response.HTTPResponse.release_conn
+
+    def give_back_then_pause(response: urllib3.response.HTTPResponse) -> None:
+        give_back(response)
+        time.sleep(0.03)
+
+    monkeypatch.setattr(urllib3.response.HTTPResponse, "release_conn", give_back_then_pause)
+    shared = _adcs(adcs_ntlm_server)
+    before = len(adcs_ntlm_server.refusals)
+
+    def renew(i: int) -> str:
+        try:
+            return type(shared.submit(make_csr(f"batch{i}.corp.test"), "WebServer")).__name__
+        except Exception as exc:  # what the workflow would see
+            return f"{type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(renew, range(12)))
+
+    assert outcomes == ["Issued"] * 12
+    assert adcs_ntlm_server.refusals[before:] == []
+
+
+def test_an_ntlm_leg_out_of_sequence_or_not_base64_is_a_fresh_401(adcs_ntlm_server) -> None:
+    """As IIS answers a failed logon: an AUTHENTICATE on a connection that never negotiated, or a token that is
+    not base64, is refused with a new challenge, never a dropped connection."""
+    authenticate = base64.b64encode(b"NTLMSSP\x00\x03\x00\x00\x00" + bytes(60)).decode()
+    url = f"{adcs_ntlm_server.url}certcarc.asp"
+    before = len(adcs_ntlm_server.refusals)
+
+    for token in (authenticate, "not*base64"):
+        answer = requests.get(
+            url, headers={"Authorization": f"NTLM {token}"}, verify=adcs_ntlm_server.ca_bundle, timeout=10
+        )
+        assert (answer.status_code, answer.headers.get("WWW-Authenticate")) == (401, "NTLM")
+    assert adcs_ntlm_server.refusals[before:] == ["OutOfSequence", "MalformedToken"]
 
 
 def test_extended_protection_refuses_an_ntlm_logon_without_a_channel_binding(adcs_ntlm_server) -> None:

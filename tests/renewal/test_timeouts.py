@@ -359,9 +359,9 @@ def test_default_ca_timeout_is_30_seconds_for_every_adapter(tmp_path: Path) -> N
     build = ca_factory(env, clock=lambda: datetime.now(UTC))
     assert build("cfssl")._timeout == 30.0  # type: ignore[attr-defined]
     assert build("acme").network_timeout == 30.0  # type: ignore[attr-defined]
-    assert build("adcs")._client.timeout == 30.0  # type: ignore[attr-defined]
+    assert build("adcs")._clients.get().timeout == 30.0  # type: ignore[attr-defined]
     custom = ca_factory({**env, "CERTLC_CA_TIMEOUT": "7.5"}, clock=lambda: datetime.now(UTC))
-    assert custom("adcs")._client.timeout == 7.5  # type: ignore[attr-defined]
+    assert custom("adcs")._clients.get().timeout == 7.5  # type: ignore[attr-defined]
 
 
 # -- notifications ---------------------------------------------------------------------------------

@@ -88,10 +88,19 @@ class NtlmGate:
         if scheme.lower() != "ntlm" or not encoded.strip():
             connection.context = None
             return Verdict(None, "NTLM")
-        token = base64.b64decode(encoded)
+        try:
+            token = base64.b64decode(encoded, validate=True)
+        except ValueError:
+            return self._refuse(connection, "MalformedToken")
         if connection.context is None or token.startswith(_NTLM_NEGOTIATE):
             connection.context = self._acceptor()
         return self._step(token, connection)
+
+    def _refuse(self, connection: Connection, why: str) -> Verdict:
+        """A fresh 401, as IIS answers a failed logon; the connection must start its handshake again."""
+        connection.context = None
+        self.refusals.append(why)
+        return Verdict(None, "NTLM")
 
     def _step(self, token: bytes, connection: Connection) -> Verdict:
         import spnego.exceptions
@@ -100,16 +109,15 @@ class NtlmGate:
             with self._accounts():
                 answer = connection.context.step(token)
         except spnego.exceptions.SpnegoError as exc:  # wrong password, bad binding: IIS answers a fresh 401
-            connection.context = None
-            self.refusals.append(type(exc).__name__)
-            return Verdict(None, "NTLM")
+            return self._refuse(connection, type(exc).__name__)
+        except ValueError:  # a leg of another connection's handshake (its AUTHENTICATE with no NEGOTIATE here)
+            return self._refuse(connection, "OutOfSequence")
         if not connection.context.complete:
             return Verdict(None, "NTLM " + base64.b64encode(answer or b"").decode())
         principal = str(connection.context.client_principal)
         connection.context = None
         if principal.lower() in {name.lower() for name in self.locked_out}:
-            self.refusals.append("AccountLockedOut")
-            return Verdict(None, "NTLM")
+            return self._refuse(connection, "AccountLockedOut")
         connection.principal = principal
         return Verdict(principal)
 
