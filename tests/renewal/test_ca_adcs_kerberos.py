@@ -232,3 +232,18 @@ def test_the_local_server_refuses_a_ticket_without_channel_binding(kerberos_serv
 
     assert answer.status_code == 401
     assert kerberos_server.refusals[before:] == ["NoChannelBinding"] * 2
+
+
+def test_the_local_server_answers_a_token_that_is_not_base64_with_a_fresh_401(kerberos_server) -> None:
+    """As any failed logon, never a dropped connection (which a client would read as a CA that is down)."""
+    before = len(kerberos_server.refusals)
+
+    answer = requests.get(
+        kerberos_server.url,
+        headers={"Authorization": "Negotiate not*base64"},
+        verify=kerberos_server.ca_bundle,
+        timeout=10,
+    )
+
+    assert (answer.status_code, answer.headers.get("WWW-Authenticate")) == (401, "Negotiate")
+    assert kerberos_server.refusals[before:] == ["MalformedToken"]

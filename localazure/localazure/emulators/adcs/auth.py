@@ -159,12 +159,17 @@ class NegotiateGate:
         scheme, _, encoded = (header or "").partition(" ")
         if scheme.lower() != "negotiate" or not encoded.strip():
             return Verdict(None, "Negotiate")
+        try:
+            token = base64.b64decode(encoded, validate=True)
+        except ValueError:
+            self.refusals.append("MalformedToken")
+            return Verdict(None, "Negotiate")
         credentials = gssapi.Credentials(usage="accept", store={"keytab": f"FILE:{self.keytab}"})
         context = gssapi.SecurityContext(
             creds=credentials, usage="accept", channel_bindings=ChannelBindings(application_data=self.bindings)
         )
         try:  # gssapi may defer a failure (a wrong binding) to the first look at the context after the step
-            answer = context.step(base64.b64decode(encoded))
+            answer = context.step(token)
             refusal = _kerberos_refusal(context, self.locked_out)
         except gssapi.exceptions.GSSError as exc:  # a ticket for another key, a wrong binding: IIS answers a 401
             refusal = type(exc).__name__
