@@ -108,8 +108,9 @@ def no_pending(stack: Any, name: str) -> bool:
 
 
 def drain_until(stack: Any, done: Callable[[], object], *, timeout: float = 90.0, names: tuple[str, ...] = ()) -> None:
-    """Drain the stack until ``done()``: retries come back after their visibility delay. On time-out the
-    message shows each of ``names``' versions and audit events."""
+    """Drain the stack until ``done()``: retries come back after their visibility delay. Then once more, so an
+    invocation that made ``done()`` true has finished what it does after (the alert follows the audit record).
+    On time-out the message shows each of ``names``' versions and audit events."""
 
     def drained() -> bool:
         if done():
@@ -125,6 +126,7 @@ def drain_until(stack: Any, done: Callable[[], object], *, timeout: float = 90.0
         return "; ".join(["the pipeline's expected state", *described])
 
     poll_until(drained, timeout=timeout, interval=0.2, what=state)
+    settle(stack)
 
 
 def deliver(stack: Any, body: str, dequeue_count: int = 1) -> None:
