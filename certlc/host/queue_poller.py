@@ -3,6 +3,9 @@
 - a batch of up to ``batchSize`` messages is leased and run in parallel, one thread per message, and the
   next batch is fetched as soon as no more than ``newBatchThreshold`` are still running (default
   ``batchSize / 2``), so one slow invocation never holds the messages behind it;
+- a leased message is invisible for ``LEASE`` (10 minutes, the host's fixed value), and the lease is renewed
+  halfway through for as long as its function runs, as the host's queue listener does, so a long renewal is
+  never delivered a second time meanwhile; settling uses the pop receipt of the latest renewal;
 - success deletes the message;
 - a message handed back by a worker that stops before its invocation finishes is visible again at once, and
   that invocation no longer settles it;
@@ -25,9 +28,10 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,7 @@ from renewal.queue import ensure_queue
 log = logging.getLogger("certlc.host")
 
 MIN_POLLING_INTERVAL = 0.1
+LEASE = 600.0  # the host's queue listener leases each message for 10 minutes and renews that while it runs
 _TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2}(?:\.\d+)?)$")
 
 
@@ -61,7 +66,7 @@ class QueueOptions:
     max_dequeue_count: int = 5
     visibility_timeout: float = 0.0
     max_polling_interval: float = 60.0
-    lease: float = 600.0  # how long a message stays invisible while its function runs
+    lease: float = LEASE  # how long a leased message stays invisible; renewed halfway while its function runs
 
     @classmethod
     def from_host_json(cls, path: Path) -> QueueOptions:
@@ -71,7 +76,6 @@ class QueueOptions:
             raise ValueError(f"cannot read {path}: {exc}") from None
         queues: Mapping[str, Any] = host.get("extensions", {}).get("queues", {})
         defaults = cls()
-        lease = host.get("functionTimeout")
         batch_size = int(queues.get("batchSize", defaults.batch_size))
         return cls(
             batch_size=batch_size,
@@ -83,7 +87,6 @@ class QueueOptions:
             max_polling_interval=parse_timespan(
                 queues.get("maxPollingInterval", "00:01:00"), "extensions.queues.maxPollingInterval"
             ),
-            lease=max(parse_timespan(lease, "functionTimeout"), 60.0) if lease else defaults.lease,
         )
 
 
@@ -111,6 +114,17 @@ def trigger_payload(message: Any, body: bytes) -> tuple[Datum, dict[str, Datum]]
     return datum, {key: value for key, value in metadata.items() if value is not None}
 
 
+@dataclass
+class _Lease:
+    """One lease of one message: the pop receipt of its latest renewal, and when to renew it next. ``lock``
+    keeps a renewal and the settlement from using the receipt at the same time."""
+
+    message: Any
+    receipt: str
+    renew_at: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
 class QueuePoller:
     """Feeds one queue to one handler; ``poll_once`` leases and starts one batch, ``run`` is the polling loop."""
 
@@ -126,7 +140,10 @@ class QueuePoller:
         self._settled = threading.Condition()
         self._in_flight = 0
         self._processed = 0
-        self._leased: dict[tuple[str, str], Any] = {}  # until its invocation settles it or it is handed back
+        self._leased: dict[tuple[str, str], _Lease] = {}  # until its invocation settles it or it is handed back
+        self._closing = threading.Event()
+        self._keeper = threading.Thread(target=self._keep_leases, name=f"lease-{queue.queue_name}", daemon=True)
+        self._keeper.start()
 
     @property
     def busy(self) -> bool:
@@ -172,10 +189,12 @@ class QueuePoller:
                 visibility_timeout=max(1, round(self._options.lease)),
             )
         )
+        renew_at = time.monotonic() + self._options.lease / 2
         for message in batch:
             with self._settled:
                 self._in_flight += 1
-                self._leased[_lease(message)] = message
+                self._leased[_lease(message)] = _Lease(message, message.pop_receipt, renew_at)
+                self._settled.notify_all()  # the keeper learns of the new lease
             self._pool.submit(self._process, message)
         return len(batch)
 
@@ -210,17 +229,53 @@ class QueuePoller:
         the next worker take it at once rather than when its lease ends. Its invocation will not settle it
         (delete, retry or poison) any more, whatever it does before the process exits."""
         with self._settled:
-            messages = list(self._leased.values())
+            leases = list(self._leased.values())
             self._leased.clear()
-        for message in messages:
-            try:
-                self._queue.update_message(message.id, message.pop_receipt, visibility_timeout=0)
-            except Exception as exc:  # storage down: it comes back when its lease ends instead
-                log.warning("Handing back message %s on %r failed: %s", message.id, self.queue_name, exc)
-        return len(messages)
+        for lease in leases:
+            with lease.lock:
+                try:
+                    self._queue.update_message(lease.message.id, lease.receipt, visibility_timeout=0)
+                except Exception as exc:  # storage down: it comes back when its lease ends instead
+                    log.warning("Handing back message %s on %r failed: %s", lease.message.id, self.queue_name, exc)
+        return len(leases)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._closing.set()
+        with self._settled:
+            self._settled.notify_all()
+        self._keeper.join()
+
+    def _keep_leases(self) -> None:
+        """Renews each running message's lease halfway through it, until the poller closes."""
+        while not self._closing.is_set():
+            with self._settled:
+                due = [lease for lease in self._leased.values() if lease.renew_at <= time.monotonic()]
+                if not due:
+                    next_at = min((lease.renew_at for lease in self._leased.values()), default=None)
+                    wait = MIN_POLLING_INTERVAL * 10 if next_at is None else next_at - time.monotonic()
+                    self._settled.wait(max(0.0, min(wait, MIN_POLLING_INTERVAL * 10)))
+                    continue
+            for lease in due:
+                self._renew(lease)
+
+    def _renew(self, lease: _Lease) -> None:
+        """One renewal: the message stays invisible for another lease, under the receipt the update returns. A
+        renewal that fails is tried again sooner; once the message is settled or handed back it is left alone."""
+        with lease.lock:
+            with self._settled:
+                if self._leased.get(_lease(lease.message)) is not lease:
+                    return
+            try:
+                updated = self._queue.update_message(
+                    lease.message.id, lease.receipt, visibility_timeout=max(1, round(self._options.lease))
+                )
+            except Exception as exc:  # storage down: try again sooner, before the lease lapses
+                lease.renew_at = time.monotonic() + min(60.0, self._options.lease / 4)
+                log.warning("Renewing the lease of message %s on %r failed: %s", lease.message.id, self.queue_name, exc)
+                return
+            lease.receipt = updated.pop_receipt
+            lease.renew_at = time.monotonic() + self._options.lease / 2
 
     def _process(self, message: Any) -> None:
         try:
@@ -236,12 +291,14 @@ class QueuePoller:
     def _settle(self, message: Any) -> None:
         succeeded = self._invoke(message)
         with self._settled:
-            if self._leased.pop(_lease(message), None) is None:  # handed back: no longer this invocation's to settle
-                return
-        if succeeded:
-            self._queue.delete_message(message.id, message.pop_receipt)
-        else:
-            self._settle_failure(message)
+            lease = self._leased.pop(_lease(message), None)
+        if lease is None:  # handed back: no longer this invocation's to settle
+            return
+        with lease.lock:  # after any renewal under way: settle with the latest receipt
+            if succeeded:
+                self._queue.delete_message(message.id, lease.receipt)
+            else:
+                self._settle_failure(message, lease.receipt)
 
     def _invoke(self, message: Any) -> bool:
         try:
@@ -255,21 +312,20 @@ class QueuePoller:
             return False
         return True
 
-    def _settle_failure(self, message: Any) -> None:
+    def _settle_failure(self, message: Any, receipt: str) -> None:
         if (message.dequeue_count or 0) >= self._options.max_dequeue_count:
             self._poison.send_message(message.content)
-            self._queue.delete_message(message.id, message.pop_receipt)
+            self._queue.delete_message(message.id, receipt)
             log.warning(
                 "Message %s moved to %r after %d attempts", message.id, self._poison.queue_name, message.dequeue_count
             )
             return
-        self._queue.update_message(
-            message.id, message.pop_receipt, visibility_timeout=round(self._options.visibility_timeout)
-        )
+        self._queue.update_message(message.id, receipt, visibility_timeout=round(self._options.visibility_timeout))
 
 
 def _lease(message: Any) -> tuple[str, str]:
-    """One lease of one message: a message leased again after its lease lapsed is another lease."""
+    """One lease of one message, by the receipt it was received with: a message received again after its lease
+    lapsed is another lease."""
     return message.id, message.pop_receipt
 
 
