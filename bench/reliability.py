@@ -591,7 +591,7 @@ def storage_down_row(m: Matrix, certs: int, outage: float) -> dict[str, Any]:
         notes=[
             "up to 2 CA requests: the residual window; a renewal whose CA answer arrives while storage is down "
             "cannot record the issued chain, retries, and the next attempt asks the CA again",
-            "the in-process host's message lease is cut to 20 s (functionTimeout, 10 min here) so a message "
+            "the in-process host's message lease is cut to 20 s (10 min, as the Functions host takes) so a message "
             "whose settlement failed during the outage comes back within the run",
             "deliveries refused during the outage are delivered again after it, as Event Grid retries",
         ],
