@@ -8,7 +8,8 @@ forward: without an answer, or with a window later than certlc's own, the normal
 Gather, not decide: ``renewal_window`` fetches (one unauthenticated GET per certificate, kept per process until
 the server's ``Retry-After``); ``renewal.decide`` takes the window as an input. A renewalInfo fetch that fails
 never blocks a renewal: the certificate falls back to the normal window, and the failure is logged once until a
-fetch works again. New orders name the certificate they replace (``replaces``, RFC 9773 section 5).
+fetch works again. New orders name the certificate they replace (``replaces``, RFC 9773 section 5), unless the CA
+says an earlier attempt's order already does.
 """
 
 from __future__ import annotations
@@ -279,6 +280,18 @@ def may_be_due(
     return client.may_be_due(vault, summary.name, summary.expires_on, now)
 
 
+def already_replaced(exc: BaseException) -> bool:
+    """Whether a newOrder naming ``replaces`` was refused because that certificate already has a replacement
+    order: RFC 9773's ``alreadyReplaced``, which Let's Encrypt sends with HTTP 409 (the acme client then raises
+    ``ConflictError`` and drops the body; before 2025 the same 409 said ``conflict``). It happens after an
+    attempt placed its order and failed; lego, getssl and acmebot then order without ``replaces``, as certlc does."""
+    from acme import errors, messages
+
+    if isinstance(exc, errors.ConflictError):
+        return True
+    return isinstance(exc, messages.Error) and str(exc.typ).endswith(":alreadyReplaced")
+
+
 def new_order(
     client: acme_client.ClientV2, csr_pem: bytes, *, profile: str | None, replaces: str | None
 ) -> messages.OrderResource:
@@ -299,7 +312,17 @@ def new_order(
     ]
     order = ReplacingOrder(identifiers=identifiers, profile=profile or "", replaces=replaces)
     nonce_url = client.directory["newNonce"]
-    response = client.net.post(client.directory["newOrder"], order, new_nonce_url=nonce_url)
+    try:
+        response = client.net.post(client.directory["newOrder"], order, new_nonce_url=nonce_url)
+    except Exception as exc:
+        if not already_replaced(exc):
+            raise
+        log.warning(
+            "the ACME server says certificate %s already has a replacement order (an earlier attempt placed it): "
+            "ordering again without naming it",
+            replaces,
+        )
+        return client.new_order(csr_pem, profile=profile)
     body = messages.Order.from_json(response.json())
     authorizations = [
         messages.AuthorizationResource(

@@ -224,6 +224,34 @@ def test_a_new_order_names_the_certificate_it_replaces(front, tmp_path) -> None:
     assert "replaces" not in orders["plain.certlc.test"]
 
 
+@pytest.mark.parametrize("status", [409, 400])
+def test_an_order_refused_as_already_replaced_is_placed_again_without_naming_it(
+    front, tmp_path, caplog, status
+) -> None:
+    """An earlier attempt's order already named the certificate (it failed after placing it): the CA refuses a
+    second one with ``alreadyReplaced`` (Let's Encrypt: HTTP 409), and the renewal orders without ``replaces``."""
+    front.already_replaced_status = status
+    name = f"again{status}.certlc.test"
+    replaces = ari_id(leaf(status))
+    with Http01ServerSolver() as solver:
+        authority = AcmeAuthority(
+            front.directory_url,
+            account_key_path=tmp_path / "account.pem",
+            ca_bundle=str(front.ca_bundle),
+            solver=solver,
+        )
+        earlier = authority.submit(make_csr(name), "", replaces=replaces)
+        with caplog.at_level(logging.WARNING, logger="certlc.ari"):
+            again = authority.submit(make_csr(name), "", replaces=replaces)
+    assert isinstance(earlier, Issued) and isinstance(again, Issued), again
+    assert [o.get("replaces") for o in front.new_orders if o["identifiers"][0]["value"] == name] == [
+        replaces,
+        replaces,  # refused
+        None,
+    ]
+    assert f"{replaces} already has a replacement order" in caplog.text
+
+
 # -- the notices -----------------------------------------------------------------------------------
 
 
