@@ -195,6 +195,25 @@ def test_extended_protection_refuses_an_ntlm_logon_without_a_channel_binding(adc
     assert session.get(url, verify=adcs_ntlm_server.ca_bundle, timeout=10).status_code == 200
 
 
+def test_extended_protection_refuses_the_all_zero_binding_of_a_client_that_has_none(
+    adcs_ntlm_server, monkeypatch
+) -> None:
+    """MS-NLMP: a client with no channel binding to give sends sixteen zero bytes. Extended Protection required
+    refuses it (pyspnego's acceptor alone would let it in). The client here is made to send zeros."""
+    import spnego._ntlm
+
+    monkeypatch.setattr(spnego._ntlm, "md5", lambda data: b"\x00" * 16)  # pyspnego hashes only the binding with it
+    session = requests.Session()
+    session.trust_env = False
+    session.auth = HttpNtlmAuth(ADCS_USERNAME, ADCS_PASSWORD)
+    before = len(adcs_ntlm_server.refusals)
+
+    answer = session.get(f"{adcs_ntlm_server.url}certcarc.asp", verify=adcs_ntlm_server.ca_bundle, timeout=10)
+
+    assert answer.status_code == 401
+    assert adcs_ntlm_server.refusals[before:] == ["NoChannelBinding"]
+
+
 @pytest.mark.timeout(30)
 def test_ntlm_wrong_password_is_permanent_names_the_account_and_never_shows_secrets(adcs_ntlm_server, caplog) -> None:
     caplog.set_level(logging.DEBUG)

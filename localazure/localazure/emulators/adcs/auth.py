@@ -4,7 +4,8 @@ NTLM authenticates a TCP connection, not a request: each connection gets its own
 (``spnego.server``), the handshake runs over 401 answers on that connection, and once it succeeds the
 connection stays authenticated (IIS's default). Extended Protection is enforced: the acceptor is given the
 channel binding of the server's own TLS certificate (RFC 5929 ``tls-server-end-point``), so a client that
-sends none, or the binding of another certificate (a TLS-terminating proxy in between), is refused.
+sends none, the all-zero binding of a client that has none (which pyspnego alone would take), or the binding
+of another certificate (a TLS-terminating proxy in between), is refused.
 
 pyspnego's NTLM acceptor reads its accounts from the file named by ``NTLM_USER_FILE`` in the environment,
 while it is created and on its last step; the variable is set only around those calls, under a lock, and
@@ -37,6 +38,8 @@ from localazure.pki import write_private
 
 _ENV_LOCK = threading.Lock()
 _NTLM_NEGOTIATE = b"NTLMSSP\x00\x01\x00\x00\x00"
+_NTLM_AUTHENTICATE = b"NTLMSSP\x00\x03\x00\x00\x00"
+_UNBOUND = b"\x00" * 16  # MS-NLMP: the channel binding of a client that has none to give
 
 
 @dataclass
@@ -105,6 +108,8 @@ class NtlmGate:
     def _step(self, token: bytes, connection: Connection) -> Verdict:
         import spnego.exceptions
 
+        if _unbound(token):
+            return self._refuse(connection, "NoChannelBinding")
         try:
             with self._accounts():
                 answer = connection.context.step(token)
@@ -192,6 +197,24 @@ def _kerberos_refusal(context: Any, locked_out: set[str]) -> str | None:
     if str(context.initiator_name).lower() in {name.lower() for name in locked_out}:
         return "AccountLockedOut"
     return None
+
+
+def _unbound(token: bytes) -> bool:
+    """An NTLMv2 AUTHENTICATE whose channel binding is all zeros, the client saying it has none. pyspnego's acceptor
+    takes it (Extended Protection "when supported"); IIS with Extended Protection required, as AD CS web
+    enrollment should run (KB5005413), refuses it. A binding that is missing or wrong the acceptor refuses itself."""
+    from spnego._ntlm_raw.messages import Authenticate, AvId, NTClientChallengeV2
+
+    if not token.startswith(_NTLM_AUTHENTICATE):
+        return False
+    try:
+        response = Authenticate.unpack(token).nt_challenge_response or b""
+        if len(response) <= 24:  # not NTLMv2: no channel binding to look at
+            return False
+        pairs = NTClientChallengeV2.unpack(response[16:]).av_pairs
+    except (ValueError, IndexError, KeyError):  # malformed: the acceptor refuses it
+        return False
+    return pairs.get(AvId.channel_bindings) == _UNBOUND
 
 
 def write_user_file(path: Path, username: str, password: str) -> Path:
