@@ -135,6 +135,7 @@ def details_from_certificate(certificate: Any) -> CertificateDetails:
         sans = ", ".join(_san_values(cert))
     policy = certificate.policy
     return CertificateDetails(
+        ari_id=_ari_id(bytes(certificate.cer)) if certificate.cer else "",
         version=certificate.properties.version or "",
         subject=subject,
         issuer=issuer,
@@ -142,6 +143,15 @@ def details_from_certificate(certificate: Any) -> CertificateDetails:
         policy_issuer=(policy.issuer_name or "") if policy is not None else "",
         auto_renew=has_auto_renew(policy),
     )
+
+
+def _ari_id(cer: bytes) -> str:
+    from renewal.ca.acme_ari import cert_id_of
+
+    try:
+        return cert_id_of(cer) or ""
+    except ValueError:  # not a certificate ARI can name
+        return ""
 
 
 def _san_values(cert: Any) -> list[str]:

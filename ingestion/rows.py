@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingestion.schema import STATUS_EXPIRED, STATUS_EXPIRING, STATUS_OK
 from renewal import tags as cert_tags
@@ -17,6 +17,9 @@ from renewal.canary import CanarySettings, canary_every
 from renewal.clock import iso_utc
 from renewal.decide import WindowSettings
 from renewal.outlook import Facts, outlook
+
+if TYPE_CHECKING:
+    from renewal.ca.acme_ari import RenewalWindow
 
 EXPIRING_DAYS_DEFAULT = 30
 DEFAULT_WINDOW = WindowSettings()
@@ -51,6 +54,7 @@ class CertificateDetails:
     sans: str
     policy_issuer: str  # the policy's issuer name: "Unknown" for non-integrated CAs
     auto_renew: bool = False  # the policy has an AutoRenew lifetime action (Key Vault renews it itself)
+    ari_id: str = ""  # its ACME Renewal Information identifier (RFC 9773), "" when it names no issuer key
 
 
 def classify_status(expires_on: datetime | None, now: datetime, expiring_days: int) -> str:
@@ -70,8 +74,14 @@ def days_left(expires_on: datetime | None, now: datetime) -> int | None:
     return math.floor((expires_on - now).total_seconds() / 86400)
 
 
-def facts_of_listed(listed: ListedCertificate, details: CertificateDetails, canary: CanarySettings) -> Facts:
-    """The outlook's facts from what the listing and the cached details say (no extra Key Vault call)."""
+def facts_of_listed(
+    listed: ListedCertificate,
+    details: CertificateDetails,
+    canary: CanarySettings,
+    renewal_window: RenewalWindow | None = None,
+) -> Facts:
+    """The outlook's facts from what the listing and the cached details say (no extra Key Vault call), with the
+    ACME CA's suggested window when the caller gathered it."""
     return Facts(
         name=listed.name,
         enabled=listed.enabled,
@@ -81,6 +91,7 @@ def facts_of_listed(listed: ListedCertificate, details: CertificateDetails, cana
         policy_issuer=details.policy_issuer,
         auto_renew=details.auto_renew,
         canary_every=canary_every(canary, listed.vault, listed.name, listed.tags),
+        renewal_window=renewal_window,
     )
 
 
@@ -91,9 +102,11 @@ def build_row(
     expiring_days: int = EXPIRING_DAYS_DEFAULT,
     window: WindowSettings = DEFAULT_WINDOW,
     canary: CanarySettings = NO_CANARIES,
+    renewal_window: RenewalWindow | None = None,
 ) -> dict[str, Any]:
-    """One status row; what happens next comes from ``renewal.outlook``, the chain ``certlc status`` shows."""
-    facts = facts_of_listed(listed, details, canary)
+    """One status row; what happens next comes from ``renewal.outlook``, the chain ``certlc status`` shows (with
+    the ACME CA's suggested window, as the sweep uses it, when the caller gathered one)."""
+    facts = facts_of_listed(listed, details, canary, renewal_window)
     plan = outlook(facts, snapshot_time, window)
     return {
         "TimeGenerated": iso_utc(snapshot_time),

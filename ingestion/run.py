@@ -1,7 +1,8 @@
 """The status snapshot run, shared by the ``ingest`` timer and ``certlc ingest``.
 
-Gather (list every configured vault, details only for new versions) → decide (build
-one row per certificate with one shared snapshot time) → act (upload to the DCR).
+Gather (list every configured vault, details only for new versions, and for certificates renewed through ACME
+the CA's suggested window, from the cache the sweep shares) → decide (build one row per certificate with one
+shared snapshot time) → act (upload to the DCR).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from ingestion.upload import IngestionConfigError, UploadResult, logs_ingestion_
 from renewal.setting_values import whole_number_setting
 
 if TYPE_CHECKING:
+    from ingestion.rows import CertificateDetails, ListedCertificate
+    from renewal.ca.acme_ari import RenewalWindow
+    from renewal.settings import Settings
     from renewal.vaults import Vault
 
 log = logging.getLogger(__name__)
@@ -93,6 +97,25 @@ def _default_client_factory(vault_url: str, env: Mapping[str, str]) -> Any:
     return certificate_client(vault_url, env)
 
 
+def suggested_windows(
+    env: Mapping[str, str], settings: Settings, now: datetime
+) -> Callable[[ListedCertificate, CertificateDetails], RenewalWindow | None]:
+    """The ACME CA's suggested window of a listed certificate (RFC 9773), as the sweep and ``certlc status`` use
+    it; ``None`` for other CAs, certificates ARI cannot name, and when the CA offers none or cannot be asked."""
+    from renewal.ca.acme_ari import renewal_window_of
+    from renewal.clock import clock_from_env
+    from renewal.decide import ca_of
+    from renewal.runtime import ca_factory
+
+    ca_for = ca_factory(env, clock_from_env(env))  # an adapter is built only when a certificate needs it
+
+    def suggested(listed: ListedCertificate, details: CertificateDetails) -> RenewalWindow | None:
+        ca_name = ca_of(listed.tags, settings.window)
+        return renewal_window_of(details.ari_id, listed.expires_on, ca_name, ca_for, now)
+
+    return suggested
+
+
 def take_snapshot(
     env: Mapping[str, str],
     *,
@@ -120,13 +143,16 @@ def take_snapshot(
     # Vaults are independent (each has its own Key Vault throttling budget): read them side by side.
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL_VAULTS, len(vaults)))) as pool:
         results = list(pool.map(one, vaults))
+    suggested = suggested_windows(env, settings, snapshot_time)
     for vault, listing, used in results:
         seen.update(used)
         if listing.error:
             failed.add(vault.name.lower())
             log.warning("ingest: vault skipped: %s", listing.error)
         rows.extend(
-            build_row(listed, details, snapshot_time, threshold, settings.window, settings.canary)
+            build_row(
+                listed, details, snapshot_time, threshold, settings.window, settings.canary, suggested(listed, details)
+            )
             for listed, details in listing.certificates
         )
         reports.append(

@@ -164,8 +164,8 @@ class RenewalInfoClient:
 
     def window(self, cert: CertificateSnapshot, now: datetime) -> RenewalWindow | None:
         """The suggested window of ``cert``'s current version, or ``None`` (fall back to the normal window)."""
-        if not cert.cer or (cert.expires_on is not None and cert.expires_on <= now):
-            return None  # RFC 9773 section 4.3: never asked about an expired certificate
+        if not cert.cer:
+            return None
         key = (cert.vault.lower(), cert.name.lower())
         seen = self._ids.get(key)
         if seen is None or seen[0] != cert.expires_on:
@@ -173,9 +173,12 @@ class RenewalInfoClient:
                 seen = self._ids[key] = (cert.expires_on, cert_id_of(cert.cer))
             except ValueError:  # not a certificate ARI can name: the normal window applies
                 seen = self._ids[key] = (cert.expires_on, None)
-        certificate_id = seen[1]
-        if certificate_id is None:
-            return None
+        return self.window_of(seen[1], cert.expires_on, now) if seen[1] is not None else None
+
+    def window_of(self, certificate_id: str, expires_on: datetime | None, now: datetime) -> RenewalWindow | None:
+        """``window`` for a certificate known by its ARI identifier (and its expiry) rather than read whole."""
+        if expires_on is not None and expires_on <= now:
+            return None  # RFC 9773 section 4.3: never asked about an expired certificate
         known = self._known.get(certificate_id)
         if known is not None and now < known.until:
             return known.window
@@ -268,6 +271,15 @@ def renewal_window(
     ACME and offers ARI; ``None`` otherwise, and when the fetch fails (the normal window then applies)."""
     client = _client(ca_name, ca_for)
     return client.window(cert, now) if client is not None else None
+
+
+def renewal_window_of(
+    certificate_id: str, expires_on: datetime | None, ca_name: str, ca_for: Callable[[str], Any], now: datetime
+) -> RenewalWindow | None:
+    """``renewal_window`` for a certificate known by its ARI identifier ("" when it has none), as the status
+    snapshot keeps it: the same answer, from the same per-process cache, without reading the certificate."""
+    client = _client(ca_name, ca_for) if certificate_id else None
+    return client.window_of(certificate_id, expires_on, now) if client is not None else None
 
 
 def may_be_due(

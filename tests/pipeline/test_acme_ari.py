@@ -157,3 +157,26 @@ def test_status_shows_the_date_the_cas_window_sets(stack, front, acme_app, capsy
     shown = json.loads(capsys.readouterr().out)
     assert shown["plan"] == "ari_scheduled", shown
     assert start <= dt.datetime.fromisoformat(shown["next_renewal"].replace("Z", "+00:00")) <= end
+
+
+def test_the_status_snapshot_shows_the_date_the_cas_window_sets(stack, front, acme_app) -> None:
+    """The dashboard's rows ask the CA as the sweep does; a certificate the CA says nothing about keeps the normal
+    window's date, and a second snapshot is answered from the cache (no new renewalInfo request)."""
+    from ingestion.run import take_snapshot
+
+    asked, quiet = unique("ari-row"), unique("ari-row-quiet")
+    now = stack.now()
+    start, end = now + dt.timedelta(days=10), now + dt.timedelta(days=11)
+    front.suggest(seed_acme(stack, asked), start, end)
+    seed_acme(stack, quiet)  # the front answers 404 for it
+
+    rows = {r["CertName"]: r for r in take_snapshot(os.environ, now=now).rows}
+    requests_made = len(front.renewal_info_requests)
+    again = {r["CertName"]: r for r in take_snapshot(os.environ, now=now).rows}
+
+    assert rows[asked]["RenewalPlan"] == "ari_scheduled", rows[asked]
+    assert start <= dt.datetime.fromisoformat(rows[asked]["NextRenewal"].replace("Z", "+00:00")) <= end
+    assert "ARI" in rows[asked]["RenewalNote"]
+    assert rows[quiet]["RenewalPlan"] != "ari_scheduled" and rows[quiet]["NextRenewal"] > rows[asked]["NextRenewal"]
+    assert again[asked]["NextRenewal"] == rows[asked]["NextRenewal"]
+    assert len(front.renewal_info_requests) == requests_made
