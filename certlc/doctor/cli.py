@@ -11,12 +11,13 @@ import logging
 
 from certlc.doctor.run import DEFAULT_TIMEOUT
 
+MAX_TIMEOUT = 120.0  # the whole doctor run stays a few minutes at most
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``-o table|json`` and ``-v`` (each check's target and time too) are certlc's global options."""
     parser.add_argument(
         "--timeout",
-        type=float,
         default=None,
         metavar="SECONDS",
         help=f"deadline of each network call (default CERTLC_DOCTOR_TIMEOUT, else {DEFAULT_TIMEOUT:g})",
@@ -24,16 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def timeout_from(args: argparse.Namespace) -> float:
-    from certlc.cli import UserError
+    """``--timeout``, else ``CERTLC_DOCTOR_TIMEOUT``, else the default; a bad value names where it came from."""
+    from renewal.setting_values import number_setting
 
-    raw = args.timeout if args.timeout is not None else (args.env.get("CERTLC_DOCTOR_TIMEOUT") or DEFAULT_TIMEOUT)
-    try:
-        timeout = float(raw)
-    except ValueError:
-        raise UserError(f"CERTLC_DOCTOR_TIMEOUT={raw!r} is not a number of seconds") from None
-    if not 0 < timeout <= 120:
-        raise UserError(f"the timeout must be more than 0 and at most 120 seconds, not {timeout:g}")
-    return timeout
+    given = {"--timeout": args.timeout} if args.timeout is not None else args.env
+    key = "--timeout" if args.timeout is not None else "CERTLC_DOCTOR_TIMEOUT"
+    return number_setting(given, key, DEFAULT_TIMEOUT, low=0, high=MAX_TIMEOUT, above_low=True, unit="seconds")
 
 
 def run(args: argparse.Namespace) -> int:

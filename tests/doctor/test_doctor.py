@@ -407,7 +407,8 @@ def test_no_vaults_is_a_configuration_mistake(doctor, tmp_path):
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
-        (["--timeout", "0"], {}, "the timeout must be more than 0"),
+        (["--timeout", "0"], {}, "--timeout='0' must be more than 0 and at most 120 seconds"),
+        (["--timeout", "soon"], {"CERTLC_DOCTOR_TIMEOUT": "5"}, "--timeout='soon' is not a number of seconds"),
         ([], {"CERTLC_DOCTOR_TIMEOUT": "soon"}, "CERTLC_DOCTOR_TIMEOUT='soon' is not a number"),
     ],
 )
