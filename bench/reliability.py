@@ -48,6 +48,8 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from localazure.ports import poll_until  # noqa: E402
+
 from bench.support import certificate_client, local_stack, seed, write_result  # noqa: E402
 from renewal.eventgrid.schema import (  # noqa: E402
     CERTIFICATE_EXPIRED,
@@ -195,19 +197,22 @@ class Matrix:
     def settle(self, names: Sequence[str], expect: str, timeout: float = ROW_TIMEOUT) -> bool:
         """Until every certificate merged (or failed, as expected) and the queue stayed empty for a while."""
         end = "merged" if expect == "renewed" else "failed"
-        deadline = time.monotonic() + timeout
         quiet_since: float | None = None
-        while time.monotonic() < deadline:
+
+        def quiet_long_enough() -> bool:
+            nonlocal quiet_since
             records = self.by_name(names)
-            ended = all(any(r["event"] == end for r in rs) for rs in records.values())
-            if ended and self.queued() == 0:
-                quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since >= QUIET_SECONDS:
-                    return True
-            else:
+            if not (all(any(r["event"] == end for r in rs) for rs in records.values()) and self.queued() == 0):
                 quiet_since = None
-            time.sleep(POLL)
-        return False
+                return False
+            quiet_since = quiet_since or time.monotonic()
+            return time.monotonic() - quiet_since >= QUIET_SECONDS
+
+        try:
+            poll_until(quiet_long_enough, timeout=timeout, interval=POLL)
+        except TimeoutError:
+            return False
+        return True
 
     # --- measuring -----------------------------------------------------------------------------------------
 
@@ -321,12 +326,14 @@ class Matrix:
                         stderr=subprocess.STDOUT,
                     )
                 started.append((process, log))
-            deadline = time.monotonic() + 60
             for process, log in started:
-                while "certlc worker: polling" not in log.read_text(errors="replace"):
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"a worker did not start: {log.read_text(errors='replace')[-2000:]}")
-                    time.sleep(0.1)
+
+                def polling(process: subprocess.Popen = process, log: Path = log) -> bool:
+                    if process.poll() is not None:
+                        raise RuntimeError(f"a worker exited: {log.read_text(errors='replace')[-2000:]}")
+                    return "certlc worker: polling" in log.read_text(errors="replace")
+
+                poll_until(polling, timeout=60, interval=0.1, what="a worker's start")
             yield [p for p, _ in started]
         finally:
             for process, _ in started:
@@ -454,14 +461,12 @@ def ca_pending_row(m: Matrix, certs: int) -> dict[str, Any]:
     def act(r: Row) -> None:
         first = m.expiry_events(versions, 1)
         m.deliver(first)
-        deadline = time.monotonic() + 60
-        while True:
-            pending = {n: [x for x in rs if x["event"] == "pending"] for n, rs in m.by_name(r.names).items()}
-            if all(pending.values()):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError("not every certificate reached Pending at the CA")
-            time.sleep(POLL)
+
+        def pending_records() -> dict[str, list[dict[str, Any]]]:
+            return {n: [x for x in rs if x["event"] == "pending"] for n, rs in m.by_name(r.names).items()}
+
+        poll_until(lambda: all(pending_records().values()), timeout=60, interval=POLL, what="Pending at the CA")
+        pending = pending_records()
         more = m.expiry_events(versions, 5)
         m.deliver(more)
         r.deliveries = len(first) + len(more)

@@ -29,6 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from localazure.ports import poll_until  # noqa: E402
+
 from bench.support import certificate_client, count_shapes, enqueue, local_stack, seed, write_result  # noqa: E402
 from renewal import handlers  # noqa: E402
 from renewal.messages import RenewalRequest  # noqa: E402
@@ -47,16 +49,17 @@ def audit_events(stack: Any) -> list[dict[str, Any]]:
 
 def run_until_settled(stack: Any, expected: int, timeout: float) -> list[dict[str, Any]]:
     """Drain until every certificate merged or failed; delayed retries become visible on their own."""
-    deadline = time.monotonic() + timeout
-    while True:
-        stack.host.drain(timeout=max(1.0, deadline - time.monotonic()))
+    settled: set[tuple[str, str]] = set()
+    end = time.monotonic() + timeout
+
+    def all_settled() -> bool:
+        stack.host.drain(timeout=max(1.0, end - time.monotonic()))
         events = audit_events(stack)
-        settled = {(e["vault"], e["name"]) for e in events if e["event"] in ("merged", "failed", "rejected")}
-        if len(settled) >= expected:
-            return events
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"only {len(settled)} of {expected} renewals settled after {timeout:g}s")
-        time.sleep(POLL_SECONDS)
+        settled.update((e["vault"], e["name"]) for e in events if e["event"] in ("merged", "failed", "rejected"))
+        return len(settled) >= expected
+
+    poll_until(all_settled, timeout=timeout, interval=POLL_SECONDS, what=lambda: f"{len(settled)} of {expected}")
+    return audit_events(stack)
 
 
 def _at(entry: Mapping[str, Any]) -> float:
