@@ -40,7 +40,9 @@ from typing import Any, Protocol
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.support import Certbot, make_csr, spread, write_result  # noqa: E402
+from localazure.pki import csr_public_key, make_csr  # noqa: E402
+
+from bench.support import Certbot, spread, write_result  # noqa: E402
 
 DOMAIN = "certlc.test"  # .test is reserved (RFC 2606): the names can never be real ones
 CERTLC_MEDIAN_BAR_SECONDS = 0.1
@@ -303,7 +305,8 @@ def measure(count: int, workdir: Path) -> dict[str, Any]:
         for index in range(count + 1):  # index 0 registers the account
             for client in clients:
                 identifier = f"{client.name}-{index}.{DOMAIN}"
-                csr_pem, public_key = make_csr(identifier)
+                csr_pem = make_csr(identifier)
+                public_key = csr_public_key(csr_pem)
                 done = client.issue(identifier, csr_pem)
                 problem = chain_problem(done.chain_pem, root_pem, identifier, public_key)
                 if problem:

@@ -139,24 +139,6 @@ def write_result(name: str, result: Mapping[str, Any]) -> None:
     (RESULTS / f"{name}.json").write_text(text + "\n", encoding="utf-8")
 
 
-def make_csr(identifier: str) -> tuple[bytes, bytes]:
-    """A CSR and its public key (DER), as Key Vault would make them for a default policy (RSA 2048)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identifier)]))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(identifier)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return csr.public_bytes(serialization.Encoding.PEM), public
-
-
 def spread(seconds: Sequence[float]) -> dict[str, float]:
     """Median, p90, min and max, rounded to the millisecond."""
     ordered = sorted(seconds)

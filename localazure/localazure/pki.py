@@ -100,3 +100,24 @@ def write_loopback_tls(folder: Path, name: str) -> TlsFiles:
     )
     write_private(files.key_pem, key_pem)
     return files
+
+
+def make_csr(*names: str, key_type: str = "rsa") -> bytes:
+    """A PEM CSR for DNS ``names`` (the first is the CN), as Key Vault makes one for a default policy: RSA 2048,
+    or EC P-256 with ``key_type="ec"``."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(65537, 2048) if key_type == "rsa" else ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(_name(names[0]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def csr_public_key(csr_pem: bytes) -> bytes:
+    """The CSR's public key (DER SubjectPublicKeyInfo), which the certificate issued for it must carry."""
+    key = x509.load_pem_x509_csr(csr_pem).public_key()
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

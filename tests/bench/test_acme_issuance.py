@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from localazure.pki import csr_public_key, make_csr
 
 from bench import acme_issuance
-from bench.support import make_csr
 from localazure import tools
 from tests.fixtures.servers import unavailable
 
@@ -95,7 +95,7 @@ def test_the_harness_refuses_a_chain_for_another_key_name_or_root(run) -> None:
     chains = workdir / "chains"
     root = (chains / "pebble-root.pem").read_text()
     chain = (chains / "certbot" / "certbot-1.certlc.test.pem").read_text()
-    _, other_key = make_csr("certbot-1.certlc.test")
+    other_key = csr_public_key(make_csr("certbot-1.certlc.test"))
     leaf_key = _leaf_key(chain)
 
     assert acme_issuance.chain_problem(chain, root, "certbot-1.certlc.test", leaf_key) is None
