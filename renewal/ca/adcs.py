@@ -27,6 +27,7 @@ AUTH_METHODS = ("ntlm", "kerberos", "basic", "cert")
 _OID = re.compile(r"^\d+(\.\d+)+$")
 _UNDER_SUBMISSION = re.compile(r"under submission", re.IGNORECASE)  # "Taken Under Submission"
 _REQUEST_ID = re.compile(r"Your Request Id is (\d+)")
+_ISSUED_LINK = re.compile(r"certnew\.cer\?ReqID=(\d+)&")  # the issued page's download link, as certsrv reads it
 # The pending page: "Your certificate request has been received. However, you must wait for an administrator
 # to issue the certificate you requested."
 _PENDING_WORDS = re.compile(r"(Your certificate request (?:has been received|is still pending)\..*?requested\.)")
@@ -88,10 +89,14 @@ class AdcsAuthority:
         profile = resolved  # the template name web enrollment takes
         import certsrv
 
+        client = self._clients.get()
+        client.last_page = ""
         try:
-            leaf = self._call("submitting the request", self._clients.get().get_cert, csr_pem.decode("ascii"), profile)
+            leaf = self._call("submitting the request", client.get_cert, csr_pem.decode("ascii"), profile)
         except certsrv.CertificatePendingException as exc:
-            return self._pending(str(exc.req_id), *_pending_words(self._clients.get().last_page))
+            return self._pending(str(exc.req_id), *_pending_words(client.last_page))
+        except CaUnavailable as exc:
+            raise _naming_the_issued_request(exc, client.last_page) from None
         except certsrv.RequestDeniedException as exc:
             found = _REQUEST_ID.search(_page_text(exc.response or ""))
             request_id = found.group(1) if found else ""
@@ -182,6 +187,17 @@ class AdcsAuthority:
             raise CaConfigError(
                 f"{where} did not answer like AD CS web enrollment while {what}; check CERTLC_ADCS_SERVER"
             ) from None
+
+
+def _naming_the_issued_request(exc: CaUnavailable, page: str) -> CaUnavailable:
+    """certsrv submits, then downloads what the CA issued: when only the download failed, the CA has the request,
+    and the retry fetches it by its id rather than asking the CA for a second certificate."""
+    issued = _ISSUED_LINK.search(page)
+    if exc.request_id or issued is None:
+        return exc
+    request_id = issued.group(1)
+    message = f"{exc}; the CA issued request {request_id}, which the retry fetches"
+    return CaUnavailable(message, exc.retry_after_seconds, request_id)
 
 
 def _client(server: str, username: str, password: str, auth: str, ca_bundle: str | None, timeout: float) -> Any:

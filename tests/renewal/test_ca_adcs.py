@@ -277,6 +277,22 @@ def test_forbidden_is_a_configuration_error_and_5xx_is_transient(adcs_server) ->
         ca.submit(make_csr("f.corp.test"), "WebServer")
 
 
+def test_an_issued_certificate_whose_download_failed_is_fetched_by_its_request_id(enrollment) -> None:
+    """certsrv submits, then downloads the issued certificate: when only the download fails, the failure names the
+    CA's request, so the retry polls it instead of asking the CA for a second certificate."""
+    ca = _adcs(enrollment)
+    enrollment.fail_next(503, path="/certsrv/certnew.cer")
+
+    with pytest.raises(CaUnavailable) as raised:
+        ca.submit(make_csr("handover.corp.test"), "WebServer")
+
+    request_id = raised.value.request_id
+    assert request_id and request_id.isdigit() and f"the CA issued request {request_id}" in str(raised.value)
+    fetched = ca.poll(request_id)
+    assert isinstance(fetched, Issued)
+    assert verify_chain(fetched.chain_pem, enrollment.ca.certificate_pem, "handover.corp.test")
+
+
 def test_a_server_that_is_down_is_unavailable() -> None:
     ca = AdcsAuthority(f"127.0.0.1:{free_port()}", auth_method="basic", username="u", password="p", timeout=5)
 

@@ -69,9 +69,10 @@ class RunningAdcs:
             raise ValueError("this server was started without NTLM or Kerberos (start(..., auth='ntlm'|'negotiate'))")
         return gate
 
-    def fail_next(self, *statuses: int) -> None:
-        """The next requests answer with these HTTP statuses (an IIS in trouble, a proxy refusing)."""
-        self._httpd.fail_statuses.extend(statuses)
+    def fail_next(self, *statuses: int, path: str | None = None) -> None:
+        """The next requests (to ``path`` only, when given) answer with these HTTP statuses (an IIS in trouble, a
+        proxy refusing)."""
+        self._httpd.faults.extend((status, path) for status in statuses)
 
     def stop(self) -> None:
         self._httpd.shutdown()

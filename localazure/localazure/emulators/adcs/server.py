@@ -87,7 +87,7 @@ class AdcsServer(ThreadingHTTPServer):
         super().__init__(address, Handler)
         self.book = book
         self.gate = gate
-        self.fail_statuses: list[int] = []
+        self.faults: list[tuple[int, str | None]] = []  # injected answers: HTTP status, for any path or one
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -129,8 +129,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _admitted(self) -> bool:
         self.answer_headers = {}
-        if self.server.fail_statuses:
-            self._send(self.server.fail_statuses.pop(0), b"injected failure", "text/plain")
+        faults = self.server.faults
+        if faults and faults[0][1] in (None, urlsplit(self.path).path):
+            self._send(faults.pop(0)[0], b"injected failure", "text/plain")
             return False
         verdict = self.server.gate.check(self.headers.get("Authorization"), self.connection_auth)
         if verdict.principal:
