@@ -208,16 +208,21 @@ def test_a_server_without_renewal_info_is_not_asked(pebble) -> None:
     assert not plain.may_be_due("kv1", "web", NOW + 24 * HOUR, NOW)
 
 
-def test_a_new_order_names_the_certificate_it_replaces(front, tmp_path) -> None:
+@pytest.fixture
+def authority(front, tmp_path) -> Iterator[AcmeAuthority]:
+    """The ACME adapter on the front, with its own account and an http-01 solver."""
     with Http01ServerSolver() as solver:
-        authority = AcmeAuthority(
+        yield AcmeAuthority(
             front.directory_url,
             account_key_path=tmp_path / "account.pem",
             ca_bundle=str(front.ca_bundle),
             solver=solver,
         )
-        replacing = authority.submit(make_csr("replacing.certlc.test"), "", replaces=RFC_ID)
-        plain = authority.submit(make_csr("plain.certlc.test"), "")
+
+
+def test_a_new_order_names_the_certificate_it_replaces(front, authority) -> None:
+    replacing = authority.submit(make_csr("replacing.certlc.test"), "", replaces=RFC_ID)
+    plain = authority.submit(make_csr("plain.certlc.test"), "")
     assert isinstance(replacing, Issued) and isinstance(plain, Issued)
     orders = {o["identifiers"][0]["value"]: o for o in front.new_orders}
     assert orders["replacing.certlc.test"]["replaces"] == RFC_ID
@@ -226,23 +231,16 @@ def test_a_new_order_names_the_certificate_it_replaces(front, tmp_path) -> None:
 
 @pytest.mark.parametrize("status", [409, 400])
 def test_an_order_refused_as_already_replaced_is_placed_again_without_naming_it(
-    front, tmp_path, caplog, status
+    front, authority, caplog, status
 ) -> None:
     """An earlier attempt's order already named the certificate (it failed after placing it): the CA refuses a
     second one with ``alreadyReplaced`` (Let's Encrypt: HTTP 409), and the renewal orders without ``replaces``."""
     front.already_replaced_status = status
     name = f"again{status}.certlc.test"
     replaces = ari_id(leaf(status))
-    with Http01ServerSolver() as solver:
-        authority = AcmeAuthority(
-            front.directory_url,
-            account_key_path=tmp_path / "account.pem",
-            ca_bundle=str(front.ca_bundle),
-            solver=solver,
-        )
-        earlier = authority.submit(make_csr(name), "", replaces=replaces)
-        with caplog.at_level(logging.WARNING, logger="certlc.ari"):
-            again = authority.submit(make_csr(name), "", replaces=replaces)
+    earlier = authority.submit(make_csr(name), "", replaces=replaces)
+    with caplog.at_level(logging.WARNING, logger="certlc.ari"):
+        again = authority.submit(make_csr(name), "", replaces=replaces)
     assert isinstance(earlier, Issued) and isinstance(again, Issued), again
     assert [o.get("replaces") for o in front.new_orders if o["identifiers"][0]["value"] == name] == [
         replaces,

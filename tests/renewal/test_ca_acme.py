@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -32,6 +31,7 @@ from tests.fixtures.servers import (
     PEBBLE_EAB_KID,
     make_csr,
     serve_or_skip,
+    submit_on_threads,
     verify_chain,
 )
 
@@ -94,14 +94,7 @@ def test_the_first_renewals_on_many_threads_share_one_new_account(pebble, author
 
     monkeypatch.setattr(acme_client.ClientNetwork, "_add_nonce", keep_then_pause)
 
-    def renew(i: int) -> str:
-        try:
-            return type(authority.submit(make_csr(f"batch{i}.certlc.test"), "server")).__name__
-        except Exception as exc:  # what the workflow would see
-            return f"{type(exc).__name__}: {exc}"
-
-    with ThreadPoolExecutor(4) as pool:
-        outcomes = list(pool.map(renew, range(8)))
+    outcomes = submit_on_threads(authority, [f"batch{i}.certlc.test" for i in range(8)], "server")
 
     assert outcomes == ["Issued"] * 8
     found = AcmeAuthority(

@@ -7,7 +7,6 @@ import base64
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import certsrv
 import pytest
@@ -23,7 +22,7 @@ from renewal.ca.base import CaConfigError, CaUnavailable, Denied, Issued, Pendin
 from renewal.clock import clock_from_env
 from renewal.runtime import ca_factory
 from tests.fixtures.adcs import ADCS_PASSWORD, ADCS_USERNAME
-from tests.fixtures.servers import make_csr, verify_chain
+from tests.fixtures.servers import make_csr, submit_on_threads, verify_chain
 from tests.fixtures.tls_proxy import TlsTerminatingProxy
 
 PENDING_WORDS = (
@@ -154,14 +153,7 @@ def test_renewals_on_many_threads_each_log_on_over_their_own_connection(adcs_ntl
     shared = _adcs(adcs_ntlm_server)
     before = len(adcs_ntlm_server.refusals)
 
-    def renew(i: int) -> str:
-        try:
-            return type(shared.submit(make_csr(f"batch{i}.corp.test"), "WebServer")).__name__
-        except Exception as exc:  # what the workflow would see
-            return f"{type(exc).__name__}: {exc}"
-
-    with ThreadPoolExecutor(4) as pool:
-        outcomes = list(pool.map(renew, range(12)))
+    outcomes = submit_on_threads(shared, [f"batch{i}.corp.test" for i in range(12)], "WebServer")
 
     assert outcomes == ["Issued"] * 12
     assert adcs_ntlm_server.refusals[before:] == []
