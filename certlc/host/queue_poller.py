@@ -142,8 +142,7 @@ class QueuePoller:
         self._processed = 0
         self._leased: dict[tuple[str, str], _Lease] = {}  # until its invocation settles it or it is handed back
         self._closing = threading.Event()
-        self._keeper = threading.Thread(target=self._keep_leases, name=f"lease-{queue.queue_name}", daemon=True)
-        self._keeper.start()
+        self._keeper: threading.Thread | None = None  # renews the leases; started with the first one
 
     @property
     def busy(self) -> bool:
@@ -189,6 +188,10 @@ class QueuePoller:
                 visibility_timeout=max(1, round(self._options.lease)),
             )
         )
+        with self._settled:
+            if batch and self._keeper is None:
+                self._keeper = threading.Thread(target=self._keep_leases, name=f"lease-{self.queue_name}", daemon=True)
+                self._keeper.start()
         renew_at = time.monotonic() + self._options.lease / 2
         for message in batch:
             with self._settled:
@@ -244,7 +247,8 @@ class QueuePoller:
         self._closing.set()
         with self._settled:
             self._settled.notify_all()
-        self._keeper.join()
+        if self._keeper is not None:
+            self._keeper.join()
 
     def _keep_leases(self) -> None:
         """Renews each running message's lease halfway through it, until the poller closes."""
