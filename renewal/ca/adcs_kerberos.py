@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from typing import Any
 
-from requests.auth import AuthBase
 from requests_kerberos import REQUIRED, HTTPKerberosAuth
 from requests_kerberos.exceptions import KerberosExchangeError, MutualAuthenticationError
 
@@ -43,12 +41,15 @@ def kerberos_failure(host: str, error: str) -> CaConfigError | CaUnavailable:
     return CaConfigError(f"{where} failed before the web server was asked: {failure.cause}{explained}")
 
 
-class _Kerberos(HTTPKerberosAuth):
+class KerberosAuth(HTTPKerberosAuth):
     """requests-kerberos with its failures turned into the CA errors the workflow handles, and every handshake's
-    answer checked (not only the first one's)."""
+    answer checked (not only the first one's). Its handshake state (per host) is not safe to share between threads:
+    one per session, and the AD CS adapter keeps a session per thread."""
 
-    def __init__(self, principal: str | None) -> None:
+    def __init__(self, principal: str | None = None) -> None:
         super().__init__(mutual_authentication=REQUIRED, principal=principal)
+        for name in _TOKEN_LOGGERS:
+            logging.getLogger(name).addFilter(_REDACT)
 
     def generate_request_header(self, response: Any, host: str, is_preemptive: bool = False) -> str:
         try:
@@ -68,21 +69,6 @@ class _Kerberos(HTTPKerberosAuth):
                 f"AD CS web enrollment at {response.url.split('/')[2]} did not prove it is HTTP/<server> (Kerberos "
                 "mutual authentication failed): something other than the web-enrollment server answered"
             ) from None
-
-
-class KerberosAuth(AuthBase):
-    """One requests-kerberos handler per thread: its handshake state (per host) is not safe to share."""
-
-    def __init__(self, principal: str | None = None) -> None:
-        self._principal = principal
-        self._local = threading.local()
-        for name in _TOKEN_LOGGERS:
-            logging.getLogger(name).addFilter(_REDACT)
-
-    def __call__(self, request: Any) -> Any:
-        if getattr(self._local, "auth", None) is None:
-            self._local.auth = _Kerberos(self._principal)
-        return self._local.auth(request)
 
 
 class _NoTokensInLogs(logging.Filter):
