@@ -26,6 +26,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -265,7 +266,10 @@ class QueuePoller:
 
     def _renew(self, lease: _Lease) -> None:
         """One renewal: the message stays invisible for another lease, under the receipt the update returns. A
-        renewal that fails is tried again sooner; once the message is settled or handed back it is left alone."""
+        renewal that fails is tried again sooner; once the message is settled or handed back, or the queue says it is
+        gone or leased to someone else (its lease lapsed), it is left alone, as the host's listener does."""
+        from azure.core.exceptions import HttpResponseError
+
         with lease.lock:
             with self._settled:
                 if self._leased.get(_lease(lease.message)) is not lease:
@@ -274,9 +278,11 @@ class QueuePoller:
                 updated = self._queue.update_message(
                     lease.message.id, lease.receipt, visibility_timeout=max(1, round(self._options.lease))
                 )
-            except Exception as exc:  # storage down: try again sooner, before the lease lapses
-                lease.renew_at = time.monotonic() + min(60.0, self._options.lease / 4)
-                log.warning("Renewing the lease of message %s on %r failed: %s", lease.message.id, self.queue_name, exc)
+            except Exception as exc:  # 400/404: deleted, or leased again; else storage down: try again sooner
+                gone = isinstance(exc, HttpResponseError) and exc.status_code in (400, 404)
+                lease.renew_at = math.inf if gone else time.monotonic() + min(60.0, self._options.lease / 4)
+                what = "is no longer this lease's" if gone else "could not be renewed"
+                log.warning("Message %s on %r %s: %s", lease.message.id, self.queue_name, what, exc)
                 return
             lease.receipt = updated.pop_receipt
             lease.renew_at = time.monotonic() + self._options.lease / 2

@@ -101,3 +101,20 @@ def test_a_message_handed_back_after_renewals_is_visible_at_once(azurite: Any) -
         function.release.set()
         poller.close()
     assert function.calls == 1
+
+
+def test_a_message_deleted_while_its_function_runs_is_not_renewed_again(azurite: Any, caplog: Any) -> None:
+    """The queue says the message is gone (an operator cleared the queue): one warning, no renewal after it."""
+    function = SlowFunction()
+    poller, raw, _ = _poller(azurite, function)
+    try:
+        assert poller.poll_once() == 1
+        assert function.running.wait(DEADLINE)
+        raw.clear_messages()
+        with caplog.at_level("WARNING", logger="certlc.host"):
+            time.sleep(3 * LEASE)  # the renewals due meanwhile: the first finds the message gone, none follows
+    finally:
+        function.release.set()
+        poller.close()
+    said = [r.getMessage() for r in caplog.records if "renewed" in r.getMessage() or "no longer" in r.getMessage()]
+    assert len(said) == 1 and "is no longer this lease's" in said[0], said
