@@ -20,7 +20,16 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from renewal.ca.adcs_templates import TemplateDirectory
-from renewal.ca.base import CA_TIMEOUT_DEFAULT, CaConfigError, CaResult, CaUnavailable, Denied, Issued, Pending
+from renewal.ca.base import (
+    CA_TIMEOUT_DEFAULT,
+    CaConfigError,
+    CaError,
+    CaResult,
+    CaUnavailable,
+    Denied,
+    Issued,
+    Pending,
+)
 from renewal.ca.per_thread import PerThread
 
 AUTH_METHODS = ("ntlm", "kerberos", "basic", "cert")
@@ -95,7 +104,7 @@ class AdcsAuthority:
             leaf = self._call("submitting the request", client.get_cert, csr_pem.decode("ascii"), profile)
         except certsrv.CertificatePendingException as exc:
             return self._pending(str(exc.req_id), *_pending_words(client.last_page))
-        except CaUnavailable as exc:
+        except (CaError, certsrv.CouldNotRetrieveCertificateException) as exc:
             raise _naming_the_issued_request(exc, client.last_page) from None
         except certsrv.RequestDeniedException as exc:
             found = _REQUEST_ID.search(_page_text(exc.response or ""))
@@ -189,15 +198,15 @@ class AdcsAuthority:
             ) from None
 
 
-def _naming_the_issued_request(exc: CaUnavailable, page: str) -> CaUnavailable:
-    """certsrv submits, then downloads what the CA issued: when only the download failed, the CA has the request,
-    and the retry fetches it by its id rather than asking the CA for a second certificate."""
+def _naming_the_issued_request(exc: Exception, page: str) -> Exception:
+    """certsrv submits, then downloads what the CA issued: when only the download failed, whatever the failure, the
+    CA has the request, and the retry fetches it by its id rather than asking the CA for a second certificate."""
     issued = _ISSUED_LINK.search(page)
-    if exc.request_id or issued is None:
+    if issued is None or (isinstance(exc, CaUnavailable) and exc.request_id):
         return exc
     request_id = issued.group(1)
-    message = f"{exc}; the CA issued request {request_id}, which the retry fetches"
-    return CaUnavailable(message, exc.retry_after_seconds, request_id)
+    retry_after = exc.retry_after_seconds if isinstance(exc, CaUnavailable) else None
+    return CaUnavailable(f"{exc}; the CA issued request {request_id}, which the retry fetches", retry_after, request_id)
 
 
 def _client(server: str, username: str, password: str, auth: str, ca_bundle: str | None, timeout: float) -> Any:

@@ -269,11 +269,12 @@ def test_forbidden_is_a_configuration_error_and_5xx_is_transient(adcs_server) ->
         ca.submit(make_csr("f.corp.test"), "WebServer")
 
 
-def test_an_issued_certificate_whose_download_failed_is_fetched_by_its_request_id(enrollment) -> None:
+@pytest.mark.parametrize("status", [503, 404])
+def test_an_issued_certificate_whose_download_failed_is_fetched_by_its_request_id(enrollment, status) -> None:
     """certsrv submits, then downloads the issued certificate: when only the download fails, the failure names the
     CA's request, so the retry polls it instead of asking the CA for a second certificate."""
     ca = _adcs(enrollment)
-    enrollment.fail_next(503, path="/certsrv/certnew.cer")
+    enrollment.fail_next(status, path="/certsrv/certnew.cer")
 
     with pytest.raises(CaUnavailable) as raised:
         ca.submit(make_csr("handover.corp.test"), "WebServer")
