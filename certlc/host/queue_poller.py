@@ -140,6 +140,7 @@ class QueuePoller:
         )
         self._settled = threading.Condition()
         self._in_flight = 0
+        self._receiving = 0  # polls under way: what they lease is invisible before it counts as in flight
         self._processed = 0
         self._leased: dict[tuple[str, str], _Lease] = {}  # until its invocation settles it or it is handed back
         self._closing = threading.Event()
@@ -149,7 +150,7 @@ class QueuePoller:
     def busy(self) -> bool:
         """True while a leased message is not yet settled."""
         with self._settled:
-            return self._in_flight > 0
+            return self._in_flight > 0 or self._receiving > 0
 
     @property
     def processed(self) -> int:
@@ -182,23 +183,31 @@ class QueuePoller:
         with self._settled:
             if not self._has_room():
                 return 0
-        batch = list(
-            self._queue.receive_messages(
-                messages_per_page=self._options.batch_size,
-                max_messages=self._options.batch_size,
-                visibility_timeout=max(1, round(self._options.lease)),
+            self._receiving += 1  # busy from here: a drain must not see an empty queue and an idle poller
+        try:
+            batch = list(
+                self._queue.receive_messages(
+                    messages_per_page=self._options.batch_size,
+                    max_messages=self._options.batch_size,
+                    visibility_timeout=max(1, round(self._options.lease)),
+                )
             )
-        )
-        with self._settled:
-            if batch and self._keeper is None:
-                self._keeper = threading.Thread(target=self._keep_leases, name=f"lease-{self.queue_name}", daemon=True)
-                self._keeper.start()
-        renew_at = time.monotonic() + self._options.lease / 2
-        for message in batch:
+            renew_at = time.monotonic() + self._options.lease / 2
             with self._settled:
-                self._in_flight += 1
-                self._leased[_lease(message)] = _Lease(message, message.pop_receipt, renew_at)
-                self._settled.notify_all()  # the keeper learns of the new lease
+                if batch and self._keeper is None:
+                    self._keeper = threading.Thread(
+                        target=self._keep_leases, name=f"lease-{self.queue_name}", daemon=True
+                    )
+                    self._keeper.start()
+                for message in batch:
+                    self._in_flight += 1
+                    self._leased[_lease(message)] = _Lease(message, message.pop_receipt, renew_at)
+                self._settled.notify_all()  # the keeper learns of the new leases
+        finally:
+            with self._settled:
+                self._receiving -= 1
+                self._settled.notify_all()
+        for message in batch:
             self._pool.submit(self._process, message)
         return len(batch)
 
@@ -224,7 +233,7 @@ class QueuePoller:
     def wait_settled(self, timeout: float | None = None) -> bool:
         """Wait until no leased message is left unsettled; False if some still are after ``timeout`` seconds."""
         with self._settled:
-            return self._settled.wait_for(lambda: self._in_flight == 0, timeout)
+            return self._settled.wait_for(lambda: self._in_flight == 0 and self._receiving == 0, timeout)
 
     def hand_back(self) -> int:
         """Make the messages whose invocations are still running visible again now; returns how many.

@@ -118,3 +118,31 @@ def test_a_message_deleted_while_its_function_runs_is_not_renewed_again(azurite:
         poller.close()
     said = [r.getMessage() for r in caplog.records if "renewed" in r.getMessage() or "no longer" in r.getMessage()]
     assert len(said) == 1 and "is no longer this lease's" in said[0], said
+
+
+def test_a_poll_under_way_is_busy_while_what_it_leased_is_not_yet_running(azurite: Any) -> None:
+    """A drain asks "anything visible, anything busy?": a message another thread has just leased is invisible,
+    so the poller must already say busy, or the drain ends before the message runs."""
+    function = SlowFunction(seconds=0.1)
+    poller, raw, _ = _poller(azurite, function)
+    receive, leased, go_on = raw.receive_messages, threading.Event(), threading.Event()
+
+    def receive_then_wait(**options: Any) -> list[Any]:
+        batch = list(receive(**options))
+        leased.set()
+        go_on.wait(DEADLINE)
+        return batch
+
+    raw.receive_messages = receive_then_wait
+    polling = threading.Thread(target=poller.poll_once)
+    polling.start()
+    try:
+        assert leased.wait(DEADLINE)
+        assert list(raw.peek_messages(max_messages=5)) == []  # leased: invisible
+        assert poller.busy
+    finally:
+        go_on.set()
+        polling.join(DEADLINE)
+        assert poller.wait_settled(DEADLINE)
+        poller.close()
+    assert function.calls == 1 and not poller.busy
