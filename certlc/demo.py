@@ -523,7 +523,7 @@ def observed(name: str, evidence: Evidence) -> Observed:
     swept = _sweep_entry(evidence.sweep, key)
     triggers = [r["trigger"] for r in records if r.get("trigger")] + (["sweep"] if swept else [])
     via = tuple(dict.fromkeys(triggers))
-    said = next((r for r in reversed(records) if r.get("ca_request_id") or r.get("ca_message")), {})
+    said = _cas_words(records)
     words = {
         "profile": next((r.get("profile") or "" for r in reversed(records) if r["event"] == "submitted"), ""),
         "waited": any(r["event"] == "pending" for r in records),
@@ -546,6 +546,14 @@ def observed(name: str, evidence: Evidence) -> Observed:
     if swept:
         return Observed(*swept, via, **words)
     return Observed(NOT_EXAMINED, "", via, **words)
+
+
+def _cas_words(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The record whose words show what the CA said: its last answer that was not "still pending", else its first
+    "pending" (the submission's page, naming who must approve; later polls only say "Taken Under Submission")."""
+    spoke = [r for r in records if r.get("ca_request_id") or r.get("ca_message")]
+    final = [r for r in spoke if r["event"] != "pending" and r.get("ca_message")]
+    return final[-1] if final else (spoke[0] if spoke else {})
 
 
 def _sweep_entry(report: SweepReport, key: str) -> tuple[str, str] | None:

@@ -122,6 +122,16 @@ def test_an_approval_that_never_waited_fails(adcs_evidence):
     assert wrong.startswith("expected the CA to leave its request pending for approval first"), wrong
 
 
+def test_a_waiting_request_shows_its_submission_page_not_a_later_poll(adcs_evidence):
+    """A slow run polls the CA before the approval: that poll's "Taken Under Submission" does not replace the
+    submission's words, which say who must approve."""
+    first = next(r for r in adcs_evidence.audit if r["name"] == "vpn-approval" and r["event"] == "pending")
+    at = adcs_evidence.audit.index(first) + 1
+    audit = [*adcs_evidence.audit[:at], {**first, "ca_message": "Taken Under Submission"}, *adcs_evidence.audit[at:]]
+    shown = next(o for o in demo.assess(replace(adcs_evidence, audit=audit)) if o.name == "vpn-approval")
+    assert "wait for an administrator" in shown.ca_message and shown.ok
+
+
 def test_a_denial_without_the_cas_words_fails(adcs_evidence):
     audit = [
         {k: v for k, v in r.items() if k != "ca_message"} if r["name"] == "partner-retired" else r
