@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from localazure.ports import poll_until
@@ -20,6 +23,17 @@ NOT_RUNNING = "certlc: the local stack is not running: run certlc local up"
 @pytest.fixture
 def stack_dir(tmp_path: Path, azurite) -> Path:  # azurite: installs it (or fails loudly in CI)
     return tmp_path / "stack"
+
+
+@contextlib.contextmanager
+def empty_stack(stack_dir: Path, elsewhere: Path) -> Iterator[dict[str, Any]]:
+    """`certlc local up --empty` from ``elsewhere``, its JSON answer, and `certlc local down` afterwards."""
+    up = certlc_in(elsewhere, "local", "up", "--empty", "--dir", str(stack_dir), "--json")
+    try:
+        assert up.returncode == 0, up.stderr
+        yield json.loads(up.stdout)
+    finally:
+        certlc_in(elsewhere, "local", "down", "--dir", str(stack_dir))
 
 
 @pytest.fixture
@@ -116,22 +130,13 @@ def test_local_up_seeds_one_certificate_for_each_renewer_and_prints_the_vault(st
 
 
 def test_local_up_empty_seeds_nothing(stack_dir, elsewhere):
-    up = certlc_in(elsewhere, "local", "up", "--empty", "--dir", str(stack_dir), "--json")
-    try:
-        assert up.returncode == 0, up.stderr
-        info = json.loads(up.stdout)
+    with empty_stack(stack_dir, elsewhere) as info:
         assert info["seeded"] == [] and info["already_running"] is False
         assert outlooks(info) == {}
-    finally:
-        certlc_in(elsewhere, "local", "down", "--dir", str(stack_dir))
 
 
 def test_local_add_puts_a_certificate_certlc_sees_and_refuses_in_one_line(stack_dir, elsewhere):
-    up = certlc_in(elsewhere, "local", "up", "--empty", "--dir", str(stack_dir), "--json")
-    try:
-        assert up.returncode == 0, up.stderr
-        info = json.loads(up.stdout)
-
+    with empty_stack(stack_dir, elsewhere) as info:
         added = certlc_in(
             elsewhere, "local", "add", "old-web", "--days", "-3", "--tag", "owner=web", "--dir", str(stack_dir)
         )
@@ -166,8 +171,6 @@ def test_local_add_puts_a_certificate_certlc_sees_and_refuses_in_one_line(stack_
             refused = certlc_in(elsewhere, "local", "add", *args, "--dir", str(stack_dir))
             assert refused.returncode == 2, (args, refused.stdout, refused.stderr)
             assert refused.stderr.startswith(f"certlc: {message}") and refused.stderr.count("\n") == 1, refused.stderr
-    finally:
-        certlc_in(elsewhere, "local", "down", "--dir", str(stack_dir))
     stopped = certlc_in(elsewhere, "local", "add", "late", "--days", "5", "--dir", str(stack_dir))
     assert (stopped.returncode, stopped.stderr.strip()) == (1, NOT_RUNNING)
 
