@@ -1,11 +1,11 @@
-"""Embed infra/workbook.json into infra/monitoring.json, and monitoring.json into infra/main.json.
+"""Embed infra/workbook.json into infra/monitoring.json, and monitoring.json and alerts.json into infra/main.json.
 
 Each file is the one source of what it holds: workbook.json of the workbook (edit it, or paste the portal's
-Advanced Editor JSON there), monitoring.json of the workspace, tables, DCE, DCR, workbook and alert. The
-templates carry copies because a deployment needs them inline: the workbook as the ``serializedData`` string,
-monitoring.json as a nested deployment of main.json, so main.json deploys from a local file, the portal and a
-"Deploy to Azure" link alike (a linked template would need a URL). Run ``python infra/embed.py`` after editing
-either source, or ``--check`` in CI to fail when a template is stale.
+Advanced Editor JSON there), monitoring.json of the workspace, tables, DCE, DCR and workbook, alerts.json of the
+log alerts. The templates carry copies because a deployment needs them inline: the workbook as the
+``serializedData`` string, monitoring.json and alerts.json as nested deployments of main.json, so main.json
+deploys from a local file, the portal and a "Deploy to Azure" link alike (a linked template would need a URL).
+Run ``python infra/embed.py`` after editing a source, or ``--check`` in CI to fail when a template is stale.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from pathlib import Path
 INFRA = Path(__file__).resolve().parent
 MAIN = INFRA / "main.json"
 MONITORING = INFRA / "monitoring.json"
+ALERTS = INFRA / "alerts.json"
 WORKBOOK = INFRA / "workbook.json"
 WORKBOOK_TYPE = "microsoft.insights/workbooks"
-MARKER = "infra/monitoring.json, embedded by infra/embed.py"
+EMBEDDED = "{}, embedded by infra/embed.py"
 
 
 def serialized_workbook(workbook_path: Path = WORKBOOK) -> str:
@@ -39,9 +40,11 @@ def workbook_resource(template: dict) -> dict:
     return _only(template["resources"], lambda r: r["type"].lower() == WORKBOOK_TYPE, f"{WORKBOOK_TYPE} resource")
 
 
-def monitoring_deployment(template: dict) -> dict:
-    comment = f"deployment commented {MARKER!r} in {MAIN.name}"
-    return _only(template["resources"], lambda r: r.get("comments", "").startswith(MARKER), comment)
+def embedding_deployment(template: dict, source: Path) -> dict:
+    """The nested deployment of ``template`` that carries ``source``, found by its comment."""
+    marker = EMBEDDED.format(f"infra/{source.name}")
+    comment = f"deployment commented {marker!r} in {MAIN.name}"
+    return _only(template["resources"], lambda r: r.get("comments", "").startswith(marker), comment)
 
 
 def stale_files() -> dict[Path, dict]:
@@ -53,10 +56,11 @@ def stale_files() -> dict[Path, dict]:
     if workbook.get("serializedData") != serialized_workbook():
         workbook["serializedData"] = serialized_workbook()
         stale[MONITORING] = monitoring
-    nested = monitoring_deployment(main)["properties"]
-    if nested.get("template") != monitoring:
-        nested["template"] = monitoring
-        stale[MAIN] = main
+    for source, content in ((MONITORING, monitoring), (ALERTS, json.loads(ALERTS.read_text(encoding="utf-8")))):
+        nested = embedding_deployment(main, source)["properties"]
+        if nested.get("template") != content:
+            nested["template"] = content
+            stale[MAIN] = main
     return stale
 
 

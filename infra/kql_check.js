@@ -2,7 +2,7 @@
 // (npm @kusto/language-service-next, offline), against the custom tables the ARM template declares.
 //
 //   NODE_PATH=<node_modules with the package> node infra/kql_check.js --tables infra/monitoring.json \
-//       infra/workbook.json infra/monitoring.json
+//       infra/workbook.json infra/alerts.json
 //
 // Every string property named "query" in the given JSON files is checked (workbook items and parameters, the
 // scheduled query rules' criteria). Workbook parameters such as {Vault} become a string literal first. Prints

@@ -168,8 +168,8 @@ class Scope:
             return self.evaluate(parse(node))
         if isinstance(node, str) and node.startswith("[["):
             return node[1:]
-        if isinstance(node, dict):
-            return {key: self.value(item) for key, item in node.items()}
+        if isinstance(node, dict):  # a property name may be an expression too (a user-assigned identity's id)
+            return {self.value(key): self.value(item) for key, item in node.items()}
         if isinstance(node, list):
             return [self.value(item) for item in node]
         return node
@@ -247,6 +247,14 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "copyindex": lambda s, *a: s.copy_index + (a[-1] if a and isinstance(a[-1], int) else 0),
     "lambdavariables": lambda s, n: s.lambdas[n],
     "map": lambda s, items, f: [_call_lambda(f, item) for item in items],
+    "filter": lambda s, items, f: [item for item in items if _call_lambda(f, item)],
+    "toobject": lambda s, items, key, value=None: {
+        _call_lambda(key, item): _call_lambda(value, item) if value else item for item in items
+    },
+    "split": lambda s, text, separator: str(text).split(separator),
+    "startswith": lambda s, text, prefix: str(text).lower().startswith(str(prefix).lower()),
+    "first": lambda s, v: (v[0] if v else None) if isinstance(v, list) else str(v)[:1],
+    "or": lambda s, *v: any(v),
     "format": _format,
     "concat": lambda s, *a: [x for i in a for x in i] if a and isinstance(a[0], list) else "".join(map(str, a)),
     "union": _union,

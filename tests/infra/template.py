@@ -68,6 +68,13 @@ def only(kind: str, template: Mapping[str, Any] = MAIN) -> Mapping[str, Any]:
     return found
 
 
+def app_principal(outer: Scope | None = None) -> str:
+    """The app's principal id (its user-assigned identity's) as the offline evaluator renders it: only a
+    deployment knows the real one."""
+    app = (outer or scope()).parameter("appName")
+    return f"https://reference.invalid/Microsoft.ManagedIdentity/userAssignedIdentities/{app}-identity/principalId"
+
+
 def app_settings() -> dict[str, str]:
     (config,) = evaluated("Microsoft.Web/sites/config")
     return {name: str(value) for name, value in config["properties"].items()}

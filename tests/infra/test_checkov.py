@@ -1,7 +1,7 @@
 """checkov on the ARM templates: every failed check is fixed, or skipped here with the reason.
 
 checkov runs offline from its own virtualenv in .tools (``python -m localazure.tools install
-checkov``), once per session, on infra/main.json and infra/monitoring.json (about 3 seconds). The
+checkov``), once per session, on infra/main.json, infra/monitoring.json and infra/alerts.json (about 3 seconds). The
 template scan is static: checkov reads the JSON as written and does not evaluate ARM expressions.
 """
 
@@ -17,7 +17,7 @@ from localazure import tools
 from tests.fixtures.servers import fail_in_ci_else_skip
 from tests.infra.template import ROOT
 
-TEMPLATES = ("infra/main.json", "infra/monitoring.json")
+TEMPLATES = ("infra/main.json", "infra/monitoring.json", "infra/alerts.json")
 TIMEOUT_SECONDS = 180
 
 

@@ -4,7 +4,7 @@ from localazure.emulators.azuredns.arm import ROLES
 
 from renewal.ca.dns01 import DnsZone, parse_zones
 from tests.infra.arm import SUBSCRIPTION_ID
-from tests.infra.template import app_settings, evaluated, scope
+from tests.infra.template import app_principal, app_settings, evaluated, scope
 
 ZONES = [
     {"name": "example.com", "resourceGroup": "rg-dns"},
@@ -41,10 +41,9 @@ def test_the_role_is_assigned_to_the_app_on_each_zone_and_nowhere_else():
         if a["properties"]["roleDefinitionId"].endswith(f"/roleDefinitions/{role['name']}")
     ]
     assert [a["scope"] for a in assignments] == [f"Microsoft.Network/dnsZones/{z['name']}" for z in ZONES]
-    app = outer.parameter("appName")
     for assignment in assignments:
         assert assignment["properties"]["principalType"] == "ServicePrincipal"
-        assert str(assignment["properties"]["principalId"]).endswith(f"/Microsoft.Web/sites/{app}/identity/principalId")
+        assert str(assignment["properties"]["principalId"]) == app_principal(outer)
     deployments = [
         d for d in evaluated("Microsoft.Resources/deployments", outer) if d["name"].startswith("certlc-dns-")
     ]

@@ -19,11 +19,12 @@ import pytest
 from ingestion import history, schema
 from localazure import tools
 from tests.fixtures.servers import fail_in_ci_else_skip
-from tests.infra.template import MONITORING, ROOT
+from tests.infra.template import ROOT
 
 CHECKER = ROOT / "infra" / "kql_check.js"
 TEMPLATE = ROOT / "infra" / "monitoring.json"
 WORKBOOK = ROOT / "infra" / "workbook.json"
+ALERTS = ROOT / "infra" / "alerts.json"
 TIMEOUT_SECONDS = 60
 
 
@@ -53,7 +54,7 @@ def check(node_path: str, *files: Path) -> tuple[int, dict[str, Any], str]:
 
 
 def test_every_workbook_and_alert_query_parses_and_binds(node_path):
-    code, report, stderr = check(node_path, WORKBOOK, TEMPLATE)
+    code, report, stderr = check(node_path, WORKBOOK, ALERTS)
     assert report["tables"] == {
         schema.TABLE_NAME: list(schema.COLUMN_NAMES),
         history.TABLE_NAME: [name for name, _, _ in history.COLUMNS],
@@ -65,7 +66,7 @@ def test_every_workbook_and_alert_query_parses_and_binds(node_path):
     checked = [q["where"].split("/")[2] for q in report["queries"] if q["file"].endswith("workbook.json")]
     assert checked == ["1[parameters]", *with_query]  # the Vault parameter's query, then every data item
     assert len(with_query) == 6
-    alerts = [q for q in report["queries"] if q["file"].endswith("monitoring.json")]
+    alerts = [q for q in report["queries"] if q["file"].endswith("alerts.json")]
     assert [q["where"].endswith("/criteria/allOf/0/query") for q in alerts] == [True]
 
 
@@ -90,7 +91,7 @@ def test_the_check_fails_on_an_unknown_column_a_wrong_type_and_bad_syntax(node_p
 
 
 def test_the_coverage_alert_lists_latest_rows_nobody_renews_daily_with_least_privilege():
-    (rule,) = [r for r in MONITORING["resources"] if r["type"] == "Microsoft.Insights/scheduledQueryRules"]
+    (rule,) = [r for r in json.loads(ALERTS.read_text())["resources"] if r["type"].endswith("/scheduledQueryRules")]
     properties = rule["properties"]
     (criterion,) = properties["criteria"]["allOf"]
     query = criterion["query"]
@@ -99,9 +100,7 @@ def test_the_coverage_alert_lists_latest_rows_nobody_renews_daily_with_least_pri
     assert (criterion["operator"], criterion["threshold"], criterion["timeAggregation"]) == ("GreaterThan", 0, "Count")
     assert [d["name"] for d in criterion["dimensions"]] == ["KeyVault", "CertName"]  # one alert per certificate
     assert (properties["evaluationFrequency"], properties["windowSize"]) == ("P1D", "P1D")
-    assert properties["scopes"] == [
-        "[resourceId('Microsoft.OperationalInsights/workspaces', parameters('workspaceName'))]"
-    ]
+    assert properties["scopes"] == ["[parameters('workspaceResourceId')]"]
     assert "identity" not in rule  # nothing to grant: the rule reads only the workspace it is scoped to
     assert "parameters('alertActionGroupId')" in properties["actions"]["actionGroups"]
 

@@ -3,16 +3,10 @@ the app's identity gets Storage Blob Data Contributor (lease, read and write blo
 
 import pytest
 
-from tests.infra.template import MAIN, app_settings, evaluated, scope
+from tests.infra.template import MAIN, app_principal, app_settings, evaluated, scope
 
 BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 CONTAINER = "Microsoft.Storage/storageAccounts/blobServices/containers"
-
-
-def app_principal(outer=None) -> str:
-    """The app's principal id as the offline evaluator renders it (only a deployment knows the real one)."""
-    app = (outer or scope()).parameter("appName")
-    return f"https://reference.invalid/Microsoft.Web/sites/{app}/identity/principalId"
 
 
 def container_scope(outer, name: str) -> str:

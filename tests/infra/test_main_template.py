@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.infra.arm import ArmError, Scope, calls, expressions, parse
+from tests.infra.arm import RESOURCE_GROUP, SUBSCRIPTION_ID, ArmError, Scope, calls, expressions, parse
 from tests.infra.template import DEPLOYMENT, MAIN, README, evaluated, only, resources, scope, templates
 
 ROLES = {  # built-in role definition ids, as infra/README.md cites them
@@ -14,6 +14,8 @@ ROLES = {  # built-in role definition ids, as infra/README.md cites them
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
     "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",  # on single secrets only (see below)
+    "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a": "Storage Queue Data Message Sender",
 }
 TOO_BROAD = {
     "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
@@ -21,8 +23,12 @@ TOO_BROAD = {
     "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9": "User Access Administrator",
     "00482a5a-887f-4fb3-b363-3b7fe8e74483": "Key Vault Administrator",
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
-    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "17d1049b-9a84-46fb-8f53-869881c3d3ab": "Storage Account Contributor",
+}
+# Every optional grant switched on: a Key Vault reference (a secret) and events straight onto the queue.
+EVERYTHING = {
+    "smtpPasswordSecretUri": "https://kv-ops.vault.azure.net/secrets/smtp",
+    "eventDestination": "storageQueue",
 }
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -111,7 +117,7 @@ def test_role_definitions_are_the_documented_built_in_roles_and_nothing_broader(
     assert not set(TOO_BROAD) & set(GUID.findall(text.lower()))
     for role_id, name in ROLES.items():
         assert role_id in README and name in README
-    assignments = evaluated("Microsoft.Authorization/roleAssignments")
+    assignments = evaluated("Microsoft.Authorization/roleAssignments", scope(**EVERYTHING))
     assert {a["properties"]["roleDefinitionId"].rsplit("/", 1)[1] for a in assignments} == set(ROLES)
     for assignment in assignments:
         assert assignment["properties"]["principalType"] == "ServicePrincipal"
@@ -120,8 +126,8 @@ def test_role_definitions_are_the_documented_built_in_roles_and_nothing_broader(
             assert resource["name"].startswith("[guid("), "role assignment names must be deterministic"
 
 
-def scopes_of(role_id: str) -> list[str]:
-    assignments = evaluated("Microsoft.Authorization/roleAssignments")
+def scopes_of(role_id: str, **parameters: object) -> list[str]:
+    assignments = evaluated("Microsoft.Authorization/roleAssignments", scope(**parameters))
     return sorted(a["scope"] for a in assignments if role_id in a["properties"]["roleDefinitionId"])
 
 
@@ -139,6 +145,10 @@ def test_each_role_sits_on_the_narrowest_scope():
     assert scopes_of("ba92f5b4-2d11-453d-a403-e96b0029c9fe") == [locks, dead_letters, dead_letters]
     for host_role in ("b7e6dc6d", "0a9a7e1f", "974c5e8b"):
         assert scopes_of(host_role) == [f"Microsoft.Storage/storageAccounts/{storage}"]
+    assert scopes_of("4633458b") == scopes_of("c6a89b2d") == []  # neither without a reference or the queue route
+    assert scopes_of("4633458b", **EVERYTHING) == ["Microsoft.KeyVault/vaults/kv-ops/secrets/smtp"]
+    queue = f"Microsoft.Storage/storageAccounts/{storage}/queueServices/default/queues/certlc-renewals"
+    assert scopes_of("c6a89b2d", **EVERYTHING) == [queue, queue]  # each system topic, the renewal queue only
 
 
 def test_dead_letter_writer_is_each_system_topic_identity():
@@ -167,10 +177,18 @@ def test_flex_consumption_python_311_with_a_managed_identity():
     plan = only("Microsoft.Web/serverfarms")
     assert plan["sku"] == {"tier": "FlexConsumption", "name": "FC1"} and plan["properties"]["reserved"] is True
     (site,) = evaluated("Microsoft.Web/sites")
-    assert site["kind"] == "functionapp,linux" and site["identity"] == {"type": "SystemAssigned"}
+    (identity,) = evaluated("Microsoft.ManagedIdentity/userAssignedIdentities")
+    group = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}"
+    identity_id = f"{group}/providers/{identity['type']}/{identity['name']}"
+    assert site["kind"] == "functionapp,linux"
+    assert site["identity"] == {"type": "UserAssigned", "userAssignedIdentities": {identity_id: {}}}
+    assert site["properties"]["keyVaultReferenceIdentity"] == identity_id
     config = site["properties"]["functionAppConfig"]
     assert config["runtime"] == {"name": "python", "version": "3.11"}
-    assert config["deployment"]["storage"]["authentication"] == {"type": "SystemAssignedIdentity"}
+    assert config["deployment"]["storage"]["authentication"] == {
+        "type": "UserAssignedIdentity",
+        "userAssignedIdentityResourceId": identity_id,
+    }
     assert site["properties"]["httpsOnly"] is True
 
 
