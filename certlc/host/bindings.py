@@ -109,14 +109,18 @@ class QueueOutput:
     queue_name: str
     connection: str
 
-    def send(self, datum: meta.Datum, env: Mapping[str, str]) -> None:
+    def send(self, datum: meta.Datum, env: Mapping[str, str], message_encoding: str = "base64") -> None:
+        """Write each message as the host does for host.json's ``messageEncoding``."""
+        from certlc.host.queue_poller import encode_message
+
         texts = queue_texts(datum)
         if not texts:
             return
-        client = connection_queue(env, self.connection, self.queue_name)
+        raw = {"message_encode_policy": None, "message_decode_policy": None}
+        client = connection_queue(env, self.connection, self.queue_name, **raw)
         from azure.core.exceptions import ResourceNotFoundError
 
-        for text in texts:
+        for text in (encode_message(t, message_encoding) for t in texts):
             try:
                 client.send_message(text)
             except ResourceNotFoundError:  # the host creates an output queue on first use
@@ -190,8 +194,9 @@ def hosted_functions(
 class Invoker:
     """Runs functions one invocation at a time per call, logs one line each, counts what is in flight."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], message_encoding: str = "base64") -> None:
         self._env = env
+        self._message_encoding = message_encoding
         self._idle = threading.Condition()
         self._running = 0
 
@@ -211,7 +216,7 @@ class Invoker:
             encoded = function.call(datum, metadata)
             for output in function.outputs:
                 if output.name in encoded:
-                    output.send(encoded[output.name], self._env)
+                    output.send(encoded[output.name], self._env, self._message_encoding)
             outcome = "Succeeded"
         except Exception as exc:
             log.error(

@@ -65,7 +65,7 @@ class FunctionsHost:
         if unsupported:
             raise BindingError(f"the local host does not support these triggers: {unsupported}")
         options = QueueOptions.from_host_json(host_json)
-        self._invoker = Invoker(self._env)
+        self._invoker = Invoker(self._env, options.message_encoding)
         self._pollers = [
             QueuePoller(
                 *raw_queue_pair(self._env, f.trigger.get("connection", ""), f.trigger["queueName"]),

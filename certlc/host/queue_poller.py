@@ -10,11 +10,13 @@
 - a message handed back by a worker that stops before its invocation finishes is visible again at once, and
   that invocation no longer settles it;
 - failure makes it visible again after ``visibilityTimeout``, or, once its dequeue count has reached
-  ``maxDequeueCount``, moves the original message text to ``<queue>-poison``;
+  ``maxDequeueCount``, moves the original message text to ``<queue>-poison``; a body the ``messageEncoding``
+  cannot decode goes there at once, as in the queues extension 5.x (Azure/azure-sdk-for-net#18326);
 - an empty queue is polled with exponential back-off from 100 ms up to ``maxPollingInterval``.
 
-The poller speaks raw message text on the wire and base64-decodes bodies itself (``messageEncoding``
-base64), so a poisoned message lands in the poison queue byte for byte as it was sent. The handler gets
+The poller speaks raw message text on the wire and decodes bodies itself as ``messageEncoding`` says (``base64``,
+the host's default, or ``none``: the text as it is), so a poisoned message lands in the poison queue byte for byte
+as it was sent. The handler gets
 what the host sends the worker: the body as TypedData and the trigger metadata (``Id``, ``DequeueCount``,
 ``InsertionTime``, ``ExpirationTime``, ``NextVisibleTime``, ``PopReceipt``); the queue converter of
 ``azure.functions`` makes the ``func.QueueMessage`` from them.
@@ -58,6 +60,15 @@ def parse_timespan(value: str | int | float, setting: str) -> float:
     return int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
+MESSAGE_ENCODINGS = ("base64", "none")
+SUCCEEDED, FAILED, UNDECODABLE = "succeeded", "failed", "undecodable"  # how one invocation of a message ended
+
+
+def encode_message(text: str, encoding: str) -> str:
+    """A queue message's text as the host writes it for ``messageEncoding``."""
+    return base64.b64encode(text.encode("utf-8")).decode("ascii") if encoding == "base64" else text
+
+
 @dataclass(frozen=True)
 class QueueOptions:
     """``extensions.queues`` with the host's defaults for anything left out."""
@@ -68,6 +79,7 @@ class QueueOptions:
     visibility_timeout: float = 0.0
     max_polling_interval: float = 60.0
     lease: float = LEASE  # how long a leased message stays invisible; renewed halfway while its function runs
+    message_encoding: str = "base64"  # the trigger's and the queue output's: "base64" or "none"
 
     @classmethod
     def from_host_json(cls, path: Path) -> QueueOptions:
@@ -78,7 +90,13 @@ class QueueOptions:
         queues: Mapping[str, Any] = host.get("extensions", {}).get("queues", {})
         defaults = cls()
         batch_size = int(queues.get("batchSize", defaults.batch_size))
+        encoding = str(queues.get("messageEncoding", defaults.message_encoding)).lower()
+        if encoding not in MESSAGE_ENCODINGS:
+            raise ValueError(
+                f"host.json queues.messageEncoding: {encoding!r} is not one of {', '.join(MESSAGE_ENCODINGS)}"
+            )
         return cls(
+            message_encoding=encoding,
             batch_size=batch_size,
             new_batch_threshold=int(queues.get("newBatchThreshold", batch_size // 2)),
             max_dequeue_count=int(queues.get("maxDequeueCount", defaults.max_dequeue_count)),
@@ -308,31 +326,36 @@ class QueuePoller:
                 self._settled.notify_all()
 
     def _settle(self, message: Any) -> None:
-        succeeded = self._invoke(message)
+        outcome = self._invoke(message)
         with self._settled:
             lease = self._leased.pop(_lease(message), None)
         if lease is None:  # handed back: no longer this invocation's to settle
             return
         with lease.lock:  # after any renewal under way: settle with the latest receipt
-            if succeeded:
+            if outcome == SUCCEEDED:
                 self._queue.delete_message(message.id, lease.receipt)
             else:
-                self._settle_failure(message, lease.receipt)
+                self._settle_failure(message, lease.receipt, at_once=outcome == UNDECODABLE)
 
-    def _invoke(self, message: Any) -> bool:
-        try:
-            body = base64.b64decode(message.content or "", validate=True)
-        except (binascii.Error, ValueError):
-            log.error("Message %s on %r is not valid base64 (messageEncoding base64)", message.id, self.queue_name)
-            return False
+    def _invoke(self, message: Any) -> str:
+        if self._options.message_encoding == "none":
+            body = (message.content or "").encode("utf-8", "surrogatepass")
+        else:
+            try:
+                body = base64.b64decode(message.content or "", validate=True)
+            except (binascii.Error, ValueError):
+                log.error("Message %s on %r is not valid base64 (messageEncoding base64)", message.id, self.queue_name)
+                return UNDECODABLE
         try:
             self._handler(*trigger_payload(message, body))
         except Exception:  # the invoker logged it; the message decides its own fate in _settle
-            return False
-        return True
+            return FAILED
+        return SUCCEEDED
 
-    def _settle_failure(self, message: Any, receipt: str) -> None:
-        if (message.dequeue_count or 0) >= self._options.max_dequeue_count:
+    def _settle_failure(self, message: Any, receipt: str, *, at_once: bool = False) -> None:
+        """Try again after ``visibilityTimeout``, or poison it: after ``maxDequeueCount`` attempts, or at once
+        for a body the encoding cannot read (the queues extension 5.x does so: retrying cannot help)."""
+        if at_once or (message.dequeue_count or 0) >= self._options.max_dequeue_count:
             self._poison.send_message(message.content)
             self._queue.delete_message(message.id, receipt)
             log.warning(

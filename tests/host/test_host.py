@@ -353,16 +353,40 @@ def test_drain_processes_a_batch_bigger_than_batch_size(
     assert idle_host.drain(timeout=5) == 0
 
 
-def test_invalid_base64_message_is_a_failure(
+def test_a_message_that_is_not_base64_goes_to_the_poison_queue_at_once(
     idle_host: FunctionsHost, env: dict[str, str], raw_queue: Callable[[str], Any]
 ) -> None:
+    """As the queues extension 5.x does (Azure/azure-sdk-for-net#18326): retrying cannot decode it."""
     queue = raw_queue(env["WORK_QUEUE"])
     queue.create_queue()
-    queue.send_message("this is not base64!")
+    queue.send_message('{"plain": "json, as Event Grid once wrote to queues"}')
     assert idle_host.drain(timeout=10) == 1
     assert CALLS.of("work") == []
-    assert not queue.peek_messages(max_messages=1)  # released with visibilityTimeout, not deleted
-    _wait_visible(queue)
+    assert queue.get_queue_properties().approximate_message_count == 0  # not retried
+    assert wire_messages(raw_queue(f"{env['WORK_QUEUE']}-poison")) == [
+        '{"plain": "json, as Event Grid once wrote to queues"}'
+    ]
+
+
+def test_message_encoding_none_passes_text_through_both_ways(
+    env: dict[str, str], tmp_path: Path, raw_queue: Callable[[str], Any]
+) -> None:
+    """host.json ``messageEncoding: none``: the trigger gets the text as it is, the queue output writes it so."""
+    path = tmp_path / "host.json"
+    queues = {"messageEncoding": "none", "maxPollingInterval": "00:00:01", "visibilityTimeout": "00:00:01"}
+    path.write_text(json.dumps({"version": "2.0", "extensions": {"queues": queues}}))
+    CALLS.items.clear()
+    with FunctionsHost(app, env, path) as host:
+        raw_queue(env["WORK_QUEUE"]).send_message(json.dumps({"job": "plain"}))
+        assert CALLS.wait_for("work", 1) == [({"job": "plain"}, 1)]
+        event = grid_event("web02")
+        response = http().post(host.eventgrid_url("onevent"), json=[event], headers={"aeg-event-type": "Notification"})
+        assert response.status_code == 200
+    assert wire_messages(raw_queue(env["OUT_QUEUE"])) == [json.dumps({"subject": "web02", "n": 0})]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"version": "2.0", "extensions": {"queues": {"messageEncoding": "utf8"}}}))
+    with pytest.raises(ValueError, match="messageEncoding: 'utf8' is not one of base64, none"):
+        FunctionsHost(app, env, bad)
 
 
 def test_timer_run_on_startup_and_trigger(env: dict[str, str], host_json: Path) -> None:

@@ -220,16 +220,6 @@ def test_poison_messages_are_listed_and_re_driven(stack, capsys, kind):
     drain_until(stack, lambda: len(versions(stack, name)) == 2)
 
 
-def test_a_raw_event_grid_event_on_the_queue_is_renewed(stack):
-    """An Event Grid storage-queue subscription writes the bare event (base64) to the queue."""
-    from renewal.clients import queue_client
-
-    name = unique("rawevent")
-    old = seed(stack, name, days_left=400, lifetime_days=500, tags={"certlc-renew-before-days": "450"})
-    queue_client(stack.settings).send_message(json.dumps(near_expiry_event(stack, name, old.properties.version)))
-    drain_until(stack, lambda: len(versions(stack, name)) == 2)
-
-
 def test_a_certificate_with_too_many_tags_fails_before_a_version_is_started(stack, alerts):
     """Key Vault takes 15 tags; certlc adds 3 of its own: 13 of the operator's cannot be renewed as they are."""
     name = unique("tags")
