@@ -15,6 +15,7 @@ from typing import Any
 
 from ingestion.schema import STREAM_DEFAULT
 from renewal.errors import ConfigError
+from renewal.trust import ca_bundle
 
 # The service refuses calls over 1 MiB. The SDK sizes chunks without the JSON array's
 # separators, so chunks are cut here, on the exact serialized size, with some headroom.
@@ -68,7 +69,7 @@ def logs_ingestion_client(env: Mapping[str, str], **client_options: Any) -> Any:
     endpoint = target_from_env(env).endpoint
     token_env = {"CERTLC_LOCAL_TOKEN": env.get("CERTLC_LOGS_TOKEN", "") or env.get("CERTLC_LOCAL_TOKEN", "")}
     options: dict[str, Any] = {"connection_timeout": CONNECT_TIMEOUT, "read_timeout": READ_TIMEOUT, **client_options}
-    bundle = env.get("CERTLC_LOGS_CA_BUNDLE", "")
+    bundle = ca_bundle(env, "CERTLC_LOGS_CA_BUNDLE", IngestionConfigError)
     if bundle:
         options["connection_verify"] = bundle
     return LogsIngestionClient(endpoint, credential_for(endpoint, token_env), **options)

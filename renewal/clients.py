@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from renewal.errors import ConfigError, causes
 from renewal.setting_values import seconds_setting
+from renewal.trust import ca_bundle
 
 QUEUE_CONNECTION_DEFAULT = "CertlcStorage"
 QUEUE_NAME_DEFAULT = "certlc-renewals"
@@ -125,7 +126,7 @@ def keyvault_client_options(
     """
     timeouts = timeouts or keyvault_timeouts(env)
     options: dict[str, Any] = {"connection_timeout": timeouts.connect, "read_timeout": timeouts.read}
-    bundle = env.get("CERTLC_KEYVAULT_CA_BUNDLE", "")
+    bundle = ca_bundle(env, "CERTLC_KEYVAULT_CA_BUNDLE", ConnectionConfigError)
     if bundle:
         options["connection_verify"] = bundle
         options["verify_challenge_resource"] = False

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from renewal.clients import ConnectionConfigError, is_loopback_url
+from renewal.trust import ca_bundle
 
 Clock = Callable[[], datetime]
 
@@ -38,7 +39,7 @@ def clock_from_env(env: Mapping[str, str]) -> Clock:
         return utc_now
     if not is_loopback_url(url):
         raise ConnectionConfigError(f"CERTLC_CLOCK_URL {url} is not on loopback: it is for the local emulator only")
-    verify: bool | str = env.get("CERTLC_KEYVAULT_CA_BUNDLE", "").strip() or True
+    verify: bool | str = ca_bundle(env, "CERTLC_KEYVAULT_CA_BUNDLE", ConnectionConfigError) or True
 
     def emulated_now() -> datetime:
         import requests

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 AZURE_MARKERS = ("WEBSITE_INSTANCE_ID", "FUNCTIONS_WORKER_RUNTIME")
 LOCAL_STACK_MARKER = "CERTLC_LOCAL_TOKEN"
+KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("  # how a setting starts that the platform has not resolved to its secret
 
 
 def in_azure(env: Mapping[str, str]) -> bool:

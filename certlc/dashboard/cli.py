@@ -18,7 +18,9 @@ def add_dashboard_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--history", type=Path, help="renewal history rows file (default: the local Logs emulator's history)"
     )
-    parser.add_argument("--ca-bundle", default=os.environ.get("CERTLC_LOGS_CA_BUNDLE"), help="CA for --logs-url")
+    parser.add_argument(
+        "--ca-bundle", help="CA file for --logs-url (default: CERTLC_LOGS_CA_BUNDLE, a file's path or the PEM text)"
+    )
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="local stack state directory")
     parser.add_argument(
         "--out", type=Path, default=None, help="HTML file to write (default: <state-dir>/dashboard.html)"
@@ -30,14 +32,16 @@ def run_dashboard(args: argparse.Namespace) -> int:
     from certlc.dashboard import render
     from certlc.dashboard.source import history_from_file
     from ingestion.history import STREAM_DEFAULT as HISTORY_STREAM
+    from renewal.trust import ca_bundle
 
+    trust = (args.ca_bundle or ca_bundle(os.environ, "CERTLC_LOGS_CA_BUNDLE")) if args.logs_url else None
     try:
         if args.logs_url:
-            rows = rows_from_url(args.logs_url, args.ca_bundle)
+            rows = rows_from_url(args.logs_url, trust)
         else:
             rows = rows_from_file(args.rows or default_rows_file(args.state_dir))
         if args.logs_url and not args.history:
-            history = rows_from_url(args.logs_url, args.ca_bundle, HISTORY_STREAM)
+            history = rows_from_url(args.logs_url, trust, HISTORY_STREAM)
         else:
             history = history_from_file(args.history or default_rows_file(args.state_dir, HISTORY_STREAM))
     except RowsUnavailable as error:

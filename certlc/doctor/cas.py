@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from certlc.doctor.bundles import verify_for
 from certlc.doctor.net import http, one_line
 from certlc.doctor.result import Answer, CheckResult, failed, passed
 from renewal.ca.adcs import credentials_problem
@@ -129,13 +130,18 @@ def probe_cfssl(env: Mapping[str, str], timeout: float) -> tuple[Answer, str]:
     if not url:
         return Answer(code="Config", message="CERTLC_CFSSL_URL is not set"), ""
     info = f"{url}/api/v1/cfssl/info"
-    return http("POST", info, timeout=timeout, verify=env.get("CERTLC_CFSSL_CA_BUNDLE") or True, json={}), info
+    verify = verify_for(env, "CERTLC_CFSSL_CA_BUNDLE")
+    if isinstance(verify, Answer):
+        return verify, info
+    return http("POST", info, timeout=timeout, verify=verify, json={}), info
 
 
 def judge_cfssl(answer: Answer, target: str) -> CheckResult:
     name = "ca cfssl"
     if answer.code == "Config":
-        return failed(name, answer.message, "set CERTLC_CFSSL_URL to the cfssl serve / multirootca base URL")
+        return failed(
+            name, answer.message, answer.fix or "set CERTLC_CFSSL_URL to the cfssl serve / multirootca base URL"
+        )
     if answer.unreachable:
         return failed(
             name, answer.describe(), "check CERTLC_CFSSL_URL and that cfssl serve runs and is reachable", target
@@ -186,7 +192,10 @@ def probe_acme(env: Mapping[str, str], timeout: float) -> tuple[Answer, Mapping[
         )
     if not url:
         return Answer(code="Config", message="CERTLC_ACME_DIRECTORY is not set"), env, key
-    return http("GET", url, timeout=timeout, verify=env.get("CERTLC_ACME_CA_BUNDLE") or True), env, key
+    verify = verify_for(env, "CERTLC_ACME_CA_BUNDLE")
+    if isinstance(verify, Answer):
+        return verify, env, key
+    return http("GET", url, timeout=timeout, verify=verify), env, key
 
 
 def judge_acme(answer: Answer, env: Mapping[str, str], key: bytes | None) -> CheckResult:
@@ -196,7 +205,7 @@ def judge_acme(answer: Answer, env: Mapping[str, str], key: bytes | None) -> Che
     name, target = "ca acme", (env.get("CERTLC_ACME_DIRECTORY") or "").strip()
     if answer.code == "Config":
         fix = "set CERTLC_ACME_DIRECTORY and CERTLC_ACME_ACCOUNT_KEY (in Azure a Key Vault reference to the key's PEM)"
-        return failed(name, answer.message, fix, target)
+        return failed(name, answer.message, answer.fix or fix, target)
     if answer.unreachable:
         return failed(name, answer.describe(), "check CERTLC_ACME_DIRECTORY (and CERTLC_ACME_CA_BUNDLE)", target)
     directory: Any = answer.body if isinstance(answer.body, dict) else {}
@@ -266,14 +275,17 @@ def probe_adcs(env: Mapping[str, str], timeout: float) -> tuple[Answer, str]:
         except ImportError:
             return Answer(code="Config", message="NTLM needs the requests-ntlm package"), url
         options["auth"] = HttpNtlmAuth(username, password)
-    return http("GET", url, timeout=timeout, verify=env.get("CERTLC_ADCS_CA_BUNDLE") or True, **options), url
+    verify = verify_for(env, "CERTLC_ADCS_CA_BUNDLE")
+    if isinstance(verify, Answer):
+        return verify, url
+    return http("GET", url, timeout=timeout, verify=verify, **options), url
 
 
 def judge_adcs(answer: Answer, target: str) -> CheckResult:
     name = "ca adcs"
     if answer.code == "Config":
         fix = "set the CERTLC_ADCS_* settings (docs/adcs.md); Key Vault references resolve only in the Functions host"
-        return failed(name, answer.message, fix, target)
+        return failed(name, answer.message, answer.fix or fix, target)
     if answer.unreachable:
         return failed(name, answer.describe(), "check CERTLC_ADCS_SERVER (and CERTLC_ADCS_CA_BUNDLE)", target)
     if answer.status == 401:

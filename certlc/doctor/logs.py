@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from certlc.doctor.bundles import verify_for
 from certlc.doctor.net import answer_from_sdk_error, one_line, sdk_options
 from certlc.doctor.result import Answer, CheckResult, failed, passed
 
@@ -43,6 +44,9 @@ def probe_logs(env: Mapping[str, str], timeout: float) -> LogsObservation:
     from ingestion.upload import logs_ingestion_client, target_from_env
     from renewal.errors import ConfigError
 
+    trust = verify_for(env, "CERTLC_LOGS_CA_BUNDLE")
+    if isinstance(trust, Answer):
+        return LogsObservation(trust)
     try:
         target = target_from_env(env)
         client = logs_ingestion_client(env)
@@ -77,12 +81,8 @@ def probe_logs(env: Mapping[str, str], timeout: float) -> LogsObservation:
 def judge_logs(seen: LogsObservation) -> CheckResult:
     answer, target = seen.answer, seen.target
     if answer.code == "Config":
-        return failed(
-            NAME,
-            answer.message,
-            "set CERTLC_DCE_ENDPOINT, CERTLC_DCR_IMMUTABLE_ID (and CERTLC_DCR_STREAM) from the monitoring deployment",
-            target,
-        )
+        fix = "set CERTLC_DCE_ENDPOINT, CERTLC_DCR_IMMUTABLE_ID (and CERTLC_DCR_STREAM) from the monitoring deployment"
+        return failed(NAME, answer.message, answer.fix or fix, target)
     detail = answer.describe()
     if answer.no_token:
         return failed(

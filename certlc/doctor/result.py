@@ -46,6 +46,7 @@ class Answer:
     body: Any = None  # the parsed body, for the probes that read it
     unreachable: bool = False
     no_token: bool = False  # the identity could not get a token at all
+    fix: str = ""  # for a setting that cannot be used (``code`` "Config"): its own fix, where the probe knows it
 
     @property
     def ok(self) -> bool:

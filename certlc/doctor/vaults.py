@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from certlc.doctor.bundles import verify_for
 from certlc.doctor.net import answer_from_sdk_error, sdk_options
 from certlc.doctor.result import Answer, CheckResult, failed, passed
 from renewal.vaults import Vault
@@ -35,6 +36,9 @@ def probe_vault(vault: Vault, env: Mapping[str, str], timeout: float) -> VaultOb
     from renewal.clients import certificate_client
     from renewal.errors import ConfigError
 
+    trust = verify_for(env, "CERTLC_KEYVAULT_CA_BUNDLE")
+    if isinstance(trust, Answer):
+        return VaultObservation(vault, trust)
     try:
         client = certificate_client(vault.url, env, **sdk_options(timeout))
     except ConfigError as exc:
@@ -58,7 +62,7 @@ def judge_vault(seen: VaultObservation) -> CheckResult:
     name, target = f"vault {vault.name}", vault.url
     if seen.listed.code == "Config":
         fix = "unset CERTLC_LOCAL_TOKEN: it is for the local emulators; a deployment uses its managed identity"
-        return failed(name, seen.listed.message, fix, target)
+        return failed(name, seen.listed.message, seen.listed.fix or fix, target)
     if not seen.listed.ok:
         return _refused(name, target, "list certificates", seen.listed, vault)
     got = seen.got or Answer()

@@ -40,6 +40,7 @@ from renewal.ca.base import (
     Pending,
 )
 from renewal.ca.per_thread import PerThread
+from renewal.hosting import KEY_VAULT_REFERENCE
 
 if TYPE_CHECKING:
     from acme import client as acme_client
@@ -50,7 +51,6 @@ PENDING_RETRY_SECONDS = 60
 HTTP01_PATH = "/.well-known/acme-challenge/"
 FIRST_LOOK_SECONDS = 0.025  # the CA usually needs a few milliseconds to validate, then to sign
 LONGEST_LOOK_SECONDS = 1.0  # the longest wait between looks when the CA sends no Retry-After
-KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
 KEY_SETTING = "CERTLC_ACME_ACCOUNT_KEY"
 
 

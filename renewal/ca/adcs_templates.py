@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from renewal.ca.base import CaConfigError, CaUnavailable, Denied
 from renewal.ca.kerberos_errors import explain_kerberos_failure
 from renewal.clients import is_loopback_host
+from renewal.trust import ca_bundle
 
 log = logging.getLogger(__name__)
 
@@ -187,14 +188,16 @@ def template_directory_from_env(env: Mapping[str, str], timeout: float) -> Templ
         return None
     username = env.get("CERTLC_ADCS_USERNAME", "").strip() or None
     bind = bind_method(env.get("CERTLC_ADCS_LDAP_AUTH", ""), username)
-    ca_bundle = (env.get("CERTLC_ADCS_LDAP_CA_BUNDLE") or env.get("CERTLC_ADCS_CA_BUNDLE") or "").strip() or None
+    bundle = ca_bundle(env, "CERTLC_ADCS_LDAP_CA_BUNDLE", CaConfigError) or ca_bundle(
+        env, "CERTLC_ADCS_CA_BUNDLE", CaConfigError
+    )
     settings = DirectorySettings(
         url,
         bind,
         username=username if bind != "kerberos" else None,
         password=(env.get("CERTLC_ADCS_PASSWORD") or None) if bind != "kerberos" else None,
         base=env.get("CERTLC_ADCS_LDAP_BASE", "").strip() or None,
-        ca_bundle=ca_bundle,
+        ca_bundle=bundle,
         timeout=timeout,
     )
     if bind != "kerberos" and not (settings.username and settings.password):

@@ -27,6 +27,7 @@ from typing import Any
 from renewal.ca.base import CA_TIMEOUT_DEFAULT, CaConfigError, CaError, CaUnavailable
 from renewal.clients import credential_for
 from renewal.setting_values import seconds_setting
+from renewal.trust import ca_bundle
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +337,7 @@ def solver_from_env(env: Mapping[str, str], network_timeout: float = CA_TIMEOUT_
         parse_zones(env.get("CERTLC_ACME_DNS_ZONES", "")),
         credential_for(endpoint, env),
         endpoint=endpoint,
-        ca_bundle=env.get("CERTLC_ACME_DNS_CA_BUNDLE") or None,
+        ca_bundle=ca_bundle(env, "CERTLC_ACME_DNS_CA_BUNDLE", CaConfigError),
         name_servers=parse_name_servers(env.get("CERTLC_ACME_DNS_NAMESERVERS", "")),
         timeout=seconds_setting(env, "CERTLC_ACME_DNS_TIMEOUT", DNS_TIMEOUT_DEFAULT, CaConfigError),
         network_timeout=network_timeout,

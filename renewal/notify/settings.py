@@ -11,10 +11,10 @@
 | `CERTLC_SMTP_PASSWORD_SETTING` | (none) | Name of another app setting holding the password |
 | `CERTLC_SMTP_SECURITY` | `starttls` | `starttls` (required), `tls` (implicit), `none` (loopback only) |
 | `CERTLC_SMTP_TIMEOUT` | 10 | Seconds per step: connect, greeting, EHLO, STARTTLS, AUTH, each send command |
-| `CERTLC_SMTP_CA_BUNDLE` | system trust store | PEM of a private CA for the SMTP server |
+| `CERTLC_SMTP_CA_BUNDLE` | system trust store | a private CA for the SMTP server: PEM text or a file's path |
 | `CERTLC_WEBHOOK_URLS` | (none) | `kind=url;...`, kind `teams`, `slack` or `generic` (secret) |
 | `CERTLC_WEBHOOK_TIMEOUT` | 10 | Seconds to connect to a webhook receiver, and to wait for each read of its answer |
-| `CERTLC_WEBHOOK_CA_BUNDLE` | system trust store | PEM of a private CA for webhook receivers |
+| `CERTLC_WEBHOOK_CA_BUNDLE` | system trust store | a private CA for webhook receivers: PEM text or a file's path |
 
 `CERTLC_SMTP_PASSWORD` is best a Key Vault reference (`@Microsoft.KeyVault(SecretUri=...)`),
 which the platform resolves; `CERTLC_SMTP_PASSWORD_SETTING` points at another setting instead.
@@ -36,6 +36,7 @@ from renewal.notify.notifier import Notifier
 from renewal.notify.smtp import SMTP_TIMEOUT_DEFAULT, SmtpChannel, SmtpSettings
 from renewal.notify.webhook import WEBHOOK_TIMEOUT_DEFAULT, WebhookChannel
 from renewal.setting_values import seconds_setting, whole_number_setting
+from renewal.trust import ca_bundle
 
 
 def _seconds(env: Mapping[str, str], key: str, default: float) -> float:
@@ -68,14 +69,14 @@ def smtp_channel_from_env(env: Mapping[str, str]) -> SmtpChannel | None:
         password=_password(env),
         security=env.get("CERTLC_SMTP_SECURITY", "starttls").strip().lower() or "starttls",
         timeout=_seconds(env, "CERTLC_SMTP_TIMEOUT", SMTP_TIMEOUT_DEFAULT),
-        ca_bundle=env.get("CERTLC_SMTP_CA_BUNDLE", "").strip() or None,
+        ca_bundle=ca_bundle(env, "CERTLC_SMTP_CA_BUNDLE", NotifyConfigError),
     )
     return SmtpChannel(settings)
 
 
 def webhook_channels_from_env(env: Mapping[str, str]) -> list[WebhookChannel]:
     timeout = _seconds(env, "CERTLC_WEBHOOK_TIMEOUT", WEBHOOK_TIMEOUT_DEFAULT)
-    ca_bundle = env.get("CERTLC_WEBHOOK_CA_BUNDLE", "").strip() or None
+    bundle = ca_bundle(env, "CERTLC_WEBHOOK_CA_BUNDLE", NotifyConfigError)
     channels = []
     entries = [e.strip() for e in env.get("CERTLC_WEBHOOK_URLS", "").split(";") if e.strip()]
     for position, entry in enumerate(entries, start=1):
@@ -85,7 +86,7 @@ def webhook_channels_from_env(env: Mapping[str, str]) -> list[WebhookChannel]:
             raise NotifyConfigError(
                 f"CERTLC_WEBHOOK_URLS entry {position} is not written as kind=url (kind: teams, slack or generic)"
             )
-        channels.append(WebhookChannel(kind.strip().lower(), url.strip(), timeout=timeout, ca_bundle=ca_bundle))
+        channels.append(WebhookChannel(kind.strip().lower(), url.strip(), timeout=timeout, ca_bundle=bundle))
     return channels
 
 

@@ -9,8 +9,10 @@ import json
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import trustme
 from cryptography import x509
 from localazure.emulators import adcs
 from localazure.ports import LOOPBACK, free_port
@@ -115,21 +117,30 @@ def test_an_account_of_no_known_form_or_an_unknown_bind_is_a_configuration_error
         bind_method("gssapi-ish", "CORP\\svc-certlc")
 
 
-def test_settings_without_a_url_keep_oid_profiles_refused_and_a_bind_needs_its_password() -> None:
+def test_settings_without_a_url_keep_oid_profiles_refused_and_a_bind_needs_its_password(tmp_path) -> None:
     assert template_directory_from_env({"CERTLC_ADCS_USERNAME": "CORP\\svc"}, 5) is None
     with pytest.raises(CaConfigError, match="CERTLC_ADCS_PASSWORD"):
         template_directory_from_env({"CERTLC_ADCS_LDAP_URL": "ldaps://dc", "CERTLC_ADCS_USERNAME": "CORP\\svc"}, 5)
     env = {"CERTLC_ADCS_LDAP_URL": "ldaps://dc", "CERTLC_ADCS_USERNAME": "u@corp", "CERTLC_ADCS_PASSWORD": "pw"}
-    directory = template_directory_from_env(env | {"CERTLC_ADCS_CA_BUNDLE": "/adcs.pem"}, 7)
+    web, directory_ca = tmp_path / "adcs.pem", tmp_path / "ldap.pem"
+    web.write_bytes(trustme.CA().cert_pem.bytes())
+    directory_ca.write_bytes(trustme.CA().cert_pem.bytes())
+    directory = template_directory_from_env(env | {"CERTLC_ADCS_CA_BUNDLE": str(web)}, 7)
     assert directory is not None
     assert (directory.settings.bind, directory.settings.ca_bundle, directory.settings.timeout) == (
         "simple",
-        "/adcs.pem",
+        str(web),
         7,
     )
     assert "pw" not in repr(directory.settings)
-    own = template_directory_from_env(env | {"CERTLC_ADCS_CA_BUNDLE": "/a", "CERTLC_ADCS_LDAP_CA_BUNDLE": "/l"}, 7)
-    assert own is not None and own.settings.ca_bundle == "/l"
+    own = template_directory_from_env(
+        env | {"CERTLC_ADCS_CA_BUNDLE": str(web), "CERTLC_ADCS_LDAP_CA_BUNDLE": str(directory_ca)}, 7
+    )
+    assert own is not None and own.settings.ca_bundle == str(directory_ca)
+    as_text = template_directory_from_env(env | {"CERTLC_ADCS_LDAP_CA_BUNDLE": directory_ca.read_text()}, 7)
+    assert as_text is not None and Path(as_text.settings.ca_bundle or "").read_text() == directory_ca.read_text()
+    with pytest.raises(CaConfigError, match=r"^CERTLC_ADCS_LDAP_CA_BUNDLE: cannot read the file /nowhere\.pem"):
+        template_directory_from_env(env | {"CERTLC_ADCS_LDAP_CA_BUNDLE": "/nowhere.pem"}, 7)
 
 
 def test_a_kerberos_bind_without_the_gssapi_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -320,11 +331,15 @@ def test_a_directory_that_does_not_answer_in_time_is_transient(slapd) -> None:
 # --- through certlc renew on the local stack ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def adcs_settings(slapd, certsrv, monkeypatch) -> Iterator[None]:
-    """CERTLC_CA=adcs with the template directory, as app settings (the environment wins over the file)."""
+@pytest.fixture(params=["file paths", "PEM text"])
+def adcs_settings(slapd, certsrv, monkeypatch, request) -> Iterator[None]:
+    """CERTLC_CA=adcs with the template directory, as app settings (the environment wins over the file); the two
+    CA bundles as files, or as their PEM text, as in Azure, where the app has no file of its own to point at."""
     from renewal import handlers
 
+    web_ca, directory_ca = certsrv.ca_bundle, str(slapd.ca_pem)
+    if request.param == "PEM text":
+        web_ca, directory_ca = Path(web_ca).read_text(), Path(directory_ca).read_text()
     settings = {
         "CERTLC_CA": "adcs",
         "CERTLC_CA_PROFILE": "",
@@ -332,9 +347,9 @@ def adcs_settings(slapd, certsrv, monkeypatch) -> Iterator[None]:
         "CERTLC_ADCS_AUTH": "basic",
         "CERTLC_ADCS_USERNAME": BIND_DN,
         "CERTLC_ADCS_PASSWORD": BIND_PASSWORD,
-        "CERTLC_ADCS_CA_BUNDLE": certsrv.ca_bundle,
+        "CERTLC_ADCS_CA_BUNDLE": web_ca,
         "CERTLC_ADCS_LDAP_URL": slapd.ldaps_url,
-        "CERTLC_ADCS_LDAP_CA_BUNDLE": str(slapd.ca_pem),
+        "CERTLC_ADCS_LDAP_CA_BUNDLE": directory_ca,
     }
     for key, value in settings.items():
         monkeypatch.setenv(key, value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from renewal.notify import (
     notifier_from_env,
 )
 from tests.fixtures.mail import HttpReceiver, SmtpServer
+from tests.fixtures.pki import make_tls_material
 
 HOSTILE = "<script>x</script>&"
 SECRET_PATH = "/hooks/T000-secret-sig-0123456789"
@@ -124,6 +126,34 @@ def test_one_failing_channel_does_not_stop_the_others(
     assert SECRET_PATH not in caplog.text
     assert SECRET_PATH not in str(report)
     assert smtp_starttls.password not in caplog.text
+
+
+def test_private_cas_given_as_pem_text_are_trusted_for_smtp_and_webhooks(smtp_starttls: SmtpServer, tmp_path) -> None:
+    """In Azure the bundles are the settings' values (or Key Vault references resolved to them), not files."""
+    tls = make_tls_material(tmp_path)
+    receiver = HttpReceiver(tls=tls)
+    receiver.start()
+    try:
+        env = {
+            "CERTLC_SMTP_HOST": smtp_starttls.host,
+            "CERTLC_SMTP_PORT": str(smtp_starttls.port),
+            "CERTLC_SMTP_SENDER": "certlc@contoso.com",
+            "CERTLC_SMTP_USERNAME": smtp_starttls.user,
+            "CERTLC_SMTP_PASSWORD": smtp_starttls.password,
+            "CERTLC_SMTP_CA_BUNDLE": Path(smtp_starttls.ca_bundle).read_text(),
+            "CERTLC_WEBHOOK_URLS": f"generic={receiver.url}/hook",
+            "CERTLC_WEBHOOK_CA_BUNDLE": tls.ca_pem.read_text(),
+        }
+
+        report = notifier_from_env(env).send(renewal())
+
+        assert report.ok, report
+        assert len(smtp_starttls.messages) == 1
+        assert len(receiver.received("/hook")) == 1
+        with pytest.raises(NotifyConfigError, match=r"^CERTLC_WEBHOOK_CA_BUNDLE holds PEM text that does not parse"):
+            notifier_from_env(env | {"CERTLC_WEBHOOK_CA_BUNDLE": "-----BEGIN CERTIFICATE-----\nnope\n"})
+    finally:
+        receiver.stop()
 
 
 def test_unreachable_webhook_error_hides_the_url(caplog: pytest.LogCaptureFixture) -> None:
