@@ -110,7 +110,7 @@ DELEGATED = [
     ("worker", "drain the Azure renewal queue on-premises (near an internal CA)", "certlc.host.worker"),
     ("local", "start or stop the whole local stack in the background", "localazure.stack"),
     ("sync", "keep a server's PEM files in step with Key Vault", "certlc.sync.cli"),
-    ("doctor", "check a deployment read-only: vaults, queues, logs, CA (one line each)", "certlc.doctor.cli"),
+    ("doctor", "check a deployment read-only, one line per part (vaults, queues, CAs, the app)", "certlc.doctor.cli"),
 ]
 EMULATORS = [
     (

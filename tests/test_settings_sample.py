@@ -94,6 +94,7 @@ def test_the_unfilled_sample_names_exactly_the_values_a_stack_decides():
         "CERTLC_DCE_ENDPOINT",
         "CERTLC_DCR_IMMUTABLE_ID",
         "CERTLC_LOGS_TOKEN",
+        "CERTLC_ARM_ENDPOINT",
     ]
     message = unfilled_settings(Path("local.settings.json"), values)
     assert message is not None and message.startswith(
@@ -123,6 +124,8 @@ def test_the_sample_copied_and_filled_in_works_against_a_running_stack(tmp_path,
         assert len(json.loads(status.stdout)["certificates"]) == len(json.loads(up.stdout)["seeded"]) > 0
         doctor = certlc_in(tmp_path, "doctor", "-o", "json")
         assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        checked = {check["name"] for check in json.loads(doctor.stdout)["checks"]}
+        assert {"app functions", "key vault references"} <= checked  # the stack's app, on its App Service emulator
     finally:
         certlc_in(tmp_path, "local", "down", "--dir", str(stack_dir))
 

@@ -22,7 +22,9 @@ class Check:
 
 def plan(env: Mapping[str, str], timeout: float) -> list[Check]:
     """The checks, in the order they are shown. Settings the app cannot start with raise ``ConfigError``."""
+    from certlc.doctor.bundles import bundle_checks
     from certlc.doctor.cas import adapters_to_check, check_ca
+    from certlc.doctor.deployment import deployment_checks
     from certlc.doctor.locks import check_lock_container, lock_container_name
     from certlc.doctor.logs import judge_logs, probe_logs
     from certlc.doctor.queues import judge_queue, probe_queue
@@ -43,6 +45,8 @@ def plan(env: Mapping[str, str], timeout: float) -> list[Check]:
     checks.append(Check("logs ingestion", lambda: judge_logs(probe_logs(env, timeout))))
     for adapter in adapters_to_check(env):
         checks.append(Check(f"ca {adapter}", lambda adapter=adapter: check_ca(adapter, env, timeout)))
+    checks.extend(bundle_checks(env))
+    checks.extend(deployment_checks(env, timeout))  # the Function App itself, when its id is known
     return checks
 
 
@@ -53,6 +57,7 @@ CHECK_MODULES = (
     "cryptography.x509",
     "azure.core.rest",
     "azure.identity",
+    "azure.mgmt.core",
     "azure.keyvault.certificates",
     "azure.storage.queue",
     "azure.storage.blob",

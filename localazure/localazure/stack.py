@@ -1,4 +1,4 @@
-"""The whole local stack: Azurite, the Key Vault and Logs Ingestion emulators, the local CA and a
+"""The whole local stack: Azurite, the Key Vault, Logs Ingestion and App Service emulators, the local CA and a
 Functions host running function_app.py, wired together the way Azure wires the real ones.
 
 ``LocalStack`` runs in the calling process (the demo and tests use it directly);
@@ -31,6 +31,8 @@ from renewal.eventgrid.schema import CERTIFICATE_EXPIRED, CERTIFICATE_NEAR_EXPIR
 QUEUE_NAME = "certlc-renewals"
 STARTUP_TIMEOUT = 90.0
 MAX_DAYS = 3650  # certlc local add --days: ten years either way
+# The stack's Function App as the App Service emulator serves it, so certlc doctor checks the app as in Azure.
+LOCAL_APP = ("00000000-0000-0000-0000-000000000000", "rg-certlc-local", "certlc-local")
 
 
 class LocalStack:
@@ -57,6 +59,7 @@ class LocalStack:
     def start(self) -> LocalStack:
         from certlc.host.host import FunctionsHost, load_app
         from localazure.emulators import keyvault, logs
+        from localazure.emulators.appservice import AppServiceEmulator
         from localazure.emulators.keyvault.control import EmulatorControl
         from localazure.servers import start_azurite
 
@@ -70,7 +73,17 @@ class LocalStack:
             )
             self.control = EmulatorControl(self.keyvault.admin_url, self.keyvault.ca_bundle)
             self.logs = self._keep(logs.start(self.directory, REPO_ROOT / "infra" / "monitoring.json"))
+            self.appservice = self._keep(
+                AppServiceEmulator(
+                    self.directory / "appservice",
+                    vaults=self.keyvault.vault_urls,
+                    keyvault_ca_bundle=self.keyvault.ca_bundle,
+                )
+            )
+            self.app = self.appservice.add_app(*LOCAL_APP)
             self.settings = self._app_settings()
+            self.app.settings = dict(self.settings)  # what the app's Key Vault references are read from
+            self.appservice.publish(self.app, REPO_ROOT)  # the code the host below runs
             self.settings_path = self._write_settings()
             self._saved_env = dict(os.environ)
             os.environ.update(self.settings)  # the functions read app settings from the environment
@@ -181,6 +194,9 @@ class LocalStack:
             "CERTLC_AUDIT_FILE": str(self.directory / "audit.jsonl"),
             "CERTLC_INGEST_CACHE": str(self.directory / "ingest-cache.json"),
             **self.logs.settings(),
+            "CERTLC_FUNCTION_APP_ID": self.app.arm_id,
+            "CERTLC_ARM_ENDPOINT": self.appservice.url,
+            "CERTLC_ARM_CA_BUNDLE": str(self.appservice.ca_bundle),
         }
         return settings | self.extra_settings
 

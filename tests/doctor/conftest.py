@@ -3,7 +3,8 @@
 ``deployment`` is every part a deployed app talks to: Azurite with the three queues and the lock container, the
 Key Vault emulator,
 the Logs Ingestion emulator, and the four CAs (the local CA's folder, cfssl serve, pebble, the /certsrv
-emulator). Its ``env`` is the app settings, which tests change to break one thing at a time.
+emulator). Its ``env`` is the app settings, which tests change to break one thing at a time. ``deployed_app`` adds
+the Function App itself, on the App Service emulator, for the checks that read it through Azure Resource Manager.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import pytest
 from tests.fixtures.adcs import ADCS_PASSWORD, ADCS_USERNAME
 
 RUN_DEADLINE_SECONDS = 90  # one doctor run, in-process; a run that takes longer is a failure, not a hang
+REPOSITORY = Path(__file__).resolve().parents[2]  # the folder func azure functionapp publish uploads
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
 
 @dataclass
@@ -150,6 +153,45 @@ def deployment(
         with contextlib.suppress(ResourceNotFoundError):
             client.delete_queue()
         client.close()
+
+
+@pytest.fixture(scope="session")
+def appservice(keyvault_emulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """App Service's ARM side: apps whose Key Vault references resolve against ``keyvault_emulator``; two items a page,
+    so the doctor has to follow nextLink."""
+    from localazure.emulators.appservice import AppServiceEmulator
+
+    with AppServiceEmulator(
+        tmp_path_factory.mktemp("appservice"),
+        vaults=keyvault_emulator.vault_urls,
+        keyvault_ca_bundle=keyvault_emulator.ca_bundle,
+        page_size=2,
+    ) as emulator:
+        yield emulator
+
+
+@dataclass
+class DeployedApp:
+    site: Any  # the emulator's app: its settings, its identity, what its last publish indexed
+    env: dict[str, str]  # the deployment's settings with the app's resource id and the ARM endpoint
+    emulator: Any
+
+    def publish(self, script_root: Path = REPOSITORY) -> Any:
+        """``func azure functionapp publish`` of ``script_root``; returns what the worker indexed."""
+        return self.emulator.publish(self.site, script_root)
+
+
+@pytest.fixture
+def deployed_app(deployment: Deployment, appservice: Any) -> DeployedApp:
+    """``deployment``'s Function App as the template's first pass leaves it: an identity that may read secrets, no
+    setting that is a Key Vault reference, and no code published yet."""
+    site = appservice.add_app(SUBSCRIPTION, "rg-certlc", f"certlc-{uuid.uuid4().hex[:8]}")
+    env = deployment.env | {
+        "CERTLC_FUNCTION_APP_ID": site.arm_id,
+        "CERTLC_ARM_ENDPOINT": appservice.url,
+        "CERTLC_ARM_CA_BUNDLE": str(appservice.ca_bundle),
+    }
+    return DeployedApp(site, env, appservice)
 
 
 @pytest.fixture

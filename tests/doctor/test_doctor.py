@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.doctor.conftest import DoctorRun
 from tests.environment import without_certlc_settings
 
 CHECKS = [
@@ -19,10 +20,11 @@ CHECKS = [
     "logs ingestion",
 ]
 CAS = ["ca local", "ca adcs", "ca cfssl", "ca acme"]
+BUNDLES = [f"trust bundle CERTLC_{s}_CA_BUNDLE" for s in ("KEYVAULT", "LOGS", "ACME", "ADCS")]  # the ones set
 
 
 def names(deployment):
-    return [c.format(q=deployment.queue_name) for c in CHECKS] + CAS
+    return [c.format(q=deployment.queue_name) for c in CHECKS] + CAS + BUNDLES
 
 
 def only_failure(run, name):
@@ -482,3 +484,132 @@ def test_adcs_kerberos_takes_no_password(deployment, doctor):
     run = doctor(deployment.env | {"CERTLC_ADCS_AUTH": "kerberos"})
 
     assert "CERTLC_ADCS_PASSWORD is not used with Kerberos" in only_failure(run, "ca adcs")
+
+
+# -- trust bundles ----------------------------------------------------------------------------------------------
+
+
+def pem_text(env, setting):
+    """A bundle setting's file as the PEM text itself: what an Azure app setting (or Key Vault secret) holds."""
+    from pathlib import Path
+
+    return Path(env[setting]).read_text()
+
+
+def certificates_in(text):
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificates(text.encode())
+
+
+def test_trust_bundles_given_as_pem_text_pass_and_the_probes_trust_them(deployment, doctor):
+    """The vault, Logs Ingestion, ACME and AD CS probes reach their TLS servers only by trusting the text."""
+    bundles = ("CERTLC_KEYVAULT_CA_BUNDLE", "CERTLC_LOGS_CA_BUNDLE", "CERTLC_ACME_CA_BUNDLE", "CERTLC_ADCS_CA_BUNDLE")
+    texts = {setting: pem_text(deployment.env, setting) for setting in bundles}
+
+    run = doctor(deployment.env | texts)
+
+    assert run.code == 0, run.out
+    for setting, text in texts.items():
+        certificates = certificates_in(text)
+        earliest = min(c.not_valid_after_utc for c in certificates)
+        count = f"{len(certificates)} certificate{'s' if len(certificates) > 1 else ''}"
+        line = run.line(f"trust bundle {setting}")
+        assert line.startswith(f"ok    trust bundle {setting}  PEM text, {count}, earliest expiry {earliest:%Y-%m-%d}")
+    for name in ("vault kv1", "vault kv2", "logs ingestion", "ca acme", "ca adcs"):
+        assert run.line(name).startswith("ok    "), run.out
+    assert "-----BEGIN" not in run.out
+
+
+def test_an_expired_certificate_in_a_bundle_fails_its_line(deployment, doctor):
+    import datetime as dt
+
+    import trustme
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from tests.fixtures.pki import issued
+
+    long_ago = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    _, old = issued(trustme.CA(), "old-root.corp.test", long_ago, long_ago + dt.timedelta(days=30))
+    text = pem_text(deployment.env, "CERTLC_ADCS_CA_BUNDLE") + old.public_bytes(Encoding.PEM).decode()
+
+    run = doctor(deployment.env | {"CERTLC_ADCS_CA_BUNDLE": text})
+
+    line = only_failure(run, "trust bundle CERTLC_ADCS_CA_BUNDLE")
+    assert "  CN=old-root.corp.test," in line and " in it expired on 2020-01-31  " in line, line
+    assert "fix: replace it in CERTLC_ADCS_CA_BUNDLE with the CA's current certificate" in line
+
+
+def test_a_bundle_file_without_a_certificate_fails_its_line(deployment, doctor, tmp_path):
+    junk = tmp_path / "cfssl-ca.pem"
+    junk.write_text("not a certificate\n")
+
+    run = doctor(deployment.env | {"CERTLC_CFSSL_CA_BUNDLE": str(junk)})  # cfssl answers over HTTP: unused there
+
+    line = only_failure(run, "trust bundle CERTLC_CFSSL_CA_BUNDLE")
+    assert f"{junk} holds no certificate that parses" in line
+    assert "fix: put the CA certificates in it as PEM, or set CERTLC_CFSSL_CA_BUNDLE to their PEM text" in line
+
+
+def test_a_bundle_path_that_does_not_exist_fails_the_bundle_and_the_ca_that_needs_it(deployment, doctor, tmp_path):
+    missing = tmp_path / "gone.pem"
+
+    run = doctor(deployment.env | {"CERTLC_ADCS_CA_BUNDLE": str(missing)})
+
+    problem = f"CERTLC_ADCS_CA_BUNDLE: cannot read the file {missing} (No such file or directory)"
+    fix = "fix: set the path of a PEM file this process can read, or the CA certificates' PEM text itself"
+    for name in ("trust bundle CERTLC_ADCS_CA_BUNDLE", "ca adcs"):
+        line = run.line(name)
+        assert line.startswith("FAIL") and problem in line and fix in line, line
+    assert sum(line.startswith("FAIL") for line in run.lines) == 2
+    assert run.code == 1
+
+
+def test_trust_bundles_in_its_own_process(deployment, tmp_path):
+    """``python -m certlc doctor`` with PEM text, garbage and an unresolved Key Vault reference: a line for each,
+    the text never shown, and the private copies of the text gone when the process ends."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    garbage = "-----BEGIN CERTIFICATE-----\nc2VjcmV0LWxvb2tpbmcgYnV0IG5vdCBhIGNlcnQ=\n-----END CERTIFICATE-----\n"
+    reference = "@Microsoft.KeyVault(SecretUri=https://kv-ops.vault.azure.net/secrets/smtp-ca/)"
+    env = deployment.env | {
+        "CERTLC_ADCS_CA_BUNDLE": pem_text(deployment.env, "CERTLC_ADCS_CA_BUNDLE"),
+        "CERTLC_KEYVAULT_CA_BUNDLE": pem_text(deployment.env, "CERTLC_KEYVAULT_CA_BUNDLE"),
+        "CERTLC_WEBHOOK_CA_BUNDLE": garbage,
+        "CERTLC_SMTP_CA_BUNDLE": reference,
+    }
+    settings = tmp_path / "local.settings.json"
+    settings.write_text(json.dumps({"Values": env}))
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    repo = Path(__file__).resolve().parents[2]
+
+    result = subprocess.run(
+        [sys.executable, "-m", "certlc", "--settings", str(settings), "doctor", "--timeout", "3", "-v"],
+        cwd=tmp_path,
+        env={**without_certlc_settings(), "PYTHONPATH": str(repo), "TMPDIR": str(temp)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    run = DoctorRun(result.returncode, result.stdout, result.stderr, 0)
+    assert run.code == 1, run.out + run.err
+    assert "Traceback" not in run.err, run.err
+    failing = [line for line in run.lines if line.startswith("FAIL")]
+    assert [line.split()[3] for line in failing] == ["CERTLC_SMTP_CA_BUNDLE", "CERTLC_WEBHOOK_CA_BUNDLE"], run.out
+    for name in ("vault kv1", "vault kv2", "ca adcs"):
+        assert run.line(name).startswith("ok    "), run.out
+    assert run.line("trust bundle CERTLC_ADCS_CA_BUNDLE").startswith(
+        "ok    trust bundle CERTLC_ADCS_CA_BUNDLE  PEM text, 1 certificate, earliest expiry "
+    )
+    webhook, smtp = run.line("trust bundle CERTLC_WEBHOOK_CA_BUNDLE"), run.line("trust bundle CERTLC_SMTP_CA_BUNDLE")
+    assert "CERTLC_WEBHOOK_CA_BUNDLE holds PEM text that does not parse as certificates  fix: give the CA" in webhook
+    assert "CERTLC_SMTP_CA_BUNDLE is a Key Vault reference the platform did not resolve" in smtp
+    assert "fix: give the app's identity Key Vault Secrets User on that secret" in smtp
+    assert "[CERTLC_SMTP_CA_BUNDLE, " in smtp  # -v: the setting is the target, not its value
+    assert "[CERTLC_ADCS_CA_BUNDLE, " in run.line("trust bundle CERTLC_ADCS_CA_BUNDLE")
+    assert "c2VjcmV0" not in run.out and "kv-ops" not in run.out  # neither the text nor the reference is shown
+    assert list(temp.iterdir()) == []  # the private copies of the PEM text went with the process

@@ -46,6 +46,7 @@ NOT_DEPLOYED = {
     "CERTLC_ACME_DNS_NAMESERVERS": "the zone's own name servers are asked; a split view needs others: add it then",
     "CERTLC_ACME_DNS_ENDPOINT": "the default is the public cloud's Resource Manager: add it for another cloud",
     "CERTLC_ACME_DNS_CA_BUNDLE": "local emulator only (loopback)",
+    "CERTLC_ARM_CA_BUNDLE": "certlc doctor's own (reading the app through ARM), never an app setting",
 }
 SETTING = re.compile(r"CERTLC_[A-Z0-9_]+|Certlc[A-Za-z]+(?:__\w+)?")  # not the CertlcStatus_CL table
 

@@ -12,15 +12,13 @@ import ipaddress
 import json
 import logging
 import re
-import ssl
 import threading
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ..armfront import ArmError, bad_request
 from . import schemas
-from .errors import ArmError, bad_request
 from .store import RecordSet, Store, Zone
 
 log = logging.getLogger(__name__)
@@ -181,48 +179,3 @@ def _record_set_body(zone: Zone, rtype: str, name: str, found: RecordSet) -> dic
             schemas.RECORD_ARRAYS[rtype]: found.records,
         },
     }
-
-
-class HttpsListener:
-    """The emulator's HTTPS origin on loopback."""
-
-    def __init__(self, arm: Arm, context: ssl.SSLContext, host: str = "127.0.0.1", port: int = 0) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-            server_version = "certlc-azuredns-emulator"
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length > 0 else b""
-                if not ipaddress.ip_address(self.client_address[0]).is_loopback:
-                    status, answer, headers = 403, {"error": {"code": "Forbidden", "message": "loopback only"}}, {}
-                else:
-                    status, answer, headers = arm.handle(self.command, self.path, self.headers, body)
-                payload = b"" if answer is None else json.dumps(answer).encode()
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("x-ms-request-id", "certlc-emulator")
-                if payload:
-                    self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_PUT = do_DELETE = do_PATCH = do_POST = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug(format, *args)
-
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True, do_handshake_on_connect=False)
-        self.url = f"https://{host}:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="azuredns-arm", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

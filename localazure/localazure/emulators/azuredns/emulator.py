@@ -8,7 +8,8 @@ from typing import Any, Self
 
 from localazure.pki import loopback_tls, server_context
 
-from .arm import DEFAULT_TOKENS, Arm, HttpsListener
+from ..armfront import HttpsListener
+from .arm import DEFAULT_TOKENS, Arm
 from .dns import NameServer
 from .store import Store, Zone
 
@@ -23,7 +24,7 @@ class AzureDnsEmulator:
         self.name_servers: list[NameServer] = []
         self._https: HttpsListener | None = None
         try:
-            self._https = HttpsListener(self.arm, server_context(self.tls))
+            self._https = HttpsListener(self.arm.handle, server_context(self.tls), name="azuredns")
             self.name_servers = [NameServer(self.store) for _ in range(name_servers)]
         except BaseException:
             self.stop()

@@ -20,7 +20,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from .errors import ArmError, bad_request
+from ..armfront import ArmError, bad_request
 
 SPEC = "azure-rest-api-specs specification/dns/resource-manager/Microsoft.Network/stable/2018-05-01/dns.json"
 API_VERSIONS = ("2018-05-01",)

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ArmError
+from ..armfront import ArmError
 
 APEX = "@"
 DEFAULT_NAME_SERVERS = (  # as Azure DNS gives them (Zones_Get example)

@@ -1,0 +1,84 @@
+"""What the ARM emulators (Azure DNS, App Service) share: ARM's error answer and their HTTPS front on loopback.
+
+ARM answers errors as ``{"error": {"code", "message"}}`` (CloudError in the DNS specification,
+DefaultErrorResponse in the Web one; both have these two members). The front serves one emulator's ``handle``
+over HTTPS, to loopback callers only, and writes its ``(status, body, headers)`` as JSON.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import ssl
+import threading
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Handle = Callable[[str, str, Any, bytes], tuple[int, Any, Mapping[str, str]]]
+
+
+class ArmError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+def bad_request(message: str, code: str = "BadRequest") -> ArmError:
+    return ArmError(400, code, message)
+
+
+class HttpsListener:
+    """One emulator's HTTPS origin on loopback: ``handle(method, target, headers, body)`` answers each request."""
+
+    def __init__(
+        self, handle: Handle, context: ssl.SSLContext, *, name: str, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+            server_version = f"certlc-{name}-emulator"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length > 0 else b""
+                if not ipaddress.ip_address(self.client_address[0]).is_loopback:
+                    status, answer, headers = 403, {"error": {"code": "Forbidden", "message": "loopback only"}}, {}
+                else:
+                    status, answer, headers = handle(self.command, self.path, self.headers, body)
+                payload = b"" if answer is None else json.dumps(answer).encode()
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("x-ms-request-id", "certlc-emulator")
+                if payload:
+                    self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_PUT = do_DELETE = do_PATCH = do_POST = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug(format, *args)
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True, do_handshake_on_connect=False)
+        self.url = f"https://{host}:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"{name}-arm", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
