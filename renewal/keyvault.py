@@ -84,6 +84,15 @@ class KeyVault:
                 return None
         return self._snapshot(cert)
 
+    def version(self, name: str, version: str) -> CertificateSnapshot | None:
+        """One version as it is now (its tags, whether it is enabled), or None when the certificate is gone."""
+        with _translated(f"read version {version} of {name!r}") as t:
+            try:
+                cert = self._client.get_certificate_version(name, version)
+            except t.not_found:
+                return None
+        return self._snapshot(cert)
+
     def current(self, name: str) -> CertificateSnapshot | None:
         """The version certlc decides on: the newest one, unless it is the disabled placeholder Key Vault may show
         for a pending create; then the newest good version, with the placeholder's policy (the certificate's)."""

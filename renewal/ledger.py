@@ -11,6 +11,12 @@ The blob also holds the renewal's **record** (:class:`RenewalRecord`): who owns 
 correlation id), the Key Vault pending operation, the CA request and, once the CA has answered, the issued
 chain (public data). Every later event, redelivery, sweep or retry follows the record instead of asking
 the CA again, and a crash between the CA's answer and the merge merges the recorded chain.
+
+**Fencing.** A holder can be paused (a long GC, a frozen VM, SIGSTOP) past its lease while another takes the
+lock and renews. So a holder writes its record, with what it is about to do, right before every side effect:
+storage refuses a write under a lease that lapsed or passed to another holder (412), and the holder stops
+(:class:`LockLost`) before it touches Key Vault or the CA. What is left is the gap between that write and the
+effect itself (docs/RELIABILITY.md).
 """
 
 from __future__ import annotations
@@ -38,21 +44,37 @@ class LockUnavailable(Exception):
     """The lock store could not be reached or the lease was lost: transient, retry later."""
 
 
+class LockLost(LockUnavailable):
+    """This holder's lease lapsed or passed to another holder: it must not act again for this renewal."""
+
+
+RESTING_STATES = ("pending", "retrying")  # written just before a holder lets the lock go on purpose
+LOST_LEASE_CODES = ("LeaseNotPresentWithBlobOperation", "LeaseIdMismatchWithBlobOperation", "LeaseLost")
+
+
 @dataclass(frozen=True)
 class RenewalRecord:
     """What one renewal has done so far; ``owner`` is its correlation id."""
 
     owner: str
-    state: str  # "working", "submitted", "pending", "issued", "retrying"
+    state: str  # "working" or "issued" while its owner holds the lock; "pending" or "retrying" between attempts
     next_action_at: datetime  # when the owner acts next; past it by STALE_AFTER, anyone may take over
     version: str | None = None  # the certificate version being renewed: a record for another is leftover
     kv_request_id: str | None = None
     ca: str | None = None
     ca_request_id: str | None = None
     chain_pem: tuple[str, ...] = ()
+    intent: str | None = None  # the side effect its owner wrote this record just before (the fence)
 
     def is_live(self, now: datetime) -> bool:
         return now <= self.next_action_at + STALE_AFTER
+
+    def owner_will_return(self, now: datetime) -> bool:
+        """Its owner let the lock go on purpose (waiting for the CA, or backing off) and is not late yet.
+
+        A record in any other state was written by a holder of the lock; whoever holds the lock now knows that
+        holder is gone or fenced off (its next write fails), so it may take the renewal over at once."""
+        return self.state in RESTING_STATES and self.is_live(now)
 
     def to_json(self) -> str:
         body = asdict(self) | {"next_action_at": self.next_action_at.isoformat(), "chain_pem": list(self.chain_pem)}
@@ -107,6 +129,8 @@ class _HeldBlob:
     blob: Any
     lease: Any
     record: RenewalRecord | None
+    lease_seconds: float = LEASE_SECONDS_DEFAULT
+    renewed_at: float = field(default_factory=time.monotonic)  # the lease's last acquisition or renewal
     lost: threading.Event = field(default_factory=threading.Event)
 
     def save(self, record: RenewalRecord) -> None:
@@ -118,12 +142,19 @@ class _HeldBlob:
         self.record = None
 
     def _write(self, text: str) -> None:
-        from azure.core.exceptions import AzureError
+        """Every write is a fence: refused by storage once the lease lapsed or passed to another holder."""
+        from azure.core.exceptions import AzureError, HttpResponseError
 
-        if self.lost.is_set():
-            raise LockUnavailable("the renewal lock was lost (its lease could not be renewed); retrying")
+        if self.lost.is_set() or time.monotonic() - self.renewed_at >= self.lease_seconds:
+            self.lost.set()
+            raise LockLost("this holder's lease on the renewal lock lapsed (it was paused or cut off)")
         try:
             self.blob.upload_blob(text.encode(), overwrite=True, lease=self.lease)
+        except HttpResponseError as exc:
+            if exc.status_code == 412 and str(exc.error_code or "") in LOST_LEASE_CODES:
+                self.lost.set()
+                raise LockLost(f"the renewal lock passed to another holder: {exc.error_code}") from exc
+            raise LockUnavailable(f"cannot write the renewal record: {_first_line(exc)}") from exc
         except AzureError as exc:
             raise LockUnavailable(f"cannot write the renewal record: {_first_line(exc)}") from exc
 
@@ -180,14 +211,15 @@ class BlobLedger:
                 time.sleep(WAIT_POLL)
             except AzureError as exc:
                 raise LockUnavailable(f"cannot take the renewal lock: {_first_line(exc)}") from exc
+        acquired_at = time.monotonic()
         try:
-            held = _HeldBlob(blob, lease, RenewalRecord.from_json(self._read(blob)))
+            held = _HeldBlob(blob, lease, RenewalRecord.from_json(self._read(blob)), self._lease_seconds, acquired_at)
         except BaseException:
             _release(lease)
             raise
         stop = threading.Event()
         keeper = threading.Thread(
-            target=self._keep, args=(lease, stop, held.lost), name=f"lease-{blob_name(vault, name)}", daemon=True
+            target=self._keep, args=(held, stop), name=f"lease-{blob_name(vault, name)}", daemon=True
         )
         keeper.start()
         try:
@@ -197,15 +229,23 @@ class BlobLedger:
             keeper.join()
             _release(lease)
 
-    def _keep(self, lease: Any, stop: threading.Event, lost: threading.Event) -> None:
-        """Renew the lease every third of its duration until ``stop``; a failed renewal marks it lost."""
+    def _keep(self, held: _HeldBlob, stop: threading.Event) -> None:
+        """Renew the lease every third of its duration until ``stop``; a failed renewal marks it lost. A renewal
+        that comes after the lease ran out (the process was paused) does not count: another holder may have come
+        and gone meanwhile, so the holder is fenced off all the same."""
         while not stop.wait(self._lease_seconds / 3):
+            started = time.monotonic()
             try:
-                lease.renew()
+                held.lease.renew()
             except Exception as exc:
                 log.warning("renewal lock lease could not be renewed: %s", _first_line(exc))
-                lost.set()
+                held.lost.set()
                 return
+            if started - held.renewed_at >= self._lease_seconds:
+                log.warning("renewal lock lease ran out before it was renewed; this holder stops")
+                held.lost.set()
+                return
+            held.renewed_at = started
 
     def peek(self, vault: str, name: str) -> RenewalRecord | None:
         from azure.core.exceptions import ResourceNotFoundError

@@ -8,6 +8,8 @@ on land in ``<queue>-poison``. ``certlc failed list|retry`` reads and re-drives 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import json
 from collections.abc import Callable, Sequence
@@ -18,6 +20,24 @@ from typing import Any
 from renewal.messages import RenewalRequest
 
 LIST_VISIBILITY_SECONDS = 30
+UNREADABLE = "unreadable"
+
+
+def lenient_decode_policy() -> Any:
+    """Reads the failed and poison queues whatever lands there: base64 text as the Functions host writes it,
+    anything else (plain JSON from an Event Grid subscription, garbage) as it is. The SDK's own base64 policy
+    fails on such a message, and so would every operator command that reads the queue."""
+    from azure.storage.queue import TextBase64DecodePolicy
+
+    class LenientBase64DecodePolicy(TextBase64DecodePolicy):
+        def decode(self, content: Any, response: Any) -> Any:
+            text = content.decode("utf-8", "replace") if isinstance(content, bytes) else str(content)
+            try:
+                return base64.b64decode(text.encode("utf-8"), validate=True).decode("utf-8")
+            except (binascii.Error, ValueError):  # not base64, or not UTF-8 inside: show it as it came
+                return text
+
+    return LenientBase64DecodePolicy()
 
 
 def ensure_queue(client: Any) -> Any:
@@ -78,37 +98,44 @@ class FailedStore:
 
     def list(self) -> list[FailedEntry]:
         """Every entry of both stores; each message is briefly hidden while read, then made visible again."""
-        entries = []
-        for store, message in self._read_all():
-            entries.append(self._entry(store, message))
-            self._stores[store].update_message(message, visibility_timeout=0)
-        return entries
+        read = self._read_all()
+        try:
+            return [self._entry(store, message) for store, message in read]
+        finally:  # whatever happened, nothing stays hidden from the next look
+            self._show_again(read)
+
+    def _show_again(self, read: Sequence[tuple[str, Any]]) -> None:
+        for store, message in read:
+            with contextlib.suppress(Exception):  # a message deleted meanwhile has nothing to show
+                self._stores[store].update_message(message, visibility_timeout=0)
 
     def retry(self, ids: Sequence[str] | None = None) -> list[FailedEntry]:
         """Re-drive entries (all when ``ids`` is None) as fresh first attempts; returns what was re-driven."""
         wanted = set(ids) if ids else None
-        done = []
-        for store, message in self._read_all():
-            entry = self._entry(store, message)
-            if wanted is not None and entry.id not in wanted:
-                self._stores[store].update_message(message, visibility_timeout=0)
-                continue
-            request = self._request_of(entry)
-            if request is None:
-                self._stores[store].update_message(message, visibility_timeout=0)
-                continue
-            self._renewals.send(
-                RenewalRequest(
-                    vault=request.vault,
-                    name=request.name,
-                    trigger="manual",
-                    version=request.version,
-                    force=request.force,
-                )
-            )
-            self._stores[store].delete_message(message)
-            done.append(entry)
+        done: list[FailedEntry] = []
+        read = self._read_all()
+        untouched = list(read)
+        try:
+            for item in read:
+                store, message = item
+                entry = self._entry(store, message)
+                request = self._request_of(entry) if wanted is None or entry.id in wanted else None
+                if request is None:
+                    continue
+                self._redrive(request)
+                self._stores[store].delete_message(message)
+                untouched.remove(item)
+                done.append(entry)
+        finally:  # what was not re-driven is visible again at once, also after an error
+            self._show_again(untouched)
         return done
+
+    def _redrive(self, request: RenewalRequest) -> None:
+        """A fresh first attempt of the entry's renewal."""
+        fresh = RenewalRequest(
+            vault=request.vault, name=request.name, trigger="manual", version=request.version, force=request.force
+        )
+        self._renewals.send(fresh)
 
     def _client(self, store: str) -> Any:
         return ensure_queue(self._stores[store])
@@ -118,14 +145,18 @@ class FailedStore:
         from azure.core.exceptions import ResourceNotFoundError
 
         found: list[tuple[str, Any]] = []
-        for store, client in self._stores.items():
-            try:
-                while batch := list(
-                    client.receive_messages(max_messages=32, visibility_timeout=LIST_VISIBILITY_SECONDS)
-                ):
-                    found += [(store, message) for message in batch]
-            except ResourceNotFoundError:
-                continue
+        try:
+            for store, client in self._stores.items():
+                try:
+                    while batch := list(
+                        client.receive_messages(max_messages=32, visibility_timeout=LIST_VISIBILITY_SECONDS)
+                    ):
+                        found += [(store, message) for message in batch]
+                except ResourceNotFoundError:
+                    continue
+        except BaseException:
+            self._show_again(found)
+            raise
         return found
 
     def _entry(self, store: str, message: Any) -> FailedEntry:
@@ -147,13 +178,18 @@ class FailedStore:
                 request.get("name"),
             )
         inserted = message.inserted_on.isoformat() if getattr(message, "inserted_on", None) else ""
-        parsed = self._poison_request(body)
+        parsed = self._poison_request(body) if store == "poison" else None
+        reason, why = (
+            ("poison", "the Functions host gave up after maxDequeueCount attempts")
+            if parsed
+            else (UNREADABLE, "neither a certlc renewal request nor a Key Vault event certlc manages")
+        )
         return FailedEntry(
             message.id,
             store,
             body,
-            "poison",
-            "the Functions host gave up after maxDequeueCount attempts",
+            reason,
+            why,
             inserted,
             parsed.vault if parsed else None,
             parsed.name if parsed else None,

@@ -12,9 +12,10 @@ from renewal.clients import certificate_client, queue_client
 from renewal.clock import Clock, clock_from_env
 from renewal.keyvault import KeyVault
 from renewal.ledger import DryRunLedger, ledger_from_env
-from renewal.queue import FailedStore, RenewalQueue, ensure_queue
+from renewal.queue import FailedStore, RenewalQueue, ensure_queue, lenient_decode_policy
 from renewal.setting_values import whole_number_setting
 from renewal.settings import Settings, ca_timeout, settings_from_env
+from renewal.trust import ca_bundle
 from renewal.vaults import Vault
 from renewal.workflow import RenewalWorkflow
 
@@ -49,8 +50,8 @@ def build_runtime(
     clock = clock or clock_from_env(env)
     renewals = RenewalQueue(ensure_queue(queue_client(env, settings.queue_name)))
     failed = FailedStore(
-        queue_client(env, settings.failed_queue_name),
-        queue_client(env, settings.poison_queue_name),
+        queue_client(env, settings.failed_queue_name, message_decode_policy=lenient_decode_policy()),
+        queue_client(env, settings.poison_queue_name, message_decode_policy=lenient_decode_policy()),
         renewals,
         parse_body=lambda text: parse_queue_message(text, settings.vaults),
     )
@@ -106,7 +107,9 @@ def _make_ca(name: str, env: Mapping[str, str], clock: Clock, timeout: float) ->
         from renewal.ca.cfssl import CfsslAuthority
 
         return CfsslAuthority(
-            _required(env, "CERTLC_CFSSL_URL"), ca_bundle=env.get("CERTLC_CFSSL_CA_BUNDLE") or None, timeout=timeout
+            _required(env, "CERTLC_CFSSL_URL"),
+            ca_bundle=ca_bundle(env, "CERTLC_CFSSL_CA_BUNDLE", CaConfigError),
+            timeout=timeout,
         )
     if name == "acme":
         from renewal.ca.acme import AcmeAuthority, account_key_options
@@ -118,7 +121,7 @@ def _make_ca(name: str, env: Mapping[str, str], clock: Clock, timeout: float) ->
             contact_email=env.get("CERTLC_ACME_EMAIL") or None,
             eab_kid=env.get("CERTLC_ACME_EAB_KID") or None,
             eab_hmac_key=env.get("CERTLC_ACME_EAB_HMAC_KEY") or None,
-            ca_bundle=env.get("CERTLC_ACME_CA_BUNDLE") or None,
+            ca_bundle=ca_bundle(env, "CERTLC_ACME_CA_BUNDLE", CaConfigError),
             solver=_acme_solver(env, timeout),
             network_timeout=timeout,
         )
@@ -134,7 +137,7 @@ def _make_ca(name: str, env: Mapping[str, str], clock: Clock, timeout: float) ->
             auth_method=(env.get("CERTLC_ADCS_AUTH") or "ntlm").strip().lower(),
             username=env.get("CERTLC_ADCS_USERNAME") or None,
             password=env.get("CERTLC_ADCS_PASSWORD") or None,
-            ca_bundle=env.get("CERTLC_ADCS_CA_BUNDLE") or None,
+            ca_bundle=ca_bundle(env, "CERTLC_ADCS_CA_BUNDLE", CaConfigError),
             poll_seconds=poll_seconds,
             timeout=timeout,
             templates=template_directory_from_env(env, timeout),

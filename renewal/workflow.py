@@ -26,7 +26,7 @@ from renewal.ca.base import CaError, CaUnavailable, CertificateAuthority, Denied
 from renewal.csrcheck import CsrMismatch, check_csr_against_policy
 from renewal.decide import Input, Verdict, WindowSettings, ca_of, check_request, decide, is_within_escalation
 from renewal.keyvault import CertificateSnapshot, KeyVault, KeyVaultError, PendingExists, PendingGone
-from renewal.ledger import Held, Ledger, LockUnavailable, RenewalRecord
+from renewal.ledger import Held, Ledger, LockLost, LockUnavailable, RenewalRecord
 from renewal.messages import RenewalRequest
 from renewal.pending import pending_action
 from renewal.vaults import Vault
@@ -97,14 +97,23 @@ class _Progress:
     def note(self, now: datetime, **changes: Any) -> None:
         """Write the record: this renewal owns it and is at work until ``next_action_at`` (default: a while).
 
-        A CA request the request follows is recorded too, so whoever comes next follows it instead of submitting."""
+        A CA request the request follows is recorded too, so whoever comes next follows it instead of submitting.
+        The write is refused (``LockLost``) once this holder's lease lapsed or passed to another holder."""
         changes.setdefault("next_action_at", now + self.working_for)
+        changes.setdefault("state", "working")
+        changes.setdefault("intent", None)
         changes.setdefault("kv_request_id", self.request.kv_request_id)
         if self.request.ca_request_id:
             changes.setdefault("ca_request_id", self.request.ca_request_id)
         base = self.record or RenewalRecord(owner=self.request.correlation_id, state="working", next_action_at=now)
         self.record = base.advance(owner=self.request.correlation_id, **changes)
         self.held.save(self.record)
+
+    def fence(self, now: datetime, intent: str, **changes: Any) -> None:
+        """Right before a side effect: record what is about to happen, under the lease. A holder that lost the
+        lock (paused past its lease) fails here, before it touches Key Vault or the CA."""
+        changes.setdefault("state", "issued" if self.record and self.record.state == "issued" else "working")
+        self.note(now, intent=intent, **changes)
 
 
 class KeyedLocks:
@@ -176,6 +185,8 @@ class RenewalWorkflow:
                     if held is None:
                         return self._locked_elsewhere(request)
                     return self._handle(_Progress(request, held, self._working_for))
+            except LockLost as exc:
+                return self._lost(request, exc)
             except LockUnavailable as exc:
                 return self._retry(request, None, "lock_unavailable", str(exc), None)
 
@@ -193,11 +204,20 @@ class RenewalWorkflow:
             window = renewal_window(cert, ca_of(cert.tags, self.settings), self.ca_for, now) if cert else None
             verdict = decide(Input(request, self.vaults, cert, now, self.settings, window))
             if verdict.outcome == "skip":
+                ours = progress.held.record
+                stopped = stopped_by_operator(cert) if ours and ours.owner == request.correlation_id else None
+                if stopped:  # this renewal was under way when the operator disabled or deleted the certificate
+                    return self._stop_for_operator(kv, progress, cert, *stopped)
                 self.reporter.audit("skipped", request, reason=verdict.reason, detail=verdict.message)
                 return Result("skipped", verdict.reason, verdict.message, request)
             assert cert is not None
             owner = progress.held.record
-            if owner and owner.version == cert.version and owner.owner != request.correlation_id and owner.is_live(now):
+            if (
+                owner
+                and owner.version == cert.version
+                and owner.owner != request.correlation_id
+                and owner.owner_will_return(now)
+            ):
                 return self._in_flight(request, owner)  # before any failure: that renewal's record is not ours
             if verdict.outcome != "renew":
                 raise Permanent(verdict.reason, verdict.message)
@@ -222,6 +242,8 @@ class RenewalWorkflow:
             return self._finish_permanent(
                 progress.request, cert, exc.reason, str(exc), progress.held, denied=exc.denied
             )
+        except LockLost as exc:
+            return self._lost(progress.request, exc)
         except LockUnavailable as exc:
             return self._retry(progress.request, cert, "lock_unavailable", str(exc), None)
         except Exception as exc:  # anything else after the read: never an orphan, never a silent drop
@@ -243,6 +265,14 @@ class RenewalWorkflow:
         return Result(
             "retrying", "locked_elsewhere", "another instance holds the lock", request, retry_in_seconds=delay
         )
+
+    def _lost(self, request: RenewalRequest, exc: LockLost) -> Result:
+        """This holder was fenced off: it does nothing more, and whoever holds the lock decides. The same request
+        comes back later (no attempt spent), in case nobody took the lock at all; then it finds the state as is."""
+        delay = self._in_flight_wait
+        self.reporter.audit("retried", request, reason="lock_lost", detail=str(exc), delay_seconds=delay)
+        self.retries.send(request, delay)
+        return Result("retrying", "lock_lost", str(exc), request, retry_in_seconds=delay)
 
     def _in_flight(self, request: RenewalRequest, owner: RenewalRecord) -> Result:
         message = (
@@ -285,21 +315,24 @@ class RenewalWorkflow:
             progress.note(now, version=cert.version, ca=ca.name, ca_request_id=ca_request_id)
             result = ca.poll(ca_request_id, csr_to_pem(csr))
         else:
-            csr, request = self._obtain_csr(kv, request, cert)
+            csr, request = self._obtain_csr(kv, progress, cert, ca.name)
             progress.request = request
             try:
                 check_csr_against_policy(csr, cert.policy)
             except CsrMismatch as exc:
+                progress.fence(now, "delete_pending", version=cert.version, ca=ca.name)
                 kv.delete_pending(request.name)
                 raise Permanent("csr_policy_mismatch", f"the CSR does not match the policy: {exc}") from exc
-            # No record before the CA answers: while this renewal runs, its lease keeps others out; if it dies
-            # before the answer is recorded, nothing could have told the next owner what the CA did.
+            # The CA's answer is recorded once it comes; should this renewal die before that, the next owner
+            # cannot know what the CA did (the residual window of docs/RELIABILITY.md).
+            progress.fence(now, "submit", version=cert.version, ca=ca.name)
             self.reporter.audit("submitted", request, ca=ca.name, profile=verdict.profile)
             if verdict.renewal_window is not None:  # only an ACME CA with ARI gives one: name what the order replaces
                 result = ca.submit(csr_to_pem(csr), verdict.profile or "", replaces=verdict.renewal_window.cert_id)
             else:
                 result = ca.submit(csr_to_pem(csr), verdict.profile or "")
         if isinstance(result, Denied):
+            progress.fence(self.clock(), "delete_pending", version=cert.version, ca=ca.name)
             kv.delete_pending(request.name)
             self.reporter.audit("denied", request, ca=ca.name, detail=result.reason, **_ca_words(result))
             raise Permanent("ca_denied", f"the CA {ca.name!r} denied the request: {result.reason}", result)
@@ -331,14 +364,16 @@ class RenewalWorkflow:
         return self._merge(kv, progress, cert, csr, result, ca.name, early.explanation_url if early else "")
 
     def _obtain_csr(
-        self, kv: KeyVault, request: RenewalRequest, cert: CertificateSnapshot
+        self, kv: KeyVault, progress: _Progress, cert: CertificateSnapshot, ca: str
     ) -> tuple[bytes, RenewalRequest]:
         """A CSR from a new pending operation, or from one no live renewal owns (this one's, or an orphan's).
 
         Called under the certificate's lock with no live record of another renewal, so an operation in
         progress is nobody's but this renewal's: reuse its CSR rather than leave it orphaned.
         """
+        request = progress.request
         new_tags = cert_tags.carried_tags(cert.tags)
+        progress.fence(self.clock(), "create_pending", version=cert.version, ca=ca)
         try:
             op = kv.create_pending(request.name, cert.policy, new_tags)
             self.reporter.audit("csr_created", request, kv_request_id=op.request_id)
@@ -349,6 +384,7 @@ class RenewalWorkflow:
                 raise Transient(choice.reason, f"{choice.message}; retrying") from None
             assert op is not None
             if choice.action == "replace":
+                progress.fence(self.clock(), "replace_pending", version=cert.version, ca=ca)
                 kv.delete_pending(request.name)
                 op = kv.create_pending(request.name, cert.policy, new_tags)
                 self.reporter.audit("csr_created", request, kv_request_id=op.request_id, replaced=choice.reason)
@@ -385,8 +421,13 @@ class RenewalWorkflow:
         explanation_url: str = "",
     ) -> Result:
         request = progress.request
+        now_as_is = kv.version(request.name, before.version)  # what the operator did meanwhile
+        stopped = stopped_by_operator(now_as_is)
+        if stopped:
+            return self._stop_for_operator(kv, progress, before, *stopped)
+        assert now_as_is is not None
         today = self.clock().strftime("%Y-%m-%d")
-        tags = cert_tags.carried_tags(before.tags) | {
+        tags = cert_tags.carried_tags(now_as_is.tags) | {
             cert_tags.CORRELATION: request.correlation_id,
             cert_tags.LAST_OUTCOME: f"renewed {today}",
         }
@@ -396,6 +437,7 @@ class RenewalWorkflow:
             raise Permanent(
                 "ca_bad_certificate", f"the CA {ca!r} answered with an unreadable certificate: {exc}"
             ) from exc
+        progress.fence(self.clock(), "merge", version=before.version, ca=ca)
         try:
             after = kv.merge(request.name, chain, tags)
         except PendingGone as exc:
@@ -406,6 +448,7 @@ class RenewalWorkflow:
                 ) from exc
         except KeyVaultError as exc:
             if not exc.transient:
+                progress.fence(self.clock(), "delete_pending", version=before.version, ca=ca)
                 kv.delete_pending(request.name)
             raise
         # The record stays: it names the version it renewed, which is no longer current, so nobody follows it.
@@ -418,6 +461,24 @@ class RenewalWorkflow:
             request,
             new_version=after.version,
         )
+
+    def _stop_for_operator(
+        self, kv: KeyVault, progress: _Progress, before: CertificateSnapshot | None, reason: str, message: str
+    ) -> Result:
+        """The operator disabled or deleted the certificate while it was renewed: nothing is merged, the pending
+        operation goes, and the certificate's recipients are told why; no failed-store entry (nothing to retry)."""
+        request = progress.request
+        if before is not None:  # a deleted certificate took its pending operation with it
+            progress.fence(self.clock(), "delete_pending", version=before.version)
+            with contextlib.suppress(KeyVaultError):
+                kv.delete_pending(request.name)
+        progress.held.clear()
+        self.reporter.audit("skipped", request, reason=reason, detail=message)
+        try:
+            self.reporter.failed(request, before, reason, message, escalate=False)
+        except Exception:
+            log.exception("notice for %s/%s could not be sent", request.vault, request.name)
+        return Result("skipped", reason, message, request)
 
     def _already_merged(self, progress: _Progress, cert: CertificateSnapshot) -> Result:
         request = progress.request
@@ -467,10 +528,14 @@ class RenewalWorkflow:
         delay = self.backoff.delay(request.attempt, retry_after)
         if progress is not None and cert is not None:  # this renewal goes on: others keep out until it is late
             now = self.clock()
-            with contextlib.suppress(LockUnavailable):  # the lease may be what failed; the record then goes stale
+            try:
                 progress.note(
                     now, state="retrying", version=cert.version, next_action_at=now + timedelta(seconds=delay)
                 )
+            except LockLost as exc:  # another holder has the renewal now: it decides, not this one
+                return self._lost(request, exc)
+            except LockUnavailable:  # storage is what failed; the record then goes stale
+                pass
         nxt = request.next_attempt()
         self.reporter.audit("retried", nxt, reason=reason, detail=message, delay_seconds=delay)
         self.retries.send(nxt, delay)
@@ -487,12 +552,17 @@ class RenewalWorkflow:
         denied: Denied | None = None,
     ) -> Result:
         now = self.clock()
-        self.failed_store.add(request, request.to_json(), reason, message, now)
-        if held is not None:
-            if held.record is not None:
-                self._withdraw_ca_request(request, held.record, reason)
-            with contextlib.suppress(LockUnavailable):  # the failed store, the alert and the tag carry it on
+        if held is not None:  # only the holder of the lock records a permanent outcome: clearing is the fence
+            record = held.record
+            try:
                 held.clear()
+            except LockLost as exc:
+                return self._lost(request, exc)
+            except LockUnavailable:  # storage is down: the failed store, the alert and the tag carry it on
+                pass
+            if record is not None:
+                self._withdraw_ca_request(request, record, reason)
+        self.failed_store.add(request, request.to_json(), reason, message, now)
         if cert is not None:
             self._withdraw_pending(cert)
             self._mark_failed(cert, reason, now)
@@ -530,6 +600,19 @@ class RenewalWorkflow:
             self.keyvault_for(self.vaults[cert.vault.lower()]).update_tags(cert.name, cert.version, tags)
         except Exception:  # bookkeeping only: the failed store and the alert already carry the failure
             log.warning("could not tag %s/%s with its failure", cert.vault, cert.name, exc_info=True)
+
+
+def stopped_by_operator(version: CertificateSnapshot | None) -> tuple[str, str] | None:
+    """Whether the operator's own act ends the renewal before its merge, and why: the certificate deleted, or the
+    version being renewed disabled (a new enabled version would undo that)."""
+    if version is None:
+        return "certificate_deleted", "the certificate was deleted while it was renewed; nothing was merged"
+    if not version.enabled:
+        return (
+            "certificate_disabled",
+            f"version {version.version} was disabled while it was renewed; no new version was made",
+        )
+    return None
 
 
 def _ca_words(result: Pending | Denied) -> dict[str, str]:

@@ -94,10 +94,11 @@ def _retry(store: Any, vaults: Any, ids: list[str], everything: bool) -> int:
 
 def _store_clients(env: Any, settings: Any) -> dict[str, Any]:
     from renewal.clients import queue_client
+    from renewal.queue import lenient_decode_policy
 
     return {
-        "failed": queue_client(env, settings.failed_queue_name),
-        "poison": queue_client(env, settings.poison_queue_name),
+        store: queue_client(env, name, message_decode_policy=lenient_decode_policy())
+        for store, name in (("failed", settings.failed_queue_name), ("poison", settings.poison_queue_name))
     }
 
 

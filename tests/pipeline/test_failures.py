@@ -220,6 +220,42 @@ def test_poison_messages_are_listed_and_re_driven(stack, capsys, kind):
     drain_until(stack, lambda: len(versions(stack, name)) == 2)
 
 
+def test_the_recovery_commands_read_whatever_is_in_the_queues_and_hide_nothing(stack, capsys):
+    """Not base64, not JSON, an unknown kind, beside a plain-JSON event: listed (the unreadable ones as such),
+    the readable one re-driven, and every other entry still visible right after."""
+    import base64
+
+    from renewal.clients import queue_client
+
+    raw = {"message_encode_policy": None, "message_decode_policy": None}
+    queue = stack.settings["CERTLC_QUEUE_NAME"]
+    poison = queue_client(stack.settings, f"{queue}-poison", **raw)
+    failed = queue_client(stack.settings, f"{queue}-failed", **raw)
+    name = unique("unreadable")
+    old = seed(stack, name, days_left=400, lifetime_days=500, tags={"certlc-renew-before-days": "450"})
+    event = json.dumps(near_expiry_event(stack, name, old.properties.version))
+    readable = poison.send_message(event).id  # as an Event Grid queue subscription wrote it in 2021: plain JSON
+    unreadable = [
+        poison.send_message("not base64, not JSON!").id,
+        poison.send_message(base64.b64encode(b'{"kind": "mystery"}').decode()).id,
+        failed.send_message(base64.b64encode(b"{broken").decode()).id,
+    ]
+    settings = str(stack.settings_path)
+    for _ in range(2):  # a second look right away: the first hid nothing
+        assert certlc(["--settings", settings, "failed", "list", "--json"]) == 0
+        entries = {e["id"]: e for e in json.loads(capsys.readouterr().out)}
+        assert {i: entries[i]["reason"] for i in unreadable} == dict.fromkeys(unreadable, "unreadable")
+        assert (entries[readable]["vault"], entries[readable]["name"]) == ("kv1", name)
+    assert certlc(["--settings", settings, "failed", "retry", readable, *unreadable]) == 1  # some not re-driven
+    out = capsys.readouterr().out
+    assert f"re-driven: kv1/{name} ({readable})" in out and out.count("not re-driven:") == 3
+    drain_until(stack, lambda: len(versions(stack, name)) == 2)
+    assert certlc(["--settings", settings, "failed", "remove", *unreadable]) == 0
+    assert capsys.readouterr().out.count("removed: ") == 3
+    assert certlc(["--settings", settings, "failed", "list", "--json"]) == 0
+    assert not {e["id"] for e in json.loads(capsys.readouterr().out)} & set(unreadable)
+
+
 def test_a_certificate_with_too_many_tags_fails_before_a_version_is_started(stack, alerts):
     """Key Vault takes 15 tags; certlc adds 3 of its own: 13 of the operator's cannot be renewed as they are."""
     name = unique("tags")

@@ -29,9 +29,12 @@ def _calls_for(stack, name: str) -> list[str]:
     ]
 
 
-def test_a_plain_renewal_costs_three_key_vault_calls(stack):
+def test_a_plain_renewal_costs_four_key_vault_calls(stack):
+    """Read, create, read the renewed version again before the merge (the operator's tags and intent), merge."""
     name = unique("cost")
-    seed(stack, name, days_left=400, lifetime_days=500, tags={"certlc-renew-before-days": "450"})
+    version = seed(
+        stack, name, days_left=400, lifetime_days=500, tags={"certlc-renew-before-days": "450"}
+    ).properties.version
     settle(stack)
     stack.control.clear_requests()
     deliver(stack, RenewalRequest("kv1", name, "sweep").to_json())
@@ -40,6 +43,7 @@ def test_a_plain_renewal_costs_three_key_vault_calls(stack):
     assert calls == [
         "GET /certificates/NAME/",
         "POST /certificates/NAME/create",
+        f"GET /certificates/NAME/{version}",
         "POST /certificates/NAME/pending/merge",
     ], calls
 
