@@ -79,6 +79,7 @@ def on_queue_message(body: bytes | str, *, dequeue_count: int = 1, message_id: s
     except InvalidQueueMessage as exc:
         log.warning("queue message %s rejected: %s", message_id, exc)
         rt.failed.add(None, text, exc.reason, str(exc), rt.clock())
+        rt.reporter.rejected(exc.reason, str(exc), text)
         return None
     result = rt.workflow.handle(request)
     log_result(result, dequeue_count)

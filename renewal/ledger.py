@@ -57,7 +57,8 @@ class RenewalRecord:
     """What one renewal has done so far; ``owner`` is its correlation id."""
 
     owner: str
-    state: str  # "working" or "issued" while its owner holds the lock; "pending" or "retrying" between attempts
+    state: str  # "working" or "issued" while its owner holds the lock; "pending" or "retrying" between attempts;
+    # "merged" once done (the record then names a replaced version, so nobody follows it)
     next_action_at: datetime  # when the owner acts next; past it by STALE_AFTER, anyone may take over
     version: str | None = None  # the certificate version being renewed: a record for another is leftover
     kv_request_id: str | None = None
@@ -65,6 +66,7 @@ class RenewalRecord:
     ca_request_id: str | None = None
     chain_pem: tuple[str, ...] = ()
     intent: str | None = None  # the side effect its owner wrote this record just before (the fence)
+    notified: bool = False  # the renewal's notice went out: a redelivery after the merge does not send it again
 
     def is_live(self, now: datetime) -> bool:
         return now <= self.next_action_at + STALE_AFTER

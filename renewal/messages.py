@@ -14,6 +14,20 @@ from typing import Any
 SCHEMA_VERSION = 1
 
 TRIGGERS = frozenset({"near_expiry", "expired", "sweep", "canary", "manual", "compromise"})
+# Longest value each text field may have, checked when a message is read, before any effect: the correlation id
+# becomes a tag value (Key Vault takes 256 characters), a longer one would be refused at the merge, after the CA
+# signed. Key Vault names: a vault 3-24 characters, an object 1-127, a version 32 hex digits.
+FIELD_LIMITS = {
+    "vault": 24,
+    "name": 127,
+    "version": 32,
+    "correlation_id": 64,
+    "ca_request_id": 2048,  # an ACME order URL
+    "ca_profile": 256,
+    "kv_request_id": 256,
+    "event_id": 256,
+}
+MAX_ATTEMPT = 1000
 
 
 class InvalidMessage(ValueError):
@@ -55,11 +69,14 @@ class RenewalRequest:
         if fields["trigger"] not in TRIGGERS:
             raise InvalidMessage(f"unknown renewal trigger {fields['trigger']!r}; expected one of {sorted(TRIGGERS)}")
         attempt = fields.get("attempt", 1)
-        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
-            raise InvalidMessage(f"message field 'attempt' must be a positive integer, got {attempt!r}")
+        if not isinstance(attempt, int) or isinstance(attempt, bool) or not 1 <= attempt <= MAX_ATTEMPT:
+            raise InvalidMessage(f"message field 'attempt' must be a whole number from 1 to {MAX_ATTEMPT}")
         for key in ("version", "correlation_id", "ca_request_id", "ca_profile", "kv_request_id", "event_id"):
             if key in fields and fields[key] is not None and not isinstance(fields[key], str):
                 raise InvalidMessage(f"message field {key!r} must be a string")
+        for key, limit in FIELD_LIMITS.items():
+            if isinstance(fields.get(key), str) and len(fields[key]) > limit:
+                raise InvalidMessage(f"message field {key!r} is {len(fields[key])} characters long, over {limit}")
         if "force" in fields and not isinstance(fields["force"], bool):
             raise InvalidMessage("message field 'force' must be true or false")
         return cls(**fields)

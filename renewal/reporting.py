@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from renewal import tags as cert_tags
 from renewal.ca.base import Denied
 from renewal.keyvault import CertificateSnapshot
 from renewal.messages import RenewalRequest
-from renewal.notify import Escalation, ExpiringWithoutRenewal, Notifier, RenewalFailed, Renewed, recipients_from_tags
+from renewal.notify import (
+    Escalation,
+    ExpiringWithoutRenewal,
+    MessageRejected,
+    Notifier,
+    RenewalFailed,
+    Renewed,
+    recipients_from_tags,
+)
 from renewal.x509info import thumbprint
 
 log = logging.getLogger("certlc.renewal")
@@ -28,6 +36,8 @@ ACTIONS = {
     "ca_error": "Fix the CA adapter settings named in the reason, then run `certlc failed retry`.",
 }
 DEFAULT_ACTION = "Read the reason, fix the cause, then run `certlc failed retry`."
+REJECTED_NOTICE_EVERY = timedelta(hours=1)  # per cause: a sender of bad messages must not flood anyone
+SAMPLE_CHARACTERS = 200
 
 
 class Reporter:
@@ -36,6 +46,7 @@ class Reporter:
         self._audit = audit
         self._env = env
         self._clock = clock
+        self._rejected_noticed: dict[str, datetime] = {}  # cause → when it was last announced (this process)
 
     def audit(self, event: str, request: RenewalRequest, **fields: Any) -> None:
         """Every step carries the renewal's trigger, so the history says what started each one."""
@@ -110,6 +121,22 @@ class Reporter:
                 ca_message=denied.ca_message if denied else "",
             ),
         )
+
+    def rejected(self, reason: str, message: str, raw: str) -> None:
+        """A queue message nobody can act on: one notice per cause and hour in this process, never a flood."""
+        now = self._clock()
+        last = self._rejected_noticed.get(reason)
+        if last is not None and now - last < REJECTED_NOTICE_EVERY:
+            return
+        self._rejected_noticed[reason] = now
+        sample = raw[:SAMPLE_CHARACTERS] + ("…" if len(raw) > SAMPLE_CHARACTERS else "")
+        notice = MessageRejected(reason, message, sample, tuple(recipients_from_tags({}, self._env)))
+        try:  # no audit record: the trail is per certificate, and this message names none (the failed store has it)
+            report = self._notifier.send(notice)
+        except Exception:
+            log.exception("notice of a rejected queue message could not be sent")
+            return
+        log.info("rejected-message notice (%s): %s", reason, report.as_dict())
 
     def expiring(self, cert: CertificateSnapshot, days_left: int, *, escalate: bool = False) -> None:
         """The sweep's daily warning; inside the escalation window it becomes an escalation."""

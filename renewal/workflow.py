@@ -285,9 +285,12 @@ class RenewalWorkflow:
     def _renew(self, kv: KeyVault, progress: _Progress, cert: CertificateSnapshot, verdict: Verdict) -> Result:
         request = progress.request
         now = self.clock()
-        ca = self.ca_for(verdict.ca or self.settings.default_ca)
         found = progress.held.record
         record = found if found and found.version == cert.version else None  # else an earlier renewal's leftovers
+        # A request the record follows (or the chain it holds) belongs to the CA that took it, whatever this
+        # instance's settings or the certificate's tags say now.
+        following = record.ca if record and record.ca and (record.ca_request_id or record.chain_pem) else None
+        ca = self.ca_for(following or verdict.ca or self.settings.default_ca)
         if record and record.owner != request.correlation_id:
             self.reporter.audit(
                 "taken_over",
@@ -453,7 +456,7 @@ class RenewalWorkflow:
             raise
         # The record stays: it names the version it renewed, which is no longer current, so nobody follows it.
         self.reporter.audit("merged", request, old_version=before.version, new_version=after.version)
-        self._notify_renewed(request, before, after, ca, explanation_url)
+        self._notify_once(progress, before, after, ca, explanation_url)
         return Result(
             "renewed",
             "renewed",
@@ -481,11 +484,16 @@ class RenewalWorkflow:
         return Result("skipped", reason, message, request)
 
     def _already_merged(self, progress: _Progress, cert: CertificateSnapshot) -> Result:
+        """A redelivery of a renewal that merged (its message was not settled: a crash, a queue outage)."""
         request = progress.request
-        if progress.held.record and progress.held.record.owner == request.correlation_id:
-            progress.held.clear()
+        found = progress.held.record
         self.reporter.audit("merged", request, new_version=cert.version, recovered=True)
-        self._notify_renewed(request, cert, cert, "unknown")
+        if found is None or found.owner == request.correlation_id:  # another renewal's record is not ours to write
+            progress.record = found
+            if not (found and found.notified):
+                self._notify_once(progress, cert, cert, "unknown")
+        else:
+            self._notify_once(progress, cert, cert, "unknown", record=False)
         return Result(
             "renewed",
             "already_merged",
@@ -494,18 +502,28 @@ class RenewalWorkflow:
             new_version=cert.version,
         )
 
-    def _notify_renewed(
+    def _notify_once(
         self,
-        request: RenewalRequest,
+        progress: _Progress,
         before: CertificateSnapshot,
         after: CertificateSnapshot,
         ca: str,
         explanation_url: str = "",
+        *,
+        record: bool = True,
     ) -> None:
+        """The renewed notice, then the record says it went out, so a redelivery does not send it again. The
+        window left: the process dies between the two, and the redelivery sends it a second time."""
+        request = progress.request
         try:
             self.reporter.renewed(request, before, after, ca, explanation_url)
         except Exception:  # a failed notification never turns into a second issuance
             log.exception("renewal notification for %s/%s failed", request.vault, request.name)
+            return
+        if not record:
+            return
+        with contextlib.suppress(LockUnavailable):  # then the window above stays open for this renewal
+            progress.note(self.clock(), state="merged", notified=True)  # the version stays the replaced one
 
     def _retry(
         self,

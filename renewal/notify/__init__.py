@@ -4,6 +4,7 @@ from renewal.notify.channel import Channel, NotificationError, NotifyConfigError
 from renewal.notify.notifications import (
     Escalation,
     ExpiringWithoutRenewal,
+    MessageRejected,
     Notification,
     RenewalFailed,
     Renewed,
@@ -20,6 +21,7 @@ __all__ = [
     "ChannelResult",
     "Escalation",
     "ExpiringWithoutRenewal",
+    "MessageRejected",
     "Notification",
     "NotificationError",
     "Notifier",

@@ -235,6 +235,34 @@ class Escalation(Notification):
         ]
 
 
+@dataclass(frozen=True)
+class MessageRejected(Notification):
+    """A queue message nobody can act on (unreadable, unknown kind, a vault not managed): it went to the failed
+    store; someone should look at what sends it. One per cause and hour, whatever the number of messages."""
+
+    reason_code: str
+    reason: str
+    sample: str  # the start of the message, to find its sender
+    recipients: tuple[str, ...] = ()
+
+    kind: ClassVar[str] = "message_rejected"
+    severity: ClassVar[str] = "warning"
+
+    @property
+    def subject(self) -> str:
+        return f"[certlc] A renewal queue message was rejected: {self.reason_code}"
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"certlc rejected a message on its renewal queue: {self.reason} It is in the failed store "
+            "(`certlc failed list`); further messages with this cause within the hour are not announced again."
+        )
+
+    def facts(self) -> list[tuple[str, str]]:
+        return [("Reason code", self.reason_code), ("Reason", self.reason), ("Message starts", self.sample)]
+
+
 def warning_due(last_sent: datetime | None, now: datetime) -> bool:
     """Expiry warnings go out at most once per UTC day, whatever the sweep interval."""
     if last_sent is None:

@@ -1,6 +1,6 @@
 """One ACME certificate per renewal, whatever fails after the CA has issued it.
 
-Each delivery runs on a fresh runtime (another instance) with the local stack's Key Vault, queue and lock, and a
+Each delivery runs on a fresh runtime (another instance) with the local stack's Key Vault and lock, a queue of its own, and a
 real pebble; a fault is injected once, after issuance. The next delivery merges what the CA issued: from the
 record, or by following the order the failed attempt named. pebble finalizes exactly one order.
 """
@@ -8,6 +8,7 @@ record, or by following the order the failed attempt named. pebble finalizes exa
 from __future__ import annotations
 
 import errno
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ def acme_settings(stack: Any, pebble: Any, tmp_path: Path) -> dict[str, str]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     return stack.settings | {
+        # the test delivers each retry itself: on the stack's own queue its host would race it with other settings
+        "CERTLC_QUEUE_NAME": f"acme-once-{uuid.uuid4().hex[:10]}",
         "CERTLC_CA": "acme",
         "CERTLC_ACME_DIRECTORY": pebble.directory_url,
         "CERTLC_ACME_ACCOUNT_KEY": key.decode(),

@@ -19,6 +19,7 @@ import requests
 from localazure.ports import poll_until
 
 from renewal.ca.local import LocalCA
+from renewal.messages import RenewalRequest
 from tests.environment import without_certlc_settings
 from tests.pipeline.helpers import (
     alerts_for,
@@ -204,3 +205,19 @@ def test_a_denied_version_is_asked_for_once_whatever_else_arrives(stack: Any, al
     assert (count(records, "submitted"), count(records, "failed")) == (1, 1), trail
     assert [r.get("reason") for r in records if r["event"] == "skipped"] == ["failed_before"] * 4, trail
     assert [a["kind"] for a in alerts_for(alerts, name)].count("renewal_failed") == 1
+
+
+def test_a_renewal_delivered_again_after_its_merge_notifies_once(stack: Any, alerts: Any) -> None:
+    """The message of a finished renewal comes back (its settlement failed: a queue outage, a crash after the
+    notice): the renewal is recognised as done by its correlation id, and its notice is not sent a second time."""
+    from tests.pipeline.helpers import deliver
+
+    name = unique("notify-once")
+    old = seed(stack, name, days_left=400, lifetime_days=500, tags=DUE)
+    settle(stack)
+    body = RenewalRequest("kv1", name, "manual", version=old.properties.version).to_json()
+    for _ in range(3):  # the first delivery, then two redeliveries of the same message
+        deliver(stack, body)
+    renewed = [a for a in alerts_for(alerts, name) if a["kind"] == "renewed"]
+    assert len(renewed) == 1, renewed
+    assert count(audit(stack, name), "merged") == 3 and len(versions(stack, name)) == 2

@@ -268,3 +268,29 @@ def test_a_certificate_with_too_many_tags_fails_before_a_version_is_started(stac
     assert not any(r["event"] in ("csr_created", "submitted") for r in audit(stack, name))
     assert len(versions(stack, name)) == 1 and no_pending(stack, name)
     assert any(a["kind"] == "renewal_failed" for a in alerts_for(alerts, name))
+
+
+def test_a_message_nobody_can_act_on_is_refused_at_the_door_with_one_notice_an_hour(stack, alerts):
+    """A correlation id of 300 characters would have been refused by Key Vault at the merge (tag values take 256),
+    after the CA signed: it is refused when read, before any effect, and its cause is announced once."""
+    from renewal import handlers
+    from renewal.runtime import build_runtime
+
+    def notices() -> list[dict]:
+        bodies = [r.body for r in alerts.received() if isinstance(r.body, dict)]
+        return [body for body in bodies if body.get("kind") == "message_rejected"]
+
+    handlers.reset_runtime()  # a runtime whose hour of notices has not begun
+    before = len(notices())
+    name = unique("door")
+    old = seed(stack, name, days_left=400, lifetime_days=500, tags={"certlc-renew-before-days": "450"})
+    for filler in "xy":
+        request = RenewalRequest("kv1", name, "manual", version=old.properties.version, correlation_id=filler * 300)
+        deliver(stack, request.to_json())
+    assert not any(r["event"] in ("csr_created", "submitted") for r in audit(stack, name))
+    assert len(versions(stack, name)) == 1
+    refused = [e for e in build_runtime(stack.settings).failed.list() if name in e.body]
+    assert [e.reason for e in refused] == ["invalid_request", "invalid_request"]
+    assert "'correlation_id' is 300 characters long, over 64" in refused[0].message
+    (notice,) = notices()[before:]  # two messages, one cause: one notice
+    assert notice["reason_code"] == "invalid_request" and notice["sample"].startswith('{"attempt":1,"correlation_id"')

@@ -10,10 +10,12 @@ A then created a second pending operation and asked the CA again.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -38,9 +40,49 @@ pytestmark = pytest.mark.timeout(180)
 def fenced_settings(stack: Any, tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """The stack's settings on a queue nobody else polls, with the shortest lease."""
     values = {**stack.settings, "CERTLC_QUEUE_NAME": f"fence-{uuid.uuid4().hex[:10]}", "CERTLC_LOCK_SECONDS": "15"}
-    path = tmp_path / "local.settings.json"
+    return settings_file(tmp_path / "local.settings.json", values), values
+
+
+def settings_file(path: Path, values: dict[str, str]) -> Path:
     path.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
-    return path, values
+    return path
+
+
+class SlowRefusingCfssl:
+    """A cfssl that takes its time over a signing request and then refuses it: the CA worker A waits for."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.asked = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                if self.path.endswith("/info"):  # each profile its own policy, so none looks unknown
+                    answer, status = {"usages": ["signing"], "expiry": body.get("profile") or "8760h"}, 200
+                    answer = {"success": True, "result": {"certificate": "", **answer}, "errors": []}
+                else:
+                    outer.asked.set()
+                    time.sleep(outer.delay)
+                    answer, status = {"success": False, "errors": [{"code": 5300, "message": "policy refuses"}]}, 400
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @contextlib.contextmanager
@@ -114,3 +156,72 @@ def test_a_holder_paused_in_its_first_read_does_nothing_after_another_renewed(
     assert not [a for a in alerts_for(alerts, name) if a["kind"] == "renewal_failed"]
     assert not any(r["event"] == "failed" for r in records), trail
     assert ("retried", "lock_lost") in trail_of(stack, name), trail  # A stopped at its fence, quietly
+
+
+@pytest.mark.parametrize("meanwhile", ["merged", "waiting for the CA"])
+def test_a_holder_paused_while_its_ca_refuses_records_no_failure_and_spares_the_live_renewal(
+    stack: Any, alerts: Any, fenced_settings: tuple[Path, dict[str, str]], tmp_path: Path, meanwhile: str
+) -> None:
+    """A's CA takes 6 s to refuse; A is stopped meanwhile and its lease lapses; B (another CA) renews, or waits for
+    its CA's approval; A resumes to the refusal. Before fencing A then wrote a failed-store entry and sent a failure
+    alert for a certificate that was renewed, or deleted B's live pending operation so that B's merge failed."""
+    from azure.core.exceptions import ResourceExistsError
+
+    from renewal.ca.local import LocalCA
+
+    _, values = fenced_settings
+    name = unique("fence-ca")
+    old = seed(stack, name, days_left=400, lifetime_days=500, tags={"certlc-renew-before-days": "450"})
+    version = old.properties.version
+    refusing = SlowRefusingCfssl(delay=6)
+    a_settings = settings_file(tmp_path / "a.json", {**values, "CERTLC_CA": "cfssl", "CERTLC_CFSSL_URL": refusing.url})
+    b_profile = {"CERTLC_CA_PROFILE": "approval"} if meanwhile == "waiting for the CA" else {}
+    b_settings = settings_file(tmp_path / "b.json", {**values, "CERTLC_CA": "local", **b_profile})
+    queue = queue_client(values)
+    queue.create_queue()
+    try:
+        with worker(a_settings, tmp_path / "a.log") as first:
+            queue.send_message(RenewalRequest("kv1", name, "manual", version=version).to_json())
+            assert refusing.asked.wait(60), "worker A never asked its CA"
+            first.send_signal(signal.SIGSTOP)  # the refusal arrives while A is stopped
+            time.sleep(LEASE + 3)
+            with worker(b_settings, tmp_path / "b.log"):
+                queue.send_message(RenewalRequest("kv1", name, "manual", version=version).to_json())
+                if meanwhile == "merged":
+                    poll_until(lambda: len(versions(stack, name)) == 2, timeout=60, what="worker B's renewal")
+                else:
+                    poll_until(
+                        lambda: any(r["event"] == "pending" for r in audit(stack, name)),
+                        timeout=60,
+                        what=lambda: f"worker B waiting for its CA: {trail_of(stack, name)}",
+                    )
+                first.send_signal(signal.SIGCONT)
+                poll_until(
+                    lambda: any(r.get("reason") == "lock_lost" for r in audit(stack, name)),
+                    timeout=60,
+                    what=lambda: f"worker A fenced off: {trail_of(stack, name)}",
+                )
+                if meanwhile == "waiting for the CA":
+                    assert not no_pending(stack, name), "B's pending operation must outlive A's refusal"
+                    (pending,) = [r for r in audit(stack, name) if r["event"] == "pending"][:1]
+                    LocalCA(Path(values["CERTLC_LOCAL_CA_DIR"])).approve(pending["ca_request_id"])
+                    poll_until(
+                        lambda: len(versions(stack, name)) == 2,
+                        timeout=60,
+                        what=lambda: f"B merges after the approval: {trail_of(stack, name)}",
+                    )
+                poll_until(
+                    lambda: queue.get_queue_properties().approximate_message_count == 0,
+                    timeout=60,
+                    what=lambda: f"every message settled: {trail_of(stack, name)}",
+                )
+    finally:
+        refusing.close()
+    records, trail = audit(stack, name), str(trail_of(stack, name))
+    assert len(versions(stack, name)) == 2 and no_pending(stack, name), trail
+    assert not any(r["event"] == "failed" for r in records), trail  # no failure recorded by A
+    assert not [a for a in alerts_for(alerts, name) if a["kind"] == "renewal_failed"], trail
+    failed_store = queue_client(values, f"{values['CERTLC_QUEUE_NAME']}-failed")
+    with contextlib.suppress(ResourceExistsError):
+        failed_store.create_queue()  # absent unless something failed
+    assert not [m for m in failed_store.peek_messages(max_messages=32) if name in m.content], trail

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from renewal.events import IgnoredQueueMessage, InvalidQueueMessage, parse_queue_message
-from renewal.messages import InvalidMessage, RenewalRequest
+from renewal.messages import FIELD_LIMITS, InvalidMessage, RenewalRequest
 from renewal.vaults import parse_allow_list
 
 ALLOW = parse_allow_list("sample-kv")
@@ -114,3 +114,14 @@ def test_the_trigger_is_written_under_both_names_and_read_from_either() -> None:
     assert parse_queue_message(json.dumps(legacy), ALLOW).trigger == "manual"
     current = {k: v for k, v in body.items() if k != "reason"}
     assert parse_queue_message(json.dumps(current), ALLOW) == request
+
+
+@pytest.mark.parametrize("field,limit", sorted(FIELD_LIMITS.items()))
+def test_every_text_field_of_a_request_is_bounded_when_read(field, limit):
+    """A value Key Vault or a tag would refuse later (after the CA signed) is refused at the door instead."""
+    body = json.loads(RenewalRequest("kv1", "web", "manual").to_json())
+    body[field] = "a" * limit
+    assert RenewalRequest.from_dict(dict(body))  # at the limit: accepted
+    body[field] = "a" * (limit + 1)
+    with pytest.raises(InvalidMessage, match=rf"'{field}' is {limit + 1} characters long, over {limit}"):
+        RenewalRequest.from_dict(body)
