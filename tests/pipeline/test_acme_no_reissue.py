@@ -1,8 +1,8 @@
 """One ACME certificate per renewal, whatever fails after the CA has issued it.
 
-Each delivery runs on a fresh runtime (another instance) with the local stack's Key Vault and lock, a queue of its own, and a
-real pebble; a fault is injected once, after issuance. The next delivery merges what the CA issued: from the
-record, or by following the order the failed attempt named. pebble finalizes exactly one order.
+Each delivery runs on a fresh runtime (another instance) with the local stack's Key Vault and lock, a queue of its
+own, and a real pebble; a fault is injected once, after issuance. The next delivery merges what the CA issued: from
+the record, or by following the order the failed attempt named. pebble finalizes exactly one order.
 """
 
 from __future__ import annotations
