@@ -95,7 +95,10 @@ def nobody_will_renew(given: SweepInput) -> SweepDecision | None:
 
 
 def not_ours_to_renew(given: SweepInput) -> SweepDecision | None:
-    if given.verdict.outcome != "renew":
+    """Skipped (not due, opted out, not certlc's...): nothing to queue. A ``fail`` verdict (no CA profile, too many
+    tags) is not left here: queued like a due one, it ends as the workflow's permanent failure with its alert, as
+    its Event Grid event would have; left, a certificate whose event was lost expired with nobody told."""
+    if given.verdict.outcome == "skip":
         return SweepDecision("leave", given.verdict.reason)
     return None
 

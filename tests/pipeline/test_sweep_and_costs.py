@@ -12,6 +12,7 @@ from tests.pipeline.helpers import (
     audit,
     client,
     deliver,
+    drain_until,
     functions_clock,
     merged,
     seed,
@@ -156,3 +157,18 @@ def test_the_sweep_takes_over_a_pending_operation_nobody_owns_and_warns_nobody(s
     reused = [r for r in audit(stack, name) if r["event"] == "csr_reused"]
     assert [r["orphan"] for r in reused] == [True]
     assert not [a for a in alerts_for(alerts, name) if a["kind"] in ("expiring", "escalation")]
+
+
+def test_a_due_certificate_certlc_cannot_renew_as_it_is_gets_an_alert_from_the_sweep(stack, alerts):
+    """Its Event Grid event was lost (here: never sent, 400 days before expiry): the sweep queues it like any due
+    certificate, and the renewal ends as a permanent failure with its alert, as the event's would have."""
+    name = unique("swept-fail")
+    tags = {f"team{n:02}": "x" for n in range(13)} | {"certlc-renew-before-days": "450"}
+    seed(stack, name, days_left=400, lifetime_days=500, tags=tags)
+    settle(stack)
+    assert not audit(stack, name)  # nothing announced it
+    stack.host.trigger_timer("sweep")
+    drain_until(stack, lambda: any(r["event"] == "failed" for r in audit(stack, name)), names=(name,))
+    assert [r["reason"] for r in audit(stack, name) if r["event"] == "failed"] == ["too_many_tags"]
+    assert [a["reason_code"] for a in alerts_for(alerts, name) if a["kind"] == "renewal_failed"] == ["too_many_tags"]
+    assert len(versions(stack, name)) == 1

@@ -55,6 +55,9 @@ STALE = dt.timedelta(minutes=16)
         (cert(tags=WARNED_TODAY), FAILED_BEFORE, None, None, "leave", "failed_before", False),  # once a day
         (cert(days_left=45), FAILED_BEFORE, None, None, "leave", "failed_before", False),  # not yet 30 days
         (cert(), NOT_MANAGED, None, None, "leave", "not_managed", False),
+        # due, but certlc cannot renew it as it is: queued, so the workflow records the failure and alerts
+        (cert(), Verdict("fail", "no_profile", "no CA profile"), None, None, "enqueue", "no_profile", False),
+        (cert(), Verdict("fail", "too_many_tags", "15 tags"), None, None, "enqueue", "too_many_tags", False),
     ],
 )
 def test_sweep_action(snapshot, verdict, found, pending, action, reason, warn) -> None:
