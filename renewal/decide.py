@@ -99,13 +99,13 @@ def certificate_is_managed(given: Input) -> Verdict | None:
         return Verdict("skip", "opted_out", f"tag {cert_tags.RENEW}=false opts {cert.name!r} out of renewal")
     if cert_tags.is_managed(cert.issuer_name, cert.tags):
         return None
-    issuer = (cert.issuer_name or "").strip()
-    return Verdict(
-        "skip",
-        "not_managed",
-        f"issuer {issuer or 'none'!r}: Key Vault renews this certificate itself "
-        f"(tag {cert_tags.MANAGED}=true makes certlc renew it)",
-    )
+    # Who renews it instead, in the words `certlc status` uses: Key Vault (an AutoRenew action), or nobody.
+    from renewal.canary import CanarySettings
+    from renewal.outlook import facts_of, nobody, renewed_by_key_vault
+
+    facts = facts_of(cert, CanarySettings())
+    who = renewed_by_key_vault(facts, given.now, given.settings) or nobody(facts, given.now, given.settings)
+    return Verdict("skip", "not_managed", f"certlc does not manage {cert.name!r}: {who.message}")
 
 
 def event_is_current(given: Input) -> Verdict | None:

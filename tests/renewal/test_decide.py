@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 
@@ -221,3 +222,19 @@ def test_too_many_tags_names_them_and_what_to_remove() -> None:
     result = verdict(cert(tags={f"team{n:02}": "x" for n in range(14)}))
     assert "14 of your tags plus certlc's 3" in result.message
     assert "Key Vault allows 15: remove 2 of team00, team01" in result.message
+
+
+def test_a_certificate_certlc_does_not_manage_is_said_to_be_renewed_by_whoever_really_renews_it():
+    """`certlc renew` and `certlc status` give the same answer: Key Vault only with an AutoRenew action."""
+    from types import SimpleNamespace
+
+    from renewal.canary import CanarySettings
+    from renewal.outlook import facts_of, outlook
+
+    auto_renew = SimpleNamespace(lifetime_actions=[SimpleNamespace(action="AutoRenew")])
+    for issuer, policy, who in [("Self", auto_renew, "Key Vault renews it itself"), ("DigiCert", None, "nobody")]:
+        snapshot = dataclasses.replace(cert(issuer=issuer), policy=policy)
+        decided = verdict(snapshot)
+        assert (decided.outcome, decided.reason) == ("skip", "not_managed")
+        assert who in decided.message
+        assert outlook(facts_of(snapshot, CanarySettings()), NOW, WindowSettings()).message in decided.message
