@@ -7,6 +7,7 @@ over HTTPS, to loopback callers only, and writes its ``(status, body, headers)``
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import json
 import logging
@@ -31,6 +32,49 @@ class ArmError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message}}
+
+
+CHALLENGE = 'Bearer authorization_uri="https://login.windows.net/", error="invalid_token"'
+
+
+class RoleGate:
+    """ARM's two gates as the emulators answer them: a bearer token it knows (else 401 with a challenge), then an
+    action the token's role allows (else 403). Roles are sets of action patterns (``*/read``)."""
+
+    def __init__(self, roles: Mapping[str, frozenset[str]], tokens: Mapping[str, str]) -> None:
+        unknown = set(tokens.values()) - set(roles)
+        if unknown:
+            raise ValueError(f"unknown role(s) {sorted(unknown)}: use one of {sorted(roles)}")
+        self.roles = dict(roles)
+        self.tokens = dict(tokens)
+
+    def role(self, authorization: str | None) -> str:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ArmError(
+                401,
+                "AuthenticationFailed",
+                "Authentication failed. The 'Authorization' header is missing.",
+                {"WWW-Authenticate": CHALLENGE},
+            )
+        role = self.tokens.get(token.strip())
+        if role is None:
+            raise ArmError(
+                401, "InvalidAuthenticationToken", "The access token is invalid.", {"WWW-Authenticate": CHALLENGE}
+            )
+        return role
+
+    def allowed(self, role: str, action: str) -> bool:
+        return any(fnmatch.fnmatch(action.lower(), pattern.lower()) for pattern in self.roles[role])
+
+    def authorize(self, role: str, action: str, scope: str) -> None:
+        if not self.allowed(role, action):
+            raise ArmError(
+                403,
+                "AuthorizationFailed",
+                f"The client with role '{role}' does not have authorization to perform action '{action}' "
+                f"over scope '{scope}' or the scope is invalid.",
+            )
 
 
 def bad_request(message: str, code: str = "BadRequest") -> ArmError:

@@ -8,7 +8,6 @@ with no role on the app. As ARM does, the caller's role is checked at the app's 
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import re
 import threading
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from ..armfront import ArmError
+from ..armfront import ArmError, RoleGate
 from . import schemas
 from .indexing import NOTHING_PUBLISHED, Code
 
@@ -36,7 +35,6 @@ DEFAULT_TOKENS = {
     "certlc-local-website-contributor": "website-contributor",
     "certlc-local-none": "none",
 }
-CHALLENGE = 'Bearer authorization_uri="https://login.windows.net/", error="invalid_token"'
 _SITE = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Web/sites/(?P<site>[^/]+)"
 OPERATIONS = {  # the path after the app -> the action it needs and the collection it answers
     "functions": (FUNCTIONS_READ, "FunctionEnvelopeCollection"),
@@ -66,10 +64,6 @@ class Site:
         )
 
 
-def allowed(role: str, action: str) -> bool:
-    return any(fnmatch.fnmatch(action.lower(), pattern.lower()) for pattern in ROLES[role])
-
-
 class Arm:
     """Routes one request; every answer is ``(status, body, headers)``. ``references(site)`` gives the app's Key Vault
     references as ``ApiKVReference`` bodies, resolved when asked."""
@@ -80,10 +74,7 @@ class Arm:
         references: Callable[[Site], list[dict[str, Any]]],
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> None:
-        unknown = set(tokens.values()) - set(ROLES)
-        if unknown:
-            raise ValueError(f"unknown role(s) {sorted(unknown)}: use one of {sorted(ROLES)}")
-        self.tokens = dict(tokens)
+        self.gate = RoleGate(ROLES, tokens)
         self.page_size = page_size
         self.base_url = ""  # the listener's origin, for nextLink; set once it listens
         self._references = references
@@ -120,13 +111,13 @@ class Arm:
             return 500, {"error": {"code": "InternalServerError", "message": f"The emulator failed on {method}"}}, {}
 
     def _route(self, method: str, path: str, query: dict[str, str], headers: Any) -> tuple[int, Any, dict[str, str]]:
-        role = self._role(headers.get("Authorization"))
+        role = self.gate.role(headers.get("Authorization"))
         match = OPERATION_PATH.match(path)
         if match is None or method != "GET":
             raise ArmError(404, "NotFound", f"The emulator does not implement {method} {path}")
         operation = next(op for op in OPERATIONS if op.lower() == match["operation"].lower())
         action, collection = OPERATIONS[operation]
-        self._authorize(role, action, path)
+        self.gate.authorize(role, action, path)
         schemas.check_api_version(query)
         site = self.site(match["sub"], match["rg"], match["site"])
         items = _functions(site) if operation == "functions" else self._references(site)
@@ -139,32 +130,6 @@ class Arm:
             version = quote(query["api-version"], safe="")
             page["nextLink"] = f"{self.base_url}{path}?api-version={version}&$skipToken={start + self.page_size}"
         return 200, schemas.check_served(collection, page), {}
-
-    def _role(self, authorization: str | None) -> str:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ArmError(
-                401,
-                "AuthenticationFailed",
-                "Authentication failed. The 'Authorization' header is missing.",
-                {"WWW-Authenticate": CHALLENGE},
-            )
-        role = self.tokens.get(token.strip())
-        if role is None:
-            raise ArmError(
-                401, "InvalidAuthenticationToken", "The access token is invalid.", {"WWW-Authenticate": CHALLENGE}
-            )
-        return role
-
-    @staticmethod
-    def _authorize(role: str, action: str, scope: str) -> None:
-        if not allowed(role, action):
-            raise ArmError(
-                403,
-                "AuthorizationFailed",
-                f"The client with role '{role}' does not have authorization to perform action '{action}' "
-                f"over scope '{scope}' or the scope is invalid.",
-            )
 
 
 def _key(*parts: str) -> tuple[str, str, str]:

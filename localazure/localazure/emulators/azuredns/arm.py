@@ -7,7 +7,6 @@ Contributor, ``reader`` is Reader, ``none`` an identity with no role on the zone
 
 from __future__ import annotations
 
-import fnmatch
 import ipaddress
 import json
 import logging
@@ -17,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ..armfront import ArmError, bad_request
+from ..armfront import ArmError, RoleGate, bad_request
 from . import schemas
 from .store import RecordSet, Store, Zone
 
@@ -37,7 +36,6 @@ DEFAULT_TOKENS = {
     "certlc-local-reader": "reader",
     "certlc-local-none": "none",
 }
-CHALLENGE = 'Bearer authorization_uri="https://login.windows.net/", error="invalid_token"'
 _ZONE = (
     r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
     r"/providers/Microsoft\.Network/dnsZones/(?P<zone>[^/]+)"
@@ -47,19 +45,12 @@ RECORD_SET_PATH = re.compile(f"^{_ZONE}/(?P<type>[^/]+)/(?P<name>[^/]+)$", re.IG
 VERBS = {"GET": "read", "PUT": "write", "DELETE": "delete"}
 
 
-def allowed(role: str, action: str) -> bool:
-    return any(fnmatch.fnmatch(action.lower(), pattern.lower()) for pattern in ROLES[role])
-
-
 class Arm:
     """Routes one request to the store; every answer is ``(status, body, headers)``."""
 
     def __init__(self, store: Store, tokens: Mapping[str, str]) -> None:
-        unknown = set(tokens.values()) - set(ROLES)
-        if unknown:
-            raise ValueError(f"unknown role(s) {sorted(unknown)}: use one of {sorted(ROLES)}")
+        self.gate = RoleGate(ROLES, tokens)
         self.store = store
-        self.tokens = dict(tokens)
         self.requests: list[dict[str, Any]] = []  # what clients sent, for tests to read
         self._log_lock = threading.Lock()
 
@@ -81,10 +72,10 @@ class Arm:
             return 500, {"error": {"code": "InternalServerError", "message": f"The emulator failed on {method}"}}, {}
 
     def _route(self, method: str, path: str, query: dict[str, str], headers: Any, body: Any) -> tuple[int, Any, dict]:
-        role = self._role(headers.get("Authorization"))
+        role = self.gate.role(headers.get("Authorization"))
         zone_match, set_match = ZONE_PATH.match(path), RECORD_SET_PATH.match(path)
         if zone_match and method == "GET":
-            self._authorize(role, ZONE_READ, path)
+            self.gate.authorize(role, ZONE_READ, path)
             schemas.check_api_version(query)
             zone = self.store.zone(zone_match["sub"], zone_match["rg"], zone_match["zone"])
             return 200, _zone_body(zone), {}
@@ -93,7 +84,7 @@ class Arm:
         rtype = set_match["type"].upper()
         if rtype not in schemas.RECORD_TYPES:
             raise bad_request(f"The record type {set_match['type']!r} is not one of {', '.join(schemas.RECORD_TYPES)}.")
-        self._authorize(role, f"Microsoft.Network/dnsZones/{rtype}/{VERBS[method]}", path)
+        self.gate.authorize(role, f"Microsoft.Network/dnsZones/{rtype}/{VERBS[method]}", path)
         schemas.check_api_version(query)
         if rtype not in ("A", "TXT"):
             raise schemas.unsupported(rtype)
@@ -112,32 +103,6 @@ class Arm:
         new = RecordSet(ttl=properties.get("TTL", 3600), metadata=properties.get("metadata") or {}, records=records)
         written, created = self.store.put(zone, rtype, name, new, headers.get("If-Match"), headers.get("If-None-Match"))
         return (201 if created else 200), _record_set_body(zone, rtype, name, written), {"ETag": written.etag}
-
-    def _role(self, authorization: str | None) -> str:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ArmError(
-                401,
-                "AuthenticationFailed",
-                "Authentication failed. The 'Authorization' header is missing.",
-                {"WWW-Authenticate": CHALLENGE},
-            )
-        role = self.tokens.get(token.strip())
-        if role is None:
-            raise ArmError(
-                401, "InvalidAuthenticationToken", "The access token is invalid.", {"WWW-Authenticate": CHALLENGE}
-            )
-        return role
-
-    @staticmethod
-    def _authorize(role: str, action: str, scope: str) -> None:
-        if not allowed(role, action):
-            raise ArmError(
-                403,
-                "AuthorizationFailed",
-                f"The client with role '{role}' does not have authorization to perform action '{action}' "
-                f"over scope '{scope}' or the scope is invalid.",
-            )
 
 
 def _check_addresses(records: list[dict[str, Any]]) -> None:
