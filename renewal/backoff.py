@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+AfterFailure = Literal["retry", "retry_and_tell", "give_up"]
 
 
 @dataclass(frozen=True)
@@ -20,3 +24,15 @@ class Backoff:
 
     def exhausted(self, attempt: int) -> bool:
         return attempt >= self.max_attempts
+
+
+def after_transient_failure(attempt: int, backoff: Backoff, expires_on: datetime | None, now: datetime) -> AfterFailure:
+    """What a transient failure (the CA or Key Vault down, storage unreachable) leads to. It never becomes permanent
+    while the certificate is valid: once the attempts run out, someone is told once, and the renewal goes on at the
+    capped back-off (``CERTLC_BACKOFF_CAP_SECONDS``, 6 h) until it succeeds, so a CA down over a weekend renews by
+    itself on Monday. Only a certificate known to have expired meanwhile ends as a permanent failure."""
+    if not backoff.exhausted(attempt):
+        return "retry"
+    if expires_on is not None and expires_on <= now:
+        return "give_up"
+    return "retry_and_tell" if attempt == backoff.max_attempts else "retry"

@@ -32,10 +32,11 @@ ACTIONS = {
     "csr_policy_mismatch": "Check the certificate policy in Key Vault, then run `certlc failed retry`.",
     "pending_lost": "Someone cancelled the pending request; run `certlc failed retry` to start over.",
     "keyvault_error": "Check the function identity's role on the vault (Key Vault Certificates Officer).",
-    "retries_exhausted": "Fix the cause in the last error (CA or Key Vault reachability), then `certlc failed retry`.",
+    "retries_exhausted": "It expired while certlc retried: fix the last error's cause, then `certlc failed retry`.",
     "ca_error": "Fix the CA adapter settings named in the reason, then run `certlc failed retry`.",
 }
 DEFAULT_ACTION = "Read the reason, fix the cause, then run `certlc failed retry`."
+STILL_TRYING_ACTION = "Fix the cause in the last error if you can; certlc renews by itself once it is gone."
 REJECTED_NOTICE_EVERY = timedelta(hours=1)  # per cause: a sender of bad messages must not flood anyone
 SAMPLE_CHARACTERS = 200
 
@@ -91,7 +92,9 @@ class Reporter:
         *,
         escalate: bool,
         denied: Denied | None = None,
+        permanent: bool = True,
     ) -> None:
+        """``permanent=False``: the renewal goes on by itself (a transient failure past its attempts)."""
         recipients = tuple(recipients_from_tags(cert.tags if cert else {}, self._env))
         if escalate and cert is not None and cert.expires_on is not None:
             days = max(0, (cert.expires_on - self._clock()).days)
@@ -113,8 +116,8 @@ class Reporter:
                 name=request.name,
                 reason_code=reason,
                 reason=message,
-                action=ACTIONS.get(reason, DEFAULT_ACTION),
-                permanent=True,
+                action=ACTIONS.get(reason, DEFAULT_ACTION) if permanent else STILL_TRYING_ACTION,
+                permanent=permanent,
                 attempt=request.attempt,
                 recipients=recipients,
                 ca_request_id=denied.ca_request_id if denied else "",

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from renewal import tags as cert_tags
-from renewal.backoff import Backoff
+from renewal.backoff import Backoff, after_transient_failure
 from renewal.ca.acme_ari import renewal_window
 from renewal.ca.base import CaError, CaUnavailable, CertificateAuthority, Denied, Issued, Pending
 from renewal.csrcheck import CsrMismatch, check_csr_against_policy
@@ -72,8 +72,10 @@ class Reports(Protocol):
         *,
         escalate: bool,
         denied: Denied | None = None,
+        permanent: bool = True,
     ) -> None:
-        """``denied`` is the CA's refusal, when that is the failure: its request id and its own words."""
+        """``denied`` is the CA's refusal, when that is the failure: its request id and its own words;
+        ``permanent=False`` when the renewal goes on by itself."""
         ...
 
 
@@ -535,12 +537,14 @@ class RenewalWorkflow:
         progress: _Progress | None = None,
     ) -> Result:
         held = progress.held if progress else None
-        if self.backoff.exhausted(request.attempt):
+        now = self.clock()
+        then = after_transient_failure(request.attempt, self.backoff, cert.expires_on if cert else None, now)
+        if then == "give_up":
             return self._finish_permanent(
                 request,
                 cert,
                 "retries_exhausted",
-                f"gave up after {request.attempt} attempts; last error: {message}",
+                f"the certificate expired while certlc retried ({request.attempt} attempts); last error: {message}",
                 held,
             )
         delay = self.backoff.delay(request.attempt, retry_after)
@@ -557,7 +561,24 @@ class RenewalWorkflow:
         nxt = request.next_attempt()
         self.reporter.audit("retried", nxt, reason=reason, detail=message, delay_seconds=delay)
         self.retries.send(nxt, delay)
+        if then == "retry_and_tell":
+            self._tell_still_failing(request, cert, message, now)
         return Result("retrying", reason, message, nxt, retry_in_seconds=delay)
+
+    def _tell_still_failing(
+        self, request: RenewalRequest, cert: CertificateSnapshot | None, message: str, now: datetime
+    ) -> None:
+        """Once, when the attempts run out: the renewal goes on by itself, but a person should know why it is late."""
+        every = self.backoff.cap_seconds / 3600
+        told = (
+            f"still failing after {request.attempt} attempts; certlc keeps trying about every {every:g} h until it "
+            f"renews or the certificate expires; last error: {message}"
+        )
+        escalate = bool(cert and is_within_escalation(cert, now, self.settings))
+        try:
+            self.reporter.failed(request, cert, "retries_exhausted", told, escalate=escalate, permanent=False)
+        except Exception:
+            log.exception("alert for %s/%s could not be sent", request.vault, request.name)
 
     def _finish_permanent(
         self,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,18 +88,78 @@ def test_ca_pending_then_denied_fails_and_withdraws_the_pending_operation(stack,
     assert any("manager declined" in a["reason"] for a in alerts_for(alerts, name) if a["kind"] == "renewal_failed")
 
 
-def test_ca_down_retries_with_backoff_then_fails_and_cleans_up(stack, alerts):
+class LateCA:
+    """A port where the CA is not, until ``arrive()``: then every connection there is forwarded to the real one."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target = target_port
+        self._listener: socket.socket | None = None
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+
+    def arrive(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        assert self._listener is not None
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self._target))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: Any, sink: Any) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+
+
+def test_a_ca_down_past_all_attempts_tells_once_keeps_trying_and_renews_when_it_is_back(stack, alerts, cfssl_server):
+    """Transient never becomes permanent: after CERTLC_MAX_ATTEMPTS one alert (not permanent), no failed-store entry,
+    no failed tag; the renewal goes on at the capped back-off and, once the CA answers again, renews by itself."""
     name = unique("cadown")
     seed(stack, name, days_left=20, tags={"certlc-ca": "cfssl", "certlc-profile": "server"})
-    drain_until(stack, lambda: any(r["event"] == "failed" for r in audit(stack, name)), timeout=60)
-    records = audit(stack, name)
-    retried = [r for r in records if r["event"] == "retried"]
-    assert [r["reason"] for r in retried] == ["ca_unavailable"] * 3  # CERTLC_MAX_ATTEMPTS=4
-    assert [r["attempt"] for r in retried] == [2, 3, 4]
-    assert all(r["delay_seconds"] >= 0 for r in retried)
-    assert [r["reason"] for r in records if r["event"] == "failed"] == ["retries_exhausted"]
-    assert len(versions(stack, name)) == 1 and no_pending(stack, name)
-    assert any(a["kind"] == "renewal_failed" for a in alerts_for(alerts, name))
+    late = LateCA(int(cfssl_server.url.rsplit(":", 1)[1]))
+    settings = stack.settings | {
+        "CERTLC_CFSSL_URL": f"http://127.0.0.1:{late.port}",
+        "CERTLC_MAX_ATTEMPTS": "3",
+        "CERTLC_BACKOFF_BASE_SECONDS": "1",
+        "CERTLC_BACKOFF_CAP_SECONDS": "2",
+        "CERTLC_QUEUE_NAME": f"cadown-{unique('q')}",  # this test delivers each retry itself
+    }
+    workflow = build_runtime(settings).workflow
+    request = RenewalRequest("kv1", name, "manual")
+    try:
+        for _ in range(5):  # attempts 1 to 5: the CA is down for all of them
+            result = workflow.handle(request)
+            assert (result.status, result.reason) == ("retrying", "ca_unavailable"), result.message
+            request = result.request
+        failures = [a for a in alerts_for(alerts, name) if a["kind"] == "renewal_failed"]
+        assert [(a["reason_code"], a["permanent"], a["attempt"]) for a in failures] == [("retries_exhausted", False, 3)]
+        assert "keeps trying" in failures[0]["reason"]
+        assert not any(r["event"] == "failed" for r in audit(stack, name))
+        assert not [e for e in build_runtime(settings).failed.list() if e.name == name]
+        tags = client(stack).get_certificate(name).properties.tags or {}
+        assert "failed" not in tags.get("certlc-last-outcome", "")  # not tagged as failed: events still act on it
+        late.arrive()
+        result = workflow.handle(request)
+    finally:
+        late.close()
+    assert (result.status, request.attempt) == ("renewed", 6), result.message
+    assert len(versions(stack, name)) == 2 and no_pending(stack, name)
+    assert len([a for a in alerts_for(alerts, name) if a["kind"] == "renewal_failed"]) == 1  # told once
 
 
 @pytest.mark.parametrize("status", [429, 503])

@@ -238,3 +238,23 @@ def test_a_certificate_certlc_does_not_manage_is_said_to_be_renewed_by_whoever_r
         assert (decided.outcome, decided.reason) == ("skip", "not_managed")
         assert who in decided.message
         assert outlook(facts_of(snapshot, CanarySettings()), NOW, WindowSettings()).message in decided.message
+
+
+@pytest.mark.parametrize(
+    ("attempt", "expires_in_days", "then"),
+    [
+        (1, 20, "retry"),
+        (3, 20, "retry"),  # attempts left
+        (4, 20, "retry_and_tell"),  # the last planned attempt failed: tell someone, once
+        (5, 20, "retry"),  # and go on at the capped back-off, without telling again
+        (40, 20, "retry"),
+        (4, None, "retry_and_tell"),  # the certificate was not read (the lock's storage was down): go on
+        (4, -1, "give_up"),  # it expired meanwhile: nothing left to save, a permanent failure
+        (2, -1, "retry"),
+    ],
+)
+def test_a_transient_failure_never_becomes_permanent_while_the_certificate_is_valid(attempt, expires_in_days, then):
+    from renewal.backoff import after_transient_failure
+
+    expires = None if expires_in_days is None else NOW + dt.timedelta(days=expires_in_days)
+    assert after_transient_failure(attempt, Backoff(max_attempts=4), expires, NOW) == then
