@@ -7,14 +7,23 @@ webhook receiver for failure alerts, and runs one row per scenario on fresh cert
   certificate delivered 20 times at once (NearExpiry and Expired with redeliveries, and a sweep);
 - Key Vault answering 429 to the create, slow (latency on every call), and slower than the read deadline once;
 - a CA that is down, Pending until approved, denying, or answering garbage;
-- storage (Azurite) stopped and restarted while renewals run;
-- a crash (an exception) right after each step, the message delivered again.
+- storage (Azurite) stopped and restarted while renewals run; the queue alone down while the renewals' merges
+  are on their way (messages of finished renewals come back, and must not notify twice);
+- a crash (an exception) right after each step, the message delivered again;
+- a holder paused (SIGSTOP) past its lease while another ``certlc worker`` renews, resumed at three points (in
+  its first Key Vault read after the other merged; while its CA refuses, after the other merged, and while the
+  other waits for the CA's approval): it must stop at its fence (``lock_lost``) and do nothing;
+- the operator at work while the CA waits for approval: tags changed, the version disabled, the certificate
+  deleted.
 
 Per row: certificates, new versions per certificate (min/max), CA requests per renewal (audit ``submitted``
 records per certificate, min/max), orphaned pending operations (in progress at the end with no live renewal
-record), lost renewals (no new version and no permanent failure recorded), failure alerts received, and
-wall time. Bar: one new version and one CA request per due certificate, no alert (or, where failure is the
-expected end, no new version and an alert each); zero orphans and zero lost everywhere. Then the lock's cost:
+record), lost renewals (no new version and no permanent failure recorded), failure alerts received, renewed notices
+per certificate, and wall time. Bar: one new version and one CA request per due certificate, no alert (or,
+where failure is the expected end, no new version and an alert each; where the operator stopped the renewal,
+no new version, no pending operation, no failed-store entry and one notice saying why); zero orphans and zero
+lost everywhere; rows that say so also one renewed notice per certificate, no failed-store entry and
+``lock_lost`` in the audit. Then the lock's cost:
 storage calls per renewal (the ledger's container client wrapped) and seconds per renewal with the blob
 lease and with ``DryRunLedger`` instead. Prints JSON, writes bench/results/reliability.json, exits 1 when a
 row misses its bar.
@@ -49,6 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from localazure.ports import poll_until  # noqa: E402
+from localazure.refusing_ca import SlowRefusingCfssl  # noqa: E402
 
 from bench.support import certificate_client, local_stack, seed, write_result  # noqa: E402
 from renewal.eventgrid.schema import (  # noqa: E402
@@ -67,6 +77,12 @@ ROW_TIMEOUT = 120.0
 KV_READ_TIMEOUT = 8  # seconds; the "slower than the deadline" row stalls one create past it
 CA_PROFILES = {"server": {}, "approval": {"requires_approval": True, "poll_seconds": 1}}
 EVENT_TYPES = (CERTIFICATE_NEAR_EXPIRY, CERTIFICATE_EXPIRED)
+LOCK_SECONDS = 15  # the shortest blob lease: a paused holder's lapses sooner
+STOPPED = {  # the operator's act that ends a renewal: audit reason → what its notice says
+    "certificate_disabled": "disabled while it was renewed",
+    "certificate_deleted": "deleted while it was renewed",
+}
+CHILD_SETTING_PREFIXES = ("CERTLC_", "Certlc", "AzureWebJobs")  # a child process reads its settings file only
 
 
 @dataclasses.dataclass
@@ -74,8 +90,14 @@ class Row:
     name: str
     scenario: str
     names: list[str]
-    expect: str = "renewed"  # or "failed"
+    expect: str = "renewed"  # or "failed", or "stopped" (by the operator: a reason of STOPPED)
     max_ca_requests: int = 1  # per renewal; above 1 only for a documented residual window
+    ca_requests_of_merged: bool = False  # count only the merged renewal's submissions, not a fenced holder's
+    one_renewed_notice: bool = False  # bar: exactly one renewed notice per certificate
+    failure_notices: int = 0  # bar for a renewed row: failure alerts per certificate (a transient outage's one notice)
+    no_failed_entry: bool = False  # bar: nothing in the failed store for these certificates
+    lock_lost: bool = False  # bar: the audit shows a holder fenced off (retried, lock_lost) per certificate
+    queue_name: str | None = None  # the row's own queue (its failed store and poison queue), else the stack's
     processes: int = 1
     deliveries: int = 0
     seconds: float = 0.0
@@ -195,14 +217,14 @@ class Matrix:
         return wanted
 
     def settle(self, names: Sequence[str], expect: str, timeout: float = ROW_TIMEOUT) -> bool:
-        """Until every certificate merged (or failed, as expected) and the queue stayed empty for a while."""
-        end = "merged" if expect == "renewed" else "failed"
+        """Until every certificate merged (or failed, or was stopped, as expected) and the queue stayed empty for a
+        while."""
         quiet_since: float | None = None
 
         def quiet_long_enough() -> bool:
             nonlocal quiet_since
             records = self.by_name(names)
-            if not (all(any(r["event"] == end for r in rs) for rs in records.values()) and self.queued() == 0):
+            if not (all(any(_ends(r, expect) for r in rs) for rs in records.values()) and self.queued() == 0):
                 quiet_since = None
                 return False
             quiet_since = quiet_since or time.monotonic()
@@ -224,35 +246,91 @@ class Matrix:
         except ResourceNotFoundError:
             return False
 
+    def new_versions(self, name: str) -> int:
+        """Versions made after the seeded one (a pending create's placeholder has no thumbprint); 0 when deleted."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return sum(1 for v in self.client.list_properties_of_certificate_versions(name) if v.x509_thumbprint) - 1
+        except ResourceNotFoundError:
+            return 0
+
+    def failed_entries(self, row: Row) -> set[str]:
+        """The row's certificates with an entry in the failed store (the row's own queue's, when it has one)."""
+        if row.queue_name is None:
+            return {e.name for e in self.runtime.failed.list() if e.name in set(row.names)}
+        from azure.core.exceptions import ResourceExistsError
+
+        from renewal.clients import queue_client
+
+        store = queue_client(self.stack.settings, f"{row.queue_name}-failed")
+        with contextlib.suppress(ResourceExistsError):
+            store.create_queue()  # absent unless something failed
+        contents = [m.content or "" for m in store.peek_messages(max_messages=32)]
+        return {n for n in row.names if any(n in c for c in contents)}
+
+    def notices(self, kind: str, names: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """The generic-webhook payloads of one ``kind`` the receiver got, per certificate."""
+        wanted: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+        for p in self.receiver.payloads():
+            if isinstance(p, dict) and p.get("kind") == kind and p.get("name") in wanted:
+                wanted[p["name"]].append(p)
+        return wanted
+
     def measure(self, row: Row, settled: bool) -> dict[str, Any]:
+        from azure.core.exceptions import ResourceNotFoundError
+
         now = self.stack.now()
         records = self.by_name(row.names)
-        failed_store = {e.name for e in self.runtime.failed.list() if e.name in set(row.names)}
-        alerts = Counter(
-            p.get("name")
-            for p in self.receiver.payloads()
-            if isinstance(p, dict) and p.get("kind") == "renewal_failed" and p.get("name") in set(row.names)
-        )
-        new_versions, ca_requests, orphans, lost = {}, {}, [], []
+        failed_store = self.failed_entries(row)
+        failure_notices = self.notices("renewal_failed", row.names)
+        alerts = Counter({n: len(ps) for n, ps in failure_notices.items()})
+        renewed_notices = {n: len(ps) for n, ps in self.notices("renewed", row.names).items()}
+        new_versions, ca_requests, orphans, lost, left_pending, lock_lost = {}, {}, [], [], [], {}
         for name in row.names:
-            new_versions[name] = (
-                sum(1 for v in self.client.list_properties_of_certificate_versions(name) if v.x509_thumbprint) - 1
+            new_versions[name] = self.new_versions(name)
+            merged_by = {r.get("correlation_id") for r in records[name] if r["event"] == "merged"}
+            ca_requests[name] = sum(
+                r["event"] == "submitted" and (not row.ca_requests_of_merged or r.get("correlation_id") in merged_by)
+                for r in records[name]
             )
-            ca_requests[name] = sum(r["event"] == "submitted" for r in records[name])
+            lock_lost[name] = sum(r["event"] == "retried" and r.get("reason") == "lock_lost" for r in records[name])
             record = self.runtime.workflow.ledger.peek(VAULT, name)
-            if self.pending_in_progress(name) and not (record and record.is_live(now)):
+            in_progress = self.pending_in_progress(name)
+            if in_progress:
+                left_pending.append(name)
+            if in_progress and not (record and record.is_live(now)):
                 orphans.append(name)
             failed = name in failed_store or any(r["event"] == "failed" for r in records[name])
-            if new_versions[name] == 0 and not failed:
+            stopped = any(_ends(r, "stopped") for r in records[name])
+            if new_versions[name] == 0 and not (failed or stopped):
                 lost.append(name)
         problems = list(row.problems)
         if not settled:
             problems.append(f"not settled within {ROW_TIMEOUT:g} s")
         for name in row.names:
             if row.expect == "renewed":
-                bad = new_versions[name] != 1 or not 1 <= ca_requests[name] <= row.max_ca_requests or alerts[name]
+                bad = (
+                    new_versions[name] != 1
+                    or not 1 <= ca_requests[name] <= row.max_ca_requests
+                    or alerts[name] != row.failure_notices
+                )
+            elif row.expect == "stopped":  # the operator's act: nothing merged or pending, one notice saying why
+                told = [
+                    p for p in failure_notices[name] if any(words in str(p.get("reason")) for words in STOPPED.values())
+                ]
+                bad = (
+                    new_versions[name] != 0
+                    or alerts[name] != 1
+                    or len(told) != 1
+                    or name in left_pending
+                    or name in failed_store
+                    or not 1 <= ca_requests[name] <= row.max_ca_requests
+                )
             else:  # one permanent failure per certificate: one alert, no more CA requests than one renewal's
                 bad = new_versions[name] != 0 or alerts[name] != 1 or ca_requests[name] > row.max_ca_requests
+            bad = bad or (row.one_renewed_notice and renewed_notices[name] != 1)
+            bad = bad or (row.no_failed_entry and name in failed_store) or (row.lock_lost and not lock_lost[name])
             if bad or name in orphans or name in lost:
                 trail = [
                     (r["event"], r.get("reason") or r.get("ca_request_id"), (r.get("correlation_id") or "")[:8])
@@ -260,11 +338,20 @@ class Matrix:
                 ]
                 problems.append(
                     f"{name}: {new_versions[name]} new version(s), {ca_requests[name]} CA request(s), "
-                    f"{alerts[name]} alert(s), orphan={name in orphans}, lost={name in lost}; audit {trail}"
+                    f"{alerts[name]} alert(s), {renewed_notices[name]} renewed notice(s), "
+                    f"failed-store entry={name in failed_store}, pending left={name in left_pending}, "
+                    f"lock_lost={lock_lost[name]}, orphan={name in orphans}, lost={name in lost}; audit {trail}"
                 )
-        poisoned = sum(
-            1 for m in self.poison.peek_messages(max_messages=32) if any(n in (m.content or "") for n in row.names)
-        )
+        poison = self.poison
+        if row.queue_name is not None:
+            from renewal.clients import queue_client
+
+            poison = queue_client(self.stack.settings, f"{row.queue_name}-poison")
+        poisoned = 0
+        with contextlib.suppress(ResourceNotFoundError):  # a row's own queue has no poison queue unless it poisoned
+            poisoned = sum(
+                1 for m in poison.peek_messages(max_messages=32) if any(n in (m.content or "") for n in row.names)
+            )
         if poisoned:
             problems.append(f"{poisoned} message(s) of this row on the poison queue")
         return {
@@ -279,6 +366,9 @@ class Matrix:
             "orphans": len(orphans),
             "lost": len(lost),
             "alerts": sum(alerts.values()),
+            "renewed_notices_per_certificate": _span(renewed_notices.values()),
+            "lock_lost_per_certificate": _span(lock_lost.values()),
+            "pending_left": len(left_pending),
             "permanent_failures": len(failed_store),
             "seconds": round(row.seconds, 1),
             "ok": not problems,
@@ -310,34 +400,18 @@ class Matrix:
     @contextlib.contextmanager
     def workers(self, count: int) -> Iterator[list[subprocess.Popen]]:
         """``count`` ``certlc worker`` processes on the stack's queue, their output in files (never a pipe)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")}
         started: list[tuple[subprocess.Popen, Path]] = []
         try:
             for i in range(count):
                 log = self.scratch / f"worker-{count}-{i}.log"
-                with log.open("w") as output:
-                    command = [sys.executable, "-m", "certlc", "--settings", str(self.stack.settings_path)]
-                    process = subprocess.Popen(
-                        [*command, "worker", "--max-polling-interval", "0.2"],
-                        cwd=ROOT,
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=output,
-                        stderr=subprocess.STDOUT,
-                    )
-                started.append((process, log))
+                started.append((_spawn_worker(self.stack.settings_path, log), log))
             for process, log in started:
-
-                def polling(process: subprocess.Popen = process, log: Path = log) -> bool:
-                    if process.poll() is not None:
-                        raise RuntimeError(f"a worker exited: {log.read_text(errors='replace')[-2000:]}")
-                    return "certlc worker: polling" in log.read_text(errors="replace")
-
-                poll_until(polling, timeout=60, interval=0.1, what="a worker's start")
+                _wait_polling(process, log)
             yield [p for p, _ in started]
         finally:
             for process, _ in started:
                 if process.poll() is None:
+                    process.send_signal(signal.SIGCONT)  # a paused one must run to take its SIGTERM
                     process.send_signal(signal.SIGTERM)
             for process, _ in started:
                 try:
@@ -345,6 +419,36 @@ class Matrix:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait(timeout=10)
+
+
+def _spawn_worker(settings: Path, log: Path) -> subprocess.Popen:
+    """One ``certlc worker`` on a settings file, its output in ``log``; the bench's own settings stay out."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(CHILD_SETTING_PREFIXES)}
+    with log.open("w") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "certlc", "--settings", str(settings), "worker", "--max-polling-interval", "0.2"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _wait_polling(process: subprocess.Popen, log: Path) -> None:
+    def polling() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"a worker exited: {log.read_text(errors='replace')[-2000:]}")
+        return "certlc worker: polling" in log.read_text(errors="replace")
+
+    poll_until(polling, timeout=60, interval=0.1, what="a worker's start")
+
+
+def _ends(record: Mapping[str, Any], expect: str) -> bool:
+    """Whether an audit record ends a renewal the way a row expects: merged, failed, or stopped by the operator."""
+    if expect == "stopped":
+        return record["event"] == "skipped" and record.get("reason") in STOPPED
+    return record["event"] == ("merged" if expect == "renewed" else "failed")
 
 
 def _span(values: Any) -> dict[str, int | None]:
@@ -438,18 +542,40 @@ def deadline_keyvault_row(m: Matrix, certs: int) -> dict[str, Any]:
 
 
 def ca_down_row(m: Matrix, certs: int) -> dict[str, Any]:
+    """The CA down past every attempt: one notice that it keeps trying, never a permanent failure; when the CA can
+    be reached again (here: the certificates pointed at one that answers, as an operator moving the CA would), each
+    renews by itself."""
     versions = m.seed("cadown", certs, tags={"certlc-ca": "cfssl", "certlc-profile": "server"})
     row = Row(
         "ca_down",
-        "cfssl adapter pointed at a port nobody listens on: retries, then a permanent failure",
+        "cfssl adapter pointed at a port nobody listens on, past every attempt; then a CA that answers",
         list(versions),
-        expect="failed",
-        max_ca_requests=4,
-        notes=["CA requests count attempts the CA never received (one per attempt, CERTLC_MAX_ATTEMPTS=4)"],
+        max_ca_requests=40,
+        failure_notices=1,
+        one_renewed_notice=True,
+        no_failed_entry=True,
+        notes=[
+            "CA requests count attempts the CA never received: CERTLC_MAX_ATTEMPTS=4, then one every capped "
+            "back-off (CERTLC_BACKOFF_CAP_SECONDS=8 here) until the CA answers"
+        ],
     )
     events = m.expiry_events(versions, 4)
     row.deliveries = len(events)
-    return m.run(row, lambda r: m.deliver(events))
+
+    def act(r: Row) -> None:
+        m.deliver(events)
+        poll_until(
+            lambda: all(m.notices("renewal_failed", r.names).values()),
+            timeout=ROW_TIMEOUT,
+            interval=POLL,
+            what="one still-trying notice per certificate",
+        )
+        for name in r.names:  # the CA is reachable again (the version being renewed: not a pending placeholder)
+            renewed = m.client.get_certificate_version(name, versions[name])
+            tags = dict(renewed.properties.tags or {}) | {"certlc-ca": "local"}
+            m.client.update_certificate_properties(name, versions[name], tags=tags)
+
+    return m.run(row, act)
 
 
 def ca_pending_row(m: Matrix, certs: int) -> dict[str, Any]:
@@ -580,13 +706,37 @@ def _mentions(name: str, args: tuple) -> bool:
     return False
 
 
-def storage_down_row(m: Matrix, certs: int, outage: float) -> dict[str, Any]:
-    """Azurite stopped while renewals run, deliveries refused meanwhile, then restarted on the same ports."""
+def restart_azurite(m: Matrix, log_name: str, queue_elsewhere: bool = False) -> None:
+    """Start Azurite again, stopped before, on its ports and its data folder (the queue service on another port
+    when ``queue_elsewhere``: nobody reaches the queue, the blobs answer as before)."""
     from localazure.ports import LOOPBACK, free_port, port_open
     from localazure.process import ManagedProcess
 
     from localazure import tools
 
+    azurite = m.stack.azurite
+    queue_port = free_port() if queue_elsewhere else azurite.port
+    binary = tools.ensure_azurite().with_name("azurite")
+    workdir = m.stack.directory / "azurite"
+    command = [
+        str(binary),
+        *("--queueHost", LOOPBACK, "--queuePort", str(queue_port)),
+        *("--blobHost", LOOPBACK, "--blobPort", str(azurite.blob_port)),
+        *("--tableHost", LOOPBACK, "--tablePort", str(free_port())),
+        *("--location", str(workdir / "data"), "--skipApiVersionCheck", "--disableTelemetry", "--silent"),
+    ]
+    azurite.process = ManagedProcess("azurite", command, workdir / log_name, cwd=workdir)
+    azurite.process.wait_ready(lambda: port_open(queue_port) and port_open(azurite.blob_port), timeout=30)
+
+
+def short_message_lease(m: Matrix) -> None:
+    """The in-process host's message lease cut to 20 s, so a message whose settlement failed comes back soon."""
+    for poller in m.stack.host._pollers:
+        poller._options = dataclasses.replace(poller._options, lease=20.0)
+
+
+def storage_down_row(m: Matrix, certs: int, outage: float) -> dict[str, Any]:
+    """Azurite stopped while renewals run, deliveries refused meanwhile, then restarted on the same ports."""
     versions = m.seed("storage", certs)
     row = Row(
         "storage_down",
@@ -602,8 +752,7 @@ def storage_down_row(m: Matrix, certs: int, outage: float) -> dict[str, Any]:
         ],
     )
     azurite = m.stack.azurite
-    for poller in m.stack.host._pollers:
-        poller._options = dataclasses.replace(poller._options, lease=20.0)
+    short_message_lease(m)
 
     def act(r: Row) -> None:
         events = m.expiry_events(versions, 4)
@@ -615,17 +764,7 @@ def storage_down_row(m: Matrix, certs: int, outage: float) -> dict[str, Any]:
         refused = [e for e, status in zip(during, pool.map(m.post, during), strict=True) if status != 200]
         refused += [e for e, status in zip(events, first, strict=True) if status != 200]
         time.sleep(outage)
-        binary = tools.ensure_azurite().with_name("azurite")
-        workdir = m.stack.directory / "azurite"
-        command = [
-            str(binary),
-            *("--queueHost", LOOPBACK, "--queuePort", str(azurite.port)),
-            *("--blobHost", LOOPBACK, "--blobPort", str(azurite.blob_port)),
-            *("--tableHost", LOOPBACK, "--tablePort", str(free_port())),
-            *("--location", str(workdir / "data"), "--skipApiVersionCheck", "--disableTelemetry", "--silent"),
-        ]
-        azurite.process = ManagedProcess("azurite", command, workdir / "azurite-restarted.log", cwd=workdir)
-        azurite.process.wait_ready(lambda: port_open(azurite.port) and port_open(azurite.blob_port), timeout=30)
+        restart_azurite(m, "azurite-restarted.log")
         again = [s for s in pool.map(m.post, refused) if s != 200]
         pool.shutdown()
         r.deliveries = len(events) + len(during) + len(refused)
@@ -634,6 +773,263 @@ def storage_down_row(m: Matrix, certs: int, outage: float) -> dict[str, Any]:
             r.problems.append(f"{len(again)} deliveries still refused after the restart")
 
     return m.run(row, act, settle_timeout=150.0)
+
+
+def queue_outage_row(m: Matrix, certs: int, outage: float) -> dict[str, Any]:
+    """The queue service down while the renewals' merges are on their way (Key Vault answers each merge 3 s late):
+    the renewals finish, record their notice, and cannot settle their messages, which come back after the outage.
+    Azurite runs blob and queue in one process: it is restarted with its queue service on a port nobody knows for
+    the outage, then as before (the lock blobs are unreachable for about a second at each restart)."""
+    versions = m.seed("queueout", certs)
+    row = Row(
+        "queue_outage",
+        f"the queue (Azurite's queue service) down for {outage:g} s while every renewal's merge is on its way "
+        "(answered 3 s late), the lock blobs up: the renewals finish and their messages come back",
+        list(versions),
+        max_ca_requests=2,
+        one_renewed_notice=True,
+        notes=[
+            "up to 2 CA requests: the residual window, as in storage_down",
+            "the in-process host's message lease is cut to 20 s so an unsettled message comes back within the run",
+            f"{outage:g} s: longer than the storage SDK's retries (1, 2 and 4 s), so a settlement fails for good",
+        ],
+    )
+    azurite = m.stack.azurite
+    short_message_lease(m)
+
+    def notified() -> list[bool | None]:
+        records = [m.runtime.workflow.ledger.peek(VAULT, n) for n in versions]
+        return [x.notified if x else None for x in records]
+
+    def act(r: Row) -> None:
+        events = m.expiry_events(versions, 2)
+        r.deliveries = len(events)
+        for name in versions:
+            m.stack.control.add_fault(
+                latency_ms=3000, count=1, method="POST", path=f"/certificates/{name}/pending/merge"
+            )
+        try:
+            refused = [s for s in m.deliver(events) if s != 200]
+            if refused:
+                r.problems.append(f"{len(refused)} deliveries refused by the webhook before the outage")
+            poll_until(
+                lambda: sum(f["hits"] for f in m.stack.control.call("GET", "faults")) >= len(versions),
+                timeout=60,
+                interval=0.02,
+                what="every merge on its way",
+            )
+            azurite.process.stop()
+            restart_azurite(m, "azurite-queue-elsewhere.log", queue_elsewhere=True)
+            time.sleep(outage)
+            merged = sum(any(x["event"] == "merged" for x in rs) for rs in m.by_name(r.names).values())
+            r.notes.append(f"{merged} of {len(r.names)} certificate(s) merged during the outage")
+            r.notes.append(f"records say notified, during the outage: {notified()}")
+            azurite.process.stop()
+            restart_azurite(m, "azurite-restarted-queue.log")
+            r.notes.append(f"records say notified, after it: {notified()}")
+        finally:
+            m.stack.control.clear_faults()
+
+    result = m.run(row, act, settle_timeout=150.0)
+    records = m.by_name(row.names)
+    result["merged_again_per_certificate"] = _span(  # a message of a finished renewal delivered again
+        sum(x["event"] == "merged" and bool(x.get("recovered")) for x in records[n]) for n in row.names
+    )
+    return result
+
+
+PAUSE_POINTS = {
+    "paused_in_read": "holder A paused (SIGSTOP) in its first Key Vault read past its lease; worker B renews; "
+    "A resumed after B merged",
+    "paused_ca_refuses_merged": "holder A paused while its CA (cfssl, 6 s, then a refusal) answers, past its "
+    "lease; worker B renews with the local CA; A resumed after B merged",
+    "paused_ca_refuses_pending": "holder A paused while its CA refuses, past its lease; worker B waits for the "
+    "local CA's approval; A resumed meanwhile, then the request approved",
+}
+
+
+def paused_holder_row(m: Matrix, point: str) -> dict[str, Any]:
+    """Two ``certlc worker`` processes on a queue of their own, one certificate: A takes the renewal and is stopped
+    past its lease, B renews, A resumes at ``point`` and must stop at its fence (``lock_lost``)."""
+    from renewal.ca.local import LocalCA
+    from renewal.clients import queue_client
+    from renewal.messages import RenewalRequest
+
+    versions = m.seed(point.replace("_", ""), 1)
+    name, version = next(iter(versions.items()))
+    values = {
+        **m.stack.settings,
+        "CERTLC_QUEUE_NAME": f"fence-{uuid.uuid4().hex[:10]}",
+        "CERTLC_LOCK_SECONDS": str(LOCK_SECONDS),
+    }
+    in_read, waits = point == "paused_in_read", point == "paused_ca_refuses_pending"
+    row = Row(
+        point,
+        PAUSE_POINTS[point],
+        [name],
+        ca_requests_of_merged=True,
+        no_failed_entry=True,
+        lock_lost=True,
+        queue_name=values["CERTLC_QUEUE_NAME"],
+        notes=[]
+        if in_read
+        else ["CA requests: the merged renewal's `submitted` records; A's own, to the CA that refused it, not counted"],
+    )
+    queue = queue_client(values)
+    queue.create_queue()
+    folder = m.scratch / point
+    folder.mkdir()
+
+    def trail() -> list[tuple[str, Any]]:
+        return [(x["event"], x.get("reason")) for x in m.by_name([name])[name]]
+
+    def audited(event: str, reason: str | None = None) -> bool:
+        return any(
+            x["event"] == event and (reason is None or x.get("reason") == reason) for x in m.by_name([name])[name]
+        )
+
+    def act(r: Row) -> None:
+        refusing = None if in_read else SlowRefusingCfssl(delay=6)
+        a_values = values if refusing is None else {**values, "CERTLC_CA": "cfssl", "CERTLC_CFSSL_URL": refusing.url}
+        b_values = {**values, "CERTLC_CA": "local", **({"CERTLC_CA_PROFILE": "approval"} if waits else {})}
+        started: list[subprocess.Popen] = []
+
+        def message() -> str:  # a message of its own each time (its own correlation id), naming the version
+            return RenewalRequest(VAULT, name, "manual", version=version).to_json()
+
+        if in_read:  # A's first read: the SDK's challenge request (401), then the read itself; both late
+            m.stack.control.add_fault(latency_ms=4000, method="GET", path=f"/certificates/{name}/?$", count=2)
+        try:
+            started.append(_spawn_worker(_settings_file(folder / "a.json", a_values), folder / "a.log"))
+            _wait_polling(started[0], folder / "a.log")
+            queue.send_message(message())
+            if in_read:
+                poll_until(
+                    lambda: sum(f["hits"] for f in m.stack.control.call("GET", "faults")) >= 2,
+                    timeout=30,
+                    interval=0.05,
+                    what="worker A's first read",
+                )
+            elif not refusing.asked.wait(60):
+                raise RuntimeError(f"worker A never asked its CA: {trail()}")
+            started[0].send_signal(signal.SIGSTOP)  # the answer arrives while A is stopped
+            paused = time.monotonic()
+            started.append(_spawn_worker(_settings_file(folder / "b.json", b_values), folder / "b.log"))
+            _wait_polling(started[1], folder / "b.log")
+            time.sleep(max(0.0, LOCK_SECONDS + 3 - (time.monotonic() - paused)))  # A's lease lapses
+            queue.send_message(message())
+            r.deliveries = 2
+            if waits:
+                poll_until(lambda: audited("pending"), timeout=60, what=lambda: f"B waiting for its CA: {trail()}")
+            else:
+                poll_until(lambda: m.new_versions(name) >= 1, timeout=60, what=lambda: f"B's renewal: {trail()}")
+            started[0].send_signal(signal.SIGCONT)
+            r.notes.append(f"A paused {time.monotonic() - paused:.1f} s")
+            poll_until(lambda: audited("retried", "lock_lost"), timeout=60, what=lambda: f"A fenced off: {trail()}")
+            if waits:
+                if not m.pending_in_progress(name):
+                    r.problems.append(f"B's pending operation did not outlive A's refusal: {trail()}")
+                pending = next(x for x in m.by_name([name])[name] if x["event"] == "pending")
+                LocalCA(Path(m.stack.settings["CERTLC_LOCAL_CA_DIR"])).approve(pending["ca_request_id"])
+                poll_until(lambda: m.new_versions(name) >= 1, timeout=60, what=lambda: f"B's merge: {trail()}")
+            quiet_since: list[float] = []
+
+            def settled() -> bool:  # the row's own queue empty (A's requeued message handled) for a while
+                if queue.get_queue_properties().approximate_message_count:
+                    quiet_since.clear()
+                    return False
+                quiet_since[:] = quiet_since or [time.monotonic()]
+                return time.monotonic() - quiet_since[0] >= QUIET_SECONDS
+
+            poll_until(settled, timeout=60, interval=POLL, what=lambda: f"the row's queue settled: {trail()}")
+        finally:
+            for process in started:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGCONT)
+                    process.send_signal(signal.SIGTERM)
+            for process in started:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=10)
+            if in_read:
+                m.stack.control.clear_faults()
+            if refusing is not None:
+                refusing.close()
+
+    return m.run(row, act)
+
+
+def _settings_file(path: Path, values: Mapping[str, str]) -> Path:
+    path.write_text(json.dumps({"IsEncrypted": False, "Values": dict(values)}), encoding="utf-8")
+    return path
+
+
+OPERATOR_ACTS = {
+    "operator_tags": "tags changed while the CA waits for approval (the `approval` profile); then approved",
+    "operator_disabled": "the version disabled while the CA waits for approval; then approved",
+    "operator_deleted": "the certificate deleted while the CA waits for approval; then approved",
+}
+
+
+def operator_row(m: Matrix, act_name: str, certs: int) -> dict[str, Any]:
+    """The operator's intent wins over a renewal in flight: what they did while the CA decided is what the merge
+    finds (the new version carries the changed tags; a disabled or deleted certificate gets none, and a notice)."""
+    from renewal.ca.local import LocalCA
+
+    versions = m.seed(act_name.replace("_", ""), certs, tags={"certlc-profile": "approval", "team": "payments"})
+    row = Row(
+        act_name,
+        OPERATOR_ACTS[act_name],
+        list(versions),
+        expect="renewed" if act_name == "operator_tags" else "stopped",
+        no_failed_entry=True,
+    )
+
+    def act(r: Row) -> None:
+        events = m.expiry_events(versions, 1)
+        r.deliveries = len(events)
+        m.deliver(events)
+
+        def pending() -> dict[str, list[dict[str, Any]]]:
+            return {n: [x for x in rs if x["event"] == "pending"] for n, rs in m.by_name(r.names).items()}
+
+        poll_until(lambda: all(pending().values()), timeout=60, interval=POLL, what="Pending at the CA")
+        waiting = pending()
+        for name, version in versions.items():
+            if act_name == "operator_tags":
+                tags = m.client.get_certificate_version(name, version).properties.tags or {}
+                m.client.update_certificate_properties(name, version, tags={**tags, "team": "platform"})
+            elif act_name == "operator_disabled":
+                m.client.update_certificate_properties(name, version, enabled=False)
+            else:
+                m.client.begin_delete_certificate(name).wait()
+        ca = LocalCA(Path(m.stack.settings["CERTLC_LOCAL_CA_DIR"]))
+        for records in waiting.values():
+            ca.approve(records[0]["ca_request_id"])
+
+    result = m.run(row, act)
+    stop = {"operator_disabled": "certificate_disabled", "operator_deleted": "certificate_deleted"}.get(act_name)
+    if stop:  # stopped for this act's reason, and the notice says so
+        records, told = m.by_name(row.names), m.notices("renewal_failed", row.names)
+        wrong = [
+            n
+            for n in row.names
+            if not any(x["event"] == "skipped" and x.get("reason") == stop for x in records[n])
+            or not any(STOPPED[stop] in str(p.get("reason")) for p in told[n])
+        ]
+        if wrong:
+            result["problems"].append(f"not stopped as {stop}, or no notice saying so: {wrong}")
+            result["ok"] = False
+    if act_name == "operator_tags":
+        carried = {n: (m.client.get_certificate(n).properties.tags or {}).get("team") for n in versions}
+        result["new_version_team_tag"] = dict(Counter(carried.values()))
+        wrong = {n: t for n, t in carried.items() if t != "platform"}
+        if wrong:
+            result["problems"].append(f"new version(s) without the changed tag team=platform: {wrong}")
+            result["ok"] = False
+    return result
 
 
 # --- the lock's cost ---------------------------------------------------------------------------------------
@@ -739,7 +1135,13 @@ def rows(m: Matrix, args: argparse.Namespace) -> Iterator[tuple[str, Callable[[]
     yield "ca_garbage", lambda: ca_garbage_row(m, small)
     for target, attribute in CRASH_STEPS:
         yield f"crash_after_{attribute}", lambda t=target, a=attribute: crash_row(m, t, a)
-    yield "storage_down", lambda: storage_down_row(m, small, args.outage)  # last: it restarts Azurite
+    for point in PAUSE_POINTS:  # about 25 s each (an 18 s pause): --quick keeps the first unless named in --only
+        if not args.quick or point == "paused_in_read" or (args.only and point in args.only):
+            yield point, lambda p=point: paused_holder_row(m, p)
+    for act_name in OPERATOR_ACTS:
+        yield act_name, lambda a=act_name: operator_row(m, a, args.tiny)
+    yield "queue_outage", lambda: queue_outage_row(m, args.tiny, args.queue_outage)  # these two restart Azurite
+    yield "storage_down", lambda: storage_down_row(m, small, args.outage)
 
 
 ROW_NAMES = (
@@ -752,6 +1154,9 @@ ROW_NAMES = (
     "ca_denied",
     "ca_garbage",
     *(f"crash_after_{a}" for _, a in CRASH_STEPS),
+    *PAUSE_POINTS,
+    *OPERATOR_ACTS,
+    "queue_outage",
     "storage_down",
     "lock_cost",
 )
@@ -762,10 +1167,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer certificates per row (about a minute less)")
     parser.add_argument("--certs", type=int, help="due certificates per process row (default 12, --quick 4)")
     parser.add_argument("--outage", type=float, default=5.0, help="seconds storage stays down")
+    parser.add_argument("--queue-outage", type=float, default=12.0, help="seconds the queue stays down")
     parser.add_argument("--only", nargs="+", metavar="ROW", choices=ROW_NAMES, help="run only these rows")
     args = parser.parse_args(argv)
     args.certs = args.certs or (4 if args.quick else 12)
     args.small = 2 if args.quick else 4
+    args.tiny = 1 if args.quick else 2  # the operator and queue-outage rows
     from localazure.ports import free_port
     from localazure.receiver import WebhookReceiver
 
@@ -787,7 +1194,8 @@ def main(argv: list[str] | None = None) -> int:
             m = Matrix(stack, receiver, Path(stack.directory))
             chosen = [(name, row) for name, row in rows(m, args) if not args.only or name in args.only]
             for name, row in chosen:
-                if name == "storage_down" and (not args.only or "lock_cost" in args.only):
+                restarts_azurite = name in ("queue_outage", "storage_down")
+                if restarts_azurite and cost is None and (not args.only or "lock_cost" in args.only):
                     cost = lock_cost(stack, 4 if args.quick else 11)
                 results.append(row())
             if cost is None and (not args.only or "lock_cost" in args.only):

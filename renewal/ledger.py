@@ -111,6 +111,10 @@ class Held(Protocol):
 
     def clear(self) -> None: ...
 
+    def save_if_unchanged(self, record: RenewalRecord) -> None:
+        """After the lease was lost: write only if nobody wrote the record since this holder did."""
+        ...
+
 
 class Ledger(Protocol):
     def hold(self, vault: str, name: str) -> contextlib.AbstractContextManager[Held | None]:
@@ -133,6 +137,7 @@ class _HeldBlob:
     record: RenewalRecord | None
     lease_seconds: float = LEASE_SECONDS_DEFAULT
     renewed_at: float = field(default_factory=time.monotonic)  # the lease's last acquisition or renewal
+    etag: str | None = None  # the blob as this holder last read or wrote it
     lost: threading.Event = field(default_factory=threading.Event)
 
     def save(self, record: RenewalRecord) -> None:
@@ -143,6 +148,21 @@ class _HeldBlob:
         self._write("")
         self.record = None
 
+    def save_if_unchanged(self, record: RenewalRecord) -> None:
+        """Bookkeeping after this holder's effects are done (its notice recorded), when storage dropped the lease
+        meanwhile (an outage): written without the lease, but only while the blob is as this holder left it (its
+        etag) and nobody holds a lease on it, so it can never overwrite another holder's record."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import AzureError
+
+        try:
+            written = self.blob.upload_blob(
+                record.to_json().encode(), overwrite=True, etag=self.etag, match_condition=MatchConditions.IfNotModified
+            )
+        except AzureError as exc:
+            raise LockLost(f"the renewal record changed or is leased elsewhere: {_first_line(exc)}") from exc
+        self.etag, self.record = written.get("etag"), record
+
     def _write(self, text: str) -> None:
         """Every write is a fence: refused by storage once the lease lapsed or passed to another holder."""
         from azure.core.exceptions import AzureError, HttpResponseError
@@ -151,9 +171,10 @@ class _HeldBlob:
             self.lost.set()
             raise LockLost("this holder's lease on the renewal lock lapsed (it was paused or cut off)")
         try:
-            self.blob.upload_blob(text.encode(), overwrite=True, lease=self.lease)
+            self.etag = self.blob.upload_blob(text.encode(), overwrite=True, lease=self.lease).get("etag")
         except HttpResponseError as exc:
-            if exc.status_code == 412 and str(exc.error_code or "") in LOST_LEASE_CODES:
+            code = getattr(exc.error_code, "value", exc.error_code)  # the SDK's StorageErrorCode, or a string
+            if exc.status_code == 412 and code in LOST_LEASE_CODES:
                 self.lost.set()
                 raise LockLost(f"the renewal lock passed to another holder: {exc.error_code}") from exc
             raise LockUnavailable(f"cannot write the renewal record: {_first_line(exc)}") from exc
@@ -215,7 +236,10 @@ class BlobLedger:
                 raise LockUnavailable(f"cannot take the renewal lock: {_first_line(exc)}") from exc
         acquired_at = time.monotonic()
         try:
-            held = _HeldBlob(blob, lease, RenewalRecord.from_json(self._read(blob)), self._lease_seconds, acquired_at)
+            found = blob.download_blob()
+            text = found.readall().decode("utf-8", "replace")
+            held = _HeldBlob(blob, lease, RenewalRecord.from_json(text), self._lease_seconds, acquired_at)
+            held.etag = found.properties.etag
         except BaseException:
             _release(lease)
             raise
@@ -289,6 +313,9 @@ class _Unrecorded:
         pass
 
     def clear(self) -> None:
+        pass
+
+    def save_if_unchanged(self, record: RenewalRecord) -> None:
         pass
 
 

@@ -111,6 +111,17 @@ class _Progress:
         self.record = base.advance(owner=self.request.correlation_id, **changes)
         self.held.save(self.record)
 
+    def mark_notified(self, now: datetime) -> None:
+        """The notice went out: say so in the record (its version stays the replaced one). Under the lease; if
+        storage dropped the lease meanwhile (an outage), without it while nobody else wrote the record since. If
+        neither works, a redelivery sends the notice again: the window docs/RELIABILITY.md names."""
+        try:
+            self.note(now, state="merged", notified=True)
+        except LockUnavailable:
+            assert self.record is not None  # note() built it before its write failed
+            with contextlib.suppress(LockUnavailable):
+                self.held.save_if_unchanged(self.record)
+
     def fence(self, now: datetime, intent: str, **changes: Any) -> None:
         """Right before a side effect: record what is about to happen, under the lease. A holder that lost the
         lock (paused past its lease) fails here, before it touches Key Vault or the CA."""
@@ -524,8 +535,7 @@ class RenewalWorkflow:
             return
         if not record:
             return
-        with contextlib.suppress(LockUnavailable):  # then the window above stays open for this renewal
-            progress.note(self.clock(), state="merged", notified=True)  # the version stays the replaced one
+        progress.mark_notified(self.clock())
 
     def _retry(
         self,

@@ -7,6 +7,7 @@ commands from stdin: ``write`` saves a record and prints ``written`` or ``lost``
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from renewal.ledger import BlobLedger, RenewalRecord
+from renewal.ledger import BlobLedger, LockLost, RenewalRecord
 
 pytestmark = pytest.mark.azurite
 
@@ -116,3 +117,43 @@ def test_a_paused_holder_cannot_write_after_another_came_and_went(
     assert ask_to_write(process).startswith("lost")
     found = other.peek("kv1", "web")
     assert found is not None and found.owner == "second"
+
+
+def test_a_holder_whose_lease_was_broken_and_taken_is_fenced_off_at_once(azurite: Any) -> None:
+    """Within its own lease time (so no clock says so), storage's 412 alone tells the holder it lost the lock."""
+    from azure.storage.blob import BlobLeaseClient, ContainerClient
+
+    container = ContainerClient.from_connection_string(azurite.connection_string, f"locks-{uuid.uuid4().hex[:12]}")
+    ledger = BlobLedger(container, lease_seconds=60, wait_seconds=0)
+    with ledger.hold("kv1", "web") as first:
+        assert first is not None
+        blob = container.get_blob_client("kv1/web")
+        BlobLeaseClient(blob).break_lease(lease_break_period=0)  # as an operator or a bug might
+        BlobLeaseClient(blob).acquire(lease_duration=15)  # and another holder takes it
+        with pytest.raises(LockLost, match="passed to another holder"):
+            first.save(record("first"))
+
+
+def test_after_losing_the_lease_a_holder_may_still_record_its_notice_but_never_over_another_record(
+    azurite: Any,
+) -> None:
+    """Storage dropped the lease (an outage): the holder's bookkeeping after its effects is written without it, only
+    while the blob is as the holder left it; once another holder wrote, the holder is fenced off."""
+    from azure.storage.blob import BlobLeaseClient, ContainerClient
+
+    container = ContainerClient.from_connection_string(azurite.connection_string, f"locks-{uuid.uuid4().hex[:12]}")
+    ledger = BlobLedger(container, lease_seconds=60, wait_seconds=0)
+    blob = container.get_blob_client("kv1/web")
+    with ledger.hold("kv1", "web") as first:
+        assert first is not None
+        first.save(record("first"))
+        BlobLeaseClient(blob).break_lease(lease_break_period=0)  # the lease is gone; nobody else holds it
+        first.save_if_unchanged(dataclasses.replace(record("first"), notified=True))
+        assert ledger.peek("kv1", "web").notified  # written: nobody had written since
+        other = BlobLedger(container, lease_seconds=15, wait_seconds=0)
+        with other.hold("kv1", "web") as second:
+            assert second is not None
+            second.save(record("second"))
+        with pytest.raises(LockLost):
+            first.save_if_unchanged(dataclasses.replace(record("first"), notified=True))
+    assert ledger.peek("kv1", "web").owner == "second"
