@@ -6,6 +6,9 @@ import contextlib
 import datetime as dt
 import json
 import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,6 +17,8 @@ from typing import Any
 
 from localazure.ports import poll_until
 from localazure.seeding import PreviousCA, seed_certificate
+
+from tests.environment import without_certlc_settings
 
 PREVIOUS_CA = PreviousCA()
 
@@ -181,3 +186,37 @@ def near_expiry_event(stack: Any, name: str, version: str) -> dict[str, Any]:
         "dataVersion": "1",
         "metadataVersion": "1",
     }
+
+
+@contextlib.contextmanager
+def certlc_worker(settings: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``certlc worker`` process (verbose: it logs each invocation) on the queue ``settings`` name, its output
+    in ``log`` (a file, not a pipe: a full pipe would block its logging); stopped with SIGTERM at the end, resumed
+    first should a test have paused it."""
+    command = [sys.executable, "-m", "certlc", "-v", "--settings", str(settings), "worker", "--max-polling-interval"]
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [*command, "0.2"],
+            cwd=Path(__file__).resolve().parents[2],
+            env=without_certlc_settings(),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        poll_until(
+            lambda: "certlc worker: polling" in log.read_text(errors="replace") or process.poll() is not None,
+            timeout=60,
+            what="the worker's first poll",
+        )
+        assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGCONT)
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)

@@ -4,10 +4,7 @@ runs when it scales out or beside an on-premises worker."""
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,14 +13,13 @@ from typing import Any
 
 import pytest
 import requests
-from localazure.ports import poll_until
 
 from renewal.ca.local import LocalCA
 from renewal.messages import RenewalRequest
-from tests.environment import without_certlc_settings
 from tests.pipeline.helpers import (
     alerts_for,
     audit,
+    certlc_worker,
     client,
     drain_until,
     near_expiry_event,
@@ -36,7 +32,6 @@ from tests.pipeline.helpers import (
 
 pytestmark = pytest.mark.azurite
 
-REPO = Path(__file__).resolve().parents[2]
 DUE = {"certlc-renew-before-days": "450"}  # due now, yet far from Key Vault's own NearExpiry event
 
 
@@ -70,34 +65,8 @@ def count(records: list[dict[str, Any]], event: str) -> int:
 @pytest.fixture
 def second_process(stack: Any, tmp_path: Path) -> Iterator[subprocess.Popen]:
     """``certlc worker`` on the stack's queue, beside the stack's own host: two instances, one queue."""
-    log = tmp_path / "worker.log"  # a file, not a pipe: a full pipe would block the worker's logging
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "certlc", "--settings", str(stack.settings_path)),
-                *("worker", "--max-polling-interval", "0.2"),
-            ],
-            cwd=REPO,
-            env=without_certlc_settings(),
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        poll_until(
-            lambda: "certlc worker: polling" in log.read_text() or process.poll() is not None,
-            timeout=60,
-            what="the worker's first poll",
-        )
-        assert process.poll() is None, log.read_text()[-3000:]
+    with certlc_worker(stack.settings_path, tmp_path / "worker.log") as process:
         yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=30)
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def test_two_processes_and_every_delivery_twice_renew_each_certificate_once(stack: Any, second_process: Any) -> None:

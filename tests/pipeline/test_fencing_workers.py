@@ -12,11 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +23,8 @@ from localazure.refusing_ca import SlowRefusingCfssl
 
 from renewal.clients import queue_client
 from renewal.messages import RenewalRequest
-from tests.environment import without_certlc_settings
-from tests.pipeline.helpers import alerts_for, audit, no_pending, seed, unique, versions
+from tests.pipeline.helpers import alerts_for, audit, certlc_worker, no_pending, seed, unique, versions
 
-ROOT = Path(__file__).resolve().parents[2]
-WORKER = ("worker", "--max-polling-interval", "0.2")
 LEASE = 15  # seconds: the shortest blob lease, so the pause stays short
 pytestmark = pytest.mark.timeout(180)
 
@@ -45,31 +39,6 @@ def fenced_settings(stack: Any, tmp_path: Path) -> tuple[Path, dict[str, str]]:
 def settings_file(path: Path, values: dict[str, str]) -> Path:
     path.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
     return path
-
-
-@contextlib.contextmanager
-def worker(settings: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "certlc", "-v", "--settings", str(settings), *WORKER],
-            cwd=ROOT,
-            env=without_certlc_settings(),
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        poll_until(lambda: "certlc worker: polling" in log.read_text(errors="replace"), timeout=60, what="a worker")
-        yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGCONT)
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def trail_of(stack: Any, name: str) -> list[tuple[str, str | None]]:
@@ -92,12 +61,12 @@ def test_a_holder_paused_in_its_first_read_does_nothing_after_another_renewed(
     # A's first read: the SDK's challenge request (answered 401), then the read itself; both are late
     stack.control.add_fault(latency_ms=4000, method="GET", path=f"/certificates/{name}/?$", count=2)
     try:
-        with worker(settings, tmp_path / "a.log") as first:
+        with certlc_worker(settings, tmp_path / "a.log") as first:
             queue.send_message(RenewalRequest("kv1", name, "manual", version=version).to_json())
             poll_until(lambda: fault_hits(stack) >= 2, timeout=30, interval=0.05, what="worker A's first read")
             first.send_signal(signal.SIGSTOP)  # Key Vault's answer arrives while A is stopped
             time.sleep(LEASE + 3)  # A's lease lapses
-            with worker(settings, tmp_path / "b.log"):
+            with certlc_worker(settings, tmp_path / "b.log"):
                 queue.send_message(RenewalRequest("kv1", name, "manual", version=version).to_json())
                 poll_until(lambda: len(versions(stack, name)) == 2, timeout=60, what="worker B's renewal")
                 first.send_signal(signal.SIGCONT)
@@ -142,12 +111,12 @@ def test_a_holder_paused_while_its_ca_refuses_records_no_failure_and_spares_the_
     queue = queue_client(values)
     queue.create_queue()
     try:
-        with worker(a_settings, tmp_path / "a.log") as first:
+        with certlc_worker(a_settings, tmp_path / "a.log") as first:
             queue.send_message(RenewalRequest("kv1", name, "manual", version=version).to_json())
             assert refusing.asked.wait(60), "worker A never asked its CA"
             first.send_signal(signal.SIGSTOP)  # the refusal arrives while A is stopped
             time.sleep(LEASE + 3)
-            with worker(b_settings, tmp_path / "b.log"):
+            with certlc_worker(b_settings, tmp_path / "b.log"):
                 queue.send_message(RenewalRequest("kv1", name, "manual", version=version).to_json())
                 if meanwhile == "merged":
                     poll_until(lambda: len(versions(stack, name)) == 2, timeout=60, what="worker B's renewal")
