@@ -77,6 +77,20 @@ class RoleGate:
             )
 
 
+def require_api_version(query: Mapping[str, str], supported: tuple[str, ...], unknown: tuple[str, str]) -> None:
+    """ARM refuses a request without ``api-version``, and one the provider does not offer in its own words:
+    ``unknown`` is that provider's (code, message start) for a version it does not have."""
+    value = query.get("api-version")
+    if not value:
+        raise bad_request(
+            "The api-version query parameter (?api-version=) is required for all requests.",
+            "MissingApiVersionParameter",
+        )
+    if value not in supported:
+        code, start = unknown
+        raise bad_request(f"{start} '{value}'. The supported api-versions are '{', '.join(supported)}'.", code)
+
+
 def bad_request(message: str, code: str = "BadRequest") -> ArmError:
     return ArmError(400, code, message)
 

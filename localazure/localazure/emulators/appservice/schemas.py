@@ -22,7 +22,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from ..armfront import bad_request
+from ..armfront import require_api_version
 
 SPEC = "azure-rest-api-specs specification/web/resource-manager/Microsoft.Web/stable/2024-04-01/WebApps.json"
 API_VERSIONS = ("2024-04-01",)
@@ -98,18 +98,8 @@ for _validator in COLLECTIONS.values():
 
 
 def check_api_version(query: Mapping[str, str]) -> None:
-    value = query.get("api-version")
-    if not value:
-        raise bad_request(
-            "The api-version query parameter (?api-version=) is required for all requests.",
-            "MissingApiVersionParameter",
-        )
-    if value not in API_VERSIONS:
-        raise bad_request(
-            f"No registered resource provider found for api version '{value}'. "
-            f"The supported api-versions are '{', '.join(API_VERSIONS)}'.",
-            "NoRegisteredProviderFound",
-        )
+    unknown = ("NoRegisteredProviderFound", "No registered resource provider found for api version")
+    require_api_version(query, API_VERSIONS, unknown)
 
 
 def check_served(collection: str, body: dict[str, Any]) -> dict[str, Any]:

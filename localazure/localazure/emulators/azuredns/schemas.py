@@ -20,7 +20,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from ..armfront import ArmError, bad_request
+from ..armfront import ArmError, bad_request, require_api_version
 
 SPEC = "azure-rest-api-specs specification/dns/resource-manager/Microsoft.Network/stable/2018-05-01/dns.json"
 API_VERSIONS = ("2018-05-01",)
@@ -88,18 +88,8 @@ _RECORD_SET = Draft202012Validator(RECORD_SET)
 
 
 def check_api_version(query: Mapping[str, str]) -> None:
-    value = query.get("api-version")
-    if not value:
-        raise bad_request(
-            "The api-version query parameter (?api-version=) is required for all requests.",
-            "MissingApiVersionParameter",
-        )
-    if value not in API_VERSIONS:
-        raise bad_request(
-            f"The resource type 'dnszones' could not be found for api version '{value}'. "
-            f"The supported api-versions are '{', '.join(API_VERSIONS)}'.",
-            "InvalidApiVersionParameter",
-        )
+    unknown = ("InvalidApiVersionParameter", "The resource type 'dnszones' could not be found for api version")
+    require_api_version(query, API_VERSIONS, unknown)
 
 
 def check_record_set(rtype: str, body: Any) -> dict[str, Any]:
