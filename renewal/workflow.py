@@ -501,12 +501,11 @@ class RenewalWorkflow:
         request = progress.request
         found = progress.held.record
         self.reporter.audit("merged", request, new_version=cert.version, recovered=True)
-        if found is None or found.owner == request.correlation_id:  # another renewal's record is not ours to write
+        mine = found is None or found.owner == request.correlation_id  # another renewal's record is not ours to write
+        if mine:
             progress.record = found
-            if not (found and found.notified):
-                self._notify_once(progress, cert, cert, "unknown")
-        else:
-            self._notify_once(progress, cert, cert, "unknown", record=False)
+        if not (mine and found and found.notified):
+            self._notify_once(progress, cert, cert, "unknown", record=mine)
         return Result(
             "renewed",
             "already_merged",
