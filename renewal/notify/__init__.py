@@ -1,6 +1,6 @@
-"""Notifications: typed messages, recipients from tags, SMTP and webhook channels, the fan-out."""
+"""Notifications: typed messages, recipients and routes from tags, SMTP, webhook and paging channels, the fan-out."""
 
-from renewal.notify.channel import Channel, NotificationError, NotifyConfigError
+from renewal.notify.channel import Channel, NotificationError, NotifyConfigError, Route
 from renewal.notify.notifications import (
     Escalation,
     ExpiringWithoutRenewal,
@@ -11,7 +11,9 @@ from renewal.notify.notifications import (
     warning_due,
 )
 from renewal.notify.notifier import ChannelResult, Notifier, NotifyReport
+from renewal.notify.paging import OpsgenieChannel, PagerDutyChannel
 from renewal.notify.recipients import parse_recipients, recipients_from_tags
+from renewal.notify.routing import channels_from_tags
 from renewal.notify.settings import notifier_from_env
 from renewal.notify.smtp import SmtpChannel, SmtpSettings
 from renewal.notify.webhook import WebhookChannel
@@ -27,11 +29,15 @@ __all__ = [
     "Notifier",
     "NotifyConfigError",
     "NotifyReport",
+    "OpsgenieChannel",
+    "PagerDutyChannel",
     "RenewalFailed",
     "Renewed",
+    "Route",
     "SmtpChannel",
     "SmtpSettings",
     "WebhookChannel",
+    "channels_from_tags",
     "notifier_from_env",
     "parse_recipients",
     "recipients_from_tags",

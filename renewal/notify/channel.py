@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from renewal.errors import ConfigError
@@ -15,6 +16,18 @@ class NotificationError(Exception):
 
 class NotifyConfigError(NotificationError, ConfigError):
     """A notification setting cannot be used as written."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which notifications a chat or paging channel takes (``renewal.notify.routing``)."""
+
+    name: str = ""  # what a certlc-notify tag picks it by; empty: the channel's kind
+    min_severity: str = "info"  # info, warning or error
+
+    def label(self, kind: str, host: str) -> str:
+        """The channel's name in reports: ``kind:host``, after the route name when the setting gave one."""
+        return f"{kind}:{host}" if self.name in ("", kind) else f"{self.name} ({kind}:{host})"
 
 
 class Channel(Protocol):

@@ -22,12 +22,20 @@ def display_utc(value: datetime) -> str:
     return f"{iso_utc(value)} (UTC)"
 
 
+def incident_key(about: str, kind: str) -> str:
+    """``certlc:<vault>/<name>:<kind>``: the PagerDuty dedup key and the Opsgenie alias."""
+    return f"certlc:{about}:{kind}"
+
+
 class Notification:
     """Shared rendering; subclasses supply ``kind``, ``severity``, ``subject``, ``summary`` and ``facts``."""
 
     kind: ClassVar[str]
-    severity: ClassVar[str]  # info, warning or error: webhook colours and log levels
+    severity: ClassVar[str]  # info, warning or error: webhook colours, log levels, channel routing
     recipients: tuple[str, ...]
+    channels: tuple[str, ...]  # names from the certlc-notify tag; empty: every channel (renewal.notify.routing)
+    vault: str  # vault and name: every kind about one certificate; the others override ``about``
+    name: str
 
     def __post_init__(self) -> None:
         for f in fields(self):  # type: ignore[arg-type]
@@ -35,6 +43,21 @@ class Notification:
             if isinstance(value, datetime):
                 object.__setattr__(self, f.name, require_aware(value, f.name))
         object.__setattr__(self, "recipients", tuple(self.recipients))
+        object.__setattr__(self, "channels", tuple(self.channels))
+
+    @property
+    def about(self) -> str:
+        """What it is about, ``vault/name``: the stable part of a paging incident's key."""
+        return f"{self.vault}/{self.name}"
+
+    @property
+    def incident_key(self) -> str:
+        """Stable per certificate and kind, so a daily repeat updates one open incident instead of paging again."""
+        return incident_key(self.about, self.kind)
+
+    def resolves(self) -> tuple[str, ...]:
+        """Incident keys this notification closes (a renewal ends what the failures and warnings opened)."""
+        return ()
 
     @property
     def subject(self) -> str:
@@ -65,6 +88,8 @@ class Notification:
         """Plain JSON-ready fields for the generic webhook (dates as ISO-8601 UTC)."""
         body: dict[str, Any] = {"kind": self.kind, "severity": self.severity, "subject": self.subject}
         for f in fields(self):  # type: ignore[arg-type]
+            if f.name == "channels":  # routing, not content: the generic payload stays as it was
+                continue
             value = getattr(self, f.name)
             if isinstance(value, datetime):
                 value = iso_utc(value)
@@ -87,9 +112,14 @@ class Renewed(Notification):
     recipients: tuple[str, ...] = ()
     canary: bool = False  # the canary's scheduled renewal (renewal.canary): it proves the path, nothing was due
     explanation_url: str = ""  # renewed early because the ACME CA asked (ARI, RFC 9773): the CA's page saying why
+    channels: tuple[str, ...] = ()
 
     kind: ClassVar[str] = "renewed"
     severity: ClassVar[str] = "info"
+
+    def resolves(self) -> tuple[str, ...]:
+        cleared = (RenewalFailed.kind, ExpiringWithoutRenewal.kind, Escalation.kind)
+        return tuple(incident_key(self.about, kind) for kind in cleared)
 
     @property
     def subject(self) -> str:
@@ -133,6 +163,7 @@ class RenewalFailed(Notification):
     ca_request_id: str = ""  # the CA's number for a request it refused, as its operator looks it up
     ca_message: str = ""  # the CA's own disposition message, unparaphrased
     explanation_url: str = ""  # the renewal was early because the ACME CA asked (ARI): the CA's page saying why
+    channels: tuple[str, ...] = ()
 
     kind: ClassVar[str] = "renewal_failed"
     severity: ClassVar[str] = "error"
@@ -177,6 +208,8 @@ class ExpiringWithoutRenewal(Notification):
     expires_on: datetime
     days_left: int
     recipients: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    why: str = ""  # why nobody renews it, in the words `certlc status` uses
 
     kind: ClassVar[str] = "expiring"
     severity: ClassVar[str] = "warning"
@@ -196,7 +229,7 @@ class ExpiringWithoutRenewal(Notification):
             ("Certificate", self.name),
             ("Expires", display_utc(self.expires_on)),
             ("Days left", str(self.days_left)),
-        ]
+        ] + ([("Why", self.why)] if self.why else [])
 
 
 @dataclass(frozen=True)
@@ -209,6 +242,7 @@ class Escalation(Notification):
     days_left: int
     last_error: str = ""
     recipients: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
 
     kind: ClassVar[str] = "escalation"
     severity: ClassVar[str] = "error"
@@ -244,9 +278,14 @@ class MessageRejected(Notification):
     reason: str
     sample: str  # the start of the message, to find its sender
     recipients: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
 
     kind: ClassVar[str] = "message_rejected"
     severity: ClassVar[str] = "warning"
+
+    @property
+    def about(self) -> str:
+        return f"queue/{self.reason_code}"
 
     @property
     def subject(self) -> str:

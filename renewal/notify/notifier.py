@@ -1,4 +1,6 @@
-"""Fan one notification out to every channel; a channel failure is reported, never raised.
+"""Fan one notification out to its channels; a channel failure is reported, never raised.
+
+Which channels: ``renewal.notify.routing`` (severity, the ``certlc-notify`` tag).
 
 The renewal workflow calls this after the certificate is merged. If sending raised,
 the message would be retried and the certificate issued a second time (a certlc
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 from renewal.notify.channel import Channel, NotificationError
 from renewal.notify.notifications import Notification
+from renewal.notify.routing import route
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,10 @@ class Notifier:
     def send(self, notification: Notification) -> NotifyReport:
         if not self.channels:
             log.info("no notification channel configured; %s not sent", notification.kind)
-        return NotifyReport(tuple(self._deliver(channel, notification) for channel in self.channels))
+        chosen = route(self.channels, notification)
+        if self.channels and not chosen:
+            log.info("no channel takes %s notifications of severity %s", notification.kind, notification.severity)
+        return NotifyReport(tuple(self._deliver(channel, notification) for channel in chosen))
 
     def _deliver(self, channel: Channel, notification: Notification) -> ChannelResult:
         name = channel.name

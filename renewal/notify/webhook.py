@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from renewal.clients import is_loopback_url, is_timeout
-from renewal.notify.channel import NotificationError, NotifyConfigError
+from renewal.notify.channel import NotificationError, NotifyConfigError, Route
 from renewal.notify.notifications import Notification
 
 WEBHOOK_TIMEOUT_DEFAULT = 10.0
@@ -107,6 +107,7 @@ class WebhookChannel:
     url: str = field(repr=False)
     timeout: float = WEBHOOK_TIMEOUT_DEFAULT  # connect, and each read of the answer
     ca_bundle: str | None = None  # trust a private CA for the receiver's certificate
+    route: Route = field(default_factory=Route)
 
     def __post_init__(self) -> None:
         if self.kind not in PAYLOADS:
@@ -129,26 +130,43 @@ class WebhookChannel:
 
     @property
     def name(self) -> str:
-        return f"{self.kind}:{self.host}"
+        return self.route.label(self.kind, self.host)
 
     def send(self, notification: Notification, recipients: Sequence[str]) -> None:
-        import requests
-
         payload = PAYLOADS[self.kind](notification, recipients)
-        where = f"{self.kind} webhook at {self.host}"
-        try:
-            response = requests.post(
-                self.url, json=payload, timeout=self.timeout, verify=self.ca_bundle or True, allow_redirects=False
-            )
-        except requests.exceptions.SSLError:
-            raise NotificationError(
-                f"TLS with {where} failed; if it uses a private CA set CERTLC_WEBHOOK_CA_BUNDLE"
-            ) from None
-        except requests.RequestException as exc:
-            if is_timeout(exc):  # also a stall in the middle of the body, which requests calls a ConnectionError
-                raise NotificationError(f"{where} did not answer within {self.timeout:g} s") from None
-            # The exception text embeds the URL path and query (the secret part): name the kind only.
-            raise NotificationError(f"{where} could not be reached ({type(exc).__name__})") from None
-        if not 200 <= response.status_code < 300:
-            detail = " ".join(response.text.split())[:200]
-            raise NotificationError(f"{where} answered HTTP {response.status_code}: {detail or response.reason}")
+        post_json(
+            self.url, payload, f"{self.kind} webhook at {self.host}", timeout=self.timeout, ca_bundle=self.ca_bundle
+        )
+
+
+def post_json(
+    url: str,
+    payload: dict[str, Any],
+    where: str,
+    *,
+    timeout: float,
+    ca_bundle: str | None,
+    headers: dict[str, str] | None = None,
+    secret: str = "",
+) -> None:
+    """POST to a receiver; any failure is a ``NotificationError`` naming ``where``, never the URL or ``secret``."""
+    import requests
+
+    try:
+        response = requests.post(
+            url, json=payload, headers=headers, timeout=timeout, verify=ca_bundle or True, allow_redirects=False
+        )
+    except requests.exceptions.SSLError:
+        raise NotificationError(
+            f"TLS with {where} failed; if it uses a private CA set CERTLC_WEBHOOK_CA_BUNDLE"
+        ) from None
+    except requests.RequestException as exc:
+        if is_timeout(exc):  # also a stall in the middle of the body, which requests calls a ConnectionError
+            raise NotificationError(f"{where} did not answer within {timeout:g} s") from None
+        # The exception text embeds the URL path and query (the secret part): name the kind only.
+        raise NotificationError(f"{where} could not be reached ({type(exc).__name__})") from None
+    if not 200 <= response.status_code < 300:
+        detail = " ".join(response.text.split())
+        if secret:  # a receiver may quote the key it refused
+            detail = detail.replace(secret, REDACTED)
+        raise NotificationError(f"{where} answered HTTP {response.status_code}: {detail[:200] or response.reason}")
