@@ -86,6 +86,9 @@ function main() {
   for (const file of files) {
     walk(JSON.parse(fs.readFileSync(file, "utf8")), "", (node, where) => {
       if (typeof node.query !== "string") return;
+      // An ARM expression ("[replace(variables('x').query, ...)]") is not KQL: it fills a template's placeholders
+      // into a query kept literally elsewhere in the file (a variable's "query"), which this walk checks.
+      if (/^\[[^[][\s\S]*\]$/.test(node.query)) return;
       const text = node.query.replace(/\{[A-Za-z_]\w*(:[A-Za-z]+)?\}/g, "'*'");
       const diagnostics = K.KustoCode.ParseAndAnalyze(text, globals).GetDiagnostics();
       const errors = [];

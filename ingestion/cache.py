@@ -16,7 +16,7 @@ from pathlib import Path
 from ingestion.rows import CertificateDetails
 from renewal.atomic import write_atomically
 
-FORMAT_VERSION = 3  # 2: details carry the policy's AutoRenew action; 3: and the ARI identifier
+FORMAT_VERSION = 4  # 2: details carry the policy's AutoRenew action; 3: and the ARI identifier; 4: the AD CS template
 
 
 def default_cache_path(env: Mapping[str, str]) -> Path:

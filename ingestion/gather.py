@@ -17,8 +17,8 @@ from typing import Any
 from ingestion.cache import DetailCache, cache_key
 from ingestion.rows import CertificateDetails, ListedCertificate
 from renewal import tags as cert_tags
+from renewal.decide import has_auto_renew, template_of
 from renewal.keyvault import CertificateSummary, is_placeholder
-from renewal.outlook import has_auto_renew
 
 # Whether to read a listed certificate's pending operation (the listing does not say whether one exists).
 OperationCheck = Callable[[ListedCertificate, CertificateDetails], bool]
@@ -136,6 +136,7 @@ def details_from_certificate(certificate: Any) -> CertificateDetails:
     policy = certificate.policy
     return CertificateDetails(
         ari_id=_ari_id(bytes(certificate.cer)) if certificate.cer else "",
+        template=template_of(bytes(certificate.cer) if certificate.cer else None) or "",
         version=certificate.properties.version or "",
         subject=subject,
         issuer=issuer,

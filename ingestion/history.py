@@ -38,12 +38,21 @@ COLUMN_SPECS: tuple[tuple[str, str, str, str], ...] = (
     ("Detail", "string", "One line on what happened (redacted like the audit trail)", "detail"),
     ("Ca", "string", "CA adapter that handled the request", "ca"),
     ("Profile", "string", "CA profile or template", "profile"),
+    ("CaRequestId", "string", "The CA's own id of the request, once the CA took one", "ca_request_id"),
+    ("OldExpiresOn", "datetime", "On merged: when the replaced version expires (the renewal's lead time)",
+     "old_expires_on"),
+    ("TriggeredAt", "datetime", "When what started the renewal happened (event, sweep, operator), if recorded",
+     "triggered_at"),
+    ("Action", "string", "Operator action: failed_retry, failed_remove, failed_purge, renew_force, ...", "action"),
+    ("OperatorUser", "string", "Account that ran the operator action", "user"),
+    ("OperatorHost", "string", "Host the operator action ran on", "host"),
 )  # fmt: skip
 COLUMNS: tuple[tuple[str, str, str], ...] = tuple((n, t, d) for n, t, d, _ in COLUMN_SPECS)
 
 
 def history_row(record: Mapping[str, Any]) -> dict[str, Any]:
-    """One row from one audit record: strings empty when the record has no such field, ``Attempt`` an int."""
+    """One row from one audit record: strings empty when the record has no such field, ``Attempt`` an int, times
+    null when the record has none (a lead time or trigger time nobody recorded is unknown, not zero)."""
     row: dict[str, Any] = {}
     for column, kind, _, key in COLUMN_SPECS:
         value = record.get(key)

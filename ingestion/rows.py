@@ -15,8 +15,7 @@ from ingestion.schema import STATUS_EXPIRED, STATUS_EXPIRING, STATUS_OK
 from renewal import tags as cert_tags
 from renewal.canary import CanarySettings, canary_every
 from renewal.clock import iso_utc
-from renewal.decide import WindowSettings
-from renewal.outlook import Facts, outlook
+from renewal.decide import Facts, WindowSettings, plan
 
 if TYPE_CHECKING:
     from renewal.ca.acme_ari import RenewalWindow
@@ -55,6 +54,7 @@ class CertificateDetails:
     policy_issuer: str  # the policy's issuer name: "Unknown" for non-integrated CAs
     auto_renew: bool = False  # the policy has an AutoRenew lifetime action (Key Vault renews it itself)
     ari_id: str = ""  # its ACME Renewal Information identifier (RFC 9773), "" when it names no issuer key
+    template: str = ""  # the AD CS template it names, "" when none: a renewal's profile of last resort
 
 
 def classify_status(expires_on: datetime | None, now: datetime, expiring_days: int) -> str:
@@ -78,12 +78,12 @@ def facts_of_listed(
     listed: ListedCertificate,
     details: CertificateDetails,
     canary: CanarySettings,
-    renewal_window: RenewalWindow | None = None,
 ) -> Facts:
-    """The outlook's facts from what the listing and the cached details say (no extra Key Vault call), with the
-    ACME CA's suggested window when the caller gathered it."""
+    """The decision's facts from what the listing and the cached details say (no extra Key Vault call)."""
     return Facts(
+        vault=listed.vault,
         name=listed.name,
+        version=details.version,
         enabled=listed.enabled,
         not_before=listed.not_before,
         expires_on=listed.expires_on,
@@ -91,7 +91,7 @@ def facts_of_listed(
         policy_issuer=details.policy_issuer,
         auto_renew=details.auto_renew,
         canary_every=canary_every(canary, listed.vault, listed.name, listed.tags),
-        renewal_window=renewal_window,
+        template=details.template or None,
     )
 
 
@@ -104,10 +104,11 @@ def build_row(
     canary: CanarySettings = NO_CANARIES,
     renewal_window: RenewalWindow | None = None,
 ) -> dict[str, Any]:
-    """One status row; what happens next comes from ``renewal.outlook``, the chain ``certlc status`` shows (with
-    the ACME CA's suggested window, as the sweep uses it, when the caller gathered one)."""
-    facts = facts_of_listed(listed, details, canary, renewal_window)
-    plan = outlook(facts, snapshot_time, window)
+    """One status row; what happens next is the one decision (``renewal.decide.plan``), as the sweep and
+    ``certlc status`` take it (with the ACME CA's suggested window, as the sweep uses it, when the caller gathered
+    one)."""
+    facts = facts_of_listed(listed, details, canary)
+    decided = plan(facts, snapshot_time, window, renewal_window)
     return {
         "TimeGenerated": iso_utc(snapshot_time),
         "KeyVault": listed.vault,
@@ -126,9 +127,9 @@ def build_row(
         "Managed": cert_tags.is_managed(details.policy_issuer, listed.tags),
         "LastRenewalOutcome": cert_tags.tag(listed.tags, cert_tags.LAST_OUTCOME) or "",
         "RenewalPending": listed.renewal_pending,
-        "RenewedBy": plan.renewed_by,
-        "RenewalPlan": plan.reason,
-        "NextRenewal": iso_utc(plan.next_renewal) if plan.next_renewal else None,
-        "RenewalNote": plan.message,
+        "RenewedBy": decided.renewed_by,
+        "RenewalPlan": str(decided.reason),
+        "NextRenewal": iso_utc(decided.next_renewal) if decided.next_renewal else None,
+        "RenewalNote": decided.message,
         "Canary": facts.canary_every is not None,
     }

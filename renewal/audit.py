@@ -49,6 +49,8 @@ class AuditEvent(StrEnum):
     REJECTED = "rejected"
     TAKEN_OVER = "taken_over"
     WITHDRAWN = "withdrawn"
+    # someone ran a command that changes what certlc does (certlc.commands.operator)
+    OPERATOR_ACTION = "operator_action"
 
 
 SECRET_WORDS = frozenset(
@@ -145,12 +147,13 @@ class Audit:
         vault: str,
         name: str,
         correlation_id: str,
-        attempt: int,
+        attempt: int | None,
         old_version: str | None = None,
         new_version: str | None = None,
         **fields: Any,
     ) -> dict[str, Any]:
-        """Write one audit line and return it (as written, redacted)."""
+        """Write one audit line and return it (as written, redacted). ``attempt`` is None for a record that is no
+        delivery of a renewal request (an operator's action on the failed store)."""
         try:
             kind = AuditEvent(event)
         except ValueError:
@@ -174,13 +177,14 @@ class Audit:
             }
         )
         line = json.dumps(record, default=_json_default, separators=(",", ":"), ensure_ascii=False)
+        written = json.loads(line)  # what every sink gets: times as the line has them, never datetime objects
         log.info(line)
         for sink in self.sinks:
             try:
-                sink.write(record, line)
+                sink.write(written, line)
             except Exception as exc:  # the trail is best effort beyond the log line
                 log.warning("audit sink %s failed: %s: %s", type(sink).__name__, type(exc).__name__, exc)
-        return json.loads(line)
+        return written
 
 
 def audit_from_env(env: Mapping[str, str], *, clock: Callable[[], datetime] = utc_now) -> Audit:

@@ -87,6 +87,8 @@ def on_queue_message(body: bytes | str, *, dequeue_count: int = 1, message_id: s
 
 
 def on_sweep_timer(*, past_due: bool = False) -> Any:
+    """One sweep run, then its heartbeat (``renewal.heartbeat``): the trace an alert and ``certlc doctor`` look for."""
+    from renewal.heartbeat import heartbeat_of, write_heartbeat
     from renewal.sweep import sweep
 
     rt = runtime()
@@ -97,7 +99,7 @@ def on_sweep_timer(*, past_due: bool = False) -> Any:
         rt.reporter.expiring,
         rt.settings.window,
         rt.clock(),
-        rt.workflow.ledger.peek,
+        rt.workflow.ledger,
         rt.settings.canary,
         ca_for=rt.workflow.ca_for,
     )
@@ -112,6 +114,7 @@ def on_sweep_timer(*, past_due: bool = False) -> Any:
     )
     for key, error in report.errors.items():
         log.error("sweep could not check %s: %s", key, error)
+    write_heartbeat(rt.env, heartbeat_of(report, rt.clock(), past_due=past_due))  # logs its own failure
     return report
 
 

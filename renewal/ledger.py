@@ -116,6 +116,11 @@ class Held(Protocol):
         ...
 
 
+STATE_METADATA = "state"  # blob metadata: the record's state, so one listing finds the unfinished renewals
+CLEARED = "cleared"
+FINISHED_STATES = ("merged", CLEARED)
+
+
 class Ledger(Protocol):
     def hold(self, vault: str, name: str) -> contextlib.AbstractContextManager[Held | None]:
         """The certificate's lock, or None when another instance holds it."""
@@ -123,6 +128,10 @@ class Ledger(Protocol):
 
     def peek(self, vault: str, name: str) -> RenewalRecord | None:
         """The record without taking the lock (the sweep's view)."""
+        ...
+
+    def unfinished(self, vault: str) -> set[str]:
+        """The names (lower case) of a vault's certificates whose renewal record is not finished."""
         ...
 
 
@@ -141,11 +150,11 @@ class _HeldBlob:
     lost: threading.Event = field(default_factory=threading.Event)
 
     def save(self, record: RenewalRecord) -> None:
-        self._write(record.to_json())
+        self._write(record.to_json(), record.state)
         self.record = record
 
     def clear(self) -> None:
-        self._write("")
+        self._write("", CLEARED)
         self.record = None
 
     def save_if_unchanged(self, record: RenewalRecord) -> None:
@@ -157,13 +166,17 @@ class _HeldBlob:
 
         try:
             written = self.blob.upload_blob(
-                record.to_json().encode(), overwrite=True, etag=self.etag, match_condition=MatchConditions.IfNotModified
+                record.to_json().encode(),
+                overwrite=True,
+                metadata={STATE_METADATA: record.state},
+                etag=self.etag,
+                match_condition=MatchConditions.IfNotModified,
             )
         except AzureError as exc:
             raise LockLost(f"the renewal record changed or is leased elsewhere: {_first_line(exc)}") from exc
         self.etag, self.record = written.get("etag"), record
 
-    def _write(self, text: str) -> None:
+    def _write(self, text: str, state: str) -> None:
         """Every write is a fence: refused by storage once the lease lapsed or passed to another holder."""
         from azure.core.exceptions import AzureError, HttpResponseError
 
@@ -171,7 +184,10 @@ class _HeldBlob:
             self.lost.set()
             raise LockLost("this holder's lease on the renewal lock lapsed (it was paused or cut off)")
         try:
-            self.etag = self.blob.upload_blob(text.encode(), overwrite=True, lease=self.lease).get("etag")
+            written = self.blob.upload_blob(
+                text.encode(), overwrite=True, lease=self.lease, metadata={STATE_METADATA: state}
+            )
+            self.etag = written.get("etag")
         except HttpResponseError as exc:
             code = getattr(exc.error_code, "value", exc.error_code)  # the SDK's StorageErrorCode, or a string
             if exc.status_code == 412 and code in LOST_LEASE_CODES:
@@ -281,6 +297,25 @@ class BlobLedger:
         except ResourceNotFoundError:
             return None
 
+    def unfinished(self, vault: str) -> set[str]:
+        """The certificates of a vault whose renewal is not finished, from one listing (each record's state is kept in
+        its blob's metadata): the sweep looks at these even when they are not due, so an orphan is taken over. A
+        record written before the metadata existed counts while it is not empty."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        prefix = f"{vault.lower()}/"
+        try:
+            listed = list(self._container.list_blobs(name_starts_with=prefix, include=["metadata"]))
+        except ResourceNotFoundError:  # no renewal has run yet
+            return set()
+        except AzureError as exc:
+            raise LockUnavailable(f"cannot list the renewal records: {_first_line(exc)}") from exc
+        return {
+            blob.name[len(prefix) :]
+            for blob in listed
+            if (blob.metadata or {}).get(STATE_METADATA, "" if blob.size else CLEARED) not in FINISHED_STATES
+        }
+
     @staticmethod
     def _read(blob: Any) -> str:
         return blob.download_blob().readall().decode("utf-8", "replace")
@@ -328,3 +363,6 @@ class DryRunLedger:
 
     def peek(self, vault: str, name: str) -> RenewalRecord | None:
         return None
+
+    def unfinished(self, vault: str) -> set[str]:
+        return set()

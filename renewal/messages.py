@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -26,6 +27,7 @@ FIELD_LIMITS = {
     "ca_profile": 256,
     "kv_request_id": 256,
     "event_id": 256,
+    "triggered_at": 40,
 }
 MAX_ATTEMPT = 1000
 
@@ -47,6 +49,9 @@ class RenewalRequest:
     kv_request_id: str | None = None  # a Key Vault pending operation seen in flight on an earlier attempt
     event_id: str | None = None
     force: bool = False
+    # when the trigger became this request (ISO 8601 UTC), kept through every attempt: "trigger to merged" in the
+    # renewal history. An instance of the previous release ignores it, and a message without it reads as None.
+    triggered_at: str | None = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
     def next_attempt(self, **changes: Any) -> RenewalRequest:
         return replace(self, attempt=self.attempt + 1, **changes)
@@ -71,7 +76,16 @@ class RenewalRequest:
         attempt = fields.get("attempt", 1)
         if not isinstance(attempt, int) or isinstance(attempt, bool) or not 1 <= attempt <= MAX_ATTEMPT:
             raise InvalidMessage(f"message field 'attempt' must be a whole number from 1 to {MAX_ATTEMPT}")
-        for key in ("version", "correlation_id", "ca_request_id", "ca_profile", "kv_request_id", "event_id"):
+        fields.setdefault("triggered_at", None)
+        for key in (
+            "version",
+            "correlation_id",
+            "ca_request_id",
+            "ca_profile",
+            "kv_request_id",
+            "event_id",
+            "triggered_at",
+        ):
             if key in fields and fields[key] is not None and not isinstance(fields[key], str):
                 raise InvalidMessage(f"message field {key!r} must be a string")
         for key, limit in FIELD_LIMITS.items():

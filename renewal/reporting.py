@@ -18,6 +18,7 @@ from renewal.notify import (
     Notifier,
     RenewalFailed,
     Renewed,
+    channels_from_tags,
     recipients_from_tags,
 )
 from renewal.x509info import thumbprint
@@ -50,8 +51,11 @@ class Reporter:
         self._rejected_noticed: dict[str, datetime] = {}  # cause → when it was last announced (this process)
 
     def audit(self, event: str, request: RenewalRequest, **fields: Any) -> None:
-        """Every step carries the renewal's trigger, so the history says what started each one."""
+        """Every step carries the renewal's trigger, so the history says what started each one, and the CA request
+        the renewal follows once the CA took one, so each renewal's row names it."""
         fields.setdefault("trigger", request.trigger)
+        if request.ca_request_id:
+            fields.setdefault("ca_request_id", request.ca_request_id)
         self._audit.record(
             event,
             vault=request.vault,
@@ -78,6 +82,7 @@ class Reporter:
             expires_on=after.expires_on,
             ca=ca,
             recipients=tuple(recipients_from_tags(after.tags, self._env)),
+            channels=channels_from_tags(after.tags),
             canary=request.trigger == "canary",
             explanation_url=explanation_url,
         )
@@ -96,6 +101,7 @@ class Reporter:
     ) -> None:
         """``permanent=False``: the renewal goes on by itself (a transient failure past its attempts)."""
         recipients = tuple(recipients_from_tags(cert.tags if cert else {}, self._env))
+        channels = channels_from_tags(cert.tags if cert else {})
         if escalate and cert is not None and cert.expires_on is not None:
             days = max(0, (cert.expires_on - self._clock()).days)
             self._send(
@@ -107,6 +113,7 @@ class Reporter:
                     days_left=days,
                     last_error=message,
                     recipients=recipients,
+                    channels=channels,
                 ),
             )
         self._send(
@@ -120,7 +127,8 @@ class Reporter:
                 permanent=permanent,
                 attempt=request.attempt,
                 recipients=recipients,
-                ca_request_id=denied.ca_request_id if denied else "",
+                channels=channels,
+                ca_request_id=denied.request_id if denied else "",
                 ca_message=denied.ca_message if denied else "",
             ),
         )
@@ -141,12 +149,14 @@ class Reporter:
             return
         log.info("rejected-message notice (%s): %s", reason, report.as_dict())
 
-    def expiring(self, cert: CertificateSnapshot, days_left: int, *, escalate: bool = False) -> None:
-        """The sweep's daily warning; inside the escalation window it becomes an escalation."""
+    def expiring(self, cert: CertificateSnapshot, days_left: int, *, escalate: bool = False, why: str = "") -> None:
+        """The sweep's daily notice for a certificate nobody renews (``why``: the decision's words); inside the
+        escalation window it becomes an escalation."""
         request = RenewalRequest(vault=cert.vault, name=cert.name, trigger="sweep", version=cert.version)
         recipients = tuple(recipients_from_tags(cert.tags, self._env))
+        channels = channels_from_tags(cert.tags)
         if escalate:
-            last = cert_tags.tag(cert.tags, cert_tags.LAST_OUTCOME) or ""
+            last = cert_tags.tag(cert.tags, cert_tags.LAST_OUTCOME) or why
             notification: Any = Escalation(
                 vault=cert.vault,
                 name=cert.name,
@@ -154,10 +164,17 @@ class Reporter:
                 days_left=days_left,
                 last_error=last,
                 recipients=recipients,
+                channels=channels,
             )
         else:
             notification = ExpiringWithoutRenewal(
-                vault=cert.vault, name=cert.name, expires_on=cert.expires_on, days_left=days_left, recipients=recipients
+                vault=cert.vault,
+                name=cert.name,
+                expires_on=cert.expires_on,
+                days_left=days_left,
+                recipients=recipients,
+                channels=channels,
+                why=why,
             )
         self._send(request, notification)
 

@@ -73,6 +73,7 @@ def build_runtime(
         reporter=reporter,
         ledger=DryRunLedger() if dry_run else ledger_from_env(env),
         settings=settings.window,
+        canary=settings.canary,
         backoff=settings.backoff,
         clock=clock,
         dry_run=dry_run,

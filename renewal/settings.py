@@ -13,6 +13,7 @@
 | ``CERTLC_RENEW_BEFORE_DAYS`` | ``30`` | renew when at most this many days remain ... |
 | ``CERTLC_RENEW_LIFETIME_FRACTION`` | ``0.333`` | ... or when less than this share of the lifetime remains |
 | ``CERTLC_ESCALATE_DAYS`` | ``7`` | escalate failures this close to expiry |
+| ``CERTLC_WARN_DAYS`` | ``30`` | daily notices from this close to expiry for certificates nobody renews |
 | ``CERTLC_MAX_ATTEMPTS`` | ``12`` | transient failures retried this many times, then failed |
 | ``CERTLC_BACKOFF_BASE_SECONDS`` / ``CERTLC_BACKOFF_CAP_SECONDS`` | ``60`` / ``21600`` | retry back-off |
 | ``CERTLC_KEYVAULT_CONNECT_TIMEOUT`` | ``10`` | seconds to open a connection to Key Vault |
@@ -74,6 +75,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         ),
         renew_before=timedelta(days=_days(env, "CERTLC_RENEW_BEFORE_DAYS", 30, 3650)),
         escalate_within=timedelta(days=_days(env, "CERTLC_ESCALATE_DAYS", 7, 365)),
+        warn_within=timedelta(days=_days(env, "CERTLC_WARN_DAYS", 30, 365)),
         default_ca=env.get("CERTLC_CA", "local").strip() or "local",
         default_profile=env.get("CERTLC_CA_PROFILE", "").strip() or None,
     )

@@ -1,17 +1,19 @@
-"""The safety net: find due certificates that nothing is renewing and queue them; warn where nobody renews.
+"""The safety net: find due certificates that nothing is renewing and queue them; tell people what nobody renews.
 
 Event Grid only fires for versions created after the subscription existed and a delivery
 can be lost, so the sweep lists every allow-listed vault and decides on its own. Retries
 need no re-driving here: each is a queue message with a visibility delay, so the queue
 re-drives it when its back-off has elapsed. A pending operation that no live renewal owns
-(its owner died, or it was started by hand) is an orphan: the sweep queues a renewal that
-takes it over, reusing its CSR.
+(its owner died, an interrupted ``certlc renew``, one started by hand) is an orphan: the sweep
+queues a renewal that takes it over, reusing its CSR, whether or not the certificate is due.
 
-Gather → decide → act: per certificate the sweep gathers the certificate, the renewal's
-record (``renewal.ledger``, read without the lock) and the pending operation, and
-:func:`sweep_action` decides, with a reason, in the shape of ``renewal.decide``.
-Key Vault cost: the list pages, plus a GET and a pending check only for certificates
-inside their renewal window, and for canaries (``renewal.canary``) whose scheduled renewal has come.
+Gather → decide → act: per certificate the sweep gathers the certificate, and where a renewal may be under
+way the renewal's record (``renewal.ledger``, read without the lock) and the pending operation; the one
+decision (``renewal.decide``) says what happens, and :func:`sweep_action` turns it into the sweep's act.
+Key Vault cost: the list pages, plus a GET for certificates inside their renewal window or the notice window
+(``CERTLC_WARN_DAYS``), canaries (``renewal.canary``) whose scheduled renewal has come, and certificates with
+an unfinished renewal record (one listing of the lock container per vault); a pending check only where the
+listing shows a pending create or a record is unfinished.
 
 For a certificate renewed through ACME (``ca_for`` given), the sweep also asks the CA's renewalInfo (RFC 9773,
 ``renewal.ca.acme_ari``) and the decision uses its suggested window: a CA that asks for an early renewal gets one.
@@ -34,16 +36,10 @@ from typing import Any, Literal
 from renewal import tags as cert_tags
 from renewal.ca.acme_ari import may_be_due, renewal_window
 from renewal.canary import CanarySettings, canary_every
-from renewal.decide import Input, Verdict, WindowSettings, ca_of, decide, is_within_escalation, renewal_threshold
-from renewal.keyvault import (
-    CertificateSnapshot,
-    CertificateSummary,
-    KeyVault,
-    KeyVaultError,
-    PendingOperation,
-    is_placeholder,
-)
-from renewal.ledger import RenewalRecord
+from renewal.decide import Input, Reason, Verdict, WindowSettings, ca_of, decide, facts_of
+from renewal.decide import renewal_threshold as threshold
+from renewal.keyvault import CertificateSnapshot, CertificateSummary, KeyVault, KeyVaultError, is_placeholder
+from renewal.ledger import Ledger
 from renewal.messages import RenewalRequest
 from renewal.vaults import Vault
 
@@ -54,84 +50,29 @@ Action = Literal["enqueue", "take_over", "in_flight", "leave"]
 
 @dataclass(frozen=True)
 class SweepDecision:
-    """What the sweep does with one certificate, why, and whether someone must be told it is expiring."""
+    """What the sweep does with one certificate, why, and whether someone is told today."""
 
     action: Action
     reason: str
     warn: bool = False
 
 
-@dataclass(frozen=True)
-class SweepInput:
-    cert: CertificateSnapshot
-    verdict: Verdict
-    record: RenewalRecord | None  # the renewal's record, if any (read without the lock)
-    pending: PendingOperation | None
-    now: datetime
-    settings: WindowSettings
-
-    @property
-    def live_record(self) -> RenewalRecord | None:
-        record = self.record
-        return record if record and record.version == self.cert.version and record.is_live(self.now) else None
-
-    @property
-    def in_progress(self) -> bool:
-        return self.pending is not None and self.pending.status == "inprogress"
+def sweep_action(verdict: Verdict, warned_today: bool) -> SweepDecision:
+    """The sweep's reading of the one decision: queue what certlc renews (a ``fail`` verdict too: the workflow
+    then fails it with its alert, as its Event Grid event would have), queue a takeover for an orphan, leave what
+    is in flight or not certlc's to renew; tell whoever the verdict says, once a day (the ``certlc-warned`` tag)."""
+    if verdict.outcome in ("renew", "fail"):
+        action: Action = "take_over" if verdict.reason == Reason.ORPHANED_PENDING_OPERATION else "enqueue"
+    elif verdict.outcome == "wait":
+        action = "in_flight"
+    else:
+        action = "leave"
+    return SweepDecision(action, str(verdict.reason), warn=verdict.tell != "nobody" and not warned_today)
 
 
-def _warning_due(given: SweepInput) -> bool:
-    """Inside the last 30 days, once per UTC day, remembered in a tag so every sweep instance agrees."""
-    cert = given.cert
-    close = cert.expires_on is not None and cert.expires_on - given.now <= given.settings.renew_before
-    return close and cert_tags.tag(cert.tags, cert_tags.WARNED) != given.now.strftime("%Y-%m-%d")
-
-
-def nobody_will_renew(given: SweepInput) -> SweepDecision | None:
-    """Skipped for good (a permanent failure nobody has re-driven): warn daily, queue nothing."""
-    if given.verdict.outcome == "skip" and given.verdict.reason == "failed_before":
-        return SweepDecision("leave", "failed_before", warn=_warning_due(given))
-    return None
-
-
-def not_ours_to_renew(given: SweepInput) -> SweepDecision | None:
-    """Skipped (not due, opted out, not certlc's...): nothing to queue. A ``fail`` verdict (no CA profile, too many
-    tags) is not left here: queued like a due one, it ends as the workflow's permanent failure with its alert, as
-    its Event Grid event would have; left, a certificate whose event was lost expired with nobody told."""
-    if given.verdict.outcome == "skip":
-        return SweepDecision("leave", given.verdict.reason)
-    return None
-
-
-def renewal_in_flight(given: SweepInput) -> SweepDecision | None:
-    """A live renewal owns it; it stays quiet unless it is close enough to expiry to need a person."""
-    if given.live_record is not None:
-        stuck = is_within_escalation(given.cert, given.now, given.settings) and _warning_due(given)
-        return SweepDecision("in_flight", f"renewal {given.live_record.owner} is {given.live_record.state}", warn=stuck)
-    return None
-
-
-def orphaned_pending_operation(given: SweepInput) -> SweepDecision | None:
-    """A pending operation no live renewal owns: queue a renewal that takes it over (its CSR is reused)."""
-    if given.in_progress:
-        return SweepDecision("take_over", "orphaned_pending_operation")
-    return None
-
-
-def due_and_nobody_on_it(given: SweepInput) -> SweepDecision:
-    return SweepDecision("enqueue", given.verdict.reason)
-
-
-SWEEP_CHECKS = (nobody_will_renew, not_ours_to_renew, renewal_in_flight, orphaned_pending_operation)
-
-
-def sweep_action(given: SweepInput) -> SweepDecision:
-    """The first check that decides, else queue a renewal."""
-    for check in SWEEP_CHECKS:
-        decision = check(given)
-        if decision is not None:
-            return decision
-    return due_and_nobody_on_it(given)
+def warned_today(cert: CertificateSnapshot, now: datetime) -> bool:
+    """One notice per UTC day, remembered in a tag so every sweep instance agrees."""
+    return cert_tags.tag(cert.tags, cert_tags.WARNED) == now.strftime("%Y-%m-%d")
 
 
 @dataclass
@@ -147,8 +88,7 @@ class SweepReport:
 def canary_is_due(
     vault: str, cert: CertificateSummary | CertificateSnapshot, now: datetime, canary: CanarySettings
 ) -> bool:
-    """A canary's scheduled renewal has come (``not_before + every``, the canary's next renewal in
-    ``renewal.outlook``), whether or not the certificate is due."""
+    """A canary's scheduled renewal has come (``not_before + every``), whether or not the certificate is due."""
     every = canary_every(canary, vault, cert.name, cert.tags)
     return every is not None and cert.not_before is not None and cert.not_before + every <= now
 
@@ -158,21 +98,22 @@ def sweep_trigger(vault: str, cert: CertificateSnapshot, now: datetime, canary: 
     return "canary" if canary_is_due(vault, cert, now, canary) else "sweep"
 
 
-def inside_window(
+def worth_a_look(
     vault: str, summary: CertificateSummary, now: datetime, settings: WindowSettings, canary: CanarySettings
 ) -> bool:
-    """Cheap pre-filter on listing data; the full decision chain runs on the GET that follows.
+    """Cheap pre-filter on listing data; the one decision runs on the GET that follows.
 
     A listing that shows a pending create's placeholder says nothing about the certificate's dates, so it is
-    always looked at: it may be a renewal in flight, or an orphan to take over. A canary whose scheduled
-    renewal has come is looked at too.
+    always looked at: it may be a renewal in flight, or an orphan to take over. Otherwise: inside the renewal
+    window, inside the notice window (someone may have to be told), or a canary whose scheduled renewal has come.
     """
     if is_placeholder(summary):
         return True
     if not summary.enabled or summary.expires_on is None:
         return False
-    threshold = renewal_threshold(summary.not_before, summary.expires_on, summary.tags, settings)
-    return summary.expires_on - now <= threshold or canary_is_due(vault, summary, now, canary)
+    left = summary.expires_on - now
+    window = max(threshold(summary.not_before, summary.expires_on, summary.tags, settings), settings.warn_within)
+    return left <= window or canary_is_due(vault, summary, now, canary)
 
 
 def sweep(
@@ -182,7 +123,7 @@ def sweep(
     warn: Callable[..., None],
     settings: WindowSettings,
     now: datetime,
-    peek: Callable[[str, str], RenewalRecord | None],
+    ledger: Ledger,
     canary: CanarySettings,
     ca_for: Callable[[str], Any] | None = None,
 ) -> SweepReport:
@@ -191,19 +132,36 @@ def sweep(
     for vault in vaults.values():
         kv = keyvault_for(vault)
         try:
+            unfinished = ledger.unfinished(vault.name)
             candidates = [
                 s
                 for s in kv.list()
-                if inside_window(vault.name, s, now, settings, canary)
+                if s.name.lower() in unfinished
+                or worth_a_look(vault.name, s, now, settings, canary)
                 or (ca_for is not None and may_be_due(vault.name, s, ca_of(s.tags, settings), ca_for, now))
             ]
-        except KeyVaultError as exc:
-            report.errors[vault.name] = str(exc)
+        except Exception as exc:  # Key Vault or the lock store: this vault waits for the next sweep
+            report.errors[vault.name] = str(exc) if isinstance(exc, KeyVaultError) else f"{type(exc).__name__}: {exc}"
             continue
         for summary in candidates:
             key = f"{vault.name}/{summary.name}"
             try:
-                _sweep_one(kv, vault, summary, enqueue, warn, settings, now, peek, canary, ca_for, report, key)
+                unfinished_record = summary.name.lower() in unfinished
+                _sweep_one(
+                    kv,
+                    vault,
+                    summary,
+                    unfinished_record,
+                    enqueue,
+                    warn,
+                    settings,
+                    now,
+                    ledger,
+                    canary,
+                    ca_for,
+                    report,
+                    key,
+                )
             except KeyVaultError as exc:
                 report.errors[key] = str(exc)
             except Exception as exc:  # the lock store down: this one waits for the next sweep, the others go on
@@ -215,11 +173,12 @@ def _sweep_one(
     kv: KeyVault,
     vault: Vault,
     summary: CertificateSummary,
+    unfinished_record: bool,
     enqueue: Callable[[RenewalRequest], None],
     warn: Callable[..., None],
     settings: WindowSettings,
     now: datetime,
-    peek: Callable[[str, str], RenewalRecord | None],
+    ledger: Ledger,
     canary: CanarySettings,
     ca_for: Callable[[str], Any] | None,
     report: SweepReport,
@@ -231,18 +190,13 @@ def _sweep_one(
     window = renewal_window(cert, ca_of(cert.tags, settings), ca_for, now) if ca_for is not None else None
     trigger = sweep_trigger(vault.name, cert, now, canary)
     request = RenewalRequest(vault=vault.name, name=summary.name, trigger=trigger, version=cert.version)
-    verdict = decide(Input(request, {vault.name.lower(): vault}, cert, now, settings, window))
-    renewing = verdict.outcome == "renew"
-    decision = sweep_action(
-        SweepInput(
-            cert,
-            verdict,
-            peek(vault.name, summary.name) if renewing else None,
-            kv.get_pending(summary.name) if renewing else None,
-            now,
-            settings,
-        )
+    record = ledger.peek(vault.name, summary.name) if unfinished_record else None
+    suspect = is_placeholder(summary) or (record is not None and record.version == cert.version)
+    pending = kv.get_pending(summary.name) if suspect else None
+    verdict = decide(
+        Input(request, {vault.name.lower(): vault}, facts_of(cert, canary), now, settings, window, record, pending)
     )
+    decision = sweep_action(verdict, warned_today(cert, now))
     if decision.action in ("enqueue", "take_over"):
         enqueue(request)
         (report.enqueued if decision.action == "enqueue" else report.taken_over).append(key)
@@ -252,6 +206,6 @@ def _sweep_one(
         report.skipped[key] = decision.reason
     if decision.warn:
         days = max(0, (cert.expires_on - now).days) if cert.expires_on else 0
-        warn(cert, days, escalate=is_within_escalation(cert, now, settings))
+        warn(cert, days, escalate=verdict.tell == "escalate", why=verdict.message)
         kv.update_tags(cert.name, cert.version, {**cert.tags, cert_tags.WARNED: now.strftime("%Y-%m-%d")})
         report.warned.append(key)

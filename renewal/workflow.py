@@ -22,13 +22,33 @@ from typing import Any, Literal, Protocol
 from renewal import tags as cert_tags
 from renewal.backoff import Backoff, after_transient_failure
 from renewal.ca.acme_ari import renewal_window
-from renewal.ca.base import CaError, CaUnavailable, CertificateAuthority, Denied, Issued, Pending
+from renewal.ca.base import CertificateAuthority, Denied, Issued, Pending
+from renewal.canary import CanarySettings
 from renewal.csrcheck import CsrMismatch, check_csr_against_policy
-from renewal.decide import Input, Verdict, WindowSettings, ca_of, check_request, decide, is_within_escalation
-from renewal.keyvault import CertificateSnapshot, KeyVault, KeyVaultError, PendingExists, PendingGone
+from renewal.decide import (
+    Input,
+    Reason,
+    Verdict,
+    WindowSettings,
+    ca_of,
+    check_request,
+    decide,
+    facts_of,
+    is_within_escalation,
+)
+from renewal.failures import Failure, Permanent, Transient, failure_outcome
+from renewal.keyvault import (
+    CertificateSnapshot,
+    KeyVault,
+    KeyVaultError,
+    PendingExists,
+    PendingGone,
+    PendingOperation,
+)
 from renewal.ledger import Held, Ledger, LockLost, LockUnavailable, RenewalRecord
 from renewal.messages import RenewalRequest
 from renewal.pending import pending_action
+from renewal.resume import resume_action
 from renewal.vaults import Vault
 from renewal.x509info import csr_to_pem, pem_chain_to_der, same_public_key
 
@@ -153,20 +173,6 @@ class KeyedLocks:
                     self._locks[key] = (lock, users - 1)
 
 
-class Transient(Exception):
-    def __init__(self, reason: str, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.retry_after = retry_after
-
-
-class Permanent(Exception):
-    def __init__(self, reason: str, message: str, denied: Denied | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.denied = denied
-
-
 @dataclass
 class RenewalWorkflow:
     vaults: Mapping[str, Vault]
@@ -177,6 +183,7 @@ class RenewalWorkflow:
     reporter: Reports
     ledger: Ledger
     settings: WindowSettings = field(default_factory=WindowSettings)
+    canary: CanarySettings = field(default_factory=CanarySettings)
     backoff: Backoff = field(default_factory=Backoff)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     dry_run: bool = False
@@ -214,56 +221,70 @@ class RenewalWorkflow:
                 request = progress.request = replace(request, version=cert.version)
             if cert and cert_tags.tag(cert.tags, cert_tags.CORRELATION) == request.correlation_id:
                 return self._already_merged(progress, cert)
-            window = renewal_window(cert, ca_of(cert.tags, self.settings), self.ca_for, now) if cert else None
-            verdict = decide(Input(request, self.vaults, cert, now, self.settings, window))
-            if verdict.outcome == "skip":
+            verdict = self._decide(kv, progress, cert, now)
+            act = workflow_act(verdict, self.dry_run)
+            if act == "stop":
                 ours = progress.held.record
                 stopped = stopped_by_operator(cert) if ours and ours.owner == request.correlation_id else None
-                if stopped:  # this renewal was under way when the operator disabled or deleted the certificate
+                if stopped and verdict.outcome == "skip":  # under way when the operator disabled or deleted it
                     return self._stop_for_operator(kv, progress, cert, *stopped)
                 self.reporter.audit("skipped", request, reason=verdict.reason, detail=verdict.message)
                 return Result("skipped", verdict.reason, verdict.message, request)
-            assert cert is not None
-            owner = progress.held.record
-            if (
-                owner
-                and owner.version == cert.version
-                and owner.owner != request.correlation_id
-                and owner.owner_will_return(now)
-            ):
-                return self._in_flight(request, owner)  # before any failure: that renewal's record is not ours
-            if verdict.outcome != "renew":
+            if act == "fail":
                 raise Permanent(verdict.reason, verdict.message)
-            if self.dry_run:
+            if act == "rehearse":
                 return Result("skipped", "dry_run", f"would renew: {verdict.message}", request)
+            assert cert is not None
             return self._renew(kv, progress, cert, verdict)
-        except Transient as exc:
-            return self._retry(progress.request, cert, exc.reason, str(exc), exc.retry_after, progress)
-        except KeyVaultError as exc:
-            if exc.transient:
-                return self._retry(
-                    progress.request, cert, "keyvault_unavailable", str(exc), exc.retry_after_seconds, progress
-                )
-            return self._finish_permanent(progress.request, cert, "keyvault_error", str(exc), progress.held)
-        except CaUnavailable as exc:
-            if exc.request_id:  # the CA has the request, perhaps issued: the retry follows it, never submits again
-                progress.request = replace(progress.request, ca_request_id=exc.request_id)
-            return self._retry(progress.request, cert, "ca_unavailable", str(exc), exc.retry_after_seconds, progress)
-        except CaError as exc:
-            return self._finish_permanent(progress.request, cert, "ca_error", str(exc), progress.held)
-        except Permanent as exc:
+        except Exception as exc:  # anything after the read: never an orphan, never a silent drop
+            failure = failure_outcome(exc)
+            if failure.unexpected:
+                log.exception("renewal of %s/%s failed unexpectedly", request.vault, request.name)
+            return self._failed(progress, cert, failure)
+
+    def _failed(self, progress: _Progress, cert: CertificateSnapshot | None, failure: Failure) -> Result:
+        """Act on what a failure means (``renewal.failures.failure_outcome``): retry, fail for good, or stop."""
+        request = progress.request
+        if failure.kind == "lost":
+            return self._lost(request, LockLost(failure.message))
+        if failure.kind == "permanent":
             return self._finish_permanent(
-                progress.request, cert, exc.reason, str(exc), progress.held, denied=exc.denied
+                request, cert, failure.reason, failure.message, progress.held, denied=failure.denied
             )
-        except LockLost as exc:
-            return self._lost(progress.request, exc)
-        except LockUnavailable as exc:
-            return self._retry(progress.request, cert, "lock_unavailable", str(exc), None)
-        except Exception as exc:  # anything else after the read: never an orphan, never a silent drop
-            log.exception("renewal of %s/%s failed unexpectedly", request.vault, request.name)
-            return self._retry(
-                progress.request, cert, "unexpected_error", f"{type(exc).__name__}: {exc}", None, progress
+        if failure.ca_request_id:  # the CA has the request, perhaps issued: the retry follows it, never submits again
+            request = progress.request = replace(request, ca_request_id=failure.ca_request_id)
+        return self._retry(
+            request,
+            cert,
+            failure.reason,
+            failure.message,
+            failure.retry_after,
+            progress if failure.with_record else None,
+        )
+
+    def _decide(self, kv: KeyVault, progress: _Progress, cert: CertificateSnapshot | None, now: datetime) -> Verdict:
+        """Gather what the one decision needs, under the lock, and decide. Key Vault's pending operation is read
+        only where one may be left over: another renewal's record of this version (its owner may be gone), or a
+        request from the sweep for a certificate that is not due (the sweep queues one only for a pending operation:
+        an orphan, or this renewal's own on a later attempt). The plain renewal stays at four Key Vault calls."""
+        request = progress.request
+        if cert is None:
+            return decide(Input(request, self.vaults, None, now, self.settings))
+        record = progress.held.record
+        others = record is not None and record.version == cert.version and record.owner != request.correlation_id
+        window = renewal_window(cert, ca_of(cert.tags, self.settings), self.ca_for, now)
+        facts = facts_of(cert, self.canary)
+
+        def with_pending(pending: PendingOperation | None) -> Verdict:
+            return decide(
+                Input(request, self.vaults, facts, now, self.settings, window, record, pending, holds_lock=True)
             )
+
+        if others:
+            return with_pending(kv.get_pending(request.name))
+        verdict = with_pending(None)
+        not_due = verdict.outcome == "skip" and verdict.next_renewal is not None
+        return with_pending(kv.get_pending(request.name)) if not_due and request.trigger == "sweep" else verdict
 
     @property
     def _working_for(self) -> timedelta:
@@ -287,24 +308,13 @@ class RenewalWorkflow:
         self.retries.send(request, delay)
         return Result("retrying", "lock_lost", str(exc), request, retry_in_seconds=delay)
 
-    def _in_flight(self, request: RenewalRequest, owner: RenewalRecord) -> Result:
-        message = (
-            f"renewal {owner.owner} is in flight ({owner.state}, next step at {owner.next_action_at:%Y-%m-%d %H:%M}Z); "
-            "it will finish this one"
-        )
-        self.reporter.audit("skipped", request, reason="in_flight", detail=message)
-        return Result("skipped", "in_flight", message, request)
-
     def _renew(self, kv: KeyVault, progress: _Progress, cert: CertificateSnapshot, verdict: Verdict) -> Result:
         request = progress.request
         now = self.clock()
-        found = progress.held.record
-        record = found if found and found.version == cert.version else None  # else an earlier renewal's leftovers
-        # A request the record follows (or the chain it holds) belongs to the CA that took it, whatever this
-        # instance's settings or the certificate's tags say now.
-        following = record.ca if record and record.ca and (record.ca_request_id or record.chain_pem) else None
-        ca = self.ca_for(following or verdict.ca or self.settings.default_ca)
-        if record and record.owner != request.correlation_id:
+        resume = resume_action(progress.held.record, request, cert.version, verdict.ca or self.settings.default_ca)
+        record = resume.record
+        ca = self.ca_for(resume.ca)
+        if record and resume.takes_over:
             self.reporter.audit(
                 "taken_over",
                 request,
@@ -321,15 +331,17 @@ class RenewalWorkflow:
                 ca=ca.name,
                 profile=verdict.profile,
                 trigger=request.trigger,
+                triggered_at=request.triggered_at,
             )
-        ca_request_id = (record.ca_request_id if record else None) or request.ca_request_id
-        if record and record.chain_pem:  # the CA answered before a crash: merge what it issued
+        if resume.step == "merge_recorded_chain":  # the CA answered before a crash: merge what it issued
+            assert record is not None
             csr = self._pending_csr(kv, request)
             result: Issued | Pending | Denied = Issued(record.chain_pem)
-        elif ca_request_id:  # a request the CA has not decided: follow it, never submit the CSR again
+        elif resume.step == "poll_ca_request":  # a request the CA has not decided: follow it, never submit again
+            assert resume.ca_request_id is not None
             csr = self._pending_csr(kv, request)
-            progress.note(now, version=cert.version, ca=ca.name, ca_request_id=ca_request_id)
-            result = ca.poll(ca_request_id, csr_to_pem(csr))
+            progress.note(now, version=cert.version, ca=ca.name, ca_request_id=resume.ca_request_id)
+            result = ca.poll(resume.ca_request_id, csr_to_pem(csr))
         else:
             csr, request = self._obtain_csr(kv, progress, cert, ca.name)
             progress.request = request
@@ -343,10 +355,8 @@ class RenewalWorkflow:
             # cannot know what the CA did (the residual window of docs/RELIABILITY.md).
             progress.fence(now, "submit", version=cert.version, ca=ca.name)
             self.reporter.audit("submitted", request, ca=ca.name, profile=verdict.profile)
-            if verdict.renewal_window is not None:  # only an ACME CA with ARI gives one: name what the order replaces
-                result = ca.submit(csr_to_pem(csr), verdict.profile or "", replaces=verdict.renewal_window.cert_id)
-            else:
-                result = ca.submit(csr_to_pem(csr), verdict.profile or "")
+            window = verdict.renewal_window  # only an ACME CA with ARI gives one: the order names what it replaces
+            result = ca.submit(csr_to_pem(csr), verdict.profile or "", window.cert_id if window else None)
         if isinstance(result, Denied):
             progress.fence(self.clock(), "delete_pending", version=cert.version, ca=ca.name)
             kv.delete_pending(request.name)
@@ -371,12 +381,12 @@ class RenewalWorkflow:
                 waiting,
                 retry_in_seconds=result.retry_after_seconds,
             )
-        if not (record and record.chain_pem):
+        if resume.step != "merge_recorded_chain":
             if result.request_id:  # should the chain not be recorded, the retry fetches it again from the CA
                 request = progress.request = replace(request, ca_request_id=result.request_id)
             progress.note(now, state="issued", version=cert.version, ca=ca.name, chain_pem=tuple(result.chain_pem))
             self.reporter.audit("issued", request, ca=ca.name)
-        early = verdict.renewal_window if verdict.reason == "ari_window" else None
+        early = verdict.renewal_window if verdict.reason == Reason.ARI_DUE else None
         return self._merge(kv, progress, cert, csr, result, ca.name, early.explanation_url if early else "")
 
     def _obtain_csr(
@@ -468,7 +478,13 @@ class RenewalWorkflow:
                 kv.delete_pending(request.name)
             raise
         # The record stays: it names the version it renewed, which is no longer current, so nobody follows it.
-        self.reporter.audit("merged", request, old_version=before.version, new_version=after.version)
+        self.reporter.audit(
+            "merged",
+            request,
+            old_version=before.version,
+            new_version=after.version,
+            old_expires_on=before.expires_on,
+        )
         self._notify_once(progress, before, after, ca, explanation_url)
         return Result(
             "renewed",
@@ -627,9 +643,7 @@ class RenewalWorkflow:
         if record.state != "pending" or not record.ca_request_id or not record.ca:
             return
         try:
-            withdraw = getattr(self.ca_for(record.ca), "withdraw", None)
-            if withdraw is not None:
-                withdraw(record.ca_request_id, f"certlc gave the renewal up: {reason}")
+            if self.ca_for(record.ca).withdraw(record.ca_request_id, f"certlc gave the renewal up: {reason}"):
                 self.reporter.audit("withdrawn", request, ca=record.ca, ca_request_id=record.ca_request_id)
         except Exception:  # the failure is reported anyway; the CA request then waits for its operator
             log.warning("could not withdraw CA request %s", record.ca_request_id, exc_info=True)
@@ -650,6 +664,20 @@ class RenewalWorkflow:
             log.warning("could not tag %s/%s with its failure", cert.vault, cert.name, exc_info=True)
 
 
+WorkflowAct = Literal["renew", "rehearse", "stop", "fail"]
+
+
+def workflow_act(verdict: Verdict, dry_run: bool) -> WorkflowAct:
+    """How the workflow acts on the one decision: ``renew`` (``rehearse`` in a dry run: what the real run would do,
+    nothing done), ``stop`` where there is nothing to do now (skip, wait), ``fail`` for good where certlc cannot renew
+    it as it is (fail; reject never gets here, it is refused before anything is read)."""
+    if verdict.outcome in ("skip", "wait"):
+        return "stop"
+    if verdict.outcome in ("fail", "reject"):
+        return "fail"
+    return "rehearse" if dry_run else "renew"
+
+
 def stopped_by_operator(version: CertificateSnapshot | None) -> tuple[str, str] | None:
     """Whether the operator's own act ends the renewal before its merge, and why: the certificate deleted, or the
     version being renewed disabled (a new enabled version would undo that)."""
@@ -665,8 +693,7 @@ def stopped_by_operator(version: CertificateSnapshot | None) -> tuple[str, str] 
 
 def _ca_words(result: Pending | Denied) -> dict[str, str]:
     """The audit fields for what the CA said about its request: its id, its own message, who must approve it."""
+    words = {"ca_request_id": result.request_id, "ca_message": result.ca_message}
     if isinstance(result, Pending):
-        words = {"ca_request_id": result.request_id, "ca_message": result.ca_message, "approver": result.approver}
-    else:
-        words = {"ca_request_id": result.ca_request_id, "ca_message": result.ca_message}
+        words["approver"] = result.approver
     return {key: value for key, value in words.items() if value}

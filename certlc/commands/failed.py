@@ -1,7 +1,8 @@
 """``certlc failed list|retry|remove|purge``: what could not be renewed, re-driving it once fixed, and dropping it.
 
 Exit 0 when everything asked for was done; 1 when an id is unknown or an entry cannot be re-driven (it names no
-certificate of a vault in ``CERTLC_VAULTS``: remove it instead); 2 for a usage mistake.
+certificate of a vault in ``CERTLC_VAULTS``: remove it instead); 2 for a usage mistake. Every entry re-driven,
+removed or purged is audited as an operator action (``certlc.commands.operator``): who, where, which certificate.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from certlc.cli import UserError
     from certlc.commands.common import checked_runtime
+    from certlc.commands.operator import current_operator, entry_target, operator_audit, record_action
 
     if args.action == "retry" and not args.ids and not args.all:
         raise UserError("name the entries to retry (ids from `certlc failed list`) or pass --all")
@@ -47,13 +49,20 @@ def run(args: argparse.Namespace) -> int:
     store = runtime.failed
     if args.action == "list":
         return _list(store, args.output == "json")
+    audit, operator = operator_audit(runtime.env, runtime.clock), current_operator()
     if args.action == "retry":
-        return _retry(store, runtime.settings.vaults, args.ids, args.all)
+        code, done = _retry(store, runtime.settings.vaults, args.ids, args.all)
+        record_action(audit, "failed_retry", map(entry_target, done), operator)
+        return code
     clients = _store_clients(args.env, runtime.settings)
+    known = {e.id: e for e in store.list()}  # what each entry names, for the audit
     if args.action == "remove":
-        return _remove(clients, args.ids)
+        code, removed = _remove(clients, args.ids)
+        record_action(audit, "failed_remove", [entry_target(known[i]) for i in removed if i in known], operator)
+        return code
     for client in clients.values():
         _clear(client)
+    record_action(audit, "failed_purge", map(entry_target, known.values()), operator)
     print("purged the failed and poison entries")
     return 0
 
@@ -75,7 +84,8 @@ def retriable(entry: Any, vaults: Any) -> bool:
     return bool(entry.vault and entry.name and entry.vault.lower() in vaults)
 
 
-def _retry(store: Any, vaults: Any, ids: list[str], everything: bool) -> int:
+def _retry(store: Any, vaults: Any, ids: list[str], everything: bool) -> tuple[int, list[Any]]:
+    """The exit code, and the entries re-driven."""
     entries = {e.id: e for e in store.list()}
     wanted = list(entries) if everything else ids
     chosen = [i for i in wanted if i in entries and retriable(entries[i], vaults)]
@@ -89,7 +99,7 @@ def _retry(store: Any, vaults: Any, ids: list[str], everything: bool) -> int:
         else:
             why = "it names no certificate of a vault in CERTLC_VAULTS"
             print(f"not re-driven: {entry_id}: {why}; `certlc failed remove {entry_id}` drops it")
-    return 1 if left else 0
+    return (1 if left else 0), done
 
 
 def _store_clients(env: Any, settings: Any) -> dict[str, Any]:
@@ -102,7 +112,8 @@ def _store_clients(env: Any, settings: Any) -> dict[str, Any]:
     }
 
 
-def _remove(clients: dict[str, Any], ids: list[str]) -> int:
+def _remove(clients: dict[str, Any], ids: list[str]) -> tuple[int, set[str]]:
+    """The exit code, and the ids removed."""
     from azure.core.exceptions import ResourceNotFoundError
 
     wanted, removed = set(ids), set()
@@ -121,7 +132,7 @@ def _remove(clients: dict[str, Any], ids: list[str]) -> int:
                 client.update_message(message, visibility_timeout=0)
     for entry_id in ids:
         print(f"removed: {entry_id}" if entry_id in removed else f"not removed: {entry_id}: no such entry")
-    return 0 if removed == wanted else 1
+    return (0 if removed == wanted else 1), removed
 
 
 def _clear(client: Any) -> None:

@@ -43,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "answers) and change nothing",
     )
     parser.add_argument("--force", action="store_true", help="renew NAME even if it is not due yet")
+    parser.add_argument(
+        "--compromise",
+        action="store_true",
+        help="renew NAME now, whatever its dates, because its key may be exposed (trigger compromise)",
+    )
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("name the certificate to renew, or pass --all to renew every one that is due")
     if args.all and args.force:
         raise UserError("--force renews one certificate whether due or not: name it instead of --all")
+    if args.all and args.compromise:
+        raise UserError("--compromise renews one certificate whose key may be exposed: name it instead of --all")
     runtime = checked_runtime(args.env, dry_run=args.dry_run)
     if args.all:
         vaults = runtime.settings.vaults
@@ -85,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
             vaults = {vault.name.lower(): vault}
         return _report_all(renew_all(runtime, vaults, args.dry_run), args.output, args.dry_run)
     vault = chosen_vault(runtime.settings.vaults, args.vault)
-    request = RenewalRequest(vault=vault.name, name=args.name, trigger="manual", force=args.force)
+    trigger = "compromise" if args.compromise else "manual"
+    request = RenewalRequest(vault=vault.name, name=args.name, trigger=trigger, force=args.force)
+    if (args.force or args.compromise) and not args.dry_run:
+        audit_intervention(runtime, request)
     outcome = renew_one(runtime, request, args.dry_run)
     if args.output == "json":
         body = {k: v for k, v in asdict(outcome).items() if k not in ("vault", "name")}
@@ -93,6 +103,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(outcome.line())
     return exit_code(outcome.status, outcome.reason)
+
+
+def audit_intervention(runtime: Any, request: RenewalRequest) -> None:
+    """``--force`` and ``--compromise`` overrule the renewal's own decision, so they are the operator's action,
+    audited under the renewal's correlation id: its first step, and its trigger time."""
+    from certlc.commands.operator import Target, current_operator, operator_audit, record_action
+
+    action = "renew_compromise" if request.trigger == "compromise" else "renew_force"
+    target = Target(request.vault, request.name)
+    audit = operator_audit(runtime.env, runtime.clock)
+    record_action(
+        audit, action, [target], current_operator(), correlation_id=request.correlation_id, trigger=request.trigger
+    )
 
 
 def renew_one(runtime: Any, request: RenewalRequest, dry_run: bool) -> Outcome:
@@ -120,7 +143,7 @@ def renew_all(runtime: Any, vaults: dict[str, Any], dry_run: bool) -> list[Outco
         warn,
         runtime.settings.window,
         runtime.clock(),
-        runtime.workflow.ledger.peek,
+        runtime.workflow.ledger,
         runtime.settings.canary,
         ca_for=runtime.workflow.ca_for,
     )
@@ -164,11 +187,12 @@ def _check_issuer(runtime: Any, request: RenewalRequest, would: str) -> tuple[st
     fails the dry run with the same exit code, 1; an unknown ``CERTLC_CA`` is exit 2 before any of this."""
     from certlc.doctor.cas import check_ca
     from renewal.ca.base import CaConfigError
-    from renewal.decide import Input, decide
+    from renewal.decide import Input, decide, facts_of
 
     vault = runtime.settings.vaults[request.vault.lower()]
     cert = runtime.keyvault(vault).current(request.name)
-    verdict = decide(Input(request, runtime.settings.vaults, cert, runtime.clock(), runtime.settings.window))
+    facts = facts_of(cert, runtime.settings.canary) if cert else None
+    verdict = decide(Input(request, runtime.settings.vaults, facts, runtime.clock(), runtime.settings.window))
     name = (verdict.ca or runtime.settings.window.default_ca).strip().lower()
     try:
         ca = runtime.workflow.ca_for(name)

@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from renewal import tags as cert_tags
 from renewal.clock import iso_utc
-from renewal.decide import Input, ca_of, renewal_threshold, resolve_profile
+from renewal.decide import Input, ca_of, facts_of, plan, renewal_threshold, resolve_profile
 from renewal.keyvault import CertificateSnapshot, KeyVault, PendingOperation
 from renewal.messages import RenewalRequest
-from renewal.outlook import facts_of, outlook
 from renewal.settings import Settings
 from renewal.x509info import load_certificate
 
@@ -74,7 +73,7 @@ class CertificateStatus:
     profile: str | None
     profile_problem: str | None  # why certlc has no profile for it
     renewed_by: str
-    plan: str  # the outlook's reason code
+    plan: str  # the one decision's reason (renewal.decide.Reason)
     note: str
     next_renewal: datetime | None
     renew_within_days: int  # the renewal window: renewed when at most this many days remain
@@ -172,10 +171,10 @@ def decide_status(gathered: Gathered, settings: Settings, now: datetime) -> Cert
     """Who renews it, when, with which CA and profile: the chains the renewal path itself runs."""
     cert = gathered.cert
     window = settings.window
-    facts = facts_of(cert, settings.canary, gathered.renewal_window)
-    seen = outlook(facts, now, window)
+    facts = facts_of(cert, settings.canary)
+    seen = plan(facts, now, window, gathered.renewal_window)
     request = RenewalRequest(vault=cert.vault, name=cert.name, trigger="manual")
-    chosen = resolve_profile(Input(request, settings.vaults, cert, now, window))
+    chosen = resolve_profile(Input(request, settings.vaults, facts, now, window))
     return CertificateStatus(
         vault=cert.vault,
         name=cert.name,
@@ -189,7 +188,7 @@ def decide_status(gathered: Gathered, settings: Settings, now: datetime) -> Cert
         profile=chosen.profile,
         profile_problem=None if chosen.profile else chosen.message,
         renewed_by=seen.renewed_by,
-        plan=seen.reason,
+        plan=str(seen.reason),
         note=seen.message,
         next_renewal=seen.next_renewal,
         renew_within_days=renewal_threshold(cert.not_before, cert.expires_on, cert.tags, window).days,

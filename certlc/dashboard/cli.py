@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from certlc.dashboard.source import RowsUnavailable, default_rows_file, rows_from_file, rows_from_url
 from certlc.stack_files import DEFAULT_DIR as DEFAULT_STATE_DIR  # where `certlc local up` keeps its state
+
+if TYPE_CHECKING:
+    from certlc.doctor.heartbeat import SweepSeen
 
 
 def add_dashboard_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +64,40 @@ def add_status_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vault", help="the vault (must be in CERTLC_VAULTS; optional when it lists one vault)")
     parser.add_argument("--rows", type=Path, help="read stored status rows instead of the vaults in CERTLC_VAULTS")
     parser.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="the renewal metrics and one line per renewal (-v: with its steps), from the renewal history",
+    )
+    parser.add_argument(
+        "--history",
+        type=Path,
+        help="with --summary: history rows or audit JSON lines (default: CERTLC_AUDIT_FILE)",
+    )
+    parser.add_argument(
+        "--days", type=_days, default=SUMMARY_DAYS, help=f"with --summary: the window (default {SUMMARY_DAYS})"
+    )
+
+
+SUMMARY_DAYS = 30  # the workbook's History tab's window
+
+
+def _days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if days < 1:
+        raise argparse.ArgumentTypeError(f"--days must be a whole number of days, 1 or more, not {text!r}")
+    return days
+
+
+def last_sweep(env: Mapping[str, str]) -> SweepSeen:
+    """When the sweep last ran (``certlc.doctor.heartbeat``), under the doctor's deadline for one call."""
+    from certlc.doctor.heartbeat import sweep_seen
+    from certlc.doctor.run import DEFAULT_TIMEOUT
+
+    return sweep_seen(env, DEFAULT_TIMEOUT)
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -65,6 +106,12 @@ def run_status(args: argparse.Namespace) -> int:
     from certlc.dashboard.terminal import render_json, render_table
     from renewal.errors import ConfigError
 
+    if args.summary:
+        return run_summary(args)
+    if args.history:
+        from certlc.cli import UserError
+
+        raise UserError("--history is read by --summary; pass both, or neither")
     if args.name:
         from certlc.commands.status import run
 
@@ -87,7 +134,49 @@ def run_status(args: argparse.Namespace) -> int:
     if args.vault:
         rows = [r for r in rows if str(r.get("KeyVault", "")).lower() == args.vault.lower()]
     colour = not args.no_color and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    print(render_json(rows, failed) if args.output == "json" else render_table(rows, colour))
+    seen = None if args.rows else last_sweep(getattr(args, "env", None) or os.environ)
+    if args.output == "json":
+        body = json.loads(render_json(rows, failed))
+        print(json.dumps(body | ({"sweep": seen.as_dict()} if seen else {}), indent=2))
+    else:
+        print(render_table(rows, colour) + (f"\n{seen.line()}" if seen else ""))
     for error in failed:
         print(f"certlc status: vault skipped: {error}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    """``certlc status --summary``: the metrics the workbook's History tab shows and one line per renewal, from
+    the renewal history (``--history``, else ``CERTLC_AUDIT_FILE``); the window ends at the app's clock. 1 when the
+    history cannot be read, 2 for options that do not go together or no history to read."""
+    from certlc.cli import UserError
+    from certlc.dashboard.metrics import group_renewals, summarize, within
+    from certlc.dashboard.source import as_history_rows, history_from_file
+    from certlc.dashboard.terminal import render_summary, render_summary_json
+    from renewal.clock import clock_from_env
+
+    if args.name:
+        raise UserError("--summary sums up every renewal: leave out the name (certlc status NAME shows one)")
+    if args.rows:
+        raise UserError("--summary reads the renewal history (--history), not status rows (--rows)")
+    env = getattr(args, "env", None) or os.environ
+    path = args.history or env.get("CERTLC_AUDIT_FILE", "").strip()
+    if not path:
+        raise UserError(
+            "no renewal history to sum up: pass --history FILE (history rows or audit JSON lines) or set "
+            "CERTLC_AUDIT_FILE; in Azure, the workbook's History tab shows these numbers"
+        )
+    try:
+        rows = as_history_rows(history_from_file(Path(path)))
+    except RowsUnavailable as error:
+        print(f"certlc status: {error}", file=sys.stderr)
+        return 1
+    if args.vault:
+        rows = [r for r in rows if str(r.get("KeyVault", "")).lower() == args.vault.lower()]
+    since = clock_from_env(env)() - timedelta(days=args.days)
+    summary, renewals = summarize(rows, since), group_renewals(within(rows, since))
+    if args.output == "json":
+        print(render_summary_json(summary, renewals))
+    else:
+        print(render_summary(summary, renewals, steps=args.verbose))
+    return 0

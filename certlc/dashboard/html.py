@@ -2,18 +2,22 @@
 
 It answers "what will happen" per certificate (who renews it, when, how the last renewal went), makes the two
 kinds of trouble impossible to miss (a failed renewal is red whatever its expiry; a certificate nobody renews says
-so, louder once it is close to expiry), and shows the renewal history below. One section per vault filter value,
-so every count, tile and history row a section shows is computed here, not by the page's script.
+so, louder once it is close to expiry), and shows the renewal history below: the renewal metrics
+(``certlc.dashboard.metrics``, the workbook's numbers), then one collapsible row per renewal with its steps folded
+under it. One section per vault filter value, so every count, tile and history row a section shows is computed here,
+not by the page's script.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from certlc.dashboard.metrics import FAILED, Renewal, Summary, group_renewals, summarize
 from certlc.dashboard.view import (
     ALL_VAULTS,
     COLOURS,
@@ -28,6 +32,8 @@ from certlc.dashboard.view import (
     is_failed_event,
     latest_snapshot,
     next_renewal,
+    parse_time,
+    readable_duration,
     readable_time,
     renewal_pending,
     renewed_by,
@@ -48,7 +54,9 @@ TABLE_COLUMNS = (
 )
 CELL_CLASSES = {"DaysLeft": ' class="num"', "CertExpiration": ' class="time"'}
 HISTORY_COLUMNS = ("Time", "Vault", "Certificate", "Event", "Trigger", "Reason / detail")
-HISTORY_LIMIT = 200  # newest events per section: the page stays small however long the history
+RENEWAL_COLUMNS = ("Started", "Certificate", "Trigger", "Outcome", "Reason", "Duration", "CA request", "Steps")
+HISTORY_LIMIT = 200  # newest renewals per section: the page stays small however long the history
+METRICS_DAYS = 30  # the window the workbook's History tiles use, here up to the snapshot
 NOBODY = "nobody will renew this"
 
 STYLE = """
@@ -85,6 +93,20 @@ tr.cert.uncovered_urgent td:first-child{box-shadow:inset 6px 0 #d13438}
 .nobody{background:#fff4ce;color:#8a3707;border:1px solid #f2b705}
 .nobody.urgent{background:#d13438;color:#fff;border-color:#a4262c;font-weight:700}
 tr.event.failed td{color:#a4262c}
+.metrics{display:flex;flex-wrap:wrap;gap:12px}
+.metric{background:#fff;border:1px solid #edebe9;border-radius:4px;padding:10px 14px;min-width:150px}
+.metric .value{display:block;font-size:24px;font-weight:600} .metric .label{color:#605e5c}
+.metric.alert .value{color:#a4262c}
+.renewals{--columns:1.2em 11.5em minmax(12em,1.4fr) 7em 7em minmax(8em,1fr) 7em minmax(6em,1fr) 4em}
+details.renewal{background:#fff;border-bottom:1px solid #edebe9;font-size:13px}
+details.renewal>summary,.renewals-head{display:grid;grid-template-columns:var(--columns);gap:8px;padding:6px 10px}
+details.renewal>summary{cursor:pointer;list-style:none;white-space:nowrap}
+details.renewal>summary>span{overflow:hidden;text-overflow:ellipsis}
+details.renewal>summary::-webkit-details-marker{display:none}
+details.renewal>summary::before{content:"\\25B8";color:#605e5c} details.renewal[open]>summary::before{content:"\\25BE"}
+details.renewal.failed>summary{color:#a4262c;background:#fde7e9}
+details.renewal table{margin:0 0 8px 2.2em;width:calc(100% - 2.2em)}
+.renewals-head{background:#f3f2f1;font-weight:600;font-size:13px}
 .empty{color:#605e5c;font-style:italic}
 """
 
@@ -219,35 +241,102 @@ def _pie(view: StatusView) -> str:
     return f'<div class="pie">{pie_svg(view.counts)}<ul class="legend">{legend}</ul></div>'
 
 
-def _history(events: list[Mapping[str, Any]], recorded: bool) -> str:
-    if not events:
-        said = "No renewals recorded for this vault yet." if recorded else "No renewal history yet."
-        return f'<p class="empty history-empty">{said}</p>'
-    shown = events[:HISTORY_LIMIT]
-    more = f'<p class="meta">The newest {len(shown)} of {len(events)} events.</p>' if len(events) > len(shown) else ""
+def _metrics(summary: Summary) -> str:
+    """The workbook's History tiles for this section's renewals (``certlc.dashboard.metrics``)."""
+
+    def number(value: float | None, unit: str) -> str:
+        return "-" if value is None else f"{value:g} {unit}"
+
+    tiles = (
+        ("success-rate", "Success rate", number(summary.success_rate, "%"), False),
+        ("renewed", "Renewed", str(summary.renewed), False),
+        ("failed", "Failed", str(summary.failed), summary.failed > 0),
+        ("lead-avg", "Lead time, average", number(summary.lead_days_avg, "days"), False),
+        ("lead-min", "Lead time, shortest", number(summary.lead_days_min, "days"), False),
+        ("to-merged-avg", "Trigger to merged, average", number(summary.trigger_to_merged_minutes_avg, "min"), False),
+        ("to-merged-max", "Trigger to merged, longest", number(summary.trigger_to_merged_minutes_max, "min"), False),
+        ("interventions", "Manual interventions", str(summary.interventions_total), False),
+    )
+    causes = ", ".join(f"{escape(c)} {n}" for c, n in summary.failures_by_cause.items()) or "none"
+    actions = ", ".join(f"{escape(a)} {n}" for a, n in summary.interventions.items()) or "none"
+    return (
+        '<div class="metrics">'
+        + "".join(
+            f'<div class="metric{" alert" if alert else ""}" data-metric="{key}">'
+            f'<span class="value">{value}</span><span class="label">{label}</span></div>'
+            for key, label, value, alert in tiles
+        )
+        + f'</div><p class="meta causes">Failures by cause: {causes}. Manual interventions: {actions}.</p>'
+    )
+
+
+def _steps(renewal: Renewal) -> str:
+    """The renewal's audit events, oldest first, as the history listed them before it was grouped."""
     head = "".join(f"<th>{label}</th>" for label in HISTORY_COLUMNS)
     body = []
-    for event in shown:
-        why = " - ".join(str(event[k]) for k in ("Reason", "Detail") if event.get(k))
+    for event in renewal.steps:
+        why = " - ".join(str(event[k]) for k in ("Reason", "Detail", "Action") if event.get(k))
+        if event.get("OperatorUser"):
+            why += f" (by {event['OperatorUser']} on {event.get('OperatorHost') or '?'})"
         cells = (
             f'<td class="time">{escape(readable_time(event.get("TimeGenerated")))}</td>'
             f"<td>{_text(event.get('KeyVault'))}</td><td>{_text(event.get('CertName'))}</td>"
             f"<td>{_text(event.get('Event'))}</td><td>{_text(event.get('Trigger'))}</td><td>{escape(why)}</td>"
         )
         red = " failed" if is_failed_event(event) else ""
-        title = f' title="correlation id {_text(event["CorrelationId"])}"' if event.get("CorrelationId") else ""
         body.append(
             f'<tr class="event{red}" data-vault="{_text(event.get("KeyVault"))}"'
-            f' data-event="{_text(event.get("Event"))}"{title}>{cells}</tr>'
+            f' data-event="{_text(event.get("Event"))}">{cells}</tr>'
         )
-    return f'{more}<table class="history"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return f'<table class="history"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _renewal(renewal: Renewal) -> str:
+    started = readable_time(renewal.started.isoformat()) if renewal.started else ""
+    cells = (
+        started,
+        f"{renewal.vault}/{renewal.name}",
+        renewal.trigger,
+        renewal.outcome.replace("_", " "),
+        renewal.reason,
+        readable_duration(renewal.duration_seconds),
+        renewal.ca_request_id,
+        str(len(renewal.steps)),
+    )
+    summary = "".join(f"<span>{escape(c)}</span>" for c in cells)
+    red = " failed" if renewal.outcome == FAILED else ""
+    return (
+        f'<details class="renewal{red}" data-vault="{escape(renewal.vault)}" data-outcome="{renewal.outcome}"'
+        f' data-correlation-id="{escape(renewal.correlation_id)}"><summary>{summary}</summary>'
+        f"{_steps(renewal)}</details>"
+    )
+
+
+def _history(events: list[Mapping[str, Any]], recorded: bool) -> str:
+    """One collapsible row per renewal (its correlation id), newest first, its steps folded under it."""
+    if not events:
+        said = "No renewals recorded for this vault yet." if recorded else "No renewal history yet."
+        return f'<p class="empty history-empty">{said}</p>'
+    renewals = group_renewals(events)
+    shown = renewals[:HISTORY_LIMIT]
+    more = f'<p class="meta">The newest {len(shown)} of {len(renewals)} renewals.</p>' if renewals[len(shown) :] else ""
+    head = '<div class="renewals-head"><span></span>' + "".join(f"<span>{c}</span>" for c in RENEWAL_COLUMNS)
+    return f'{more}<div class="renewals">{head}</div>{"".join(_renewal(r) for r in shown)}</div>'
+
+
+def _window(snapshot_time: str) -> datetime | None:
+    """The metrics' window: the workbook's 30 days, up to the snapshot the page shows (all of it without one)."""
+    snapshot = parse_time(snapshot_time)
+    return snapshot - timedelta(days=METRICS_DAYS) if snapshot else None
 
 
 def _section(view: StatusView, history: list[Mapping[str, Any]], recorded: bool, hidden: bool) -> str:
+    metrics = _metrics(summarize(history, _window(view.snapshot_time)))
     return (
         f'<section class="view" data-vault="{escape(view.vault)}"{" hidden" if hidden else ""}>'
         f'<div class="summary">{_tiles(view)}{_pie(view)}</div>'
         f"<h2>Certificates</h2>{_table(view)}"
+        f"<h2>Renewals, the last {METRICS_DAYS} days</h2>{metrics}"
         f'<h2>Renewal history</h2><div class="history-view">{_history(history, recorded)}</div></section>'
     )
 

@@ -41,6 +41,14 @@ def history_from_file(path: Path) -> list[dict[str, Any]]:
     return rows_from_file(path) if path.exists() else []
 
 
+def as_history_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """History rows as they are; audit records (``CERTLC_AUDIT_FILE``'s lines, keyed ``ts``) as the rows the
+    Logs Ingestion sink makes of them, so either file gives the same history."""
+    from ingestion.history import history_row
+
+    return [history_row(r) if "ts" in r and "TimeGenerated" not in r else r for r in records]
+
+
 def rows_from_url(url: str, ca_bundle: str | None, stream: str = STREAM_DEFAULT) -> list[dict[str, Any]]:
     """One stream's rows from a running Logs emulator (a stream nothing was sent to has none)."""
     import requests

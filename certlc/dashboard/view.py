@@ -118,6 +118,21 @@ def readable_time(value: Any) -> str:
     return f"{when:%Y-%m-%d %H:%M} UTC"
 
 
+def readable_duration(seconds: float | None) -> str:
+    """A duration as people read it: 42 s, 3 min, 2 h 5 min, 3 d 4 h; "" when unknown."""
+    if seconds is None:
+        return ""
+    whole = max(0, round(seconds))
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min" if minutes else f"{secs} s"
+
+
 def latest_snapshot(rows: Iterable[Mapping[str, Any]]) -> tuple[str, list[Mapping[str, Any]]]:
     """Only the newest snapshot counts, as in the workbook (older snapshots are history)."""
     rows = list(rows)

@@ -25,6 +25,7 @@ def plan(env: Mapping[str, str], timeout: float) -> list[Check]:
     from certlc.doctor.bundles import bundle_checks
     from certlc.doctor.cas import adapters_to_check, check_ca
     from certlc.doctor.deployment import deployment_checks
+    from certlc.doctor.heartbeat import CHECK_NAME, check_heartbeat
     from certlc.doctor.locks import check_lock_container, lock_container_name
     from certlc.doctor.logs import judge_logs, probe_logs
     from certlc.doctor.queues import judge_queue, probe_queue
@@ -42,6 +43,7 @@ def plan(env: Mapping[str, str], timeout: float) -> list[Check]:
         )
     lock = lock_container_name(env)
     checks.append(Check(f"lock container {lock}", lambda: check_lock_container(env, lock, timeout)))
+    checks.append(Check(CHECK_NAME, lambda: check_heartbeat(env, timeout)))
     checks.append(Check("logs ingestion", lambda: judge_logs(probe_logs(env, timeout))))
     for adapter in adapters_to_check(env):
         checks.append(Check(f"ca {adapter}", lambda adapter=adapter: check_ca(adapter, env, timeout)))

@@ -402,9 +402,8 @@ def _add(args: argparse.Namespace) -> int:
     from certlc.cli import UserError
     from localazure.seeding import PreviousCA, lifetime_for, seed_certificate
     from renewal.canary import CanarySettings
-    from renewal.decide import WindowSettings
+    from renewal.decide import WindowSettings, facts_of, plan
     from renewal.keyvault import KeyVault
-    from renewal.outlook import facts_of, outlook
     from renewal.vaults import Vault
 
     info = running_stack(args.dir)
@@ -431,7 +430,7 @@ def _add(args: argparse.Namespace) -> int:
         validity_in_months=max(1, -(-args.days // 30)),  # Self: Key Vault issues whole months from now
     )
     added = kv.current(args.name)
-    seen = outlook(facts_of(added, CanarySettings()), now, WindowSettings())
+    seen = plan(facts_of(added, CanarySettings()), now, WindowSettings())
     print(f"added {args.name} to vault {vault}, expiring {added.expires_on:%Y-%m-%d %H:%M} UTC: {seen.message}")
     return 0
 

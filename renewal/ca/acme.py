@@ -18,6 +18,7 @@ then the wait doubles up to the CA's Retry-After, or ``LONGEST_LOOK_SECONDS`` wh
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import os
 import threading
@@ -33,6 +34,7 @@ from renewal.ca.base import (
     CA_TIMEOUT_DEFAULT,
     CaConfigError,
     CaError,
+    CannotWithdraw,
     CaResult,
     CaUnavailable,
     Denied,
@@ -168,7 +170,7 @@ class Http01ServerSolver:
         self.close()
 
 
-class AcmeAuthority:
+class AcmeAuthority(CannotWithdraw):
     name = "acme"
 
     def __init__(
@@ -275,13 +277,19 @@ class AcmeAuthority:
             pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
+            # Written whole beside it, then linked into place: a link is made whole or not at all, so a thread or
+            # worker that finds the file never reads it half-written (an O_EXCL create shows an empty file first).
+            staged = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # another worker made it first: use theirs
-            else:
                 with os.fdopen(fd, "wb") as out:
                     out.write(pem)
+                    out.flush()
+                    os.fsync(out.fileno())
+                with contextlib.suppress(FileExistsError):  # another worker made it first: use theirs
+                    os.link(staged, path)
+            finally:
+                staged.unlink(missing_ok=True)
         return path.read_bytes()
 
     def _account(self) -> acme_client.ClientV2:

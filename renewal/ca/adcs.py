@@ -24,6 +24,7 @@ from renewal.ca.base import (
     CA_TIMEOUT_DEFAULT,
     CaConfigError,
     CaError,
+    CannotWithdraw,
     CaResult,
     CaUnavailable,
     Denied,
@@ -59,7 +60,7 @@ def _redact(header: re.Pattern[str], value: object) -> object:
     return header.sub(r"\1: [redacted]", value) if isinstance(value, str) else value
 
 
-class AdcsAuthority:
+class AdcsAuthority(CannotWithdraw):
     name = "adcs"
 
     def __init__(
@@ -91,7 +92,7 @@ class AdcsAuthority:
         self._chain: tuple[str, ...] | None = None
         self._templates = templates
 
-    def submit(self, csr_pem: bytes, profile: str) -> CaResult:
+    def submit(self, csr_pem: bytes, profile: str, replaces: str | None = None) -> CaResult:
         resolved = self._template(profile)
         if isinstance(resolved, Denied):
             return resolved

@@ -44,7 +44,7 @@ class Denied:
     """The CA refused the request; retrying the same request cannot help."""
 
     reason: str
-    ca_request_id: str = ""  # the CA's number for the request, where it has one
+    request_id: str = ""  # the CA's id for the request, where it has one (every result names it the same way)
     ca_message: str = ""  # the CA's own disposition message
 
 
@@ -70,13 +70,28 @@ class CaConfigError(CaError, ConfigError):
 
 
 class CertificateAuthority(Protocol):
-    """``submit`` and ``poll``; an adapter whose CA can close a pending request also has
-    ``withdraw(request_id, reason)``, which the workflow calls when it gives a renewal up."""
+    """What every adapter offers, its capabilities explicit rather than guessed: ``submit`` (with the certificate an
+    ACME order replaces, RFC 9773; other CAs have no such field and ignore it), ``poll``, and ``withdraw``, which
+    the workflow calls when it gives a renewal up and which answers False where the CA has no way to close a
+    request it has not decided."""
 
     name: str
 
-    def submit(self, csr_pem: bytes, profile: str) -> CaResult: ...
+    def submit(self, csr_pem: bytes, profile: str, replaces: str | None = None) -> CaResult: ...
 
     def poll(self, request_id: str, csr_pem: bytes) -> CaResult:
         """``csr_pem`` is the CSR the request was made with (from Key Vault's pending operation)."""
         ...
+
+    def withdraw(self, request_id: str, reason: str) -> bool:
+        """Close a request the CA has not decided, so nobody approves a renewal certlc gave up; False when this CA
+        cannot (the request then waits for its operator, and the failure notice says so)."""
+        ...
+
+
+class CannotWithdraw:
+    """For a CA whose protocol has no way to close a request: cfssl signs at once; AD CS web enrollment offers its
+    requester no deny of a pending request; ACME (RFC 8555) has no order cancellation, an order lapses by itself."""
+
+    def withdraw(self, request_id: str, reason: str) -> bool:
+        return False

@@ -14,12 +14,20 @@ import json
 from collections.abc import Collection
 from typing import Any
 
-from renewal.ca.base import CA_TIMEOUT_DEFAULT, CaConfigError, CaResult, CaUnavailable, Denied, Issued
+from renewal.ca.base import (
+    CA_TIMEOUT_DEFAULT,
+    CaConfigError,
+    CannotWithdraw,
+    CaResult,
+    CaUnavailable,
+    Denied,
+    Issued,
+)
 
 API = "/api/v1/cfssl"
 
 
-class CfsslAuthority:
+class CfsslAuthority(CannotWithdraw):
     name = "cfssl"
 
     def __init__(
@@ -44,7 +52,7 @@ class CfsslAuthority:
             raise CaConfigError("the cfssl auth key must be hex, as in cfssl's auth_keys config") from exc
         self._info: dict[str, dict[str, Any]] = {}
 
-    def submit(self, csr_pem: bytes, profile: str) -> CaResult:
+    def submit(self, csr_pem: bytes, profile: str, replaces: str | None = None) -> CaResult:
         chosen = profile or self.profile_default
         if chosen:
             unknown = self._unknown_profile(chosen)

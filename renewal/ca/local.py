@@ -59,7 +59,7 @@ class LocalCA:
     def certificate_pem(self) -> str:
         return self.certificate.public_bytes(serialization.Encoding.PEM).decode()
 
-    def submit(self, csr_pem: bytes, profile: str) -> CaResult:
+    def submit(self, csr_pem: bytes, profile: str, replaces: str | None = None) -> CaResult:
         spec = self.profiles.get(profile)
         if spec is None:
             return Denied(
@@ -101,10 +101,11 @@ class LocalCA:
     def deny(self, request_id: str, reason: str) -> None:
         self._set_state(request_id, "denied", reason=reason)
 
-    def withdraw(self, request_id: str, reason: str) -> None:
+    def withdraw(self, request_id: str, reason: str) -> bool:
         """certlc gave the renewal up: a request still waiting for approval is closed, not left for a manager."""
         if self._request(request_id)["state"] == "pending":
             self._set_state(request_id, "withdrawn", reason=reason)
+        return True
 
     @property
     def _requests(self) -> Path:

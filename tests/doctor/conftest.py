@@ -132,6 +132,7 @@ def deployment(
         "CertlcStorage": azurite.connection_string,
         "CERTLC_QUEUE_NAME": queue_name,
         "CERTLC_LOCK_CONTAINER": lock_container.container_name,
+        "CERTLC_SWEEP_SCHEDULE": "0 0 * * * *",
         **logs_emulator.settings(),
         "CERTLC_CA": "local",
         "CERTLC_LOCAL_CA_DIR": str(local_ca_dir),

@@ -17,6 +17,7 @@ CHECKS = [
     "queue {q}-failed",
     "queue {q}-poison",
     "lock container {q}-locks",
+    "sweep heartbeat",
     "logs ingestion",
 ]
 CAS = ["ca local", "ca adcs", "ca cfssl", "ca acme"]
@@ -27,11 +28,12 @@ def names(deployment):
     return [c.format(q=deployment.queue_name) for c in CHECKS] + CAS + BUNDLES
 
 
-def only_failure(run, name):
-    """Exactly one failing line, the one for ``name``; returns it."""
+def only_failure(run, name, *, also: tuple[str, ...] = ()):
+    """Exactly one failing line, the one for ``name`` (and those of ``also``, which read the same thing); returns it."""
     line = run.line(name)
     assert line.startswith("FAIL"), run.out
-    assert sum(line.startswith("FAIL") for line in run.lines) == 1, run.out
+    assert all(run.line(other).startswith("FAIL") for other in also), run.out
+    assert sum(line.startswith("FAIL") for line in run.lines) == 1 + len(also), run.out
     assert run.code == 1, run.out
     return line
 
@@ -244,8 +246,9 @@ def test_a_connection_string_without_a_blob_endpoint(deployment, doctor):
 
     run = doctor(deployment.env | {"CertlcStorage": connection.replace(blob_endpoint, "")})
 
-    line = only_failure(run, f"lock container {deployment.lock_container.container_name}")
+    line = only_failure(run, f"lock container {deployment.lock_container.container_name}", also=("sweep heartbeat",))
     assert "CertlcStorage names a QueueEndpoint but no BlobEndpoint" in line
+    assert "CertlcStorage names a QueueEndpoint but no BlobEndpoint" in run.line("sweep heartbeat")
     assert "fix: set CertlcStorage (a connection string with a BlobEndpoint) or CertlcStorage__blobServiceUri" in line
 
 
@@ -258,8 +261,9 @@ def test_a_blob_endpoint_that_never_answers_costs_the_deadline(deployment, docto
 
     run = doctor(env, "--timeout", "1")
 
-    line = only_failure(run, f"lock container {deployment.lock_container.container_name}")
+    line = only_failure(run, f"lock container {deployment.lock_container.container_name}", also=("sweep heartbeat",))
     assert "no answer within 1 s" in line
+    assert "cannot read the sweep heartbeat from container" in run.line("sweep heartbeat")
     assert "fix: check CertlcStorage / CertlcStorage__blobServiceUri and that this network reaches it" in line
     assert run.seconds < 15
 

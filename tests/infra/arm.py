@@ -252,6 +252,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
         _call_lambda(key, item): _call_lambda(value, item) if value else item for item in items
     },
     "split": lambda s, text, separator: str(text).split(separator),
+    "replace": lambda s, text, old, new: str(text).replace(str(old), str(new)),
     "startswith": lambda s, text, prefix: str(text).lower().startswith(str(prefix).lower()),
     "first": lambda s, v: (v[0] if v else None) if isinstance(v, list) else str(v)[:1],
     "or": lambda s, *v: any(v),

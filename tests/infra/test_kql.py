@@ -1,4 +1,4 @@
-"""Every KQL query the deployment runs (workbook items and parameters, the coverage alert) parses and binds.
+"""Every KQL query the deployment runs (workbook items and parameters, both alerts) parses and binds.
 
 infra/kql_check.js runs Microsoft's Kusto language service (npm, pinned, installed by ``python -m
 localazure.tools install kql``) offline, against the tables infra/monitoring.json declares: a typo in a
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ingestion import history, schema
+from ingestion import heartbeat, history, schema
 from localazure import tools
 from tests.fixtures.servers import fail_in_ci_else_skip
 from tests.infra.template import ROOT
@@ -58,6 +58,7 @@ def test_every_workbook_and_alert_query_parses_and_binds(node_path):
     assert report["tables"] == {
         schema.TABLE_NAME: list(schema.COLUMN_NAMES),
         history.TABLE_NAME: [name for name, _, _ in history.COLUMNS],
+        heartbeat.TABLE_NAME: [name for name, _, _ in heartbeat.COLUMNS],
     }
     assert [(q["where"], q["errors"]) for q in report["queries"] if q["errors"]] == []
     assert (code, stderr) == (0, "")
@@ -65,9 +66,10 @@ def test_every_workbook_and_alert_query_parses_and_binds(node_path):
     with_query = [f"{i}[{item['name']}]" for i, item in enumerate(items) if "query" in item["content"]]
     checked = [q["where"].split("/")[2] for q in report["queries"] if q["file"].endswith("workbook.json")]
     assert checked == ["1[parameters]", *with_query]  # the Vault parameter's query, then every data item
-    assert len(with_query) == 6
-    alerts = [q for q in report["queries"] if q["file"].endswith("alerts.json")]
-    assert [q["where"].endswith("/criteria/allOf/0/query") for q in alerts] == [True]
+    assert len(with_query) == 9
+    alerts = [q["where"] for q in report["queries"] if q["file"].endswith("alerts.json")]
+    assert alerts[0] == "/variables/heartbeatAlert/query"  # the heartbeat rule's query before its placeholders
+    assert [where.endswith("/criteria/allOf/0/query") for where in alerts[1:]] == [True]  # the coverage rule
 
 
 def test_the_check_fails_on_an_unknown_column_a_wrong_type_and_bad_syntax(node_path, tmp_path):
@@ -91,7 +93,11 @@ def test_the_check_fails_on_an_unknown_column_a_wrong_type_and_bad_syntax(node_p
 
 
 def test_the_coverage_alert_lists_latest_rows_nobody_renews_daily_with_least_privilege():
-    (rule,) = [r for r in json.loads(ALERTS.read_text())["resources"] if r["type"].endswith("/scheduledQueryRules")]
+    (rule,) = [
+        r
+        for r in json.loads(ALERTS.read_text())["resources"]
+        if r["type"].endswith("/scheduledQueryRules") and r["name"] == "[parameters('coverageAlertName')]"
+    ]
     properties = rule["properties"]
     (criterion,) = properties["criteria"]["allOf"]
     query = criterion["query"]

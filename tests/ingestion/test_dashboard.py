@@ -167,11 +167,22 @@ def test_page_failed_red_nobody_marked_tiles_and_readable_times():
     assert '<time class="snapshot">2025-03-01 12:00 UTC</time>' in page
 
 
-def test_history_newest_first_per_vault_and_said_when_empty():
+def test_history_one_renewal_per_correlation_id_newest_first_with_its_steps_folded_under_it():
     page = sections(render_html(all_rows(), HISTORY))
+    renewals = re.findall(r'<details class="renewal[^"]*" data-vault="(\w+)" data-outcome="(\w+)"', page["*"])
+    assert renewals == [("kv2", "skipped"), ("kv2", "failed"), ("kv1", "in_progress"), ("kv1", "failed")]
+    (old_api,) = re.findall(r'<details class="renewal failed" data-vault="kv1"(.*?)</details>', page["kv1"])
+    summary = re.findall(r"<span>(.*?)</span>", old_api.split("</summary>")[0])
+    assert summary == ["2025-03-01 10:30 UTC", "kv1/old-api", "event", "failed", "ca_denied", "1 h", "", "3"]
     times = re.findall(r'<tr class="event[^"]*"[^>]*><td class="time">([^<]+)</td>', page["*"])
-    assert times == ["2025-03-01 11:55 UTC", "2025-03-01 11:50 UTC", "2025-03-01 11:40 UTC", "2025-03-01 11:30 UTC",
-                     "2025-03-01 11:10 UTC", "2025-03-01 10:30 UTC"]  # fmt: skip
+    assert times == [
+        "2025-03-01 11:55 UTC",
+        "2025-03-01 11:50 UTC",
+        "2025-03-01 11:40 UTC",
+        "2025-03-01 10:30 UTC",
+        "2025-03-01 11:10 UTC",
+        "2025-03-01 11:30 UTC",
+    ]  # fmt: skip  (renewals newest first, steps in order)
     assert set(re.findall(r'<tr class="event[^"]*" data-vault="(\w+)"', page["kv1"])) == {"kv1"}
     assert len(re.findall(r'<tr class="event', page["kv1"])) == 4
     red = re.findall(r'<tr class="event failed"[^>]*data-event="(\w+)"', page["*"])
@@ -180,13 +191,38 @@ def test_history_newest_first_per_vault_and_said_when_empty():
     assert "<td>ca_denied - request rejected by policy</td>" in denied
 
     only_kv1 = sections(render_html(all_rows(), [e for e in HISTORY if e["KeyVault"] == "kv1"]))
-    assert "No renewals recorded for this vault yet." in only_kv1["kv2"] and '<tr class="event' not in only_kv1["kv2"]
+    assert "No renewals recorded for this vault yet." in only_kv1["kv2"] and "<details" not in only_kv1["kv2"]
     nothing = sections(render_html(all_rows()))
     assert all("No renewal history yet." in section for section in nothing.values())
 
-    many = [event(i, "kv1", "web", "merged") for i in range(HISTORY_LIMIT + 5)]
+    many = [event(i, "kv1", "web", "merged") | {"CorrelationId": f"c{i}"} for i in range(HISTORY_LIMIT + 5)]
     page = sections(render_html(all_rows(), many))["kv1"]
-    assert page.count('<tr class="event"') == HISTORY_LIMIT and f"newest {HISTORY_LIMIT} of {HISTORY_LIMIT + 5}" in page
+    assert page.count('<details class="renewal"') == HISTORY_LIMIT
+    assert f"newest {HISTORY_LIMIT} of {HISTORY_LIMIT + 5} renewals" in page
+
+
+def metric_values(section):
+    return dict(re.findall(r'data-metric="([\w-]+)"><span class="value">([^<]*)</span>', section))
+
+
+def test_page_shows_the_renewal_metrics_of_each_vaults_history():
+    forced = [
+        event(30, "kv1", "api", "operator_action") | {"Action": "renew_force", "OperatorUser": "ops",
+                                                      "CorrelationId": "f"},
+        event(28, "kv1", "api", "merged") | {"CorrelationId": "f", "OldExpiresOn": "2025-03-21T11:32:00Z"},
+    ]  # fmt: skip
+    page = sections(render_html(all_rows(), HISTORY + forced))
+    assert metric_values(page["*"]) == {
+        "success-rate": "33.3 %", "renewed": "1", "failed": "2", "lead-avg": "20 days", "lead-min": "20 days",
+        "to-merged-avg": "2 min", "to-merged-max": "2 min", "interventions": "1",
+    }  # fmt: skip
+    assert "Failures by cause: ca_denied 1, failed 1. Manual interventions: renew_force 1." in page["*"]
+    assert metric_values(page["kv2"])["success-rate"] == "0 %" and metric_values(page["kv2"])["interventions"] == "0"
+    assert 'class="metric alert" data-metric="failed"' in page["kv2"]
+    (step,) = re.findall(r'data-event="operator_action">(.*?)</tr>', page["kv1"])
+    assert "renew_force (by ops on ?)" in step
+    old = [event(60 * 24 * 31, "kv1", "api", "merged") | {"CorrelationId": "old"}]  # before the 30 days
+    assert metric_values(sections(render_html(all_rows(), old))["kv1"])["renewed"] == "0"
 
 
 def test_status_table_and_json():
@@ -232,7 +268,7 @@ def chromium_binary() -> str:
 
 # What a person sees: shown elements (a hidden section has no boxes), the tiles' numbers, and the computed colours.
 SEEN = """(() => {
-  const shown = el => el.getClientRects().length > 0;
+  const shown = el => el.getClientRects().length > 0 && el.checkVisibility();  // a closed details' rows too
   const seen = sel => [...document.querySelectorAll(sel)].filter(shown);
   const rgb = c => c.match(/\\d+/g).slice(0, 3).map(Number);
   const tiles = {};
@@ -244,6 +280,7 @@ SEEN = """(() => {
     certs: certs.map(r => [r.dataset.vault, r.cells[1].textContent]),
     hidden: [...document.querySelectorAll('tr.cert, tr.event')].filter(r => !shown(r)).map(r => r.dataset.vault),
     events: seen('tr.event').map(r => [r.dataset.vault, r.dataset.event]),
+    renewals: seen('details.renewal').map(d => [d.dataset.vault, d.dataset.outcome]),
     counts: Object.fromEntries(seen('.count').map(c => [c.dataset.status, Number(c.textContent)])),
     tiles,
     red: certs.filter(r => r.dataset.failed === 'true').map(r => rgb(getComputedStyle(r.cells[1]).color)),
@@ -268,14 +305,12 @@ def test_dashboard_in_headless_chromium_filters_by_vault(chromium_binary, tmp_pa
         seen = browser.evaluate(SEEN)
         assert seen["vault"] == "*" and len(seen["certs"]) == len(CERTS) and seen["hidden"].count("kv1") > 0
         assert seen["counts"] == EXPECTED and seen["tiles"] == TILES
-        assert [e for _, e in seen["events"]] == [
-            "skipped",
-            "failed",
-            "pending",
-            "denied",
-            "submitted",
-            "renewal_initiated",
-        ]
+        assert seen["renewals"] == [["kv2", "skipped"], ["kv2", "failed"], ["kv1", "in_progress"], ["kv1", "failed"]]
+        assert seen["events"] == []  # each renewal's steps are folded under it
+        browser.evaluate("document.querySelector('details.renewal[data-vault=kv1].failed > summary').focus()")
+        browser.press(" ", 32)  # the keyboard on the renewal's summary unfolds its steps
+        seen = browser.wait_for(f"(s => s.events.length > 0 && s)({SEEN})")
+        assert seen["events"] == [["kv1", "renewal_initiated"], ["kv1", "submitted"], ["kv1", "denied"]]
         assert len(seen["red"]) == 2 and all(map(reddish, seen["red"])) and not any(map(reddish, seen["plain"]))
         table, page_width = seen["widths"]
         assert (
@@ -289,7 +324,7 @@ def test_dashboard_in_headless_chromium_filters_by_vault(chromium_binary, tmp_pa
         kv2 = [name for vault, name, *_ in CERTS if vault == "kv2"]
         assert sorted(name for _, name in seen["certs"]) == sorted(kv2) and {v for v, _ in seen["certs"]} == {"kv2"}
         assert set(seen["hidden"]) == {"kv1", "kv2"}  # kv1's rows everywhere, kv2's in the other sections
-        assert {v for v, _ in seen["events"]} == {"kv2"} and [e for _, e in seen["events"]] == ["skipped", "failed"]
+        assert seen["renewals"] == [["kv2", "skipped"], ["kv2", "failed"]] and seen["events"] == []
         assert seen["counts"] == {"Expired": 1, "ExpiringSoon": 1, "NotExpired": 3} and seen["tiles"] == KV2_TILES
         assert len(seen["red"]) == 1 and reddish(seen["red"][0])
         nobody = {name: (text, colour) for name, text, colour in seen["nobody"]}

@@ -2,7 +2,7 @@
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -33,7 +33,7 @@ def test_a_renewals_audit_events_arrive_as_history_rows(logs_emulator, tmp_path)
     reporter.audit("csr_created", request, kv_request_id="op-1")
     reporter.audit("submitted", request, ca="cfssl", profile="server")
     reporter.audit("issued", request, ca="cfssl")
-    reporter.audit("merged", request, old_version="v1", new_version="v2")
+    reporter.audit("merged", request, old_version="v1", new_version="v2", old_expires_on=NOW + timedelta(days=12))
     retry = RenewalRequest(vault=vault, name="api", trigger="event", attempt=3)
     reporter.audit("failed", retry, reason="ca_denied", detail="denied: token=eyJhbGciOi.eyJzdWIi.c2ln")
 
@@ -60,8 +60,15 @@ def test_a_renewals_audit_events_arrive_as_history_rows(logs_emulator, tmp_path)
         "Detail": "",
         "Ca": "cfssl",
         "Profile": "server",
+        "CaRequestId": "",
+        "OldExpiresOn": None,
+        "TriggeredAt": None,
+        "Action": "",
+        "OperatorUser": "",
+        "OperatorHost": "",
     }
     assert (rows[4]["OldVersion"], rows[4]["NewVersion"]) == ("v1", "v2")
+    assert rows[4]["OldExpiresOn"] == "2025-03-13T12:00:00.000Z"  # a datetime column the emulator's DCR accepts
     failed = rows[5]
     assert (failed["Attempt"], failed["Reason"], failed["CorrelationId"]) == (3, "ca_denied", retry.correlation_id)
     assert "eyJ" not in failed["Detail"] and "[REDACTED]" in failed["Detail"]  # redacted before any sink sees it
@@ -119,3 +126,27 @@ def test_a_row_for_every_column_and_nothing_else():
     row = history_row(record)
     assert list(row) == [name for name, _, _ in history.COLUMNS]
     assert (row["Ca"], row["Detail"], row["Attempt"], row["OldVersion"]) == ("adcs", "x", 2, "")
+
+
+def test_the_ca_request_the_trigger_time_and_the_operator_columns():
+    memory = MemorySink()
+    audit = Audit([memory], clock=lambda: NOW)
+    request = RenewalRequest(vault="kv1", name="web", trigger="near_expiry", ca_request_id="42")
+    Reporter(None, audit, {}, lambda: NOW).audit(
+        "renewal_initiated", request, triggered_at=NOW - timedelta(minutes=5)
+    )  # every step of a renewal following a CA request names it
+    audit.record(
+        "operator_action", vault="kv1", name="web", correlation_id="c", attempt=None, action="failed_retry",
+        user="ops", host="admin-1",
+    )  # fmt: skip
+    audit.record("skipped", vault="kv1", name="web", correlation_id="d", attempt=1, reason="not_due")
+    initiated, operator, skipped = (history_row(r) for r in memory.records)
+    assert (initiated["CaRequestId"], initiated["TriggeredAt"]) == ("42", "2025-03-01T11:55:00.000Z")
+    assert (operator["Event"], operator["Action"], operator["OperatorUser"], operator["OperatorHost"]) == (
+        "operator_action",
+        "failed_retry",
+        "ops",
+        "admin-1",
+    )
+    assert operator["Attempt"] is None  # no delivery of a renewal request
+    assert (skipped["CaRequestId"], skipped["OldExpiresOn"], skipped["TriggeredAt"]) == ("", None, None)

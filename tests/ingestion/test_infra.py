@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion import history
+from ingestion import heartbeat, history
 from ingestion.schema import COLUMNS, STREAM_DEFAULT, TABLE_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,10 +18,15 @@ def resource(kind: str) -> dict:
     return found
 
 
-STREAMS = [(STREAM_DEFAULT, TABLE_NAME, COLUMNS), (history.STREAM_DEFAULT, history.TABLE_NAME, history.COLUMNS)]
+STREAMS = [
+    (STREAM_DEFAULT, TABLE_NAME, COLUMNS),
+    (history.STREAM_DEFAULT, history.TABLE_NAME, history.COLUMNS),
+    (heartbeat.STREAM_DEFAULT, heartbeat.TABLE_NAME, heartbeat.COLUMNS),
+]
+STREAM_IDS = ["status", "history", "heartbeat"]
 
 
-@pytest.mark.parametrize(("stream", "table", "columns"), STREAMS, ids=["status", "history"])
+@pytest.mark.parametrize(("stream", "table", "columns"), STREAMS, ids=STREAM_IDS)
 def test_dcr_stream_declares_exactly_the_code_columns_and_flows_to_its_table(stream, table, columns):
     dcr = resource("Microsoft.Insights/dataCollectionRules")["properties"]
     declared = dcr["streamDeclarations"][stream]["columns"]
@@ -35,7 +40,7 @@ def test_dcr_stream_declares_exactly_the_code_columns_and_flows_to_its_table(str
     assert sum("workspaces/tables" in d for d in depends) == len(STREAMS)  # each table exists before its flow
 
 
-@pytest.mark.parametrize(("stream", "table", "columns"), STREAMS, ids=["status", "history"])
+@pytest.mark.parametrize(("stream", "table", "columns"), STREAMS, ids=STREAM_IDS)
 def test_table_has_the_code_columns(stream, table, columns):
     tables = [r for r in TEMPLATE["resources"] if r["type"] == "Microsoft.OperationalInsights/workspaces/tables"]
     (schema,) = [t["properties"]["schema"] for t in tables if t["properties"]["schema"]["name"] == table]
@@ -47,6 +52,8 @@ def test_outputs_give_the_app_settings():
     assert {"dceLogsIngestionEndpoint", "dcrImmutableId", "dcrStreamName", "dcrHistoryStreamName"} <= set(outputs)
     assert TEMPLATE["variables"]["streamName"] == STREAM_DEFAULT
     assert TEMPLATE["variables"]["historyStreamName"] == history.STREAM_DEFAULT
+    assert TEMPLATE["variables"]["heartbeatStreamName"] == heartbeat.STREAM_DEFAULT
+    assert {"heartbeatTableName", "dcrHeartbeatStreamName"} <= set(outputs)
     for name, spec in TEMPLATE["parameters"].items():
         assert spec["metadata"]["description"], name
 

@@ -27,6 +27,9 @@ def kv(tmp_path_factory):
         emulator.stop()
 
 
+DUE_NOTE = "due now: certlc renews it with CA 'local', profile 'server'"
+
+
 def env_for(kv, logs, tmp_path, **extra):
     vaults = ",".join(f"{name}={url}" for name, url in kv.vault_urls.items())
     return {
@@ -34,6 +37,7 @@ def env_for(kv, logs, tmp_path, **extra):
         "CERTLC_KEYVAULT_CA_BUNDLE": kv.ca_bundle,
         "CERTLC_LOCAL_TOKEN": kv.token,
         "CERTLC_INGEST_CACHE": str(tmp_path / "cache.json"),
+        "CERTLC_CA_PROFILE": "server",
         **logs.settings(),
         **extra,
     }
@@ -82,7 +86,7 @@ def expected_plan(cert, snapshot):
         "RenewedBy": "certlc",
         "RenewalPlan": "due" if due else "scheduled",
         "NextRenewal": when.isoformat().replace("+00:00", "Z"),
-        "RenewalNote": "due now: the next sweep renews it" if due else f"certlc renews it on {when:%Y-%m-%d} UTC",
+        "RenewalNote": DUE_NOTE if due else f"certlc renews it on {when:%Y-%m-%d} UTC",
         "Canary": False,
     }
 

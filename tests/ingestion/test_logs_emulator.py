@@ -9,7 +9,7 @@ import pytest
 import requests
 from localazure.emulators.logs.dcr import default_template, load_streams
 
-from ingestion import history
+from ingestion import heartbeat, history
 from ingestion.schema import COLUMNS, STREAM_DEFAULT
 from ingestion.upload import MAX_BODY_BYTES, target_from_env, upload_rows
 
@@ -45,6 +45,7 @@ def test_template_streams_are_the_code_schema():
     assert load_streams(default_template()) == {
         STREAM_DEFAULT: {n: t for n, t, _ in COLUMNS},
         history.STREAM_DEFAULT: {n: t for n, t, _ in history.COLUMNS},
+        heartbeat.STREAM_DEFAULT: {n: t for n, t, _ in heartbeat.COLUMNS},
     }
 
 

@@ -55,7 +55,7 @@ def test_build_row_has_every_column_and_exact_values():
         tags={"RECIPIENT": "ops@example.com", "certlc-last-outcome": "Renewed"},
     )
     details = CertificateDetails("v1", "CN=web", "CN=Issuing CA", "web.example.com", "Unknown")
-    row = build_row(listed, details, NOW, 30)
+    row = build_row(listed, details, NOW, 30, WindowSettings(default_profile="server"))
     assert tuple(row) == COLUMN_NAMES
     assert row == {
         "TimeGenerated": "2025-03-01T12:00:00Z",
@@ -78,7 +78,7 @@ def test_build_row_has_every_column_and_exact_values():
         "RenewedBy": "certlc",
         "RenewalPlan": "due",
         "NextRenewal": "2024-11-28T03:20:00Z",  # a third of the lifetime before expiry: already past
-        "RenewalNote": "due now: the next sweep renews it",
+        "RenewalNote": "due now: certlc renews it with CA 'local', profile 'server'",
         "Canary": False,
     }
 
@@ -105,7 +105,7 @@ YEAR = ListedCertificate("kv1", "web", "AB01", NOW - timedelta(days=10), NOW + t
     ("enabled", "tags", "policy_issuer", "auto_renew", "renewed_by", "plan", "next_renewal"),
     [
         (True, {}, "Unknown", False, "certlc", "scheduled", "2025-10-20T20:00:00Z"),
-        (True, {"certlc-last-outcome": "failed:ca_denied"}, "Unknown", False, "certlc", "failed", None),
+        (True, {"certlc-last-outcome": "failed:ca_denied"}, "Unknown", False, "certlc", "failed_before", None),
         (True, {"certlc-managed": "true"}, "Self", True, "certlc", "scheduled", "2025-10-20T20:00:00Z"),
         (True, {}, "Self", True, "keyvault", "keyvault_auto_renew", None),
         (True, {}, "DigiCert", True, "keyvault", "keyvault_auto_renew", None),
@@ -134,10 +134,11 @@ def test_a_canary_is_renewed_on_its_own_schedule():
     details = CertificateDetails("v1", "CN=web", "CN=ca", "", "Unknown")
     canaries = CanarySettings(frozenset({"kv1/web"}), timedelta(days=7))
     fresh = replace(YEAR, not_before=NOW - timedelta(days=2))
-    row = build_row(fresh, details, NOW, 30, WindowSettings(), canaries)
+    row = build_row(fresh, details, NOW, 30, WindowSettings(default_profile="server"), canaries)
     assert (row["RenewedBy"], row["RenewalPlan"], row["Canary"]) == ("certlc", "canary", True)
     assert row["NextRenewal"] == "2025-03-06T12:00:00Z"  # a week after it was issued, not months before expiry
-    assert build_row(YEAR, details, NOW, 30, WindowSettings(), canaries)["RenewalPlan"] == "canary_due"
+    due = build_row(YEAR, details, NOW, 30, WindowSettings(default_profile="server"), canaries)
+    assert due["RenewalPlan"] == "canary_due"
     tagged = replace(YEAR, tags={"certlc-canary": "true"})
     assert build_row(tagged, details, NOW)["Canary"] is True
     assert build_row(YEAR, details, NOW)["Canary"] is False

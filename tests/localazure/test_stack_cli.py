@@ -50,9 +50,8 @@ def outlooks(info: dict, vault: str = "kv1") -> dict[str, object]:
     from localazure.stack import certificate_client, emulated_now
 
     from renewal.canary import CanarySettings
-    from renewal.decide import WindowSettings
+    from renewal.decide import WindowSettings, facts_of, plan
     from renewal.keyvault import KeyVault
-    from renewal.outlook import facts_of, outlook
     from renewal.vaults import Vault
 
     url = info["keyvault_vaults"][vault]
@@ -60,7 +59,7 @@ def outlooks(info: dict, vault: str = "kv1") -> dict[str, object]:
     kv = KeyVault(client, Vault(vault, url))
     now = emulated_now(EmulatorControl(info["keyvault_admin_url"], info["ca_bundle"]))
     names = [p.name for p in client.list_properties_of_certificates()]
-    return {name: outlook(facts_of(kv.current(name), CanarySettings()), now, WindowSettings()) for name in names}
+    return {name: plan(facts_of(kv.current(name), CanarySettings()), now, WindowSettings()) for name in names}
 
 
 def test_local_up_prints_endpoints_and_down_stops_it(stack_dir):

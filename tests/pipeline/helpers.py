@@ -37,13 +37,13 @@ class HandClock:
 
 
 @contextlib.contextmanager
-def functions_clock(clock: HandClock) -> Iterator[HandClock]:
+def functions_clock(clock: HandClock, **settings: str) -> Iterator[HandClock]:
     """The functions (sweep, renew, event) read ``clock`` until the block ends: a runtime built from the stack's
-    settings (already in the environment) with only the clock replaced."""
+    settings (already in the environment) with only the clock replaced, and any ``settings`` given."""
     from renewal import handlers
     from renewal.runtime import build_runtime
 
-    handlers.reset_runtime(build_runtime(os.environ, clock=clock))
+    handlers.reset_runtime(build_runtime({**os.environ, **settings}, clock=clock))
     try:
         yield clock
     finally:

@@ -135,8 +135,8 @@ def test_a_window_to_come_and_a_failing_renewal_info_leave_the_normal_window(sta
     finally:
         front.fail_with = None
 
-    assert report.skipped.get(f"kv1/{later}") == "not_due"
-    assert report.skipped.get(f"kv1/{failing}") == "not_due"  # no answer: the normal window, which says not yet
+    assert report.skipped.get(f"kv1/{later}") == "scheduled"
+    assert report.skipped.get(f"kv1/{failing}") == "scheduled"  # no answer: the normal window, which says not yet
     assert ari_id(down) in front.renewal_info_requests
     assert (len(versions(stack, later)), len(versions(stack, failing))) == (1, 1)
 

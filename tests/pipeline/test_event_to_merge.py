@@ -122,7 +122,7 @@ def test_self_issued_and_opted_out_certificates_are_left_to_key_vault(stack):
         _deliver(stack, [near_expiry_event(stack, name, version)])
     settle(stack)
     assert len(versions(stack, self_name)) == 1 and len(versions(stack, opted)) == 1
-    assert [r.get("reason") for r in audit(stack, self_name) if r["event"] == "skipped"] == ["not_managed"]
+    assert [r.get("reason") for r in audit(stack, self_name) if r["event"] == "skipped"] == ["keyvault_auto_renew"]
     assert [r.get("reason") for r in audit(stack, opted) if r["event"] == "skipped"] == ["opted_out"]
 
 

@@ -96,7 +96,7 @@ def test_certlc_renew_dry_run_then_force(stack, capsys):
     settle(stack)
     settings = str(stack.settings_path)
     assert certlc(["--settings", settings, "renew", name, "--vault", "kv1"]) == 0
-    assert "skipped (not_due)" in capsys.readouterr().out
+    assert "skipped (scheduled)" in capsys.readouterr().out
     assert certlc(["--settings", settings, "renew", name, "--vault", "kv1", "--force", "--dry-run"]) == 0
     assert "would renew" in capsys.readouterr().out
     assert len(versions(stack, name)) == 1

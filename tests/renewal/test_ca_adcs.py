@@ -83,7 +83,7 @@ def test_a_request_the_manager_denies_is_denied_with_the_cas_message_and_request
     result = ca.poll(pending.request_id)
 
     assert isinstance(result, Denied)
-    assert (result.ca_request_id, result.ca_message) == (pending.request_id, pages.ADMIN_DENIED)
+    assert (result.request_id, result.ca_message) == (pending.request_id, pages.ADMIN_DENIED)
     assert f"request {pending.request_id}" in result.reason and pages.ADMIN_DENIED in result.reason
 
 
@@ -93,7 +93,7 @@ def test_a_template_the_ca_does_not_offer_is_denied_with_the_cas_wording(enrollm
     assert isinstance(result, Denied)
     assert "'NoSuchTemplate'" in result.reason
     assert result.ca_message == pages.UNSUPPORTED_TEMPLATE
-    assert result.ca_request_id.isdigit() and f"request {result.ca_request_id} " in result.reason
+    assert result.request_id.isdigit() and f"request {result.request_id} " in result.reason
     assert "0x80094800, The requested certificate template is not supported by this CA." in result.reason
 
 

@@ -98,7 +98,7 @@ def test_pending_then_approved_and_a_denial_in_the_cas_words(kerberos_server, wo
     verify_chain(issued.chain_pem, kerberos_server.ca.certificate_pem, "approve.krb.corp.test")
     denied = ca.poll(second.request_id)
     assert isinstance(denied, Denied)
-    assert (denied.ca_request_id, denied.ca_message) == (second.request_id, pages.ADMIN_DENIED)
+    assert (denied.request_id, denied.ca_message) == (second.request_id, pages.ADMIN_DENIED)
 
 
 def test_a_credential_cache_filled_by_kinit_is_enough(kerberos_server, kdc, monkeypatch, tmp_path) -> None:

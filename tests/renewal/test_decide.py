@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import random
+from types import SimpleNamespace
 
 import pytest
 from cryptography import x509
@@ -14,8 +15,9 @@ from cryptography.x509.oid import NameOID
 
 from renewal.backoff import Backoff
 from renewal.ca.acme_ari import RenewalWindow
-from renewal.decide import Input, WindowSettings, check_request, decide, renewal_threshold
-from renewal.keyvault import CertificateSnapshot
+from renewal.decide import Input, Reason, WindowSettings, check_request, decide, facts_of, renewal_threshold
+from renewal.keyvault import CertificateSnapshot, PendingOperation
+from renewal.ledger import RenewalRecord
 from renewal.messages import InvalidMessage, RenewalRequest
 from renewal.vaults import Vault, VaultConfigError, parse_allow_list
 from renewal.x509info import adcs_template
@@ -34,16 +36,41 @@ def cert(
     version="v1",
     enabled=True,
     der: bytes | None = None,
+    expires_on: dt.datetime | bool | None = True,
 ) -> CertificateSnapshot:
     expires = NOW + dt.timedelta(days=days_left)
     return CertificateSnapshot(
-        "kv1", "web", version, enabled, expires - dt.timedelta(days=lifetime), expires, issuer, tags or {}, der, None
+        "kv1",
+        "web",
+        version,
+        enabled,
+        expires - dt.timedelta(days=lifetime),
+        expires if expires_on is True else expires_on,
+        issuer,
+        tags or {},
+        der,
+        None,
     )
 
 
-def verdict(snapshot, reason="near_expiry", version=None, settings=None, window=None, **request):
+def verdict(
+    snapshot, reason="near_expiry", version=None, settings=None, window=None, record=None, pending=None, **request
+):
     req = RenewalRequest(request.pop("vault", "kv1"), request.pop("name", "web"), reason, version=version, **request)
-    return decide(Input(req, VAULTS, snapshot, NOW, settings or WindowSettings(default_profile="server"), window))
+    facts = facts_of(snapshot) if snapshot is not None else None
+    chosen = settings or WindowSettings(default_profile="server")
+    return decide(Input(req, VAULTS, facts, NOW, chosen, window, record, pending))
+
+
+def record(version="v1", state="pending", late_by=dt.timedelta(0)) -> RenewalRecord:
+    """Another renewal's record of ``version``, its next step ``late_by`` ago."""
+    return RenewalRecord(owner="other", state=state, next_action_at=NOW - late_by, version=version)
+
+
+STALE = dt.timedelta(minutes=16)
+IN_PROGRESS = PendingOperation("op-1", "inprogress", b"csr")
+AUTO_RENEW = SimpleNamespace(lifetime_actions=[SimpleNamespace(action="AutoRenew")])
+FAILED = {"certlc-last-outcome": "failed ca_denied 2030-05-30"}
 
 
 def ari(days: float) -> RenewalWindow:
@@ -52,73 +79,98 @@ def ari(days: float) -> RenewalWindow:
     return RenewalWindow("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE", start, start + dt.timedelta(minutes=1))
 
 
-@pytest.mark.parametrize(
-    ("snapshot", "kwargs", "outcome", "reason"),
-    [
-        (cert(), {"vault": "other"}, "reject", "vault_not_allowed"),
-        (cert(), {"name": "bad/name"}, "reject", "invalid_name"),
-        (None, {}, "skip", "not_found"),
-        (cert(enabled=False), {}, "skip", "disabled"),
-        (cert(issuer="Self"), {}, "skip", "not_managed"),
-        (cert(issuer="DigiCert"), {}, "skip", "not_managed"),
-        (cert(tags={"CERTLC-RENEW": "false"}), {}, "skip", "opted_out"),
-        (cert(), {"version": "v0"}, "skip", "superseded"),
-        (cert(days_left=200, lifetime=365), {}, "skip", "not_due"),
-        (cert(days_left=200, lifetime=365), {"reason": "manual"}, "skip", "not_due"),  # certlc renew NAME: if due
-        (cert(days_left=200, lifetime=365), {"reason": "manual", "force": True}, "renew", "due"),  # --force
-        (cert(days_left=200, lifetime=365), {"reason": "compromise"}, "renew", "due"),
-        (cert(days_left=200, lifetime=365), {"reason": "sweep", "force": True}, "renew", "due"),
-        (cert(days_left=200, lifetime=365), {"reason": "canary", "version": "v1"}, "renew", "due"),  # not due: canary
-        (cert(), {"reason": "canary", "version": "v1"}, "renew", "due"),  # due anyway
-        (cert(days_left=200, lifetime=365), {"reason": "canary"}, "skip", "not_due"),  # names no version: not skipped
-        (cert(days_left=200, lifetime=365), {"reason": "canary", "version": "v0"}, "skip", "superseded"),  # renewed
-        (
-            cert(days_left=200, lifetime=365, tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}),
-            {"reason": "canary", "version": "v1"},
-            "skip",
-            "failed_before",
-        ),
-        (
-            cert(tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}),
-            {"reason": "sweep"},
-            "skip",
-            "failed_before",
-        ),
-        (cert(tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}), {}, "skip", "failed_before"),
-        (
-            cert(tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}),
-            {"reason": "expired"},
-            "skip",
-            "failed_before",
-        ),
-        (cert(tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}), {"reason": "manual"}, "renew", "due"),
-        (cert(issuer="Self", tags={"certlc-managed": "true"}), {}, "renew", "due"),
-        (cert(days_left=-3), {"reason": "expired"}, "renew", "due"),
-        (cert(tags={f"team{n}": "x" for n in range(12)}), {}, "renew", "due"),  # 12 + certlc's 3 = 15
-        (cert(tags={f"team{n}": "x" for n in range(13)}), {}, "fail", "too_many_tags"),
-        (cert(tags={"owner": "x" * 257}), {}, "fail", "too_many_tags"),
-        (cert(tags={**{f"team{n}": "x" for n in range(12)}, "certlc-correlation": "c"}), {}, "renew", "due"),
-        # ARI (RFC 9773): the ACME CA's window brings a renewal forward, never pushes it back
-        (cert(days_left=200, lifetime=365), {"reason": "sweep", "window": ari(-1)}, "renew", "ari_window"),
-        (cert(days_left=200, lifetime=365), {"reason": "sweep", "window": ari(-0.001)}, "renew", "ari_window"),  # ended
-        (cert(days_left=200, lifetime=365), {"reason": "sweep", "window": ari(2)}, "skip", "not_due"),
-        (cert(days_left=200, lifetime=365), {"reason": "sweep", "window": None}, "skip", "not_due"),
-        (cert(), {"reason": "sweep", "window": ari(30)}, "renew", "due"),  # due anyway: a later window waits not
-        (cert(), {"reason": "sweep", "window": ari(-1)}, "renew", "due"),  # due anyway: not early
-        (cert(days_left=200, lifetime=365, issuer="Self"), {"window": ari(-1)}, "skip", "not_managed"),
-        (cert(days_left=200, lifetime=365), {"window": ari(-1), "version": "v0"}, "skip", "superseded"),
-        (
-            cert(days_left=200, lifetime=365, tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}),
-            {"reason": "sweep", "window": ari(-1)},
-            "skip",
-            "failed_before",
-        ),
-    ],
-)
+CHAIN = [
+    (cert(), {"vault": "other"}, "reject", "vault_not_allowed"),
+    (cert(), {"name": "bad/name"}, "reject", "invalid_name"),
+    (None, {}, "skip", "not_found"),
+    (cert(enabled=False), {}, "skip", "disabled"),
+    (cert(issuer="Self"), {}, "skip", "uncovered"),
+    (cert(issuer="DigiCert"), {}, "skip", "uncovered"),
+    (dataclasses.replace(cert(issuer="Self"), policy=AUTO_RENEW), {}, "skip", "keyvault_auto_renew"),
+    (dataclasses.replace(cert(issuer="Unknown"), policy=AUTO_RENEW), {}, "renew", "due"),  # KV cannot: certlc
+    (cert(expires_on=None), {}, "skip", "no_expiry"),
+    (cert(expires_on=None), {"reason": "manual", "force": True}, "renew", "due"),
+    # another renewal's record of this version: in flight while its owner is not late
+    (cert(), {"record": record()}, "wait", "in_flight"),
+    (cert(days_left=200, lifetime=365), {"record": record()}, "wait", "in_flight"),  # a forced one, say
+    (cert(), {"record": record(late_by=STALE), "pending": IN_PROGRESS}, "renew", "orphaned_pending_operation"),
+    (cert(), {"record": record(late_by=STALE)}, "renew", "due"),  # owner gone, nothing pending: renewed anew
+    (cert(), {"record": record(version="v0")}, "renew", "due"),  # an earlier version's leftovers
+    (cert(), {"pending": IN_PROGRESS}, "renew", "orphaned_pending_operation"),  # started by hand
+    # an orphan is taken over whether or not the certificate is due
+    (cert(days_left=200, lifetime=365), {"pending": IN_PROGRESS}, "renew", "orphaned_pending_operation"),
+    (cert(days_left=200, lifetime=365), {"pending": PendingOperation("op", "failed", None)}, "skip", "scheduled"),
+    (cert(tags=FAILED), {"pending": IN_PROGRESS}, "skip", "failed_before"),
+    # this renewal's own pending operation from an earlier attempt (the request names it) goes on, due or not
+    (cert(days_left=200, lifetime=365), {"pending": IN_PROGRESS, "kv_request_id": "op-1"}, "renew", "resumed"),
+    (cert(tags={"CERTLC-RENEW": "false"}), {}, "skip", "opted_out"),
+    (cert(), {"version": "v0"}, "skip", "superseded"),
+    (cert(days_left=200, lifetime=365), {}, "skip", "scheduled"),
+    (cert(days_left=200, lifetime=365), {"reason": "manual"}, "skip", "scheduled"),  # certlc renew NAME: if due
+    (cert(days_left=200, lifetime=365), {"reason": "manual", "force": True}, "renew", "due"),  # --force
+    (cert(days_left=200, lifetime=365), {"reason": "compromise"}, "renew", "due"),
+    (cert(days_left=200, lifetime=365), {"reason": "sweep", "force": True}, "renew", "due"),
+    (cert(days_left=200, lifetime=365), {"reason": "canary", "version": "v1"}, "renew", "due"),  # not due: canary
+    (cert(), {"reason": "canary", "version": "v1"}, "renew", "due"),  # due anyway
+    (cert(days_left=200, lifetime=365), {"reason": "canary"}, "skip", "scheduled"),  # names no version: not skipped
+    (cert(days_left=200, lifetime=365), {"reason": "canary", "version": "v0"}, "skip", "superseded"),  # renewed
+    (
+        cert(days_left=200, lifetime=365, tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}),
+        {"reason": "canary", "version": "v1"},
+        "skip",
+        "failed_before",
+    ),
+    (
+        cert(tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}),
+        {"reason": "sweep"},
+        "skip",
+        "failed_before",
+    ),
+    (cert(tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}), {}, "skip", "failed_before"),
+    (
+        cert(tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}),
+        {"reason": "expired"},
+        "skip",
+        "failed_before",
+    ),
+    (cert(tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}), {"reason": "manual"}, "renew", "due"),
+    (cert(issuer="Self", tags={"certlc-managed": "true"}), {}, "renew", "due"),
+    (cert(days_left=-3), {"reason": "expired"}, "renew", "due"),
+    (cert(tags={f"team{n}": "x" for n in range(12)}), {}, "renew", "due"),  # 12 + certlc's 3 = 15
+    (cert(tags={f"team{n}": "x" for n in range(13)}), {}, "fail", "too_many_tags"),
+    (cert(tags={"owner": "x" * 257}), {}, "fail", "too_many_tags"),
+    (cert(), {"settings": WindowSettings()}, "fail", "no_profile"),  # nothing names a profile
+    (cert(tags={**{f"team{n}": "x" for n in range(12)}, "certlc-correlation": "c"}), {}, "renew", "due"),
+    # ARI (RFC 9773): the ACME CA's window brings a renewal forward, never pushes it back
+    (cert(days_left=200, lifetime=365), {"reason": "sweep", "window": ari(-1)}, "renew", "ari_due"),
+    (cert(days_left=200, lifetime=365), {"reason": "sweep", "window": ari(-0.001)}, "renew", "ari_due"),  # ended
+    (cert(days_left=200, lifetime=365), {"reason": "sweep", "window": ari(2)}, "skip", "ari_scheduled"),
+    (cert(days_left=200, lifetime=365), {"reason": "sweep", "window": None}, "skip", "scheduled"),
+    (cert(), {"reason": "sweep", "window": ari(30)}, "renew", "due"),  # due anyway: a later window waits not
+    (cert(), {"reason": "sweep", "window": ari(-1)}, "renew", "due"),  # due anyway: not early
+    (cert(days_left=200, lifetime=365, issuer="Self"), {"window": ari(-1)}, "skip", "uncovered"),
+    (cert(days_left=200, lifetime=365), {"window": ari(-1), "version": "v0"}, "skip", "superseded"),
+    (
+        cert(days_left=200, lifetime=365, tags={"certlc-last-outcome": "failed ca_denied 2030-05-30"}),
+        {"reason": "sweep", "window": ari(-1)},
+        "skip",
+        "failed_before",
+    ),
+]
+
+
+@pytest.mark.parametrize(("snapshot", "kwargs", "outcome", "reason"), CHAIN)
 def test_chain_outcomes(snapshot, kwargs, outcome, reason):
     result = verdict(snapshot, **kwargs)
     assert (result.outcome, result.reason) == (outcome, reason), result.message
     assert result.message
+
+
+def test_the_table_reaches_every_reason():
+    """A reason no row reaches is a check nobody tested, or one that can never decide."""
+    reached = {reason for _, _, _, reason in CHAIN}
+    canary = {Reason.CANARY_SCHEDULED, Reason.CANARY_DUE}  # tests/renewal/test_plan.py, with canary settings
+    assert {str(r) for r in Reason} - reached - canary == set()
 
 
 def test_a_renewal_inside_the_cas_window_carries_it_and_says_it_is_early():
@@ -126,7 +178,8 @@ def test_a_renewal_inside_the_cas_window_carries_it_and_says_it_is_early():
     result = verdict(cert(days_left=200, lifetime=365), window=window)
     assert result.renewal_window == window  # the new order names the certificate it replaces
     assert "early" in result.message and "ARI" in result.message
-    assert verdict(cert(days_left=200, lifetime=365), window=ari(2)).message.endswith("not due before 2030-06-03 UTC")
+    later = verdict(cert(days_left=200, lifetime=365), window=ari(2))
+    assert later.next_renewal == ari(2).renew_at and later.message.endswith("on 2030-06-03 UTC")
 
 
 def test_no_profile_is_a_permanent_failure_that_says_what_to_set():
@@ -224,20 +277,41 @@ def test_too_many_tags_names_them_and_what_to_remove() -> None:
     assert "Key Vault allows 15: remove 2 of team00, team01" in result.message
 
 
-def test_a_certificate_certlc_does_not_manage_is_said_to_be_renewed_by_whoever_really_renews_it():
+def test_who_renews_a_certificate_certlc_leaves_is_said_in_the_words_status_uses():
     """`certlc renew` and `certlc status` give the same answer: Key Vault only with an AutoRenew action."""
-    from types import SimpleNamespace
-
-    from renewal.canary import CanarySettings
-    from renewal.outlook import facts_of, outlook
-
-    auto_renew = SimpleNamespace(lifetime_actions=[SimpleNamespace(action="AutoRenew")])
-    for issuer, policy, who in [("Self", auto_renew, "Key Vault renews it itself"), ("DigiCert", None, "nobody")]:
-        snapshot = dataclasses.replace(cert(issuer=issuer), policy=policy)
-        decided = verdict(snapshot)
-        assert (decided.outcome, decided.reason) == ("skip", "not_managed")
+    for issuer, policy, reason, who in [
+        ("Self", AUTO_RENEW, "keyvault_auto_renew", "Key Vault renews it itself"),
+        ("DigiCert", None, "uncovered", "nobody renews it"),
+    ]:
+        decided = verdict(dataclasses.replace(cert(issuer=issuer), policy=policy))
+        assert (decided.outcome, decided.reason) == ("skip", reason)
         assert who in decided.message
-        assert outlook(facts_of(snapshot, CanarySettings()), NOW, WindowSettings()).message in decided.message
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "kwargs", "tell"),
+    [
+        (cert(issuer="Self", days_left=31), {}, "nobody"),  # outside CERTLC_WARN_DAYS
+        (cert(issuer="Self", days_left=30), {}, "owners"),  # nobody renews it: a notice a day from 30 days
+        (cert(issuer="Self", days_left=7), {}, "escalate"),  # and urgent from CERTLC_ESCALATE_DAYS
+        (cert(issuer="Self", days_left=-2), {}, "escalate"),  # expired: still told, until a new version exists
+        (cert(tags={"certlc-renew": "false"}, days_left=20), {}, "owners"),  # opted out: told all the same
+        (cert(tags=FAILED, days_left=20), {}, "owners"),  # failed for good
+        (cert(tags=FAILED, days_left=20), {"force": True}, "nobody"),  # re-driven: renewed, not told
+        (dataclasses.replace(cert(issuer="Self", days_left=3), policy=AUTO_RENEW), {}, "nobody"),  # Key Vault's
+        (cert(enabled=False, days_left=3), {}, "nobody"),  # disabled on purpose
+        (cert(days_left=5), {"record": record()}, "escalate"),  # a renewal in flight this close: a person looks
+        (cert(days_left=20), {"record": record()}, "nobody"),
+        (cert(days_left=5), {}, "nobody"),  # due: the renewal tells its own outcome
+    ],
+)
+def test_who_is_told(snapshot, kwargs, tell):
+    assert verdict(snapshot, reason="sweep", **kwargs).tell == tell
+
+
+def test_the_warn_window_is_a_setting():
+    late = WindowSettings(default_profile="server", warn_within=dt.timedelta(days=45))
+    assert verdict(cert(issuer="Self", days_left=40), settings=late).tell == "owners"
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
-"""The sweep's decision chain, as a table: what it does with one certificate and whether it warns; which
-certificates it looks at and what its request says started it (a canary's schedule, or the sweep's own rule)."""
+"""How the sweep reads the one decision, as a table: what it does with one certificate and whether it tells
+someone today; which certificates it looks at and what its request says started it (a canary's schedule, or the
+sweep's own rule)."""
 
 from __future__ import annotations
 
@@ -8,61 +9,42 @@ import datetime as dt
 import pytest
 
 from renewal.canary import CanarySettings
-from renewal.decide import Verdict, WindowSettings
-from renewal.keyvault import CertificateSnapshot, CertificateSummary, PendingOperation
-from renewal.ledger import RenewalRecord
-from renewal.outlook import facts_of, outlook
-from renewal.sweep import SweepInput, inside_window, sweep_action, sweep_trigger
+from renewal.decide import Reason, Verdict, WindowSettings, facts_of, plan
+from renewal.keyvault import CertificateSnapshot, CertificateSummary
+from renewal.sweep import sweep_action, sweep_trigger, worth_a_look
 
 NOW = dt.datetime(2030, 6, 1, 12, tzinfo=dt.UTC)
-RENEW = Verdict("renew", "due", "due")
-ARI_EARLY = Verdict("renew", "ari_window", "early, inside the CA's renewal window (ARI)")
-FAILED_BEFORE = Verdict("skip", "failed_before", "failed")
-NOT_MANAGED = Verdict("skip", "not_managed", "Self")
-IN_PROGRESS = PendingOperation("op-1", "inprogress", b"csr")
 
 
-def cert(days_left: float = 20, tags: dict[str, str] | None = None, version: str = "v1") -> CertificateSnapshot:
-    expires = NOW + dt.timedelta(days=days_left)
-    return CertificateSnapshot(
-        "kv1", "web", version, True, expires - dt.timedelta(days=90), expires, "Unknown", tags or {}, None, None
-    )
-
-
-def record(version: str = "v1", late_by: dt.timedelta = dt.timedelta(0)) -> RenewalRecord:
-    return RenewalRecord(owner="other", state="pending", next_action_at=NOW - late_by, version=version)
-
-
-WARNED_TODAY = {"certlc-warned": NOW.strftime("%Y-%m-%d")}
-STALE = dt.timedelta(minutes=16)
+def said(outcome: str, reason: Reason, tell: str = "nobody") -> Verdict:
+    return Verdict(outcome, reason, str(reason), tell=tell)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
-    ("snapshot", "verdict", "found", "pending", "action", "reason", "warn"),
+    ("verdict", "warned_today", "action", "warn"),
     [
-        (cert(), RENEW, None, None, "enqueue", "due", False),  # queued: someone now renews it, no warning
-        (cert(days_left=80), ARI_EARLY, None, None, "enqueue", "ari_window", False),  # the ACME CA asked: queued
-        (cert(days_left=80), ARI_EARLY, record(), IN_PROGRESS, "in_flight", "renewal other is pending", False),
-        (cert(), RENEW, record(), IN_PROGRESS, "in_flight", "renewal other is pending", False),
-        (cert(days_left=5), RENEW, record(), IN_PROGRESS, "in_flight", "renewal other is pending", True),  # stuck
-        (cert(days_left=5, tags=WARNED_TODAY), RENEW, record(), None, "in_flight", "renewal other is pending", False),
-        (cert(), RENEW, record(late_by=STALE), IN_PROGRESS, "take_over", "orphaned_pending_operation", False),
-        (cert(), RENEW, None, IN_PROGRESS, "take_over", "orphaned_pending_operation", False),  # started by hand
-        (cert(), RENEW, record(version="v0"), IN_PROGRESS, "take_over", "orphaned_pending_operation", False),
-        (cert(), RENEW, record(late_by=STALE), None, "enqueue", "due", False),  # owner gone, nothing pending
-        (cert(), RENEW, None, PendingOperation("op-1", "failed", None), "enqueue", "due", False),
-        (cert(), FAILED_BEFORE, None, None, "leave", "failed_before", True),  # nobody will renew it
-        (cert(tags=WARNED_TODAY), FAILED_BEFORE, None, None, "leave", "failed_before", False),  # once a day
-        (cert(days_left=45), FAILED_BEFORE, None, None, "leave", "failed_before", False),  # not yet 30 days
-        (cert(), NOT_MANAGED, None, None, "leave", "not_managed", False),
+        (said("renew", Reason.DUE), False, "enqueue", False),  # queued: someone now renews it, nobody told
+        (said("renew", Reason.ARI_DUE), False, "enqueue", False),  # the ACME CA asked: queued
+        (said("renew", Reason.CANARY_DUE), False, "enqueue", False),
+        (said("renew", Reason.ORPHANED_PENDING_OPERATION), False, "take_over", False),
         # due, but certlc cannot renew it as it is: queued, so the workflow records the failure and alerts
-        (cert(), Verdict("fail", "no_profile", "no CA profile"), None, None, "enqueue", "no_profile", False),
-        (cert(), Verdict("fail", "too_many_tags", "15 tags"), None, None, "enqueue", "too_many_tags", False),
+        (said("fail", Reason.NO_PROFILE), False, "enqueue", False),
+        (said("fail", Reason.TOO_MANY_TAGS), False, "enqueue", False),
+        (said("wait", Reason.IN_FLIGHT), False, "in_flight", False),
+        (said("wait", Reason.IN_FLIGHT, "escalate"), False, "in_flight", True),  # stuck this close to expiry
+        (said("wait", Reason.IN_FLIGHT, "escalate"), True, "in_flight", False),  # once a day
+        (said("skip", Reason.FAILED_BEFORE, "owners"), False, "leave", True),  # nobody will renew it
+        (said("skip", Reason.FAILED_BEFORE, "owners"), True, "leave", False),
+        (said("skip", Reason.UNCOVERED, "owners"), False, "leave", True),
+        (said("skip", Reason.OPTED_OUT, "escalate"), False, "leave", True),
+        (said("skip", Reason.UNCOVERED), False, "leave", False),  # not yet inside CERTLC_WARN_DAYS
+        (said("skip", Reason.KEYVAULT_AUTO_RENEW), False, "leave", False),
+        (said("skip", Reason.SCHEDULED), False, "leave", False),
     ],
 )
-def test_sweep_action(snapshot, verdict, found, pending, action, reason, warn) -> None:
-    decision = sweep_action(SweepInput(snapshot, verdict, found, pending, NOW, WindowSettings()))
-    assert (decision.action, decision.reason, decision.warn) == (action, reason, warn)
+def test_sweep_action(verdict: Verdict, warned_today: bool, action: str, warn: bool) -> None:
+    decision = sweep_action(verdict, warned_today)
+    assert (decision.action, decision.reason, decision.warn) == (action, str(verdict.reason), warn)
 
 
 DAILY_CANARY = CanarySettings(frozenset({"kv1/web"}), dt.timedelta(days=1))
@@ -81,7 +63,7 @@ def listed(
     ("vault", "summary", "canary", "looked_at"),
     [
         ("kv1", listed(), CanarySettings(), False),  # healthy, no canary: no GET
-        ("kv1", listed(days_left=20), CanarySettings(), True),  # inside its window
+        ("kv1", listed(days_left=10, age=80), CanarySettings(), True),  # inside its window
         ("kv1", listed(), DAILY_CANARY, True),  # a canary two days old, renewed daily
         ("KV1", listed(), DAILY_CANARY, True),  # vault names are case-insensitive
         ("kv2", listed(), DAILY_CANARY, False),  # the same name in another vault is not the canary
@@ -90,12 +72,15 @@ def listed(
         ("kv1", listed(enabled=False), DAILY_CANARY, False),  # disabled: nothing renews it
         ("kv2", listed(tags=CANARY_TAG), CanarySettings(every=dt.timedelta(days=1)), True),  # the tag
         ("kv2", listed(tags=CANARY_TAG), CanarySettings(), False),  # the tag, every 7 days (the default)
+        ("kv1", listed(days_left=30, age=335), CanarySettings(), True),  # inside the notice window: someone is told
+        ("kv1", listed(days_left=31, age=335), CanarySettings(), False),
     ],
 )
 def test_the_sweep_looks_at_certificates_inside_their_window_and_canaries_on_schedule(
     vault, summary, canary, looked_at
 ) -> None:
-    assert inside_window(vault, summary, NOW, WindowSettings(), canary) is looked_at
+    settings = WindowSettings(renew_before=dt.timedelta(days=10), lifetime_fraction=0)
+    assert worth_a_look(vault, summary, NOW, settings, canary) is looked_at
 
 
 def healthy(age: float, tags: dict[str, str] | None = None) -> CertificateSnapshot:
@@ -125,6 +110,6 @@ def test_the_sweep_renews_a_canary_on_the_date_the_outlook_shows(hours) -> None:
     """The status, the dashboard and the workbook show the canary's next renewal; the sweep acts on that date."""
     snapshot = healthy(age=hours / 24)
     for canary in (DAILY_CANARY, CanarySettings(frozenset({"kv1/web"}))):
-        shown = outlook(facts_of(snapshot, canary), NOW, WindowSettings())
+        shown = plan(facts_of(snapshot, canary), NOW, WindowSettings(default_profile="server"))
         assert shown.next_renewal is not None and shown.reason.startswith("canary")
         assert (sweep_trigger("kv1", snapshot, NOW, canary) == "canary") is (shown.next_renewal <= NOW)

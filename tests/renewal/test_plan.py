@@ -1,4 +1,5 @@
-"""The outlook chain, as a table: who renews a certificate, when certlc will, and what nobody renews."""
+"""``plan``, the one decision as the status, the snapshot rows, the dashboard and the workbook show it: who renews
+a certificate, when certlc will, and what nobody renews."""
 
 from __future__ import annotations
 
@@ -8,22 +9,24 @@ import pytest
 from azure.keyvault.certificates import CertificatePolicy, CertificatePolicyAction, LifetimeAction
 
 from renewal.ca.acme_ari import RenewalWindow
-from renewal.decide import WindowSettings
-from renewal.outlook import Facts, has_auto_renew, outlook
+from renewal.decide import Facts, WindowSettings, has_auto_renew, plan
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
 
 
-def facts(**kw: object) -> Facts:
+def facts(renewal_window: RenewalWindow | None = None, **kw: object) -> tuple[Facts, RenewalWindow | None]:
+    """The facts of a certificate, and the ACME CA's suggested window when the caller gathered one."""
     base: dict[str, object] = {
+        "vault": "kv1",
         "name": "web",
+        "version": "v1",
         "enabled": True,
         "not_before": NOW - 300 * DAY,
         "expires_on": NOW + 65 * DAY,
         "policy_issuer": "Unknown",
     }
-    return Facts(**(base | kw))  # type: ignore[arg-type]
+    return Facts(**(base | kw)), renewal_window  # type: ignore[arg-type]
 
 
 def ari(days: float) -> RenewalWindow:
@@ -39,7 +42,7 @@ CASES = [
     (facts(not_before=NOW - 60 * DAY, expires_on=NOW + 30 * DAY), "certlc", "due", 0),
     (facts(tags={"certlc-renew-before-days": "10"}, not_before=NOW - 10 * DAY, expires_on=NOW + 80 * DAY),
      "certlc", "scheduled", 70),
-    (facts(tags={"certlc-last-outcome": "failed: ca_denied 2026-05-30"}), "certlc", "failed", None),
+    (facts(tags={"certlc-last-outcome": "failed: ca_denied 2026-05-30"}), "certlc", "failed_before", None),
     (facts(expires_on=None), "certlc", "no_expiry", None),
     (facts(enabled=False), "disabled", "disabled", None),
     (facts(tags={"certlc-renew": "false"}, expires_on=NOW + 4 * DAY), "opted_out", "opted_out", None),
@@ -64,8 +67,8 @@ CASES = [
 
 
 @pytest.mark.parametrize(("f", "renewed_by", "reason", "days"), CASES)
-def test_outlook_table(f: Facts, renewed_by: str, reason: str, days: float | None) -> None:
-    result = outlook(f, NOW, WindowSettings())
+def test_plan_table(f: tuple[Facts, RenewalWindow | None], renewed_by: str, reason: str, days: float | None) -> None:
+    result = plan(f[0], NOW, WindowSettings(default_profile="server"), f[1])
     assert (result.renewed_by, result.reason) == (renewed_by, reason), result.message
     if days is None:
         assert result.next_renewal is None
@@ -73,7 +76,6 @@ def test_outlook_table(f: Facts, renewed_by: str, reason: str, days: float | Non
         assert result.next_renewal is not None
         assert abs((result.next_renewal - NOW) / DAY - days) < 0.01
     assert result.uncovered == (renewed_by == "nobody")
-    assert result.managed == (renewed_by == "certlc")
     assert result.message
 
 
