@@ -25,7 +25,7 @@ demo: $(VENV)/.installed
 # version (its default); the tests that renew through Key Vault run again with the previous version kept,
 # the other way Key Vault may behave (docs/keyvault-emulator.md).
 test: lint
-	$(PY) -m localazure.tools install azurite pebble cfssl chromium checkov kql slapd systemd-analyze krb5-kdc krb5-admin-server krb5-user sasl-gssapi certbot lego
+	$(PY) -m localazure.tools install azurite pebble cfssl chromium checkov kql slapd systemd-analyze krb5-kdc krb5-admin-server krb5-user sasl-gssapi certbot lego nginx
 	$(PY) -m pytest
 	CERTLC_TEST_KEYVAULT_PENDING_VERSION=previous $(PY) -m pytest tests/pipeline tests/ingestion tests/sync
 

@@ -626,7 +626,7 @@ def ca_garbage_row(m: Matrix, certs: int) -> dict[str, Any]:
     events = m.expiry_events(versions, 4)
     row.deliveries = len(events)
     garbage = Issued(("-----BEGIN CERTIFICATE-----\nAAAA",))
-    with mock.patch.object(LocalCA, "submit", lambda self, csr, profile: garbage):
+    with mock.patch.object(LocalCA, "submit", lambda self, csr, profile, replaces=None: garbage):
         return m.run(row, lambda r: m.deliver(events))
 
 

@@ -22,7 +22,15 @@ from typing import Any
 STACK_STATE_KEY = "CertlcLocalStack"  # "stopped" in a local stack's settings file once the stack is down
 STACK_NOT_RUNNING = "the local stack is not running: run certlc local up"
 NO_SETTINGS_NEEDED = {"local", "emulator", "demo", "dashboard"}  # they never read the app settings
-ONE_SHOT = {"renew", "sweep", "failed", "status", "ingest", "dashboard"}  # print their outcome; logs add one line
+ONE_SHOT = {
+    "renew",
+    "sweep",
+    "failed",
+    "status",
+    "targets",
+    "ingest",
+    "dashboard",
+}  # print their outcome; logs add one line
 OUTPUTS = ("table", "json")
 GLOBAL_DEFAULTS: dict[str, Any] = {"settings": None, "verbose": False, "debug": False, "output": "table"}
 VALUE_OPTIONS = {"--settings", "-o", "--output"}  # global options that take a value
@@ -105,6 +113,11 @@ DELEGATED = [
     ("failed", "list or re-drive permanently failed and poison renewals", "certlc.commands.failed"),
     ("ingest", "snapshot certificate status to Log Analytics (or the local emulator)", "certlc.commands.ingest"),
     ("status", "show every certificate's status across the configured vaults", "certlc.dashboard.cli:run_status"),
+    (
+        "targets",
+        "list where each certificate is used and what each place serves (TLS probe)",
+        "certlc.commands.targets",
+    ),
     ("dashboard", "write the status dashboard as a self-contained HTML page", "certlc.dashboard.cli:run_dashboard"),
     ("dev", "run function_app.py's functions on a local Functions host", "certlc.host.host"),
     ("worker", "drain the Azure renewal queue on-premises (near an internal CA)", "certlc.host.worker"),

@@ -103,6 +103,7 @@ def build_row(
     window: WindowSettings = DEFAULT_WINDOW,
     canary: CanarySettings = NO_CANARIES,
     renewal_window: RenewalWindow | None = None,
+    served: str = "",
 ) -> dict[str, Any]:
     """One status row; what happens next is the one decision (``renewal.decide.plan``), as the sweep and
     ``certlc status`` take it (with the ACME CA's suggested window, as the sweep uses it, when the caller gathered
@@ -132,4 +133,5 @@ def build_row(
         "NextRenewal": iso_utc(decided.next_renewal) if decided.next_renewal else None,
         "RenewalNote": decided.message,
         "Canary": facts.canary_every is not None,
+        "Served": served,
     }

@@ -116,6 +116,25 @@ def suggested_windows(
     return suggested
 
 
+def served_summaries(env: Mapping[str, str], vaults: list[Vault]) -> dict[tuple[str, str], str]:
+    """The SERVED column from the sweep's last target check (``renewal.targets.store``), one read per vault; empty
+    where there is no record or storage cannot be read (the rows go out all the same)."""
+    from renewal.ledger import lock_container
+    from renewal.targets.store import TargetStore
+
+    found: dict[tuple[str, str], str] = {}
+    try:
+        store = TargetStore(lock_container(env, retry_total=0, connection_timeout=5, read_timeout=10))
+        for vault in vaults:
+            for name, summary in store.load_all(vault.name).summaries.items():
+                found[(vault.name.lower(), name)] = summary
+    except Exception as exc:  # the snapshot is worth more than its SERVED column
+        log.warning(
+            "ingest: the targets' last check could not be read: %s", str(exc).splitlines()[0] if str(exc) else exc
+        )
+    return found
+
+
 def take_snapshot(
     env: Mapping[str, str],
     *,
@@ -144,6 +163,7 @@ def take_snapshot(
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL_VAULTS, len(vaults)))) as pool:
         results = list(pool.map(one, vaults))
     suggested = suggested_windows(env, settings, snapshot_time)
+    served = served_summaries(env, [vault for vault, _, _ in results])
     for vault, listing, used in results:
         seen.update(used)
         if listing.error:
@@ -151,7 +171,14 @@ def take_snapshot(
             log.warning("ingest: vault skipped: %s", listing.error)
         rows.extend(
             build_row(
-                listed, details, snapshot_time, threshold, settings.window, settings.canary, suggested(listed, details)
+                listed,
+                details,
+                snapshot_time,
+                threshold,
+                settings.window,
+                settings.canary,
+                suggested(listed, details),
+                served.get((vault.name.lower(), listed.name.lower()), ""),
             )
             for listed, details in listing.certificates
         )

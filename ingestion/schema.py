@@ -36,6 +36,11 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("NextRenewal", "datetime", "When certlc renews it (past: due now); empty when certlc does not renew it"),
     ("RenewalNote", "string", "One line on what happens next, or what to do"),
     ("Canary", "boolean", "certlc renews it on a schedule as a canary (CERTLC_CANARY or the certlc-canary tag)"),
+    (
+        "Served",
+        "string",
+        "How many of its targets serve the current version, and the first that does not (renewal.targets)",
+    ),
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _, _ in COLUMNS)

@@ -49,8 +49,17 @@ class AuditEvent(StrEnum):
     REJECTED = "rejected"
     TAKEN_OVER = "taken_over"
     WITHDRAWN = "withdrawn"
+    # renewal.targets: a reference pinned to the replaced version moved to the new one; the replaced version disabled
+    ROLLOUT_UPDATED = "rollout_updated"
+    RETIRED = "retired"
     # someone ran a command that changes what certlc does (certlc.commands.operator)
     OPERATOR_ACTION = "operator_action"
+    # certlc sync deployed a version on a server (certlc.sync.agent): its files, the reload, the check that the
+    # endpoint serves it, and the previous files put back when it did not
+    WRITTEN = "written"
+    RELOADED = "reloaded"
+    VERIFIED = "verified"
+    ROLLED_BACK = "rolled_back"
 
 
 SECRET_WORDS = frozenset(

@@ -114,7 +114,31 @@ def on_sweep_timer(*, past_due: bool = False) -> Any:
     )
     for key, error in report.errors.items():
         log.error("sweep could not check %s: %s", key, error)
+    check_targets_after_sweep(rt)
     write_heartbeat(rt.env, heartbeat_of(report, rt.clock(), past_due=past_due))  # logs its own failure
+    return report
+
+
+def check_targets_after_sweep(rt: Any) -> Any:
+    """Where each certificate is served (``renewal.targets``): never a reason for the sweep to fail."""
+    from renewal.targets.wiring import run_target_check
+
+    try:
+        report = run_target_check(rt, rt.clock())
+    except Exception:
+        log.exception("the target check failed; the sweep's own work is done")
+        return None
+    log.info(
+        "targets: %d certificates, %d of %d targets serve the current version, %d moved, %d alerts, %d retired",
+        report.certificates,
+        report.serving_current,
+        report.targets,
+        len(report.updated),
+        len(report.alerts),
+        len(report.retired),
+    )
+    for problem in report.problems:
+        log.warning("targets: %s", problem)
     return report
 
 

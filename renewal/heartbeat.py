@@ -192,11 +192,9 @@ def _write_row(env: Mapping[str, str], heartbeat: Heartbeat) -> bool:
 
 def heartbeat_container(env: Mapping[str, str], **options: Any) -> Any:
     """The renewal lock's container (``CERTLC_LOCK_CONTAINER``), where the heartbeat blob lives."""
-    from renewal.clients import blob_container_client
-    from renewal.ledger import CONTAINER_DEFAULT
+    from renewal.ledger import lock_container
 
-    name = (env.get("CERTLC_LOCK_CONTAINER") or "").strip() or CONTAINER_DEFAULT
-    return blob_container_client(env, name, **options)
+    return lock_container(env, **options)
 
 
 def read_heartbeat(env: Mapping[str, str], timeout: float) -> tuple[Heartbeat | None, datetime | None]:

@@ -162,6 +162,11 @@ class KeyVault:
             policy=getattr(cert, "policy", None),
         )
 
+    def disable_version(self, name: str, version: str) -> None:
+        """Retire a replaced version (``renewal.targets``): it stays in the vault, disabled; it can be enabled again."""
+        with _translated(f"disabling version {version} of {name}"):
+            self._client.update_certificate_properties(name, version, enabled=False)
+
     def update_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
         with _translated(f"update the tags of {name!r}"):
             self._client.update_certificate_properties(name, version, tags=dict(tags))

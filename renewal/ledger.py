@@ -332,13 +332,18 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc) or type(exc).__name__).splitlines()[0]
 
 
-def ledger_from_env(env: Any) -> BlobLedger:
+def lock_container(env: Any, **options: Any) -> Any:
+    """The renewal lock's container (``CERTLC_LOCK_CONTAINER``): the records, the sweep's heartbeat, the targets."""
     from renewal.clients import blob_container_client
+
+    return blob_container_client(env, (env.get("CERTLC_LOCK_CONTAINER") or "").strip() or CONTAINER_DEFAULT, **options)
+
+
+def ledger_from_env(env: Any) -> BlobLedger:
     from renewal.setting_values import whole_number_setting
 
-    container = env.get("CERTLC_LOCK_CONTAINER") or CONTAINER_DEFAULT
     seconds = whole_number_setting(env, "CERTLC_LOCK_SECONDS", LEASE_SECONDS_DEFAULT, low=15, high=60, unit="seconds")
-    return BlobLedger(blob_container_client(env, container), seconds)
+    return BlobLedger(lock_container(env), seconds)
 
 
 class _Unrecorded:

@@ -18,6 +18,7 @@ from renewal.notify import (
     Notifier,
     RenewalFailed,
     Renewed,
+    ServingProblem,
     channels_from_tags,
     recipients_from_tags,
 )
@@ -176,6 +177,21 @@ class Reporter:
                 channels=channels,
                 why=why,
             )
+        self._send(request, notification)
+
+    def serving(self, cert: CertificateSnapshot, alert: Any) -> None:
+        """A target of the certificate does not serve the renewed version, or serves one about to expire
+        (``renewal.targets.decide.TargetAlert``)."""
+        request = RenewalRequest(vault=cert.vault, name=cert.name, trigger="sweep", version=cert.version)
+        notification = ServingProblem(
+            vault=cert.vault,
+            name=cert.name,
+            target=alert.target.name,
+            problem=alert.kind,
+            detail=alert.message,
+            recipients=tuple(recipients_from_tags(cert.tags, self._env)),
+            channels=channels_from_tags(cert.tags),
+        )
         self._send(request, notification)
 
     def _send(self, request: RenewalRequest, notification: Any) -> None:

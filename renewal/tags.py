@@ -12,6 +12,7 @@ Tag names are matched case-insensitively (Key Vault keeps the case they were wri
 | ``certlc-renew-before-days`` | renew when at most this many days remain (overrides the default window) |
 | ``certlc-canary`` | ``true`` renews it on a schedule even when not due (``renewal.canary``) |
 | ``certlc-notify`` | channel names (``,``/``;``): only those chat and paging channels hear of it (``renewal.notify``) |
+| ``certlc-endpoints`` | ``host[:port][@connect],...``: where it is served (``renewal.targets.declared``) |
 
 certlc writes ``certlc-last-outcome`` (``renewed``/``failed: <reason>``, with a UTC date) and
 ``certlc-correlation`` (the renewal that produced a version) on the versions it merges, and
@@ -30,6 +31,7 @@ PROFILE = "certlc-profile"
 RENEW_BEFORE_DAYS = "certlc-renew-before-days"
 CANARY = "certlc-canary"
 NOTIFY = "certlc-notify"
+ENDPOINTS = "certlc-endpoints"
 LAST_OUTCOME = "certlc-last-outcome"
 CORRELATION = "certlc-correlation"
 WARNED = "certlc-warned"

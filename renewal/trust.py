@@ -38,6 +38,7 @@ BUNDLE_SETTINGS = (
     "CERTLC_SMTP_CA_BUNDLE",
     "CERTLC_WEBHOOK_CA_BUNDLE",
     "CERTLC_ARM_CA_BUNDLE",  # certlc doctor's own, for Azure Resource Manager (certlc/doctor/deployment.py)
+    "CERTLC_TARGET_ARM_CA_BUNDLE",  # target discovery and rollout (renewal/targets/azure)
 )
 
 _lock = threading.Lock()  # the host's threads build their clients side by side

@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.adcs",
     "tests.fixtures.ldap",
     "tests.fixtures.kdc",
+    "tests.fixtures.nginx",
 ]
 
 # A test that uses a real server's fixture carries that server's marker, so `pytest -m "not pebble"` leaves

@@ -94,6 +94,8 @@ def test_the_unfilled_sample_names_exactly_the_values_a_stack_decides():
         "CERTLC_DCE_ENDPOINT",
         "CERTLC_DCR_IMMUTABLE_ID",
         "CERTLC_LOGS_TOKEN",
+        "CERTLC_TARGET_ARM_ENDPOINT",
+        "CERTLC_TARGET_CONNECT",
         "CERTLC_ARM_ENDPOINT",
     ]
     message = unfilled_settings(Path("local.settings.json"), values)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
     gathered = gather(runtime.keyvault(vault), args.name, audit_file, window)
     if gathered is None:
         raise NotFound(f"certificate {args.name!r} does not exist in vault {vault.name!r}")
-    status = decide_status(gathered, runtime.settings, now)
+    status = replace(
+        decide_status(gathered, runtime.settings, now), targets=last_target_check(runtime.env, vault.name, args.name)
+    )
     print(as_json(status) if args.output == "json" else as_text(status))
     return 0
 
@@ -84,6 +86,7 @@ class CertificateStatus:
     last_outcome: str | None
     versions: list[VersionEntry] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
+    targets: list[dict[str, Any]] = field(default_factory=list)  # what the sweep's last target check saw
 
 
 @dataclass(frozen=True)
@@ -276,10 +279,32 @@ def as_text(status: CertificateStatus) -> str:
         "Versions:",
     ]
     lines += [f"  {line}" for line in _table(_version_rows(s.versions))]
+    if s.targets:
+        lines.append("Targets (the sweep's last check; `certlc targets NAME` probes now):")
+        lines += [f"  {line}" for line in _table(_target_rows(s.targets))]
     if s.audit:
         lines.append("Audit:")
         lines += [f"  {line}" for line in _table(_audit_rows(s.audit))]
     return "\n".join(lines)
+
+
+def last_target_check(env: Mapping[str, str], vault: str, name: str) -> list[dict[str, Any]]:
+    """Every target of the certificate as the sweep's last check left it; none when storage cannot say."""
+    from renewal.ledger import lock_container
+    from renewal.targets.store import TargetStore
+
+    try:
+        store = TargetStore(lock_container(env, retry_total=0, connection_timeout=5, read_timeout=10))
+        return [seen.to_dict() for seen in store.load_all(vault).seen.get(name.lower(), [])]
+    except Exception:  # the rest of the status stands without it
+        return []
+
+
+def _target_rows(targets: Iterable[Mapping[str, Any]]) -> list[list[str]]:
+    rows = [["TARGET", "KIND", "PICKUP", "SERVED", "SINCE", "NOTE"]]
+    for t in targets:
+        rows.append([t["name"], t["kind"], t["pickup"], t["served"], (t.get("since") or "-")[:16], t["message"]])
+    return rows
 
 
 def _pending(s: CertificateStatus) -> str:

@@ -6,8 +6,9 @@ workbook's History tab computes in KQL (``infra/workbook.json``, items ``history
 workbook agree:
 
 - outcome: ``renewed`` (a merged record), ``failed`` (a failed, denied or rejected record and no merge),
-  ``operator`` (only operator actions: ``certlc failed retry`` and the like), ``skipped`` (only skips and
-  notices), else ``in_progress``;
+  ``operator`` (only operator actions: ``certlc failed retry`` and the like), ``deployment`` (only a sync round's
+  or the target check's steps: written, reloaded, verified, rolled back, a reference moved, a version retired),
+  ``skipped`` (only skips and notices), else ``in_progress``;
 - success rate: renewed / (renewed + failed), in percent; none while nothing finished;
 - lead time: per renewed renewal, days from its first merge to the replaced version's expiry (``OldExpiresOn``
   on its merged records; unknown when none carries it); average and shortest;
@@ -30,7 +31,19 @@ from renewal.audit import AuditEvent
 
 FAILURE_EVENTS = frozenset({AuditEvent.FAILED, AuditEvent.DENIED, AuditEvent.REJECTED})
 IDLE_EVENTS = frozenset({AuditEvent.SKIPPED, AuditEvent.NOTIFIED})  # steps that renew nothing
+# where a certificate is deployed, not renewed: certlc sync's rounds, and the target check's moves and retirements
+DEPLOYMENT_EVENTS = frozenset(
+    {
+        AuditEvent.WRITTEN,
+        AuditEvent.RELOADED,
+        AuditEvent.VERIFIED,
+        AuditEvent.ROLLED_BACK,
+        AuditEvent.ROLLOUT_UPDATED,
+        AuditEvent.RETIRED,
+    }
+)
 RENEWED, FAILED, OPERATOR, SKIPPED, IN_PROGRESS = "renewed", "failed", "operator", "skipped", "in_progress"
+DEPLOYMENT = "deployment"
 
 
 @dataclass(frozen=True)
@@ -127,6 +140,10 @@ def _renewal(correlation_id: str, steps: list[Mapping[str, Any]]) -> Renewal:
         outcome, reason = FAILED, str(failures[-1].get("Reason") or failures[-1].get("Event"))
     elif not own:
         outcome, reason = OPERATOR, ", ".join(dict.fromkeys(actions))
+    elif any(e in DEPLOYMENT_EVENTS for e in events) and all(
+        e in DEPLOYMENT_EVENTS | IDLE_EVENTS | {AuditEvent.OPERATOR_ACTION} for e in events
+    ):
+        outcome, reason = DEPLOYMENT, ""
     elif all(e in IDLE_EVENTS or e == AuditEvent.OPERATOR_ACTION for e in events):
         skips = [s for s in own if s.get("Event") == AuditEvent.SKIPPED]
         outcome, reason = SKIPPED, str(skips[-1].get("Reason") or "") if skips else ""

@@ -2,7 +2,8 @@
 ``--summary``, the renewal metrics and one line per renewal (``certlc.dashboard.metrics``).
 
 A row whose last renewal failed is red whatever its expiry group; who renews each certificate and when comes
-from the row's outlook columns (``renewal.outlook``), so one certlc leaves alone never shows a renewal date."""
+from the row's decision columns (``renewal.decide.plan``), so one certlc leaves alone never shows a renewal date;
+SERVED is what its targets serve (``renewal.targets``)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ COLUMNS = (
     ("NextRenewal", "NEXT RENEWAL"),
     ("LastRenewalOutcome", "LAST OUTCOME"),
     ("RenewalPending", "RENEWAL"),
+    ("Served", "SERVED"),
     ("CertRecipient", "RECIPIENT"),
 )
 

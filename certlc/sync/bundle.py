@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 from dataclasses import dataclass
 
@@ -24,11 +23,6 @@ def thumbprint(certificate: x509.Certificate) -> str:
     return der_thumbprint(certificate.public_bytes(serialization.Encoding.DER))
 
 
-def fingerprint(der: bytes) -> str:
-    """SHA-256 of a certificate's DER: what a TLS endpoint is checked against."""
-    return hashlib.sha256(der).hexdigest()
-
-
 @dataclass(frozen=True)
 class Bundle:
     """One certificate version: the leaf, the issuing chain (no self-signed root) and the key."""
@@ -41,10 +35,6 @@ class Bundle:
     @property
     def thumbprint(self) -> str:
         return thumbprint(self.leaf)
-
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint(self.leaf.public_bytes(serialization.Encoding.DER))
 
     def __repr__(self) -> str:  # the key must never reach a log line
         return f"Bundle(version={self.version!r}, thumbprint={self.thumbprint!r})"

@@ -61,6 +61,7 @@ def _config(args: argparse.Namespace) -> SyncConfig:
     from certlc.sync.files import Targets, check_writable
     from certlc.sync.reload import parse_command
     from certlc.sync.verify import parse_endpoint
+    from renewal.audit import audit_from_env
 
     targets = Targets(cert=args.cert, key=args.key, chain=args.chain, fullchain=args.fullchain)
     check_writable(targets)
@@ -73,6 +74,7 @@ def _config(args: argparse.Namespace) -> SyncConfig:
         reload_timeout=args.reload_timeout,
         verify=parse_endpoint(args.verify, args.verify_sni) if args.verify else None,
         verify_timeout=args.verify_timeout,
+        audit=audit_from_env(args.env),
     )
 
 

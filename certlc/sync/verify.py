@@ -1,14 +1,17 @@
-"""Checks which certificate a TLS endpoint serves; servers reload asynchronously, so it polls."""
+"""Checks which certificate a TLS endpoint serves; servers reload asynchronously, so it polls.
+
+The handshake is ``renewal.targets.probe.probe``'s, the one the app uses to see what its targets serve: no chain
+or name check, the leaf compared by thumbprint with the certificate just written."""
 
 from __future__ import annotations
 
-import socket
-import ssl
 import time
 from dataclasses import dataclass
 
-from certlc.sync.bundle import fingerprint
 from certlc.sync.errors import SyncConfigError, SyncError
+from renewal.clock import utc_now
+from renewal.targets.model import Probe
+from renewal.targets.probe import probe
 
 
 @dataclass(frozen=True)
@@ -30,38 +33,23 @@ def parse_endpoint(value: str, server_name: str | None = None) -> Endpoint:
     return Endpoint(host, int(port), server_name)
 
 
-def served_fingerprint(endpoint: Endpoint, timeout: float = 5.0) -> str:
-    """SHA-256 of the leaf the endpoint serves; the chain is not validated, only compared with the file."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # identity is checked by fingerprint, not by a CA
-    server_name = endpoint.server_name or endpoint.host
-    with (
-        socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as raw,
-        context.wrap_socket(raw, server_hostname=server_name) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-    if not der:
-        raise OSError("the server sent no certificate")
-    return fingerprint(der)
+def served(endpoint: Endpoint, timeout: float = 5.0) -> Probe:
+    """What the endpoint serves now: SNI ``server_name`` (else the host), connecting to ``host``."""
+    connect = endpoint.host if endpoint.server_name else None
+    return probe(endpoint.server_name or endpoint.host, endpoint.port, connect=connect, timeout=timeout, now=utc_now)
 
 
-def wait_until_served(endpoint: Endpoint, expected: str, deadline_seconds: float, interval: float = 0.25) -> None:
-    """Polls until ``expected`` is served; raises SyncError with what was last seen once the deadline passes."""
+def wait_until_served(endpoint: Endpoint, expected: str, deadline_seconds: float, interval: float = 0.25) -> Probe:
+    """Polls until the leaf with thumbprint ``expected`` is served and returns that probe; raises SyncError with
+    what was last seen once the deadline passes."""
     deadline = time.monotonic() + deadline_seconds
-    last = "nothing"
     while True:
-        try:
-            seen = served_fingerprint(endpoint, timeout=min(5.0, max(0.5, deadline - time.monotonic())))
-        except (OSError, ssl.SSLError) as exc:
-            last = f"no TLS answer ({exc})"
-        else:
-            if seen == expected:
-                return
-            last = f"certificate sha256 {seen[:16]}…"
+        seen = served(endpoint, timeout=min(5.0, max(0.5, deadline - time.monotonic())))
+        if seen.thumbprint == expected:
+            return seen
         if time.monotonic() >= deadline:
+            last = f"certificate {seen.thumbprint}" if seen.reached else f"no TLS answer ({seen.error})"
             raise SyncError(
-                f"{endpoint} did not serve certificate sha256 {expected[:16]}… within "
-                f"{deadline_seconds:g} s; last saw {last}"
+                f"{endpoint} did not serve certificate {expected} within {deadline_seconds:g} s; last saw {last}"
             )
         time.sleep(interval)

@@ -60,6 +60,7 @@ class LocalStack:
         from certlc.host.host import FunctionsHost, load_app
         from localazure.emulators import keyvault, logs
         from localazure.emulators.appservice import AppServiceEmulator
+        from localazure.emulators.consumers import ConsumersEmulator
         from localazure.emulators.keyvault.control import EmulatorControl
         from localazure.servers import start_azurite
 
@@ -81,6 +82,14 @@ class LocalStack:
                 )
             )
             self.app = self.appservice.add_app(*LOCAL_APP)
+            self.consumers = self._keep(
+                ConsumersEmulator(
+                    self.directory / "consumers",
+                    vaults=self.keyvault.vault_urls,
+                    keyvault_ca_bundle=self.keyvault.ca_bundle,
+                )
+            )
+            self.consumers.add_subscription(LOCAL_APP[0])  # the services certlc discovers live beside the app
             self.settings = self._app_settings()
             self.app.settings = dict(self.settings)  # what the app's Key Vault references are read from
             self.appservice.publish(self.app, REPO_ROOT)  # the code the host below runs
@@ -197,6 +206,10 @@ class LocalStack:
             "CERTLC_FUNCTION_APP_ID": self.app.arm_id,
             "CERTLC_ARM_ENDPOINT": self.appservice.url,
             "CERTLC_ARM_CA_BUNDLE": str(self.appservice.ca_bundle),
+            "CERTLC_TARGET_SUBSCRIPTIONS": LOCAL_APP[0],
+            "CERTLC_TARGET_ARM_ENDPOINT": self.consumers.url,
+            "CERTLC_TARGET_ARM_CA_BUNDLE": str(self.consumers.ca_bundle),
+            "CERTLC_TARGET_CONNECT": "{}:{}".format(*self.consumers.tls_address),
         }
         return settings | self.extra_settings
 
@@ -402,8 +415,9 @@ def _add(args: argparse.Namespace) -> int:
     from certlc.cli import UserError
     from localazure.seeding import PreviousCA, lifetime_for, seed_certificate
     from renewal.canary import CanarySettings
-    from renewal.decide import WindowSettings, facts_of, plan
+    from renewal.decide import facts_of, plan
     from renewal.keyvault import KeyVault
+    from renewal.settings import settings_from_env
     from renewal.vaults import Vault
 
     info = running_stack(args.dir)
@@ -430,7 +444,8 @@ def _add(args: argparse.Namespace) -> int:
         validity_in_months=max(1, -(-args.days // 30)),  # Self: Key Vault issues whole months from now
     )
     added = kv.current(args.name)
-    seen = plan(facts_of(added, CanarySettings()), now, WindowSettings())
+    values = json.loads(Path(info["settings_file"]).read_text())["Values"]
+    seen = plan(facts_of(added, CanarySettings()), now, settings_from_env(values).window)  # as the stack decides
     print(f"added {args.name} to vault {vault}, expiring {added.expires_on:%Y-%m-%d %H:%M} UTC: {seen.message}")
     return 0
 

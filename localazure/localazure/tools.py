@@ -1,5 +1,5 @@
 """Makes the real test servers and checkers available: Azurite and Microsoft's Kusto language service from npm,
-pebble/cfssl/chromium/slapd (and certbot/lego for the benchmarks) from Debian, checkov from PyPI.
+pebble/cfssl/chromium/slapd/nginx (and certbot/lego for the benchmarks) from Debian, checkov from PyPI.
 
 One place used by the Makefile, the test fixtures and the local stack, so a fresh CI machine and a
 developer's laptop install the same pinned tools the same way, and a warm machine does nothing.
@@ -215,12 +215,13 @@ LIBKRB5_DEV = AptTool("libkrb5-dev", "libkrb5-dev", ("krb5-config",))
 GCC = AptTool("gcc", "gcc", ("gcc",))
 CERTBOT = AptTool("certbot", "certbot", ("certbot",))  # ACME peers the issuance benchmark compares certlc with
 LEGO = AptTool("lego", "lego", ("lego",))
+NGINX = AptTool("nginx", "nginx", ("nginx",))  # a real TLS endpoint: what a probe and certlc sync see
 CHECKOV = PipTool("checkov", "checkov", CHECKOV_VERSION, "checkov")
 KQL = NpmTool("kql", "@kusto/language-service-next", KUSTO_LANGUAGE_VERSION)
 TOOLS: dict[str, AptTool | NpmTool | PipTool] = {
     tool.name: tool for tool in (AZURITE, PEBBLE, CFSSL, CHROMIUM, CHECKOV, KQL, SLAPD, SYSTEMD, CERTBOT, LEGO)
 }
-TOOLS.update({tool.name: tool for tool in (KRB5_KDC, KRB5_ADMIN, KRB5_USER, LIBKRB5_DEV, GCC, SASL_GSSAPI)})
+TOOLS.update({tool.name: tool for tool in (KRB5_KDC, KRB5_ADMIN, KRB5_USER, LIBKRB5_DEV, GCC, SASL_GSSAPI, NGINX)})
 
 
 def ensure_azurite() -> Path:
@@ -257,6 +258,10 @@ def ensure_kdc() -> Path:
     KRB5_ADMIN.ensure()
     KRB5_USER.ensure()
     return KRB5_KDC.ensure()
+
+
+def ensure_nginx() -> Path:
+    return NGINX.ensure()
 
 
 def ensure_checkov() -> Path:

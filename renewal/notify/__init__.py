@@ -8,7 +8,7 @@ from renewal.notify.notifications import (
     Notification,
     RenewalFailed,
     Renewed,
-    warning_due,
+    ServingProblem,
 )
 from renewal.notify.notifier import ChannelResult, Notifier, NotifyReport
 from renewal.notify.paging import OpsgenieChannel, PagerDutyChannel
@@ -34,6 +34,7 @@ __all__ = [
     "RenewalFailed",
     "Renewed",
     "Route",
+    "ServingProblem",
     "SmtpChannel",
     "SmtpSettings",
     "WebhookChannel",
@@ -41,5 +42,4 @@ __all__ = [
     "notifier_from_env",
     "parse_recipients",
     "recipients_from_tags",
-    "warning_due",
 ]

@@ -202,6 +202,37 @@ def _explanation(url: str) -> list[tuple[str, str]]:
 
 
 @dataclass(frozen=True)
+class ServingProblem(Notification):
+    """A place that uses the certificate does not serve the renewed version (``renewal.targets``), or serves a
+    certificate about to expire, whether Key Vault holds it or not."""
+
+    vault: str
+    name: str
+    target: str
+    problem: str  # not_served or served_expiring
+    detail: str
+    recipients: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+
+    kind: ClassVar[str] = "serving"
+    severity: ClassVar[str] = "warning"
+
+    @property
+    def subject(self) -> str:
+        what = (
+            "serves a certificate about to expire" if self.problem == "served_expiring" else "still serves the old one"
+        )
+        return f"[certlc] {self.name} in {self.vault} was renewed, but {self.target} {what}"
+
+    @property
+    def summary(self) -> str:
+        return f"The certificate for {self.name} in {self.vault}: {self.detail}"
+
+    def facts(self) -> list[tuple[str, str]]:
+        return [("Vault", self.vault), ("Certificate", self.name), ("Where", self.target), ("Problem", self.problem)]
+
+
+@dataclass(frozen=True)
 class ExpiringWithoutRenewal(Notification):
     vault: str
     name: str
@@ -300,10 +331,3 @@ class MessageRejected(Notification):
 
     def facts(self) -> list[tuple[str, str]]:
         return [("Reason code", self.reason_code), ("Reason", self.reason), ("Message starts", self.sample)]
-
-
-def warning_due(last_sent: datetime | None, now: datetime) -> bool:
-    """Expiry warnings go out at most once per UTC day, whatever the sweep interval."""
-    if last_sent is None:
-        return True
-    return require_aware(last_sent, "last_sent").date() < require_aware(now, "now").date()

@@ -47,6 +47,14 @@ NOT_DEPLOYED = {
     "CERTLC_ACME_DNS_ENDPOINT": "the default is the public cloud's Resource Manager: add it for another cloud",
     "CERTLC_ACME_DNS_CA_BUNDLE": "local emulator only (loopback)",
     "CERTLC_ARM_CA_BUNDLE": "certlc doctor's own (reading the app through ARM), never an app setting",
+    "CERTLC_PROBER_NAME": "an on-premises prober's own name (certlc targets --check there); the app is the unnamed one",
+    "CERTLC_PROBE_TIMEOUT": "code default",
+    "CERTLC_PROBE_WORKERS": "code default",
+    "CERTLC_PROBE_DEADLINE": "code default",
+    "CERTLC_PICKUP_GRACE_HOURS": "code default",
+    "CERTLC_TARGET_ARM_ENDPOINT": "the default is the public cloud's Resource Manager: add it for another cloud",
+    "CERTLC_TARGET_ARM_CA_BUNDLE": "local emulator only (loopback)",
+    "CERTLC_TARGET_CONNECT": "local emulator only (loopback)",
 }
 SETTING = re.compile(r"CERTLC_[A-Z0-9_]+|Certlc[A-Za-z]+(?:__\w+)?")  # not the CertlcStatus_CL table
 

@@ -88,6 +88,7 @@ def expected_plan(cert, snapshot):
         "NextRenewal": when.isoformat().replace("+00:00", "Z"),
         "RenewalNote": DUE_NOTE if due else f"certlc renews it on {when:%Y-%m-%d} UTC",
         "Canary": False,
+        "Served": "",
     }
 
 

@@ -57,6 +57,7 @@ RETRIED = [
     row(60, "operator_action", "op1", Action="failed_retry", CertName="b", Attempt=None),
 ]
 RECOVERED = [row(70, "failed", "late", Reason="retries_exhausted"), row(80, "merged", "late")]
+SYNCED = [row(90, "written", "sync", Trigger="sync"), row(90.1, "reloaded", "sync"), row(90.2, "verified", "sync")]
 
 
 @pytest.mark.parametrize(
@@ -70,8 +71,9 @@ RECOVERED = [row(70, "failed", "late", Reason="retries_exhausted"), row(80, "mer
         (PENDING, "in_progress", "", "77", ()),
         (RETRIED, "operator", "failed_retry", "", ("failed_retry", "failed_retry")),
         (RECOVERED, "renewed", "", "", ()),
+        (SYNCED, "deployment", "", "", ()),  # a certlc sync round renews nothing: not a renewal in progress
     ],
-    ids=["forced", "event", "denied", "rejected", "skipped", "pending", "operator", "merged-after-failure"],
+    ids=["forced", "event", "denied", "rejected", "skipped", "pending", "operator", "merged-after-failure", "sync"],
 )
 def test_one_renewal_per_correlation_id_and_its_outcome(steps, outcome, reason, ca_request, actions):
     (renewal,) = group_renewals(list(reversed(steps)))  # any order in, the steps oldest first out

@@ -80,6 +80,7 @@ def test_build_row_has_every_column_and_exact_values():
         "NextRenewal": "2024-11-28T03:20:00Z",  # a third of the lifetime before expiry: already past
         "RenewalNote": "due now: certlc renews it with CA 'local', profile 'server'",
         "Canary": False,
+        "Served": "",
     }
 
 

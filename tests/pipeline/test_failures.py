@@ -241,10 +241,10 @@ def test_two_workers_on_one_certificate_issue_one_certificate(stack, mocker):
     inside_ca, release = threading.Event(), threading.Event()
     real_submit = LocalCA.submit
 
-    def slow_submit(self, csr_pem, profile):
+    def slow_submit(self, csr_pem, profile, replaces=None):
         inside_ca.set()
         release.wait(30)
-        return real_submit(self, csr_pem, profile)
+        return real_submit(self, csr_pem, profile, replaces)
 
     mocker.patch.object(LocalCA, "submit", slow_submit)
     first, second = build_runtime(stack.settings), build_runtime(stack.settings)

@@ -14,7 +14,6 @@ from renewal.notify import (
     Renewed,
     parse_recipients,
     recipients_from_tags,
-    warning_due,
 )
 
 HOSTILE = "<script>x</script>&"
@@ -142,14 +141,3 @@ def test_invalid_addresses_are_dropped_and_reported(caplog: pytest.LogCaptureFix
 def test_no_tags_no_defaults_means_nobody() -> None:
     assert recipients_from_tags(None, env={}) == []
     assert recipients_from_tags({"Recipient": ""}, env={"CERTLC_NOTIFY_DEFAULT_RECIPIENTS": " "}) == []
-
-
-def test_warning_due_once_per_utc_day() -> None:
-    now = datetime(2030, 5, 6, 0, 30, tzinfo=UTC)
-    assert warning_due(None, now)
-    assert not warning_due(datetime(2030, 5, 6, 0, 0, 1, tzinfo=UTC), now)
-    assert warning_due(datetime(2030, 5, 5, 23, 59, tzinfo=UTC), now)
-    # 01:00 in UTC+2 on the 6th is still the 5th in UTC: the day boundary is UTC, not local.
-    assert warning_due(datetime(2030, 5, 6, 1, 0, tzinfo=timezone(timedelta(hours=2))), now)
-    with pytest.raises(ValueError, match="timezone-aware"):
-        warning_due(datetime(2030, 5, 5), now)

@@ -15,21 +15,20 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import Encoding
 
-from certlc.sync.bundle import fingerprint
-from certlc.sync.verify import Endpoint, served_fingerprint
+from certlc.sync.bundle import thumbprint
+from certlc.sync.verify import Endpoint, served
 from tests.environment import without_certlc_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def leaf_fingerprint(path: Path) -> str:
-    return fingerprint(x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(Encoding.DER))
+def leaf_thumbprint(path: Path) -> str:
+    return thumbprint(x509.load_pem_x509_certificate(path.read_bytes()))
 
 
-def served(site) -> str:
-    return served_fingerprint(Endpoint("127.0.0.1", site.port))
+def served_by(site) -> str | None:
+    return served(Endpoint("127.0.0.1", site.port)).thumbprint
 
 
 def mode(path: Path) -> int:
@@ -69,7 +68,7 @@ def test_first_sync_writes_the_files_with_their_modes_and_the_server_serves_them
     assert "PRIVATE KEY" not in out + err
 
     site.start_server()
-    assert served(site) == leaf_fingerprint(site.cert)
+    assert served_by(site) == leaf_thumbprint(site.cert)
 
 
 def test_second_sync_is_up_to_date_and_touches_nothing(site):
@@ -93,7 +92,7 @@ def test_a_renewal_in_key_vault_is_written_reloaded_and_served(site):
     assert code == 0, err
     report = json.loads(out)
     assert (report["action"], report["version"]) == ("updated", new_version.properties.version)
-    assert served(site) == leaf_fingerprint(site.cert) != fingerprint(old.public_bytes(Encoding.DER))
+    assert served_by(site) == leaf_thumbprint(site.cert) != thumbprint(old)
     assert x509.load_pem_x509_certificate(site.cert.with_name("cert.pem.previous").read_bytes()) == old
     assert mode(site.key.with_name("key.pem.previous")) == 0o600
     assert site.reloads() == 1
@@ -113,7 +112,7 @@ def test_a_failing_reload_rolls_back_and_the_old_certificate_is_served_again(sit
     assert "exited with 1: config test failed" in report["reason"]
     assert {p: p.read_bytes() for p in old_files} == old_files
     assert (mode(site.cert), mode(site.key)) == (0o644, 0o600)
-    assert served(site) == fingerprint(old.public_bytes(Encoding.DER))
+    assert served_by(site) == thumbprint(old)
     assert site.reloads() == 2  # the failed one and the one after the rollback
 
 
@@ -129,7 +128,7 @@ def test_a_server_that_never_serves_the_new_certificate_is_rolled_back(site):
     assert code == 1
     assert "rolled back" in out and "did not serve certificate" in out
     assert site.cert.read_bytes() == old_cert
-    assert served(site) == fingerprint(old.public_bytes(Encoding.DER))
+    assert served_by(site) == thumbprint(old)
 
 
 @pytest.mark.parametrize(
