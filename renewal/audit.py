@@ -52,6 +52,7 @@ class AuditEvent(StrEnum):
     # renewal.targets: a reference pinned to the replaced version moved to the new one; the replaced version disabled
     ROLLOUT_UPDATED = "rollout_updated"
     RETIRED = "retired"
+    SERVED = "served"  # every target of a prober serves the version a renewal merged: folded under that renewal
     # someone ran a command that changes what certlc does (certlc.commands.operator)
     OPERATOR_ACTION = "operator_action"
     # certlc sync deployed a version on a server (certlc.sync.agent): its files, the reload, the check that the

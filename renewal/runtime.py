@@ -45,8 +45,10 @@ def build_runtime(
     from renewal.events import parse_queue_message
     from renewal.notify import notifier_from_env
     from renewal.reporting import Reporter
+    from renewal.targets.wiring import check_target_settings
 
     settings = settings_from_env(env)
+    check_target_settings(env)  # a typo there must stop the app now, not silence the target check later
     clock = clock or clock_from_env(env)
     renewals = RenewalQueue(ensure_queue(queue_client(env, settings.queue_name)))
     failed = FailedStore(

@@ -51,6 +51,7 @@ TABLE_COLUMNS = (
     ("RenewalPending", "Renewal pending"),
     ("CertExpiration", "Expiry"),
     ("DaysLeft", "Days left"),
+    ("Served", "Served"),  # what its targets serve (renewal.targets)
 )
 CELL_CLASSES = {"DaysLeft": ' class="num"', "CertExpiration": ' class="time"'}
 HISTORY_COLUMNS = ("Time", "Vault", "Certificate", "Event", "Trigger", "Reason / detail")
@@ -255,6 +256,8 @@ def _metrics(summary: Summary) -> str:
         ("lead-min", "Lead time, shortest", number(summary.lead_days_min, "days"), False),
         ("to-merged-avg", "Trigger to merged, average", number(summary.trigger_to_merged_minutes_avg, "min"), False),
         ("to-merged-max", "Trigger to merged, longest", number(summary.trigger_to_merged_minutes_max, "min"), False),
+        ("to-served-avg", "Trigger to served, average", number(summary.trigger_to_served_minutes_avg, "min"), False),
+        ("to-served-max", "Trigger to served, longest", number(summary.trigger_to_served_minutes_max, "min"), False),
         ("interventions", "Manual interventions", str(summary.interventions_total), False),
     )
     causes = ", ".join(f"{escape(c)} {n}" for c, n in summary.failures_by_cause.items()) or "none"

@@ -14,6 +14,8 @@ workbook agree:
   on its merged records; unknown when none carries it); average and shortest;
 - trigger to merged: per renewed renewal, minutes from its trigger (the earliest ``TriggeredAt``, else its first
   record) to its first merge; average and longest;
+- trigger to served: per renewed renewal whose certificate has targets, minutes from its trigger to its last
+  ``served`` record (the target check's: every target of a prober serves the new version); average and longest;
 - failures by cause: per failed renewal, the reason of its last failure record (its event when it has none);
 - manual interventions: operator-action records (one per certificate acted on), by action.
 """
@@ -60,6 +62,7 @@ class Renewal:
     ended: datetime | None
     triggered_at: datetime | None  # the earliest TriggeredAt, else the first record
     merged_at: datetime | None
+    served_at: datetime | None  # the last `served` record: every target (of every prober) serves the new version
     old_expires_on: datetime | None
     ca_request_id: str
     actions: tuple[str, ...]  # operator actions folded into it (renew --force, ...)
@@ -84,6 +87,13 @@ class Renewal:
             return None
         return (self.merged_at - self.triggered_at).total_seconds() / 60
 
+    @property
+    def trigger_to_served_minutes(self) -> float | None:
+        """From the trigger to the new version served by every known target (``renewal.targets``)."""
+        if self.served_at is None or self.triggered_at is None or self.merged_at is None:
+            return None
+        return (self.served_at - self.triggered_at).total_seconds() / 60
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -100,6 +110,8 @@ class Summary:
     lead_days_min: float | None
     trigger_to_merged_minutes_avg: float | None
     trigger_to_merged_minutes_max: float | None
+    trigger_to_served_minutes_avg: float | None
+    trigger_to_served_minutes_max: float | None
     failures_by_cause: dict[str, int]  # most first
     interventions: dict[str, int]  # by action, most first
 
@@ -152,6 +164,7 @@ def _renewal(correlation_id: str, steps: list[Mapping[str, Any]]) -> Renewal:
     triggered = [t for s in steps if (t := parse_time(s.get("TriggeredAt"))) is not None]
     expiries = [t for s in merged if (t := parse_time(s.get("OldExpiresOn"))) is not None]
     merged_times = [t for s in merged if (t := parse_time(s.get("TimeGenerated"))) is not None]
+    served = [t for s in steps if s.get("Event") == AuditEvent.SERVED and (t := parse_time(s.get("TimeGenerated")))]
     first = steps[0]
     return Renewal(
         correlation_id=correlation_id,
@@ -164,6 +177,7 @@ def _renewal(correlation_id: str, steps: list[Mapping[str, Any]]) -> Renewal:
         ended=max(times, default=None),
         triggered_at=min(triggered, default=None) or min(times, default=None),
         merged_at=min(merged_times, default=None),
+        served_at=max(served, default=None),
         old_expires_on=max(expiries, default=None),
         ca_request_id=next((str(s["CaRequestId"]) for s in reversed(steps) if s.get("CaRequestId")), ""),
         actions=actions,
@@ -180,6 +194,7 @@ def summarize(rows: Iterable[Mapping[str, Any]], since: datetime | None = None) 
     finished = outcomes[RENEWED] + outcomes[FAILED]
     leads = [d for g in renewals if (d := g.lead_days) is not None]
     waits = [m for g in renewals if (m := g.trigger_to_merged_minutes) is not None]
+    rollouts = [m for g in renewals if (m := g.trigger_to_served_minutes) is not None]
     causes = Counter(g.reason for g in renewals if g.outcome == FAILED)
     actions = Counter(str(r.get("Action") or "") for r in chosen if r.get("Event") == AuditEvent.OPERATOR_ACTION)
     return Summary(
@@ -194,6 +209,8 @@ def summarize(rows: Iterable[Mapping[str, Any]], since: datetime | None = None) 
         lead_days_min=_rounded(min(leads)) if leads else None,
         trigger_to_merged_minutes_avg=_rounded(sum(waits) / len(waits)) if waits else None,
         trigger_to_merged_minutes_max=_rounded(max(waits)) if waits else None,
+        trigger_to_served_minutes_avg=_rounded(sum(rollouts) / len(rollouts)) if rollouts else None,
+        trigger_to_served_minutes_max=_rounded(max(rollouts)) if rollouts else None,
         failures_by_cause=_most_first(causes),
         interventions=_most_first(actions),
     )

@@ -121,6 +121,8 @@ def render_summary(summary: Summary, renewals: Iterable[Renewal], *, steps: bool
         f"shortest {_number(s.lead_days_min, 'days')}",
         f"Trigger to merged:     average {_number(s.trigger_to_merged_minutes_avg, 'min')}, "
         f"longest {_number(s.trigger_to_merged_minutes_max, 'min')}",
+        f"Trigger to served:     average {_number(s.trigger_to_served_minutes_avg, 'min')}, "
+        f"longest {_number(s.trigger_to_served_minutes_max, 'min')} (every target serves the new version)",
         f"Failures by cause:     {causes}",
         f"Manual interventions:  {s.interventions_total}{f' ({actions})' if actions else ''}",
     ]
@@ -162,6 +164,7 @@ def render_summary_json(summary: Summary, renewals: Iterable[Renewal]) -> str:
                 "duration_seconds": r.duration_seconds,
                 "lead_days": r.lead_days,
                 "trigger_to_merged_minutes": r.trigger_to_merged_minutes,
+                "trigger_to_served_minutes": r.trigger_to_served_minutes,
             }
             for r in renewals
         ],

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from renewal import tags as cert_tags
 from renewal.keyvault import CertificateSnapshot, KeyVault, KeyVaultError
 from renewal.targets.decide import (
     RolloutMode,
@@ -232,7 +233,23 @@ def _act(
         seen.append(Seen.of(state, alerted))
     after.seen[name] = seen
     after.summaries[name] = summary_of(states)
+    if newly_served(states, before.seen.get(name, []), versions):
+        renewal = cert_tags.tag(cert.tags, cert_tags.CORRELATION)  # the renewal that merged it: folded under it
+        actors.audit("served", cert.vault, cert.name, correlation_id=renewal, new_version=versions.current.version,
+                     detail=f"{len(states)} targets serve version {versions.current.version}")  # fmt: skip
     _retire(kv, cert, versions, states, actors, settings, now, report)
+
+
+def newly_served(states: Sequence[TargetState], before: Sequence[Seen], versions: CertificateVersions) -> bool:
+    """Every target serves the current version now, and the last check did not see them all do so: the moment a
+    renewal is served everywhere (this prober's targets), recorded once."""
+    current = versions.current.thumbprint.upper()
+
+    def all_current(items: Sequence[tuple[str, str | None]]) -> bool:
+        return bool(items) and all(r == "serves_current" and (t or "").upper() == current for r, t in items)
+
+    now = [(str(s.reason), s.thumbprint) for s in states]
+    return all_current(now) and not all_current([(s.reason, s.thumbprint) for s in before])
 
 
 def _retire(

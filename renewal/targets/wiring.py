@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from renewal.errors import ConfigError
-from renewal.messages import RenewalRequest
+from renewal.messages import FIELD_LIMITS, RenewalRequest
 from renewal.setting_values import number_setting, seconds_setting, whole_number_setting
 from renewal.targets.model import Target
 from renewal.targets.run import Actors, TargetSettings, TargetsReport, check_targets
@@ -43,6 +44,18 @@ def target_settings_from_env(env: Mapping[str, str], escalate_within: timedelta)
         escalate_within=escalate_within,
         prober=(env.get("CERTLC_PROBER_NAME") or "").strip(),
     )
+
+
+def check_target_settings(env: Mapping[str, str]) -> None:
+    """Every target setting read once, as the app starts: ``ConfigError`` naming the first that cannot be used."""
+    from renewal.targets.azure.discover import settings_from_env
+    from renewal.targets.declared import prober_rules, shared_endpoints
+
+    target_settings_from_env(env, timedelta(0))
+    probe_limits(env)
+    shared_endpoints(env)
+    prober_rules(env)
+    settings_from_env(env)
 
 
 def probe_limits(env: Mapping[str, str]) -> dict[str, float]:
@@ -118,8 +131,12 @@ def run_target_check(rt: Any, now: datetime) -> TargetsReport:
     discovered, problems = discovered_targets(env, rt.settings.vaults)
     limits = probe_limits(env)
 
-    def audit(event: str, vault: str, name: str, **fields: Any) -> None:
-        rt.reporter.audit(event, RenewalRequest(vault=vault, name=name, trigger="sweep"), **fields)
+    def audit(event: str, vault: str, name: str, correlation_id: str | None = None, **fields: Any) -> None:
+        """A target check's record; ``correlation_id``: the renewal it belongs to (a merged version names it)."""
+        request = RenewalRequest(vault=vault, name=name, trigger="sweep")
+        if correlation_id and len(correlation_id) <= FIELD_LIMITS["correlation_id"]:
+            request = replace(request, correlation_id=correlation_id)
+        rt.reporter.audit(event, request, **fields)
 
     actors = Actors(
         probe_all=partial(

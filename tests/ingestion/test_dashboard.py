@@ -250,7 +250,7 @@ def test_page_marks_the_pending_renewal_with_the_good_versions_expiry():
     assert len(rows) == 2  # in the views of all vaults and of kv1, not kv2's
     cells = re.findall(r"<td[^>]*>(.*?)</td>", rows[0])
     marker = '<span class="badge pending">renewal pending</span>'
-    assert cells[1] == PENDING and cells[6:] == [marker, "2025-03-04 13:00 UTC", "3"]
+    assert cells[1] == PENDING and cells[6:] == [marker, "2025-03-04 13:00 UTC", "3", ""]  # no target: SERVED empty
     assert cells[4] == '<span class="due">due now</span>'
     assert page.count("renewal pending</span>") == 2
 

@@ -164,7 +164,20 @@ def test_the_workbook_shows_one_row_per_renewal_and_the_metrics_tiles():
     names = re.findall(r"Tile = '([^']+)'", tiles["query"])
     assert tiles["visualization"] == "tiles" and names == [
         "Success rate (%)", "Renewed", "Failed", "Lead time, average (days)", "Lead time, shortest (days)",
-        "Trigger to merged, average (min)", "Trigger to merged, longest (min)", "Manual interventions",
+        "Trigger to merged, average (min)", "Trigger to merged, longest (min)", "Trigger to served, average (min)",
+        "Trigger to served, longest (min)", "Manual interventions",
     ]  # fmt: skip
     assert "by Action" in items["history-interventions"]["content"]["query"]
     assert "history-recent" in items  # every event stays reachable
+
+
+def test_trigger_to_served_counts_to_the_last_prober_that_saw_every_target_serve_it():
+    steps = [
+        row(10, "renewal_initiated", "rolled", TriggeredAt=iso(T0 + timedelta(minutes=5))),
+        row(20, "merged", "rolled"),
+        row(65, "served", "rolled"),  # the app's targets
+        row(125, "served", "rolled"),  # an on-premises prober's, later: served everywhere from then
+    ]
+    (renewal,) = group_renewals(steps)
+    assert renewal.outcome == "renewed" and renewal.trigger_to_served_minutes == 120
+    assert summarize(steps).trigger_to_served_minutes_max == 120

@@ -64,14 +64,15 @@ def test_the_summary_from_the_audit_file_as_text(history, capsys):
     assert lines[0].startswith("Renewals since ") and lines[0].endswith(
         ": 2 (renewed 1, failed 1, in progress 0, skipped 0)"
     )
-    assert lines[1:6] == [
+    assert lines[1:7] == [
         "Success rate:          50 %",
         "Lead time:             average 9 days, shortest 9 days",
         "Trigger to merged:     average 3 min, longest 3 min",
+        "Trigger to served:     average -, longest - (every target serves the new version)",  # no target known
         "Failures by cause:     ca_denied 1",
         "Manual interventions:  2 (failed_retry 1, renew_force 1)",
     ]
-    table = lines[7:]
+    table = lines[8:]
     assert table[0].split()[:3] == ["STARTED", "(UTC)", "VAULT"]
     rows = {line.split()[-1]: line.split() for line in table[1:]}  # by correlation id
     assert list(rows) == ["o1", "d1", "f1"]  # newest first

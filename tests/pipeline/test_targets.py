@@ -82,7 +82,8 @@ def test_a_renewed_certificate_is_followed_to_its_endpoints_until_every_one_serv
         assert before[at(reloaded)]["reason"] == "serves_current"
         assert before[f"{closed}:9@127.0.0.1"]["reason"] == "unreachable"  # a clear state, within the deadline
 
-        deliver(stack, RenewalRequest("kv1", name, "manual", force=True).to_json())
+        forced = RenewalRequest("kv1", name, "manual", force=True)
+        deliver(stack, forced.to_json())
         assert len(versions(stack, name)) == 2
         serve_current(stack, nginx, name, reloaded, tmp_path)  # one server was reloaded, the other forgotten
         clock.advance(dt.timedelta(hours=1))
@@ -106,13 +107,16 @@ def test_a_renewed_certificate_is_followed_to_its_endpoints_until_every_one_serv
         serve_current(stack, nginx, name, forgotten, tmp_path)
         nginx.sites.pop(closed, None)
         kv = client(stack)
-        kv.update_certificate_properties(name, tags={"certlc-endpoints": endpoints.rsplit(",", 1)[0]})
+        tags = kv.get_certificate(name).properties.tags  # the closed endpoint retired, the other tags kept
+        kv.update_certificate_properties(name, tags={**tags, "certlc-endpoints": endpoints.rsplit(",", 1)[0]})
         for _ in range(2):  # the first sees both serve it (since now), the second a day later retires
             stack.host.trigger_timer("sweep")
             settle(stack)
             clock.advance(dt.timedelta(days=1, hours=1))
         old = next(v for v in versions(stack, name) if v.version == first)
         assert not old.enabled
+        served = [r for r in audit(stack, name) if r["event"] == "served"]
+        assert [r["correlation_id"] for r in served][-1] == forced.correlation_id  # folded under the renewal
         assert [r["old_version"] for r in audit(stack, name) if r["event"] == "retired"] == [first]
 
 

@@ -125,7 +125,7 @@ def seed_all(emulator: ConsumersEmulator, vault: Vault, subscription: str) -> di
 
 
 def test_discovery_finds_each_kind_with_hosts_pickup_and_version(emulator, vault, vaults) -> None:
-    subscription = unique("sub")
+    subscription = str(uuid.uuid4())  # a subscription id is a GUID
     seeded = seed_all(emulator, vault, subscription)
 
     found = find(emulator, vaults, subscription)
@@ -161,7 +161,7 @@ def test_discovery_finds_each_kind_with_hosts_pickup_and_version(emulator, vault
 def test_a_type_the_identity_may_not_read_or_a_missing_subscription_does_not_stop_the_rest(
     emulator, vault, vaults
 ) -> None:
-    subscription = unique("sub")
+    subscription = str(uuid.uuid4())  # a subscription id is a GUID
     seeded = seed_all(emulator, vault, subscription)
 
     found = find(emulator, vaults, "sub-nobody-has", subscription, token=NETWORK_READER)
@@ -178,7 +178,7 @@ def test_a_type_the_identity_may_not_read_or_a_missing_subscription_does_not_sto
 def test_rollout_moves_a_pinned_reference_and_the_service_then_serves_the_new_version(
     emulator, vault, vaults, kind
 ) -> None:
-    subscription = unique("sub")
+    subscription = str(uuid.uuid4())  # a subscription id is a GUID
     seeded = seed_all(emulator, vault, subscription)
     target = next(
         t
@@ -218,7 +218,7 @@ def test_rollout_moves_a_pinned_reference_and_the_service_then_serves_the_new_ve
 
 
 def test_rollout_leaves_a_reference_pinned_to_another_version_alone(emulator, vault, vaults) -> None:
-    subscription = unique("sub")
+    subscription = str(uuid.uuid4())  # a subscription id is a GUID
     seeded = seed_all(emulator, vault, subscription)
     target = next(t for t in find(emulator, vaults, subscription).of("kv1", seeded["name"]) if t.name == "gw/www")
     stale = type(target)(**{**target.__dict__, "pinned_version": "0" * 32})
@@ -241,7 +241,7 @@ def test_rollout_leaves_a_reference_pinned_to_another_version_alone(emulator, va
 
 
 def test_rollout_without_the_write_role_names_the_role(emulator, vault, vaults) -> None:
-    subscription = unique("sub")
+    subscription = str(uuid.uuid4())  # a subscription id is a GUID
     seeded = seed_all(emulator, vault, subscription)
     target = next(t for t in find(emulator, vaults, subscription).of("kv1", seeded["name"]) if t.name == "gw/www")
     with pytest.raises(RolloutError, match="Network Contributor") as refused:
@@ -270,18 +270,20 @@ def test_references_parse_public_and_local_urls_and_resource_ids(vaults, keyvaul
 
 def test_settings() -> None:
     assert settings_from_env({}).subscriptions == ()
+    a, b = "00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-00000000000b"
     settings = settings_from_env(
-        {"CERTLC_TARGET_SUBSCRIPTIONS": " a-1, b-2 ", "CERTLC_TARGET_ARM_ENDPOINT": "https://127.0.0.1:9/"}
+        {"CERTLC_TARGET_SUBSCRIPTIONS": f" {a}, {b} ", "CERTLC_TARGET_ARM_ENDPOINT": "https://127.0.0.1:9/"}
     )
-    assert settings.subscriptions == ("a-1", "b-2") and settings.endpoint == "https://127.0.0.1:9"
-    with pytest.raises(discovery.TargetConfigError, match="CERTLC_TARGET_SUBSCRIPTIONS"):
-        settings_from_env({"CERTLC_TARGET_SUBSCRIPTIONS": "a/b"})
+    assert settings.subscriptions == (a, b) and settings.endpoint == "https://127.0.0.1:9"
+    for bad in ("a/b", "my-subscription", a[:-1]):  # a name or a typo, not an id
+        with pytest.raises(discovery.TargetConfigError, match="CERTLC_TARGET_SUBSCRIPTIONS"):
+            settings_from_env({"CERTLC_TARGET_SUBSCRIPTIONS": bad})
     with pytest.raises(discovery.TargetConfigError, match="CERTLC_TARGET_ARM_ENDPOINT"):
         settings_from_env({"CERTLC_TARGET_ARM_ENDPOINT": "http://x"})
 
 
 def test_a_gateway_listener_on_another_port_is_probed_there(emulator, vault, vaults) -> None:
-    subscription = unique("sub")
+    subscription = str(uuid.uuid4())  # a subscription id is a GUID
     emulator.add_subscription(subscription)
     gateway = emulator.add_app_gateway(
         subscription, GROUP, "gw", {"alt": ([f"alt.{subscription}.test"], vault.secret_url("x"))}
@@ -297,7 +299,7 @@ def test_a_gateway_listener_on_another_port_is_probed_there(emulator, vault, vau
 
 
 def test_discovery_from_app_settings_probes_at_the_local_front(emulator, vault, vaults) -> None:
-    subscription = unique("sub")
+    subscription = str(uuid.uuid4())  # a subscription id is a GUID
     seeded = seed_all(emulator, vault, subscription)
     host, port = emulator.tls_address
     env = {

@@ -48,7 +48,7 @@ TIMEOUT_DEFAULT = 30.0
 READ_ROLE = "Reader"
 KEYVAULT_SUFFIXES = ("vault.azure.net", "vault.azure.cn", "vault.usgovcloudapi.net", "vault.microsoftazure.de")
 FRONT_DOOR_SKUS = ("standard_azurefrontdoor", "premium_azurefrontdoor")
-_SUBSCRIPTION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z-]{0,63}$")
+_SUBSCRIPTION = re.compile(r"^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")  # a subscription id is a GUID
 _SECRET_PATH = re.compile(r"^/secrets/(?P<name>[0-9A-Za-z-]{1,127})(?:/(?P<version>[0-9A-Za-z]{1,64}))?/?$")
 _SECRET_ID = re.compile(
     r"/providers/Microsoft\.KeyVault/vaults/(?P<vault>[^/]+)/secrets/(?P<name>[^/]+)/?$", re.IGNORECASE
