@@ -33,6 +33,7 @@ def benchmarks(full: bool) -> dict[str, list[str]]:
         "ingest_10k": [] if full else ["--certs", str(SMALL_INGEST_CERTS)],
         "acme_issuance": [],
         "reliability": [] if full else ["--quick"],
+        "probes": [],
     }
 
 
