@@ -58,6 +58,8 @@ class Reason(StrEnum):
     DUE = "due"
     ARI_DUE = "ari_due"
     CANARY_DUE = "canary_due"
+    FORCED = "forced"  # certlc renew --force, before it is due
+    COMPROMISE = "compromise"  # certlc renew --compromise: now, whatever its dates
 
 
 @dataclass(frozen=True)
@@ -309,7 +311,11 @@ def tags_fit_key_vault(given: Input) -> Verdict | None:
 
 
 def resolve_profile(given: Input) -> Verdict:
-    reason = next_renewal(given)[1] if _cert(given).expires_on is not None else Reason.SCHEDULED
+    if given.request.trigger == "compromise":
+        return _renewing(given, Reason.COMPROMISE, "its key may be exposed: renewed now, whatever its dates")
+    when, reason = next_renewal(given) if _cert(given).expires_on is not None else (None, Reason.SCHEDULED)
+    if given.request.force and when is not None and when > given.now:
+        return _renewing(given, Reason.FORCED, f"forced (not due before {when:%Y-%m-%d} UTC)")
     due = {
         Reason.SCHEDULED: Reason.DUE,
         Reason.ARI_SCHEDULED: Reason.ARI_DUE,

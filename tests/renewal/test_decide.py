@@ -107,9 +107,10 @@ CHAIN = [
     (cert(), {"version": "v0"}, "skip", "superseded"),
     (cert(days_left=200, lifetime=365), {}, "skip", "scheduled"),
     (cert(days_left=200, lifetime=365), {"reason": "manual"}, "skip", "scheduled"),  # certlc renew NAME: if due
-    (cert(days_left=200, lifetime=365), {"reason": "manual", "force": True}, "renew", "due"),  # --force
-    (cert(days_left=200, lifetime=365), {"reason": "compromise"}, "renew", "due"),
-    (cert(days_left=200, lifetime=365), {"reason": "sweep", "force": True}, "renew", "due"),
+    (cert(days_left=200, lifetime=365), {"reason": "manual", "force": True}, "renew", "forced"),  # --force, early
+    (cert(days_left=200, lifetime=365), {"reason": "compromise"}, "renew", "compromise"),
+    (cert(days_left=5), {"reason": "manual", "force": True}, "renew", "due"),  # forced, but due anyway: says due
+    (cert(days_left=200, lifetime=365), {"reason": "sweep", "force": True}, "renew", "forced"),
     (cert(days_left=200, lifetime=365), {"reason": "canary", "version": "v1"}, "renew", "due"),  # not due: canary
     (cert(), {"reason": "canary", "version": "v1"}, "renew", "due"),  # due anyway
     (cert(days_left=200, lifetime=365), {"reason": "canary"}, "skip", "scheduled"),  # names no version: not skipped
