@@ -183,8 +183,13 @@ def check_targets(
         after = VaultTargets(vault.name, now)
         work = gather(kv, vault, targets_of, report.problems)
         for item, states in zip(work, probed_states(work, actors.probe_all, before, now, settings), strict=True):
-            if states:  # none: all its targets are another prober's
+            if not states:  # all its targets are another prober's
+                continue
+            try:
                 _act(kv, item.cert, item.versions, states, before, after, actors, settings, now, report)
+            except Exception as exc:  # one certificate's trouble never ends the check for the others
+                log.exception("target check of %s/%s failed", vault.name, item.cert.name)
+                report.problems.append(f"{vault.name}/{item.cert.name}: {type(exc).__name__}: {exc}")
         try:
             store.save(after)
         except Exception as exc:
