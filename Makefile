@@ -8,16 +8,21 @@ PY     := $(VENV)/bin/python
 
 .PHONY: demo test lint bench clean package
 
-# certlc, and the Azure stand-ins with the local stack (localazure/, which servers do not install).
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-kerberos.txt pyproject.toml localazure/pyproject.toml
+# What the demo runs: certlc, and the Azure stand-ins with the local stack (localazure/, which servers do not install;
+# it brings jsonschema and pyspnego). Nothing is compiled: all wheels but certsrv, a pure-Python source package.
+$(VENV)/.demo-installed: requirements.txt pyproject.toml localazure/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PYTHON) localazure/localazure/tools.py install libkrb5-dev gcc  # gssapi (kerberos extra) builds against them
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e . -e localazure
+	$(PY) -m pip install --quiet -e . -e localazure
 	touch $@
 
-demo: $(VENV)/.installed
+# Everything else the tests and tools need, on top: the Kerberos extra takes minutes, as gssapi is built from source.
+$(VENV)/.installed: $(VENV)/.demo-installed requirements-dev.txt requirements-kerberos.txt
+	$(PYTHON) localazure/localazure/tools.py install libkrb5-dev gcc  # gssapi (kerberos extra) builds against them
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+demo: $(VENV)/.demo-installed
 	$(PY) -m localazure.tools install azurite
 	$(VENV)/bin/certlc demo
 

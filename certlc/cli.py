@@ -63,20 +63,47 @@ def load_settings(path: str | None, *, refuse_stopped_stack: bool = True) -> dic
     candidates = [Path(path)] if path else [Path("local.settings.json"), STACK_SETTINGS]
     values: dict[str, str] = {}
     for candidate in candidates:
-        if candidate.is_file():
-            try:
-                body = json.loads(candidate.read_text())
-                values = {k: str(v) for k, v in body["Values"].items()}
-            except (ValueError, KeyError, AttributeError, TypeError) as exc:
-                raise UserError(f"{candidate} is not a Functions local.settings.json with a Values map: {exc}") from exc
-            if refuse_stopped_stack and _stack_stopped(candidate, body):
-                raise StackNotRunning(STACK_NOT_RUNNING)
-            if refuse_stopped_stack and (unfilled := unfilled_settings(candidate, values)):
-                raise UserError(unfilled)
-            break
-        if path:
-            raise UserError(f"settings file {path} does not exist")
+        body = _settings_body(candidate)
+        if body is None:
+            if path:
+                raise UserError(f"settings file {path} does not exist")
+            continue
+        values = {k: str(v) for k, v in _values_map(candidate, body).items()}
+        if refuse_stopped_stack and _stack_stopped(candidate, body):
+            raise StackNotRunning(STACK_NOT_RUNNING)
+        if refuse_stopped_stack and (unfilled := unfilled_settings(candidate, values)):
+            raise UserError(unfilled)
+        break
     return values | dict(os.environ)
+
+
+def _settings_body(candidate: Path) -> Any:
+    """The settings file's JSON, or None when there is none; a file that is there but cannot be read or parsed (a
+    folder, no read permission, an unreadable folder on the way, not JSON) is the user's to fix, in one line."""
+    try:
+        text = candidate.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise UserError(f"settings file {candidate} is a folder: name the local.settings.json in it") from None
+    except OSError as exc:
+        raise UserError(f"cannot read the settings file {candidate}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise UserError(f"{candidate} is not a Functions local.settings.json: not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UserError(f"{candidate} is not a Functions local.settings.json: not JSON ({exc})") from None
+
+
+def _values_map(candidate: Path, body: Any) -> dict[str, Any]:
+    values = body.get("Values") if isinstance(body, dict) else None
+    if not isinstance(values, dict):
+        raise UserError(
+            f'{candidate} is not a Functions local.settings.json: it needs a "Values" object of app settings, '
+            '{"Values": {"NAME": "value", ...}}'
+        )
+    return values
 
 
 def _stack_stopped(settings_file: Path, body: dict) -> bool:
@@ -105,34 +132,111 @@ def _add_arguments(target: str, parser: argparse.ArgumentParser) -> None:
     getattr(importlib.import_module(module), adder)(parser)
 
 
-# (name, help, "module" with add_arguments/run, or "module:run_x" with add_x_arguments/run_x)
+# (name, help, "module" with add_arguments/run, or "module:run_x" with add_x_arguments/run_x, examples for its
+# --help), in the order a newcomer meets them: try it locally, look, act, then operate a deployment
 DELEGATED = [
-    ("demo", "run the whole pipeline on the local stack and print a summary", "certlc.demo"),
-    ("renew", "renew one certificate now (in this process)", "certlc.commands.renew"),
-    ("sweep", "find due certificates nothing is renewing and queue them", "certlc.commands.sweep"),
-    ("failed", "list or re-drive permanently failed and poison renewals", "certlc.commands.failed"),
-    ("ingest", "snapshot certificate status to Log Analytics (or the local emulator)", "certlc.commands.ingest"),
-    ("status", "show every certificate's status across the configured vaults", "certlc.dashboard.cli:run_status"),
+    (
+        "demo",
+        "run the whole pipeline on the local stack and print a summary",
+        "certlc.demo",
+        ["certlc demo", "certlc demo --ca acme"],
+    ),
+    (
+        "local",
+        "start the local stack in the background, add certificates to its vault, stop it",
+        "localazure.stack",
+        ["certlc local up", "certlc local add web --days 5", "certlc local down"],
+    ),
+    (
+        "status",
+        "show every certificate's status across the configured vaults, or one certificate's",
+        "certlc.dashboard.cli:run_status",
+        ["certlc status", "certlc status shop-expiring", "certlc status --summary --days 7"],
+    ),
     (
         "targets",
         "list where each certificate is used and what each place serves (TLS probe)",
         "certlc.commands.targets",
+        ["certlc targets", "certlc targets shop-expiring --vault kv1", "certlc targets --no-probe -o json"],
     ),
-    ("dashboard", "write the status dashboard as a self-contained HTML page", "certlc.dashboard.cli:run_dashboard"),
-    ("dev", "run function_app.py's functions on a local Functions host", "certlc.host.host"),
-    ("worker", "drain the Azure renewal queue on-premises (near an internal CA)", "certlc.host.worker"),
-    ("local", "start or stop the whole local stack in the background", "localazure.stack"),
-    ("sync", "keep a server's PEM files in step with Key Vault", "certlc.sync.cli"),
-    ("doctor", "check a deployment read-only, one line per part (vaults, queues, CAs, the app)", "certlc.doctor.cli"),
+    (
+        "renew",
+        "renew a certificate now, or every one that is due (--all), in this process",
+        "certlc.commands.renew",
+        ["certlc renew shop-expiring --dry-run", "certlc renew shop-expiring --force", "certlc renew --all"],
+    ),
+    (
+        "sweep",
+        "find due certificates nothing is renewing and queue them",
+        "certlc.commands.sweep",
+        ["certlc sweep", "certlc sweep -o json"],
+    ),
+    (
+        "failed",
+        "list or re-drive permanently failed and poison renewals",
+        "certlc.commands.failed",
+        ["certlc failed list", "certlc failed retry --all", "certlc failed purge --yes"],
+    ),
+    (
+        "ingest",
+        "snapshot certificate status to Log Analytics (or the local emulator)",
+        "certlc.commands.ingest",
+        ["certlc ingest", "certlc ingest -o json"],
+    ),
+    (
+        "dashboard",
+        "write the status dashboard as a self-contained HTML page",
+        "certlc.dashboard.cli:run_dashboard",
+        ["certlc dashboard", "certlc dashboard --out status.html"],
+    ),
+    (
+        "doctor",
+        "check a deployment read-only, one line per part (vaults, queues, CAs, the app)",
+        "certlc.doctor.cli",
+        ["certlc doctor", "certlc doctor --settings prod.settings.json --timeout 10"],
+    ),
+    (
+        "sync",
+        "keep a server's PEM files in step with Key Vault",
+        "certlc.sync.cli",
+        [
+            "certlc sync --vault contoso-kv --name www --cert /etc/nginx/tls/www.pem --key /etc/nginx/tls/www.key \\\n"
+            '      --reload "nginx -s reload" --verify 127.0.0.1:443 --daemon'
+        ],
+    ),
+    (
+        "worker",
+        "drain the Azure renewal queue on-premises (near an internal CA)",
+        "certlc.host.worker",
+        ["certlc worker", "certlc worker --drain --timeout 600"],
+    ),
+    (
+        "dev",
+        "run function_app.py's functions on a local Functions host",
+        "certlc.host.host",
+        ["certlc dev", "certlc dev --port 7072 --no-timers"],
+    ),
 ]
+EMULATOR_HELP = (
+    "run one of the local emulators in the foreground",
+    ["certlc emulator keyvault", "certlc emulator logs"],
+)
 EMULATORS = [
     (
         "keyvault",
         "the Key Vault emulator (HTTPS, bearer challenge, certificates API)",
         "localazure.emulators.keyvault.cli",
+        ["certlc emulator keyvault", "certlc emulator keyvault --vault kv1 --vault kv2 --json"],
     ),
-    ("logs", "the Logs Ingestion API emulator", "localazure.emulators.logs.cli"),
+    (
+        "logs",
+        "the Logs Ingestion API emulator",
+        "localazure.emulators.logs.cli",
+        ["certlc emulator logs", "certlc emulator logs --port 8443"],
+    ),
 ]
+# What prints text only (a path, one line per entry): -o json there is refused rather than silently ignored.
+TEXT_ONLY = {"dashboard", "local add", "failed retry", "failed remove"}
 
 
 def _command_word(argv: Sequence[str]) -> str | None:
@@ -185,32 +289,63 @@ def version() -> str:
             return "unknown"
 
 
-def _subcommand(sub: Any, name: str, help_text: str, **kwargs: Any) -> argparse.ArgumentParser:
-    return sub.add_parser(
-        name, help=help_text, description=help_text, parents=[global_options()], conflict_handler="resolve", **kwargs
+def _subcommand(
+    sub: Any, name: str, help_text: str, examples: list[str], module: str | None = None
+) -> argparse.ArgumentParser:
+    """A command's parser; with ``module``, its own arguments too (only the command that runs imports its module)."""
+    p = sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the examples keep their lines
+        parents=[global_options()],
+        conflict_handler="resolve",
     )
+    if module:
+        _add_arguments(module, p)
+    p.epilog = examples_epilog(examples, p.epilog)  # after the epilog the command may set itself (sync's)
+    return p
+
+
+def examples_epilog(examples: list[str], before: str | None = None) -> str:
+    """The "examples:" section every command's ``--help`` ends with, so a newcomer sees how it is used."""
+    section = "examples:\n" + "\n".join(f"  {example}" for example in examples)
+    return f"{before}\n\n{section}" if before else section
+
+
+class _Version(argparse.Action):
+    """``--version``: one line of text, so ``-o json`` beside it is refused (exit 2) rather than ignored."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, argv: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+        self.argv = argv
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option: Any = None) -> None:
+        given, _ = global_options().parse_known_args(self.argv)
+        if getattr(given, "output", "table") == "json":
+            parser.exit(2, "certlc: --version prints one line of text: leave out -o json\n")
+        print(f"certlc {version()}")
+        parser.exit(0)
 
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="certlc",
         description="Renews Azure Key Vault certificates issued by CAs Key Vault does not integrate with.",
+        epilog=examples_epilog(["certlc local up", "certlc status", "certlc renew shop-expiring --dry-run"]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[global_options()],
     )
-    parser.add_argument("--version", action="version", version=f"certlc {version()}")
+    parser.add_argument("--version", action=_Version, argv=argv, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = _command_word(argv)
-    for name, help_text, module in DELEGATED:
-        p = _subcommand(sub, name, help_text)
-        if name == wanted:  # only the chosen command's module is imported
-            _add_arguments(module, p)
+    for name, help_text, module, examples in DELEGATED:
+        p = _subcommand(sub, name, help_text, examples, module if name == wanted else None)
         p.set_defaults(handler=_delegate(module))
-    emulator = _subcommand(sub, "emulator", "run one of the local emulators in the foreground")
+    emulator = _subcommand(sub, "emulator", *EMULATOR_HELP)
     emulators = emulator.add_subparsers(dest="emulator", metavar="NAME", required=True)
-    for name, help_text, module in EMULATORS:
-        p = _subcommand(emulators, name, help_text)
-        if wanted == "emulator":
-            _add_arguments(module, p)
+    for name, help_text, module, examples in EMULATORS:
+        p = _subcommand(emulators, name, help_text, examples, module if wanted == "emulator" else None)
         p.set_defaults(handler=_delegate(module))
     return parser
 
@@ -225,9 +360,16 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Exit 0 done or nothing to do, 1 the work failed or is not finished, 2 a usage or configuration mistake."""
+    """Exit 0 done or nothing to do, 1 the work failed or is not finished, 2 a usage or configuration mistake,
+    130 interrupted."""
     try:
-        return _run(list(sys.argv[1:] if argv is None else argv))
+        code = _run(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()  # here, so that a reader gone early is handled below and not at exit
+        return code
+    except BrokenPipeError:  # `certlc status | head -2`: the reader has what it wanted (the Python docs' recipe)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the flush at exit does not fail again
+        return 1
     except ModuleNotFoundError as exc:  # local, emulator and demo import localazure, as they parse or as they run
         if (exc.name or "").partition(".")[0] != "localazure":
             raise
@@ -246,6 +388,8 @@ def _run(argv: list[str]) -> int:
 
     command_logging(one_shot=args.command in ONE_SHOT, verbose=args.verbose, debug=args.debug)
     try:
+        if args.output == "json" and (command := _command_path(args)) in TEXT_ONLY:
+            raise UserError(f"-o json does not apply to {command}: it prints text only")
         args.env = load_settings(args.settings, refuse_stopped_stack=args.command not in NO_SETTINGS_NEEDED)
         return args.handler(args)
     except (UserError, ConfigError) as exc:
@@ -259,6 +403,11 @@ def _run(argv: list[str]) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _command_path(args: argparse.Namespace) -> str:
+    """The command with its action, when it has one: ``failed retry``, ``local add``."""
+    return " ".join(filter(None, (args.command, getattr(args, "action", None))))
 
 
 def _first_line(exc: BaseException) -> str:

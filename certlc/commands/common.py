@@ -13,7 +13,7 @@ import logging
 import socket
 import sys
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -41,13 +41,32 @@ def storage_endpoints(env: Mapping[str, str], settings: Any) -> list[Endpoint]:
     from renewal.ledger import CONTAINER_DEFAULT
 
     connection = env.get("CERTLC_QUEUE_CONNECTION", QUEUE_CONNECTION_DEFAULT)
-    found = [Endpoint("the renewal queue", queue_client(env, settings.queue_name).url, connection)]
+    found = [
+        Endpoint("the renewal queue", _storage_url(queue_client, env, settings.queue_name, connection), connection)
+    ]
     try:
         container = env.get("CERTLC_LOCK_CONTAINER") or CONTAINER_DEFAULT
-        found.append(Endpoint("the renewal lock container", blob_container_client(env, container).url, connection))
+        url = _storage_url(blob_container_client, env, container, connection)
+        found.append(Endpoint("the renewal lock container", url, connection))
     except ConfigError:  # no blob connection: building the runtime says so
         pass
     return found
+
+
+def _storage_url(client: Callable[..., Any], env: Mapping[str, str], name: str, connection: str) -> str:
+    """The client's URL. The storage SDK checks the connection string with a plain ValueError (malformed, or
+    endpoints without a key or SAS): a setting to fix, so a ``ConfigError`` naming it, never a traceback."""
+    from renewal.errors import ConfigError
+
+    try:
+        return client(env, name).url
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(
+            f"{connection} cannot be used: {str(exc).rstrip('.')}; set the storage account's connection string "
+            "(with AccountKey or SharedAccessSignature), or UseDevelopmentStorage=true for the local stack"
+        ) from None
 
 
 def service_endpoints(env: Mapping[str, str], settings: Any) -> list[Endpoint]:

@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def action(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_text, parents=[global_options()])  # -o json after the action too
+        return sub.add_parser(  # -o json after the action too
+            name, help=help_text, description=help_text, parents=[global_options()]
+        )
 
     action("list", "list failed and poison renewals (-o json: as JSON)")
     retry = action("retry", "re-drive entries as fresh renewals")

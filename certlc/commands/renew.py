@@ -7,14 +7,18 @@ summary; the others have nothing to do. Exit 0 when everything was renewed or th
 not managed, already in flight, or ``--dry-run`` would renew); 1 when a renewal failed, was refused, is left
 retrying or waiting for the CA, the certificate does not exist, or (``--all``) a certificate's last renewal
 failed and nobody re-drove it; 2 for a usage or configuration mistake (a vault not in ``CERTLC_VAULTS``, an
-unknown ``CERTLC_CA``, NAME with ``--all``).
+unknown ``CERTLC_CA``, NAME with ``--all``, a NAME Key Vault cannot have); 130 when interrupted, with one line on
+what the renewal may have left.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -66,6 +70,11 @@ class Outcome:
     def acted_on(self) -> bool:
         return self.status != "skipped" or self.reason == "dry_run"
 
+    @property
+    def counted_as(self) -> str:
+        """Its word in the summary: a dry run's "would renew" is what it found to do, not a skip."""
+        return "would_renew" if self.reason == "dry_run" else self.status
+
     def line(self) -> str:
         return f"{self.vault}/{self.name}: {self.status} ({self.reason}) {self.message}"
 
@@ -77,6 +86,7 @@ def exit_code(status: str, reason: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from certlc.cli import UserError
     from certlc.commands.common import checked_runtime, chosen_vault
+    from renewal.vaults import is_valid_object_name
 
     if not args.all and not args.name:
         raise UserError("name the certificate to renew, or pass --all to renew every one that is due")
@@ -84,25 +94,54 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--force renews one certificate whether due or not: name it instead of --all")
     if args.all and args.compromise:
         raise UserError("--compromise renews one certificate whose key may be exposed: name it instead of --all")
+    if args.name and not is_valid_object_name(args.name):  # refused here, before a renewal could record it failed
+        raise UserError(
+            f"{args.name!r} cannot be a Key Vault certificate name: 1-127 letters, digits and hyphens "
+            "(`certlc status` lists the certificates)"
+        )
     runtime = checked_runtime(args.env, dry_run=args.dry_run)
     if args.all:
         vaults = runtime.settings.vaults
         if args.vault:
             vault = chosen_vault(vaults, args.vault)
             vaults = {vault.name.lower(): vault}
-        return _report_all(renew_all(runtime, vaults, args.dry_run), args.output, args.dry_run)
+        with said_if_interrupted(args.dry_run, "renewals", "certlc status"):
+            outcomes = renew_all(runtime, vaults, args.dry_run)
+        return _report_all(outcomes, args.output, args.dry_run)
     vault = chosen_vault(runtime.settings.vaults, args.vault)
     trigger = "compromise" if args.compromise else "manual"
     request = RenewalRequest(vault=vault.name, name=args.name, trigger=trigger, force=args.force)
     if (args.force or args.compromise) and not args.dry_run:
         audit_intervention(runtime, request)
-    outcome = renew_one(runtime, request, args.dry_run)
+    which = f" --vault {vault.name}" if len(runtime.settings.vaults) > 1 else ""
+    with said_if_interrupted(
+        args.dry_run, f"the renewal of {vault.name}/{args.name}", f"certlc status {args.name}{which}"
+    ):
+        outcome = renew_one(runtime, request, args.dry_run)
     if args.output == "json":
         body = {k: v for k, v in asdict(outcome).items() if k not in ("vault", "name")}
         print(json.dumps(body | {"dry_run": args.dry_run}))
     else:
         print(outcome.line())
     return exit_code(outcome.status, outcome.reason)
+
+
+@contextmanager
+def said_if_interrupted(dry_run: bool, what: str, see: str) -> Iterator[None]:
+    """Ctrl-C half-way through a renewal still exits 130, with one line on what it may have left: Key Vault's
+    pending operation (a new version waiting for its certificate), which the next sweep takes over."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if dry_run:
+            print(f"certlc: {what} interrupted (dry run: nothing was changed)", file=sys.stderr)
+        else:
+            print(
+                f"certlc: {what} interrupted: a certificate may be left with a pending operation in Key Vault, "
+                f"which the next sweep takes over; see it with `{see}`",
+                file=sys.stderr,
+            )
+        raise
 
 
 def audit_intervention(runtime: Any, request: RenewalRequest) -> None:
@@ -166,7 +205,7 @@ def _left(key: str, status: str, reason: str, message: str) -> Outcome:
 
 
 def _report_all(outcomes: list[Outcome], output: str, dry_run: bool) -> int:
-    counts = Counter(o.status for o in outcomes if o.acted_on)
+    counts = Counter(o.counted_as for o in outcomes if o.acted_on)
     failed = any(exit_code(o.status, o.reason) for o in outcomes)
     if output == "json":
         idle = len(outcomes) - counts.total()
@@ -176,7 +215,7 @@ def _report_all(outcomes: list[Outcome], output: str, dry_run: bool) -> int:
         for outcome in outcomes:
             if outcome.acted_on:
                 print(outcome.line())
-        summary = ", ".join(f"{status} {n}" for status, n in counts.items()) or "nothing was due"
+        summary = ", ".join(f"{status.replace('_', ' ')} {n}" for status, n in counts.items()) or "nothing was due"
         print(f"{'dry run: ' if dry_run else ''}{summary}; nothing to do for the other certificates")
     return 1 if failed else 0
 

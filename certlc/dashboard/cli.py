@@ -36,12 +36,19 @@ def add_dashboard_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_dashboard(args: argparse.Namespace) -> int:
     """Status rows and renewal history from the Logs emulator (its files, or its endpoint), on one page."""
+    from certlc.cli import UserError
     from certlc.dashboard import render
     from certlc.dashboard.source import history_from_file
     from ingestion.history import STREAM_DEFAULT as HISTORY_STREAM
     from renewal.trust import ca_bundle
 
-    trust = (args.ca_bundle or ca_bundle(os.environ, "CERTLC_LOGS_CA_BUNDLE")) if args.logs_url else None
+    out = args.out or args.state_dir / "dashboard.html"
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder: name the HTML file to write, e.g. {out / 'dashboard.html'}")
+    trust = None
+    if args.logs_url:  # --ca-bundle is read as the setting is: a file's path or the PEM text
+        given = {"--ca-bundle": args.ca_bundle} if args.ca_bundle else os.environ
+        trust = ca_bundle(given, "--ca-bundle" if args.ca_bundle else "CERTLC_LOGS_CA_BUNDLE")
     try:
         if args.logs_url:
             rows = rows_from_url(args.logs_url, trust)
@@ -54,7 +61,10 @@ def run_dashboard(args: argparse.Namespace) -> int:
     except RowsUnavailable as error:
         print(f"certlc dashboard: {error}", file=sys.stderr)
         return 1
-    path = render(rows, args.out or args.state_dir / "dashboard.html", history)
+    try:
+        path = render(rows, out, history)
+    except OSError as error:  # a folder that does not exist or cannot be written
+        raise UserError(f"cannot write {out}: {error.strerror or error}") from None
     print(path.resolve())
     return 0
 
@@ -117,13 +127,16 @@ def run_status(args: argparse.Namespace) -> int:
 
         return run(args)
     failed: list[str] = []
+    env = getattr(args, "env", None) or os.environ
+    if args.vault and not args.rows:  # stored rows may name vaults no longer configured
+        known_vault(env, args.vault)
     try:
         if args.rows:
             rows = rows_from_file(args.rows)
         else:
             from ingestion.run import take_snapshot
 
-            snapshot = take_snapshot(getattr(args, "env", None) or os.environ)
+            snapshot = take_snapshot(env)
             rows = snapshot.rows
             failed = [v.error for v in snapshot.vaults if v.error]
     except ConfigError:
@@ -134,7 +147,7 @@ def run_status(args: argparse.Namespace) -> int:
     if args.vault:
         rows = [r for r in rows if str(r.get("KeyVault", "")).lower() == args.vault.lower()]
     colour = not args.no_color and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    seen = None if args.rows else last_sweep(getattr(args, "env", None) or os.environ)
+    seen = None if args.rows else last_sweep(env)
     if args.output == "json":
         body = json.loads(render_json(rows, failed))
         print(json.dumps(body | ({"sweep": seen.as_dict()} if seen else {}), indent=2))
@@ -143,6 +156,15 @@ def run_status(args: argparse.Namespace) -> int:
     for error in failed:
         print(f"certlc status: vault skipped: {error}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def known_vault(env: Mapping[str, str], name: str) -> None:
+    """``--vault`` must name a vault of ``CERTLC_VAULTS`` (exit 2 naming them), as every command's ``--vault``:
+    filtering on a vault certlc does not manage would print an empty table and exit 0."""
+    from certlc.commands.common import chosen_vault
+    from renewal.vaults import vaults_from_env
+
+    chosen_vault(vaults_from_env(env), name)
 
 
 def run_summary(args: argparse.Namespace) -> int:
@@ -160,6 +182,8 @@ def run_summary(args: argparse.Namespace) -> int:
     if args.rows:
         raise UserError("--summary reads the renewal history (--history), not status rows (--rows)")
     env = getattr(args, "env", None) or os.environ
+    if args.vault and env.get("CERTLC_VAULTS", "").strip():  # a history copied elsewhere is read without settings
+        known_vault(env, args.vault)
     path = args.history or env.get("CERTLC_AUDIT_FILE", "").strip()
     if not path:
         raise UserError(

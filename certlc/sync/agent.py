@@ -123,7 +123,7 @@ def sync_once(config: SyncConfig) -> RoundResult:
         return result("unchanged", str(exc))
     except SyncError as exc:
         return result("failed", str(exc))
-    if files.on_disk_thumbprint(config.targets) == bundle.thumbprint:
+    if files.on_disk_thumbprint(config.targets, bundle) == bundle.thumbprint:
         return result("unchanged", "up to date")
     old = _on_disk(config.targets.cert)
     try:
@@ -132,7 +132,7 @@ def sync_once(config: SyncConfig) -> RoundResult:
         return result("failed", f"could not write the files ({exc}); the previous ones are unchanged")
     log.info("%s/%s: wrote version %s", config.vault.name, config.name, bundle.version)
     trail = _Trail(config, bundle)
-    trail(AuditEvent.WRITTEN, old_thumbprint=old, files=[str(path) for path in config.targets.paths()])
+    trail(AuditEvent.WRITTEN, old_thumbprint=old, files=[str(path) for path in config.targets.written(bundle)])
     step = "reload_failed"
     try:
         if config.reload:

@@ -35,9 +35,14 @@ class Targets:
     def paths(self) -> list[Path]:
         return [path for path, _ in self.modes()]
 
+    def written(self, bundle: Bundle) -> list[Path]:
+        """The files a version fills: no chain file when its leaf's issuer is a root, as an empty one would read as
+        a chain of nothing."""
+        return [path for path in self.paths() if path != self.chain or bundle.chain]
+
     def contents(self, bundle: Bundle) -> dict[Path, bytes]:
         data = {self.cert: pieces.cert_pem(bundle), self.key: bundle.key_pem}
-        if self.chain is not None:
+        if self.chain is not None and bundle.chain:
             data[self.chain] = pieces.chain_pem(bundle)
         if self.fullchain is not None:
             data[self.fullchain] = pieces.fullchain_pem(bundle)
@@ -63,9 +68,11 @@ def check_writable(targets: Targets) -> None:
             raise SyncConfigError(f"no permission to write in {folder} (needed for {path.name}); run as its owner")
 
 
-def on_disk_thumbprint(targets: Targets) -> str | None:
-    """The thumbprint of the certificate on disk, or None when any file is missing or unreadable."""
-    if not all(p.is_file() for p in targets.paths()):
+def on_disk_thumbprint(targets: Targets, bundle: Bundle) -> str | None:
+    """The thumbprint of the certificate on disk, or None when a file ``bundle`` fills is missing or unreadable, or
+    a chain file it has no use for is still there."""
+    wanted = targets.written(bundle)
+    if not all(p.is_file() for p in wanted) or any(p.exists() for p in targets.paths() if p not in wanted):
         return None
     try:
         return thumbprint(x509.load_pem_x509_certificate(targets.cert.read_bytes()))
@@ -74,7 +81,8 @@ def on_disk_thumbprint(targets: Targets) -> str | None:
 
 
 def install(targets: Targets, bundle: Bundle) -> list[Path]:
-    """Keeps every existing file as ``*.previous``, then writes the new set; returns the files that were new.
+    """Keeps every existing file as ``*.previous``, then writes the new set and removes a chain file the new
+    version has no use for; returns the files that did not exist before.
 
     All backups are made before the first new file is written, so a failure part-way is undone from them.
     """
@@ -87,7 +95,10 @@ def install(targets: Targets, bundle: Bundle) -> list[Path]:
     contents = targets.contents(bundle)
     try:
         for path, mode in targets.modes():
-            write_atomically(path, contents[path], mode=mode)
+            if path in contents:
+                write_atomically(path, contents[path], mode=mode)
+            else:
+                path.unlink(missing_ok=True)
     except BaseException:
         restore(targets, created)
         raise

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
 import subprocess
 
 from certlc.sync.errors import SyncConfigError, SyncError
 
 
 def parse_command(command: str) -> list[str]:
-    """The command as argv (``shlex`` rules); a shell is used only when the operator writes ``sh -c '...'``."""
+    """The command as argv (``shlex`` rules); a shell is used only when the operator writes ``sh -c '...'``.
+
+    Its program must be there and executable now: found missing only after the files are written, the round
+    would be rolled back for a typo."""
     try:
         argv = shlex.split(command)
     except ValueError as exc:
         raise SyncConfigError(f"--reload {command!r} cannot be split into arguments: {exc}") from exc
     if not argv:
         raise SyncConfigError("--reload is empty: give the command that makes the server re-read its files")
+    program = argv[0]
+    if shutil.which(program) is None:
+        if os.sep in program and os.path.isfile(program):
+            raise SyncConfigError(f"--reload: {program!r} is not executable: chmod +x it or name its interpreter")
+        raise SyncConfigError(f"--reload: {program!r} was not found: give its full path or put it on PATH")
     return argv
 
 

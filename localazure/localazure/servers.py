@@ -1,7 +1,8 @@
 """Real local servers for tests and the local stack: Azurite (queues, blobs), pebble (ACME), cfssl (CA).
 
 Each starts on free loopback ports with its log in the given folder, is polled until it answers,
-and stops cleanly (terminate, wait, kill). Every handle is a context manager.
+and stops cleanly (terminate, wait, kill). Every handle is a context manager. Each runs in that folder, so the
+folder is resolved first: a relative path handed to the server would be read from inside itself.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class AzuriteServer(_Server):
 def start_azurite(workdir: Path) -> AzuriteServer:
     """Azurite's queue and blob services (blob leases are the renewal lock), persisting under ``workdir``."""
     binary = tools.ensure_azurite().with_name("azurite")  # all services; the table service gets a port too
+    workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
 
     def start() -> AzuriteServer:
@@ -144,6 +146,7 @@ def start_pebble(
     dns-01 answers from the DNS server at ``dns_server`` (``host:port``).
     """
     binary = tools.ensure_pebble()
+    workdir = Path(workdir).resolve()
     tls = write_loopback_tls(workdir / "tls", "pebble")
     env = {
         **os.environ,
@@ -230,6 +233,7 @@ def start_cfssl(workdir: Path, *, auth_key: str | None = None) -> CfsslServer:
     ``auth_key`` (hex) puts every profile behind HMAC: only ``/authsign`` will sign then.
     """
     binary = tools.ensure_cfssl()
+    workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     ca_cert, ca_key = _cfssl_init_ca(binary, workdir)
     config_path = workdir / "config.json"

@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from certlc.stack_files import DEFAULT_DIR, REPO_ROOT, pid_of, process_alive, stack_process_alive
-from localazure.ports import poll_until
+from localazure.ports import LOOPBACK, poll_until, port_open
 from renewal.atomic import write_atomically
 from renewal.eventgrid.schema import CERTIFICATE_EXPIRED, CERTIFICATE_NEAR_EXPIRY, EVENT_GRID_SCHEMA
 
 QUEUE_NAME = "certlc-renewals"
 STARTUP_TIMEOUT = 90.0
+STOP_TIMEOUT = 30.0  # certlc local down: the stack stops its servers in a few seconds
 MAX_DAYS = 3650  # certlc local add --days: ten years either way
 # The stack's Function App as the App Service emulator serves it, so certlc doctor checks the app as in Azure.
 LOCAL_APP = ("00000000-0000-0000-0000-000000000000", "rg-certlc-local", "certlc-local")
@@ -63,6 +66,7 @@ class LocalStack:
         from localazure.emulators.consumers import ConsumersEmulator
         from localazure.emulators.keyvault.control import EmulatorControl
         from localazure.servers import start_azurite
+        from renewal.ca.local import LocalCA
 
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
@@ -91,6 +95,7 @@ class LocalStack:
             )
             self.consumers.add_subscription(LOCAL_APP[0])  # the services certlc discovers live beside the app
             self.settings = self._app_settings()
+            LocalCA(self.directory / "ca", create=True)  # the functions refuse a folder without a CA
             self.app.settings = dict(self.settings)  # what the app's Key Vault references are read from
             self.appservice.publish(self.app, REPO_ROOT)  # the code the host below runs
             self.settings_path = self._write_settings()
@@ -241,7 +246,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def action(name: str, help_text: str) -> argparse.ArgumentParser:  # -v, --settings after the action too
-        return sub.add_parser(name, help=help_text, parents=[global_options()], conflict_handler="resolve")
+        return sub.add_parser(
+            name, help=help_text, description=help_text, parents=[global_options()], conflict_handler="resolve"
+        )
 
     up = action("up", "start the local stack in the background and seed its vault")
     up.add_argument("--empty", action="store_true", help="seed no sample certificates")
@@ -267,9 +274,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add.add_argument("--vault", help="one of the stack's vaults (default: its first)")
     add.add_argument("--tag", action="append", default=[], metavar="NAME=VALUE", help="a tag; repeat for more")
-    serve = sub.add_parser("serve", help=argparse.SUPPRESS)
+    serve = sub.add_parser("serve")  # what `up` starts in the background: without a help, argparse does not list it
     serve.add_argument("--timers", action="store_true")
     serve.add_argument("--keyvault-pending-version", choices=("placeholder", "previous"), default="placeholder")
+    serve.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)  # the folder's lock, taken by `up`
     for command in (up, down, add, serve):
         command.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"state folder (default {DEFAULT_DIR})")
 
@@ -281,6 +289,45 @@ def run(args: argparse.Namespace) -> int:
 
 def _info_path(directory: Path) -> Path:
     return Path(directory) / "stack.json"
+
+
+def _lock_path(directory: Path) -> Path:
+    return Path(directory) / "stack.lock"
+
+
+def _take_lock(directory: Path) -> int | None:
+    """The folder's lock (an open file descriptor), held by the stack's process for its life so that one folder
+    runs one stack; None when another process holds it. It goes with the process, however that ends."""
+    fd = os.open(_lock_path(directory), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _lock_held(directory: Path) -> bool:
+    """Whether a stack's process, starting, running or stopping, holds the folder's lock."""
+    fd = _take_lock(directory)
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
+
+
+def _lock_pid(directory: Path) -> int | None:
+    """The pid the stack's process wrote in its lock file; None until it has."""
+    try:
+        text = _lock_path(directory).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _stack_ports(info: Mapping[str, Any]) -> set[int]:
+    """The loopback ports a stack's endpoints name: closed once its servers are gone."""
+    return {int(port) for port in re.findall(rf"//{re.escape(LOOPBACK)}:(\d+)", json.dumps(info))}
 
 
 def running_stack(directory: Path) -> dict[str, Any]:
@@ -297,24 +344,34 @@ def _up(args: argparse.Namespace) -> int:
     from certlc.cli import UserError
 
     info_path = _info_path(args.dir)
-    if stack_process_alive(info_path):
-        _report(json.loads(info_path.read_text()), args, already=True)
-        return 0
-    info_path.unlink(missing_ok=True)
     args.dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "certlc", "local", "serve", "--dir", str(args.dir)]
+    lock = _take_lock(args.dir)
+    if lock is None:
+        if stack_process_alive(info_path):
+            _report(json.loads(info_path.read_text()), args, already=True)
+            return 0
+        raise UserError(  # exit 2: two commands clashing on one folder, not a service that failed
+            f"a local stack is starting or running in {args.dir}: run certlc local up again once it has started, "
+            f"or stop it with certlc local down --dir {args.dir}"
+        )
+    info_path.unlink(missing_ok=True)  # a stack that died without removing it
+    command = [sys.executable, "-m", "certlc", "local", "serve", "--dir", str(args.dir), "--lock-fd", str(lock)]
     if args.timers:
         command.append("--timers")
     command += ["--keyvault-pending-version", args.keyvault_pending_version]
-    with (args.dir / "stack.log").open("ab") as log:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=REPO_ROOT,
-        )
+    try:
+        with (args.dir / "stack.log").open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=REPO_ROOT,
+                pass_fds=(lock,),  # the stack's process holds the lock from here on
+            )
+    finally:
+        os.close(lock)
     try:
         poll_until(
             lambda: info_path.exists() or process.poll() is not None,
@@ -383,8 +440,15 @@ def certlc_command(python: Path, on_path: str | None, cwd: Path) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from certlc.cli import UserError
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    lock = args.lock_fd if args.lock_fd is not None else _take_lock(args.dir)  # held until this process ends
+    if lock is None:
+        raise UserError(f"a local stack is starting or running in {args.dir}")
+    os.ftruncate(lock, 0)
+    os.pwrite(lock, f"{os.getpid()}\n".encode(), 0)  # for `local down`, before stack.json exists
     with LocalStack(args.dir, schedule_timers=args.timers, pending_version=args.keyvault_pending_version) as stack:
         info = stack.info() | {"pid": os.getpid()}
         write_atomically(_info_path(args.dir), json.dumps(info, indent=2))
@@ -396,15 +460,36 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
+    """Returns once the stack's process is gone, the folder's lock free and its ports closed, so that a
+    ``local up`` right after starts a new stack; a stack still starting is found by its lock and stopped too."""
     info_path = _info_path(args.dir)
-    if not info_path.exists():
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, ValueError):
+        info = {}
+    if not info and not _lock_held(args.dir):
         mark_settings_stopped(args.dir)
         print("no local stack is running")
         return 0
-    pid = pid_of(info_path)
-    if process_alive(pid):
-        os.kill(pid, signal.SIGTERM)
-        poll_until(lambda: not process_alive(pid), timeout=30, what="the local stack to stop")
+    signalled: set[int] = set()
+
+    def stopped() -> bool:
+        held = _lock_held(args.dir)  # the lock's pid is written before stack.json, and is stale once it is free
+        for pid in (pid_of(info_path), _lock_pid(args.dir) if held else None):
+            if pid not in signalled and process_alive(pid):
+                os.kill(pid, signal.SIGTERM)
+                signalled.add(pid)
+        gone = not held and not any(process_alive(pid) for pid in signalled)
+        return gone and not any(port_open(port) for port in _stack_ports(info))
+
+    try:
+        poll_until(stopped, timeout=STOP_TIMEOUT, interval=0.1, what="the local stack to stop")
+    except TimeoutError:
+        print(
+            f"certlc: the local stack did not stop within {STOP_TIMEOUT:g} s; see {args.dir / 'stack.log'}",
+            file=sys.stderr,
+        )
+        return 1  # a service problem, not a mistake
     mark_settings_stopped(args.dir)
     info_path.unlink(missing_ok=True)
     print("local stack stopped")

@@ -3,6 +3,9 @@
 Profiles map to validity, EKUs and key usage. A profile can require approval, which
 makes requests ``Pending`` until ``approve`` is called, the way an AD CS template with
 manager approval behaves. Keys are written 0600 in a 0700 folder.
+
+A new CA is made only where asked (``create``: the local stack, the emulators, tests): a mistyped
+``CERTLC_LOCAL_CA_DIR`` would otherwise start a CA nothing trusts, and renewals would chain to it.
 """
 
 from __future__ import annotations
@@ -49,11 +52,14 @@ class LocalCA:
         directory: Path,
         profiles: dict[str, Profile] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
+        *,
+        create: bool = False,
     ) -> None:
+        """``create``: make a new CA when ``directory`` holds none; without it such a folder is a CaConfigError."""
         self.directory = Path(directory)
         self.profiles = profiles if profiles is not None else _profiles_from_file(self.directory) or DEFAULT_PROFILES
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self._key, self.certificate = self._load_or_create()
+        self._key, self.certificate = self._load_or_create(create)
 
     @property
     def certificate_pem(self) -> str:
@@ -143,11 +149,17 @@ class LocalCA:
                 builder = builder.add_extension(ext.value, critical=ext.critical)
         return builder.sign(self._key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
 
-    def _load_or_create(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    def _load_or_create(self, create: bool) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         key_path, cert_path = self.directory / "ca-key.pem", self.directory / "ca.pem"
         if key_path.exists() and cert_path.exists():
             key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
             return key, x509.load_pem_x509_certificate(cert_path.read_bytes())  # type: ignore[return-value]
+        missing = [path.name for path in (cert_path, key_path) if not path.exists()]
+        if not create or len(missing) == 1:  # half a CA is never completed: its key or certificate would be replaced
+            raise CaConfigError(
+                f"no {' and no '.join(missing)} in {self.directory}: point CERTLC_LOCAL_CA_DIR at the local CA's "
+                "folder (certlc local up makes one in .local/stack/ca)"
+            )
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name(

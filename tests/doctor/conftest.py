@@ -94,7 +94,7 @@ def local_ca_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from renewal.ca.local import LocalCA
 
     directory = tmp_path_factory.mktemp("local-ca") / "ca"
-    LocalCA(directory)  # writes ca.pem and ca-key.pem
+    LocalCA(directory, create=True)  # writes ca.pem and ca-key.pem
     return directory
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from localazure.ports import poll_until
+from localazure.ports import poll_until, port_open
 from localazure.seeding import SAMPLES
 
 from tests.anywhere import certlc_in
@@ -208,3 +209,97 @@ def test_commands_from_any_folder_find_the_default_stack_and_say_when_it_is_down
         after = certlc_in(elsewhere, *args, env=default, timeout=30)
         assert (after.returncode, after.stderr.strip()) == (1, NOT_RUNNING), args
     assert list(elsewhere.iterdir()) == []
+
+
+def stack_ports(info: dict[str, Any]) -> set[int]:
+    """Every loopback port the stack's endpoints name."""
+    return {int(port) for port in re.findall(r"//127\.0\.0\.1:(\d+)", json.dumps(info))}
+
+
+def serve_pids(stack_dir: Path) -> set[int]:
+    """The `certlc local serve` processes running a stack from ``stack_dir``."""
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in argv and os.fsencode(stack_dir) in argv:
+            pids.add(int(proc.name))
+    return pids
+
+
+def test_two_local_ups_at_once_on_one_folder_start_one_stack(stack_dir, elsewhere):
+    """The second says, in one line, that a stack is starting there (exit 2: a clash to fix, not a failed service)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "certlc", "local", "up", "--empty", "--dir", str(stack_dir)]
+    ups = [subprocess.Popen(command, cwd=elsewhere, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
+    ups.append(subprocess.Popen(command, cwd=elsewhere, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        answers = sorted((up.wait(timeout=120), *up.communicate()) for up in ups)
+        running = serve_pids(stack_dir)
+    finally:
+        certlc_in(elsewhere, "local", "down", "--dir", str(stack_dir))
+        for pid in serve_pids(stack_dir):  # a second stack the old code started: stop it too
+            os.kill(pid, 15)
+    (first, out, _), (second, _, err) = answers
+    assert first == 0 and "the local stack is running" in out, answers
+    assert second == 2 and err.count("\n") == 1, answers
+    assert err.startswith(f"certlc: a local stack is starting or running in {stack_dir}"), err
+    assert len(running) == 1, running
+
+
+def test_local_up_right_after_local_down_starts_a_new_stack(stack_dir, elsewhere):
+    """`local down` returns once the stack's process is gone and its ports are closed, so nothing is left to say
+    "already running" or to hold a port."""
+    with empty_stack(stack_dir, elsewhere) as info:
+        pid = info["pid"]
+    assert not serve_pids(stack_dir)
+    assert [port for port in stack_ports(info) if port_open(port)] == []
+    again = certlc_in(elsewhere, "local", "up", "--empty", "--dir", str(stack_dir), "--json")
+    try:
+        assert again.returncode == 0, again.stdout + again.stderr
+        restarted = json.loads(again.stdout)
+        assert restarted["already_running"] is False and restarted["pid"] != pid
+    finally:
+        down = certlc_in(elsewhere, "local", "down", "--dir", str(stack_dir))
+    assert down.returncode == 0, down.stderr
+    assert not serve_pids(stack_dir)
+
+
+def test_local_down_while_the_stack_is_starting_stops_it(stack_dir, elsewhere):
+    """Before it has written stack.json, the stack is found by its lock file: `down` used to say none was running
+    and return, leaving it to come up behind the user's back."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "certlc", "local", "up", "--empty", "--dir", str(stack_dir)]
+    starting = subprocess.Popen(command, cwd=elsewhere, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        poll_until(lambda: serve_pids(stack_dir), timeout=60, what="the stack's process")
+        assert not (stack_dir / "stack.json").exists()  # still starting
+        down = certlc_in(elsewhere, "local", "down", "--dir", str(stack_dir))
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert "local stack stopped" in down.stdout
+        assert not serve_pids(stack_dir)
+        starting.wait(timeout=60)
+    finally:
+        starting.kill()
+        for pid in serve_pids(stack_dir):  # the stack the old code left running
+            os.kill(pid, 15)
+
+
+def test_a_mistyped_local_ca_folder_is_one_line_and_exit_2_and_no_ca_is_made(stack_dir, elsewhere, tmp_path):
+    """It used to make a new CA there, and renewals chained to a CA nothing trusts."""
+    with empty_stack(stack_dir, elsewhere) as info:
+        body = json.loads(Path(info["settings_file"]).read_text())
+        typo = stack_dir / "ca-typo"
+        body["Values"]["CERTLC_LOCAL_CA_DIR"] = str(typo)
+        settings = tmp_path / "typo.settings.json"
+        settings.write_text(json.dumps(body))
+        renew = certlc_in(elsewhere, "--settings", str(settings), "renew", "--all", "--dry-run")
+    assert renew.returncode == 2, renew.stdout + renew.stderr
+    assert renew.stderr.count("\n") == 1 and "point CERTLC_LOCAL_CA_DIR at the local CA's folder" in renew.stderr
+    assert not typo.exists()

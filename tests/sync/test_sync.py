@@ -139,6 +139,8 @@ def test_a_server_that_never_serves_the_new_certificate_is_rolled_back(site):
         ({"--cert": "missing-folder/cert.pem"}, "missing-folder does not exist"),
         ({"--cert": f"{__file__}/cert.pem"}, "test_sync.py is not a folder (needed for cert.pem)"),
         ({"--verify": "localhost"}, "is not host:port"),
+        ({"--reload": "/nonexistent/reload-nginx"}, "--reload: '/nonexistent/reload-nginx' was not found"),
+        ({"--reload": f"{__file__} --now"}, "test_sync.py' is not executable"),
     ],
 )
 def test_mistakes_exit_2_with_one_line(site, change, message):
@@ -258,3 +260,27 @@ def test_a_folder_it_may_not_write_exits_2_and_leaves_every_file_as_it_was(site,
     assert result.returncode == 2, err
     assert err.count("\n") == 1 and f"no permission to write in {site.folder} (needed for cert.pem)" in err, err
     assert {path: path.read_bytes() for path in site.folder.iterdir()} == before  # no new, temporary or .previous file
+
+
+def test_a_leaf_issued_by_a_root_writes_no_chain_file_and_removes_a_stale_one(sync_env, kv_client, capsys, tmp_path):
+    """No intermediates: an empty chain.pem would read as a chain of nothing, so there is none; one left by an
+    earlier version goes (kept as chain.pem.previous), and the next round finds the files up to date."""
+    from azure.keyvault.certificates import CertificatePolicy
+
+    from certlc.cli import main
+
+    kv_client().begin_create_certificate("sync-root-only", CertificatePolicy.get_default()).result()
+    folder = tmp_path / "tls"
+    folder.mkdir()
+    (folder / "chain.pem").write_text("an intermediate of the previous version\n")
+    files = [f"--{name}={folder / name}.pem" for name in ("cert", "key", "chain", "fullchain")]
+    args = ["sync", "--vault", "kv1", "--name", "sync-root-only", *files, "--json"]
+
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["action"] == "updated"
+    assert not (folder / "chain.pem").exists()
+    assert (folder / "chain.pem.previous").read_text() == "an intermediate of the previous version\n"
+    assert len(x509.load_pem_x509_certificates((folder / "fullchain.pem").read_bytes())) == 1
+
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["action"] == "unchanged"

@@ -92,7 +92,8 @@ def start(
     """``username`` is ``DOMAIN\\user`` for NTLM, as the client must send it; ``keytab`` holds the key of
     ``HTTP/localhost`` for ``negotiate``."""
     state_dir = Path(state_dir)
-    ca = LocalCA(state_dir / "ca", profiles=dict(templates if templates is not None else DEFAULT_TEMPLATES))
+    profiles = dict(templates if templates is not None else DEFAULT_TEMPLATES)
+    ca = LocalCA(state_dir / "ca", profiles=profiles, create=True)
     tls = loopback_tls(state_dir / "tls", "adcs")
     gate: Gate
     if auth == "basic":
