@@ -17,10 +17,17 @@ AD CS gets two more: a certificate known only by its v2 template OID (no tag: re
 lookup) and one whose template needs a CA manager's approval, which the demo approves, as a manager would,
 once the audit trail shows it waiting, then sees merged on the next poll.
 
-Every outcome it prints is observed, never worked out: from the audit trail, the sweep's
-report and Key Vault's versions. A certificate nothing recorded is "not examined by the
-pipeline"; the snapshot's outlook columns say what happens next, for reading only. Exit
-code 0 only when every certificate ended as expected.
+Where the certificates are served (whatever the CA): a real nginx serves shop-expiring under two names, both
+installed by ``certlc sync`` before the renewal; after it, ``certlc sync`` (``--reload`` nginx, ``--verify`` the
+endpoint) keeps one in step and the other is left behind, so the target check after the sweep raises its
+``serving`` alert. An Application Gateway in the consumers emulator names web-expired's version; the stack runs with
+``CERTLC_ROLLOUT=update``, so that check moves the reference to the renewed version, and the next check sees the
+gateway's TLS front serve it. The SERVED column is the status snapshot's ``Served``, as certlc recorded it.
+
+Every outcome it prints is observed, never worked out: from the audit trail, the sweep's report, Key Vault's
+versions, the snapshot, the alerts received and the gateway's resource. A certificate nothing recorded is "not
+examined by the pipeline"; the snapshot's outlook columns say what happens next, for reading only. Exit code 0 only
+when every certificate ended as expected.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import contextlib
 import json
 import secrets
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +62,15 @@ ADCS_POLL_SECONDS = 1
 V2_TEMPLATE_OID = "1.3.6.1.4.1.311.21.8.5934178.1234567.1.2.3.4.101"
 APPROVAL_TEMPLATE = "ApprovalV3"  # the AD CS template whose requests wait for a CA manager
 REFUSED_NAME = "partner.example.com"  # the name pebble's policy refuses: ACME has no templates to retire
+# Where certificates are served: shop-expiring's two names on the demo's nginx, web-expired behind a gateway
+SYNCED = "shop-expiring"
+KEPT_IN_STEP = "shop.example.com"  # certlc sync installs every new version here
+LEFT_BEHIND = "cart.example.com"  # installed once by certlc sync, then forgotten: it keeps the replaced version
+CONNECT = "127.0.0.1"  # where the endpoints are reached (the names are not in DNS)
+PINNED = "web-expired"
+GATEWAY = ("rg-demo", "appgw-web")  # resource group and name, in the stack's own subscription
+GATEWAY_HOST = "www.example.com"
+SYNC_TIMEOUT = 60.0  # seconds for one certlc sync run (its reload and verification have their own deadlines)
 
 
 @dataclass(frozen=True)
@@ -102,19 +119,28 @@ class Expect:
     reason: str = ""
     waits: bool = False  # the CA leaves the request pending first (approval), then issues
     ca_words: bool = False  # the CA's request id and its own message reach the audit trail
+    served: str = ""  # the SERVED column (the snapshot's Served; "" when certlc knows no target); {port}: nginx's
+    left_behind: str = ""  # a server name still serving the replaced version: its `serving` alert must arrive
+    moved: bool = False  # the gateway's reference was moved to the renewed version (audit rollout_updated)
 
 
 CAS = ("local", "acme", "cfssl", "adcs")
 _MERGED = Expect(RENEWED, "merged")
 _UNTOUCHED = Expect(None)
 _DENIED = Expect(FAILED, "ca_denied")
+_MOVED = replace(_MERGED, served="1/1", moved=True)  # served everywhere once the gateway was moved
+_LEFT_BEHIND = replace(
+    _MERGED,
+    served=f"1/2: {LEFT_BEHIND}:{{port}}@{CONNECT} serves the old version",
+    left_behind=LEFT_BEHIND,
+)
 # Certificate → CA → what the pipeline must record; a CA not in a row is not given that certificate.
 # partner-retired is refused as each CA refuses: local and cfssl do not offer its profile "retired-template"
 # (cfssl would sign with its default policy; the adapter reads cfssl's info and refuses instead), pebble's
 # policy blocks its name (ACME has no templates), AD CS denies the template with its disposition message.
 EXPECTED: dict[str, dict[str, Expect]] = {
-    "web-expired": dict.fromkeys(CAS, _MERGED),
-    "shop-expiring": dict.fromkeys(CAS, _MERGED),
+    PINNED: dict.fromkeys(CAS, _MOVED),
+    SYNCED: dict.fromkeys(CAS, _LEFT_BEHIND),
     "api-healthy": dict.fromkeys(CAS, _UNTOUCHED),
     "portal-selfsigned": dict.fromkeys(CAS, _UNTOUCHED),
     "partner-retired": {"local": _DENIED, "acme": _DENIED, "cfssl": _DENIED, "adcs": replace(_DENIED, ca_words=True)},
@@ -141,6 +167,8 @@ class Evidence:
     alerts: list[dict[str, Any]]  # what the notification webhook received
     rows: list[dict[str, Any]]  # the status snapshot's rows
     approved: list[str] = field(default_factory=list)  # CA request ids the demo approved as a CA manager
+    nginx_port: int = 0  # where the demo's nginx listened
+    references: dict[str, str] = field(default_factory=dict)  # certificate → the keyVaultSecretId its gateway names
 
 
 @dataclass(frozen=True)
@@ -173,6 +201,9 @@ class Outcome:
     waited: bool = False
     ca_request_id: str = ""
     ca_message: str = ""
+    served: str = ""  # the snapshot's SERVED column: its targets, as the last target check saw them
+    serving_alerts: list[str] = field(default_factory=list)  # "target: problem" of each `serving` alert received
+    moved: list[str] = field(default_factory=list)  # "target: old -> new version" of each reference certlc moved
 
 
 @dataclass
@@ -242,10 +273,10 @@ def play(directory: Path, pending_version: str, say: Callable[[str], None], ca: 
 
     from ingestion.history import STREAM_DEFAULT as HISTORY_STREAM
 
-    seeds = seeds_for(ca)
     receiver = WebhookReceiver().start()
     try:
-        with ca_server(ca, directory / "ca-server", say) as setup:
+        with ca_server(ca, directory / "ca-server", say) as setup, endpoint_server(directory / "nginx", say) as nginx:
+            seeds = tuple(_with_endpoints(seed, nginx) for seed in seeds_for(ca))
             say("starting the local stack (Azurite, Key Vault and Logs Ingestion emulators, Functions host)")
             with LocalStack(
                 directory,
@@ -256,22 +287,131 @@ def play(directory: Path, pending_version: str, say: Callable[[str], None], ca: 
                 client = stack.certificate_client(VAULT)
                 audit_file = Path(stack.settings["CERTLC_AUDIT_FILE"])
                 say(f"seeding vault {VAULT} with {len(seeds)} certificates")
-                seed_vault(client, stack, seeds)
+                # the served one first, installed on nginx as a server is set up; then the others as before (the
+                # expired one's event comes within a second of its seeding, as it always did)
+                seeded = seed_vault(client, stack, tuple(seed for seed in seeds if seed.name == SYNCED))
+                for host in (KEPT_IN_STEP, LEFT_BEHIND):
+                    say(f"{host}: certlc sync installs {SYNCED} on nginx (reload, then a TLS check of the endpoint)")
+                    sync(stack, nginx, host, say)
+                seeded |= seed_vault(client, stack, tuple(seed for seed in seeds if seed.name != SYNCED))
+                gateway = add_gateway(stack, seeded[PINNED])
                 say(f"moving the Key Vault clock {ADVANCE_DAYS} days forward: Key Vault raises its expiry events")
                 stack.control.advance(ADVANCE_DAYS * 86400)
                 stack.settle()
-                say("running the sweep (the safety net for missed events)")
+                say(f"{KEPT_IN_STEP}: certlc sync installs the renewed {SYNCED}; {LEFT_BEHIND} is left behind")
+                sync(stack, nginx, KEPT_IN_STEP, say)
+                say("running the sweep (the safety net for missed events), then its target check (rollout: update)")
                 report = run_sweep()
                 stack.settle()
                 approved = approve_waiting(stack, audit_file, setup, say)
+                say("the next target check: what each endpoint and the gateway serve now")
+                check_targets()
                 say("ingesting the status snapshot and writing the dashboard")
                 stack.host.trigger_timer("ingest")
                 rows = stack.logs.rows()
                 dashboard = _dashboard(rows, stack.logs.rows(HISTORY_STREAM), directory)
+                references = {PINNED: _reference(stack, gateway)}
                 evidence = gather(ca, client, audit_file, report, receiver.payloads(), rows, approved)
+                evidence = replace(evidence, nginx_port=nginx.port, references=references)
     finally:
         receiver.stop()
     return evidence, dashboard
+
+
+@contextlib.contextmanager
+def endpoint_server(directory: Path, say: Callable[[str], None]) -> Iterator[Any]:
+    """The demo's nginx in ``directory``, serving a stand-in certificate for its two server names until certlc sync
+    installs the real one (as a server is set up), stopped afterwards; one line (``UserError``) when nginx cannot
+    be installed or started."""
+    from localazure.nginx import start_nginx
+    from localazure.pki import write_loopback_tls, write_private
+    from localazure.process import ServerStartError
+    from localazure.tools import ToolMissing
+
+    from certlc.cli import UserError
+
+    try:
+        stand_in = write_loopback_tls(directory / "stand-in", "nginx")
+        nginx = start_nginx(directory, stand_in.cert_pem, stand_in.key_pem)
+    except (ToolMissing, ServerStartError, OSError) as exc:
+        raise UserError(f"certlc demo: nginx could not be started: {exc}") from exc
+    try:
+        try:
+            for host in (KEPT_IN_STEP, LEFT_BEHIND):
+                files = _site_files(nginx, host)
+                files["cert"].parent.mkdir(parents=True, exist_ok=True)
+                for path in (files["cert"], files["fullchain"]):
+                    shutil.copyfile(stand_in.cert_pem, path)
+                write_private(files["key"], stand_in.key_pem.read_bytes())
+                nginx.sites[host] = (files["fullchain"], files["key"])
+            nginx.write_config()
+            nginx.reload()
+        except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
+            raise UserError(f"certlc demo: nginx did not take its server names: {exc}") from exc
+        say(f"nginx on {CONNECT}:{nginx.port} serves {KEPT_IN_STEP} and {LEFT_BEHIND} (a stand-in certificate)")
+        yield nginx
+    finally:
+        nginx.stop()
+
+
+def _site_files(nginx: Any, host: str) -> dict[str, Path]:
+    """The PEM files nginx reads for ``host`` and certlc sync writes."""
+    folder = Path(nginx.folder) / "sites" / host
+    return {"cert": folder / "cert.pem", "fullchain": folder / "fullchain.pem", "key": folder / "key.pem"}
+
+
+def _with_endpoints(seed: Seed, nginx: Any) -> Seed:
+    """``SYNCED`` declares its two names on nginx (tag ``certlc-endpoints``); the others are as seeded."""
+    if seed.name != SYNCED:
+        return seed
+    endpoints = ",".join(f"{host}:{nginx.port}@{CONNECT}" for host in (KEPT_IN_STEP, LEFT_BEHIND))
+    return replace(seed, tags={**seed.tags, "certlc-endpoints": endpoints})
+
+
+def sync(stack: Any, nginx: Any, host: str, say: Callable[[str], None]) -> None:
+    """One round of the real ``certlc sync`` for ``host``, as its server would run it: the certificate's current
+    version as PEM files, ``nginx -s reload``, then a TLS check that the endpoint serves it (rolled back if not).
+    What it did is in the audit trail (``trigger: sync``) and in what the target check sees."""
+    files = _site_files(nginx, host)
+    command = [
+        sys.executable, "-m", "certlc", "--settings", str(stack.settings_path), "sync", "--vault", VAULT,
+        "--name", SYNCED, "--cert", str(files["cert"]), "--fullchain", str(files["fullchain"]),
+        "--key", str(files["key"]), "--reload", nginx.reload_command(), "--verify", f"{CONNECT}:{nginx.port}",
+        "--verify-sni", host, "-o", "json",
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=SYNC_TIMEOUT, stdin=subprocess.DEVNULL, check=False
+        )
+    except subprocess.TimeoutExpired:
+        say(f"{host}: certlc sync did not finish within {SYNC_TIMEOUT:g} s")
+        return
+    lines = done.stdout.strip().splitlines()
+    try:
+        said = json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:
+        said = {}
+    if said:
+        say(f"{host}: certlc sync: {said.get('action')} ({said.get('reason')})")
+    else:
+        say(f"{host}: certlc sync exited {done.returncode}: {(done.stderr.strip().splitlines() or ['-'])[-1]}")
+
+
+def add_gateway(stack: Any, version: str) -> str:
+    """An Application Gateway in the consumers emulator, where the target check discovers it, whose listener names
+    ``PINNED``'s seeded ``version`` (pinned, as set up before certlc came: the expired certificate may be renewed
+    already); its id."""
+    from localazure.stack import LOCAL_APP
+
+    secret = f"{stack.keyvault.vault_urls[VAULT]}/secrets/{PINNED}/{version}"
+    group, name = GATEWAY
+    return stack.consumers.add_app_gateway(LOCAL_APP[0], group, name, {"www": ([GATEWAY_HOST], secret)})
+
+
+def _reference(stack: Any, gateway: str) -> str:
+    """The keyVaultSecretId the gateway's certificate names now."""
+    certificates = stack.consumers.resource(gateway)["properties"]["sslCertificates"]
+    return str(certificates[0]["properties"]["keyVaultSecretId"])
 
 
 @contextlib.contextmanager
@@ -412,6 +552,14 @@ def run_sweep() -> SweepReport:
     return handlers.on_sweep_timer() or SweepReport()
 
 
+def check_targets() -> None:
+    """The target check that follows every sweep, once more on its own (the next sweep's): it sees what the last
+    one's rollout changed. What it saw is kept where the snapshot and ``certlc targets`` read it."""
+    from renewal import handlers
+
+    handlers.check_targets_after_sweep(handlers.runtime())
+
+
 @contextlib.contextmanager
 def _logging_to(path: Path) -> Iterator[None]:
     """The functions' and the audit trail's log lines go to a file; the terminal shows progress and the summary."""
@@ -439,6 +587,7 @@ def _demo_settings(webhook_url: str) -> dict[str, str]:
     return {
         "CERTLC_WEBHOOK_URLS": f"generic={webhook_url}",
         "CERTLC_NOTIFY_DEFAULT_RECIPIENTS": "pki-team@example.com",
+        "CERTLC_ROLLOUT": "update",  # a reference pinned to the replaced version is moved to the new one
     }
 
 
@@ -450,10 +599,12 @@ def _progress(quiet: bool) -> Callable[[str], None]:
     return say
 
 
-def seed_vault(client: Any, stack: Any, seeds: tuple[Seed, ...]) -> None:
-    from localazure.seeding import seed_missing
+def seed_vault(client: Any, stack: Any, seeds: tuple[Seed, ...]) -> dict[str, str]:
+    """Seed the (fresh) vault; certificate → the version seeded, as Key Vault returned it."""
+    from localazure.seeding import PreviousCA, seed_sample
 
-    seed_missing(client, seeds, stack.now())
+    ca, now = PreviousCA(), stack.now()
+    return {seed.name: seed_sample(client, ca, seed, now).properties.version for seed in seeds}
 
 
 def _dashboard(rows: list[dict[str, Any]], history: list[dict[str, Any]], directory: Path) -> Path:
@@ -491,7 +642,16 @@ def assess(evidence: Evidence) -> list[Outcome]:
         versions = len(evidence.versions.get(seed.name, []))
         alerts = [a for a in evidence.alerts if a.get("name") == seed.name]
         row = _snapshot_row(evidence.rows, seed.name)
-        wrong = problem(expect, seen, versions, alerts)
+        served = str(row.get("Served") or "")
+        serving = [f"{a.get('target')}: {a.get('problem')}" for a in alerts if a.get("kind") == "serving"]
+        moved = [
+            f"{r.get('target')}: {r.get('old_version')} -> {r.get('new_version')}"
+            for r in evidence.audit
+            if r.get("event") == "rollout_updated" and r.get("vault") == VAULT and r.get("name") == seed.name
+        ]
+        wrong = problem(expect, seen, versions, alerts) or serving_problem(
+            expect, served, serving, moved, evidence.references.get(seed.name, ""), evidence, seed.name
+        )
         outcomes.append(
             Outcome(
                 seed.name,
@@ -510,15 +670,19 @@ def assess(evidence: Evidence) -> list[Outcome]:
                 seen.waited,
                 seen.ca_request_id,
                 seen.ca_message,
+                served,
+                serving,
+                moved,
             )
         )
     return outcomes
 
 
 def observed(name: str, evidence: Evidence) -> Observed:
-    """What the pipeline recorded for ``name``: the audit trail first (a merge counts once Key Vault serves the
-    merged version), else the sweep's report, else nothing examined it."""
-    records = [r for r in evidence.audit if r.get("vault") == VAULT and r.get("name") == name]
+    """What the pipeline recorded for ``name``'s renewal: the audit trail first (a merge counts once Key Vault serves
+    the merged version), else the sweep's report, else nothing examined it. What the target check and certlc sync
+    recorded about where it is served is no part of its renewal."""
+    records = [r for r in evidence.audit if r.get("vault") == VAULT and r.get("name") == name and not _about_serving(r)]
     key = f"{VAULT}/{name}"
     swept = _sweep_entry(evidence.sweep, key)
     triggers = [r["trigger"] for r in records if r.get("trigger")] + (["sweep"] if swept else [])
@@ -546,6 +710,15 @@ def observed(name: str, evidence: Evidence) -> Observed:
     if swept:
         return Observed(*swept, via, **words)
     return Observed(NOT_EXAMINED, "", via, **words)
+
+
+def _about_serving(record: dict[str, Any]) -> bool:
+    """A record of certlc sync, or of the target check: a reference moved, a version retired, a `serving` alert."""
+    return (
+        record.get("trigger") == "sync"
+        or record.get("event") in ("rollout_updated", "retired", "served")
+        or (record.get("event") == "notified" and record.get("kind") == "serving")
+    )
 
 
 def _cas_words(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -594,6 +767,31 @@ def problem(expect: Expect, seen: Observed, versions: int, alerts: list[dict[str
     return ""
 
 
+def serving_problem(
+    expect: Expect,
+    served: str,
+    serving: list[str],
+    moved: list[str],
+    reference: str,
+    evidence: Evidence,
+    name: str,
+) -> str:
+    """Why where a certificate is served is not what the demo expects (the snapshot's SERVED column, the `serving`
+    alerts received, the gateway's reference and its rollout record), or "" when it is."""
+    wanted = expect.served.format(port=evidence.nginx_port)
+    if served != wanted:
+        return f"expected SERVED {wanted or '(no target)'!r}, the snapshot says {served or '(no target)'!r}"
+    if expect.left_behind and not any(alert.startswith(f"{expect.left_behind}:") for alert in serving):
+        return f"{expect.left_behind} still serves the replaced version, yet no serving alert names it"
+    if expect.moved:
+        current = evidence.current.get(name, "")
+        if not moved:
+            return "no rollout_updated record: the gateway's reference to the replaced version was not moved"
+        if not reference.rstrip("/").endswith(f"/{current}"):
+            return f"the gateway names {reference or 'nothing'}, not the version Key Vault serves ({current})"
+    return ""
+
+
 def _snapshot_row(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
     """The newest status row of ``name`` (empty when the snapshot has none)."""
     mine = [r for r in rows if r.get("KeyVault") == VAULT and r.get("CertName") == name]
@@ -602,16 +800,26 @@ def _snapshot_row(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
 
 def print_summary(outcomes: list[Outcome], elapsed: float, dashboard: Path) -> None:
     width = max(len(o.name) for o in outcomes)
+    via = max(18, *(len(", ".join(o.via)) for o in outcomes))
+    served = max(len("served"), *(len(o.served) for o in outcomes))
     print()
     print(
-        f"{'certificate':<{width}}  {'outcome':<12}  {'reason':<9}  {'examined by':<18}  versions  alerts  check  "
-        "what happens next (the snapshot's outlook)"
+        f"{'certificate':<{width}}  {'outcome':<12}  {'reason':<9}  {'examined by':<{via}}  versions  alerts  check  "
+        f"{'served':<{served}}  what happens next (the snapshot's outlook)"
     )
     for o in outcomes:
         print(
-            f"{o.name:<{width}}  {o.status:<12}  {o.reason:<9}  {', '.join(o.via) or '-':<18}  {o.versions:>8}  "
-            f"{o.alerts:>6}  {'ok' if o.ok else 'WRONG':<5}  {o.outlook or '-'}"
+            f"{o.name:<{width}}  {o.status:<12}  {o.reason:<9}  {', '.join(o.via) or '-':<{via}}  {o.versions:>8}  "
+            f"{o.alerts:>6}  {'ok' if o.ok else 'WRONG':<5}  {o.served or '-':<{served}}  {o.outlook or '-'}"
         )
+    followed = [o for o in outcomes if o.moved or o.serving_alerts]
+    if followed:
+        print("\nwhere they are served (the target check's audit records and the serving alerts received):")
+    for o in followed:
+        for move in o.moved:
+            print(f"  {o.name}: moved {move}")
+        for alert in o.serving_alerts:
+            print(f"  {o.name}: serving alert: {alert}")
     said = [o for o in outcomes if o.ca_request_id or o.ca_message or o.waited]
     if said:
         print("\nwhat the CA said (from the audit trail):")
@@ -622,6 +830,7 @@ def print_summary(outcomes: list[Outcome], elapsed: float, dashboard: Path) -> N
     unexamined = ", ".join(o.name for o in outcomes if o.status == NOT_EXAMINED) or "none"
     print(
         f"\n{counts[RENEWED]} renewed, {counts[FAILED]} failed, {counts[NOT_EXAMINED]} not examined by the pipeline "
-        f"({unexamined}), in {elapsed:.1f} s; outcomes from the audit trail, the sweep's report and Key Vault"
+        f"({unexamined}), in {elapsed:.1f} s; outcomes from the audit trail, the sweep's report and Key Vault, "
+        "SERVED from the status snapshot"
     )
     print(f"dashboard: {dashboard.resolve()}")

@@ -138,30 +138,35 @@ class Seedable(Protocol):
 
 def seed_missing(client: Any, samples: Iterable[Seedable], now: dt.datetime) -> list[str]:
     """Seed the samples the vault does not hold yet (a restarted stack keeps its vault); the names seeded."""
-    from azure.keyvault.certificates import CertificatePolicyAction, LifetimeAction
-
     present = {p.name.lower() for p in client.list_properties_of_certificates()}
     ca = PreviousCA()
-    email_only = LifetimeAction(CertificatePolicyAction.email_contacts, lifetime_percentage=80)
     seeded = []
     for sample in samples:
         if sample.name.lower() in present:
             continue
-        seed_certificate(
-            client,
-            ca,
-            sample.name,
-            now=now,
-            sans=sample.sans,
-            issuer=sample.issuer,
-            days_left=sample.days_left,
-            lifetime_days=sample.lifetime_days,
-            tags=sample.tags,
-            lifetime_actions=None if sample.auto_renew else [email_only],
-            extra=sample.extensions,
-        )
+        seed_sample(client, ca, sample, now)
         seeded.append(sample.name)
     return seeded
+
+
+def seed_sample(client: Any, ca: PreviousCA, sample: Seedable, now: dt.datetime) -> Any:
+    """Seed one sample; the certificate Key Vault returns (its version is the one seeded)."""
+    from azure.keyvault.certificates import CertificatePolicyAction, LifetimeAction
+
+    email_only = LifetimeAction(CertificatePolicyAction.email_contacts, lifetime_percentage=80)
+    return seed_certificate(
+        client,
+        ca,
+        sample.name,
+        now=now,
+        sans=sample.sans,
+        issuer=sample.issuer,
+        days_left=sample.days_left,
+        lifetime_days=sample.lifetime_days,
+        tags=sample.tags,
+        lifetime_actions=None if sample.auto_renew else [email_only],
+        extra=sample.extensions,
+    )
 
 
 def lifetime_for(days_left: int) -> int:

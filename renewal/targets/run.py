@@ -220,16 +220,18 @@ def _act(
     for state in states:
         target = state.target
         decision = rollout_action(target, versions, settings.rollout)
+        moved = False
         if decision.action == "update" and actors.update_reference is not None:
             try:
                 actors.update_reference(target, versions.current.version)
                 actors.audit("rollout_updated", cert.vault, cert.name, target=target.name, detail=decision.message,
                              old_version=target.pinned_version, new_version=versions.current.version)  # fmt: skip
                 report.updated.append(f"{key}: {target.name}")
+                moved = True
             except Exception as exc:  # reported; the next sweep tries again
                 report.problems.append(f"{key}: {target.name} could not be moved: {exc}")
         alerted = (before.previous(name, target.key) or Seen.of(state)).alerted
-        alerts = target_alerts(state, now, settings.escalate_within)
+        alerts = [] if moved else target_alerts(state, now, settings.escalate_within)  # just put right: no alert
         if alerts and alerted != today:
             for alert in alerts:
                 actors.alert(cert, alert)

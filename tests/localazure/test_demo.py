@@ -1,12 +1,14 @@
 """`certlc demo` reports what the pipeline recorded, nothing it works out itself.
 
-A broken sweep, a missing or altered audit line, or a merge Key Vault does not show each make it fail.
+A broken sweep, a missing or altered audit line, a merge Key Vault does not show, a SERVED column the snapshot does
+not say, a missing `serving` alert or a gateway reference not moved each make it fail.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,22 @@ pytestmark = pytest.mark.timeout(120)
 
 RENEWED_BY_EVENT = ("web-expired", "shop-expiring")
 SWEEP_ONLY = "intranet-yearly"  # inside its window (a third of a year), yet further than Key Vault's 30-day event
+LEFT_BEHIND_SERVED = re.compile(r"1/2: cart\.example\.com:\d+@127\.0\.0\.1 serves the old version")
+
+
+def assert_served_as_the_issue_asks(certificates: dict[str, Any]) -> None:
+    """SERVED, read from the snapshot: the certificate certlc sync keeps in step on one of its two nginx names is
+    left behind on the other, which alerts; the gateway pinned to the replaced version was moved and serves the new
+    one; certificates nothing serves show no SERVED."""
+    synced, pinned = certificates["shop-expiring"], certificates["web-expired"]
+    assert LEFT_BEHIND_SERVED.fullmatch(synced["served"]), synced
+    assert [a for a in synced["serving_alerts"] if a.startswith("cart.example.com:")], synced
+    assert not [a for a in synced["serving_alerts"] if a.startswith("shop.example.com:")], synced
+    assert pinned["served"] == "1/1" and len(pinned["moved"]) == 1 and pinned["moved"][0].startswith("appgw-web/"), (
+        pinned
+    )
+    others = {name: c["served"] for name, c in certificates.items() if name not in ("shop-expiring", "web-expired")}
+    assert set(others.values()) == {""}, others
 
 
 @pytest.mark.parametrize("pending_version", ["placeholder", "previous"])
@@ -50,13 +68,16 @@ def test_demo_renews_what_it_should_and_exits_zero(tmp_path, azurite, pending_ve
         "keyvault",
     )
     assert certificates["api-healthy"]["next_renewal"].endswith("Z")
+    assert_served_as_the_issue_asks(certificates)
     assert Path(summary["dashboard"]).read_text().count("<svg") >= 1
 
 
 def test_a_sweep_that_does_nothing_fails_the_demo_naming_what_nobody_examined(tmp_path, azurite, monkeypatch, capsys):
-    from renewal import handlers
+    """The sweep examines nothing; the target check after it still runs, as it does after every sweep."""
+    from renewal import sweep
+    from renewal.sweep import SweepReport
 
-    monkeypatch.setattr(handlers, "on_sweep_timer", lambda **_: None)
+    monkeypatch.setattr(sweep, "sweep", lambda *_, **__: SweepReport())
     parser = argparse.ArgumentParser()
     demo.add_arguments(parser)
 
@@ -69,6 +90,14 @@ def test_a_sweep_that_does_nothing_fails_the_demo_naming_what_nobody_examined(tm
     assert row.split()[1:3] == ["not", "examined"] and "WRONG" in row, out
     assert f"{SWEEP_ONLY}: expected renewed (merged), but it was not examined by the pipeline" in err
     assert err.startswith("demo FAILED:") and err.count(": expected") == 1, err  # the event-driven ones still pass
+    # the table's SERVED column, and where they are served, as the target check after the sweep saw it
+    lines = out.splitlines()
+    column = next(line for line in lines if line.startswith("certificate ")).index("served")
+    rows = {line.split()[0]: line for line in lines if line.startswith(("shop-expiring ", "web-expired "))}
+    assert LEFT_BEHIND_SERVED.match(rows["shop-expiring"][column:]), out
+    assert rows["web-expired"][column:].startswith("1/1 "), out
+    assert re.search(r"^  shop-expiring: serving alert: cart\.example\.com:\d+@127\.0\.0\.1: not_served$", out, re.M)
+    assert re.search(r"^  web-expired: moved appgw-web/www: \w+ -> \w+$", out, re.M), out
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +154,38 @@ def test_the_sweep_report_alone_is_evidence_that_the_sweep_examined_a_certificat
     """Without its audit lines, what the sweep reported for the retired-template certificate still shows."""
     outcome = next(o for o in demo.assess(_audit_without(evidence, "partner-retired")) if o.name == "partner-retired")
     assert (outcome.status, outcome.reason, outcome.via, outcome.ok) == ("skipped", "failed_before", ["sweep"], False)
+
+
+def test_a_served_column_the_snapshot_does_not_say_fails(evidence):
+    rows = [{**r, "Served": "2/2"} if r.get("CertName") == "shop-expiring" else r for r in evidence.rows]
+    wrong = _verdicts(replace(evidence, rows=rows))["shop-expiring"]
+    assert wrong.startswith("expected SERVED '1/2: cart.example.com:") and wrong.endswith("the snapshot says '2/2'")
+
+
+def test_an_endpoint_left_behind_without_its_serving_alert_fails(evidence):
+    alerts = [a for a in evidence.alerts if not (a.get("kind") == "serving" and a.get("name") == "shop-expiring")]
+    assert len(alerts) < len(evidence.alerts), "the run sent no serving alert to remove"
+    wrong = _verdicts(replace(evidence, alerts=alerts))["shop-expiring"]
+    assert wrong == "cart.example.com still serves the replaced version, yet no serving alert names it"
+
+
+def test_a_gateway_reference_not_moved_fails(evidence):
+    moved = _audit_without(evidence, "web-expired", "rollout_updated")
+    assert _verdicts(moved)["web-expired"].startswith("no rollout_updated record")
+    stale = evidence.references["web-expired"].rsplit("/", 1)[0] + "/" + "0" * 32
+    wrong = _verdicts(replace(evidence, references={"web-expired": stale}))["web-expired"]
+    assert wrong.startswith(f"the gateway names {stale}, not the version Key Vault serves")
+
+
+def test_certlc_sync_kept_one_name_in_step_and_its_records_are_no_renewal(evidence):
+    """The real certlc sync ran: it installed the renewed version on shop.example.com and verified it there, and the
+    target check's and sync's records do not count as examining the certificate for renewal."""
+    verified = [
+        (r["server_name"], r["new_version"])
+        for r in evidence.audit
+        if r["name"] == "shop-expiring" and r.get("trigger") == "sync" and r["event"] == "verified"
+    ]
+    assert verified[-1] == ("shop.example.com", evidence.current["shop-expiring"]), verified
+    assert {name for name, _ in verified} == {"shop.example.com", "cart.example.com"}  # both installed once
+    outcomes = {o.name: o for o in demo.assess(evidence)}
+    assert "sync" not in outcomes["shop-expiring"].via and "sweep" not in outcomes["web-expired"].via

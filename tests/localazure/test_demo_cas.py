@@ -1,5 +1,6 @@
 """`certlc demo --ca acme|cfssl|adcs`: the same certificates through pebble, cfssl serve and the local /certsrv
-(with slapd for template OIDs), each outcome read from what the run recorded.
+(with slapd for template OIDs), each outcome read from what the run recorded, and served the same way whatever the
+CA (the SERVED column, the left-behind endpoint's alert, the gateway moved).
 
 A CA whose tool cannot be installed here skips the test loudly, or fails it in CI.
 """
@@ -18,6 +19,7 @@ from certlc import demo
 from localazure import tools
 from tests.cli import run_certlc
 from tests.fixtures.servers import serve_or_skip
+from tests.localazure.test_demo import assert_served_as_the_issue_asks
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -61,6 +63,7 @@ def test_the_same_certificates_end_the_same_way_through_another_ca(tmp_path, azu
     certificates = {c["name"]: c for c in summary["certificates"]}
     assert {name: (c["status"], c["reason"], c["versions"]) for name, c in certificates.items()} == SAME_FOR_EVERY_CA
     assert certificates["intranet-yearly"]["via"] == ["sweep"]
+    assert_served_as_the_issue_asks(certificates)
     log, issued = ISSUED_LINE[ca]  # the CA's own server issued the three renewals, and nothing else
     assert (tmp_path / "demo" / "ca-server" / log).read_text().count(issued) == 3
 
@@ -72,6 +75,7 @@ def test_adcs_renews_by_template_oid_waits_for_approval_and_shows_the_cas_words(
     certificates = {c["name"]: c for c in summary["certificates"]}
     outcomes = {name: (c["status"], c["reason"], c["versions"]) for name, c in certificates.items()}
     assert outcomes == SAME_FOR_EVERY_CA | ADCS_EXTRAS
+    assert_served_as_the_issue_asks(certificates)
     # the OID-only certificate was asked for by its OID and renewed: the directory gave /certsrv the name
     assert certificates["legacy-v2-template"]["profile"] == demo.V2_TEMPLATE_OID
     slapd_log = (tmp_path / "demo" / "ca-server" / "ldap" / "slapd.log").read_text()

@@ -185,6 +185,10 @@ def test_an_endpoint_only_a_machine_on_premises_reaches_is_probed_there_and_show
     assert status_json(stack, name)["Served"] == "2/2"
     targets = {t["target"]: t for t in targets_json_stored(stack, name)}
     assert targets[f"{private}:{nginx.port}@127.0.0.1"]["reason"] == "serves_current"
+    shown = run_certlc("--settings", str(stack.settings_path), "status", name, "--vault", "kv1")
+    assert shown.returncode == 0, shown.stderr
+    listed = shown.stdout.split("Targets", 1)[1].splitlines()
+    assert any(private in line and "current" in line for line in listed), shown.stdout  # each target, and since
 
 
 def targets_json_stored(stack: Any, name: str) -> list[dict[str, Any]]:
