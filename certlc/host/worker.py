@@ -12,10 +12,12 @@ never deleted, and the process exits 0. SIGHUP reads the settings again and appl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import azure.functions as func
@@ -31,6 +33,7 @@ from certlc.host.host import (
 
 DRAIN_TIMEOUT = 3600.0
 STOP_GRACE = 60.0  # below the unit's TimeoutStopSec, so systemd never has to kill a renewal
+PROBE_EVERY_MINUTES = 60.0  # as the app's sweep: the target check for this machine's endpoints
 
 
 def build_worker(
@@ -58,6 +61,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"with --drain: give up (exit 1) after this long (default {DRAIN_TIMEOUT:g})",
     )
     parser.add_argument(
+        "--probe-every",
+        type=_minutes,
+        default=PROBE_EVERY_MINUTES,
+        metavar="MINUTES",
+        help="with CERTLC_PROBER_NAME set: run the target check for the endpoints CERTLC_PROBER gives this machine "
+        f"(those only it reaches) at start and every MINUTES; 0 never (default {PROBE_EVERY_MINUTES:g}). "
+        "With --drain: once, after the queue",
+    )
+    parser.add_argument(
         "--grace",
         type=_seconds,
         default=STOP_GRACE,
@@ -65,6 +77,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="on SIGTERM/SIGINT: how long renewals in flight may take to finish; the messages of those that do not "
         f"go back to the queue (default {STOP_GRACE:g})",
     )
+
+
+def _minutes(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of minutes (0 or more)")
+    return value
+
+
+def _check_targets() -> None:
+    """The app's target check, for this machine's endpoints (``renewal.targets``; it logs its own outcome)."""
+    from renewal import handlers
+
+    handlers.check_targets_after_sweep(handlers.runtime())
+
+
+def _prober_name() -> str:
+    """This machine's name in ``CERTLC_PROBER``, from the settings the host applied (none: the worker only drains)."""
+    return (os.environ.get("CERTLC_PROBER_NAME") or "").strip()
+
+
+@contextlib.contextmanager
+def _probing(every_minutes: float) -> Iterator[None]:
+    """While the worker serves: the target check at start and every ``every_minutes``, on a thread of its own, when
+    this machine is a named prober; stopped with the worker."""
+    if every_minutes <= 0 or not _prober_name():
+        yield
+        return
+    stop = threading.Event()
+
+    def loop() -> None:
+        while True:
+            _check_targets()
+            if stop.wait(every_minutes * 60):
+                return
+
+    thread = threading.Thread(target=loop, name="certlc-probe", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 def _seconds(text: str) -> float:
@@ -84,9 +138,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"certlc worker: polling {', '.join(host.queue_urls)}", flush=True)
         if args.drain:
             print(f"certlc worker: processed {host.drain(args.timeout)} message(s)", flush=True)
+            if args.probe_every > 0 and _prober_name():
+                _check_targets()
             return 0
-        if not serve_until_signal(host, grace=args.grace, reload=reload):
-            _exit_leaving_invocations()
+        with _probing(args.probe_every):
+            if not serve_until_signal(host, grace=args.grace, reload=reload):
+                _exit_leaving_invocations()
         return 0
 
     return run_command("worker", args, build, serve)

@@ -214,7 +214,8 @@ def test_page_shows_the_renewal_metrics_of_each_vaults_history():
     page = sections(render_html(all_rows(), HISTORY + forced))
     assert metric_values(page["*"]) == {
         "success-rate": "33.3 %", "renewed": "1", "failed": "2", "lead-avg": "20 days", "lead-min": "20 days",
-        "to-merged-avg": "2 min", "to-merged-max": "2 min", "interventions": "1",
+        "to-merged-avg": "2 min", "to-merged-max": "2 min", "to-served-avg": "-", "to-served-max": "-",
+        "interventions": "1",
     }  # fmt: skip
     assert "Failures by cause: ca_denied 1, failed 1. Manual interventions: renew_force 1." in page["*"]
     assert metric_values(page["kv2"])["success-rate"] == "0 %" and metric_values(page["kv2"])["interventions"] == "0"

@@ -198,3 +198,33 @@ def targets_json_stored(stack: Any, name: str) -> list[dict[str, Any]]:
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)["targets"]
+
+
+def test_a_certlc_worker_on_premises_probes_the_endpoints_only_it_reaches(stack, nginx, tmp_path):
+    """The on-premises worker, named in CERTLC_PROBER_NAME, runs the target check for its endpoints (here once, with
+    --drain, as a scheduled task would); the app's status shows what it saw."""
+    import subprocess
+    import sys
+
+    from tests.cli import REPO
+    from tests.environment import without_certlc_settings
+
+    name = unique("worker-probe")
+    private = f"intranet-{name}.corp.example"
+    seed(stack, name, days_left=200, lifetime_days=365, tags={"certlc-endpoints": f"{private}:{nginx.port}@127.0.0.1"},
+         content_type="application/x-pem-file")  # fmt: skip
+    settle(stack)
+    serve_current(stack, nginx, name, private, tmp_path)
+    settings = json.loads(stack.settings_path.read_text())
+    settings["Values"] |= {
+        "CERTLC_PROBER": "onprem-2=*.corp.example",
+        "CERTLC_PROBER_NAME": "onprem-2",
+        "CERTLC_QUEUE_NAME": unique("worker-probe"),  # the stack's own messages are not this worker's
+    }
+    own = tmp_path / "worker.settings.json"
+    own.write_text(json.dumps(settings))
+    command = [sys.executable, "-m", "certlc", "--settings", str(own), "worker", "--drain", "--timeout", "60"]
+    done = subprocess.run(command, cwd=REPO, env=without_certlc_settings(), capture_output=True, text=True,
+                          timeout=180, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert status_json(stack, name)["Served"] == "1/1"
