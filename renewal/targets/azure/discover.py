@@ -164,6 +164,23 @@ def discover_from_env(env: Mapping[str, str], vaults: Mapping[str, Vault], *, ti
     return replace(found, targets=moved)
 
 
+def client_options(base_url: str | None, timeout: float, connection_verify: str | None, **extra: Any) -> dict[str, Any]:
+    """What every management SDK client here is built with: the ARM endpoint and its token scope, a deadline on each
+    call and no retries (the next sweep is the retry), and the CA of a local emulator."""
+    endpoint = (base_url or ARM_ENDPOINT).rstrip("/")
+    options: dict[str, Any] = {
+        "base_url": endpoint,
+        "credential_scopes": [f"{endpoint}/.default"],
+        "connection_timeout": timeout,
+        "read_timeout": timeout,
+        "retry_total": 0,
+        **extra,
+    }
+    if connection_verify:
+        options["connection_verify"] = connection_verify
+    return options
+
+
 def parse_reference(value: str, vaults: Mapping[str, Vault] | None = None) -> Reference | None:
     """A Key Vault secret URL (``https://{vault}.vault.azure.net/secrets/{name}[/{version}]``, or a URL of a vault on
     the allow-list such as the local emulator's) or a Key Vault secret's resource id; None for anything else."""
@@ -196,22 +213,12 @@ def discover(
     connection_verify: str | None = None,
 ) -> Discovery:
     """Every service in ``subscriptions`` that references a Key Vault certificate; see the module for the cost."""
-    endpoint = (base_url or ARM_ENDPOINT).rstrip("/")
     counter = [0]
 
     def count(_request: Any) -> None:
         counter[0] += 1
 
-    options: dict[str, Any] = {
-        "base_url": endpoint,
-        "credential_scopes": [f"{endpoint}/.default"],
-        "connection_timeout": timeout,
-        "read_timeout": timeout,
-        "retry_total": 0,
-        "raw_request_hook": count,
-    }
-    if connection_verify:
-        options["connection_verify"] = connection_verify
+    options = client_options(base_url, timeout, connection_verify, raw_request_hook=count)
     found: dict[Key, list[Target]] = {}
     problems: list[Problem] = []
     for subscription in subscriptions:

@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from renewal.targets.azure.discover import ARM_ENDPOINT
+from renewal.targets.azure.discover import client_options
 from renewal.targets.model import Target
 
 WRITE_ROLES = {
@@ -90,17 +90,7 @@ def update_reference(
     match = _ID.match(target.resource_id)
     if match is None:
         raise RolloutError(f"{target.name}: {target.resource_id!r} is not the id of a reference certlc can write")
-    endpoint = (base_url or ARM_ENDPOINT).rstrip("/")
-    options: dict[str, Any] = {
-        "base_url": endpoint,
-        "credential_scopes": [f"{endpoint}/.default"],
-        "connection_timeout": timeout,
-        "read_timeout": timeout,
-        "retry_total": 0,
-        "polling_interval": 1,
-    }
-    if connection_verify:
-        options["connection_verify"] = connection_verify
+    options = client_options(base_url, timeout, connection_verify, polling_interval=1)
     writer = {
         "app_gateway": _app_gateway,
         "front_door": _front_door,
