@@ -157,6 +157,17 @@ def test_status_of_a_vault_not_configured(tmp_path, extra):
     assert one_line(result) == "certlc: vault 'kv2' is not in CERTLC_VAULTS (kv1)"
 
 
+def test_status_with_the_vault_down_says_so_in_one_line_at_once(tmp_path):
+    """As every other command does: not an empty table and a ServiceRequestError after the SDK's retries."""
+    import time
+
+    started = time.monotonic()
+    result = certlc(tmp_path, "status", env=DEAD_VAULT)
+    assert result.returncode == 1 and result.stdout == ""
+    assert one_line(result).startswith("certlc: cannot reach vault kv1 at https://127.0.0.1:1 (connection refused)")
+    assert time.monotonic() - started < 20  # the interpreter's start included; the dial itself is 3 s at most
+
+
 # -- 3. a name Key Vault cannot have, before anything is built --------------------------------------------------
 
 

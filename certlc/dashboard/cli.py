@@ -134,8 +134,14 @@ def run_status(args: argparse.Namespace) -> int:
         if args.rows:
             rows = rows_from_file(args.rows)
         else:
+            from certlc.commands.common import Endpoint, require_reachable
             from ingestion.run import take_snapshot
+            from renewal.settings import settings_from_env
+            from renewal.trust import ca_bundle
 
+            vaults = settings_from_env(env).vaults.values()
+            ca_bundle(env, "CERTLC_KEYVAULT_CA_BUNDLE", ConfigError)  # a setting mistake is told before a dead vault
+            require_reachable([Endpoint(f"vault {v.name}", v.url, "CERTLC_VAULTS") for v in vaults])  # one line now
             snapshot = take_snapshot(env)
             rows = snapshot.rows
             failed = [v.error for v in snapshot.vaults if v.error]
