@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 Handle = Callable[[str, str, Any, bytes], tuple[int, Any, Mapping[str, str]]]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that gives up during the TLS handshake (a test's wrong CA on purpose, say) is the client's
+    business: logged at debug, never a traceback on the test process's stderr."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+
 class ArmError(Exception):
     def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
@@ -129,7 +137,7 @@ class HttpsListener:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug(format, *args)
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server = _QuietServer((host, port), Handler)
         self._server.daemon_threads = True
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True, do_handshake_on_connect=False)
         self.url = f"https://{host}:{self._server.server_address[1]}"
