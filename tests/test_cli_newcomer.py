@@ -96,9 +96,7 @@ def test_a_settings_path_that_is_a_folder(tmp_path):
 
 def _cannot_here(why: str) -> None:
     """Skipped on a machine that cannot make the case; a failure in CI (CI set), whose image can."""
-    if os.environ.get("CI"):
-        pytest.fail(why)
-    pytest.skip(why)
+    pytest.fail(why) if os.environ.get("CI") else pytest.skip(why)
 
 
 def test_a_stack_folder_the_user_cannot_read(tmp_path):
