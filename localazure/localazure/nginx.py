@@ -136,6 +136,7 @@ def start_nginx(folder: Path, default_cert: Path, default_key: Path) -> Nginx:
     """nginx in ``folder`` on a free loopback port, serving ``DEFAULT_NAME`` until ``serve`` adds more (installed
     first when missing: ``tools.ToolMissing`` when it cannot be)."""
     binary = tools.ensure_nginx()
+    folder, default_cert, default_key = folder.resolve(), default_cert.resolve(), default_key.resolve()  # -p is its cwd
     folder.mkdir(parents=True, exist_ok=True)
 
     def start() -> Nginx:
