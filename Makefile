@@ -8,12 +8,12 @@ PY     := $(VENV)/bin/python
 
 .PHONY: demo test lint bench clean package
 
-# What the demo runs: certlc, and the Azure stand-ins with the local stack (localazure/, which servers do not install;
+# What the demo runs: certlc with the extra its `certlc sync` step needs, and the Azure stand-ins with the local stack (localazure/, which servers do not install;
 # it brings jsonschema and pyspnego). Nothing is compiled: all wheels but certsrv, a pure-Python source package.
 $(VENV)/.demo-installed: requirements.txt pyproject.toml localazure/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e . -e localazure
+	$(PY) -m pip install --quiet -e '.[sync]' -e localazure
 	touch $@
 
 # Everything else the tests and tools need, on top: the Kerberos extra takes minutes, as gssapi is built from source.

@@ -9,11 +9,16 @@ from certlc.sync.bundle import Bundle, parse_secret
 from certlc.sync.errors import RenewalPending, SyncConfigError, SyncError
 from renewal.vaults import Vault, is_valid_object_name, vaults_from_env
 
+SYNC_EXTRA_INSTALL = "pip install 'certlc[sync]' (in a checkout: pip install '.[sync]')"
+
 
 def secret_client(vault_url: str, env: Mapping[str, str], **kwargs: Any) -> Any:
     """A ``SecretClient`` with managed identity, or the local emulator's token and CA bundle, and the same
     connect and read deadlines as the renewal's certificate client."""
-    from azure.keyvault.secrets import SecretClient
+    try:
+        from azure.keyvault.secrets import SecretClient
+    except ModuleNotFoundError:
+        raise SyncConfigError(f"certlc sync needs the Key Vault secrets SDK: {SYNC_EXTRA_INSTALL}") from None
 
     from renewal.clients import credential_for, keyvault_client_options
 
