@@ -5,10 +5,12 @@ import os
 import shutil
 import tempfile
 
-# Commands find a local stack's settings from any folder (certlc.stack_files.DEFAULT_DIR): never the developer's
-# own stack in the repository. Set before any test module imports certlc.
-os.environ["CERTLC_STACK_DIR"] = tempfile.mkdtemp(prefix="certlc-tests-stack-")
-atexit.register(shutil.rmtree, os.environ["CERTLC_STACK_DIR"], True)
+# Commands find a local stack's settings from any folder (certlc.stack_files.DEFAULT_DIR), and the demo keeps its
+# state in one place whatever the folder: never the developer's own in the repository. Set before any test module
+# imports certlc.
+for _name, _prefix in (("CERTLC_STACK_DIR", "certlc-tests-stack-"), ("CERTLC_DEMO_DIR", "certlc-tests-demo-")):
+    os.environ[_name] = tempfile.mkdtemp(prefix=_prefix)
+    atexit.register(shutil.rmtree, os.environ[_name], True)
 
 pytest_plugins = [
     "tests.fixtures.servers",

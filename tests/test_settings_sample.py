@@ -1,4 +1,4 @@
-"""local.settings.sample.json, the README's settings table and the code agree on the settings there are, and the
+"""local.settings.sample.json, docs/settings.md's table and the code agree on the settings there are, and the
 sample, copied to local.settings.json as Functions users do, works against ``certlc local up`` once filled in."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ NOT_SETTINGS = {"CertlcLocalStack": "a key beside Values in the local stack's se
 ENVIRONMENT_ONLY = {  # read from the process environment before any settings file, never from Values
     "CERTLC_TOOLS_DIR": "where the tool installers put Azurite and checkov",
     "CERTLC_STACK_DIR": "where the local stack keeps its state, and so where commands find its settings file",
+    "CERTLC_DEMO_DIR": "where certlc demo keeps its state when --dir does not say",
 }
 HOST_SETTINGS = {
     "FUNCTIONS_WORKER_RUNTIME": "the Functions host's own setting",
@@ -53,11 +54,10 @@ def sample_values() -> dict[str, str]:
     return json.loads(SAMPLE.read_text())["Values"]
 
 
-def readme_table() -> set[str]:
-    """The setting names in the first column of the README's "Configuration (app settings)" table."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Configuration (app settings)", 1)[1].split("\n## ", 1)[0]
-    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+def documented_settings() -> set[str]:
+    """The setting names in the first column of docs/settings.md's table."""
+    text = (ROOT / "docs" / "settings.md").read_text()
+    rows = [line.split("|")[1] for line in text.splitlines() if line.startswith("| `")]
     return {name for cell in rows for name in re.findall(r"`([^`]+)`", cell) if SETTING.fullmatch(name)}
 
 
@@ -76,11 +76,11 @@ def test_the_sample_lists_exactly_the_settings_the_code_reads():
     assert set(HOST_SETTINGS) <= set(sample_values())
 
 
-def test_the_readme_table_lists_exactly_the_settings_the_code_reads():
-    in_table = readme_table() - set(IDENTITY_FORMS)
-    assert settings_read() - in_table == set(), "add these to the README's settings table"
-    assert in_table - settings_read() == set(), "the README's settings table names settings the code does not read"
-    assert set(IDENTITY_FORMS) <= readme_table()
+def test_the_settings_reference_lists_exactly_the_settings_the_code_reads():
+    in_table = documented_settings() - set(IDENTITY_FORMS)
+    assert settings_read() - in_table == set(), "add these to docs/settings.md's table"
+    assert in_table - settings_read() == set(), "docs/settings.md's table names settings the code does not read"
+    assert set(IDENTITY_FORMS) <= documented_settings()
 
 
 def test_the_unfilled_sample_names_exactly_the_values_a_stack_decides():
