@@ -35,7 +35,8 @@ def commands(title: str) -> list[str]:
 
 def fresh_environment(state: Path) -> dict[str, str]:
     """The user's shell without certlc's settings, its stack and demo in a folder of their own."""
-    return without_certlc_settings() | {"CERTLC_STACK_DIR": str(state / "stack"), "CERTLC_DEMO_DIR": str(state / "demo")}
+    folders = {"CERTLC_STACK_DIR": str(state / "stack"), "CERTLC_DEMO_DIR": str(state / "demo")}
+    return without_certlc_settings() | folders
 
 
 def shell(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -80,7 +81,8 @@ def test_the_tour_as_written(tmp_path: Path, where: str) -> None:
     try:
         for command in tour:
             run = shell(command, cwd, env)
-            assert run.returncode == 0, f"{command} exited {run.returncode}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+            said = f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+            assert run.returncode == 0, f"{command} exited {run.returncode}:\n{said}"
             outputs[" ".join(command.split()[1:3])] = run.stdout
     finally:
         shell(f"{absolute} local down", ROOT, env)
