@@ -17,6 +17,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout: certlc and loca
 # Absolute, so every command finds the stack from any folder: the repository's, or CERTLC_STACK_DIR (environment only).
 DEFAULT_DIR = Path(os.environ.get("CERTLC_STACK_DIR") or REPO_ROOT / ".local" / "stack").resolve()
 STACK_SETTINGS = DEFAULT_DIR / "local.settings.json"
+# Where certlc demo keeps its state from any folder: the repository's, or CERTLC_DEMO_DIR (environment only).
+DEMO_DIR = Path(os.environ.get("CERTLC_DEMO_DIR") or REPO_ROOT / ".local" / "demo").resolve()
 PLACEHOLDER = "<from certlc local up>"  # local.settings.sample.json's value for what a stack decides as it starts
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from tests.environment import without_certlc_settings
@@ -11,12 +12,14 @@ from tests.environment import without_certlc_settings
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_certlc(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    env = without_certlc_settings()
+def run_certlc(
+    *args: str, timeout: float = 240, cwd: Path = REPO, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``certlc ARGS`` from ``cwd`` (the repository), with ``env`` added to the user's environment."""
     return subprocess.run(
         [sys.executable, "-m", "certlc", *args],
-        cwd=REPO,
-        env=env,
+        cwd=cwd,
+        env=without_certlc_settings() | dict(env or {}),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -61,7 +61,8 @@ class ManagedProcess:
             return ""
 
     def wait_ready(self, probe: Callable[[], bool], timeout: float = 30.0) -> None:
-        """Polls ``probe`` until true; fails fast (with the log) if the process exits first."""
+        """Polls ``probe`` until true; fails fast (with the log) if the process exits first. Stopped on any failure,
+        Ctrl-C included: the caller never gets a handle to stop it with (a leaked Azurite under pid 1)."""
 
         def ready() -> bool:
             if not self.running():
@@ -78,6 +79,9 @@ class ManagedProcess:
         except TimeoutError as exc:
             self.stop()
             raise ServerStartError(f"{exc} (log {self.log_path}):\n{self.log_tail()}") from exc
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         """Terminate, wait, then kill if it does not go."""

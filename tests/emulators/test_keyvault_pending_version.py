@@ -216,7 +216,7 @@ def test_the_option_in_the_emulator_local_stack_and_demo_commands() -> None:
     from localazure.emulators.keyvault import cli
 
     from certlc import demo
-    from localazure import stack
+    from certlc.commands import local
 
     assert _parse(cli.add_arguments, []).pending_version == "placeholder"
     assert _parse(cli.add_arguments, ["--pending-version", "previous"]).pending_version == "previous"
@@ -224,7 +224,7 @@ def test_the_option_in_the_emulator_local_stack_and_demo_commands() -> None:
     assert _parse(demo.add_arguments, ["--keyvault-pending-version", "previous"]).keyvault_pending_version == (
         "previous"
     )
-    up = _parse(stack.add_arguments, ["up", "--keyvault-pending-version", "previous"])
+    up = _parse(local.add_arguments, ["up", "--keyvault-pending-version", "previous"])
     assert up.keyvault_pending_version == "previous"
     for add in (cli.add_arguments, demo.add_arguments):
         with pytest.raises(SystemExit):

@@ -16,6 +16,10 @@ from typing import Any
 import pytest
 
 from certlc import demo
+from certlc.demo.assessment import Evidence, assess
+from certlc.demo.printing import LEGEND, print_summary
+from certlc.demo.scenario import play
+from certlc.demo.seeds import seeds_for
 from tests.cli import run_certlc
 
 pytestmark = pytest.mark.timeout(120)
@@ -23,6 +27,15 @@ pytestmark = pytest.mark.timeout(120)
 RENEWED_BY_EVENT = ("web-expired", "shop-expiring")
 SWEEP_ONLY = "intranet-yearly"  # inside its window (a third of a year), yet further than Key Vault's 30-day event
 LEFT_BEHIND_SERVED = re.compile(r"1/2: cart\.example\.com:\d+@127\.0\.0\.1 serves the old version")
+
+
+def assert_alerts_ask_for_attention(certificates: dict[str, Any]) -> None:
+    """The alerts column counts what asks for attention, not the renewed notices every renewal sends: the refused
+    one's failure and the left-behind endpoint's serving alert, nothing for a renewal that went well."""
+    alerts = {name: c["alerts"] for name, c in certificates.items()}
+    assert alerts["partner-retired"] >= 1 and alerts["shop-expiring"] >= 1, alerts
+    quiet = {name: n for name, n in alerts.items() if name not in ("partner-retired", "shop-expiring")}
+    assert set(quiet.values()) == {0}, alerts
 
 
 def assert_served_as_the_issue_asks(certificates: dict[str, Any]) -> None:
@@ -42,12 +55,24 @@ def assert_served_as_the_issue_asks(certificates: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("pending_version", ["placeholder", "previous"])
 def test_demo_renews_what_it_should_and_exits_zero(tmp_path, azurite, pending_version):
-    """In both of the Key Vault emulator's ways of showing a pending renewal (the evidence is split)."""
+    """In both of the Key Vault emulator's ways of showing a pending renewal (the evidence is split). The first is
+    given a relative --dir, yet names its dashboard by its absolute path; the second runs from another folder with its
+    state folder named by CERTLC_DEMO_DIR alone: nothing lands where it runs."""
+    state, elsewhere = tmp_path / "demo", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    where = {
+        "placeholder": {"cwd": tmp_path, "args": ["--dir", "demo"], "env": {}},
+        "previous": {"cwd": elsewhere, "args": [], "env": {"CERTLC_DEMO_DIR": str(state)}},
+    }[pending_version]
     run = run_certlc(
-        "demo", "--json", "--dir", str(tmp_path / "demo"), "--keyvault-pending-version", pending_version, timeout=110
-    )
+        "demo", "--json", *where["args"], "--keyvault-pending-version", pending_version,
+        timeout=110, cwd=where["cwd"], env=where["env"],
+    )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
+    assert list(elsewhere.iterdir()) == []
     summary = json.loads(run.stdout)
+    dashboard = Path(summary["dashboard"])
+    assert dashboard.is_absolute() and dashboard == state / "dashboard.html", summary["dashboard"]
     certificates = {c["name"]: c for c in summary["certificates"]}
     outcomes = {name: (c["status"], c["reason"], c["versions"]) for name, c in certificates.items()}
     assert outcomes == {
@@ -69,7 +94,9 @@ def test_demo_renews_what_it_should_and_exits_zero(tmp_path, azurite, pending_ve
     )
     assert certificates["api-healthy"]["next_renewal"].endswith("Z")
     assert_served_as_the_issue_asks(certificates)
-    assert Path(summary["dashboard"]).read_text().count("<svg") >= 1
+    assert_alerts_ask_for_attention(certificates)
+    assert dashboard.read_text().count("<svg") >= 1
+    assert (state / "demo.log").stat().st_size > 0
 
 
 def test_a_sweep_that_does_nothing_fails_the_demo_naming_what_nobody_examined(tmp_path, azurite, monkeypatch, capsys):
@@ -98,20 +125,41 @@ def test_a_sweep_that_does_nothing_fails_the_demo_naming_what_nobody_examined(tm
     assert rows["web-expired"][column:].startswith("1/1 "), out
     assert re.search(r"^  shop-expiring: serving alert: cart\.example\.com:\d+@127\.0\.0\.1: not_served$", out, re.M)
     assert re.search(r"^  web-expired: moved appgw-web/www: \w+ -> \w+$", out, re.M), out
+    assert re.search(r"^  check +ok when .+, else WRONG", out, re.M), out  # the legend under the table
 
 
 @pytest.fixture(scope="module")
-def evidence(tmp_path_factory: pytest.TempPathFactory, azurite: Any) -> demo.Evidence:
+def evidence(tmp_path_factory: pytest.TempPathFactory, azurite: Any) -> Evidence:
     """One real run of the demo's scenario: what its pipeline recorded and what Key Vault shows."""
-    recorded, _ = demo.play(tmp_path_factory.mktemp("demo"), "placeholder", lambda _: None)
+    recorded, _ = play(tmp_path_factory.mktemp("demo"), "placeholder", lambda _: None)
     return recorded
 
 
-def _verdicts(evidence: demo.Evidence) -> dict[str, str]:
-    return {o.name: o.detail for o in demo.assess(evidence)}
+def test_the_table_explains_the_columns_its_headings_do_not(evidence, capsys):
+    """A legend under the table: what check, alerts (attention only) and SERVED mean, among others."""
+    outcomes = assess(evidence)
+    print_summary(outcomes, 1.0, Path("dashboard.html"))
+
+    lines = capsys.readouterr().out.splitlines()
+    top = next(i for i, line in enumerate(lines) if line.startswith("certificate "))
+    header, rows = lines[top], lines[top + 1 : top + 1 + len(outcomes)]
+    legend = lines[top + 2 + len(outcomes) : top + 2 + len(outcomes) + len(LEGEND)]
+    assert lines[top + 1 + len(outcomes)] == "" and all(line.startswith("  ") for line in legend), lines
+    explained = {line.split("  ")[1].strip(): line for line in legend}
+    assert {"check", "alerts", "served", "versions", "examined by"} <= explained.keys(), legend
+    assert all(column in header for name in explained for column in name.split(", ")), (header, legend)
+    assert "ok when" in explained["check"] and "WRONG" in explained["check"]
+    assert "attention" in explained["alerts"] and "not the renewed notices" in explained["alerts"]
+    column = header.index("alerts")  # right-aligned under its heading: a renewal that went well asks nothing
+    intranet = next(row for row in rows if row.startswith(SWEEP_ONLY))
+    assert intranet[column : column + len("alerts")].strip() == "0", (header, intranet)
 
 
-def _audit_without(evidence: demo.Evidence, name: str, event: str | None = None) -> demo.Evidence:
+def _verdicts(evidence: Evidence) -> dict[str, str]:
+    return {o.name: o.detail for o in assess(evidence)}
+
+
+def _audit_without(evidence: Evidence, name: str, event: str | None = None) -> Evidence:
     """The same evidence with ``name``'s audit lines (of one event, or all) removed."""
     kept = [r for r in evidence.audit if not (r["name"] == name and event in (None, r["event"]))]
     assert len(kept) < len(evidence.audit), f"the run recorded nothing to remove for {name}"
@@ -119,7 +167,7 @@ def _audit_without(evidence: demo.Evidence, name: str, event: str | None = None)
 
 
 def test_every_outcome_of_a_real_run_is_read_from_its_records(evidence):
-    assert _verdicts(evidence) == {seed.name: "" for seed in demo.seeds_for("local")}
+    assert _verdicts(evidence) == {seed.name: "" for seed in seeds_for("local")}
 
 
 @pytest.mark.parametrize("name", [*RENEWED_BY_EVENT, SWEEP_ONLY])
@@ -146,13 +194,13 @@ def test_a_failure_recorded_for_another_reason_fails(evidence):
 
 def test_a_merge_key_vault_does_not_serve_is_not_a_renewal(evidence):
     served = {**evidence.current, "shop-expiring": "0" * 32}  # not the version the audit trail says it merged
-    outcome = next(o for o in demo.assess(replace(evidence, current=served)) if o.name == "shop-expiring")
+    outcome = next(o for o in assess(replace(evidence, current=served)) if o.name == "shop-expiring")
     assert (outcome.status, outcome.ok) == ("unconfirmed", False)
 
 
 def test_the_sweep_report_alone_is_evidence_that_the_sweep_examined_a_certificate(evidence):
     """Without its audit lines, what the sweep reported for the retired-template certificate still shows."""
-    outcome = next(o for o in demo.assess(_audit_without(evidence, "partner-retired")) if o.name == "partner-retired")
+    outcome = next(o for o in assess(_audit_without(evidence, "partner-retired")) if o.name == "partner-retired")
     assert (outcome.status, outcome.reason, outcome.via, outcome.ok) == ("skipped", "failed_before", ["sweep"], False)
 
 
@@ -187,5 +235,5 @@ def test_certlc_sync_kept_one_name_in_step_and_its_records_are_no_renewal(eviden
     ]
     assert verified[-1] == ("shop.example.com", evidence.current["shop-expiring"]), verified
     assert {name for name, _ in verified} == {"shop.example.com", "cart.example.com"}  # both installed once
-    outcomes = {o.name: o for o in demo.assess(evidence)}
+    outcomes = {o.name: o for o in assess(evidence)}
     assert "sync" not in outcomes["shop-expiring"].via and "sweep" not in outcomes["web-expired"].via

@@ -15,11 +15,14 @@ from typing import Any
 
 import pytest
 
-from certlc import demo
+from certlc.demo.assessment import Evidence, assess
+from certlc.demo.ca_servers import waiting_requests
+from certlc.demo.scenario import play
+from certlc.demo.seeds import V2_TEMPLATE_OID, seeds_for
 from localazure import tools
 from tests.cli import run_certlc
 from tests.fixtures.servers import serve_or_skip
-from tests.localazure.test_demo import assert_served_as_the_issue_asks
+from tests.localazure.test_demo import assert_alerts_ask_for_attention, assert_served_as_the_issue_asks
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -64,6 +67,7 @@ def test_the_same_certificates_end_the_same_way_through_another_ca(tmp_path, azu
     assert {name: (c["status"], c["reason"], c["versions"]) for name, c in certificates.items()} == SAME_FOR_EVERY_CA
     assert certificates["intranet-yearly"]["via"] == ["sweep"]
     assert_served_as_the_issue_asks(certificates)
+    assert_alerts_ask_for_attention(certificates)
     log, issued = ISSUED_LINE[ca]  # the CA's own server issued the three renewals, and nothing else
     assert (tmp_path / "demo" / "ca-server" / log).read_text().count(issued) == 3
 
@@ -76,10 +80,11 @@ def test_adcs_renews_by_template_oid_waits_for_approval_and_shows_the_cas_words(
     outcomes = {name: (c["status"], c["reason"], c["versions"]) for name, c in certificates.items()}
     assert outcomes == SAME_FOR_EVERY_CA | ADCS_EXTRAS
     assert_served_as_the_issue_asks(certificates)
+    assert_alerts_ask_for_attention(certificates)
     # the OID-only certificate was asked for by its OID and renewed: the directory gave /certsrv the name
-    assert certificates["legacy-v2-template"]["profile"] == demo.V2_TEMPLATE_OID
+    assert certificates["legacy-v2-template"]["profile"] == V2_TEMPLATE_OID
     slapd_log = (tmp_path / "demo" / "ca-server" / "ldap" / "slapd.log").read_text()
-    assert re.search(rf"SRCH base=.*\(msPKI-Cert-Template-OID={re.escape(demo.V2_TEMPLATE_OID)}\)", slapd_log)
+    assert re.search(rf"SRCH base=.*\(msPKI-Cert-Template-OID={re.escape(V2_TEMPLATE_OID)}\)", slapd_log)
     # the approval: pending with the CA's request id and words, approved by the demo, merged on a later poll
     approval = certificates["vpn-approval"]
     assert approval["waited"] and summary["approved"] == [approval["ca_request_id"]]
@@ -105,19 +110,19 @@ def test_a_missing_tool_is_one_line(tmp_path, monkeypatch, capsys):
 
 
 @pytest.fixture(scope="module")
-def adcs_evidence(tmp_path_factory: pytest.TempPathFactory, azurite: Any) -> demo.Evidence:
+def adcs_evidence(tmp_path_factory: pytest.TempPathFactory, azurite: Any) -> Evidence:
     _needs("adcs")
-    recorded, _ = demo.play(tmp_path_factory.mktemp("demo-adcs"), "placeholder", lambda _: None, "adcs")
+    recorded, _ = play(tmp_path_factory.mktemp("demo-adcs"), "placeholder", lambda _: None, "adcs")
     return recorded
 
 
-def _verdicts(evidence: demo.Evidence) -> dict[str, str]:
-    return {o.name: o.detail for o in demo.assess(evidence)}
+def _verdicts(evidence: Evidence) -> dict[str, str]:
+    return {o.name: o.detail for o in assess(evidence)}
 
 
 def test_every_adcs_outcome_of_a_real_run_is_read_from_its_records(adcs_evidence):
-    assert _verdicts(adcs_evidence) == {seed.name: "" for seed in demo.seeds_for("adcs")}
-    assert len(demo.seeds_for("adcs")) == len(demo.seeds_for("local")) + 2
+    assert _verdicts(adcs_evidence) == {seed.name: "" for seed in seeds_for("adcs")}
+    assert len(seeds_for("adcs")) == len(seeds_for("local")) + 2
 
 
 def test_an_approval_that_never_waited_fails(adcs_evidence):
@@ -132,7 +137,7 @@ def test_a_waiting_request_shows_its_submission_page_not_a_later_poll(adcs_evide
     first = next(r for r in adcs_evidence.audit if r["name"] == "vpn-approval" and r["event"] == "pending")
     at = adcs_evidence.audit.index(first) + 1
     audit = [*adcs_evidence.audit[:at], {**first, "ca_message": "Taken Under Submission"}, *adcs_evidence.audit[at:]]
-    shown = next(o for o in demo.assess(replace(adcs_evidence, audit=audit)) if o.name == "vpn-approval")
+    shown = next(o for o in assess(replace(adcs_evidence, audit=audit)) if o.name == "vpn-approval")
     assert "wait for an administrator" in shown.ca_message and shown.ok
 
 
@@ -152,4 +157,4 @@ def test_waiting_requests_are_those_whose_latest_record_is_pending():
         {"vault": "kv1", "name": "b", "event": "merged"},
         {"vault": "kv1", "name": "c", "event": "submitted"},
     ]
-    assert demo.waiting_requests(audit) == {"a": "4"}
+    assert waiting_requests(audit) == {"a": "4"}
