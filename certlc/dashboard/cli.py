@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +15,7 @@ from certlc.dashboard.source import RowsUnavailable, default_rows_file, rows_fro
 from certlc.stack_files import DEFAULT_DIR as DEFAULT_STATE_DIR  # where `certlc local up` keeps its state
 
 if TYPE_CHECKING:
+    from certlc.dashboard.view import PageClock
     from certlc.doctor.heartbeat import SweepSeen
 
 
@@ -32,13 +33,23 @@ def add_dashboard_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, default=None, help="HTML file to write (default: <state-dir>/dashboard.html)"
     )
+    parser.add_argument(
+        "--no-ingest",
+        action="store_true",
+        help="show the stored snapshot as it is (default: take a new one first, as certlc ingest does, when the "
+        "settings' services answer; --rows never ingests)",
+    )
 
 
 def run_dashboard(args: argparse.Namespace) -> int:
-    """Status rows and renewal history from the Logs emulator (its files, or its endpoint), on one page."""
+    """Status rows and renewal history from the Logs emulator (its files, or its endpoint), on one page, with the
+    snapshot's time and age. First a new snapshot, as ``certlc ingest`` takes it, unless ``--no-ingest`` or
+    ``--rows``: when that cannot be done (the local stack is not running) or fails, one line on stderr, the page
+    from the stored snapshot all the same, and exit 1 (the page is not current)."""
     from certlc.cli import UserError
     from certlc.dashboard import render
     from certlc.dashboard.source import history_from_file
+    from certlc.dashboard.view import freshness, latest_snapshot
     from ingestion.history import STREAM_DEFAULT as HISTORY_STREAM
     from renewal.trust import ca_bundle
 
@@ -49,6 +60,12 @@ def run_dashboard(args: argparse.Namespace) -> int:
     if args.logs_url:  # --ca-bundle is read as the setting is: a file's path or the PEM text
         given = {"--ca-bundle": args.ca_bundle} if args.ca_bundle else os.environ
         trust = ca_bundle(given, "--ca-bundle" if args.ca_bundle else "CERTLC_LOGS_CA_BUNDLE")
+    not_current, clock = None, None
+    if not args.no_ingest and not args.rows:
+        not_current, clock = ingest_first(args)
+    shown = "the stored" if clock is None else "the new, incomplete"
+    if clock is None:
+        clock = saved_clock(args.state_dir) if not (args.rows or args.logs_url) else None
     try:
         if args.logs_url:
             rows = rows_from_url(args.logs_url, trust)
@@ -59,14 +76,82 @@ def run_dashboard(args: argparse.Namespace) -> int:
         else:
             history = history_from_file(args.history or default_rows_file(args.state_dir, HISTORY_STREAM))
     except RowsUnavailable as error:
-        print(f"certlc dashboard: {error}", file=sys.stderr)
+        said = f"{not_current}, and no stored snapshot to show instead: {error}" if not_current else error
+        print(f"certlc dashboard: {said}", file=sys.stderr)
         return 1
     try:
-        path = render(rows, out, history)
+        path = render(rows, out, history, clock)
     except OSError as error:  # a folder that does not exist or cannot be written
         raise UserError(f"cannot write {out}: {error.strerror or error}") from None
-    print(path.resolve())
-    return 0
+    said = freshness(latest_snapshot(rows)[0], clock).said()
+    if not_current:
+        print(f"certlc dashboard: {not_current}; the page shows {shown} {said}", file=sys.stderr)
+    print(said[:1].upper() + said[1:])
+    print(path.resolve())  # last, on its own line: what a script opens (`certlc dashboard | tail -1`)
+    return 1 if not_current else 0
+
+
+def dashboard_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The settings to ingest with, refusing a stopped local stack's (``StackNotRunning``): ``--settings``; else,
+    when the page shows a local stack's rows, that stack's own settings file; else the usual ones."""
+    from certlc.cli import load_settings
+
+    path = getattr(args, "settings", None)
+    own = args.state_dir / "local.settings.json"
+    if path is None and not args.logs_url and own.is_file():
+        path = str(own)
+    return load_settings(path)
+
+
+def ingest_first(args: argparse.Namespace) -> tuple[str | None, PageClock | None]:
+    """A new snapshot, as ``certlc ingest`` takes it (``ingestion.run.ingest``), on the clock the ingest timer uses
+    (the local stack's, when its clock was moved). Why the page will not be current (None when it will), and the
+    clock the snapshot was taken on (None when nothing was ingested). A setting that cannot work is raised."""
+    from certlc.cli import STACK_NOT_RUNNING, StackNotRunning
+    from certlc.commands.common import Endpoint, Unreachable, require_reachable
+    from certlc.dashboard.view import PageClock
+    from ingestion.run import ingest
+    from ingestion.upload import target_from_env
+    from renewal.clock import clock_from_env
+    from renewal.settings import settings_from_env
+
+    try:
+        env = dashboard_settings(args)
+    except StackNotRunning as error:
+        return f"cannot take a new snapshot: {error}", None
+    if not env.get("CERTLC_VAULTS", "").strip():
+        return f"cannot take a new snapshot: no settings found, and {STACK_NOT_RUNNING}", None
+    vaults = settings_from_env(env).vaults.values()  # ConfigError (exit 2) before any network
+    target = target_from_env(env)
+    stack_time = clock_from_env(env)
+    endpoints = [Endpoint(f"vault {v.name}", v.url, "CERTLC_VAULTS") for v in vaults]
+    endpoints.append(Endpoint("the Logs Ingestion endpoint", target.endpoint, "CERTLC_DCE_ENDPOINT"))
+    if env.get("CERTLC_CLOCK_URL", "").strip():
+        endpoints.append(Endpoint("the clock", env["CERTLC_CLOCK_URL"], "CERTLC_CLOCK_URL"))
+    try:
+        require_reachable(endpoints)
+    except Unreachable as error:
+        return f"cannot take a new snapshot: {error}", None
+    now = stack_time()
+    ahead = (now - datetime.now(UTC)).total_seconds()
+    report = ingest(env, now=now)
+    clock = PageClock(now, ahead, "the local stack's clock") if env.get("CERTLC_CLOCK_URL") else PageClock(now)
+    return (None if report.ok else f"a vault or the upload failed: {report.summary()}"), clock
+
+
+KEYVAULT_CLOCK_FILE = Path("keyvault") / "clock.json"  # the local stack's Key Vault emulator keeps its clock here
+
+
+def saved_clock(state_dir: Path) -> PageClock:
+    """The local stack's clock, from the offset its Key Vault emulator saved when it was last moved (kept while the
+    stack is down, used again when it starts); this computer's clock when it was never moved."""
+    from certlc.dashboard.view import stack_clock, wall_clock
+
+    try:
+        offset = float(json.loads((state_dir / KEYVAULT_CLOCK_FILE).read_text())["offset_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return wall_clock()
+    return stack_clock(offset)
 
 
 def add_status_arguments(parser: argparse.ArgumentParser) -> None:

@@ -24,10 +24,12 @@ from certlc.dashboard.view import (
     DUE_NOW,
     LABELS,
     UNKNOWN,
+    PageClock,
     StatusView,
     build_history,
     build_view,
     coverage,
+    freshness,
     is_failed,
     is_failed_event,
     latest_snapshot,
@@ -53,9 +55,20 @@ TABLE_COLUMNS = (
     ("DaysLeft", "Days left"),
     ("Served", "Served"),  # what its targets serve (renewal.targets)
 )
-CELL_CLASSES = {"DaysLeft": ' class="num"', "CertExpiration": ' class="time"'}
+# "long": text that may hold one long word (a name, a URL in a detail) breaks anywhere rather than widen the page
+CELL_CLASSES = {
+    "DaysLeft": ' class="num"', "CertExpiration": ' class="time"', "CertName": ' class="long"',
+    "LastRenewalOutcome": ' class="long"', "Served": ' class="long"',
+}  # fmt: skip
 HISTORY_COLUMNS = ("Time", "Vault", "Certificate", "Event", "Trigger", "Reason / detail")
-RENEWAL_COLUMNS = ("Started", "Certificate", "Trigger", "Outcome", "Reason", "Duration", "CA request", "Steps")
+STEP_KEYS = ("KeyVault", "CertName", "Event", "Trigger")  # the HISTORY_COLUMNS between the time and the reason
+STEP_CLASSES = {"Time": ' class="time"', "Certificate": ' class="long"', "Reason / detail": ' class="long"'}
+# Each renewal column and its share of the width: every track may shrink to nothing and its text wraps, so the page
+# never scrolls sideways, however narrow the window.
+RENEWAL_COLUMNS = {
+    "Started": 1.6, "Certificate": 2.4, "Trigger": 1, "Outcome": 1.1, "Reason": 1.6, "Duration": 1,
+    "CA request": 1.4, "Steps": 0.6,
+}  # fmt: skip
 HISTORY_LIMIT = 200  # newest renewals per section: the page stays small however long the history
 METRICS_DAYS = 30  # the window the workbook's History tiles use, here up to the snapshot
 NOBODY = "nobody will renew this"
@@ -86,6 +99,7 @@ td.time{white-space:nowrap}
 tr.group td{font-weight:600;background:#f3f2f1;border-left:6px solid var(--c)}
 tr.cert.failed td{background:#fde7e9;color:#a4262c}
 tr.cert.failed td:first-child{box-shadow:inset 6px 0 #d13438}
+.fix{display:block;margin-top:2px;color:#201f1e}
 tr.cert.uncovered_urgent td:first-child{box-shadow:inset 6px 0 #d13438}
 .muted{color:#8a8886}
 .badge{display:inline-block;padding:1px 6px;border-radius:8px;white-space:nowrap;font-size:12px}
@@ -98,11 +112,13 @@ tr.event.failed td{color:#a4262c}
 .metric{background:#fff;border:1px solid #edebe9;border-radius:4px;padding:10px 14px;min-width:150px}
 .metric .value{display:block;font-size:24px;font-weight:600} .metric .label{color:#605e5c}
 .metric.alert .value{color:#a4262c}
-.renewals{--columns:1.2em 11.5em minmax(12em,1.4fr) 7em 7em minmax(8em,1fr) 7em minmax(6em,1fr) 4em}
+td,th{overflow-wrap:break-word} td.long{overflow-wrap:anywhere;min-width:8em} .renewals span{overflow-wrap:anywhere}
+@media (max-width:1000px){td.time,.badge{white-space:normal} th,td{padding:6px 6px}}
 details.renewal{background:#fff;border-bottom:1px solid #edebe9;font-size:13px}
 details.renewal>summary,.renewals-head{display:grid;grid-template-columns:var(--columns);gap:8px;padding:6px 10px}
-details.renewal>summary{cursor:pointer;list-style:none;white-space:nowrap}
-details.renewal>summary>span{overflow:hidden;text-overflow:ellipsis}
+details.renewal>summary{cursor:pointer;list-style:none}
+details.renewal>summary>span{min-width:0}
+details.renewal>summary>.fix{grid-column:2/-1;color:#201f1e;font-weight:600}
 details.renewal>summary::-webkit-details-marker{display:none}
 details.renewal>summary::before{content:"\\25B8";color:#605e5c} details.renewal[open]>summary::before{content:"\\25BE"}
 details.renewal.failed>summary{color:#a4262c;background:#fde7e9}
@@ -192,30 +208,41 @@ def _cell(row: Mapping[str, Any], column: str, snapshot_time: str) -> str:
         return '<span class="badge pending">renewal pending</span>' if renewal_pending(row) else ""
     if column == "CertExpiration":
         return escape(readable_time(row.get(column)))
+    if column == "LastRenewalOutcome" and is_failed(row) and row.get("RenewalNote"):  # the fix, shown, not hovered
+        return f'{_text(row.get(column))}<span class="fix">{_text(row["RenewalNote"])}</span>'
     return _text(row.get(column))
 
 
-def _cert_row(row: Mapping[str, Any], status: str, snapshot_time: str) -> str:
+def _shown_columns(view: StatusView) -> list[tuple[str, str]]:
+    """The certificate table's columns with something in them: one empty in every row is left out."""
+    members = view.members
+    if not members:
+        return list(TABLE_COLUMNS)
+    return [(c, label) for c, label in TABLE_COLUMNS if any(_cell(r, c, view.snapshot_time) for r in members)]
+
+
+def _cert_row(row: Mapping[str, Any], status: str, snapshot_time: str, columns: list[tuple[str, str]]) -> str:
     classes = " ".join(["cert", *(["failed"] if is_failed(row) else []), *([coverage(row)] if coverage(row) else [])])
     attributes = f' data-vault="{escape(str(row["KeyVault"]))}" data-status="{status}"'
     attributes += f' data-failed="{str(is_failed(row)).lower()}" data-coverage="{coverage(row) or "covered"}"'
     attributes += ' data-renewal-pending="true"' if renewal_pending(row) else ""
     cells = "".join(
-        f"<td{CELL_CLASSES.get(column, '')}>{_cell(row, column, snapshot_time)}</td>" for column, _ in TABLE_COLUMNS
+        f"<td{CELL_CLASSES.get(column, '')}>{_cell(row, column, snapshot_time)}</td>" for column, _ in columns
     )
     return f'<tr class="{classes}"{attributes}>{cells}</tr>'
 
 
 def _table(view: StatusView) -> str:
-    head = "".join(f"<th>{escape(label)}</th>" for _, label in TABLE_COLUMNS)
+    columns = _shown_columns(view)
+    head = "".join(f"<th>{escape(label)}</th>" for _, label in columns)
     body = []
     for status in STATUSES:
         members = view.groups.get(status, [])
         body.append(
             f'<tr class="group" data-status="{status}" style="--c:{COLOURS[status]}">'
-            f'<td colspan="{len(TABLE_COLUMNS)}">{LABELS[status]} ({len(members)})</td></tr>'
+            f'<td colspan="{len(columns)}">{LABELS[status]} ({len(members)})</td></tr>'
         )
-        body.extend(_cert_row(row, status, view.snapshot_time) for row in members)
+        body.extend(_cert_row(row, status, view.snapshot_time, columns) for row in members)
     return f'<table class="certs"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
@@ -273,30 +300,39 @@ def _metrics(summary: Summary) -> str:
     )
 
 
+def _step_cells(event: Mapping[str, Any]) -> dict[str, str]:
+    """One audit event's cells, by HISTORY_COLUMNS, as text."""
+    why = " - ".join(str(event[k]) for k in ("Reason", "Detail", "Action") if event.get(k))
+    if event.get("OperatorUser"):
+        why += f" (by {event['OperatorUser']} on {event.get('OperatorHost') or '?'})"
+    values = (readable_time(event.get("TimeGenerated")), *(event.get(k) for k in STEP_KEYS), why)
+    return {column: "" if value is None else str(value) for column, value in zip(HISTORY_COLUMNS, values, strict=True)}
+
+
+def _filled(rows: list[dict[str, str]], columns: Iterable[str]) -> list[str]:
+    """The columns with something in at least one row: a column empty in every row is not rendered."""
+    return [column for column in columns if any(row[column] for row in rows)]
+
+
 def _steps(renewal: Renewal) -> str:
     """The renewal's audit events, oldest first, as the history listed them before it was grouped."""
-    head = "".join(f"<th>{label}</th>" for label in HISTORY_COLUMNS)
+    rows = [_step_cells(event) for event in renewal.steps]
+    columns = _filled(rows, HISTORY_COLUMNS)
+    head = "".join(f"<th>{label}</th>" for label in columns)
     body = []
-    for event in renewal.steps:
-        why = " - ".join(str(event[k]) for k in ("Reason", "Detail", "Action") if event.get(k))
-        if event.get("OperatorUser"):
-            why += f" (by {event['OperatorUser']} on {event.get('OperatorHost') or '?'})"
-        cells = (
-            f'<td class="time">{escape(readable_time(event.get("TimeGenerated")))}</td>'
-            f"<td>{_text(event.get('KeyVault'))}</td><td>{_text(event.get('CertName'))}</td>"
-            f"<td>{_text(event.get('Event'))}</td><td>{_text(event.get('Trigger'))}</td><td>{escape(why)}</td>"
-        )
+    for event, cells in zip(renewal.steps, rows, strict=True):
+        tds = "".join(f"<td{STEP_CLASSES.get(column, '')}>{escape(cells[column])}</td>" for column in columns)
         red = " failed" if is_failed_event(event) else ""
         body.append(
             f'<tr class="event{red}" data-vault="{_text(event.get("KeyVault"))}"'
-            f' data-event="{_text(event.get("Event"))}">{cells}</tr>'
+            f' data-event="{_text(event.get("Event"))}">{tds}</tr>'
         )
     return f'<table class="history"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def _renewal(renewal: Renewal) -> str:
+def _renewal_cells(renewal: Renewal) -> dict[str, str]:
     started = readable_time(renewal.started.isoformat()) if renewal.started else ""
-    cells = (
+    values = (
         started,
         f"{renewal.vault}/{renewal.name}",
         renewal.trigger,
@@ -306,7 +342,20 @@ def _renewal(renewal: Renewal) -> str:
         renewal.ca_request_id,
         str(len(renewal.steps)),
     )
-    summary = "".join(f"<span>{escape(c)}</span>" for c in cells)
+    return dict(zip(RENEWAL_COLUMNS, values, strict=True))
+
+
+def fix_for(renewal: Renewal) -> str:
+    """What to do about a failed renewal: the action its failure notice gave (``renewal.reporting``)."""
+    from renewal.reporting import ACTIONS, DEFAULT_ACTION
+
+    return ACTIONS.get(renewal.reason, DEFAULT_ACTION) if renewal.outcome == FAILED else ""
+
+
+def _renewal(renewal: Renewal, cells: dict[str, str], columns: list[str]) -> str:
+    summary = "".join(f"<span>{escape(cells[c])}</span>" for c in columns)
+    fix = fix_for(renewal)
+    summary += f'<span class="fix">What to do: {escape(fix)}</span>' if fix else ""
     red = " failed" if renewal.outcome == FAILED else ""
     return (
         f'<details class="renewal{red}" data-vault="{escape(renewal.vault)}" data-outcome="{renewal.outcome}"'
@@ -316,15 +365,20 @@ def _renewal(renewal: Renewal) -> str:
 
 
 def _history(events: list[Mapping[str, Any]], recorded: bool) -> str:
-    """One collapsible row per renewal (its correlation id), newest first, its steps folded under it."""
+    """One collapsible row per renewal (its correlation id), newest first, its steps folded under it; the columns
+    empty in every renewal shown are left out."""
     if not events:
         said = "No renewals recorded for this vault yet." if recorded else "No renewal history yet."
         return f'<p class="empty history-empty">{said}</p>'
     renewals = group_renewals(events)
     shown = renewals[:HISTORY_LIMIT]
     more = f'<p class="meta">The newest {len(shown)} of {len(renewals)} renewals.</p>' if renewals[len(shown) :] else ""
-    head = '<div class="renewals-head"><span></span>' + "".join(f"<span>{c}</span>" for c in RENEWAL_COLUMNS)
-    return f'{more}<div class="renewals">{head}</div>{"".join(_renewal(r) for r in shown)}</div>'
+    cells = [_renewal_cells(r) for r in shown]
+    columns = _filled(cells, RENEWAL_COLUMNS)
+    tracks = " ".join(["1.2em", *(f"minmax(0,{RENEWAL_COLUMNS[c]:g}fr)" for c in columns)])
+    head = '<div class="renewals-head"><span></span>' + "".join(f"<span>{c}</span>" for c in columns)
+    rows = "".join(_renewal(r, c, columns) for r, c in zip(shown, cells, strict=True))
+    return f'{more}<div class="renewals" style="--columns:{tracks}">{head}</div>{rows}</div>'
 
 
 def _window(snapshot_time: str) -> datetime | None:
@@ -344,13 +398,27 @@ def _section(view: StatusView, history: list[Mapping[str, Any]], recorded: bool,
     )
 
 
-def render_html(rows: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, Any]] = ()) -> str:
-    """The page for the latest snapshot in ``rows`` and the renewal ``history`` (audit events, any order)."""
+def _freshness(snapshot_time: str, clock: PageClock | None) -> str:
+    """When the snapshot was taken and how old it is on the clock it was taken on, in the page's header."""
+    known = freshness(snapshot_time, clock)
+    said = escape(known.said()[:1].upper() + known.said()[1:])
+    if known.taken is not None:
+        when = escape(readable_time(snapshot_time))
+        said = said.replace(when, f'<time class="snapshot" datetime="{escape(snapshot_time)}">{when}</time>', 1)
+    age = "" if known.age_seconds is None else f' data-age-seconds="{known.age_seconds:.0f}"'
+    ahead = f' data-clock-ahead-seconds="{known.clock.ahead_seconds:.0f}"' if known.clock.moved else ""
+    return f'<span class="meta freshness"{age}{ahead}>{said}</span>'
+
+
+def render_html(
+    rows: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, Any]] = (), clock: PageClock | None = None
+) -> str:
+    """The page for the latest snapshot in ``rows`` and the renewal ``history`` (audit events, any order); the
+    snapshot's age is read on ``clock`` (default: this computer's)."""
     _, latest = latest_snapshot(rows)
     history = list(history)
     vaults = [ALL_VAULTS, *vaults_in([*latest, *history])]
     views = [build_view(latest, vault) for vault in vaults]
-    snapshot = readable_time(views[0].snapshot_time) or "no snapshot yet"
     options = "".join(
         f'<option value="{escape(v)}">{"All vaults" if v == ALL_VAULTS else escape(v)}</option>' for v in vaults
     )
@@ -362,14 +430,19 @@ def render_html(rows: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>certlc - Key Vault certificates</title>"
         f"<style>{STYLE}</style></head><body><header><h1>Key Vault certificates</h1>"
-        f'<span class="meta">Snapshot <time class="snapshot">{escape(snapshot)}</time></span>'
+        f"{_freshness(views[0].snapshot_time, clock)}"
         f'<span><label for="vault">Key vault</label> <select id="vault">{options}</select></span></header>'
         f"{sections}<script>{SCRIPT}</script></body></html>"
     )
 
 
-def render(rows: Iterable[Mapping[str, Any]], path: Path | str, history: Iterable[Mapping[str, Any]] = ()) -> Path:
+def render(
+    rows: Iterable[Mapping[str, Any]],
+    path: Path | str,
+    history: Iterable[Mapping[str, Any]] = (),
+    clock: PageClock | None = None,
+) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_html(rows, history), encoding="utf-8")
+    target.write_text(render_html(rows, history, clock), encoding="utf-8")
     return target

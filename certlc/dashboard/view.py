@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ingestion.schema import STATUS_EXPIRED, STATUS_EXPIRING, STATUS_OK, STATUSES
@@ -167,3 +167,79 @@ def build_view(rows: Iterable[Mapping[str, Any]], vault: str = ALL_VAULTS) -> St
     for members in view.groups.values():
         members.sort(key=lambda r: (r.get("DaysLeft") is None, r.get("DaysLeft") or 0, r["KeyVault"], r["CertName"]))
     return view
+
+
+# -- how old the snapshot is, on the clock it was taken on ------------------------------------------------------
+
+MOVED_AFTER_SECONDS = 60  # a clock this far ahead of the computer's has been moved (network delays are far less)
+
+
+@dataclass(frozen=True)
+class PageClock:
+    """The clock the snapshot's time is read against: this computer's, or the local stack's, which
+    ``certlc demo`` and tests move forward (the Key Vault emulator's clock, that the functions also read)."""
+
+    now: datetime
+    ahead_seconds: float = 0.0  # how far ahead of this computer's clock it runs
+    name: str = "this computer's clock"
+
+    @property
+    def moved(self) -> bool:
+        return self.ahead_seconds >= MOVED_AFTER_SECONDS
+
+
+def wall_clock() -> PageClock:
+    return PageClock(datetime.now(UTC))
+
+
+def stack_clock(ahead_seconds: float, wall: datetime | None = None) -> PageClock:
+    """The local stack's clock, ``ahead_seconds`` ahead of this computer's."""
+    now = (wall or datetime.now(UTC)) + timedelta(seconds=ahead_seconds)
+    return PageClock(now, ahead_seconds, "the local stack's clock")
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """When the snapshot was taken and how old it is, on ``clock``; what the page's header and the command say."""
+
+    taken: datetime | None
+    clock: PageClock
+
+    @property
+    def age_seconds(self) -> float | None:
+        """None without a snapshot, and for one from after the clock's now (taken on a clock moved further)."""
+        if self.taken is None:
+            return None
+        age = (self.clock.now - self.taken).total_seconds()
+        return max(0.0, age) if age > -MOVED_AFTER_SECONDS else None
+
+    def said(self) -> str:
+        """``snapshot taken 2026-12-07 19:23 UTC, 3 min ago``, and on a moved clock what it was moved by."""
+        if self.taken is None:
+            return "no snapshot yet"
+        when = readable_time(self.taken.isoformat())
+        age = self.age_seconds
+        if age is None:
+            ahead = readable_span((self.taken - self.clock.now).total_seconds())
+            return (
+                f"snapshot taken {when}, {ahead} ahead of {self.clock.name}: the clock it was taken on had been "
+                "moved forward"
+            )
+        text = f"snapshot taken {when}, " + (f"{readable_duration(age)} ago" if age >= 60 else "less than a minute ago")
+        if self.clock.moved:
+            text += f", by {self.clock.name}, which was moved forward {readable_span(self.clock.ahead_seconds)}"
+        return text
+
+
+def freshness(snapshot_time: str, clock: PageClock | None = None) -> Freshness:
+    return Freshness(parse_time(snapshot_time), clock or wall_clock())
+
+
+def readable_span(seconds: float) -> str:
+    """A long span in words, whole days as days: 30 days, 1 day 4 h, 3 h 5 min."""
+    whole = max(0, round(seconds / 60) * 60)  # to the minute: a clock read over the network is a little late
+    if whole < 86400:
+        return readable_duration(whole)
+    days, hours = divmod(round(whole / 3600), 24)
+    said = f"{days} day{'s' if days != 1 else ''}"
+    return f"{said} {hours} h" if hours else said

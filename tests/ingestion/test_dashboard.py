@@ -164,7 +164,7 @@ def test_page_failed_red_nobody_marked_tiles_and_readable_times():
     assert ">unknown<" in legacy[3] and ">unknown<" in legacy[4] and legacy[7] == "2024-05-05 13:00 UTC"
     (canary,) = [cells for _, _, cells in rows if cells[1].startswith(f"{CANARY} ")]
     assert 'class="badge canary"' in canary[1] and canary[4] == "2025-04-30" and canary[5] == "renewed"
-    assert '<time class="snapshot">2025-03-01 12:00 UTC</time>' in page
+    assert '<time class="snapshot" datetime="2025-03-01T12:00:00Z">2025-03-01 12:00 UTC</time>' in page
 
 
 def test_history_one_renewal_per_correlation_id_newest_first_with_its_steps_folded_under_it():
@@ -173,7 +173,7 @@ def test_history_one_renewal_per_correlation_id_newest_first_with_its_steps_fold
     assert renewals == [("kv2", "skipped"), ("kv2", "failed"), ("kv1", "in_progress"), ("kv1", "failed")]
     (old_api,) = re.findall(r'<details class="renewal failed" data-vault="kv1"(.*?)</details>', page["kv1"])
     summary = re.findall(r"<span>(.*?)</span>", old_api.split("</summary>")[0])
-    assert summary == ["2025-03-01 10:30 UTC", "kv1/old-api", "event", "failed", "ca_denied", "1 h", "", "3"]
+    assert summary == ["2025-03-01 10:30 UTC", "kv1/old-api", "event", "failed", "ca_denied", "1 h", "3"]  # no CA id
     times = re.findall(r'<tr class="event[^"]*"[^>]*><td class="time">([^<]+)</td>', page["*"])
     assert times == [
         "2025-03-01 11:55 UTC",
@@ -188,7 +188,7 @@ def test_history_one_renewal_per_correlation_id_newest_first_with_its_steps_fold
     red = re.findall(r'<tr class="event failed"[^>]*data-event="(\w+)"', page["*"])
     assert red == ["failed", "denied"]
     (denied,) = re.findall(r'data-event="denied"[^>]*>(.*?)</tr>', page["kv1"])
-    assert "<td>ca_denied - request rejected by policy</td>" in denied
+    assert '<td class="long">ca_denied - request rejected by policy</td>' in denied
 
     only_kv1 = sections(render_html(all_rows(), [e for e in HISTORY if e["KeyVault"] == "kv1"]))
     assert "No renewals recorded for this vault yet." in only_kv1["kv2"] and "<details" not in only_kv1["kv2"]
@@ -251,7 +251,7 @@ def test_page_marks_the_pending_renewal_with_the_good_versions_expiry():
     assert len(rows) == 2  # in the views of all vaults and of kv1, not kv2's
     cells = re.findall(r"<td[^>]*>(.*?)</td>", rows[0])
     marker = '<span class="badge pending">renewal pending</span>'
-    assert cells[1] == PENDING and cells[6:] == [marker, "2025-03-04 13:00 UTC", "3", ""]  # no target: SERVED empty
+    assert cells[1] == PENDING and cells[6:] == [marker, "2025-03-04 13:00 UTC", "3"]  # no target: no SERVED column
     assert cells[4] == '<span class="due">due now</span>'
     assert page.count("renewal pending</span>") == 2
 
@@ -348,11 +348,12 @@ def jsonl(path, rows):
 
 
 def dashboard(*argv):
+    """``certlc dashboard --no-ingest ARGV`` in this process: the stored rows as they are (no settings, no stack)."""
     from certlc.dashboard import cli
 
     parser = argparse.ArgumentParser()
     cli.add_dashboard_arguments(parser)
-    return cli.run_dashboard(parser.parse_args([str(a) for a in argv]))
+    return cli.run_dashboard(parser.parse_args(["--no-ingest", *(str(a) for a in argv)]))
 
 
 def test_cli_dashboard_from_the_local_stacks_files(tmp_path, capsys):
@@ -360,7 +361,13 @@ def test_cli_dashboard_from_the_local_stacks_files(tmp_path, capsys):
     jsonl(default_rows_file(state), all_rows())
     assert dashboard("--state-dir", state) == 0
     page = (state / "dashboard.html").read_text()
-    assert capsys.readouterr().out.strip() == str((state / "dashboard.html").resolve())
+    said = (
+        "snapshot taken 2025-03-01 12:00 UTC, "  # then its age on this computer's clock, since the stack's never moved
+    )
+    said, path = capsys.readouterr().out.splitlines()
+    assert said.startswith("Snapshot taken 2025-03-01 12:00 UTC, ") and path == str(
+        (state / "dashboard.html").resolve()
+    )
     assert '<span class="count" data-status="Expired">3</span>' in page and "No renewal history yet." in page
 
     jsonl(default_rows_file(state, HISTORY_STREAM), HISTORY)
@@ -404,3 +411,76 @@ def test_cli_status_from_a_rows_file(tmp_path, capsys):
     rows_file = jsonl(tmp_path / "rows.jsonl", all_rows())
     assert main(["status", "--rows", str(rows_file), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["counts"] == EXPECTED
+
+
+# What fits at 800 px: the page's own width against the window's, what a person can read (innerText: not a title),
+# and the history's and the certificate table's column headers.
+NARROW = """(() => {
+  const root = document.documentElement;
+  const shown = [...document.querySelectorAll('section.view')].find(s => !s.hidden);
+  return {
+    scroll: [root.scrollWidth, root.clientWidth],
+    text: document.body.innerText,
+    renewalHeads: [...shown.querySelectorAll('.renewals-head span')].map(s => s.textContent).filter(Boolean),
+    certHeads: [...shown.querySelectorAll('table.certs th')].map(th => th.textContent),
+    stepHeads: [...shown.querySelectorAll('table.history th')].map(th => th.textContent),
+  };
+})()"""
+LONG_DETAIL = "the CA answered HTTP 503 from https://ca.internal.example.com/api/v1/cfssl/sign?profile=" + "x" * 80
+
+
+def test_history_at_800_px_fits_shows_each_failed_renewals_fix_and_leaves_out_empty_columns(chromium_binary, tmp_path):
+    from renewal.reporting import ACTIONS, DEFAULT_ACTION
+
+    long_name = "a-certificate-with-a-rather-long-name-for-a-narrow-window-" + "z" * 40
+    history = [
+        *HISTORY,
+        event(3, "kv1", long_name, "failed", reason="ca_error", detail=LONG_DETAIL),
+    ]
+    rows = all_rows()
+    rows[-1]["CertName"] = long_name
+    page = render(rows, tmp_path / "dashboard.html", history)
+    with Browser(chromium_binary, tmp_path / "chromium", width=800, height=900) as browser:
+        browser.open(page.as_uri())
+        seen = browser.evaluate(NARROW)
+        scroll, client = seen["scroll"]
+        assert scroll <= client, seen["scroll"]
+        # each failed renewal's fix is on the page, not only in a tooltip; so is a failed certificate's note
+        for fix in (ACTIONS["ca_denied"], ACTIONS["ca_error"], DEFAULT_ACTION):
+            assert fix in seen["text"], fix
+        assert "the last renewal failed (failed: denied by the CA)" in seen["text"]
+        # no renewal recorded a CA request id, no certificate has targets: those columns are not rendered
+        assert "CA request" not in seen["renewalHeads"] and {"Started", "Outcome", "Reason"} <= set(
+            seen["renewalHeads"]
+        )
+        assert "Served" not in seen["certHeads"] and {"Name", "Last outcome"} <= set(seen["certHeads"])
+        browser.evaluate("document.querySelectorAll('details.renewal').forEach(d => { d.open = true; })")
+        seen = browser.wait_for(f"(s => s.stepHeads.length > 0 && s)({NARROW})")
+        assert seen["scroll"][0] <= seen["scroll"][1], seen["scroll"]  # the steps unfolded fit as well
+        assert LONG_DETAIL in seen["text"].replace("\n", "")
+
+
+def test_the_snapshots_age_on_the_clock_it_was_taken_on():
+    from certlc.dashboard.view import PageClock, freshness, stack_clock
+
+    wall = NOW + timedelta(hours=3, minutes=5)
+    assert freshness("2025-03-01T12:00:00Z", PageClock(wall)).said() == (
+        "snapshot taken 2025-03-01 12:00 UTC, 3 h 5 min ago"
+    )
+    moved = stack_clock(30 * 86400, wall - timedelta(days=30))  # the stack's clock, 30 days ahead of this computer's
+    known = freshness("2025-03-01T12:00:00Z", moved)
+    assert known.age_seconds == 3 * 3600 + 5 * 60
+    assert known.said() == (
+        "snapshot taken 2025-03-01 12:00 UTC, 3 h 5 min ago, by the local stack's clock, which was moved forward "
+        "30 days"
+    )
+    # taken on a moved clock, read on this computer's (certlc demo's page): said so, no made-up age
+    ahead = freshness("2025-03-01T12:00:00Z", PageClock(NOW - timedelta(days=31)))
+    assert ahead.age_seconds is None
+    assert ahead.said() == (
+        "snapshot taken 2025-03-01 12:00 UTC, 31 days ahead of this computer's clock: the clock it was taken on had "
+        "been moved forward"
+    )
+    assert freshness("", PageClock(NOW)).said() == "no snapshot yet"
+    page = render_html(all_rows(), HISTORY, moved)
+    assert 'data-age-seconds="11100"' in page and f'data-clock-ahead-seconds="{30 * 86400}"' in page
