@@ -13,8 +13,9 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from ingestion.run import ingest
+    from renewal.clock import clock_from_env
 
-    report = ingest(args.env)
+    report = ingest(args.env, now=clock_from_env(args.env)())  # the timer's clock: the local stack's may be moved
     if args.output == "json":
         print(json.dumps(report.as_dict(), indent=2, default=str))
     else:

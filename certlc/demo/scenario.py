@@ -66,7 +66,7 @@ def play(directory: Path, pending_version: str, say: Callable[[str], None], ca: 
                 say("ingesting the status snapshot and writing the dashboard")
                 stack.host.trigger_timer("ingest")
                 rows = stack.logs.rows()
-                dashboard = _dashboard(rows, stack.logs.rows(HISTORY_STREAM), directory)
+                dashboard = _dashboard(rows, stack.logs.rows(HISTORY_STREAM), directory, stack.now())
                 references = {PINNED: gateway_reference(stack, gateway)}
                 evidence = gather(ca, client, audit_file, report, receiver.payloads(), rows, approved)
                 evidence = replace(evidence, nginx_port=nginx.port, references=references)
@@ -100,7 +100,12 @@ def _demo_settings(webhook_url: str) -> dict[str, str]:
     }
 
 
-def _dashboard(rows: list[dict[str, Any]], history: list[dict[str, Any]], directory: Path) -> Path:
-    from certlc.dashboard import render
+def _dashboard(rows: list[dict[str, Any]], history: list[dict[str, Any]], directory: Path, stack_now: Any) -> Path:
+    """The page, its snapshot's age on the stack's clock, which the demo moved forward (the page says so)."""
+    from datetime import UTC, datetime
 
-    return render(rows, directory / "dashboard.html", history)
+    from certlc.dashboard import render
+    from certlc.dashboard.view import stack_clock
+
+    ahead = (stack_now - datetime.now(UTC)).total_seconds()
+    return render(rows, directory / "dashboard.html", history, clock=stack_clock(ahead))
