@@ -144,7 +144,7 @@ DELEGATED = [
     (
         "local",
         "start the local stack in the background, add certificates to its vault, stop it",
-        "localazure.stack",
+        "certlc.commands.local",
         ["certlc local up", "certlc local add web --days 5", "certlc local down"],
     ),
     (

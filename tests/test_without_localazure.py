@@ -25,6 +25,7 @@ SERVER_CODE = [
     "certlc/cli.py",
     "certlc/stack_files.py",
 ]
+LOCAL_ONLY = {"certlc/commands/local.py"}  # `certlc local`'s command line: it needs localazure, a server never runs it
 # In the child: localazure cannot be imported, as on a server; every module of the three is imported, then the command
 # builds its parser and prints its help.
 WITHOUT_LOCALAZURE = """
@@ -64,7 +65,10 @@ def _imported(path: Path) -> set[str]:
 
 def test_the_server_code_never_imports_localazure() -> None:
     files = [
-        p for entry in SERVER_CODE for p in ([ROOT / entry] if entry.endswith(".py") else (ROOT / entry).rglob("*.py"))
+        p
+        for entry in SERVER_CODE
+        for p in ([ROOT / entry] if entry.endswith(".py") else (ROOT / entry).rglob("*.py"))
+        if str(p.relative_to(ROOT)) not in LOCAL_ONLY
     ]
     assert len(files) > 30
     offending = {str(p.relative_to(ROOT)): m for p in files for m in _imported(p) if m.split(".")[0] == "localazure"}
