@@ -83,6 +83,7 @@ class Admin:
             ("DELETE", "faults"): lambda _: self._cleared(self._faults.clear),
             ("GET", "throttling"): lambda _: Response(200, self._throttle.settings()),
             ("POST", "throttling"): lambda body: Response(200, self._throttle.configure(body)),
+            ("GET", "throttling/stats"): lambda _: Response(200, self._throttle.stats()),
             ("GET", "subscriptions"): lambda _: Response(200, self._need_publisher().subscriptions()),
             ("POST", "subscriptions"): self._subscribe,
             ("GET", "events"): lambda _: Response(200, self._need_publisher().deliveries()),

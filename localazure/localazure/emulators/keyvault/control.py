@@ -44,8 +44,28 @@ class EmulatorControl:
     def clear_faults(self) -> None:
         self.call("DELETE", "faults")
 
-    def throttling(self, enabled: bool, time_scale: float = 1.0) -> dict[str, Any]:
-        return self.call("POST", "throttling", {"enabled": enabled, "time_scale": time_scale})
+    def throttling(
+        self,
+        enabled: bool,
+        time_scale: float = 1.0,
+        retry_after: str | None = None,
+        subscriptions: dict[str, list[str]] | None = None,
+    ) -> dict[str, Any]:
+        """Configure throttling as a whole and reset its windows and counts. ``retry_after``: always, never or
+        mixed (None: the emulator's start-up mode); ``subscriptions``: subscription -> vault names (None: every
+        vault in one subscription)."""
+        body = {
+            "enabled": enabled,
+            "time_scale": time_scale,
+            "retry_after": retry_after,
+            "subscriptions": subscriptions or {},
+        }
+        return self.call("POST", "throttling", body)
+
+    def throttle_stats(self) -> dict[str, Any]:
+        """Granted (requests and weight, by kind) and throttled (429s by kind and by limit hit) counts per caller
+        (User-Agent), vault and subscription since throttling was last configured."""
+        return self.call("GET", "throttling/stats")
 
     def subscribe(self, endpoint: str, schema: str = EVENT_GRID_SCHEMA, event_types: list[str] | None = None) -> dict:
         return self.call("POST", "subscriptions", {"endpoint": endpoint, "schema": schema, "event_types": event_types})
@@ -57,7 +77,8 @@ class EmulatorControl:
         return self.call("POST", "events/flush", {"timeout": timeout})["flushed"]
 
     def reset(self) -> None:
-        """Back to a quiet emulator: no faults, no throttling, empty request log."""
+        """Back to a quiet emulator: no faults, no throttling (start-up Retry-After mode, one subscription, counts
+        reset), empty request log."""
         self.clear_faults()
         self.throttling(False, 1.0)
         self.clear_requests()

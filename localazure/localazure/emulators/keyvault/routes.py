@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from .certificates import Certificates
 from .contacts import Contacts
 from .errors import Response
 from .issuers import Issuers
+from .throttling import weight
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,48 @@ ROUTES: tuple[Route, ...] = (
         lambda s, v, m, q, b: s.certificates.secret(v, m["name"], m.get("version")),
     ),
 )
+
+
+# Operations on one named certificate: Key Vault's limits charge them at the weight of the certificate's key
+# (throttling.weight). Secrets, issuers, contacts, lists and restores carry no key type and weigh 1.
+KEYED_OPERATIONS = frozenset(
+    {
+        "BackupCertificate",
+        "CreateCertificate",
+        "ImportCertificate",
+        "GetCertificateOperation",
+        "UpdateCertificateOperation",
+        "DeleteCertificateOperation",
+        "MergeCertificate",
+        "GetCertificatePolicy",
+        "UpdateCertificatePolicy",
+        "GetCertificateVersions",
+        "GetCertificate",
+        "UpdateCertificate",
+        "DeleteCertificate",
+        "GetDeletedCertificate",
+        "PurgeDeletedCertificate",
+        "RecoverDeletedCertificate",
+    }
+)
+
+
+def throttle_weight(route: Route, services: Services, vault: str, params: Mapping[str, str], body: bytes) -> int:
+    """The request's weight against its kind's budget: from the policy's ``key_props`` a create or import
+    carries, else from the stored certificate's policy (live or deleted), else 1."""
+    if route.operation not in KEYED_OPERATIONS or "name" not in params:
+        return 1
+    if route.operation in ("CreateCertificate", "ImportCertificate") and body.strip():
+        try:
+            parsed = json.loads(body)
+        except (ValueError, RecursionError):
+            parsed = None
+        policy = parsed.get("policy") if isinstance(parsed, dict) else None
+        if isinstance(policy, dict):  # a policy without key_props makes the default key: RSA 2048, weight 1
+            return weight(route.throttle_kind, policy.get("key_props"))
+    # Without a policy in the body, the stored certificate's key applies (none stored: weight 1).
+    cert = services.certificates._store.get(vault, params["name"])  # a read; Certificates has no accessor for it
+    return weight(route.throttle_kind, cert.policy.get("key_props") if cert is not None else None)
 
 
 def match(method: str, path: str) -> tuple[Route, dict[str, str]] | None:

@@ -95,7 +95,9 @@ class Pipeline:
         if found is None:
             raise KeyVaultError(404, "NotFound", f"The emulator does not implement {method} {path}")
         route, params = found
-        self.throttle.check(vault, route.throttle_kind)
+        # Weighted by the certificate's key type; counted per caller (the User-Agent the SDK sends).
+        weight = routes.throttle_weight(route, self.services, vault, params, body)
+        self.throttle.check(vault, route.throttle_kind, weight, headers.get("User-Agent"))
         api_version = schemas.check_api_version(query)
         operation = schemas.OPERATIONS[route.operation]
         parsed = None
