@@ -11,6 +11,11 @@ authorization, signature or connection string) and by value (PEM private keys,
 JWTs, bearer/basic credentials, SAS ``sig=`` and ``AccountKey=``-style parts),
 because a field such as an error message can carry a secret under a harmless name.
 A failing sink is logged, never raised: the audit trail must not fail a renewal.
+
+Order, for a process that dies: the log line and every unbuffered sink (the file) are written synchronously, in
+``Audit.record``, before a buffered sink (``buffered = True``: the history) takes the record. A buffered sink is a
+best-effort copy uploaded later (``flush``: at the end of each invocation through ``flush_sinks``, see
+``renewal.handlers``); what a killed process loses is that copy's unflushed buffer, never the audit line.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import logging
 import re
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -145,10 +151,23 @@ class JsonlFileSink:
             handle.write(line + "\n")
 
 
+def is_buffered(sink: AuditSink) -> bool:
+    """A sink that keeps records to send later (``buffered = True`` and a ``flush`` method): the history."""
+    return bool(getattr(sink, "buffered", False)) and callable(getattr(sink, "flush", None))
+
+
 class Audit:
     def __init__(self, sinks: Sequence[AuditSink] = (), clock: Callable[[], datetime] = utc_now) -> None:
-        self.sinks = tuple(sinks)
+        # unbuffered sinks first (the file), buffered ones last: a record is on disk before it is only in memory
+        self.sinks = tuple(sorted(sinks, key=is_buffered))
         self.clock = clock
+        _buffered_sinks.update(s for s in self.sinks if is_buffered(s))
+
+    def flush(self) -> None:
+        """Send what the buffered sinks hold; a failure is logged, never raised."""
+        for sink in self.sinks:
+            if is_buffered(sink):
+                _flush_logged(sink)
 
     def record(
         self,
@@ -188,13 +207,30 @@ class Audit:
         )
         line = json.dumps(record, default=_json_default, separators=(",", ":"), ensure_ascii=False)
         written = json.loads(line)  # what every sink gets: times as the line has them, never datetime objects
-        log.info(line)
+        log.info(line)  # the trail itself, synchronously; then the file; the buffered history copy last
         for sink in self.sinks:
             try:
                 sink.write(written, line)
             except Exception as exc:  # the trail is best effort beyond the log line
                 log.warning("audit sink %s failed: %s: %s", type(sink).__name__, type(exc).__name__, exc)
         return written
+
+
+_buffered_sinks: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _flush_logged(sink: Any) -> None:
+    try:
+        sink.flush()
+    except Exception as exc:  # the history is best effort
+        log.warning("audit sink %s failed: %s: %s", type(sink).__name__, type(exc).__name__, exc)
+
+
+def flush_sinks() -> None:
+    """Flush every buffered sink of this process (the end of a function invocation); cheap when nothing is
+    buffered, never raises."""
+    for sink in list(_buffered_sinks):
+        _flush_logged(sink)
 
 
 def audit_from_env(env: Mapping[str, str], *, clock: Callable[[], datetime] = utc_now) -> Audit:

@@ -7,16 +7,19 @@ normally; only an unexpected error escapes, so the host retries it and, after
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # the runtime pulls in the SDKs and cryptography: built on the first invocation, not at start-up
     from renewal.runtime import Runtime
     from renewal.workflow import Result
 
 log = logging.getLogger("certlc.functions")
+F = TypeVar("F", bound=Callable[..., Any])
 
 _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()
@@ -41,6 +44,25 @@ def reset_runtime(value: Runtime | None = None) -> None:
     _runtime = value
 
 
+def invocation(function: F) -> F:
+    """The end of every invocation (queue message, event, timer; in Azure, in ``certlc dev`` and ``certlc worker``
+    alike): whatever it returns or raises, the audit's buffered history copy is uploaded before it ends, in one
+    call for all its records (``ingestion.history``). The audit log line and file were written as each step
+    happened; the upload never sits between a renewal's steps and never fails the invocation."""
+
+    @functools.wraps(function)
+    def ended(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            from renewal.audit import flush_sinks
+
+            flush_sinks()
+
+    return ended  # type: ignore[return-value]
+
+
+@invocation
 def on_event_grid_event(event: Any) -> list[str]:
     """One Event Grid event in, at most one queue message out; invalid events are logged, not retried."""
     from renewal.events import Ignored, RejectedEvent, from_functions_event, outcome, parse_event
@@ -66,6 +88,7 @@ def on_event_grid_event(event: Any) -> list[str]:
     return [result.to_json()]
 
 
+@invocation
 def on_queue_message(body: bytes | str, *, dequeue_count: int = 1, message_id: str | None = None) -> Result | None:
     from renewal.events import IgnoredQueueMessage, InvalidQueueMessage, parse_queue_message
 
@@ -86,6 +109,7 @@ def on_queue_message(body: bytes | str, *, dequeue_count: int = 1, message_id: s
     return result
 
 
+@invocation
 def on_sweep_timer(*, past_due: bool = False) -> Any:
     """One sweep run, then its heartbeat (``renewal.heartbeat``): the trace an alert and ``certlc doctor`` look for."""
     from renewal.heartbeat import heartbeat_of, write_heartbeat

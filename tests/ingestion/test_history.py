@@ -36,6 +36,7 @@ def test_a_renewals_audit_events_arrive_as_history_rows(logs_emulator, tmp_path)
     reporter.audit("merged", request, old_version="v1", new_version="v2", old_expires_on=NOW + timedelta(days=12))
     retry = RenewalRequest(vault=vault, name="api", trigger="event", attempt=3)
     reporter.audit("failed", retry, reason="ca_denied", detail="denied: token=eyJhbGciOi.eyJzdWIi.c2ln")
+    audit.flush()  # what the end of the invocation does (renewal.handlers): the buffered rows go up
 
     rows = mine(logs_emulator, vault)
     assert [(r["CertName"], r["Event"]) for r in rows] == [
@@ -87,7 +88,8 @@ def test_the_history_needs_both_logs_settings_and_checks_them():
 
 
 def test_a_failing_upload_never_fails_the_audit_and_then_stays_quiet(logs_emulator, caplog):
-    """A refused upload (the real emulator, a wrong token) costs one call; the next rows are dropped unsent."""
+    """A refused upload (the real emulator, a wrong token) costs one call; the next rows are dropped unsent. Each
+    record is flushed as if it ended an invocation of its own."""
     settings = {**logs_emulator.settings(), "CERTLC_LOGS_TOKEN": "not-the-token"}
     clock = [1000.0]
     sink = LogsHistorySink(
@@ -104,6 +106,7 @@ def test_a_failing_upload_never_fails_the_audit_and_then_stays_quiet(logs_emulat
     with caplog.at_level(logging.WARNING, logger="certlc.audit"):
         for attempt in range(1, 6):
             audit.record("retried", vault=vault, name="web", correlation_id="c", attempt=attempt, reason="ca_down")
+            audit.flush()
     assert len(memory.records) == 5  # every record written; the audit never raised
     failing = calls() - before
     assert failing >= 1 and sink.dropped == 4
@@ -115,6 +118,7 @@ def test_a_failing_upload_never_fails_the_audit_and_then_stays_quiet(logs_emulat
 
     clock[0] += history.QUIET_SECONDS + 1  # the quiet period is over: the next record is tried again
     audit.record("retried", vault=vault, name="web", correlation_id="c", attempt=6, reason="ca_down")
+    audit.flush()
     assert calls() - before > failing
     assert mine(logs_emulator, vault) == []
 

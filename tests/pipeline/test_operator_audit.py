@@ -127,7 +127,10 @@ def test_renew_force_and_compromise_are_audited_as_the_renewals_first_step(stack
     ):
         done = certlc(stack, "renew", name, "--vault", "kv1", flag)
         assert done.returncode == 0 and f"kv1/{name}: renewed" in done.stdout, (done.stdout, done.stderr)
-        rows = [r for r in stack.logs.rows(HISTORY_STREAM) if r["CertName"] == name]
+        # in time order, as Log Analytics shows them: the history is uploaded in batches, each process its own
+        rows = sorted(
+            (r for r in stack.logs.rows(HISTORY_STREAM) if r["CertName"] == name), key=lambda r: r["TimeGenerated"]
+        )
         events = [r["Event"] for r in rows]
         assert events[0] == "operator_action" and "merged" in events
         first = rows[0]
