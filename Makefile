@@ -28,11 +28,14 @@ demo: $(VENV)/.demo-installed
 
 # The whole suite runs with the Key Vault emulator showing a pending renewal as a disabled placeholder
 # version (its default); the tests that renew through Key Vault run again with the previous version kept,
-# the other way Key Vault may behave (docs/keyvault-emulator.md).
+# the other way Key Vault may behave (docs/keyvault-emulator.md). Key Vault's 429 has been seen without Retry-After:
+# the throttling tests run again with the emulator answering so always, and every other time.
 test: lint
 	$(PY) -m localazure.tools install azurite pebble cfssl chromium checkov kql slapd systemd-analyze krb5-kdc krb5-admin-server krb5-user sasl-gssapi certbot lego nginx
 	$(PY) -m pytest
 	CERTLC_TEST_KEYVAULT_PENDING_VERSION=previous $(PY) -m pytest tests/pipeline tests/ingestion tests/sync
+	for mode in never mixed; do CERTLC_KEYVAULT_THROTTLE_RETRY_AFTER=$$mode $(PY) -m pytest \
+	  tests/emulators/test_keyvault_control.py tests/emulators/test_keyvault_limits.py || exit 1; done
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

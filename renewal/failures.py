@@ -3,19 +3,23 @@
 Only a denial or something an operator has to fix is permanent; anything else (a service down or slow, the lock's
 storage, an error nobody foresaw) is retried, and ``renewal.backoff.after_transient_failure`` then decides, by the
 attempt and the certificate's expiry, whether to tell someone and whether it is over. A holder fenced off by the
-lock does nothing more: whoever holds the lock decides. Pure, with a reason, in the shape of ``renewal.decide``.
+lock does nothing more: whoever holds the lock decides. A create for which Key Vault's shared budget has no room soon
+goes back to the queue for its booked turn, with no attempt spent: waiting for a turn is no failure. Pure, with a
+reason, in the shape of ``renewal.decide``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 from renewal.ca.base import CaError, CaUnavailable, Denied
 from renewal.keyvault import KeyVaultError
 from renewal.ledger import LockLost, LockUnavailable
+from renewal.pacing.store import Paced
 
-FailureKind = Literal["retry", "permanent", "lost"]
+FailureKind = Literal["retry", "permanent", "lost", "paced"]
 
 
 class Transient(Exception):
@@ -51,6 +55,8 @@ class Failure:
 def failure_outcome(exc: Exception) -> Failure:
     """Retry, fail for good, or stop because this holder lost the lock: what ``exc`` means for the renewal."""
     message = str(exc)
+    if isinstance(exc, Paced):
+        return Failure("paced", "keyvault_budget", message, math.ceil(exc.delay_seconds))
     if isinstance(exc, Transient):
         return Failure("retry", exc.reason, message, exc.retry_after)
     if isinstance(exc, Permanent):

@@ -116,11 +116,16 @@ class KeyVault:
             newest = max(good, key=lambda p: (p.created_on, p.expires_on or p.created_on))
             return self._snapshot(self._client.get_certificate_version(name, newest.version))
 
-    def create_pending(self, name: str, policy: Any, tags: Mapping[str, str]) -> PendingOperation:
-        """Start a new version with the current policy; the CSR comes back in the same response."""
+    def create_pending(
+        self, name: str, policy: Any, tags: Mapping[str, str], *, retry_throttled: bool = True
+    ) -> PendingOperation:
+        """Start a new version with the current policy; the CSR comes back in the same response. Without
+        ``retry_throttled`` the SDK does not try again on its own: a 429 reaches the caller, whose shared budget
+        must learn of it (``renewal.pacing``)."""
+        options = {} if retry_throttled else {"retry_total": 0}
         with _translated(f"create a new version of {name!r}") as t:
             try:
-                poller = self._client.begin_create_certificate(name, policy, tags=dict(tags), enabled=True)
+                poller = self._client.begin_create_certificate(name, policy, tags=dict(tags), enabled=True, **options)
             except t.conflict as exc:
                 raise PendingExists(str(exc)) from exc
             return _operation(poller.result())

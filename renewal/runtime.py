@@ -44,6 +44,8 @@ def build_runtime(
     from renewal.audit import audit_from_env
     from renewal.events import parse_queue_message
     from renewal.notify import notifier_from_env
+    from renewal.pacing.settings import pacer_from_env
+    from renewal.pacing.store import Unpaced
     from renewal.reporting import Reporter
     from renewal.targets.wiring import check_target_settings
 
@@ -57,6 +59,7 @@ def build_runtime(
         renewals,
         parse_body=lambda text: parse_queue_message(text, settings.vaults),
     )
+    pacer = Unpaced() if dry_run else pacer_from_env(env, list(settings.vaults))
     reporter = Reporter(notifier_from_env(env), audit_from_env(env, clock=clock), env, clock)
     clients: dict[str, KeyVault] = {}
 
@@ -79,6 +82,7 @@ def build_runtime(
         backoff=settings.backoff,
         clock=clock,
         dry_run=dry_run,
+        pacer=pacer,
     )
     return Runtime(env, settings, renewals, failed, workflow, reporter, clock)
 

@@ -47,6 +47,8 @@ from renewal.keyvault import (
 )
 from renewal.ledger import Held, Ledger, LockLost, LockUnavailable, RenewalRecord
 from renewal.messages import RenewalRequest
+from renewal.pacing.limits import key_kind
+from renewal.pacing.store import Paced, Pacer, Unpaced
 from renewal.pending import pending_action
 from renewal.resume import resume_action
 from renewal.vaults import Vault
@@ -187,6 +189,7 @@ class RenewalWorkflow:
     backoff: Backoff = field(default_factory=Backoff)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     dry_run: bool = False
+    pacer: Pacer = field(default_factory=Unpaced)  # Key Vault's create budget, shared by every instance
     _locks: KeyedLocks = field(default_factory=lambda: KeyedLocks(), repr=False)
 
     def handle(self, request: RenewalRequest) -> Result:
@@ -247,6 +250,9 @@ class RenewalWorkflow:
         request = progress.request
         if failure.kind == "lost":
             return self._lost(request, LockLost(failure.message))
+        if failure.kind == "paced":  # its turn is booked: the same attempt comes back then
+            assert failure.retry_after is not None
+            return self._come_back(request, cert, failure.reason, failure.message, failure.retry_after, progress)
         if failure.kind == "permanent":
             return self._finish_permanent(
                 request, cert, failure.reason, failure.message, progress.held, denied=failure.denied
@@ -399,9 +405,10 @@ class RenewalWorkflow:
         """
         request = progress.request
         new_tags = cert_tags.carried_tags(cert.tags)
+        self.pacer.acquire(request.vault, key_kind(cert.policy))
         progress.fence(self.clock(), "create_pending", version=cert.version, ca=ca)
         try:
-            op = kv.create_pending(request.name, cert.policy, new_tags)
+            op = self._create(kv, request, cert, new_tags)
             self.reporter.audit("csr_created", request, kv_request_id=op.request_id)
         except PendingExists:
             op = kv.get_pending(request.name)
@@ -412,7 +419,7 @@ class RenewalWorkflow:
             if choice.action == "replace":
                 progress.fence(self.clock(), "replace_pending", version=cert.version, ca=ca)
                 kv.delete_pending(request.name)
-                op = kv.create_pending(request.name, cert.policy, new_tags)
+                op = self._create(kv, request, cert, new_tags)
                 self.reporter.audit("csr_created", request, kv_request_id=op.request_id, replaced=choice.reason)
             else:
                 orphan = choice.reason == "orphaned_pending"
@@ -420,6 +427,20 @@ class RenewalWorkflow:
         if not op.csr:
             raise Permanent("no_csr", "Key Vault returned a pending operation without a CSR")
         return op.csr, replace(request, kv_request_id=op.request_id)
+
+    def _create(
+        self, kv: KeyVault, request: RenewalRequest, cert: CertificateSnapshot, tags: Mapping[str, str]
+    ) -> PendingOperation:
+        """Key Vault's create, inside the budget the pacer granted: a 429 all the same pauses every instance's
+        creates of the vault (``Pacer.throttled``) and this request comes back when the pause is over."""
+        paced = not isinstance(self.pacer, Unpaced)
+        try:
+            return kv.create_pending(request.name, cert.policy, tags, retry_throttled=not paced)
+        except KeyVaultError as exc:
+            if not paced or exc.status != 429:
+                raise
+            pause = self.pacer.throttled(request.vault, exc.retry_after_seconds)
+            raise Paced(request.vault, "throttled", pause) from exc
 
     @property
     def _in_flight_wait(self) -> int:
@@ -573,7 +594,23 @@ class RenewalWorkflow:
                 held,
             )
         delay = self.backoff.delay(request.attempt, retry_after)
-        if progress is not None and cert is not None:  # this renewal goes on: others keep out until it is late
+        result = self._come_back(request.next_attempt(), cert, reason, message, delay, progress)
+        if then == "retry_and_tell" and result.reason == reason:
+            self._tell_still_failing(request, cert, message, now)
+        return result
+
+    def _come_back(
+        self,
+        request: RenewalRequest,
+        cert: CertificateSnapshot | None,
+        reason: str,
+        message: str,
+        delay: int,
+        progress: _Progress | None,
+    ) -> Result:
+        """Send ``request`` back to the queue for ``delay`` seconds; the record says this renewal goes on, so others
+        keep out until it is late."""
+        if progress is not None and cert is not None:
             now = self.clock()
             try:
                 progress.note(
@@ -583,12 +620,9 @@ class RenewalWorkflow:
                 return self._lost(request, exc)
             except LockUnavailable:  # storage is what failed; the record then goes stale
                 pass
-        nxt = request.next_attempt()
-        self.reporter.audit("retried", nxt, reason=reason, detail=message, delay_seconds=delay)
-        self.retries.send(nxt, delay)
-        if then == "retry_and_tell":
-            self._tell_still_failing(request, cert, message, now)
-        return Result("retrying", reason, message, nxt, retry_in_seconds=delay)
+        self.reporter.audit("retried", request, reason=reason, detail=message, delay_seconds=delay)
+        self.retries.send(request, delay)
+        return Result("retrying", reason, message, request, retry_in_seconds=delay)
 
     def _tell_still_failing(
         self, request: RenewalRequest, cert: CertificateSnapshot | None, message: str, now: datetime

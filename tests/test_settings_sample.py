@@ -25,6 +25,7 @@ ENVIRONMENT_ONLY = {  # read from the process environment before any settings fi
     "CERTLC_TOOLS_DIR": "where the tool installers put Azurite and checkov",
     "CERTLC_STACK_DIR": "where the local stack keeps its state, and so where commands find its settings file",
     "CERTLC_DEMO_DIR": "where certlc demo keeps its state when --dir does not say",
+    "CERTLC_KEYVAULT_THROTTLE_RETRY_AFTER": "the Key Vault emulator's start-up mode of Retry-After on its 429s",
 }
 HOST_SETTINGS = {
     "FUNCTIONS_WORKER_RUNTIME": "the Functions host's own setting",

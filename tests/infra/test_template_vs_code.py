@@ -18,6 +18,8 @@ from renewal.clients import QUEUE_NAME_DEFAULT
 from renewal.events import CERTIFICATE_EVENT_TYPES, outcome, parse_event
 from renewal.messages import RenewalRequest
 from renewal.notify import notifier_from_env
+from renewal.pacing.settings import subscriptions_of
+from renewal.pacing.store import DEFAULT_SUBSCRIPTION
 from renewal.runtime import ca_factory
 from renewal.settings import settings_from_env
 from renewal.vaults import parse_allow_list
@@ -41,6 +43,9 @@ NOT_DEPLOYED = {
     "CERTLC_KEYVAULT_READ_TIMEOUT": "code default",
     "CERTLC_CA_TIMEOUT": "code default",
     "CERTLC_LOCK_SECONDS": "code default (60 s, the longest blob lease)",
+    "CERTLC_PACING": "code default (on)",
+    "CERTLC_PACING_WAIT_SECONDS": "code default",
+    "CERTLC_PACING_WINDOW_SECONDS": "Key Vault's own window is the default; lower only against the emulator",
     "CERTLC_ACME_HTTP01_WEBROOT": "a web root another server serves: for the on-premises worker, not a Function App",
     "CERTLC_ACME_DNS_TIMEOUT": "code default",
     "CERTLC_ACME_DNS_NAMESERVERS": "the zone's own name servers are asked; a split view needs others: add it then",
@@ -107,6 +112,9 @@ def test_the_deployed_settings_load_in_the_real_code():
     assert settings.window.default_ca == "cfssl" and settings.backoff.max_attempts == 12
     assert notifier_from_env(env) is not None
     assert expiring_days(env) == 30
+    # each vault's subscription, for Key Vault's subscription-wide ceiling: the deployment's own by default
+    groups = subscriptions_of(env, list(settings.vaults))
+    assert groups["kv-web"] == "sub-2" and groups["kv-payments"] not in ("sub-2", DEFAULT_SUBSCRIPTION)
     target = target_from_env(env)
     assert target.stream == STREAM_DEFAULT and target.endpoint.startswith("https://")
     hosted = hosted_functions(function_app.app, env)  # resolves every %SETTING% binding expression
