@@ -137,7 +137,11 @@ class LocalStack:
         return self.host.drain(timeout=timeout)
 
     def stop(self) -> None:
-        """Stop everything started, newest first, and give the process its environment back."""
+        """Stop everything started, newest first, and give the process its environment back. The renewal history
+        this process buffered goes to the Logs emulator first, while it still answers."""
+        from renewal.audit import flush_sinks
+
+        flush_sinks()
         while self._started:
             part = self._started.pop()
             try:
