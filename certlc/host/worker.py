@@ -34,6 +34,7 @@ from certlc.host.host import (
 DRAIN_TIMEOUT = 3600.0
 STOP_GRACE = 60.0  # below the unit's TimeoutStopSec, so systemd never has to kill a renewal
 PROBE_EVERY_MINUTES = 60.0  # as the app's sweep: the target check for this machine's endpoints
+HISTORY_AT_EXIT_SECONDS = 5.0  # a worker stopping past its grace sends the buffered renewal history this long at most
 
 
 def build_worker(
@@ -151,7 +152,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _exit_leaving_invocations() -> None:
     """Exit 0 now: the interpreter would otherwise wait for the invocations still running on their threads. Their
-    messages were handed back to the queue, and the per-certificate lock they hold lapses with its lease."""
+    messages were handed back to the queue, and the per-certificate lock they hold lapses with its lease. The renewal
+    history buffered so far is sent first, for a few seconds at most (``os._exit`` skips the exit flush)."""
+    from renewal.audit import flush_sinks
+
+    sending = threading.Thread(target=flush_sinks, name="history-at-exit", daemon=True)
+    sending.start()
+    sending.join(HISTORY_AT_EXIT_SECONDS)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
