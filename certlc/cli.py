@@ -185,9 +185,9 @@ DELEGATED = [
     ),
     (
         "dashboard",
-        "write the status dashboard as a self-contained HTML page",
+        "take a status snapshot and write the dashboard as a self-contained HTML page",
         "certlc.dashboard.cli:run_dashboard",
-        ["certlc dashboard", "certlc dashboard --out status.html"],
+        ["certlc dashboard", "certlc dashboard --no-ingest", "certlc dashboard --out status.html"],
     ),
     (
         "doctor",
