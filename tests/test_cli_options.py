@@ -98,7 +98,8 @@ def test_version_is_the_package_version(tmp_path):
     ("args", "message"),
     [
         (["renew"], "name the certificate to renew, or pass --all"),
-        (["renew", "--all", "--force"], "--force renews one certificate"),
+        (["renew", "--all", "--compromise"], "--compromise renews one certificate"),
+        (["renew", "web", "--queue"], "--queue applies to --all"),
         (["status", "web", "--rows", "rows.json"], "--rows lists stored status rows"),
     ],
 )

@@ -3,7 +3,12 @@ queue function runs.
 
 ``--all`` renews what the sweep would queue (due, managed, nobody renewing it; an orphaned pending operation is
 taken over), one after another, as certbot's ``renew`` does: one line per certificate it acted on, then a
-summary; the others have nothing to do. Exit 0 when everything was renewed or there is nothing to do (not due,
+summary; the others have nothing to do. ``--all --force`` renews every certificate certlc manages whatever its
+dates (a CA migration), each request pinned to the version it saw, so a second run, another process's run or a
+redelivery finds that version replaced and stops as superseded. ``--queue`` hands the requests to the renewal queue
+instead, for the app's instances and workers to renew at the pace Key Vault's shared budget allows.
+
+Exit 0 when everything was renewed or queued, or there is nothing to do (not due,
 not managed, already in flight, or ``--dry-run`` would renew); 1 when a renewal failed, was refused, is left
 retrying or waiting for the CA, the certificate does not exist, or (``--all``) a certificate's last renewal
 failed and nobody re-drove it; 2 for a usage or configuration mistake (a vault not in ``CERTLC_VAULTS``, an
@@ -24,7 +29,7 @@ from typing import Any
 
 from renewal.messages import RenewalRequest
 
-DONE = {"renewed", "skipped"}
+DONE = {"renewed", "skipped", "queued"}
 NOT_DONE_SKIPS = {"not_found"}  # a certificate that does not exist is not "nothing to do"
 CA_PROBE_TIMEOUT = 5.0
 FAILED_BEFORE = "failed_before"  # the sweep leaves it: a permanent failure nobody has re-driven
@@ -46,7 +51,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="check everything a renewal checks (vault, certificate, decision, CA adapter, profile, that the CA "
         "answers) and change nothing",
     )
-    parser.add_argument("--force", action="store_true", help="renew NAME even if it is not due yet")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="renew NAME even if it is not due yet; with --all: every certificate certlc manages (a CA migration)",
+    )
+    parser.add_argument(
+        "--queue",
+        action="store_true",
+        help="with --all: queue the renewals for the app and its workers instead of renewing them in this process",
+    )
     parser.add_argument(
         "--compromise",
         action="store_true",
@@ -90,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.all and not args.name:
         raise UserError("name the certificate to renew, or pass --all to renew every one that is due")
-    if args.all and args.force:
-        raise UserError("--force renews one certificate whether due or not: name it instead of --all")
+    if args.queue and not args.all:
+        raise UserError("--queue applies to --all: a named certificate is renewed in this process")
     if args.all and args.compromise:
         raise UserError("--compromise renews one certificate whose key may be exposed: name it instead of --all")
     if args.name and not is_valid_object_name(args.name):  # refused here, before a renewal could record it failed
@@ -106,7 +120,15 @@ def run(args: argparse.Namespace) -> int:
             vault = chosen_vault(vaults, args.vault)
             vaults = {vault.name.lower(): vault}
         with said_if_interrupted(args.dry_run, "renewals", "certlc status"):
-            outcomes = renew_all(runtime, vaults, args.dry_run)
+            if args.force:
+                requests, outcomes = forced_requests(runtime, vaults)
+            else:
+                requests, outcomes = swept_requests(runtime, vaults, args.dry_run)
+            if args.force and not args.dry_run:
+                for request in requests:
+                    audit_intervention(runtime, request)
+            act = queue_one if args.queue else renew_one
+            outcomes = [act(runtime, request, args.dry_run) for request in requests] + outcomes
         return _report_all(outcomes, args.output, args.dry_run)
     vault = chosen_vault(runtime.settings.vaults, args.vault)
     trigger = "compromise" if args.compromise else "manual"
@@ -166,11 +188,44 @@ def renew_one(runtime: Any, request: RenewalRequest, dry_run: bool) -> Outcome:
     return Outcome(request.vault, request.name, status, reason, message, result.new_version, result.retry_in_seconds)
 
 
-def renew_all(runtime: Any, vaults: dict[str, Any], dry_run: bool) -> list[Outcome]:
-    """The sweep's decision (``renewal.sweep``), acted on here instead of through the queue: each request it
-    would queue (trigger ``sweep``, or ``canary`` for a canary's scheduled renewal) is handled now, one after
-    another. What the sweep leaves is reported with its reason. The sweep's daily expiry warnings go out as the
-    sweep would send them (never in a dry run, whose vault writes are no-ops)."""
+def queue_one(runtime: Any, request: RenewalRequest, dry_run: bool) -> Outcome:
+    """The request to the renewal queue, for whichever instance or worker takes it (nothing in a dry run)."""
+    if dry_run:
+        return Outcome(request.vault, request.name, "skipped", "dry_run", "would queue its renewal")
+    runtime.renewals.send(request)
+    return Outcome(request.vault, request.name, "queued", request.trigger, "an instance renews it at Key Vault's pace")
+
+
+def forced_requests(runtime: Any, vaults: dict[str, Any]) -> tuple[list[RenewalRequest], list[Outcome]]:
+    """Every certificate certlc manages, whatever its dates: a forced request per certificate the one decision
+    would renew now, pinned to its current version; the others are reported with the decision's reason (not
+    managed, opted out, disabled ...)."""
+    from renewal.decide import Input, decide, facts_of
+
+    requests: list[RenewalRequest] = []
+    left: list[Outcome] = []
+    now = runtime.clock()
+    for vault in vaults.values():
+        kv = runtime.keyvault(vault)
+        for summary in kv.list():
+            cert = kv.current(summary.name)
+            if cert is None:
+                continue
+            request = RenewalRequest(vault.name, cert.name, "manual", version=cert.version, force=True)
+            facts = facts_of(cert, runtime.settings.canary)
+            verdict = decide(Input(request, runtime.settings.vaults, facts, now, runtime.settings.window))
+            if verdict.outcome == "renew":
+                requests.append(request)
+            else:
+                left.append(_left(f"{vault.name}/{cert.name}", "skipped", str(verdict.reason), verdict.message))
+    return requests, left
+
+
+def swept_requests(runtime: Any, vaults: dict[str, Any], dry_run: bool) -> tuple[list[RenewalRequest], list[Outcome]]:
+    """The sweep's decision (``renewal.sweep``), to act on here instead of through the queue: each request it
+    would queue (trigger ``sweep``, or ``canary`` for a canary's scheduled renewal). What the sweep leaves is
+    reported with its reason. The sweep's daily expiry warnings go out as the sweep would send them (never in a dry
+    run, whose vault writes are no-ops)."""
     from renewal.sweep import sweep
 
     queued: list[RenewalRequest] = []
@@ -186,7 +241,7 @@ def renew_all(runtime: Any, vaults: dict[str, Any], dry_run: bool) -> list[Outco
         runtime.settings.canary,
         ca_for=runtime.workflow.ca_for,
     )
-    outcomes = [renew_one(runtime, request, dry_run) for request in queued]
+    outcomes: list[Outcome] = []
     for key in report.in_flight:
         outcomes.append(_left(key, "skipped", "in_flight", "a renewal is already in flight"))
     for key, reason in report.skipped.items():
@@ -196,7 +251,7 @@ def renew_all(runtime: Any, vaults: dict[str, Any], dry_run: bool) -> list[Outco
             outcomes.append(_left(key, "skipped", reason, "nothing to do"))
     for key, error in report.errors.items():
         outcomes.append(_left(key, "failed", "error", error))
-    return outcomes
+    return queued, outcomes
 
 
 def _left(key: str, status: str, reason: str, message: str) -> Outcome:
