@@ -55,6 +55,7 @@ class CertificateDetails:
     auto_renew: bool = False  # the policy has an AutoRenew lifetime action (Key Vault renews it itself)
     ari_id: str = ""  # its ACME Renewal Information identifier (RFC 9773), "" when it names no issuer key
     template: str = ""  # the AD CS template it names, "" when none: a renewal's profile of last resort
+    read_weight: int = 1  # what Key Vault weighs each read of it by (its key: ``renewal.pacing.limits.KeyKind``)
 
 
 def classify_status(expires_on: datetime | None, now: datetime, expiring_days: int) -> str:

@@ -1,13 +1,20 @@
 """The status snapshot run, shared by the ``ingest`` timer and ``certlc ingest``.
 
-Gather (list every configured vault, details only for new versions, and for certificates renewed through ACME
-the CA's suggested window, from the cache the sweep shares) → decide (build one row per certificate with one
-shared snapshot time) → act (upload to the DCR).
+Gather (list every configured vault, details only for new versions, pending operations only where the renewal
+lock says certlc is renewing, and for certificates renewed through ACME the CA's suggested window, from the cache
+the sweep shares) → decide (build one row per certificate with one shared snapshot time) → act (upload to the DCR).
+
+Each vault is read on its own threads under its own pacer (``ingestion.gather.ReadPacer``, 90 % of Key Vault's
+read limit), all of them under one more for the subscription's ceiling, through a requests session that skips
+requests' per-request environment look-ups (proxies and CA bundle are read once).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -15,7 +22,19 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ingestion.cache import DetailCache, default_cache_path
-from ingestion.gather import VaultListing, inside_renewal_window, keep_failed_vault_entries, list_vault
+from ingestion.gather import (
+    READS_PER_VAULT,
+    SUBSCRIPTION_READ_RATE,
+    VAULT_READ_RATE,
+    OperationCheck,
+    ReadPacer,
+    VaultListing,
+    inside_renewal_window,
+    keep_failed_vault_entries,
+    list_vault,
+    pacing_policy,
+    pending_reads,
+)
 from ingestion.rows import EXPIRING_DAYS_DEFAULT, build_row
 from ingestion.upload import IngestionConfigError, UploadResult, logs_ingestion_client, target_from_env, upload_rows
 from renewal.setting_values import whole_number_setting
@@ -40,6 +59,10 @@ class VaultReport:
     version_pages: int = 0
     operation_reads: int = 0
     renewals_pending: int = 0
+    pending_reads: str = ""  # which pending operations were read: "unfinished renewals" or "renewal window"
+    read_weight: int = 0  # the requests' weight as Key Vault counts it against its limit
+    throttled: int = 0  # 429s waited out
+    seconds: float = 0.0  # reading the vault: the lock's listing, the vault's listing and the reads
 
     @property
     def keyvault_calls(self) -> int:
@@ -92,9 +115,51 @@ def expiring_days(env: Mapping[str, str]) -> int:
 
 
 def _default_client_factory(vault_url: str, env: Mapping[str, str]) -> Any:
+    """The ingestion's certificate client: ``renewal.clients.certificate_client`` with the pacing policy and a
+    transport of its own (``keyvault_transport``)."""
     from renewal.clients import certificate_client
 
-    return certificate_client(vault_url, env)
+    return certificate_client(
+        vault_url, env, transport=keyvault_transport(vault_url, env), per_retry_policies=[pacing_policy()]
+    )
+
+
+def keyvault_transport(vault_url: str, env: Mapping[str, str], pool: int = READS_PER_VAULT + 4) -> Any:
+    """azure-core's ``RequestsTransport`` on a session without ``trust_env`` and with a connection pool for the
+    vault's reader threads.
+
+    With ``trust_env`` on, requests looks for a netrc file, the proxy variables and the CA bundle variables on
+    every request; here they are read once: the proxies for this vault's URL (``NO_PROXY`` honoured), and
+    ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` when no ``CERTLC_KEYVAULT_CA_BUNDLE`` is set. The transport owns
+    the session: closing the client closes it. A transport given to the client bypasses the client's own
+    connection options, so the deadlines of ``renewal.clients.keyvault_client_options`` are given here too.
+    """
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    from renewal.clients import keyvault_client_options
+
+    options = keyvault_client_options(env)
+    session = requests.Session()
+    session.trust_env = False
+    adapter = HTTPAdapter(
+        pool_connections=1, pool_maxsize=pool, max_retries=Retry(total=False, redirect=False, raise_on_status=False)
+    )
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.proxies.update(requests.utils.get_environ_proxies(vault_url))
+    verify = (
+        options.get("connection_verify") or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    )
+    return RequestsTransport(
+        session=session,
+        session_owner=True,
+        connection_timeout=options["connection_timeout"],
+        read_timeout=options["read_timeout"],
+        connection_verify=verify or True,
+    )
 
 
 def suggested_windows(
@@ -135,6 +200,39 @@ def served_summaries(env: Mapping[str, str], vaults: list[Vault]) -> dict[tuple[
     return found
 
 
+def unfinished_renewals(env: Mapping[str, str]) -> Callable[[str], set[str] | None]:
+    """For a vault name, the certificates whose renewal record in the lock's container is not finished (one
+    listing, ``BlobLedger.unfinished``); None when the container is not configured or cannot be listed, which the
+    caller logs and answers with the renewal-window rule."""
+    from renewal.ledger import BlobLedger, lock_container
+
+    try:
+        ledger = BlobLedger(lock_container(env, retry_total=0, connection_timeout=5, read_timeout=10))
+    except Exception as exc:  # not configured (no storage settings): the snapshot still goes out
+        reason = _first_line(exc)
+        return lambda vault: _fallback(vault, f"no renewal lock container ({reason})")
+
+    def unfinished(vault: str) -> set[str] | None:
+        try:
+            return ledger.unfinished(vault)
+        except Exception as exc:  # LockUnavailable, or storage refusing the identity
+            return _fallback(vault, f"the renewal records could not be listed ({_first_line(exc)})")
+
+    return unfinished
+
+
+def _fallback(vault: str, reason: str) -> None:
+    log.warning(
+        "ingest: %s: %s; reading the pending operation of every managed certificate inside its renewal window",
+        vault,
+        reason,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def take_snapshot(
     env: Mapping[str, str],
     *,
@@ -147,24 +245,50 @@ def take_snapshot(
     snapshot_time = (now or datetime.now(UTC)).astimezone(UTC)
     threshold = expiring_days(env)
     settings = settings_from_env(env)  # the renewal's own window and canaries, read once
-    check_operation = inside_renewal_window(snapshot_time, settings.window)
+    in_window = inside_renewal_window(snapshot_time, settings.window)
+    unfinished = unfinished_renewals(env)
     cache = DetailCache.load(default_cache_path(env))
     seen: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
     reports: list[VaultReport] = []
     failed: set[str] = set()
     vaults = list(settings.vaults.values())
+    subscription = ReadPacer(SUBSCRIPTION_READ_RATE)  # the vaults may share a subscription: its ceiling is 5 vaults'
 
-    def one(vault: Vault) -> tuple[Vault, VaultListing, dict[str, Any]]:
+    def one(vault: Vault) -> tuple[Vault, VaultListing, dict[str, Any], str, float]:
+        started = time.perf_counter()
         used: dict[str, Any] = {}
-        return vault, list_vault(vault.name, client_factory(vault.url, env), cache, used, check_operation), used
+        with ThreadPoolExecutor(1) as lock_reader:  # the lock's listing while the vault's first page comes
+            names = lock_reader.submit(unfinished, vault.name)
+            chosen: list[OperationCheck] = []
+
+            def check(listed: ListedCertificate, details: CertificateDetails) -> bool:
+                if not chosen:  # the first certificate that may need a read waits for the lock's listing
+                    found = names.result()
+                    chosen.append(in_window if found is None else pending_reads(found))
+                return chosen[0](listed, details)
+
+            client = client_factory(vault.url, env)
+            with contextlib.closing(client) if hasattr(client, "close") else contextlib.nullcontext():
+                listing = list_vault(
+                    vault.name,
+                    client,
+                    cache,
+                    used,
+                    check,
+                    readers=READS_PER_VAULT,
+                    pacers=(ReadPacer(VAULT_READ_RATE), subscription),
+                )
+            found = names.result()
+        used_rule = "renewal window" if found is None else "unfinished renewals"
+        return vault, listing, used, used_rule, time.perf_counter() - started
 
     # Vaults are independent (each has its own Key Vault throttling budget): read them side by side.
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL_VAULTS, len(vaults)))) as pool:
         results = list(pool.map(one, vaults))
     suggested = suggested_windows(env, settings, snapshot_time)
-    served = served_summaries(env, [vault for vault, _, _ in results])
-    for vault, listing, used in results:
+    served = served_summaries(env, [vault for vault, *_ in results])
+    for vault, listing, used, rule, seconds in results:
         seen.update(used)
         if listing.error:
             failed.add(vault.name.lower())
@@ -192,6 +316,10 @@ def take_snapshot(
                 version_pages=listing.version_pages,
                 operation_reads=listing.operation_reads,
                 renewals_pending=sum(1 for listed, _ in listing.certificates if listed.renewal_pending),
+                pending_reads=rule,
+                read_weight=listing.read_weight,
+                throttled=listing.throttled,
+                seconds=round(seconds, 3),
             )
         )
     cache.save(keep_failed_vault_entries(cache, failed, seen))
