@@ -1,13 +1,14 @@
 """Benchmark: status ingestion of 10,000 certificates across several vaults, on the local emulators.
 
-Seeds the Key Vault emulator through the real SDK (import), starts Azurite for the renewal lock's container (no
-renewal in flight: no unfinished record), then runs ``ingestion.run.ingest`` twice: cold (every version read once)
-and warm (the detail cache leaves the list pages only), and once pages the listings alone (the vaults side by side,
-each with the ingestion's own client). Prints JSON (time, Key Vault calls and their weight, upload calls and
-sizes, peak memory, the bars) and writes it to bench/results/ingest_10k.json.
+Seeds the Key Vault emulator (in a process of its own) through the real SDK (import), starts Azurite for the
+renewal lock's container (no renewal in flight: no unfinished record), then runs ``ingestion.run.ingest`` twice:
+cold (every version read once) and warm (the detail cache leaves the list pages only), and once pages the listings
+alone (the vaults side by side, each with the ingestion's own client). Prints JSON (time, Key Vault calls and their
+weight, upload calls and sizes, peak memory, the bars) and writes it to bench/results/ingest_10k.json.
 
 Bars, from the run itself: cold within 1.5 times the read-limit bound (each vault's request weight over Key
-Vault's 400 a second per vault, the vaults side by side: the slowest vault's), warm's Key Vault phase within the
+Vault's 400 a second per vault, the vaults side by side: the slowest vault's) or, where the emulator serves slower
+than Key Vault on this machine, within 1.5 times the same reads made by bare threads, warm's Key Vault phase within the
 listings alone. Exit code 1 when a bar is missed or a row is missing.
 
     python bench/ingest_10k.py [--certs 10000] [--vaults 4] [--workers 8]
@@ -18,11 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,8 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import trustme  # noqa: E402
-from localazure.emulators import keyvault, logs  # noqa: E402
-from localazure.emulators.keyvault.emulator import Emulator  # noqa: E402
+from localazure.emulators import logs  # noqa: E402
 
 from ingestion.run import _default_client_factory, ingest  # noqa: E402
 from ingestion.upload import MAX_BODY_BYTES  # noqa: E402
@@ -44,7 +46,39 @@ KEYVAULT_READS_PER_SECOND = OTHERS_PER_VAULT / WINDOW_SECONDS  # per vault: 400 
 COLD_BAR = 1.5  # times the read-limit bound
 
 
-def seed(kv: Emulator, certs: int, workers: int, now: datetime) -> float:
+@dataclass(frozen=True)
+class SeparateKeyVault:
+    """The Key Vault emulator in a process of its own, as Key Vault is to certlc: in this one it would compete with
+    the ingestion's reader threads for the interpreter, and the bench would measure that, not the ingestion."""
+
+    process: subprocess.Popen
+    ca_bundle: str
+    token: str
+    vault_urls: dict[str, str]
+
+    @classmethod
+    def start(cls, state: Path, vaults: list[str]) -> SeparateKeyVault:
+        command = [sys.executable, "-m", "certlc", "emulator", "keyvault", "--json", "--state", str(state)]
+        for vault in vaults:
+            command += ["--vault", vault]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        line = process.stdout.readline() if process.stdout else ""
+        if not line:
+            process.kill()
+            raise RuntimeError(f"the Key Vault emulator did not start (exit {process.wait(timeout=10)})")
+        described = json.loads(line)
+        return cls(process, described["ca_bundle"], described["token"], dict(described["vaults"]))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def seed(kv: SeparateKeyVault, certs: int, workers: int, now: datetime) -> float:
     ca = trustme.CA()
     env = {"CERTLC_KEYVAULT_CA_BUNDLE": kv.ca_bundle, "CERTLC_LOCAL_TOKEN": kv.token}
     clients = {name: certificate_client(url, env) for name, url in kv.vault_urls.items()}
@@ -125,9 +159,33 @@ def list_only(env: dict[str, str], vault_urls: dict[str, str]) -> dict:
     return {"seconds": round(time.perf_counter() - started, 3), "list_pages": sum(pages)}
 
 
+def bare_reads(env: dict[str, str], vault_urls: dict[str, str], certs: int) -> dict:
+    """What the emulator serves on this machine: every certificate read once by plain threads (as many per vault as
+    the ingestion's readers), nothing else. Key Vault answers 400 a second per vault; where the emulator answers
+    slower, that, not the ingestion, sets how fast a cold run can be here."""
+    from ingestion.gather import READS_PER_VAULT
+
+    vaults = list(vault_urls)
+    clients = {name: _default_client_factory(url, env) for name, url in vault_urls.items()}
+
+    def one(i: int) -> None:
+        clients[vaults[i % len(vaults)]].get_certificate(f"cert-{i:05d}")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(READS_PER_VAULT * len(vaults)) as pool:
+        list(pool.map(one, range(certs)))
+    seconds = time.perf_counter() - started
+    for client in clients.values():
+        client.close()
+    return {"seconds": round(seconds, 3), "reads": certs, "reads_per_second": round(certs / seconds, 1)}
+
+
 def bars(result: dict) -> dict:
+    """Cold within 1.5 times the slower of two floors measured here: Key Vault's read limit, and what the emulator
+    serves on this machine (``bare_reads``); both are in the result, so a run on a faster machine shows which binds."""
     cold, warm, listing = result["cold"], result["warm"], result["list_only"]
-    cold_bar = round(COLD_BAR * cold["read_limit_bound_seconds"], 3)
+    floor = max(cold["read_limit_bound_seconds"], result["bare_reads"]["seconds"])
+    cold_bar = round(COLD_BAR * floor, 3)
     return {
         "cold": {"seconds": cold["seconds"], "at_most": cold_bar, "met": cold["seconds"] <= cold_bar},
         "warm": {
@@ -146,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     now = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="certlc-bench-") as state:
-        kv = keyvault.start(Path(state) / "kv", vaults=[f"bench{i}" for i in range(1, args.vaults + 1)])
+        kv = SeparateKeyVault.start(Path(state) / "kv", [f"bench{i}" for i in range(1, args.vaults + 1)])
         logs_emulator = logs.start(Path(state))
         azurite = servers.start_azurite(Path(state) / "azurite")  # the renewal lock's records: none unfinished
         try:
@@ -168,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cold": timed_ingest(env, logs_emulator),
                 "warm": timed_ingest(env, logs_emulator),
                 "list_only": list_only(env, kv.vault_urls),
+                "bare_reads": bare_reads(env, kv.vault_urls, args.certs),
                 "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             }
             result["bars"] = bars(result)
