@@ -138,17 +138,18 @@ def on_sweep_timer(*, past_due: bool = False) -> Any:
     )
     for key, error in report.errors.items():
         log.error("sweep could not check %s: %s", key, error)
-    check_targets_after_sweep(rt)
+    check_targets_after_sweep(rt, report.listed)
     write_heartbeat(rt.env, heartbeat_of(report, rt.clock(), past_due=past_due))  # logs its own failure
     return report
 
 
-def check_targets_after_sweep(rt: Any) -> Any:
-    """Where each certificate is served (``renewal.targets``): never a reason for the sweep to fail."""
+def check_targets_after_sweep(rt: Any, listed: Any = None) -> Any:
+    """Where each certificate is served (``renewal.targets``): never a reason for the sweep to fail. ``listed``: the
+    sweep's listing of each vault, so the check does not list the vaults again."""
     from renewal.targets.wiring import run_target_check
 
     try:
-        report = run_target_check(rt, rt.clock())
+        report = run_target_check(rt, rt.clock(), listed)
     except Exception:
         log.exception("the target check failed; the sweep's own work is done")
         return None

@@ -83,6 +83,8 @@ class SweepReport:
     warned: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    # each vault's listing as the sweep read it: the target check that follows finds its certificates there
+    listed: dict[str, list[CertificateSummary]] = field(default_factory=dict, repr=False)
 
 
 def canary_is_due(
@@ -133,9 +135,10 @@ def sweep(
         kv = keyvault_for(vault)
         try:
             unfinished = ledger.unfinished(vault.name)
+            listed = report.listed[vault.name] = list(kv.list())
             candidates = [
                 s
-                for s in kv.list()
+                for s in listed
                 if s.name.lower() in unfinished
                 or worth_a_look(vault.name, s, now, settings, canary)
                 or (ca_for is not None and may_be_due(vault.name, s, ca_of(s.tags, settings), ca_for, now))

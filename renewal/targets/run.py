@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from renewal import tags as cert_tags
-from renewal.keyvault import CertificateSnapshot, KeyVault, KeyVaultError
+from renewal.keyvault import CertificateSnapshot, CertificateSummary, KeyVault, KeyVaultError
 from renewal.targets.decide import (
     RolloutMode,
     TargetState,
@@ -129,11 +129,18 @@ TargetsOf = Callable[[str, str, Mapping[str, str]], list[Target]]  # (vault, nam
 
 
 def gather(
-    kv: KeyVault, vault: Vault, targets_of: TargetsOf, problems: list[str], only: str | None = None
+    kv: KeyVault,
+    vault: Vault,
+    targets_of: TargetsOf,
+    problems: list[str],
+    only: str | None = None,
+    listing: Sequence[CertificateSummary] | None = None,
 ) -> list[Work]:
-    """The vault's certificates with targets (``only``: just that one), each read whole with its versions."""
+    """The vault's certificates with targets (``only``: just that one), each read whole with its versions; the
+    listing is read here unless given (the sweep's, just read)."""
     try:
-        listed = [s for s in kv.list() if s.enabled and (only is None or s.name.lower() == only.lower())]
+        summaries = kv.list() if listing is None else listing
+        listed = [s for s in summaries if s.enabled and (only is None or s.name.lower() == only.lower())]
     except KeyVaultError as exc:
         problems.append(f"{vault.name}: {exc}")
         return []
@@ -171,6 +178,7 @@ def check_targets(
     actors: Actors,
     settings: TargetSettings,
     now: datetime,
+    listed: Mapping[str, Sequence[CertificateSummary]] | None = None,
 ) -> TargetsReport:
     report = TargetsReport()
     for vault in vaults.values():
@@ -181,7 +189,7 @@ def check_targets(
             report.problems.append(f"{vault.name}: the last check's record could not be read: {exc}")
             continue
         after = VaultTargets(vault.name, now)
-        work = gather(kv, vault, targets_of, report.problems)
+        work = gather(kv, vault, targets_of, report.problems, listing=(listed or {}).get(vault.name))
         for item, states in zip(work, probed_states(work, actors.probe_all, before, now, settings), strict=True):
             if not states:  # all its targets are another prober's
                 continue

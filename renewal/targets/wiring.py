@@ -14,17 +14,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from renewal.errors import ConfigError
 from renewal.messages import FIELD_LIMITS, RenewalRequest
 from renewal.setting_values import number_setting, seconds_setting, whole_number_setting
 from renewal.targets.model import Target
 from renewal.targets.run import Actors, TargetSettings, TargetsReport, check_targets
+
+if TYPE_CHECKING:
+    from renewal.keyvault import CertificateSummary
 
 log = logging.getLogger("certlc.targets")
 
@@ -120,8 +123,11 @@ def reference_updater(env: Mapping[str, str]) -> Any:
     return update
 
 
-def run_target_check(rt: Any, now: datetime) -> TargetsReport:
-    """The check after a sweep, with the runtime's vaults, Key Vault adapters, reporter and settings."""
+def run_target_check(
+    rt: Any, now: datetime, listed: Mapping[str, Sequence[CertificateSummary]] | None = None
+) -> TargetsReport:
+    """The check after a sweep, with the runtime's vaults, Key Vault adapters, reporter and settings; ``listed``: the
+    vaults' listings the sweep read (a vault not in it is listed here)."""
     from renewal.ledger import lock_container
     from renewal.targets.probe import probe_all
     from renewal.targets.store import TargetStore
@@ -148,7 +154,7 @@ def run_target_check(rt: Any, now: datetime) -> TargetsReport:
     )
     report = check_targets(
         rt.settings.vaults, rt.keyvault, targets_finder(env, discovered),
-        TargetStore(lock_container(env), settings.prober), actors, settings, now,
+        TargetStore(lock_container(env), settings.prober), actors, settings, now, listed,
     )  # fmt: skip
     report.problems[:0] = problems
     return report
