@@ -1,12 +1,14 @@
 """Whether a Key Vault create may go now, and how long to wait when it may not: pure, with a reason.
 
-The shared budget is a sliding window of grants per vault, as Key Vault counts its own: a create is granted while
-the vault's grants in the last window, and those of every vault in its subscription, leave room for its cost. certlc
-aims at ``headroom`` of each limit, since a grant and Key Vault's count of the create are a network trip apart and
-instances' clocks differ a little. A 429 all the same (another client uses the vault, or Key Vault counts otherwise)
-pauses the vault for what Key Vault asked (``Retry-After``) or, without one, for an exponential back-off, and halves
-the vault's share of its limit; the share recovers a tenth per window without a 429 (additive increase,
-multiplicative decrease).
+The shared budget is the grants of the last window per vault. Grants are spaced evenly, one create's share of
+``headroom`` of the limit apart (per vault, and across every vault of its subscription), never in bursts: Key Vault
+counts a create when it arrives, a network trip (up to a second or more on a busy instance) after its grant, and
+evenly spaced grants arrive evenly spaced whatever that trip, where a burst's stragglers would meet the next burst
+in Key Vault's window. Key Vault's own limit over the sliding window is kept as well, as a hard cap. A 429 all the
+same (another client uses the vault, or Key Vault counts otherwise) pauses the vault for what Key Vault asked
+(``Retry-After``) or, without one, for an exponential back-off, and cuts the vault's share of its limit: by a tenth
+for a lone 429, by half for each further one within two windows; the share recovers a tenth per window without a
+429 (additive increase, multiplicative decrease).
 
 A create that finds no room soon does not hold its invocation: it goes back to the queue with a delay that books
 its turn (``book``): each booking moves the vault's and the subscription's next free turn on by one create's share
@@ -17,7 +19,6 @@ A booking is a hint, not a slot: the returning request still takes a grant, so a
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
@@ -26,6 +27,8 @@ from renewal.pacing.limits import CREATES_PER_VAULT, SUBSCRIPTION_FACTOR, WINDOW
 
 SCHEMA = "certlc.keyvault-budget/1"
 MIN_SHARE = 0.25
+LONE_429_CUT = 0.9  # a lone 429 (a straggler, another client's burst) costs a tenth of the rate, for a window
+STREAK_429_CUT = 0.5  # 429s one after another: someone else uses the vault in earnest
 RECOVERY_PER_WINDOW = 0.1
 MAX_PAUSE_WINDOWS = 6.0  # a back-off without Retry-After stops doubling at a minute (at the real window)
 
@@ -90,11 +93,17 @@ def take(budget: Budget, vault: str, cost: int, now: float, limits: Limits, peer
     state = budget.vaults.get(vault, VaultState())
     if state.paused_until > now:
         return Grant(False, "vault_paused", state.paused_until - now, budget)
-    vault_cap = max(cost, math.floor(limits.per_vault * limits.headroom * share_now(state, now, limits.window)))
-    vault_wait = wait_for_room(state.grants, cost, vault_cap, now, limits.window)
+    vault_rate = limits.per_vault * limits.headroom * share_now(state, now, limits.window)
     together = [g for name in {*peers, vault} for g in budget.vaults.get(name, VaultState()).grants]
-    subscription_cap = max(cost, math.floor(limits.per_subscription * limits.headroom))
-    subscription_wait = wait_for_room(together, cost, subscription_cap, now, limits.window)
+    subscription_rate = limits.per_subscription * limits.headroom
+    vault_wait = max(
+        wait_for_spacing(state.grants, now, limits.window / vault_rate),
+        wait_for_room(state.grants, cost, limits.per_vault, now, limits.window),
+    )
+    subscription_wait = max(
+        wait_for_spacing(together, now, limits.window / subscription_rate),
+        wait_for_room(together, cost, limits.per_subscription, now, limits.window),
+    )
     if vault_wait > 0 or subscription_wait > 0:
         reason: GrantReason = "vault_full" if vault_wait >= subscription_wait else "subscription_full"
         return Grant(False, reason, max(vault_wait, subscription_wait), budget)
@@ -110,21 +119,22 @@ def book(
     stands) and of the subscription's."""
     budget = pruned(budget, now, limits.window)
     state = budget.vaults.get(vault, VaultState())
-    vault_cap = max(cost, math.floor(limits.per_vault * limits.headroom * share_now(state, now, limits.window)))
-    subscription_cap = max(cost, math.floor(limits.per_subscription * limits.headroom))
+    vault_rate = limits.per_vault * limits.headroom * share_now(state, now, limits.window)
+    subscription_rate = limits.per_subscription * limits.headroom
     turn = max(earliest, state.booked_until, budget.booked_until.get(subscription, 0.0))
-    booked = replace(state, booked_until=max(state.booked_until, turn) + cost * limits.window / vault_cap)
-    subscription_next = max(budget.booked_until.get(subscription, 0.0), turn) + cost * limits.window / subscription_cap
+    booked = replace(state, booked_until=max(state.booked_until, turn) + cost * limits.window / vault_rate)
+    subscription_next = max(budget.booked_until.get(subscription, 0.0), turn) + cost * limits.window / subscription_rate
     booked_until = {**budget.booked_until, subscription: subscription_next}
     return Budget({**budget.vaults, vault: booked}, booked_until), turn - now
 
 
 def after_throttle(budget: Budget, vault: str, now: float, retry_after: float | None, limits: Limits) -> Budget:
-    """Key Vault answered a create of ``vault`` 429: pause the vault and halve its share."""
+    """Key Vault answered a create of ``vault`` 429: pause the vault and cut its share."""
     budget = pruned(budget, now, limits.window)
     state = budget.vaults.get(vault, VaultState())
     recent = state.throttled_at is not None and now - state.throttled_at < 2 * limits.window
     streak = state.streak + 1 if recent else 1
+    cut = LONE_429_CUT if streak == 1 else STREAK_429_CUT
     if retry_after is None:  # the guidance's exponential back-off, in tenths of a window (1 s, 2 s, 4 s ...)
         pause = min(limits.window / 10 * 2 ** (streak - 1), limits.window * MAX_PAUSE_WINDOWS)
     else:
@@ -134,7 +144,7 @@ def after_throttle(budget: Budget, vault: str, now: float, retry_after: float | 
         paused_until=max(state.paused_until, now + pause),
         throttled_at=now,
         streak=streak,
-        share=max(MIN_SHARE, share_now(state, now, limits.window) / 2),
+        share=max(MIN_SHARE, share_now(state, now, limits.window) * cut),
     )
     return replace(budget, vaults={**budget.vaults, vault: paused})
 
@@ -143,6 +153,14 @@ def share_now(state: VaultState, now: float, window: float) -> float:
     if state.throttled_at is None:
         return 1.0
     return min(1.0, state.share + RECOVERY_PER_WINDOW * max(0.0, now - state.throttled_at) / window)
+
+
+def wait_for_spacing(grants: Collection[tuple[float, int]], now: float, seconds_per_unit: float) -> float:
+    """Seconds until the last grant's cost has passed at the paced rate (0: now)."""
+    if not grants:
+        return 0.0
+    at, cost = max(grants)
+    return max(0.0, at + cost * seconds_per_unit - now)
 
 
 def wait_for_room(grants: Collection[tuple[float, int]], cost: int, cap: int, now: float, window: float) -> float:

@@ -3,6 +3,7 @@ the queue for its turn with no attempt spent, and a 429 all the same pauses the 
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -36,8 +37,8 @@ def container(stack, name: str):
 
 def test_pacers_sharing_one_blob_never_grant_past_the_cap_in_any_window(stack) -> None:
     """Four pacers, as four instances would hold them (each its own client), three threads each, one vault: the
-    grants the blob records fit Key Vault's sliding window (19 of 20 per window) and conflicting writes are retried,
-    none lost."""
+    grants the blob records are evenly spaced at 95 % of Key Vault's rate, never more than its 20 in any window,
+    and conflicting writes are retried, none lost."""
     name = unique("budget").lower()
     limits = Limits(window=1.0)
     pacers = [BlobPacer(container(stack, name), limits, {"kv1": "sub"}, max_wait=30.0) for _ in range(4)]
@@ -58,19 +59,19 @@ def test_pacers_sharing_one_blob_never_grant_past_the_cap_in_any_window(stack) -
         thread.join(timeout=120)
     assert len(granted) == 96, "every create was granted once"
     times = sorted(granted)
-    cap = 19
-    crowded = [(a, b) for a, b in zip(times, times[cap:], strict=False) if b - a < limits.window]
-    assert crowded == [], f"{cap + 1} grants inside one window"
-    assert times[-1] - times[0] >= (len(times) // cap - 1) * limits.window
+    limit = 20
+    crowded = [(a, b) for a, b in zip(times, times[limit:], strict=False) if b - a < limits.window]
+    assert crowded == [], f"{limit + 1} grants inside one window"
+    space = limits.window / (limit * limits.headroom)
+    assert min(b - a for a, b in itertools.pairwise(times)) >= space - 1e-6, "a burst"
 
 
 def test_a_vault_of_another_subscription_is_not_held_back_by_a_full_one(stack) -> None:
     name = unique("budget").lower()
     pacer = BlobPacer(container(stack, name), Limits(window=5.0), {"kv1": "a", "kv2": "b"}, max_wait=0.0)
     pacer._container.create_container()
-    for _ in range(19):
-        pacer.acquire("kv1", KeyKind())
-    with pytest.raises(Paced) as paced:
+    pacer.acquire("kv1", KeyKind())
+    with pytest.raises(Paced) as paced:  # the next create of kv1 waits its turn: no wait allowed here
         pacer.acquire("kv1", KeyKind())
     assert paced.value.reason == "vault_full" and 0 < paced.value.delay_seconds <= 5.0
     assert pacer.acquire("kv2", KeyKind()) > 0
@@ -121,7 +122,7 @@ def test_a_429_on_create_pauses_the_vault_and_the_renewal_comes_back_once(stack,
                 container(stack, locks).get_blob_client(BLOB_NAME).download_blob().readall().decode()
             )
             paused = budget.vaults["kv1"]
-            assert paused.streak == 1 and paused.share == 0.5
+            assert paused.streak == 1 and paused.share == 0.9  # a lone 429 costs a tenth of the rate
             retried = [r for r in audit(stack, name) if r["event"] == "retried"]
             assert [(r["reason"], r["attempt"]) for r in retried] == [("keyvault_budget", 1)], retried
             drain_until(stack, lambda: merged(stack, name) == 1, timeout=60, names=(name,))

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
-from renewal.pacing.budget import Budget, Limits, VaultState, after_throttle, book, pruned, take, wait_for_room
+from renewal.pacing.budget import (
+    Budget,
+    Limits,
+    VaultState,
+    after_throttle,
+    book,
+    pruned,
+    share_now,
+    take,
+    wait_for_room,
+)
 from renewal.pacing.limits import KeyKind, key_kind
 
 LIMITS = Limits(per_vault=20, per_subscription=100, window=10.0, headroom=0.95)  # caps: 19 per vault, 95 together
@@ -18,30 +30,37 @@ def budget(**vaults: VaultState) -> Budget:
     return Budget(dict(vaults))
 
 
+SPACE = 10.0 / 19  # one create's share of 95 % of the vault's limit
+SUBSCRIPTION_SPACE = 10.0 / 95
+
+
 @pytest.mark.parametrize(
     ("why", "state", "vault", "cost", "now", "peers", "granted", "reason", "wait"),
     [
         ("an empty budget grants", budget(), "kv1", 1, 100.0, {"kv1"}, True, "granted", 0.0),
-        ("room under the vault's cap", budget(kv1=VaultState(grants(18, 95.0))), "kv1", 1, 100.0, {"kv1"}, True,
-         "granted", 0.0),
-        ("the vault's cap is 95 % of its limit", budget(kv1=VaultState(grants(19, 95.0))), "kv1", 1, 100.0, {"kv1"},
-         False, "vault_full", 5.0),
-        ("the wait is until the oldest grant leaves the window", budget(kv1=VaultState(grants(19, 91.0, 0.5))), "kv1",
-         1, 100.0, {"kv1"}, False, "vault_full", 1.0),
-        ("grants older than the window do not count", budget(kv1=VaultState(grants(19, 89.0))), "kv1", 1, 100.0,
+        ("one create's share of the window after the last grant", budget(kv1=VaultState(grants(1, 100.0 - SPACE))),
+         "kv1", 1, 100.0, {"kv1"}, True, "granted", 0.0),
+        ("grants are spaced, never a burst", budget(kv1=VaultState(grants(1, 99.9))), "kv1", 1, 100.0, {"kv1"},
+         False, "vault_full", round(99.9 + SPACE - 100.0, 6)),
+        ("an HSM create takes two shares of the window", budget(kv1=VaultState(((99.0, 2),))), "kv1", 2, 100.0,
+         {"kv1"}, False, "vault_full", round(99.0 + 2 * SPACE - 100.0, 6)),
+        ("Key Vault's own limit over the window is a hard cap", budget(kv1=VaultState(grants(20, 91.0))), "kv1", 1,
+         100.0, {"kv1"}, False, "vault_full", 1.0),
+        ("grants older than the window do not count", budget(kv1=VaultState(grants(20, 89.0))), "kv1", 1, 100.0,
          {"kv1"}, True, "granted", 0.0),
-        ("an HSM create costs two", budget(kv1=VaultState(grants(18, 95.0))), "kv1", 2, 100.0, {"kv1"}, False,
-         "vault_full", 5.0),
         ("a paused vault waits out its pause", budget(kv1=VaultState(paused_until=103.0)), "kv1", 1, 100.0, {"kv1"},
          False, "vault_paused", 3.0),
+        ("the subscription spaces its vaults' grants", budget(kv2=VaultState(grants(1, 99.95))), "kv1", 1, 100.0,
+         {"kv1", "kv2"}, False, "subscription_full", round(99.95 + SUBSCRIPTION_SPACE - 100.0, 6)),
         ("the subscription's ceiling binds across vaults",
-         budget(**{f"kv{i}": VaultState(grants(19, 96.0)) for i in range(1, 6)}), "kv6", 1, 100.0,
-         {f"kv{i}" for i in range(1, 7)}, False, "subscription_full", 6.0),
+         budget(**{f"kv{i}": VaultState(grants(20, 91.0)) for i in range(1, 6)}), "kv6", 1, 100.0,
+         {f"kv{i}" for i in range(1, 7)}, False, "subscription_full", 1.0),
         ("vaults of another subscription do not count",
-         budget(**{f"kv{i}": VaultState(grants(19, 96.0)) for i in range(1, 6)}), "kv6", 1, 100.0, {"kv6"}, True,
+         budget(**{f"kv{i}": VaultState(grants(20, 91.0)) for i in range(1, 6)}), "kv6", 1, 100.0, {"kv6"}, True,
          "granted", 0.0),
-        ("after a 429 the vault's share is halved", budget(kv1=VaultState(grants(9, 95.0), throttled_at=99.0,
-         share=0.5)), "kv1", 1, 100.0, {"kv1"}, False, "vault_full", 5.0),
+        ("after a 429 the vault's share spaces grants further apart", budget(kv1=VaultState(grants(1, 99.0),
+         throttled_at=99.0, share=0.5)), "kv1", 1, 100.0, {"kv1"}, False, "vault_full",
+         round(99.0 + 10.0 / (19 * 0.51) - 100.0, 6)),
     ],
 )  # fmt: skip
 def test_take(why, state, vault, cost, now, peers, granted, reason, wait) -> None:
@@ -51,19 +70,24 @@ def test_take(why, state, vault, cost, now, peers, granted, reason, wait) -> Non
         assert grant.budget.vaults[vault].grants[-1] == (now, cost)
 
 
-def test_a_grant_is_counted_against_the_next() -> None:
-    state, now = Budget(), 0.0
-    for _ in range(19):
+def test_grants_taken_as_fast_as_allowed_come_at_95_percent_of_the_limit_and_never_past_it() -> None:
+    state, now, times = Budget(), 0.0, []
+    while now < 60.0:
         grant = take(state, "kv1", 1, now, LIMITS, {"kv1"})
-        assert grant.granted
-        state = grant.budget
-    assert not take(state, "kv1", 1, now, LIMITS, {"kv1"}).granted
-    assert take(state, "kv1", 1, now + 10.0, LIMITS, {"kv1"}).granted
+        if grant.granted:
+            state, times = grant.budget, [*times, now]
+            continue
+        now += grant.wait_seconds
+    per_window = [sum(start <= t < start + 10.0 for t in times) for start in (0.0, 10.0, 20.0, 30.0, 40.0)]
+    assert set(per_window) <= {19, 20} and sum(per_window) / len(per_window) <= 19.2
+    assert all(b - a >= SPACE - 1e-9 for a, b in itertools.pairwise(times))
 
 
-def test_a_429_with_retry_after_pauses_for_what_key_vault_asked() -> None:
+def test_a_lone_429_pauses_for_what_key_vault_asked_and_costs_a_tenth_of_the_rate() -> None:
     paused = after_throttle(Budget(), "kv1", 100.0, 7, LIMITS).vaults["kv1"]
-    assert (paused.paused_until, paused.streak, paused.share) == (107.0, 1, 0.5)
+    assert (paused.paused_until, paused.streak, paused.share) == (107.0, 1, 0.9)
+    again = after_throttle(Budget({"kv1": paused}), "kv1", 101.0, 7, LIMITS).vaults["kv1"]
+    assert (again.streak, round(again.share, 6)) == (2, round(min(1.0, 0.9 + 0.01) * 0.5, 6))  # a streak halves
 
 
 def test_a_429_without_retry_after_backs_off_exponentially_and_stops_doubling() -> None:
@@ -74,19 +98,12 @@ def test_a_429_without_retry_after_backs_off_exponentially_and_stops_doubling() 
         pauses.append(round(state.vaults["kv1"].paused_until - now, 6))
     assert pauses[:4] == [1.0, 2.0, 4.0, 8.0]
     assert max(pauses) == 60.0  # six windows
-    assert state.vaults["kv1"].share == 0.25  # halved, never below a quarter
+    assert state.vaults["kv1"].share == 0.25  # cut, never below a quarter
 
 
 def test_the_share_recovers_a_tenth_per_window_without_a_429() -> None:
-    state = after_throttle(Budget(), "kv1", 0.0, 1, LIMITS)
-    caps = []
-    for later in (1.0, 20.0, 50.0):
-        room = 0
-        current = Budget({"kv1": VaultState(throttled_at=0.0, share=0.5)})
-        while (grant := take(current, "kv1", 1, later, LIMITS, {"kv1"})).granted:
-            current, room = grant.budget, room + 1
-        caps.append(room)
-    assert caps == [9, 13, 19] and state.vaults["kv1"].paused_until == 1.0
+    state = VaultState(throttled_at=0.0, share=0.5)
+    assert [round(share_now(state, later, 10.0), 6) for later in (1.0, 20.0, 50.0)] == [0.51, 0.7, 1.0]
 
 
 def test_bookings_spread_requests_sent_back_at_the_rate_key_vault_allows() -> None:
@@ -95,7 +112,7 @@ def test_bookings_spread_requests_sent_back_at_the_rate_key_vault_allows() -> No
         state, delay = book(state, "kv1", "sub", 1, 105.0, 100.0, LIMITS)
         turns.append(delay)
     assert turns[0] == 5.0
-    gaps = {round(b - a, 6) for a, b in zip(turns, turns[1:], strict=False)}
+    gaps = {round(b - a, 6) for a, b in itertools.pairwise(turns)}
     assert gaps == {round(10.0 / 19, 6)}  # one create's share of the vault's window
 
 
