@@ -1,7 +1,8 @@
 """Runs every benchmark, each in a fresh process with its own local stack, and writes bench/results/summary.json.
 
-The ingestion benchmark runs at a small scale (1,000 certificates) and the reliability matrix with
-``--quick`` unless ``--full`` asks for their full size. Exit code 0 only when every benchmark met its own bar.
+The ingestion benchmark runs at a small scale (1,000 certificates), the sweep's cost at 2,000 certificates and
+the reliability matrix with ``--quick`` unless ``--full`` asks for their full size (the sweep's at 10,000).
+Exit code 0 only when every benchmark met its own bar.
 
     python bench/run_all.py [--full] [--only NAME ...]
 """
@@ -22,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 from bench.support import RESULTS, write_result  # noqa: E402
 
 SMALL_INGEST_CERTS = 1000
+FULL_SWEEP_CERTS = 10_000  # sweep_cost's own default is 2,000
 
 
 def benchmarks(full: bool) -> dict[str, list[str]]:
@@ -29,8 +31,9 @@ def benchmarks(full: bool) -> dict[str, list[str]]:
     return {
         "cold_start": [],
         "keyvault_calls": [],
-        "throughput": [],
+        "throughput": ["--matrix", "full"] if full else [],
         "ingest_10k": [] if full else ["--certs", str(SMALL_INGEST_CERTS)],
+        "sweep_cost": ["--certs", str(FULL_SWEEP_CERTS)] if full else [],
         "acme_issuance": [],
         "reliability": [] if full else ["--quick"],
         "probes": [],
@@ -56,7 +59,9 @@ def run_one(name: str, args: list[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--full", action="store_true", help="ingestion at 10,000, the whole reliability matrix (minutes)"
+        "--full",
+        action="store_true",
+        help="ingestion and the sweep's cost at 10,000, the whole reliability matrix (minutes)",
     )
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
     args = parser.parse_args(argv)

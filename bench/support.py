@@ -210,3 +210,105 @@ def _first_acme_request(log: Path) -> float:
         if found and found.group(3) == "acme.client" and found.group(4).startswith("Sending "):
             return dt.datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
     raise RuntimeError(f"no ACME requests in certbot's log {log}")
+
+
+# --- shared by benchmarks that run ``certlc worker`` processes beside the stack's host ---------------------------
+
+CHILD_SETTING_PREFIXES = ("CERTLC_", "Certlc", "AzureWebJobs")  # a child process reads its settings file only
+
+
+def spawn_worker(settings: Path, log: Path, max_polling_interval: float = 0.2) -> subprocess.Popen:
+    """One ``certlc worker`` on a settings file, its output in ``log`` (never a pipe); the bench's own settings
+    (the stack put them in this process's environment) stay out."""
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(CHILD_SETTING_PREFIXES)}
+    with log.open("w") as output:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                *("-m", "certlc", "--settings", str(settings), "worker"),
+                *("--max-polling-interval", str(max_polling_interval)),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def wait_polling(process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    """Until the worker says it polls its queue; a worker that exits first is an error with its output's tail."""
+    from localazure.ports import poll_until
+
+    def polling() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"a worker exited: {log.read_text(errors='replace')[-2000:]}")
+        return "certlc worker: polling" in log.read_text(errors="replace")
+
+    poll_until(polling, timeout=timeout, interval=0.1, what="a worker's start")
+
+
+@contextmanager
+def worker_processes(
+    stack: Any, count: int, folder: Path | None = None
+) -> Iterator[list[tuple[subprocess.Popen, Path]]]:
+    """``count`` ``certlc worker`` processes on the stack's queue (its settings file), started and polling; each
+    with its log file (in ``folder``, the stack's folder by default). Stopped with SIGTERM on the way out."""
+    import signal
+
+    folder = folder or Path(stack.directory)
+    started: list[tuple[subprocess.Popen, Path]] = []
+    try:
+        for i in range(count):
+            log = folder / f"worker-{count}-{i}.log"
+            started.append((spawn_worker(stack.settings_path, log), log))
+        for process, log in started:
+            wait_polling(process, log)
+        yield started
+    finally:
+        for process, _ in started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGCONT)  # a paused one must run to take its SIGTERM
+                process.send_signal(signal.SIGTERM)
+        for process, _ in started:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def seed_with_policy(
+    stack: Any,
+    names: Iterable[tuple[str, str]],
+    policy: Mapping[str, Any],
+    *,
+    days_left: int = DUE_DAYS_LEFT,
+    workers: int = 8,
+) -> dict[tuple[str, str], str]:
+    """``seed`` with extra ``CertificatePolicy`` arguments (e.g. ``key_type=KeyType.rsa_hsm``); each one's
+    current version."""
+    from localazure.seeding import PreviousCA, seed_certificate
+
+    ca = PreviousCA()
+    now = emulated_now(stack)
+    clients = {vault: certificate_client(stack, vault) for vault in stack.vault_names}
+
+    def one(key: tuple[str, str]) -> tuple[tuple[str, str], str]:
+        vault, name = key
+        cert = seed_certificate(
+            clients[vault],
+            ca,
+            name,
+            now=now,
+            sans=(f"{name}.bench.example",),
+            days_left=days_left,
+            lifetime_days=LIFETIME_DAYS,
+            **dict(policy),
+        )
+        return key, cert.properties.version
+
+    with ThreadPoolExecutor(workers) as pool:
+        return dict(pool.map(one, list(names)))
