@@ -380,6 +380,17 @@ def version_counts(stack: Any, names: Sequence[tuple[str, str]]) -> Counter[int]
         return Counter(pool.map(count, names))
 
 
+def storm(stack: Any, shells: int) -> list[int]:
+    """A CA migration: ``certlc renew --all --force --queue`` typed in ``shells`` shells at once, each queueing every
+    certificate pinned to the version it saw; the duplicates find it replaced. Their exit codes."""
+    command = [sys.executable, "-m", "certlc", "--settings", str(stack.settings_path)]
+    command += ["renew", "--all", "--force", "--queue", "-o", "json"]
+    runs = [
+        subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL) for _ in range(shells)
+    ]
+    return [run.wait(timeout=1800) for run in runs]
+
+
 def measure(stack: Any, names: Sequence[tuple[str, str]], args: argparse.Namespace) -> dict[str, Any]:
     """Seed, queue every renewal under throttling, settle; what the emulator, the audit and the vaults show."""
     from azure.keyvault.certificates import KeyType
@@ -402,10 +413,14 @@ def measure(stack: Any, names: Sequence[tuple[str, str]], args: argparse.Namespa
         )
         stack.control.clear_requests()
         started = time.perf_counter()
-        enqueue(
-            stack,
-            (RenewalRequest(v, n, "near_expiry", version=ver).to_json() for (v, n), ver in versions.items()),
-        )
+        if args.storm:
+            storm_exits = storm(stack, args.storm)
+        else:
+            storm_exits = []
+            enqueue(
+                stack,
+                (RenewalRequest(v, n, "near_expiry", version=ver).to_json() for (v, n), ver in versions.items()),
+            )
         run_until_settled(stack, audit, len(names), args.timeout)
         seconds = time.perf_counter() - started
         stats = stack.control.throttle_stats()
@@ -427,6 +442,7 @@ def measure(stack: Any, names: Sequence[tuple[str, str]], args: argparse.Namespa
         "worker_invocations": worker_invocations,
         "budget_blob": budget_blob(stack),
         "traced": traced,
+        "storm_exits": storm_exits,
     }
 
 
@@ -451,12 +467,16 @@ def report(run: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     found = bars(
         throttled=throttled, share=share, fraction=fraction, failures=failures, versions=counts, certs=args.certs
     )
+    if args.storm:  # every shell queued every certificate and said so
+        exits = run["storm_exits"]
+        found["storm_shells_done"] = {"value": exits, "bar": "every shell exit 0", "met": set(exits) == {0}}
     subscription_stats = run["stats"].get("subscriptions", {}).get(SUBSCRIPTION, {})
     return {
         "benchmark": "throughput",
         "certificates": args.certs,
         "vaults": args.vaults,
         "processes": args.processes,
+        "storm_shells": args.storm,
         "hsm": args.hsm,
         "throttling": throttled,
         "pacing": args.pacing,
@@ -501,6 +521,7 @@ def report(run: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         "failures": failures,
         "failed_store_entries": run["failed_store"],
         "versions_per_certificate": {str(k): v for k, v in sorted(counts.items())},
+        "storm_shells_exit_codes": run["storm_exits"],
         "bars": found,
         "met": all(b["met"] for b in found.values()),
     }
@@ -572,6 +593,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--emulated-clock", action="store_true", help="keep CERTLC_CLOCK_URL (an HTTPS call a renewal)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds to settle (default: 3 x the ideal)")
     parser.add_argument("--matrix", choices=("full",), help="run the issue's configurations, each in its own process")
+    parser.add_argument(
+        "--storm",
+        type=int,
+        default=0,
+        metavar="SHELLS",
+        help="a CA migration: `certlc renew --all --force --queue` from SHELLS shells at once, instead of the queue",
+    )
     parser.add_argument("--result-name", default="throughput", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not 0 < args.time_scale <= 1:

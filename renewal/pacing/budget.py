@@ -27,6 +27,7 @@ from renewal.pacing.limits import CREATES_PER_VAULT, SUBSCRIPTION_FACTOR, WINDOW
 
 SCHEMA = "certlc.keyvault-budget/1"
 MIN_SHARE = 0.25
+CATCH_UP = 0.5  # after a late grant, the next may come after half of one create's share of the window
 LONE_429_CUT = 0.9  # a lone 429 (a straggler, another client's burst) costs a tenth of the rate, for a window
 STREAK_429_CUT = 0.5  # 429s one after another: someone else uses the vault in earnest
 RECOVERY_PER_WINDOW = 0.1
@@ -156,11 +157,16 @@ def share_now(state: VaultState, now: float, window: float) -> float:
 
 
 def wait_for_spacing(grants: Collection[tuple[float, int]], now: float, seconds_per_unit: float) -> float:
-    """Seconds until the last grant's cost has passed at the paced rate (0: now)."""
-    if not grants:
-        return 0.0
-    at, cost = max(grants)
-    return max(0.0, at + cost * seconds_per_unit - now)
+    """Seconds until the grants of the window, newest first, have each had their cost's share of time at the paced
+    rate: the k newest at least their costs' span before now. A grant made late (its thread busy, a write retried)
+    would otherwise push every later one back; here the next may follow it sooner, down to ``CATCH_UP`` of one
+    create's share, so the rate holds over time without a burst."""
+    wait, used = 0.0, 0
+    for k, (at, cost) in enumerate(sorted(grants, reverse=True), start=1):
+        used += cost
+        span = used * seconds_per_unit * (CATCH_UP if k == 1 else 1.0)
+        wait = max(wait, at + span - now)
+    return wait
 
 
 def wait_for_room(grants: Collection[tuple[float, int]], cost: int, cap: int, now: float, window: float) -> float:

@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from renewal.pacing.budget import (
+    CATCH_UP,
     Budget,
     Limits,
     VaultState,
@@ -41,26 +42,29 @@ SUBSCRIPTION_SPACE = 10.0 / 95
         ("one create's share of the window after the last grant", budget(kv1=VaultState(grants(1, 100.0 - SPACE))),
          "kv1", 1, 100.0, {"kv1"}, True, "granted", 0.0),
         ("grants are spaced, never a burst", budget(kv1=VaultState(grants(1, 99.9))), "kv1", 1, 100.0, {"kv1"},
-         False, "vault_full", round(99.9 + SPACE - 100.0, 6)),
-        ("an HSM create takes two shares of the window", budget(kv1=VaultState(((99.0, 2),))), "kv1", 2, 100.0,
-         {"kv1"}, False, "vault_full", round(99.0 + 2 * SPACE - 100.0, 6)),
-        ("Key Vault's own limit over the window is a hard cap", budget(kv1=VaultState(grants(20, 91.0))), "kv1", 1,
-         100.0, {"kv1"}, False, "vault_full", 1.0),
+         False, "vault_full", round(99.9 + CATCH_UP * SPACE - 100.0, 6)),
+        ("the rate holds over the grants of the window", budget(kv1=VaultState(grants(2, 99.0, 0.6))), "kv1", 1,
+         100.0, {"kv1"}, False, "vault_full", round(99.0 + 2 * SPACE - 100.0, 6)),
+        ("after a late grant the next catches up", budget(kv1=VaultState(((98.0, 1), (99.7, 1)))), "kv1", 1, 100.0,
+         {"kv1"}, True, "granted", 0.0),
+        ("an HSM create takes two shares of the window", budget(kv1=VaultState(((99.5, 2),))), "kv1", 2, 100.0,
+         {"kv1"}, False, "vault_full", round(99.5 + 2 * CATCH_UP * SPACE - 100.0, 6)),
         ("grants older than the window do not count", budget(kv1=VaultState(grants(20, 89.0))), "kv1", 1, 100.0,
          {"kv1"}, True, "granted", 0.0),
         ("a paused vault waits out its pause", budget(kv1=VaultState(paused_until=103.0)), "kv1", 1, 100.0, {"kv1"},
          False, "vault_paused", 3.0),
-        ("the subscription spaces its vaults' grants", budget(kv2=VaultState(grants(1, 99.95))), "kv1", 1, 100.0,
-         {"kv1", "kv2"}, False, "subscription_full", round(99.95 + SUBSCRIPTION_SPACE - 100.0, 6)),
+        ("the subscription spaces its vaults' grants", budget(kv2=VaultState(grants(1, 99.99))), "kv1", 1, 100.0,
+         {"kv1", "kv2"}, False, "subscription_full", round(99.99 + CATCH_UP * SUBSCRIPTION_SPACE - 100.0, 6)),
         ("the subscription's ceiling binds across vaults",
          budget(**{f"kv{i}": VaultState(grants(20, 91.0)) for i in range(1, 6)}), "kv6", 1, 100.0,
-         {f"kv{i}" for i in range(1, 7)}, False, "subscription_full", 1.0),
+         {f"kv{i}" for i in range(1, 7)}, False, "subscription_full",
+         round(91.0 + 100 * SUBSCRIPTION_SPACE - 100.0, 6)),
         ("vaults of another subscription do not count",
          budget(**{f"kv{i}": VaultState(grants(20, 91.0)) for i in range(1, 6)}), "kv6", 1, 100.0, {"kv6"}, True,
          "granted", 0.0),
-        ("after a 429 the vault's share spaces grants further apart", budget(kv1=VaultState(grants(1, 99.0),
+        ("after a 429 the vault's share spaces grants further apart", budget(kv1=VaultState(grants(1, 99.8),
          throttled_at=99.0, share=0.5)), "kv1", 1, 100.0, {"kv1"}, False, "vault_full",
-         round(99.0 + 10.0 / (19 * 0.51) - 100.0, 6)),
+         round(99.8 + CATCH_UP * 10.0 / (19 * 0.51) - 100.0, 6)),
     ],
 )  # fmt: skip
 def test_take(why, state, vault, cost, now, peers, granted, reason, wait) -> None:
@@ -68,6 +72,13 @@ def test_take(why, state, vault, cost, now, peers, granted, reason, wait) -> Non
     assert (grant.granted, grant.reason, round(grant.wait_seconds, 6)) == (granted, reason, wait), why
     if granted:
         assert grant.budget.vaults[vault].grants[-1] == (now, cost)
+
+
+def test_key_vault_own_limit_over_the_window_is_a_hard_cap_whatever_the_pace() -> None:
+    loose = Limits(headroom=2.0)  # a pace above the limit: only the cap can hold it
+    full = budget(kv1=VaultState(grants(20, 95.0)))
+    grant = take(full, "kv1", 1, 100.0, loose, {"kv1"})
+    assert (grant.granted, grant.reason, grant.wait_seconds) == (False, "vault_full", 5.0)
 
 
 def test_grants_taken_as_fast_as_allowed_come_at_95_percent_of_the_limit_and_never_past_it() -> None:
@@ -80,7 +91,7 @@ def test_grants_taken_as_fast_as_allowed_come_at_95_percent_of_the_limit_and_nev
         now += grant.wait_seconds
     per_window = [sum(start <= t < start + 10.0 for t in times) for start in (0.0, 10.0, 20.0, 30.0, 40.0)]
     assert set(per_window) <= {19, 20} and sum(per_window) / len(per_window) <= 19.2
-    assert all(b - a >= SPACE - 1e-9 for a, b in itertools.pairwise(times))
+    assert all(b - a >= CATCH_UP * SPACE - 1e-9 for a, b in itertools.pairwise(times))
 
 
 def test_a_lone_429_pauses_for_what_key_vault_asked_and_costs_a_tenth_of_the_rate() -> None:
