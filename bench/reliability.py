@@ -38,7 +38,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
-import os
 import random
 import signal
 import statistics
@@ -60,7 +59,15 @@ sys.path.insert(0, str(ROOT))
 from localazure.ports import poll_until  # noqa: E402
 from localazure.refusing_ca import SlowRefusingCfssl  # noqa: E402
 
-from bench.support import certificate_client, local_stack, seed, write_result  # noqa: E402
+from bench.support import (  # noqa: E402
+    certificate_client,
+    local_stack,
+    seed,
+    spawn_worker,
+    wait_polling,
+    worker_processes,
+    write_result,
+)
 from renewal.eventgrid.schema import (  # noqa: E402
     CERTIFICATE_EXPIRED,
     CERTIFICATE_NEAR_EXPIRY,
@@ -82,7 +89,6 @@ STOPPED = {  # the operator's act that ends a renewal: audit reason → what its
     "certificate_disabled": "disabled while it was renewed",
     "certificate_deleted": "deleted while it was renewed",
 }
-CHILD_SETTING_PREFIXES = ("CERTLC_", "Certlc", "AzureWebJobs")  # a child process reads its settings file only
 
 
 @dataclasses.dataclass
@@ -400,48 +406,8 @@ class Matrix:
     @contextlib.contextmanager
     def workers(self, count: int) -> Iterator[list[subprocess.Popen]]:
         """``count`` ``certlc worker`` processes on the stack's queue, their output in files (never a pipe)."""
-        started: list[tuple[subprocess.Popen, Path]] = []
-        try:
-            for i in range(count):
-                log = self.scratch / f"worker-{count}-{i}.log"
-                started.append((_spawn_worker(self.stack.settings_path, log), log))
-            for process, log in started:
-                _wait_polling(process, log)
+        with worker_processes(self.stack, count, self.scratch) as started:
             yield [p for p, _ in started]
-        finally:
-            for process, _ in started:
-                if process.poll() is None:
-                    process.send_signal(signal.SIGCONT)  # a paused one must run to take its SIGTERM
-                    process.send_signal(signal.SIGTERM)
-            for process, _ in started:
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=10)
-
-
-def _spawn_worker(settings: Path, log: Path) -> subprocess.Popen:
-    """One ``certlc worker`` on a settings file, its output in ``log``; the bench's own settings stay out."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(CHILD_SETTING_PREFIXES)}
-    with log.open("w") as output:
-        return subprocess.Popen(
-            [sys.executable, "-m", "certlc", "--settings", str(settings), "worker", "--max-polling-interval", "0.2"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _wait_polling(process: subprocess.Popen, log: Path) -> None:
-    def polling() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"a worker exited: {log.read_text(errors='replace')[-2000:]}")
-        return "certlc worker: polling" in log.read_text(errors="replace")
-
-    poll_until(polling, timeout=60, interval=0.1, what="a worker's start")
 
 
 def _ends(record: Mapping[str, Any], expect: str) -> bool:
@@ -900,8 +866,8 @@ def paused_holder_row(m: Matrix, point: str) -> dict[str, Any]:
         if in_read:  # A's first read: the SDK's challenge request (401), then the read itself; both late
             m.stack.control.add_fault(latency_ms=4000, method="GET", path=f"/certificates/{name}/?$", count=2)
         try:
-            started.append(_spawn_worker(_settings_file(folder / "a.json", a_values), folder / "a.log"))
-            _wait_polling(started[0], folder / "a.log")
+            started.append(spawn_worker(_settings_file(folder / "a.json", a_values), folder / "a.log"))
+            wait_polling(started[0], folder / "a.log")
             queue.send_message(message())
             if in_read:
                 poll_until(
@@ -914,8 +880,8 @@ def paused_holder_row(m: Matrix, point: str) -> dict[str, Any]:
                 raise RuntimeError(f"worker A never asked its CA: {trail()}")
             started[0].send_signal(signal.SIGSTOP)  # the answer arrives while A is stopped
             paused = time.monotonic()
-            started.append(_spawn_worker(_settings_file(folder / "b.json", b_values), folder / "b.log"))
-            _wait_polling(started[1], folder / "b.log")
+            started.append(spawn_worker(_settings_file(folder / "b.json", b_values), folder / "b.log"))
+            wait_polling(started[1], folder / "b.log")
             time.sleep(max(0.0, LOCK_SECONDS + 3 - (time.monotonic() - paused)))  # A's lease lapses
             queue.send_message(message())
             r.deliveries = 2

@@ -70,8 +70,10 @@ def seed(
     days_left: int = DUE_DAYS_LEFT,
     tags: Mapping[str, str] | None = None,
     workers: int = 8,
+    policy: Mapping[str, Any] | None = None,
 ) -> dict[tuple[str, str], str]:
-    """Create (vault, name) certificates issued by a previous CA; returns each one's current version."""
+    """Create (vault, name) certificates issued by a previous CA; returns each one's current version. ``policy``:
+    extra ``CertificatePolicy`` arguments (e.g. ``key_type=KeyType.rsa_hsm``)."""
     from localazure.seeding import PreviousCA, seed_certificate
 
     ca = PreviousCA()
@@ -89,6 +91,7 @@ def seed(
             days_left=days_left,
             lifetime_days=LIFETIME_DAYS,
             tags=dict(tags or {}),
+            **dict(policy or {}),
         )
         return key, cert.properties.version
 
@@ -278,37 +281,3 @@ def worker_processes(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
-
-
-def seed_with_policy(
-    stack: Any,
-    names: Iterable[tuple[str, str]],
-    policy: Mapping[str, Any],
-    *,
-    days_left: int = DUE_DAYS_LEFT,
-    workers: int = 8,
-) -> dict[tuple[str, str], str]:
-    """``seed`` with extra ``CertificatePolicy`` arguments (e.g. ``key_type=KeyType.rsa_hsm``); each one's
-    current version."""
-    from localazure.seeding import PreviousCA, seed_certificate
-
-    ca = PreviousCA()
-    now = emulated_now(stack)
-    clients = {vault: certificate_client(stack, vault) for vault in stack.vault_names}
-
-    def one(key: tuple[str, str]) -> tuple[tuple[str, str], str]:
-        vault, name = key
-        cert = seed_certificate(
-            clients[vault],
-            ca,
-            name,
-            now=now,
-            sans=(f"{name}.bench.example",),
-            days_left=days_left,
-            lifetime_days=LIFETIME_DAYS,
-            **dict(policy),
-        )
-        return key, cert.properties.version
-
-    with ThreadPoolExecutor(workers) as pool:
-        return dict(pool.map(one, list(names)))
