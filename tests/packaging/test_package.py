@@ -394,12 +394,16 @@ def test_the_wheel_requires_what_requirements_txt_lists(tmp_path: Path) -> None:
         (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
         message = Parser().parsestr(archive.read(metadata).decode())
         entry_points = archive.read(metadata.replace("METADATA", "entry_points.txt")).decode()
-    declared = {str(Requirement(r)) for r in message.get_all("Requires-Dist") or []}
+    required = [Requirement(r) for r in message.get_all("Requires-Dist") or []]
+    declared = {str(r) for r in required if r.marker is None}
+    extras = {str(r).split(";")[0] for r in required if r.marker is not None}
     listed = {
         str(Requirement(line.split(" #")[0]))
         for line in (ROOT / "requirements.txt").read_text().splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     }
     assert declared == listed
+    assert extras == {"azure-keyvault-secrets<4.13,>=4.9"}, "certlc sync's extra, and nothing else optional"
+    assert message.get_all("Provides-Extra") == ["sync"]
     assert "azure-functions==1.26.0" in declared
     assert "certlc = certlc.cli:main" in entry_points
