@@ -68,11 +68,17 @@ def test_renew_all_force_renews_each_managed_certificate_once_even_from_two_proc
         assert [q.returncode for q in queued] == [0, 0], [q.stderr for q in queued]
         assert all(f"kv1/{n}: queued" in q.stdout for q in queued for n in MANAGED), queued[0].stdout
 
+        audit_file = Path(json.loads(Path(info["settings_file"]).read_text())["Values"]["CERTLC_AUDIT_FILE"])
+
         def all_renewed_again() -> bool:
             return all(versions(info, n) == 3 for n in MANAGED)
 
-        poll_until(all_renewed_again, timeout=120, interval=0.5, what="the stack's functions renewing the queue")
-        audit_file = Path(json.loads(Path(info["settings_file"]).read_text())["Values"]["CERTLC_AUDIT_FILE"])
+        def seen() -> str:  # on a time-out: what the stack did with each queued request
+            records = [json.loads(line) for line in audit_file.read_text().splitlines() if line.strip()]
+            steps = [(r["name"], r["event"], r.get("reason"), r.get("delay_seconds")) for r in records]
+            return f"the stack's functions renewing the queue: {[s for s in steps if s[0] in MANAGED][-24:]}"
+
+        poll_until(all_renewed_again, timeout=180, interval=0.5, what=seen)
 
         def superseded() -> dict[str, int]:  # the duplicate of each queued request, once the stack has taken it
             records = [json.loads(line) for line in audit_file.read_text().splitlines() if line.strip()]
