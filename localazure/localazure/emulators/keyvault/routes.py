@@ -15,6 +15,7 @@ from .certificates import Certificates
 from .contacts import Contacts
 from .errors import Response
 from .issuers import Issuers
+from .schemas import OPERATIONS
 from .throttling import weight
 
 
@@ -199,26 +200,20 @@ ROUTES: tuple[Route, ...] = (
 
 # Operations on one named certificate: Key Vault's limits charge them at the weight of the certificate's key
 # (throttling.weight). Secrets, issuers, contacts, lists and restores carry no key type and weigh 1.
-KEYED_OPERATIONS = frozenset(
-    {
-        "BackupCertificate",
-        "CreateCertificate",
-        "ImportCertificate",
-        "GetCertificateOperation",
-        "UpdateCertificateOperation",
-        "DeleteCertificateOperation",
-        "MergeCertificate",
-        "GetCertificatePolicy",
-        "UpdateCertificatePolicy",
-        "GetCertificateVersions",
-        "GetCertificate",
-        "UpdateCertificate",
-        "DeleteCertificate",
-        "GetDeletedCertificate",
-        "PurgeDeletedCertificate",
-        "RecoverDeletedCertificate",
-    }
-)
+KEYED_OPERATIONS = frozenset(OPERATIONS) - {
+    "GetCertificates",
+    "GetDeletedCertificates",
+    "RestoreCertificate",
+    "GetSecret",
+    "GetCertificateIssuers",
+    "SetCertificateIssuer",
+    "UpdateCertificateIssuer",
+    "GetCertificateIssuer",
+    "DeleteCertificateIssuer",
+    "SetCertificateContacts",
+    "GetCertificateContacts",
+    "DeleteCertificateContacts",
+}
 
 
 def throttle_weight(route: Route, services: Services, vault: str, params: Mapping[str, str], body: bytes) -> int:
