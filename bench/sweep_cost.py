@@ -79,6 +79,9 @@ COST: dict[str, dict[str, int]] = {
     "orphan_pending": {GET: 1, VERSIONS: 1, GET_VERSION: 1, PENDING: 1},
 }
 WARNED = ("notice_self_issued", "notice_opted_out")  # their tag write happens once a UTC day
+# Told today, and the listing's tags say certlc renews it not (opted out): later sweeps that day do not read it.
+# A Self-issued one cannot be told apart on the listing (the issuer is in the policy), so it is read every hour.
+TOLD_AND_LEFT_ALONE = ("notice_opted_out",)
 
 # The mix: a share of N, at least ``floor`` of each (per vault for the canaries); the rest healthy.
 SHARES = {
@@ -149,6 +152,8 @@ def predict(mix: Mapping[str, Mapping[str, int]], *, first_of_day: bool = True) 
         pages = math.ceil(sum(kinds.values()) / PAGE_SIZE)
         sweep: Counter[str] = Counter({LIST: pages})
         for kind, count in kinds.items():
+            if kind in TOLD_AND_LEFT_ALONE and not first_of_day:
+                continue
             for call, per in COST[kind].items():
                 if call == TAG_WRITE and not first_of_day:
                     continue

@@ -108,13 +108,21 @@ def worth_a_look(
     A listing that shows a pending create's placeholder says nothing about the certificate's dates, so it is
     always looked at: it may be a renewal in flight, or an orphan to take over. Otherwise: inside the renewal
     window, inside the notice window (someone may have to be told), or a canary whose scheduled renewal has come.
+    The listing's tags say when certlc renews nothing: an opted-out certificate matters only inside the notice
+    window, and one nobody renews (opted out, or failed for good) that was told today has nothing more to happen
+    today.
     """
     if is_placeholder(summary):
         return True
     if not summary.enabled or summary.expires_on is None:
         return False
+    opted_out = cert_tags.is_false(cert_tags.tag(summary.tags, cert_tags.RENEW))
+    failed = (cert_tags.tag(summary.tags, cert_tags.LAST_OUTCOME) or "").startswith("failed")
+    if (opted_out or failed) and cert_tags.tag(summary.tags, cert_tags.WARNED) == now.strftime("%Y-%m-%d"):
+        return canary_is_due(vault, summary, now, canary)
     left = summary.expires_on - now
-    window = max(threshold(summary.not_before, summary.expires_on, summary.tags, settings), settings.warn_within)
+    renewal = threshold(summary.not_before, summary.expires_on, summary.tags, settings)
+    window = settings.warn_within if opted_out else max(renewal, settings.warn_within)
     return left <= window or canary_is_due(vault, summary, now, canary)
 
 

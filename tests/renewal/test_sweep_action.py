@@ -48,6 +48,11 @@ def test_sweep_action(verdict: Verdict, warned_today: bool, action: str, warn: b
 
 
 DAILY_CANARY = CanarySettings(frozenset({"kv1/web"}), dt.timedelta(days=1))
+OPTED_OUT = {"certlc-renew": "false"}
+EARLY = {"certlc-renew-before-days": "60"}
+FAILED = {"certlc-last-outcome": f"failed ca_denied {NOW - dt.timedelta(days=1):%Y-%m-%d}"}
+TOLD_TODAY = {"certlc-warned": f"{NOW:%Y-%m-%d}"}
+TOLD_YESTERDAY = {"certlc-warned": f"{NOW - dt.timedelta(days=1):%Y-%m-%d}"}
 CANARY_TAG = {"certlc-canary": "true"}
 
 
@@ -74,6 +79,15 @@ def listed(
         ("kv2", listed(tags=CANARY_TAG), CanarySettings(), False),  # the tag, every 7 days (the default)
         ("kv1", listed(days_left=30, age=335), CanarySettings(), True),  # inside the notice window: someone is told
         ("kv1", listed(days_left=31, age=335), CanarySettings(), False),
+        # the listing's tags: opted out, only the notice window; told today, nothing more today
+        ("kv1", listed(days_left=40, age=50, tags=EARLY), CanarySettings(), True),  # inside its own 60 days
+        ("kv1", listed(days_left=40, age=50, tags=EARLY | OPTED_OUT), CanarySettings(), False),  # not certlc's
+        ("kv1", listed(days_left=30, age=335, tags=OPTED_OUT), CanarySettings(), True),
+        ("kv1", listed(days_left=20, age=345, tags=OPTED_OUT | TOLD_TODAY), CanarySettings(), False),
+        ("kv1", listed(days_left=20, age=345, tags=OPTED_OUT | TOLD_YESTERDAY), CanarySettings(), True),
+        ("kv1", listed(days_left=5, age=85, tags=FAILED | TOLD_TODAY), CanarySettings(), False),
+        ("kv1", listed(days_left=5, age=85, tags=TOLD_TODAY), CanarySettings(), True),  # renewable again: read
+        ("kv1", listed(tags=OPTED_OUT | TOLD_TODAY), DAILY_CANARY, True),  # a canary's schedule still counts
     ],
 )
 def test_the_sweep_looks_at_certificates_inside_their_window_and_canaries_on_schedule(
