@@ -166,6 +166,15 @@ DELEGATED = [
         ["certlc renew shop-expiring --dry-run", "certlc renew shop-expiring --force", "certlc renew --all"],
     ),
     (
+        "revoke",
+        "revoke a version nobody should trust any more at its CA (not the current one, nor one still served)",
+        "certlc.commands.revoke",
+        [
+            "certlc revoke shop-expiring --version 0123abcd --reason superseded",
+            "certlc revoke shop-expiring --version 0123abcd --reason key-compromise --dry-run",
+        ],
+    ),
+    (
         "sweep",
         "find due certificates nothing is renewing and queue them",
         "certlc.commands.sweep",

@@ -59,6 +59,14 @@ class AuditEvent(StrEnum):
     ROLLOUT_UPDATED = "rollout_updated"
     RETIRED = "retired"
     SERVED = "served"  # every target of a prober serves the version a renewal merged: folded under that renewal
+    # renewal.compromise: the key turned new for this renewal, the old certificate revoked at its CA (or awaiting a
+    # person, or refused), the policy put back, every step done
+    KEY_REUSE_OFF = "key_reuse_off"
+    REVOKED = "revoked"
+    REVOCATION_AWAITING = "revocation_awaiting_person"
+    REVOCATION_REFUSED = "revocation_refused"
+    KEY_REUSE_RESTORED = "key_reuse_restored"
+    COMPROMISE_FINISHED = "compromise_finished"
     # someone ran a command that changes what certlc does (certlc.commands.operator)
     OPERATOR_ACTION = "operator_action"
     # certlc sync deployed a version on a server (certlc.sync.agent): its files, the reload, the check that the

@@ -60,6 +60,7 @@ class Reason(StrEnum):
     CANARY_DUE = "canary_due"
     FORCED = "forced"  # certlc renew --force, before it is due
     COMPROMISE = "compromise"  # certlc renew --compromise: now, whatever its dates
+    COMPROMISE_UNFINISHED = "compromise_unfinished"  # merged with a new key; the old one not yet revoked and disabled
 
 
 @dataclass(frozen=True)
@@ -269,6 +270,22 @@ def renewal_in_flight(given: Input) -> Verdict | None:
     )
 
 
+def compromise_unfinished(given: Input) -> Verdict | None:
+    """A compromise renewal merged its new key but did not finish (``renewal.compromise``): whoever comes next revokes
+    and disables the old version instead of renewing again, whatever the trigger."""
+    cert = _cert(given)
+    value = cert_tags.tag(cert.tags, cert_tags.COMPROMISED)
+    if not value:
+        return None
+    old = value.split(" ", 1)[0]
+    return Verdict(
+        "renew",
+        Reason.COMPROMISE_UNFINISHED,
+        f"renewed with a new key; its compromised version {old} is not yet revoked and disabled: certlc finishes that",
+        ca=ca_of(cert.tags, given.settings),
+    )
+
+
 def pending_operation_under_way(given: Input) -> Verdict | None:
     """A pending operation in progress goes on, due or not: this renewal's own from an earlier attempt (the request
     names it, as ``renewal.pending`` reads it), or one no live renewal owns (an interrupted ``certlc renew``, a dead
@@ -366,6 +383,7 @@ CERTIFICATE_CHECKS: tuple[Check, ...] = (
     event_is_current,
     not_failed_before,
     renewal_in_flight,
+    compromise_unfinished,
     pending_operation_under_way,
     certificate_is_due,
     tags_fit_key_vault,

@@ -172,6 +172,11 @@ class KeyVault:
         with _translated(f"disabling version {version} of {name}"):
             self._client.update_certificate_properties(name, version, enabled=False)
 
+    def update_policy(self, name: str, policy: Any) -> None:
+        """The certificate's policy, for its next version (a compromise renewal puts its key reuse back)."""
+        with _translated(f"update the policy of {name!r}"):
+            self._client.update_certificate_policy(name, policy)
+
     def update_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
         with _translated(f"update the tags of {name!r}"):
             self._client.update_certificate_properties(name, version, tags=dict(tags))
@@ -188,6 +193,22 @@ class KeyVault:
                     tags=dict(props.tags or {}),
                     has_certificate=props.x509_thumbprint is not None,
                 )
+
+
+POLICY_FIELDS = (
+    "subject", "exportable", "key_type", "key_size", "key_curve_name", "enhanced_key_usage", "key_usage",
+    "content_type", "validity_in_months", "lifetime_actions", "certificate_type", "certificate_transparency",
+    "san_emails", "san_dns_names", "san_user_principal_names", "san_ip_addresses", "san_uris",
+)  # fmt: skip
+
+
+def with_key_reuse(policy: Any, reuse: bool) -> Any:
+    """A copy of an SDK ``CertificatePolicy`` that differs only in ``reuse_key``, built from its public fields (the
+    constructor takes each under its property's name)."""
+    from azure.keyvault.certificates import CertificatePolicy
+
+    kept = {f: getattr(policy, f) for f in POLICY_FIELDS if getattr(policy, f, None) is not None}
+    return CertificatePolicy(issuer_name=policy.issuer_name, reuse_key=reuse, **kept)
 
 
 def is_placeholder(cert: CertificateSnapshot | CertificateSummary) -> bool:

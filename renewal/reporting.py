@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from renewal import tags as cert_tags
-from renewal.ca.base import Denied
+from renewal.ca.base import AwaitingPerson, Denied, RevocationResult, Revoked
 from renewal.keyvault import CertificateSnapshot
 from renewal.messages import RenewalRequest
 from renewal.notify import (
+    CompromiseHandled,
     Escalation,
     ExpiringWithoutRenewal,
     MessageRejected,
@@ -133,6 +134,38 @@ class Reporter:
                 ca_message=denied.ca_message if denied else "",
             ),
         )
+
+    def compromise_handled(
+        self,
+        request: RenewalRequest,
+        current: CertificateSnapshot,
+        old_version: str,
+        ca: str,
+        old: CertificateSnapshot | None,
+        revocation: RevocationResult | None,
+        error: str,
+        still_serving: tuple[str, ...] = (),
+    ) -> None:
+        """A compromise renewal's last word (``renewal.compromise``): what the CA did with the old certificate."""
+        state = cert_tags.tag(old.tags, cert_tags.REVOCATION) if old is not None else None
+        said = (state or "").split(" ", 1)[0]
+        if revocation is not None:
+            said = "revoked" if isinstance(revocation, Revoked) else "awaiting"
+        notification = CompromiseHandled(
+            vault=request.vault,
+            name=request.name,
+            old_version=old_version,
+            new_version=current.version,
+            ca=ca,
+            revocation=said if said in ("revoked", "awaiting", "refused") else "gone",
+            detail=revocation.detail if isinstance(revocation, Revoked) else error,
+            instructions=revocation.instructions if isinstance(revocation, AwaitingPerson) else "",
+            serial=revocation.serial if revocation is not None else "",
+            still_serving=still_serving,
+            recipients=tuple(recipients_from_tags(current.tags, self._env)),
+            channels=channels_from_tags(current.tags),
+        )
+        self._send(request, notification)
 
     def rejected(self, reason: str, message: str, raw: str) -> None:
         """A queue message nobody can act on: one notice per cause and hour in this process, never a flood."""

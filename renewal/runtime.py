@@ -83,8 +83,18 @@ def build_runtime(
         clock=clock,
         dry_run=dry_run,
         pacer=pacer,
+        serving=(lambda vault, name, thumbprint: ()) if dry_run else _serving(env),
     )
     return Runtime(env, settings, renewals, failed, workflow, reporter, clock)
+
+
+def _serving(env: Mapping[str, str]) -> Callable[[str, str, str], tuple[str, ...]]:
+    """The targets the last target check saw serving a certificate, from its blobs beside the locks."""
+    from renewal.ledger import lock_container
+    from renewal.targets.store import TargetStore, still_serving
+
+    store = TargetStore(lock_container(env, retry_total=0, connection_timeout=5, read_timeout=10))
+    return lambda vault, name, thumbprint: still_serving(store, vault, name, thumbprint)
 
 
 def ca_factory(
@@ -109,7 +119,11 @@ def _make_ca(name: str, env: Mapping[str, str], clock: Clock, timeout: float) ->
     if name == "local":
         from renewal.ca.local import LocalCA
 
-        return LocalCA(Path(env.get("CERTLC_LOCAL_CA_DIR", ".local/ca")), clock=clock)
+        return LocalCA(
+            Path(env.get("CERTLC_LOCAL_CA_DIR", ".local/ca")),
+            clock=clock,
+            crl_url=env.get("CERTLC_LOCAL_CA_CRL_URL") or None,
+        )
     if name == "cfssl":
         from renewal.ca.cfssl import CfsslAuthority
 

@@ -8,6 +8,7 @@
 | ``CERTLC_CA`` | ``local`` | default CA adapter: ``local``, ``cfssl``, ``acme`` (tag ``certlc-ca`` overrides) |
 | ``CERTLC_CA_PROFILE`` | | default CA profile/template when neither tag nor certificate names one |
 | ``CERTLC_LOCAL_CA_DIR`` | ``.local/ca`` | folder of the built-in CA (key 0600) |
+| ``CERTLC_LOCAL_CA_CRL_URL`` | none | where the built-in CA's CRL is published (its certificates' CDP) |
 | ``CERTLC_CFSSL_URL`` | | CFSSL remote signer base URL |
 | ``CERTLC_ACME_DIRECTORY`` | | ACME directory URL (with ``CERTLC_ACME_ACCOUNT_KEY``, ``CERTLC_ACME_EMAIL``) |
 | ``CERTLC_RENEW_BEFORE_DAYS`` | ``30`` | renew when at most this many days remain ... |

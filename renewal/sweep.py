@@ -107,12 +107,12 @@ def worth_a_look(
 
     A listing that shows a pending create's placeholder says nothing about the certificate's dates, so it is
     always looked at: it may be a renewal in flight, or an orphan to take over. Otherwise: inside the renewal
-    window, inside the notice window (someone may have to be told), or a canary whose scheduled renewal has come.
-    The listing's tags say when certlc renews nothing: an opted-out certificate matters only inside the notice
-    window, and one nobody renews (opted out, or failed for good) that was told today has nothing more to happen
-    today.
+    window, inside the notice window (someone may have to be told), a canary whose scheduled renewal has come, or a
+    compromise renewal that merged and did not finish (``renewal.compromise``), whatever the dates. The listing's
+    tags say when certlc renews nothing: an opted-out certificate matters only inside the notice window, and one
+    nobody renews (opted out, or failed for good) that was told today has nothing more to happen today.
     """
-    if is_placeholder(summary):
+    if is_placeholder(summary) or cert_tags.tag(summary.tags, cert_tags.COMPROMISED):
         return True
     if not summary.enabled or summary.expires_on is None:
         return False

@@ -16,7 +16,9 @@ Tag names are matched case-insensitively (Key Vault keeps the case they were wri
 
 certlc writes ``certlc-last-outcome`` (``renewed``/``failed: <reason>``, with a UTC date) and
 ``certlc-correlation`` (the renewal that produced a version) on the versions it merges, and
-``certlc-warned`` (the UTC day of the last expiry warning) on versions close to expiry.
+``certlc-warned`` (the UTC day of the last expiry warning) on versions close to expiry. A compromise renewal
+(``renewal.compromise``) writes ``certlc-compromised`` on the new version until the old one is revoked and disabled,
+and ``certlc-revocation`` (what the CA did, a reason and a UTC date) on the old version.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ LAST_OUTCOME = "certlc-last-outcome"
 CORRELATION = "certlc-correlation"
 WARNED = "certlc-warned"
 WRITTEN_BY_CERTLC = frozenset({LAST_OUTCOME, CORRELATION, WARNED})
+COMPROMISED = "certlc-compromised"
+REVOCATION = "certlc-revocation"
+NEVER_CARRIED = WRITTEN_BY_CERTLC | {COMPROMISED, REVOCATION}  # about one version, never copied to the next
 
 # Key Vault's limits on an object's tags; certlc checks them before it creates a version, never truncates.
 MAX_TAGS = 15
@@ -61,7 +66,7 @@ def is_false(value: str | None) -> bool:
 
 def carried_tags(tags: Mapping[str, str]) -> dict[str, str]:
     """The operator's tags, copied to a new version; certlc's own bookkeeping tags stay behind."""
-    return {k: v for k, v in tags.items() if k.strip().lower() not in WRITTEN_BY_CERTLC}
+    return {k: v for k, v in tags.items() if k.strip().lower() not in NEVER_CARRIED}
 
 
 def tags_over_limits(tags: Mapping[str, str]) -> str | None:

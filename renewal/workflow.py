@@ -19,10 +19,20 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from renewal import compromise
 from renewal import tags as cert_tags
 from renewal.backoff import Backoff, after_transient_failure
 from renewal.ca.acme_ari import renewal_window
-from renewal.ca.base import CertificateAuthority, Denied, Issued, Pending
+from renewal.ca.base import (
+    CaError,
+    CaUnavailable,
+    CertificateAuthority,
+    Denied,
+    Issued,
+    Pending,
+    RevocationResult,
+    Revoked,
+)
 from renewal.canary import CanarySettings
 from renewal.csrcheck import CsrMismatch, check_csr_against_policy
 from renewal.decide import (
@@ -44,6 +54,7 @@ from renewal.keyvault import (
     PendingExists,
     PendingGone,
     PendingOperation,
+    with_key_reuse,
 )
 from renewal.ledger import Held, Ledger, LockLost, LockUnavailable, RenewalRecord
 from renewal.messages import RenewalRequest
@@ -52,7 +63,7 @@ from renewal.pacing.store import Paced, Pacer, Unpaced
 from renewal.pending import pending_action
 from renewal.resume import resume_action
 from renewal.vaults import Vault
-from renewal.x509info import csr_to_pem, pem_chain_to_der, same_public_key
+from renewal.x509info import csr_to_pem, der_to_pem, pem_chain_to_der, same_public_key, thumbprint
 
 log = logging.getLogger("certlc.renewal")
 
@@ -190,6 +201,8 @@ class RenewalWorkflow:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     dry_run: bool = False
     pacer: Pacer = field(default_factory=Unpaced)  # Key Vault's create budget, shared by every instance
+    # the targets last seen serving a certificate (vault, name, thumbprint): named in a compromise notice
+    serving: Callable[[str, str, str], tuple[str, ...]] = lambda vault, name, thumbprint: ()
     _locks: KeyedLocks = field(default_factory=lambda: KeyedLocks(), repr=False)
 
     def handle(self, request: RenewalRequest) -> Result:
@@ -223,7 +236,7 @@ class RenewalWorkflow:
             if cert and request.version is None:
                 request = progress.request = replace(request, version=cert.version)
             if cert and cert_tags.tag(cert.tags, cert_tags.CORRELATION) == request.correlation_id:
-                return self._already_merged(progress, cert)
+                return self._already_merged(kv, progress, cert)
             verdict = self._decide(kv, progress, cert, now)
             act = workflow_act(verdict, self.dry_run)
             if act == "stop":
@@ -238,6 +251,8 @@ class RenewalWorkflow:
             if act == "rehearse":
                 return Result("skipped", "dry_run", f"would renew: {verdict.message}", request)
             assert cert is not None
+            if act == "finish_compromise":
+                return self._finish_compromise(kv, progress, cert, verdict.ca or self.settings.default_ca)
             return self._renew(kv, progress, cert, verdict)
         except Exception as exc:  # anything after the read: never an orphan, never a silent drop
             failure = failure_outcome(exc)
@@ -405,10 +420,11 @@ class RenewalWorkflow:
         """
         request = progress.request
         new_tags = cert_tags.carried_tags(cert.tags)
+        policy = self._policy_for(request, cert)
         self.pacer.acquire(request.vault, key_kind(cert.policy))
         progress.fence(self.clock(), "create_pending", version=cert.version, ca=ca)
         try:
-            op = self._create(kv, request, cert, new_tags)
+            op = self._create(kv, request, cert, new_tags, policy)
             self.reporter.audit("csr_created", request, kv_request_id=op.request_id)
         except PendingExists:
             op = kv.get_pending(request.name)
@@ -416,26 +432,41 @@ class RenewalWorkflow:
             if choice.action == "vanished":  # look again on the next attempt
                 raise Transient(choice.reason, f"{choice.message}; retrying") from None
             assert op is not None
-            if choice.action == "replace":
+            old_key = request.trigger == "compromise" and _holds_key_of(cert, op)
+            if choice.action == "replace" or old_key:
                 progress.fence(self.clock(), "replace_pending", version=cert.version, ca=ca)
                 kv.delete_pending(request.name)
-                op = self._create(kv, request, cert, new_tags)
-                self.reporter.audit("csr_created", request, kv_request_id=op.request_id, replaced=choice.reason)
+                op = self._create(kv, request, cert, new_tags, policy)
+                why = "compromised_key" if old_key else choice.reason
+                self.reporter.audit("csr_created", request, kv_request_id=op.request_id, replaced=why)
             else:
                 orphan = choice.reason == "orphaned_pending"
                 self.reporter.audit("csr_reused", request, kv_request_id=op.request_id, orphan=orphan)
         if not op.csr:
             raise Permanent("no_csr", "Key Vault returned a pending operation without a CSR")
+        if request.trigger == "compromise" and _holds_key_of(cert, op):
+            progress.fence(self.clock(), "delete_pending", version=cert.version, ca=ca)
+            kv.delete_pending(request.name)
+            raise Permanent("key_not_new", "Key Vault made the new version with the compromised key; nothing was sent")
         return op.csr, replace(request, kv_request_id=op.request_id)
 
+    def _policy_for(self, request: RenewalRequest, cert: CertificateSnapshot) -> Any:
+        """The policy the create sends (Key Vault makes it the certificate's): as it is, except that a compromise
+        renewal turns key reuse off, so the new version cannot carry the exposed key; it is put back after the
+        merge (``renewal.compromise``)."""
+        if request.trigger != "compromise" or not getattr(cert.policy, "reuse_key", False):
+            return cert.policy
+        self.reporter.audit("key_reuse_off", request, old_version=cert.version)
+        return with_key_reuse(cert.policy, False)
+
     def _create(
-        self, kv: KeyVault, request: RenewalRequest, cert: CertificateSnapshot, tags: Mapping[str, str]
+        self, kv: KeyVault, request: RenewalRequest, cert: CertificateSnapshot, tags: Mapping[str, str], policy: Any
     ) -> PendingOperation:
         """Key Vault's create, inside the budget the pacer granted: a 429 all the same pauses every instance's
         creates of the vault (``Pacer.throttled``) and this request comes back when the pause is over."""
         paced = not isinstance(self.pacer, Unpaced)
         try:
-            return kv.create_pending(request.name, cert.policy, tags, retry_throttled=not paced)
+            return kv.create_pending(request.name, policy, tags, retry_throttled=not paced)
         except KeyVaultError as exc:
             if not paced or exc.status != 429:
                 raise
@@ -478,6 +509,9 @@ class RenewalWorkflow:
             cert_tags.CORRELATION: request.correlation_id,
             cert_tags.LAST_OUTCOME: f"renewed {today}",
         }
+        if request.trigger == "compromise":  # until the old version is revoked and disabled (renewal.compromise)
+            restore = bool(getattr(before.policy, "reuse_key", False))
+            tags[cert_tags.COMPROMISED] = compromise.compromised_tag(before.version, restore)
         try:
             chain = pem_chain_to_der(issued.chain_pem)
         except ValueError as exc:
@@ -507,6 +541,8 @@ class RenewalWorkflow:
             old_expires_on=before.expires_on,
         )
         self._notify_once(progress, before, after, ca, explanation_url)
+        if compromise.unfinished_of(after.tags):
+            return self._finish_compromise(kv, progress, after, ca)
         return Result(
             "renewed",
             "renewed",
@@ -514,6 +550,105 @@ class RenewalWorkflow:
             request,
             new_version=after.version,
         )
+
+    def _finish_compromise(self, kv: KeyVault, progress: _Progress, current: CertificateSnapshot, ca: str) -> Result:
+        """The steps after a compromise renewal's merge (``renewal.compromise``), each fenced and audited, until the
+        new version's tag can go. A CA out of reach does not hold up the disable: the revocation comes back as a
+        transient failure, and the retry (or the sweep) finds only it left to do."""
+        request = progress.request
+        name = request.name
+        fresh = kv.get(name)  # its tags and its policy as they are now
+        if fresh is None or fresh.version != current.version:
+            return Result("skipped", "superseded", f"{name!r} has a newer version than {current.version}", request)
+        unfinished = compromise.unfinished_of(fresh.tags)
+        if unfinished is None:
+            return Result("renewed", "compromise_finished", f"{name!r}: its old version was already retired", request)
+        key_reuse = bool(getattr(fresh.policy, "reuse_key", False))
+        revocation: RevocationResult | None = None
+        ca_error = ""
+        unreachable = False
+        while True:
+            old = kv.version(name, unfinished.old_version)
+            seen = _old_version(old)
+            step = compromise.next_step(unfinished, seen, key_reuse, unreachable)
+            now = self.clock()
+            if step.step == "revoke":
+                assert old is not None and old.cer is not None
+                progress.fence(now, "revoke", version=unfinished.old_version, ca=ca)
+                try:
+                    revocation = self.ca_for(ca).revoke(der_to_pem(old.cer), compromise.REASON)
+                except CaUnavailable as exc:
+                    unreachable, ca_error = True, str(exc)
+                    continue
+                except CaError as exc:
+                    revocation, ca_error = None, str(exc)
+                kept = {k: v for k, v in old.tags.items() if k.strip().lower() != cert_tags.WARNED}
+                state = compromise.revocation_tag(revocation, now)
+                kv.update_tags(name, old.version, kept | {cert_tags.REVOCATION: state})
+                self._audit_revocation(request, old.version, ca, revocation, ca_error)
+            elif step.step == "disable":
+                assert old is not None
+                progress.fence(now, "disable", version=unfinished.old_version, ca=ca)
+                kv.disable_version(name, old.version)
+                self.reporter.audit("retired", request, old_version=old.version, detail="compromised key")
+            elif step.step == "restore_key_reuse":
+                progress.fence(now, "restore_key_reuse", version=unfinished.old_version, ca=ca)
+                kv.update_policy(name, with_key_reuse(fresh.policy, True))
+                key_reuse = True
+                self.reporter.audit("key_reuse_restored", request, new_version=fresh.version)
+            elif step.step == "retry_revocation":
+                raise Transient("ca_unavailable", f"could not revoke version {unfinished.old_version}: {ca_error}")
+            else:
+                kept = {k: v for k, v in fresh.tags.items() if k.strip().lower() != cert_tags.COMPROMISED}
+                kv.update_tags(name, fresh.version, kept)
+                self.reporter.audit(
+                    "compromise_finished", request, old_version=unfinished.old_version, detail=step.reason
+                )
+                self._tell_compromise(request, fresh, unfinished.old_version, ca, old, revocation, ca_error)
+                return Result(
+                    "renewed",
+                    "compromise_finished",
+                    f"{name!r} renewed as version {fresh.version} with a new key; {step.reason}",
+                    request,
+                    new_version=fresh.version,
+                )
+
+    def _audit_revocation(
+        self, request: RenewalRequest, version: str, ca: str, result: RevocationResult | None, error: str
+    ) -> None:
+        if result is None:
+            self.reporter.audit("revocation_refused", request, old_version=version, ca=ca, detail=error)
+        elif isinstance(result, Revoked):
+            self.reporter.audit(
+                "revoked", request, old_version=version, ca=ca, serial=result.serial, detail=result.detail
+            )
+        else:
+            self.reporter.audit(
+                "revocation_awaiting_person",
+                request,
+                old_version=version,
+                ca=ca,
+                serial=result.serial,
+                detail=result.instructions,
+            )
+
+    def _tell_compromise(
+        self,
+        request: RenewalRequest,
+        current: CertificateSnapshot,
+        old_version: str,
+        ca: str,
+        old: CertificateSnapshot | None,
+        revocation: RevocationResult | None,
+        error: str,
+    ) -> None:
+        """What the certificate's people must know: the CA's revocation (or what a person must run), and that the
+        old version is disabled. Never a second issuance for a failed notice."""
+        try:
+            serving = self.serving(request.vault, request.name, thumbprint(old.cer)) if old and old.cer else ()
+            self.reporter.compromise_handled(request, current, old_version, ca, old, revocation, error, serving)
+        except Exception:
+            log.exception("compromise notice for %s/%s could not be sent", request.vault, request.name)
 
     def _stop_for_operator(
         self, kv: KeyVault, progress: _Progress, before: CertificateSnapshot | None, reason: str, message: str
@@ -533,7 +668,7 @@ class RenewalWorkflow:
             log.exception("notice for %s/%s could not be sent", request.vault, request.name)
         return Result("skipped", reason, message, request)
 
-    def _already_merged(self, progress: _Progress, cert: CertificateSnapshot) -> Result:
+    def _already_merged(self, kv: KeyVault, progress: _Progress, cert: CertificateSnapshot) -> Result:
         """A redelivery of a renewal that merged (its message was not settled: a crash, a queue outage)."""
         request = progress.request
         found = progress.held.record
@@ -543,6 +678,8 @@ class RenewalWorkflow:
             progress.record = found
         if not (mine and found and found.notified):
             self._notify_once(progress, cert, cert, "unknown", record=mine)
+        if compromise.unfinished_of(cert.tags):
+            return self._finish_compromise(kv, progress, cert, ca_of(cert.tags, self.settings))
         return Result(
             "renewed",
             "already_merged",
@@ -698,7 +835,7 @@ class RenewalWorkflow:
             log.warning("could not tag %s/%s with its failure", cert.vault, cert.name, exc_info=True)
 
 
-WorkflowAct = Literal["renew", "rehearse", "stop", "fail"]
+WorkflowAct = Literal["renew", "rehearse", "stop", "fail", "finish_compromise"]
 
 
 def workflow_act(verdict: Verdict, dry_run: bool) -> WorkflowAct:
@@ -709,7 +846,9 @@ def workflow_act(verdict: Verdict, dry_run: bool) -> WorkflowAct:
         return "stop"
     if verdict.outcome in ("fail", "reject"):
         return "fail"
-    return "rehearse" if dry_run else "renew"
+    if dry_run:
+        return "rehearse"
+    return "finish_compromise" if verdict.reason == Reason.COMPROMISE_UNFINISHED else "renew"
 
 
 def stopped_by_operator(version: CertificateSnapshot | None) -> tuple[str, str] | None:
@@ -723,6 +862,19 @@ def stopped_by_operator(version: CertificateSnapshot | None) -> tuple[str, str] 
             f"version {version.version} was disabled while it was renewed; no new version was made",
         )
     return None
+
+
+def _holds_key_of(cert: CertificateSnapshot, op: PendingOperation) -> bool:
+    """Whether a pending operation's CSR carries the certificate's own (compromised) key."""
+    return bool(cert.cer and op.csr and same_public_key(cert.cer, op.csr))
+
+
+def _old_version(old: CertificateSnapshot | None) -> compromise.OldVersion | None:
+    if old is None:
+        return None
+    return compromise.OldVersion(
+        old.version, old.enabled, old.cer is not None, cert_tags.tag(old.tags, cert_tags.REVOCATION)
+    )
 
 
 def _ca_words(result: Pending | Denied) -> dict[str, str]:

@@ -39,6 +39,11 @@ def csr_to_pem(csr_der: bytes) -> bytes:
     return load_csr(csr_der).public_bytes(serialization.Encoding.PEM)
 
 
+def der_to_pem(cert_der: bytes) -> str:
+    """A certificate as Key Vault gives it (``cer``, DER) in the PEM form CAs take."""
+    return load_certificate(cert_der).public_bytes(serialization.Encoding.PEM).decode()
+
+
 def pem_chain_to_der(chain_pem: tuple[str, ...] | list[str]) -> list[bytes]:
     return [load_certificate(pem.encode()).public_bytes(serialization.Encoding.DER) for pem in chain_pem]
 

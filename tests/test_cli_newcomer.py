@@ -208,6 +208,7 @@ def test_help_lists_the_commands_a_newcomer_meets_first_first():
         "status",
         "targets",
         "renew",
+        "revoke",
         "sweep",
         "failed",
         "ingest",

@@ -92,6 +92,7 @@ def test_the_unfilled_sample_names_exactly_the_values_a_stack_decides():
         "CertlcStorage",
         "CERTLC_VAULTS",
         "CERTLC_CLOCK_URL",
+        "CERTLC_LOCAL_CA_CRL_URL",
         "CERTLC_DCE_ENDPOINT",
         "CERTLC_DCR_IMMUTABLE_ID",
         "CERTLC_LOGS_TOKEN",

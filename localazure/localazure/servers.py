@@ -7,8 +7,10 @@ folder is resolved first: a relative path handed to the server would be read fro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -185,10 +187,37 @@ def start_pebble(
     return start_with_retry(start)
 
 
+# cfssl's certificate database (its certdb/sqlite migration), with TEXT where cfssl's own schema says ``bytea``:
+# SQLite gives ``bytea`` numeric affinity, which turns the decimal serials cfssl stores into lossy floats.
+CFSSL_DB_SCHEMA = """
+CREATE TABLE IF NOT EXISTS certificates (
+  serial_number TEXT NOT NULL,
+  authority_key_identifier TEXT NOT NULL,
+  ca_label TEXT,
+  status TEXT NOT NULL,
+  reason INTEGER,
+  expiry TIMESTAMP,
+  revoked_at TIMESTAMP,
+  pem TEXT NOT NULL,
+  PRIMARY KEY (serial_number, authority_key_identifier)
+);
+CREATE TABLE IF NOT EXISTS ocsp_responses (
+  serial_number TEXT NOT NULL,
+  authority_key_identifier TEXT NOT NULL,
+  body BLOB NOT NULL,
+  expiry TIMESTAMP,
+  PRIMARY KEY (serial_number, authority_key_identifier),
+  FOREIGN KEY (serial_number, authority_key_identifier)
+    REFERENCES certificates (serial_number, authority_key_identifier)
+);
+"""
+
+
 @dataclass
 class CfsslServer(_Server):
     port: int
     ca_pem: str
+    database: Path  # the SQLite certificate database: a row per certificate signed, its status after a revoke
 
     @property
     def url(self) -> str:
@@ -227,8 +256,18 @@ def _cfssl_init_ca(binary: Path, workdir: Path) -> tuple[Path, Path]:
     return ca_cert, ca_key
 
 
+def _cfssl_database(workdir: Path) -> Path:
+    """The certificate database and the ``-db-config`` naming it: without one cfssl records nothing it signs and
+    serves no ``revoke``."""
+    database = workdir / "certdb.sqlite"
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        db.executescript(CFSSL_DB_SCHEMA)
+    (workdir / "db-config.json").write_text(json.dumps({"driver": "sqlite3", "data_source": str(database)}))
+    return database
+
+
 def start_cfssl(workdir: Path, *, auth_key: str | None = None) -> CfsslServer:
-    """``cfssl serve`` with a new CA and profiles ``server``/``client`` (and a default).
+    """``cfssl serve`` with a new CA, profiles ``server``/``client`` (and a default) and a certificate database.
 
     ``auth_key`` (hex) puts every profile behind HMAC: only ``/authsign`` will sign then.
     """
@@ -238,6 +277,7 @@ def start_cfssl(workdir: Path, *, auth_key: str | None = None) -> CfsslServer:
     ca_cert, ca_key = _cfssl_init_ca(binary, workdir)
     config_path = workdir / "config.json"
     config_path.write_text(json.dumps(_cfssl_config(auth_key), indent=2))
+    database = _cfssl_database(workdir)
 
     def start() -> CfsslServer:
         port = free_port()
@@ -246,9 +286,10 @@ def start_cfssl(workdir: Path, *, auth_key: str | None = None) -> CfsslServer:
             "serve",
             *("-address", LOOPBACK, "-port", str(port)),
             *("-ca", str(ca_cert), "-ca-key", str(ca_key), "-config", str(config_path)),
+            *("-db-config", str(workdir / "db-config.json")),
         ]
         info_url = f"http://{LOOPBACK}:{port}/api/v1/cfssl/info"
         process = _launch("cfssl", command, workdir, lambda: _responds("POST", info_url, json={}))
-        return CfsslServer(process, port, ca_cert.read_text())
+        return CfsslServer(process, port, ca_cert.read_text(), database)
 
     return start_with_retry(start)

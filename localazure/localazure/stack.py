@@ -48,6 +48,7 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         from certlc.host.host import FunctionsHost, load_app
+        from localazure.ca_publisher import CaPublisher
         from localazure.emulators import keyvault, logs
         from localazure.emulators.appservice import AppServiceEmulator
         from localazure.emulators.consumers import ConsumersEmulator
@@ -81,8 +82,9 @@ class LocalStack:
                 )
             )
             self.consumers.add_subscription(LOCAL_APP[0])  # the services certlc discovers live beside the app
-            self.settings = self._app_settings()
             LocalCA(self.directory / "ca", create=True)  # the functions refuse a folder without a CA
+            self.ca_publisher = self._keep(CaPublisher(self.directory / "ca", clock=self.now))
+            self.settings = self._app_settings()
             self.app.settings = dict(self.settings)  # what the app's Key Vault references are read from
             self.appservice.publish(self.app, REPO_ROOT)  # the code the host below runs
             self.settings_path = self._write_settings()
@@ -194,6 +196,7 @@ class LocalStack:
             "CERTLC_CA": "local",
             "CERTLC_CA_PROFILE": "server",
             "CERTLC_LOCAL_CA_DIR": str(self.directory / "ca"),
+            "CERTLC_LOCAL_CA_CRL_URL": self.ca_publisher.crl_url,
             "CERTLC_SWEEP_SCHEDULE": "0 0 * * * *",
             "CERTLC_INGEST_SCHEDULE": "0 30 * * * *",
             "CERTLC_AUDIT_FILE": str(self.directory / "audit.jsonl"),

@@ -40,8 +40,11 @@ from renewal.ca.base import (
     Denied,
     Issued,
     Pending,
+    RevocationResult,
+    Revoked,
 )
 from renewal.ca.per_thread import PerThread
+from renewal.ca.revocation import revocation_target
 from renewal.hosting import KEY_VAULT_REFERENCE
 
 if TYPE_CHECKING:
@@ -237,6 +240,31 @@ class AcmeAuthority(CannotWithdraw):
             return self._complete(client, self._load_order(client, request_id, csr_pem))
 
         return self._guarded(run, _Placed(request_id))
+
+    def revoke(self, certificate_pem: str, reason: str) -> RevocationResult:
+        """RFC 8555 §7.6 revokeCert signed by the account key: the CA accepts it from the account that ordered the
+        certificate (or one holding authorizations for all its names)."""
+        import requests
+        from acme import errors, messages
+
+        target = revocation_target(certificate_pem, reason)
+        try:
+            self._account().revoke(target.certificate, target.code)
+        except messages.Error as exc:
+            if exc.code == "alreadyRevoked":
+                return Revoked(target.serial, reason, "already revoked")
+            if exc.code in TRANSIENT_CODES:
+                raise CaUnavailable(f"ACME server is busy or failing: {_problem(exc)}") from exc
+            raise CaError(
+                f"the ACME server {self.directory_url} refused to revoke certificate {target.serial}: {_problem(exc)}"
+            ) from exc
+        except requests.RequestException as exc:
+            raise CaUnavailable(f"ACME server {self.directory_url} unreachable: {type(exc).__name__}: {exc}") from exc
+        except errors.Error as exc:  # an answer that is neither a problem document nor 200 OK
+            raise CaUnavailable(
+                f"ACME server {self.directory_url} gave an unexpected answer to revokeCert: {exc}"
+            ) from exc
+        return Revoked(target.serial, reason)
 
     @property
     def account_url(self) -> str:

@@ -9,6 +9,9 @@ answers "Certificate Pending" with a request id that ``poll`` asks about later.
 What the CA says reaches the operator in its own words: a pending or denied result carries the CA's
 request id and disposition message (and, for a pending one, who the CA says must approve it). A logon the
 web server refuses (HTTP 401) is permanent, with what the refusal most likely means for the auth method.
+
+Web enrollment offers no revocation: ``revoke`` answers ``AwaitingPerson`` with the ``certutil -revoke`` command a
+CA officer runs, the CA named the way AD CS names it, by its certificate's CN (the leaf's issuer).
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import logging
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from renewal.ca.adcs_templates import TemplateDirectory
 from renewal.ca.base import (
     CA_TIMEOUT_DEFAULT,
+    AwaitingPerson,
     CaConfigError,
     CaError,
     CannotWithdraw,
@@ -32,6 +37,7 @@ from renewal.ca.base import (
     Pending,
 )
 from renewal.ca.per_thread import PerThread
+from renewal.ca.revocation import revocation_target
 
 AUTH_METHODS = ("ntlm", "kerberos", "basic", "cert")
 _OID = re.compile(r"^\d+(\.\d+)+$")
@@ -129,6 +135,27 @@ class AdcsAuthority(CannotWithdraw):
             return Denied(f"AD CS did not issue request {request_id}: {message}", request_id, message)
         return self._issued(leaf)
 
+    def revoke(self, certificate_pem: str, reason: str) -> AwaitingPerson:
+        """Only a CA officer can revoke at AD CS: the exact ``certutil`` command for this CA (checked against the CA's
+        chain, so the command never names a CA that did not issue the certificate), the serial as AD CS shows it."""
+        from cryptography import x509
+        from cryptography.x509.oid import NameOID
+
+        target = revocation_target(certificate_pem, reason)
+        issuers = x509.load_pem_x509_certificates("".join(self._ca_chain()).encode())
+        if not any(_issued_by(target.certificate, ca) for ca in issuers):
+            raise CaError(
+                f"certificate {target.serial} (issuer {target.certificate.issuer.rfc4514_string()}) was not issued "
+                f"by the AD CS CA at {self.server}: revoke it at the CA that issued it"
+            )
+        names = target.certificate.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+        ca_name = str(names[0].value) if names else "<CA name>"
+        host = urlsplit(f"//{self.server}").hostname or self.server
+        serial = target.serial.zfill(len(target.serial) + len(target.serial) % 2)  # whole bytes, as AD CS lists it
+        return AwaitingPerson(
+            target.serial, reason, f'certutil -config "{host}\\{ca_name}" -revoke {serial} {target.code}'
+        )
+
     def _template(self, profile: str) -> str | Denied:
         """The template name to request: the profile itself, or the directory's name for a template OID."""
         problem = _template_problem(profile, resolvable=self._templates is not None)
@@ -197,6 +224,16 @@ class AdcsAuthority(CannotWithdraw):
             raise CaConfigError(
                 f"{where} did not answer like AD CS web enrollment while {what}; check CERTLC_ADCS_SERVER"
             ) from None
+
+
+def _issued_by(certificate: Any, ca: Any) -> bool:
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        certificate.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def _naming_the_issued_request(exc: Exception, page: str) -> Exception:

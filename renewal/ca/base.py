@@ -50,6 +50,38 @@ class Denied:
 
 CaResult = Issued | Pending | Denied
 
+# RFC 5280's CRLReason names certlc takes (``certlc revoke --reason``), with their codes: what an ACME revokeCert,
+# cfssl's revoke endpoint and ``certutil -revoke`` are given.
+REVOCATION_REASONS = {
+    "unspecified": 0,
+    "keyCompromise": 1,
+    "affiliationChanged": 3,
+    "superseded": 4,
+    "cessationOfOperation": 5,
+}
+
+
+@dataclass(frozen=True)
+class Revoked:
+    """The CA revoked the certificate (or says it already had). ``serial`` is the certificate's, in hex."""
+
+    serial: str
+    reason: str
+    detail: str = ""  # the CA's words, e.g. "already revoked"
+
+
+@dataclass(frozen=True)
+class AwaitingPerson:
+    """The CA offers certlc no way to revoke (AD CS web enrollment): a person must, with ``instructions``; the
+    revocation counts as done once the CA's CRL or OCSP says so."""
+
+    serial: str
+    reason: str
+    instructions: str  # the exact command, with the CA and the serial
+
+
+RevocationResult = Revoked | AwaitingPerson
+
 
 class CaError(Exception):
     """A CA adapter problem; the message says what to fix."""
@@ -86,6 +118,12 @@ class CertificateAuthority(Protocol):
     def withdraw(self, request_id: str, reason: str) -> bool:
         """Close a request the CA has not decided, so nobody approves a renewal certlc gave up; False when this CA
         cannot (the request then waits for its operator, and the failure notice says so)."""
+        ...
+
+    def revoke(self, certificate_pem: str, reason: str) -> RevocationResult:
+        """Revoke a certificate this CA issued, ``reason`` one of ``REVOCATION_REASONS``: ``Revoked`` (also when
+        the CA had already revoked it), or ``AwaitingPerson`` where only a person can. ``CaUnavailable`` when the
+        CA cannot be reached (retried), ``CaError`` when it refuses (a certificate it did not issue)."""
         ...
 
 

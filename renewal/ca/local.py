@@ -6,27 +6,44 @@ manager approval behaves. Keys are written 0600 in a 0700 folder.
 
 A new CA is made only where asked (``create``: the local stack, the emulators, tests): a mistyped
 ``CERTLC_LOCAL_CA_DIR`` would otherwise start a CA nothing trusts, and renewals would chain to it.
+
+Revocation works as a real CA's: each certificate signed is kept in ``issued/<serial>.pem``, each revocation in
+``revoked/<serial>.json``, and every revocation signs a new CRL (``crl.der``, numbered) that ``crl_der`` renews once
+its nextUpdate has passed. With ``crl_url`` every certificate signed names where that CRL is published.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from renewal.atomic import write_atomically
-from renewal.ca.base import CaConfigError, CaResult, Denied, Issued, Pending
+from renewal.ca.base import (
+    CaConfigError,
+    CaError,
+    CaResult,
+    Denied,
+    Issued,
+    Pending,
+    Revoked,
+)
+from renewal.ca.revocation import reason_code, revocation_target, serial_hex
 
 SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH.dotted_string
 CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string
+CRL_PERIOD = dt.timedelta(days=1)  # how long each CRL is current (its nextUpdate)
 
 
 @dataclass(frozen=True)
@@ -54,9 +71,15 @@ class LocalCA:
         clock: Callable[[], dt.datetime] | None = None,
         *,
         create: bool = False,
+        crl_url: str | None = None,
+        crl_period: dt.timedelta = CRL_PERIOD,
     ) -> None:
-        """``create``: make a new CA when ``directory`` holds none; without it such a folder is a CaConfigError."""
+        """``create``: make a new CA when ``directory`` holds none; without it such a folder is a CaConfigError.
+        ``crl_url`` (``CERTLC_LOCAL_CA_CRL_URL``): where ``crl_der`` is published, named in every certificate
+        signed (CRL Distribution Points); ``crl_period``: how long each CRL is current."""
         self.directory = Path(directory)
+        self.crl_url = crl_url
+        self.crl_period = crl_period
         self.profiles = profiles if profiles is not None else _profiles_from_file(self.directory) or DEFAULT_PROFILES
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._key, self.certificate = self._load_or_create(create)
@@ -113,6 +136,96 @@ class LocalCA:
             self._set_state(request_id, "withdrawn", reason=reason)
         return True
 
+    def revoke(self, certificate_pem: str, reason: str) -> Revoked:
+        """Revokes a certificate this CA signed (its signature proves it, records or not) and signs a new CRL."""
+        target = revocation_target(certificate_pem, reason)
+        try:
+            target.certificate.verify_directly_issued_by(self.certificate)
+        except (ValueError, TypeError, InvalidSignature) as exc:
+            raise CaError(
+                f"certificate {target.serial} (issuer {target.certificate.issuer.rfc4514_string()}) was not issued "
+                f"by the local CA in {self.directory}: revoke it at the CA that issued it"
+            ) from exc
+        return self._revoke(target.serial, reason)
+
+    def revoke_serial(self, serial: str, reason: str) -> Revoked:
+        """What the CA's operator does knowing only the serial (hex, as ``certutil -revoke`` takes it): only for a
+        serial this CA recorded when it signed."""
+        reason_code(reason)  # a reason outside REVOCATION_REASONS is refused before anything is written
+        try:
+            number = int(serial.replace(" ", "").replace(":", ""), 16)
+        except ValueError:
+            raise CaError(f"{serial!r} is not a certificate serial number in hex") from None
+        if not (self._issued / f"{serial_hex(number)}.pem").exists():
+            raise CaError(f"the local CA in {self.directory} has no record of issuing certificate {serial_hex(number)}")
+        return self._revoke(serial_hex(number), reason)
+
+    def crl_der(self) -> bytes:
+        """The CA's current CRL (DER), signed anew once its nextUpdate has passed: relying parties treat a CRL past
+        its nextUpdate as unknown status, so a CA with no recent revocation must still renew it."""
+        path = self.directory / "crl.der"
+        with self._revocation_lock():
+            if path.exists():
+                current = path.read_bytes()
+                next_update = x509.load_der_x509_crl(current).next_update_utc
+                if next_update is not None and next_update > self._clock():
+                    return current
+            return self._write_crl()
+
+    def _revoke(self, serial: str, reason: str) -> Revoked:
+        with self._revocation_lock():
+            record = self._revoked / f"{serial}.json"
+            if record.exists():
+                return Revoked(serial, json.loads(record.read_text())["reason"], "already revoked")
+            self._write(record, json.dumps({"reason": reason, "revoked_at": self._clock().isoformat()}).encode())
+            self._write_crl()
+        return Revoked(serial, reason)
+
+    def _write_crl(self) -> bytes:
+        """Signs the CRL of every revocation recorded, numbered one past the last (call under the lock)."""
+        now = self._clock()
+        path = self.directory / "crl.der"
+        number = 1
+        if path.exists():
+            previous = x509.load_der_x509_crl(path.read_bytes())
+            number = previous.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number + 1
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.certificate.subject)
+            .last_update(now)
+            .next_update(now + self.crl_period)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False)
+            .add_extension(x509.CRLNumber(number), critical=False)
+        )
+        for entry in sorted(self._revoked.glob("*.json")) if self._revoked.exists() else ():
+            record = json.loads(entry.read_text())
+            revoked = (
+                x509.RevokedCertificateBuilder()
+                .serial_number(int(entry.stem, 16))
+                .revocation_date(dt.datetime.fromisoformat(record["revoked_at"]))
+            )
+            if record["reason"] != "unspecified":  # RFC 5280 5.3.1: absent rather than unspecified
+                revoked = revoked.add_extension(x509.CRLReason(x509.ReasonFlags(record["reason"])), critical=False)
+            builder = builder.add_revoked_certificate(revoked.build())
+        der = builder.sign(self._key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+        self._write(path, der)
+        return der
+
+    @contextlib.contextmanager
+    def _revocation_lock(self) -> Iterator[None]:
+        """One revocation or CRL at a time, across threads and processes: CRL numbers never repeat."""
+        with open(self.directory / ".revocation.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    @property
+    def _issued(self) -> Path:
+        return self.directory / "issued"
+
+    @property
+    def _revoked(self) -> Path:
+        return self.directory / "revoked"
+
     @property
     def _requests(self) -> Path:
         return self.directory / "requests"
@@ -144,10 +257,18 @@ class LocalCA:
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(csr.public_key()), critical=False)
         )
+        if self.crl_url:
+            where = x509.DistributionPoint([x509.UniformResourceIdentifier(self.crl_url)], None, None, None)
+            builder = builder.add_extension(x509.CRLDistributionPoints([where]), critical=False)
         for ext in csr.extensions:
             if isinstance(ext.value, x509.SubjectAlternativeName | x509.KeyUsage):
                 builder = builder.add_extension(ext.value, critical=ext.critical)
-        return builder.sign(self._key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+        certificate = builder.sign(self._key, hashes.SHA256())
+        self._write(
+            self._issued / f"{serial_hex(certificate.serial_number)}.pem",
+            certificate.public_bytes(serialization.Encoding.PEM),
+        )
+        return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
     def _load_or_create(self, create: bool) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         key_path, cert_path = self.directory / "ca-key.pem", self.directory / "ca.pem"

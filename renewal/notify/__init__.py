@@ -2,6 +2,7 @@
 
 from renewal.notify.channel import Channel, NotificationError, NotifyConfigError, Route
 from renewal.notify.notifications import (
+    CompromiseHandled,
     Escalation,
     ExpiringWithoutRenewal,
     MessageRejected,
@@ -21,6 +22,7 @@ from renewal.notify.webhook import WebhookChannel
 __all__ = [
     "Channel",
     "ChannelResult",
+    "CompromiseHandled",
     "Escalation",
     "ExpiringWithoutRenewal",
     "MessageRejected",

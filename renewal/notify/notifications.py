@@ -233,6 +233,73 @@ class ServingProblem(Notification):
 
 
 @dataclass(frozen=True)
+class CompromiseHandled(Notification):
+    """A compromise renewal is done: a new key serves, the old version is disabled, and the old certificate is revoked
+    at its CA, or a person must revoke it (``instructions``), or the CA refused. Targets still serving the old
+    certificate are named: they serve a key that is exposed and, once revoked, a certificate clients reject."""
+
+    vault: str
+    name: str
+    old_version: str
+    new_version: str
+    ca: str
+    revocation: str  # revoked, awaiting, refused or gone
+    detail: str = ""  # the CA's words, or the error that refused it
+    instructions: str = ""  # what a person must run where the CA offers certlc no revocation
+    serial: str = ""
+    still_serving: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+
+    kind: ClassVar[str] = "compromise"
+
+    @property
+    def severity(self) -> str:  # type: ignore[override]
+        done = self.revocation == "revoked" and not self.still_serving
+        return "warning" if done else "error"
+
+    @property
+    def subject(self) -> str:
+        left = {
+            "revoked": "revoked",
+            "awaiting": "a person must revoke the old certificate",
+            "refused": "the CA refused to revoke the old certificate",
+            "gone": "the old version is gone",
+        }[self.revocation]
+        return f"[certlc] {self.name} in {self.vault} has a new key after a compromise: {left}"
+
+    @property
+    def summary(self) -> str:
+        said = {
+            "revoked": f"The old certificate was revoked at {self.ca} (keyCompromise).",
+            "awaiting": f"{self.ca} offers certlc no way to revoke: revoke it now with the command below; certlc shows "
+            "it as awaiting until the CA's CRL lists it.",
+            "refused": f"{self.ca} refused to revoke the old certificate: revoke it by hand.",
+            "gone": "The old version is no longer in the vault: certlc could not revoke it.",
+        }[self.revocation]
+        serving = f" Still serving the old certificate: {', '.join(self.still_serving)}." if self.still_serving else ""
+        return (
+            f"{self.name} in {self.vault} was renewed as {self.new_version} with a new key; version "
+            f"{self.old_version} is disabled in Key Vault. {said}{serving}"
+        )
+
+    def facts(self) -> list[tuple[str, str]]:
+        rows = [
+            ("Vault", self.vault),
+            ("Certificate", self.name),
+            ("Old version (disabled)", self.old_version),
+            ("New version", self.new_version),
+            ("CA", self.ca),
+            ("Revocation", self.revocation),
+        ]
+        rows += [("Serial", self.serial)] if self.serial else []
+        rows += [("CA said", self.detail)] if self.detail else []
+        rows += [("Run", self.instructions)] if self.instructions else []
+        rows += [("Still serving the old certificate", ", ".join(self.still_serving))] if self.still_serving else []
+        return rows
+
+
+@dataclass(frozen=True)
 class ExpiringWithoutRenewal(Notification):
     vault: str
     name: str

@@ -189,3 +189,9 @@ def since_for(state: TargetState, before: Seen | None) -> datetime | None:
     if before is not None and before.served == state.served and before.thumbprint == state.thumbprint:
         return before.since
     return state.since
+
+
+def still_serving(store: TargetStore, vault: str, name: str, thumbprint: str) -> tuple[str, ...]:
+    """The targets the last check saw serving the certificate with ``thumbprint`` (every prober's record)."""
+    seen = store.load_all(vault).seen.get(name.lower(), [])
+    return tuple(sorted({s.name for s in seen if (s.thumbprint or "").upper() == thumbprint.upper()}))

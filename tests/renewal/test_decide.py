@@ -109,6 +109,10 @@ CHAIN = [
     (cert(days_left=200, lifetime=365), {"reason": "manual"}, "skip", "scheduled"),  # certlc renew NAME: if due
     (cert(days_left=200, lifetime=365), {"reason": "manual", "force": True}, "renew", "forced"),  # --force, early
     (cert(days_left=200, lifetime=365), {"reason": "compromise"}, "renew", "compromise"),
+    # a compromise renewal merged, its old version not yet revoked and disabled: finished, never renewed again
+    (cert(days_left=200, lifetime=365, tags={"certlc-compromised": "v0"}), {}, "renew", "compromise_unfinished"),
+    (cert(tags={"certlc-compromised": "v0"}), {"reason": "compromise"}, "renew", "compromise_unfinished"),
+    (cert(tags={"certlc-compromised": "v0"}), {"record": record()}, "wait", "in_flight"),  # its owner finishes it
     (cert(days_left=5), {"reason": "manual", "force": True}, "renew", "due"),  # forced, but due anyway: says due
     (cert(days_left=200, lifetime=365), {"reason": "sweep", "force": True}, "renew", "forced"),
     (cert(days_left=200, lifetime=365), {"reason": "canary", "version": "v1"}, "renew", "due"),  # not due: canary

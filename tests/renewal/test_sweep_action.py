@@ -88,6 +88,8 @@ def listed(
         ("kv1", listed(days_left=5, age=85, tags=FAILED | TOLD_TODAY), CanarySettings(), False),
         ("kv1", listed(days_left=5, age=85, tags=TOLD_TODAY), CanarySettings(), True),  # renewable again: read
         ("kv1", listed(tags=OPTED_OUT | TOLD_TODAY), DAILY_CANARY, True),  # a canary's schedule still counts
+        # a compromise renewal left unfinished: read whatever its dates, so the sweep finishes it
+        ("kv1", listed(tags={"certlc-compromised": "v0"}), CanarySettings(), True),
     ],
 )
 def test_the_sweep_looks_at_certificates_inside_their_window_and_canaries_on_schedule(

@@ -7,6 +7,9 @@ approval. ``auth="basic"`` checks a Basic header; ``auth="ntlm"`` serves NTLM th
 Extended Protection (the channel binding of this server's TLS certificate) enforced, as IIS hardened
 against NTLM relay does; ``auth="negotiate"`` serves Kerberos with the service keytab of ``HTTP/localhost``
 (``keytab=``), Extended Protection enforced too, answering as ``localhost`` so clients ask for that SPN.
+
+The CA's CRL is published at ``crl_url`` (``/CertEnroll/<CA name>.crl``, no logon), and every certificate issued
+names it; ``revoke_serial`` is the CA operator's ``certutil -revoke``.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from localazure.emulators.adcs.auth import (
     tls_server_end_point_data,
     write_user_file,
 )
-from localazure.emulators.adcs.server import AdcsServer, EnrollmentBook
+from localazure.emulators.adcs.server import AdcsServer, EnrollmentBook, crl_path
 from localazure.pki import loopback_tls, server_context
+from renewal.ca.base import REVOCATION_REASONS, Revoked
 from renewal.ca.local import LocalCA, Profile
 
 DEFAULT_TEMPLATES = {
@@ -51,6 +55,18 @@ class RunningAdcs:
 
     def deny(self, request_id: str | int, message: str = pages.ADMIN_DENIED) -> None:
         self._httpd.book.deny(int(request_id), message)
+
+    @property
+    def crl_url(self) -> str:
+        """Where the CA's CRL is served (its certificates' CRL Distribution Point)."""
+        return f"https://{self.server}{crl_path(self.ca)}"
+
+    def revoke_serial(self, serial_hex: str, reason_code: int) -> Revoked:
+        """What the CA's operator does with ``certutil -revoke SERIAL REASONCODE``; the CRL served lists it at once."""
+        names = {code: name for name, code in REVOCATION_REASONS.items()}
+        if reason_code not in names:
+            raise ValueError(f"reason code {reason_code}: the emulator revokes with {sorted(names)}")
+        return self.ca.revoke_serial(serial_hex, names[reason_code])
 
     def lock_out(self, username: str) -> None:
         """The account (NTLM ``DOMAIN\\user``, Kerberos ``user@REALM``) is refused whatever its password or ticket,
@@ -109,7 +125,8 @@ def start(
         )
     httpd = AdcsServer(("127.0.0.1", 0), EnrollmentBook(ca), gate)
     httpd.socket = server_context(tls).wrap_socket(httpd.socket, server_side=True)
+    host = f"{'localhost' if auth == 'negotiate' else '127.0.0.1'}:{httpd.server_address[1]}"
+    ca.crl_url = f"https://{host}{crl_path(ca)}"  # known once the port is, set before the first request
     thread = threading.Thread(target=httpd.serve_forever, name="adcs-emulator", daemon=True)
     thread.start()
-    host = f"{'localhost' if auth == 'negotiate' else '127.0.0.1'}:{httpd.server_address[1]}"
     return RunningAdcs(f"https://{host}/certsrv/", host, str(tls.ca_pem), ca, httpd, thread, auth)

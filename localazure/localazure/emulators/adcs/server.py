@@ -3,7 +3,8 @@
 Request ids are integers as in AD CS. A template whose profile requires approval leaves
 requests pending (AD CS "CA certificate manager approval") until ``approve`` or ``deny``.
 Authentication is a ``Gate`` (``auth``): Basic, or NTLM or Kerberos bound to the TLS connection. HTTP/1.1 keeps
-each connection open across the 401 handshake, and each connection's handler keeps its own state.
+each connection open across the 401 handshake, and each connection's handler keeps its own state. The CA's CRL is
+served without authentication where AD CS publishes it, ``/CertEnroll/<CA name>.crl``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
+from cryptography.x509.oid import NameOID
 
 from localazure.emulators.adcs import pages
 from localazure.emulators.adcs.auth import Connection, Gate
@@ -103,6 +105,10 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
+        ca = self.server.book.ca
+        if urlsplit(self.path).path == crl_path(ca):  # a CDP is read by anyone checking a certificate: no logon
+            self._send(200, ca.crl_der(), "application/pkix-crl", {})
+            return
         if not self._admitted():
             return
         url = urlsplit(self.path)
@@ -178,6 +184,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
+
+
+def crl_path(ca: LocalCA) -> str:
+    """Where AD CS publishes a CA's CRL by default: ``/CertEnroll/<CA name>.crl``, the CA name being its CN."""
+    names = ca.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return f"/CertEnroll/{quote(str(names[0].value))}.crl"
 
 
 def _template(attributes: str) -> str | None:

@@ -1,0 +1,94 @@
+"""What a compromise renewal does once its new version is merged: the old certificate revoked at its CA (reason
+keyCompromise), the old version disabled in Key Vault, and the policy's key reuse put back where the renewal turned
+it off to get a new key.
+
+The state lives in Key Vault, so nothing is left half done whoever dies when: the new version carries
+``certlc-compromised: <old version>[ restore-key-reuse]`` from its merge until every step is done, and the old version
+carries ``certlc-revocation: <revoked|awaiting|refused> keyCompromise <UTC day>`` once its CA was asked, so nobody
+asks twice. A redelivery, a retry or the sweep (``renewal.decide``'s ``compromise_unfinished``) that finds the first
+tag finishes the steps. ``next_step`` decides the next one from what Key Vault shows; the workflow acts on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from renewal import tags as cert_tags
+from renewal.ca.base import AwaitingPerson, RevocationResult, Revoked
+
+REASON = "keyCompromise"
+RESTORE_KEY_REUSE = "restore-key-reuse"
+Step = Literal["revoke", "disable", "restore_key_reuse", "retry_revocation", "finish"]
+RevocationState = Literal["revoked", "awaiting", "refused"]
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """A merged compromise renewal whose steps are not all done, as the new version's tag says."""
+
+    old_version: str
+    restore_key_reuse: bool
+
+
+@dataclass(frozen=True)
+class OldVersion:
+    """What the steps need to know about the replaced version: whether it still holds a certificate, is enabled,
+    and what its CA did (``certlc-revocation``)."""
+
+    version: str
+    enabled: bool
+    has_certificate: bool
+    revocation: str | None
+
+
+@dataclass(frozen=True)
+class NextStep:
+    step: Step
+    reason: str
+
+
+def compromised_tag(old_version: str, restore_key_reuse: bool) -> str:
+    return f"{old_version} {RESTORE_KEY_REUSE}" if restore_key_reuse else old_version
+
+
+def unfinished_of(tags: Mapping[str, str]) -> Unfinished | None:
+    """The unfinished steps a version's ``certlc-compromised`` tag names, or None."""
+    value = cert_tags.tag(tags, cert_tags.COMPROMISED)
+    if not value:
+        return None
+    version, _, rest = value.partition(" ")
+    return Unfinished(version.strip().lower(), rest.strip() == RESTORE_KEY_REUSE)
+
+
+def revocation_tag(result: RevocationResult | None, today: datetime) -> str:
+    """The old version's ``certlc-revocation``: revoked, awaiting a person, or refused by the CA (None)."""
+    state: RevocationState = (
+        "revoked" if isinstance(result, Revoked) else "awaiting" if isinstance(result, AwaitingPerson) else "refused"
+    )
+    return f"{state} {REASON} {today:%Y-%m-%d}"
+
+
+def revocation_state(tags: Mapping[str, str]) -> RevocationState | None:
+    value = (cert_tags.tag(tags, cert_tags.REVOCATION) or "").split(" ", 1)[0]
+    return value if value in ("revoked", "awaiting", "refused") else None  # type: ignore[return-value]
+
+
+def next_step(unfinished: Unfinished, old: OldVersion | None, key_reuse_now: bool, revoke_failed: bool) -> NextStep:
+    """The next step, in the order the old key stops being trusted: revoked at the CA, then disabled in Key Vault,
+    then the policy put back. A CA that could not be reached (``revoke_failed`` in this pass) does not hold up the
+    disable; the revocation is tried again afterwards. A version that is gone (purged) can be neither revoked nor
+    disabled by certlc."""
+    if old is not None and old.has_certificate and old.revocation is None and not revoke_failed:
+        return NextStep("revoke", "not yet asked of its CA")
+    if old is not None and old.enabled:
+        return NextStep("disable", "the old version is still enabled")
+    if unfinished.restore_key_reuse and not key_reuse_now:
+        return NextStep("restore_key_reuse", "the policy's key reuse was turned off for this renewal")
+    if old is not None and old.has_certificate and old.revocation is None:
+        return NextStep("retry_revocation", "its CA could not be reached; the revocation is tried again")
+    if old is None:
+        return NextStep("finish", "the old version is gone from the vault: nothing left to revoke or disable")
+    return NextStep("finish", f"old version {old.version}: {old.revocation}, disabled")
