@@ -65,6 +65,7 @@ class AuditEvent(StrEnum):
     REVOKED = "revoked"
     REVOCATION_AWAITING = "revocation_awaiting_person"
     REVOCATION_REFUSED = "revocation_refused"
+    REVOCATION_SEEN = "revocation_seen"  # the CA's CRL or OCSP lists a revocation a person had to make
     KEY_REUSE_RESTORED = "key_reuse_restored"
     COMPROMISE_FINISHED = "compromise_finished"
     # someone ran a command that changes what certlc does (certlc.commands.operator)

@@ -2,11 +2,13 @@
 keyCompromise), the old version disabled in Key Vault, and the policy's key reuse put back where the renewal turned
 it off to get a new key.
 
-The state lives in Key Vault, so nothing is left half done whoever dies when: the new version carries
-``certlc-compromised: <old version>[ restore-key-reuse]`` from its merge until every step is done, and the old version
-carries ``certlc-revocation: <revoked|awaiting|refused> keyCompromise <UTC day>`` once its CA was asked, so nobody
-asks twice. A redelivery, a retry or the sweep (``renewal.decide``'s ``compromise_unfinished``) that finds the first
-tag finishes the steps. ``next_step`` decides the next one from what Key Vault shows; the workflow acts on it.
+A certificate its CA revoked behind certlc's back (trigger ``revoked``) is renewed the same way, without asking the
+CA again. The state lives in Key Vault, so nothing is left half done whoever dies when: the new version carries
+``certlc-compromised: <old version>[ restore-key-reuse][ revoked-by-ca]`` from its merge until every step is done,
+and the old version carries ``certlc-revocation: <revoked|awaiting|refused> keyCompromise <UTC day>`` once its CA
+was asked, so nobody asks twice. A redelivery, a retry or the sweep (``renewal.decide``'s ``compromise_unfinished``)
+that finds the first tag finishes the steps. ``next_step`` decides the next one from what Key Vault shows; the
+workflow acts on it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from renewal.ca.base import AwaitingPerson, RevocationResult, Revoked
 
 REASON = "keyCompromise"
 RESTORE_KEY_REUSE = "restore-key-reuse"
-Step = Literal["revoke", "disable", "restore_key_reuse", "retry_revocation", "finish"]
+REVOKED_BY_CA = "revoked-by-ca"  # the CA revoked the old certificate itself: nothing to ask it
+Step = Literal["revoke", "disable", "restore_key_reuse", "retry_revocation", "confirm_revocation", "finish"]
 RevocationState = Literal["revoked", "awaiting", "refused"]
 
 
@@ -31,6 +34,7 @@ class Unfinished:
 
     old_version: str
     restore_key_reuse: bool
+    revoked_by_ca: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,9 @@ class NextStep:
     reason: str
 
 
-def compromised_tag(old_version: str, restore_key_reuse: bool) -> str:
-    return f"{old_version} {RESTORE_KEY_REUSE}" if restore_key_reuse else old_version
+def compromised_tag(old_version: str, restore_key_reuse: bool, revoked_by_ca: bool = False) -> str:
+    flags = [RESTORE_KEY_REUSE] * restore_key_reuse + [REVOKED_BY_CA] * revoked_by_ca
+    return " ".join([old_version, *flags])
 
 
 def unfinished_of(tags: Mapping[str, str]) -> Unfinished | None:
@@ -59,8 +64,8 @@ def unfinished_of(tags: Mapping[str, str]) -> Unfinished | None:
     value = cert_tags.tag(tags, cert_tags.COMPROMISED)
     if not value:
         return None
-    version, _, rest = value.partition(" ")
-    return Unfinished(version.strip().lower(), rest.strip() == RESTORE_KEY_REUSE)
+    version, *flags = value.split()
+    return Unfinished(version.lower(), RESTORE_KEY_REUSE in flags, REVOKED_BY_CA in flags)
 
 
 def revocation_tag(result: RevocationResult | None, today: datetime) -> str:
@@ -81,14 +86,17 @@ def next_step(unfinished: Unfinished, old: OldVersion | None, key_reuse_now: boo
     then the policy put back. A CA that could not be reached (``revoke_failed`` in this pass) does not hold up the
     disable; the revocation is tried again afterwards. A version that is gone (purged) can be neither revoked nor
     disabled by certlc."""
-    if old is not None and old.has_certificate and old.revocation is None and not revoke_failed:
+    asked = old is not None and (old.revocation is not None or unfinished.revoked_by_ca)
+    if old is not None and old.has_certificate and not asked and not revoke_failed:
         return NextStep("revoke", "not yet asked of its CA")
     if old is not None and old.enabled:
         return NextStep("disable", "the old version is still enabled")
     if unfinished.restore_key_reuse and not key_reuse_now:
         return NextStep("restore_key_reuse", "the policy's key reuse was turned off for this renewal")
-    if old is not None and old.has_certificate and old.revocation is None:
+    if old is not None and old.has_certificate and not asked:
         return NextStep("retry_revocation", "its CA could not be reached; the revocation is tried again")
+    if old is not None and (old.revocation or "").startswith("awaiting"):
+        return NextStep("confirm_revocation", "a person must revoke it; done once the CA's CRL or OCSP says so")
     if old is None:
         return NextStep("finish", "the old version is gone from the vault: nothing left to revoke or disable")
-    return NextStep("finish", f"old version {old.version}: {old.revocation}, disabled")
+    return NextStep("finish", f"old version {old.version}: {old.revocation or 'revoked by its CA'}, disabled")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 from renewal import tags as cert_tags
 from renewal.canary import CanarySettings, canary_every
-from renewal.messages import RenewalRequest
+from renewal.messages import NEW_KEY_TRIGGERS, RenewalRequest
 from renewal.vaults import Vault, is_valid_object_name
 from renewal.x509info import adcs_template, load_certificate
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from renewal.ca.acme_ari import RenewalWindow
     from renewal.keyvault import CertificateSnapshot, PendingOperation
     from renewal.ledger import RenewalRecord
+    from renewal.revocation import RevocationStatus
 
 Outcome = Literal["renew", "skip", "wait", "reject", "fail"]
 RenewedBy = Literal["certlc", "keyvault", "opted_out", "disabled", "nobody"]
@@ -61,6 +62,7 @@ class Reason(StrEnum):
     FORCED = "forced"  # certlc renew --force, before it is due
     COMPROMISE = "compromise"  # certlc renew --compromise: now, whatever its dates
     COMPROMISE_UNFINISHED = "compromise_unfinished"  # merged with a new key; the old one not yet revoked and disabled
+    REVOKED = "revoked"  # its CA revoked it (its OCSP responder or CRL says so): renewed now with a new key
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ class Input:
     record: RenewalRecord | None = None  # the renewal's record, when the caller read it
     pending: PendingOperation | None = None  # Key Vault's pending operation, when the caller read it
     holds_lock: bool = False  # the workflow reads the record under the lock: a "working" record's owner is gone
+    revocation: RevocationStatus | None = None  # what its CA says of the current version, when the caller asked
 
 
 @dataclass(frozen=True)
@@ -286,6 +289,17 @@ def compromise_unfinished(given: Input) -> Verdict | None:
     )
 
 
+def not_revoked(given: Input) -> Verdict | None:
+    """A certificate its CA revoked is renewed now with a new key (trigger ``revoked``), whatever its dates: clients
+    that check revocation already refuse it. Only what the CA's own OCSP responder or CRL said counts."""
+    status = given.revocation
+    if status is None or status.state != "revoked":
+        return None
+    when = f" on {status.revoked_at:%Y-%m-%d}" if status.revoked_at else ""
+    why = f"its CA revoked it{when} ({status.reason or 'no reason given'}; {status.source})"
+    return _renewing(given, Reason.REVOKED, why)
+
+
 def pending_operation_under_way(given: Input) -> Verdict | None:
     """A pending operation in progress goes on, due or not: this renewal's own from an earlier attempt (the request
     names it, as ``renewal.pending`` reads it), or one no live renewal owns (an interrupted ``certlc renew``, a dead
@@ -302,7 +316,7 @@ def certificate_is_due(given: Input) -> Verdict | None:
     """Forced and compromise renewals are always due; a canary request for the version it names is due (its
     schedule was the sweep's). Otherwise due from the earliest of the normal window's start, the ACME CA's ARI
     moment and a canary's schedule."""
-    if given.request.force or given.request.trigger == "compromise":
+    if given.request.force or given.request.trigger in NEW_KEY_TRIGGERS:
         return None
     if given.request.trigger == "canary" and given.request.version:
         return None
@@ -330,6 +344,8 @@ def tags_fit_key_vault(given: Input) -> Verdict | None:
 def resolve_profile(given: Input) -> Verdict:
     if given.request.trigger == "compromise":
         return _renewing(given, Reason.COMPROMISE, "its key may be exposed: renewed now, whatever its dates")
+    if given.request.trigger == "revoked":
+        return _renewing(given, Reason.REVOKED, "its CA revoked it: renewed now with a new key, whatever its dates")
     when, reason = next_renewal(given) if _cert(given).expires_on is not None else (None, Reason.SCHEDULED)
     if given.request.force and when is not None and when > given.now:
         return _renewing(given, Reason.FORCED, f"forced (not due before {when:%Y-%m-%d} UTC)")
@@ -384,6 +400,7 @@ CERTIFICATE_CHECKS: tuple[Check, ...] = (
     not_failed_before,
     renewal_in_flight,
     compromise_unfinished,
+    not_revoked,
     pending_operation_under_way,
     certificate_is_due,
     tags_fit_key_vault,
@@ -406,12 +423,13 @@ def plan(
     renewal_window: RenewalWindow | None = None,
     record: RenewalRecord | None = None,
     pending: PendingOperation | None = None,
+    revocation: RevocationStatus | None = None,
 ) -> Verdict:
     """What the sweep decides for this certificate now: the answer ``certlc status``, the snapshot rows, the
     dashboard and the workbook show (the vault is one the caller listed, so allowed)."""
     request = RenewalRequest(vault=facts.vault, name=facts.name, trigger="sweep", version=facts.version or None)
     allowed = {facts.vault.lower(): Vault(facts.vault, "")}
-    return decide(Input(request, allowed, facts, now, settings, renewal_window, record, pending))
+    return decide(Input(request, allowed, facts, now, settings, renewal_window, record, pending, revocation=revocation))
 
 
 def renewal_threshold(

@@ -126,6 +126,7 @@ def on_sweep_timer(*, past_due: bool = False) -> Any:
         rt.workflow.ledger,
         rt.settings.canary,
         ca_for=rt.workflow.ca_for,
+        revocation=rt.workflow.revocation,
     )
     log.info(
         "sweep%s: %d queued, %d orphaned pending operations taken over, %d in flight, %d warned, %d errors",

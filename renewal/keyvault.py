@@ -69,6 +69,7 @@ class CertificateSummary:
     expires_on: datetime | None
     tags: Mapping[str, str]
     has_certificate: bool = True  # the listing carries the version's x5t only when it holds a certificate
+    thumbprint: str | None = None  # that x5t as Key Vault shows it (SHA-1, upper-case hex): which certificate it is
 
 
 class KeyVault:
@@ -192,6 +193,7 @@ class KeyVault:
                     expires_on=props.expires_on,
                     tags=dict(props.tags or {}),
                     has_certificate=props.x509_thumbprint is not None,
+                    thumbprint=props.x509_thumbprint.hex().upper() if props.x509_thumbprint else None,
                 )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from renewal import tags as cert_tags
 from renewal.ca.base import AwaitingPerson, Denied, RevocationResult, Revoked
+from renewal.compromise import Unfinished
 from renewal.keyvault import CertificateSnapshot
 from renewal.messages import RenewalRequest
 from renewal.notify import (
@@ -139,14 +140,15 @@ class Reporter:
         self,
         request: RenewalRequest,
         current: CertificateSnapshot,
-        old_version: str,
+        unfinished: Unfinished,
         ca: str,
         old: CertificateSnapshot | None,
         revocation: RevocationResult | None,
         error: str,
         still_serving: tuple[str, ...] = (),
     ) -> None:
-        """A compromise renewal's last word (``renewal.compromise``): what the CA did with the old certificate."""
+        """A compromise renewal's word (``renewal.compromise``): what the CA did with the old certificate, or what a
+        person must run."""
         state = cert_tags.tag(old.tags, cert_tags.REVOCATION) if old is not None else None
         said = (state or "").split(" ", 1)[0]
         if revocation is not None:
@@ -154,8 +156,9 @@ class Reporter:
         notification = CompromiseHandled(
             vault=request.vault,
             name=request.name,
-            old_version=old_version,
+            old_version=unfinished.old_version,
             new_version=current.version,
+            cause="revoked" if unfinished.revoked_by_ca else "compromise",
             ca=ca,
             revocation=said if said in ("revoked", "awaiting", "refused") else "gone",
             detail=revocation.detail if isinstance(revocation, Revoked) else error,

@@ -47,6 +47,7 @@ def build_runtime(
     from renewal.pacing.settings import pacer_from_env
     from renewal.pacing.store import Unpaced
     from renewal.reporting import Reporter
+    from renewal.revocation.watch import watch_from_env
     from renewal.targets.wiring import check_target_settings
 
     settings = settings_from_env(env)
@@ -85,6 +86,7 @@ def build_runtime(
         pacer=pacer,
         serving=(lambda vault, name, thumbprint: ()) if dry_run else _serving(env),
     )
+    workflow.revocation = watch_from_env(env, workflow.ca_for, clock)
     return Runtime(env, settings, renewals, failed, workflow, reporter, clock)
 
 

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from renewal import tags as cert_tags
 from renewal.ca.acme_ari import may_be_due, renewal_window
@@ -42,6 +42,10 @@ from renewal.keyvault import CertificateSnapshot, CertificateSummary, KeyVault, 
 from renewal.ledger import Ledger
 from renewal.messages import RenewalRequest
 from renewal.vaults import Vault
+
+if TYPE_CHECKING:
+    from renewal.revocation import RevocationStatus
+    from renewal.revocation.watch import RevocationWatch
 
 log = logging.getLogger("certlc.sweep")
 
@@ -81,6 +85,7 @@ class SweepReport:
     taken_over: list[str] = field(default_factory=list)
     in_flight: list[str] = field(default_factory=list)
     warned: list[str] = field(default_factory=list)
+    revoked: list[str] = field(default_factory=list)  # its CA revoked it: queued for a renewal with a new key
     skipped: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     # each vault's listing as the sweep read it: the target check that follows finds its certificates there
@@ -136,9 +141,13 @@ def sweep(
     ledger: Ledger,
     canary: CanarySettings,
     ca_for: Callable[[str], Any] | None = None,
+    revocation: RevocationWatch | None = None,
 ) -> SweepReport:
-    """``ca_for`` (the workflow's CA adapters) lets the sweep ask an ACME CA's renewalInfo; without it, no ARI."""
+    """``ca_for`` (the workflow's CA adapters) lets the sweep ask an ACME CA's renewalInfo; without it, no ARI.
+    ``revocation`` checks what the CAs say of each managed certificate (``renewal.revocation.watch``)."""
     report = SweepReport()
+    if revocation is not None:
+        revocation.start_sweep()
     for vault in vaults.values():
         kv = keyvault_for(vault)
         try:
@@ -151,6 +160,10 @@ def sweep(
                 or worth_a_look(vault.name, s, now, settings, canary)
                 or (ca_for is not None and may_be_due(vault.name, s, ca_of(s.tags, settings), ca_for, now))
             ]
+            if revocation is not None:
+                others = [s for s in listed if s not in candidates]
+                more = set(revocation.to_read(vault.name, others, lambda tags: ca_of(tags, settings)))
+                candidates += [s for s in others if s.name in more]
         except Exception as exc:  # Key Vault or the lock store: this vault waits for the next sweep
             report.errors[vault.name] = str(exc) if isinstance(exc, KeyVaultError) else f"{type(exc).__name__}: {exc}"
             continue
@@ -172,6 +185,7 @@ def sweep(
                     ca_for,
                     report,
                     key,
+                    revocation,
                 )
             except KeyVaultError as exc:
                 report.errors[key] = str(exc)
@@ -194,19 +208,26 @@ def _sweep_one(
     ca_for: Callable[[str], Any] | None,
     report: SweepReport,
     key: str,
+    revocation: RevocationWatch | None = None,
 ) -> None:
     cert = kv.current(summary.name)
     if cert is None:
         return
+    said = revocation.status(cert, ca_of(cert.tags, settings)) if revocation is not None else None
     window = renewal_window(cert, ca_of(cert.tags, settings), ca_for, now) if ca_for is not None else None
     trigger = sweep_trigger(vault.name, cert, now, canary)
     request = RenewalRequest(vault=vault.name, name=summary.name, trigger=trigger, version=cert.version)
     record = ledger.peek(vault.name, summary.name) if unfinished_record else None
     suspect = is_placeholder(summary) or (record is not None and record.version == cert.version)
     pending = kv.get_pending(summary.name) if suspect else None
+    facts = facts_of(cert, canary)
     verdict = decide(
-        Input(request, {vault.name.lower(): vault}, facts_of(cert, canary), now, settings, window, record, pending)
+        Input(request, {vault.name.lower(): vault}, facts, now, settings, window, record, pending, revocation=said)
     )
+    if verdict.reason == Reason.REVOKED and said is not None:
+        request = replace(request, trigger="revoked")
+        _note_revoked(kv, cert, said, now)
+        report.revoked.append(key)
     decision = sweep_action(verdict, warned_today(cert, now))
     if decision.action in ("enqueue", "take_over"):
         enqueue(request)
@@ -220,3 +241,14 @@ def _sweep_one(
         warn(cert, days, escalate=verdict.tell == "escalate", why=verdict.message)
         kv.update_tags(cert.name, cert.version, {**cert.tags, cert_tags.WARNED: now.strftime("%Y-%m-%d")})
         report.warned.append(key)
+
+
+def _note_revoked(kv: KeyVault, cert: CertificateSnapshot, said: RevocationStatus, now: datetime) -> None:
+    """The version says what its CA said (``certlc-revocation``), so the renewal that replaces it asks the CA
+    nothing and ``certlc status`` shows it."""
+    if cert_tags.tag(cert.tags, cert_tags.REVOCATION):
+        return
+    day = (said.revoked_at or now).strftime("%Y-%m-%d")
+    value = f"revoked {said.reason or 'unspecified'} {day}"
+    kept = {k: v for k, v in cert.tags.items() if k.strip().lower() != cert_tags.WARNED}
+    kv.update_tags(cert.name, cert.version, kept | {cert_tags.REVOCATION: value})

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from renewal import compromise
 from renewal import tags as cert_tags
@@ -57,13 +57,16 @@ from renewal.keyvault import (
     with_key_reuse,
 )
 from renewal.ledger import Held, Ledger, LockLost, LockUnavailable, RenewalRecord
-from renewal.messages import RenewalRequest
+from renewal.messages import NEW_KEY_TRIGGERS, RenewalRequest
 from renewal.pacing.limits import key_kind
 from renewal.pacing.store import Paced, Pacer, Unpaced
 from renewal.pending import pending_action
 from renewal.resume import resume_action
 from renewal.vaults import Vault
 from renewal.x509info import csr_to_pem, der_to_pem, pem_chain_to_der, same_public_key, thumbprint
+
+if TYPE_CHECKING:
+    from renewal.revocation.watch import RevocationWatch
 
 log = logging.getLogger("certlc.renewal")
 
@@ -203,6 +206,7 @@ class RenewalWorkflow:
     pacer: Pacer = field(default_factory=Unpaced)  # Key Vault's create budget, shared by every instance
     # the targets last seen serving a certificate (vault, name, thumbprint): named in a compromise notice
     serving: Callable[[str, str, str], tuple[str, ...]] = lambda vault, name, thumbprint: ()
+    revocation: RevocationWatch | None = None  # what the CAs' CRLs and OCSP responders say (renewal.revocation)
     _locks: KeyedLocks = field(default_factory=lambda: KeyedLocks(), repr=False)
 
     def handle(self, request: RenewalRequest) -> Result:
@@ -432,7 +436,7 @@ class RenewalWorkflow:
             if choice.action == "vanished":  # look again on the next attempt
                 raise Transient(choice.reason, f"{choice.message}; retrying") from None
             assert op is not None
-            old_key = request.trigger == "compromise" and _holds_key_of(cert, op)
+            old_key = request.trigger in NEW_KEY_TRIGGERS and _holds_key_of(cert, op)
             if choice.action == "replace" or old_key:
                 progress.fence(self.clock(), "replace_pending", version=cert.version, ca=ca)
                 kv.delete_pending(request.name)
@@ -444,7 +448,7 @@ class RenewalWorkflow:
                 self.reporter.audit("csr_reused", request, kv_request_id=op.request_id, orphan=orphan)
         if not op.csr:
             raise Permanent("no_csr", "Key Vault returned a pending operation without a CSR")
-        if request.trigger == "compromise" and _holds_key_of(cert, op):
+        if request.trigger in NEW_KEY_TRIGGERS and _holds_key_of(cert, op):
             progress.fence(self.clock(), "delete_pending", version=cert.version, ca=ca)
             kv.delete_pending(request.name)
             raise Permanent("key_not_new", "Key Vault made the new version with the compromised key; nothing was sent")
@@ -452,9 +456,9 @@ class RenewalWorkflow:
 
     def _policy_for(self, request: RenewalRequest, cert: CertificateSnapshot) -> Any:
         """The policy the create sends (Key Vault makes it the certificate's): as it is, except that a compromise
-        renewal turns key reuse off, so the new version cannot carry the exposed key; it is put back after the
-        merge (``renewal.compromise``)."""
-        if request.trigger != "compromise" or not getattr(cert.policy, "reuse_key", False):
+        renewal (or one of a certificate its CA revoked) turns key reuse off, so the new version cannot carry the
+        exposed key; it is put back after the merge (``renewal.compromise``)."""
+        if request.trigger not in NEW_KEY_TRIGGERS or not getattr(cert.policy, "reuse_key", False):
             return cert.policy
         self.reporter.audit("key_reuse_off", request, old_version=cert.version)
         return with_key_reuse(cert.policy, False)
@@ -509,9 +513,10 @@ class RenewalWorkflow:
             cert_tags.CORRELATION: request.correlation_id,
             cert_tags.LAST_OUTCOME: f"renewed {today}",
         }
-        if request.trigger == "compromise":  # until the old version is revoked and disabled (renewal.compromise)
+        if request.trigger in NEW_KEY_TRIGGERS:  # until the old version is revoked and disabled (renewal.compromise)
             restore = bool(getattr(before.policy, "reuse_key", False))
-            tags[cert_tags.COMPROMISED] = compromise.compromised_tag(before.version, restore)
+            by_ca = request.trigger == "revoked"
+            tags[cert_tags.COMPROMISED] = compromise.compromised_tag(before.version, restore, by_ca)
         try:
             chain = pem_chain_to_der(issued.chain_pem)
         except ValueError as exc:
@@ -598,13 +603,32 @@ class RenewalWorkflow:
                 self.reporter.audit("key_reuse_restored", request, new_version=fresh.version)
             elif step.step == "retry_revocation":
                 raise Transient("ca_unavailable", f"could not revoke version {unfinished.old_version}: {ca_error}")
+            elif step.step == "confirm_revocation":
+                assert old is not None and old.cer is not None
+                seen = self.revocation.check(old.cer, ca) if self.revocation is not None else None
+                if seen is None or seen.state != "revoked":
+                    if revocation is not None:  # asked in this pass: the person hears what to run, once
+                        self._tell_compromise(request, fresh, unfinished, ca, old, revocation, ca_error)
+                    said = seen.detail if seen is not None else "certlc does not check revocation here"
+                    return Result(
+                        "renewed",
+                        "revocation_awaiting_person",
+                        f"{name!r} renewed as version {fresh.version} with a new key; version {old.version} is "
+                        f"disabled and its revocation waits for a person at CA {ca!r} ({said})",
+                        request,
+                        new_version=fresh.version,
+                    )
+                progress.fence(now, "revocation_seen", version=unfinished.old_version, ca=ca)
+                state = compromise.revocation_tag(Revoked(seen.reason or "", compromise.REASON), now)
+                kv.update_tags(name, old.version, dict(old.tags) | {cert_tags.REVOCATION: state})
+                self.reporter.audit("revocation_seen", request, old_version=old.version, ca=ca, detail=seen.source)
             else:
                 kept = {k: v for k, v in fresh.tags.items() if k.strip().lower() != cert_tags.COMPROMISED}
                 kv.update_tags(name, fresh.version, kept)
                 self.reporter.audit(
                     "compromise_finished", request, old_version=unfinished.old_version, detail=step.reason
                 )
-                self._tell_compromise(request, fresh, unfinished.old_version, ca, old, revocation, ca_error)
+                self._tell_compromise(request, fresh, unfinished, ca, old, revocation, ca_error)
                 return Result(
                     "renewed",
                     "compromise_finished",
@@ -636,7 +660,7 @@ class RenewalWorkflow:
         self,
         request: RenewalRequest,
         current: CertificateSnapshot,
-        old_version: str,
+        unfinished: compromise.Unfinished,
         ca: str,
         old: CertificateSnapshot | None,
         revocation: RevocationResult | None,
@@ -646,7 +670,7 @@ class RenewalWorkflow:
         old version is disabled. Never a second issuance for a failed notice."""
         try:
             serving = self.serving(request.vault, request.name, thumbprint(old.cer)) if old and old.cer else ()
-            self.reporter.compromise_handled(request, current, old_version, ca, old, revocation, error, serving)
+            self.reporter.compromise_handled(request, current, unfinished, ca, old, revocation, error, serving)
         except Exception:
             log.exception("compromise notice for %s/%s could not be sent", request.vault, request.name)
 

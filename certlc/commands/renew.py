@@ -7,6 +7,9 @@ summary; the others have nothing to do. ``--all --force`` renews every certifica
 dates (a CA migration), each request pinned to the version it saw, so a second run, another process's run or a
 redelivery finds that version replaced and stops as superseded. ``--queue`` hands the requests to the renewal queue
 instead, for the app's instances and workers to renew at the pace Key Vault's shared budget allows.
+``NAME --policy FILE`` is a change renewal: the file's subject, DNS names, key or validity replace the policy's once
+the CA adapter's profile can issue them (``renewal.policy_change``), then NAME is renewed as with ``--force``; exit 1
+when the change is refused or not renewed, with Key Vault left as it was when refused.
 
 Exit 0 when everything was renewed or queued, or there is nothing to do (not due,
 not managed, already in flight, or ``--dry-run`` would renew); 1 when a renewal failed, was refused, is left
@@ -25,9 +28,12 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from renewal.messages import RenewalRequest
+
+if TYPE_CHECKING:
+    from renewal.policy_change import PolicyChange
 
 DONE = {"renewed", "skipped", "queued"}
 NOT_DONE_SKIPS = {"not_found"}  # a certificate that does not exist is not "nothing to do"
@@ -65,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--compromise",
         action="store_true",
         help="renew NAME now, whatever its dates, because its key may be exposed (trigger compromise)",
+    )
+    parser.add_argument(
+        "--policy",
+        metavar="FILE",
+        help='with NAME: change its policy (JSON: {"subject", "dns", "key", "validity_months"}, each optional) and '
+        "renew it now with the change, once its CA adapter's profile can issue it",
     )
 
 
@@ -108,11 +120,16 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--queue applies to --all: a named certificate is renewed in this process")
     if args.all and args.compromise:
         raise UserError("--compromise renews one certificate whose key may be exposed: name it instead of --all")
+    if args.policy and (args.all or args.compromise):
+        raise UserError(
+            "--policy changes one certificate's policy and renews it: name it, without --all or --compromise"
+        )
     if args.name and not is_valid_object_name(args.name):  # refused here, before a renewal could record it failed
         raise UserError(
             f"{args.name!r} cannot be a Key Vault certificate name: 1-127 letters, digits and hyphens "
             "(`certlc status` lists the certificates)"
         )
+    change = read_change(args.policy) if args.policy else None  # a bad file is exit 2 before any service is dialled
     runtime = checked_runtime(args.env, dry_run=args.dry_run)
     if args.all:
         vaults = runtime.settings.vaults
@@ -131,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
             outcomes = [act(runtime, request, args.dry_run) for request in requests] + outcomes
         return _report_all(outcomes, args.output, args.dry_run)
     vault = chosen_vault(runtime.settings.vaults, args.vault)
+    if change is not None:
+        return _report_change(change_renewal(runtime, vault, args.name, change, args.dry_run), args)
     trigger = "compromise" if args.compromise else "manual"
     request = RenewalRequest(vault=vault.name, name=args.name, trigger=trigger, force=args.force)
     if (args.force or args.compromise) and not args.dry_run:
@@ -301,3 +320,142 @@ def _check_issuer(runtime: Any, request: RenewalRequest, would: str) -> tuple[st
         detail = f"{check.detail}; fix: {check.fix}" if getattr(check, "fix", "") else check.detail
         return "failed", "ca_unavailable", f"would renew, but CA {name!r} does not answer: {detail}"
     return "skipped", "dry_run", f"{would}; CA {name!r} answers"
+
+
+@dataclass(frozen=True)
+class ChangeOutcome:
+    """A change renewal's result: the renewal's outcome, what the policy had and what changed in it."""
+
+    outcome: Outcome
+    old: dict[str, Any]
+    changed: dict[str, Any]
+    policy_updated: bool = False
+
+
+def read_change(path: str) -> PolicyChange:
+    """The ``--policy`` file, parsed and checked (``renewal.policy_change``); any problem is a ``UserError``."""
+    from certlc.cli import UserError
+    from renewal.policy_change import PolicyFileError, change_from_json
+
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read the policy file {path}: {exc.strerror or exc}") from None
+    try:
+        return change_from_json(text)
+    except PolicyFileError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+def change_renewal(runtime: Any, vault: Any, name: str, change: PolicyChange, dry_run: bool) -> ChangeOutcome:
+    """``--policy``: gather the certificate, its renewal record and pending operation, and what its CA adapter's
+    profile issues; decide (the usual decision for a forced renewal, then ``renewal.policy_change``); act only when
+    all of it agrees: record the operator action, update the policy, renew through the usual path. Anything refused
+    leaves Key Vault as it was."""
+    from certlc.cli import UserError
+    from renewal.ca.base import CaError
+    from renewal.decide import Input, decide, facts_of
+    from renewal.policy_change import (
+        ca_limits,
+        change_refused,
+        changed_policy,
+        describe,
+        key_change_refused,
+        old_values,
+        under_way,
+        what_changes,
+    )
+
+    request = RenewalRequest(vault.name, name, "manual", force=True)
+    kv = runtime.keyvault(vault)
+    cert = kv.current(name)
+    record = runtime.workflow.ledger.peek(vault.name, name) if cert else None
+    pending = kv.get_pending(name) if cert else None
+    facts = facts_of(cert, runtime.settings.canary) if cert else None
+    given = Input(request, runtime.settings.vaults, facts, runtime.clock(), runtime.settings.window, record=record)
+    verdict = decide(given)
+
+    def left(status: str, reason: str, why: str) -> ChangeOutcome:
+        return ChangeOutcome(Outcome(vault.name, name, status, reason, f"{why}; its policy was not changed"), {}, {})
+
+    if cert is None or verdict.outcome != "renew":
+        return left("failed" if verdict.outcome == "fail" else "skipped", str(verdict.reason), verdict.message)
+    if waiting := under_way(pending):
+        return left("failed", "pending_operation", waiting)
+    real = what_changes(cert.policy, change)
+    if not real.given():
+        raise UserError(
+            f"the policy file changes nothing: {vault.name}/{name}'s policy already has those values "
+            f"(`certlc renew {name} --force` renews it as it is)"
+        )
+    old = old_values(cert.policy, real)
+    summary = describe(old, real)
+    ca_name = verdict.ca or runtime.settings.window.default_ca
+    try:
+        limits = ca_limits(ca_name, runtime.workflow.ca_for(ca_name), verdict.profile or "")
+    except CaError as exc:
+        return left("failed", "ca_unavailable", f"could not learn what CA {ca_name!r} issues: {exc}")
+    refused = key_change_refused(cert.policy, real) or change_refused(real, limits)
+    if refused:
+        return left("failed", "policy_refused", refused)
+    request = RenewalRequest(vault.name, name, "manual", version=cert.version, force=True)
+    if dry_run:
+        rehearsed = renew_one(runtime, request, True)
+        said = f"would change its policy ({summary}), then: {rehearsed.message}"
+        return ChangeOutcome(_with_message(rehearsed, said), old, real.given())
+    _audit_change(runtime, request, summary, old, real.given())
+    kv.update_policy(name, changed_policy(cert.policy, real))
+    renewed = renew_one(runtime, request, False)
+    said = f"policy changed ({summary}); {renewed.message}"
+    return ChangeOutcome(_with_message(renewed, said), old, real.given(), policy_updated=True)
+
+
+def _with_message(outcome: Outcome, message: str) -> Outcome:
+    from dataclasses import replace
+
+    return replace(outcome, message=message)
+
+
+def _audit_change(runtime: Any, request: RenewalRequest, summary: str, old: dict, changed: dict) -> None:
+    """The change is the operator's, audited as ``renew_policy`` under the renewal's correlation id with what it
+    changed and the values it replaced (enough to undo it). The form's ``key`` is ``key_type`` here: the audit
+    trail redacts any field named ``key``."""
+    from certlc.commands.operator import Target, current_operator, operator_audit, record_action
+
+    def named(values: dict) -> dict:
+        return {("key_type" if k == "key" else k): list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+    record_action(
+        operator_audit(runtime.env, runtime.clock),
+        "renew_policy",
+        [Target(request.vault, request.name)],
+        current_operator(),
+        correlation_id=request.correlation_id,
+        trigger=request.trigger,
+        detail=f"policy change: {summary}",
+        changed=named(changed),
+        old=named(old),
+    )
+
+
+def _report_change(result: ChangeOutcome, args: argparse.Namespace) -> int:
+    """One line, or ``-o json`` with the change (``policy_change``: each field's old and new value). Exit 0 only
+    when the change was made and renewed, or a dry run would make it."""
+    outcome = result.outcome
+    if args.output == "json":
+        body = {k: v for k, v in asdict(outcome).items() if k not in ("vault", "name")}
+        change = {k: {"old": _plain(result.old.get(k)), "new": _plain(v)} for k, v in result.changed.items()}
+        print(
+            json.dumps(
+                body | {"policy_change": change, "policy_updated": result.policy_updated, "dry_run": args.dry_run}
+            )
+        )
+    else:
+        print(outcome.line())
+    applied = outcome.status == "renewed" or (args.dry_run and outcome.reason == "dry_run")
+    return 0 if applied else 1
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value

@@ -26,6 +26,7 @@ from renewal.x509info import load_certificate
 
 if TYPE_CHECKING:
     from renewal.ca.acme_ari import RenewalWindow
+    from renewal.revocation import RevocationStatus
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     now = runtime.clock()
     window = partial(ari_window, settings=runtime.settings, ca_for=runtime.workflow.ca_for, now=now)
     audit_file = runtime.env.get("CERTLC_AUDIT_FILE", "").strip()
-    gathered = gather(runtime.keyvault(vault), args.name, audit_file, window)
+    asked = partial(revocation_of, watch=runtime.workflow.revocation, settings=runtime.settings)
+    gathered = gather(runtime.keyvault(vault), args.name, audit_file, window, asked)
     if gathered is None:
         raise NotFound(f"certificate {args.name!r} does not exist in vault {vault.name!r}")
     status = replace(
@@ -59,6 +61,7 @@ class VersionEntry:
     enabled: bool
     last_outcome: str | None
     correlation: str | None
+    revocation: str | None = None  # what certlc asked or saw of its CA (certlc-revocation)
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,19 @@ class CertificateStatus:
     pending_error: str | None
     ca_request: CaRequest | None  # the CA request the renewal waits for, in the CA's words (from the audit)
     last_outcome: str | None
+    revocation: Revocation | None = None  # what its CA's OCSP responder or CRL says now
     versions: list[VersionEntry] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
     targets: list[dict[str, Any]] = field(default_factory=list)  # what the sweep's last target check saw
+
+
+@dataclass(frozen=True)
+class Revocation:
+    state: str  # good, revoked or unknown
+    source: str  # where the answer came from: "OCSP http://…", "CRL http://…", or why none was asked
+    reason: str | None
+    revoked_at: datetime | None
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,7 @@ class Gathered:
     versions: list[VersionEntry]
     audit: list[dict[str, Any]]
     renewal_window: RenewalWindow | None = None  # the ACME CA's suggested window (ARI), when it offers one
+    revocation: RevocationStatus | None = None  # what its CA says, when certlc checks revocation
 
 
 def gather(
@@ -111,6 +125,7 @@ def gather(
     name: str,
     audit_file: str | None,
     window_of: Callable[[CertificateSnapshot], RenewalWindow | None] = lambda cert: None,
+    revocation_of: Callable[[CertificateSnapshot], RevocationStatus | None] = lambda cert: None,
 ) -> Gathered | None:
     """Everything read for one certificate, or None when it does not exist."""
     cert = kv.current(name)
@@ -118,7 +133,14 @@ def gather(
         return None
     history = versions_of(kv, name, cert.version)
     audit = audit_events(audit_file, kv.vault.name, name)
-    return Gathered(cert, kv.get_pending(name), history, audit, window_of(cert))
+    return Gathered(cert, kv.get_pending(name), history, audit, window_of(cert), revocation_of(cert))
+
+
+def revocation_of(cert: CertificateSnapshot, *, watch: Any, settings: Settings) -> RevocationStatus | None:
+    """What the certificate's CA says of its current version now (``CERTLC_REVOCATION_CHECK``), as the sweep asks."""
+    if watch is None or cert.cer is None:
+        return None
+    return watch.check(cert.cer, ca_of(cert.tags, settings.window))
 
 
 def ari_window(
@@ -142,6 +164,7 @@ def versions_of(kv: KeyVault, name: str, current: str) -> list[VersionEntry]:
             enabled=bool(p.enabled),
             last_outcome=cert_tags.tag(p.tags or {}, cert_tags.LAST_OUTCOME),
             correlation=cert_tags.tag(p.tags or {}, cert_tags.CORRELATION),
+            revocation=cert_tags.tag(p.tags or {}, cert_tags.REVOCATION),
         )
         for p in listing
     ]
@@ -175,7 +198,8 @@ def decide_status(gathered: Gathered, settings: Settings, now: datetime) -> Cert
     cert = gathered.cert
     window = settings.window
     facts = facts_of(cert, settings.canary)
-    seen = plan(facts, now, window, gathered.renewal_window)
+    seen = plan(facts, now, window, gathered.renewal_window, revocation=gathered.revocation)
+    said = gathered.revocation
     request = RenewalRequest(vault=cert.vault, name=cert.name, trigger="manual")
     chosen = resolve_profile(Input(request, settings.vaults, facts, now, window))
     return CertificateStatus(
@@ -200,6 +224,7 @@ def decide_status(gathered: Gathered, settings: Settings, now: datetime) -> Cert
         pending_error=gathered.pending.error if gathered.pending else None,
         ca_request=waiting_ca_request(gathered.audit),
         last_outcome=cert_tags.tag(cert.tags, cert_tags.LAST_OUTCOME),
+        revocation=Revocation(said.state, said.source, said.reason, said.revoked_at, said.detail) if said else None,
         versions=gathered.versions,
         audit=gathered.audit,
     )
@@ -275,6 +300,7 @@ def as_text(status: CertificateStatus) -> str:
         f"Next renewal:    {_day(s.next_renewal) + ' UTC' if certlc_renews and s.next_renewal else '-'}",
         f"Canary:          {'yes' if s.canary else 'no'}",
         f"Pending:         {_pending(s)}",
+        f"Revocation:      {_revocation(s.revocation)}",
         f"Last outcome:    {s.last_outcome or '-'}",
         "Versions:",
     ]
@@ -307,6 +333,17 @@ def _target_rows(targets: Iterable[Mapping[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def _revocation(said: Revocation | None) -> str:
+    if said is None:
+        return "not checked (CERTLC_REVOCATION_CHECK=off)"
+    if said.state == "revoked":
+        when = f" on {_day(said.revoked_at)} UTC" if said.revoked_at else ""
+        return f"REVOKED{when} ({said.reason or 'no reason given'}), says {said.source}"
+    if said.state == "good":
+        return f"good, says {said.source}"
+    return f"unknown ({said.source}): {said.detail}"
+
+
 def _pending(s: CertificateStatus) -> str:
     """Key Vault keeps the last operation after it ends: only one in progress is a renewal waiting."""
     if s.pending is None:
@@ -323,10 +360,11 @@ def _pending(s: CertificateStatus) -> str:
 
 
 def _version_rows(versions: Iterable[VersionEntry]) -> list[list[str]]:
-    rows = [["VERSION", "CREATED", "EXPIRES", "ENABLED", "LAST OUTCOME", "CORRELATION"]]
+    rows = [["VERSION", "CREATED", "EXPIRES", "ENABLED", "LAST OUTCOME", "CORRELATION", "REVOCATION"]]
     for v in versions:
         enabled = "yes" if v.enabled else "no"
-        rows.append([v.version, _day(v.created), _day(v.expires), enabled, v.last_outcome or "", v.correlation or ""])
+        outcome, correlation = v.last_outcome or "", v.correlation or ""
+        rows.append([v.version, _day(v.created), _day(v.expires), enabled, outcome, correlation, v.revocation or ""])
     return rows
 
 

@@ -1,33 +1,31 @@
-"""The local CA's publication point: its CRL and its certificate over plain HTTP, as a CA's web server publishes them
-at the URLs its certificates carry (RFC 5280 expects http for both: the CRL is signed, TLS adds nothing).
+"""A CA's publication point: its CRL and its certificate over plain HTTP, as a CA's web server publishes them at the
+URLs its certificates carry (RFC 5280 expects http for both: the CRL is signed, TLS adds nothing). The local stack's
+CA publishes here, and so does the AD CS emulator's, at AD CS's own ``/CertEnroll`` path.
 
-The CRL is the one the CA folder holds, signed anew by ``LocalCA.crl_der`` once its nextUpdate passed on ``clock``
-(the stack's emulated clock, so a moved clock does not make it stale for the functions).
+The CRL is the one the CA folder holds, signed anew by ``LocalCA.crl_der`` once its nextUpdate passed on the CA's
+clock (the stack's emulated clock, so a moved clock does not make it stale for the functions).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from renewal.ca.local import LocalCA
 
 CRL_PATH = "/local-ca.crl"
 CERTIFICATE_PATH = "/local-ca.cer"
 
 
 class CaPublisher:
-    def __init__(self, ca_dir: Path, clock: Callable[[], datetime] | None = None) -> None:
-        from renewal.ca.local import LocalCA
-
-        self._ca = LocalCA(Path(ca_dir), clock=clock)
-        ca = self._ca
+    def __init__(self, ca: LocalCA, crl_path: str = CRL_PATH) -> None:
+        self._crl_path = crl_path
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if self.path == CRL_PATH:
+                if self.path == crl_path:
                     self._send(ca.crl_der(), "application/pkix-crl")
                 elif self.path == CERTIFICATE_PATH:
                     from cryptography.hazmat.primitives import serialization
@@ -57,7 +55,7 @@ class CaPublisher:
 
     @property
     def crl_url(self) -> str:
-        return self.url + CRL_PATH
+        return self.url + self._crl_path
 
     def stop(self) -> None:
         self._server.shutdown()

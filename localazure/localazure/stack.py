@@ -83,7 +83,7 @@ class LocalStack:
             )
             self.consumers.add_subscription(LOCAL_APP[0])  # the services certlc discovers live beside the app
             LocalCA(self.directory / "ca", create=True)  # the functions refuse a folder without a CA
-            self.ca_publisher = self._keep(CaPublisher(self.directory / "ca", clock=self.now))
+            self.ca_publisher = self._keep(CaPublisher(LocalCA(self.directory / "ca", clock=self.now)))
             self.settings = self._app_settings()
             self.app.settings = dict(self.settings)  # what the app's Key Vault references are read from
             self.appservice.publish(self.app, REPO_ROOT)  # the code the host below runs

@@ -177,6 +177,10 @@ class AdcsAuthority(CannotWithdraw):
     def _issued(self, leaf: bytes) -> Issued:
         return Issued((_pem(leaf), *self._ca_chain()))
 
+    def issuer_certificates(self) -> tuple[str, ...]:
+        """The CA's chain (PEM), against which its CRL's signature is checked (``renewal.revocation``)."""
+        return self._ca_chain()
+
     def _ca_chain(self) -> tuple[str, ...]:
         """The CA chain, fetched once: the PKCS#7 from ``certnew.p7b``, root last."""
         if self._chain is None:

@@ -88,6 +88,10 @@ class LocalCA:
     def certificate_pem(self) -> str:
         return self.certificate.public_bytes(serialization.Encoding.PEM).decode()
 
+    def issuer_certificates(self) -> tuple[str, ...]:
+        """The CA's certificate, against which its CRL's signature is checked (``renewal.revocation``)."""
+        return (self.certificate_pem,)
+
     def submit(self, csr_pem: bytes, profile: str, replaces: str | None = None) -> CaResult:
         spec = self.profiles.get(profile)
         if spec is None:

@@ -244,6 +244,7 @@ class CompromiseHandled(Notification):
     new_version: str
     ca: str
     revocation: str  # revoked, awaiting, refused or gone
+    cause: str = "compromise"  # compromise (an operator said so) or revoked (its CA revoked it on its own)
     detail: str = ""  # the CA's words, or the error that refused it
     instructions: str = ""  # what a person must run where the CA offers certlc no revocation
     serial: str = ""
@@ -266,12 +267,13 @@ class CompromiseHandled(Notification):
             "refused": "the CA refused to revoke the old certificate",
             "gone": "the old version is gone",
         }[self.revocation]
-        return f"[certlc] {self.name} in {self.vault} has a new key after a compromise: {left}"
+        after = "its CA revoked it" if self.cause == "revoked" else "a compromise"
+        return f"[certlc] {self.name} in {self.vault} has a new key after {after}: {left}"
 
     @property
     def summary(self) -> str:
         said = {
-            "revoked": f"The old certificate was revoked at {self.ca} (keyCompromise).",
+            "revoked": f"The old certificate is revoked at {self.ca}.",
             "awaiting": f"{self.ca} offers certlc no way to revoke: revoke it now with the command below; certlc shows "
             "it as awaiting until the CA's CRL lists it.",
             "refused": f"{self.ca} refused to revoke the old certificate: revoke it by hand.",

@@ -15,7 +15,7 @@ from cryptography import x509
 
 from renewal import tags as cert_tags
 from renewal.x509info import public_key_der
-from tests.pipeline.helpers import alerts_for, audit, client, drain_until, seed, unique
+from tests.pipeline.helpers import HandClock, alerts_for, audit, client, drain_until, functions_clock, seed, unique
 from tests.pipeline.test_operator_audit import certlc
 
 pytestmark = pytest.mark.timeout(180)
@@ -135,3 +135,40 @@ def test_certlc_revoke_revokes_an_older_version_and_refuses_the_current_one(stac
     assert again.returncode == 0 and "already revoked" in again.stdout
     (action,) = [r for r in audit(stack, name) if r.get("action") == "revoke"]
     assert (action["version"], action["reason"]) == (version, "superseded")
+
+
+def test_a_certificate_revoked_behind_certlcs_back_is_renewed_within_one_sweep(stack, alerts):
+    """The CA's operator revokes it (the local CA's CRL lists it, published where the certificate's CDP says): the
+    next sweep sees it there, renews it with a new key (trigger `revoked`) and disables the revoked version, without
+    asking the CA again; `certlc status NAME` says what the CRL said, before and after."""
+    from renewal.ca.local import LocalCA
+    from renewal.x509info import der_to_pem
+
+    name = unique("revoked-behind")
+    old, old_leaf = renewed_by_local_ca(stack, name)
+    cdp = old_leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert [p.full_name[0].value for p in cdp] == [stack.settings["CERTLC_LOCAL_CA_CRL_URL"]]
+    status = certlc(stack, "status", name, "--vault", "kv1", "-o", "json")
+    assert json.loads(status.stdout)["revocation"]["state"] == "good", status.stdout + status.stderr
+
+    LocalCA(Path(stack.settings["CERTLC_LOCAL_CA_DIR"])).revoke(der_to_pem(bytes(old.cer)), "keyCompromise")
+    said = json.loads(certlc(stack, "status", name, "--vault", "kv1", "-o", "json").stdout)
+    assert (said["revocation"]["state"], said["plan"]) == ("revoked", "revoked")
+    assert said["revocation"]["source"] == f"CRL {stack.settings['CERTLC_LOCAL_CA_CRL_URL']}"
+
+    with functions_clock(HandClock(stack.now()), CERTLC_REVOCATION_READS_PER_SWEEP="100000"):  # a fresh process
+        stack.host.trigger_timer("sweep")
+        drain_until(stack, lambda: any(r["event"] == "compromise_finished" for r in audit(stack, name)), names=(name,))
+
+    new, new_leaf = leaf(stack, name)
+    assert new.properties.version != old.properties.version
+    assert public_key_der(new_leaf.public_key()) != public_key_der(old_leaf.public_key())
+    retired, _ = leaf(stack, name, old.properties.version)
+    assert retired.properties.enabled is False
+    assert (cert_tags.tag(retired.properties.tags, cert_tags.REVOCATION) or "").startswith("revoked keyCompromise ")
+    assert {r["trigger"] for r in audit(stack, name) if r["event"] == "renewal_initiated"} >= {"revoked"}
+    assert not [r for r in audit(stack, name) if r["event"] in ("revoked", "revocation_awaiting_person")]  # not asked
+    (notice,) = [a for a in alerts_for(alerts, name) if a.get("kind") == "compromise"]
+    assert "its CA revoked it" in notice["subject"] and notice["revocation"] == "revoked"
+    after = json.loads(certlc(stack, "status", name, "--vault", "kv1", "-o", "json").stdout)
+    assert after["revocation"]["state"] == "good" and after["version"] == new.properties.version

@@ -19,6 +19,7 @@ from renewal.decide import Input, Reason, WindowSettings, check_request, decide,
 from renewal.keyvault import CertificateSnapshot, PendingOperation
 from renewal.ledger import RenewalRecord
 from renewal.messages import InvalidMessage, RenewalRequest
+from renewal.revocation import RevocationStatus
 from renewal.vaults import Vault, VaultConfigError, parse_allow_list
 from renewal.x509info import adcs_template
 from tests.fixtures.pki import ChainCA
@@ -54,12 +55,20 @@ def cert(
 
 
 def verdict(
-    snapshot, reason="near_expiry", version=None, settings=None, window=None, record=None, pending=None, **request
+    snapshot,
+    reason="near_expiry",
+    version=None,
+    settings=None,
+    window=None,
+    record=None,
+    pending=None,
+    revocation=None,
+    **request,
 ):
     req = RenewalRequest(request.pop("vault", "kv1"), request.pop("name", "web"), reason, version=version, **request)
     facts = facts_of(snapshot) if snapshot is not None else None
     chosen = settings or WindowSettings(default_profile="server")
-    return decide(Input(req, VAULTS, facts, NOW, chosen, window, record, pending))
+    return decide(Input(req, VAULTS, facts, NOW, chosen, window, record, pending, revocation=revocation))
 
 
 def record(version="v1", state="pending", late_by=dt.timedelta(0)) -> RenewalRecord:
@@ -71,6 +80,20 @@ STALE = dt.timedelta(minutes=16)
 IN_PROGRESS = PendingOperation("op-1", "inprogress", b"csr")
 AUTO_RENEW = SimpleNamespace(lifetime_actions=[SimpleNamespace(action="AutoRenew")])
 FAILED = {"certlc-last-outcome": "failed ca_denied 2030-05-30"}
+
+
+def said(state: str) -> RevocationStatus:
+    """What the CA's CRL said of the current version."""
+    revoked = state == "revoked"
+    return RevocationStatus(
+        state,  # type: ignore[arg-type]
+        "CRL http://ca.example/crl",
+        "keyCompromise" if revoked else None,
+        NOW - dt.timedelta(days=1) if revoked else None,
+        NOW,
+        NOW + dt.timedelta(days=1),
+        "",
+    )
 
 
 def ari(days: float) -> RenewalWindow:
@@ -113,6 +136,12 @@ CHAIN = [
     (cert(days_left=200, lifetime=365, tags={"certlc-compromised": "v0"}), {}, "renew", "compromise_unfinished"),
     (cert(tags={"certlc-compromised": "v0"}), {"reason": "compromise"}, "renew", "compromise_unfinished"),
     (cert(tags={"certlc-compromised": "v0"}), {"record": record()}, "wait", "in_flight"),  # its owner finishes it
+    # what its CA says: revoked is renewed now with a new key, whatever its dates; good or unknown changes nothing
+    (cert(days_left=200, lifetime=365), {"revocation": said("revoked")}, "renew", "revoked"),
+    (cert(days_left=200, lifetime=365), {"revocation": said("good")}, "skip", "scheduled"),
+    (cert(days_left=200, lifetime=365), {"revocation": said("unknown")}, "skip", "scheduled"),
+    (cert(tags={"certlc-renew": "false"}), {"revocation": said("revoked")}, "skip", "opted_out"),  # not certlc's
+    (cert(days_left=200, lifetime=365), {"reason": "revoked"}, "renew", "revoked"),  # the sweep's request
     (cert(days_left=5), {"reason": "manual", "force": True}, "renew", "due"),  # forced, but due anyway: says due
     (cert(days_left=200, lifetime=365), {"reason": "sweep", "force": True}, "renew", "forced"),
     (cert(days_left=200, lifetime=365), {"reason": "canary", "version": "v1"}, "renew", "due"),  # not due: canary

@@ -8,8 +8,9 @@ Extended Protection (the channel binding of this server's TLS certificate) enfor
 against NTLM relay does; ``auth="negotiate"`` serves Kerberos with the service keytab of ``HTTP/localhost``
 (``keytab=``), Extended Protection enforced too, answering as ``localhost`` so clients ask for that SPN.
 
-The CA's CRL is published at ``crl_url`` (``/CertEnroll/<CA name>.crl``, no logon), and every certificate issued
-names it; ``revoke_serial`` is the CA operator's ``certutil -revoke``.
+The CA's CRL is published at ``crl_url`` (``/CertEnroll/<CA name>.crl``, no logon), over plain HTTP as AD CS
+publishes it (also on the HTTPS port), and every certificate issued names it; ``revoke_serial`` is the CA operator's
+``certutil -revoke``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from localazure.ca_publisher import CaPublisher
 from localazure.emulators.adcs import pages
 from localazure.emulators.adcs.auth import (
     BasicGate,
@@ -47,6 +49,7 @@ class RunningAdcs:
     ca: LocalCA
     _httpd: AdcsServer = field(repr=False)
     _thread: threading.Thread = field(repr=False)
+    _publisher: CaPublisher = field(repr=False)
     auth: str = "basic"  # how it authenticates: basic, ntlm or negotiate
 
     def approve(self, request_id: str | int) -> None:
@@ -58,8 +61,8 @@ class RunningAdcs:
 
     @property
     def crl_url(self) -> str:
-        """Where the CA's CRL is served (its certificates' CRL Distribution Point)."""
-        return f"https://{self.server}{crl_path(self.ca)}"
+        """Where the CA's CRL is published (its certificates' CRL Distribution Point), over HTTP."""
+        return self._publisher.crl_url
 
     def revoke_serial(self, serial_hex: str, reason_code: int) -> Revoked:
         """What the CA's operator does with ``certutil -revoke SERIAL REASONCODE``; the CRL served lists it at once."""
@@ -91,6 +94,7 @@ class RunningAdcs:
         self._httpd.faults.extend((status, path) for status in statuses)
 
     def stop(self) -> None:
+        self._publisher.stop()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=10)
@@ -126,7 +130,8 @@ def start(
     httpd = AdcsServer(("127.0.0.1", 0), EnrollmentBook(ca), gate)
     httpd.socket = server_context(tls).wrap_socket(httpd.socket, server_side=True)
     host = f"{'localhost' if auth == 'negotiate' else '127.0.0.1'}:{httpd.server_address[1]}"
-    ca.crl_url = f"https://{host}{crl_path(ca)}"  # known once the port is, set before the first request
+    publisher = CaPublisher(ca, crl_path(ca))
+    ca.crl_url = publisher.crl_url  # known once the port is, set before the first request
     thread = threading.Thread(target=httpd.serve_forever, name="adcs-emulator", daemon=True)
     thread.start()
-    return RunningAdcs(f"https://{host}/certsrv/", host, str(tls.ca_pem), ca, httpd, thread, auth)
+    return RunningAdcs(f"https://{host}/certsrv/", host, str(tls.ca_pem), ca, httpd, thread, publisher, auth)
