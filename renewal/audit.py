@@ -68,6 +68,7 @@ class AuditEvent(StrEnum):
     REVOCATION_SEEN = "revocation_seen"  # the CA's CRL or OCSP lists a revocation a person had to make
     KEY_REUSE_RESTORED = "key_reuse_restored"
     COMPROMISE_FINISHED = "compromise_finished"
+    COMPROMISE_OF_REPLACED = "compromise_of_replaced"  # the compromised version was already replaced
     # someone ran a command that changes what certlc does (certlc.commands.operator)
     OPERATOR_ACTION = "operator_action"
     # certlc sync deployed a version on a server (certlc.sync.agent): its files, the reload, the check that the

@@ -26,6 +26,7 @@ RESTORE_KEY_REUSE = "restore-key-reuse"
 REVOKED_BY_CA = "revoked-by-ca"  # the CA revoked the old certificate itself: nothing to ask it
 Step = Literal["revoke", "disable", "restore_key_reuse", "retry_revocation", "confirm_revocation", "finish"]
 RevocationState = Literal["revoked", "awaiting", "refused"]
+ReplacedAction = Literal["retire_old", "renew_current", "nothing"]
 
 
 @dataclass(frozen=True)
@@ -100,3 +101,14 @@ def next_step(unfinished: Unfinished, old: OldVersion | None, key_reuse_now: boo
     if old is None:
         return NextStep("finish", "the old version is gone from the vault: nothing left to revoke or disable")
     return NextStep("finish", f"old version {old.version}: {old.revocation or 'revoked by its CA'}, disabled")
+
+
+def replaced_compromise(old: OldVersion | None, current_keeps_key: bool) -> tuple[ReplacedAction, str]:
+    """A compromise of a version someone replaced before its renewal ran (an expiry renewal got there first): a
+    replacement with a new key leaves only the compromised version to revoke and disable; one that kept the key (key
+    reuse) carries the exposure on and is renewed itself."""
+    if old is None or not old.has_certificate:
+        return "nothing", "the compromised version is no longer in the vault"
+    if not current_keeps_key:
+        return "retire_old", "already replaced with a new key: only the compromised version is left to retire"
+    return "renew_current", "its replacement kept the compromised key: renewed with a new one"

@@ -160,10 +160,11 @@ def sweep(
                 or worth_a_look(vault.name, s, now, settings, canary)
                 or (ca_for is not None and may_be_due(vault.name, s, ca_of(s.tags, settings), ca_for, now))
             ]
+            only_revocation: set[str] = set()  # read for the revocation check alone: nothing to report otherwise
             if revocation is not None:
                 others = [s for s in listed if s not in candidates]
-                more = set(revocation.to_read(vault.name, others, lambda tags: ca_of(tags, settings)))
-                candidates += [s for s in others if s.name in more]
+                only_revocation = set(revocation.to_read(vault.name, others, lambda tags: ca_of(tags, settings)))
+                candidates += [s for s in others if s.name in only_revocation]
         except Exception as exc:  # Key Vault or the lock store: this vault waits for the next sweep
             report.errors[vault.name] = str(exc) if isinstance(exc, KeyVaultError) else f"{type(exc).__name__}: {exc}"
             continue
@@ -186,6 +187,7 @@ def sweep(
                     report,
                     key,
                     revocation,
+                    summary.name in only_revocation,
                 )
             except KeyVaultError as exc:
                 report.errors[key] = str(exc)
@@ -209,6 +211,7 @@ def _sweep_one(
     report: SweepReport,
     key: str,
     revocation: RevocationWatch | None = None,
+    only_revocation: bool = False,
 ) -> None:
     cert = kv.current(summary.name)
     if cert is None:
@@ -234,7 +237,7 @@ def _sweep_one(
         (report.enqueued if decision.action == "enqueue" else report.taken_over).append(key)
     elif decision.action == "in_flight":
         report.in_flight.append(key)
-    else:
+    elif not only_revocation:
         report.skipped[key] = decision.reason
     if decision.warn:
         days = max(0, (cert.expires_on - now).days) if cert.expires_on else 0

@@ -63,7 +63,7 @@ from renewal.pacing.store import Paced, Pacer, Unpaced
 from renewal.pending import pending_action
 from renewal.resume import resume_action
 from renewal.vaults import Vault
-from renewal.x509info import csr_to_pem, der_to_pem, pem_chain_to_der, same_public_key, thumbprint
+from renewal.x509info import csr_to_pem, der_to_pem, pem_chain_to_der, same_key, same_public_key, thumbprint
 
 if TYPE_CHECKING:
     from renewal.revocation.watch import RevocationWatch
@@ -241,6 +241,8 @@ class RenewalWorkflow:
                 request = progress.request = replace(request, version=cert.version)
             if cert and cert_tags.tag(cert.tags, cert_tags.CORRELATION) == request.correlation_id:
                 return self._already_merged(kv, progress, cert)
+            if cert and request.trigger == "compromise" and request.version.lower() != cert.version.lower():
+                cert = self._compromise_of_replaced(kv, progress, cert)
             verdict = self._decide(kv, progress, cert, now)
             act = workflow_act(verdict, self.dry_run)
             if act == "stop":
@@ -555,6 +557,33 @@ class RenewalWorkflow:
             request,
             new_version=after.version,
         )
+
+    def _compromise_of_replaced(
+        self, kv: KeyVault, progress: _Progress, cert: CertificateSnapshot
+    ) -> CertificateSnapshot:
+        """The operator named a version someone already replaced (``renewal.compromise.replaced_compromise``): the
+        current version is tagged to retire the compromised one (the one decision then finishes it, renewing
+        nothing), or renewed itself when it kept the key; otherwise the request stays superseded."""
+        request = progress.request
+        assert request.version is not None
+        if compromise.unfinished_of(cert.tags):
+            return cert
+        old = kv.version(request.name, request.version)
+        keeps = bool(old and old.cer and cert.cer and same_key(old.cer, cert.cer))
+        action, why = compromise.replaced_compromise(_old_version(old), keeps)
+        if action == "nothing":
+            return cert
+        progress.request = replace(request, version=cert.version)
+        if action == "retire_old":
+            assert old is not None
+            progress.fence(self.clock(), "tag_compromised", version=cert.version)
+            tags = dict(cert.tags) | {cert_tags.COMPROMISED: compromise.compromised_tag(old.version, False)}
+            kv.update_tags(request.name, cert.version, tags)
+            cert = replace(cert, tags=tags)
+        self.reporter.audit(
+            "compromise_of_replaced", progress.request, old_version=request.version, action=action, detail=why
+        )
+        return cert
 
     def _finish_compromise(self, kv: KeyVault, progress: _Progress, current: CertificateSnapshot, ca: str) -> Result:
         """The steps after a compromise renewal's merge (``renewal.compromise``), each fenced and audited, until the

@@ -63,6 +63,13 @@ def same_public_key(cert_der: bytes, csr_der: bytes) -> bool:
     return public_key_der(load_certificate(cert_der).public_key()) == public_key_der(load_csr(csr_der).public_key())
 
 
+def same_key(cert_der: bytes, other_der: bytes) -> bool:
+    """Whether two certificates carry the same public key."""
+    return public_key_der(load_certificate(cert_der).public_key()) == public_key_der(
+        load_certificate(other_der).public_key()
+    )
+
+
 def key_spec(public_key: object) -> KeySpec:
     if isinstance(public_key, rsa.RSAPublicKey):
         return KeySpec("RSA", size=public_key.key_size)

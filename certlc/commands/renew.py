@@ -70,7 +70,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compromise",
         action="store_true",
-        help="renew NAME now, whatever its dates, because its key may be exposed (trigger compromise)",
+        help="renew NAME now with a new key, whatever its dates, because its key may be exposed, then revoke the old "
+        "certificate at its CA and disable its version (trigger compromise)",
+    )
+    parser.add_argument(
+        "--version",
+        dest="compromised_version",
+        metavar="V",
+        help="with --compromise: the version whose key is exposed (default: the current one); if a renewal replaced "
+        "it meanwhile, only that version is revoked and disabled",
     )
     parser.add_argument(
         "--policy",
@@ -120,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--queue applies to --all: a named certificate is renewed in this process")
     if args.all and args.compromise:
         raise UserError("--compromise renews one certificate whose key may be exposed: name it instead of --all")
+    if args.compromised_version and not args.compromise:
+        raise UserError("--version names the version whose key is exposed: use it with --compromise")
     if args.policy and (args.all or args.compromise):
         raise UserError(
             "--policy changes one certificate's policy and renews it: name it, without --all or --compromise"
@@ -151,7 +161,13 @@ def run(args: argparse.Namespace) -> int:
     if change is not None:
         return _report_change(change_renewal(runtime, vault, args.name, change, args.dry_run), args)
     trigger = "compromise" if args.compromise else "manual"
-    request = RenewalRequest(vault=vault.name, name=args.name, trigger=trigger, force=args.force)
+    request = RenewalRequest(  # a compromise names the version whose key is exposed: the one the operator saw
+        vault=vault.name,
+        name=args.name,
+        trigger=trigger,
+        force=args.force,
+        version=exposed_version(runtime, vault, args),
+    )
     if (args.force or args.compromise) and not args.dry_run:
         audit_intervention(runtime, request)
     which = f" --vault {vault.name}" if len(runtime.settings.vaults) > 1 else ""
@@ -165,6 +181,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(outcome.line())
     return exit_code(outcome.status, outcome.reason)
+
+
+def exposed_version(runtime: Any, vault: Any, args: argparse.Namespace) -> str | None:
+    """The version a compromise is about: ``--version``, else the current one as read now (a renewal that replaces
+    it before the compromise runs then leaves only it to revoke and disable)."""
+    if not args.compromise:
+        return None
+    if args.compromised_version:
+        return str(args.compromised_version).strip().lower()
+    seen = runtime.keyvault(vault).current(args.name)
+    return seen.version if seen else None
 
 
 @contextmanager

@@ -15,7 +15,19 @@ from cryptography import x509
 
 from renewal import tags as cert_tags
 from renewal.x509info import public_key_der
-from tests.pipeline.helpers import HandClock, alerts_for, audit, client, drain_until, functions_clock, seed, unique
+from tests.pipeline.helpers import (
+    HandClock,
+    alerts_for,
+    audit,
+    client,
+    deliver,
+    drain_until,
+    functions_clock,
+    near_expiry_event,
+    seed,
+    unique,
+    versions,
+)
 from tests.pipeline.test_operator_audit import certlc
 
 pytestmark = pytest.mark.timeout(180)
@@ -172,3 +184,111 @@ def test_a_certificate_revoked_behind_certlcs_back_is_renewed_within_one_sweep(s
     assert "its CA revoked it" in notice["subject"] and notice["revocation"] == "revoked"
     after = json.loads(certlc(stack, "status", name, "--vault", "kv1", "-o", "json").stdout)
     assert after["revocation"]["state"] == "good" and after["version"] == new.properties.version
+
+
+def test_a_crash_after_the_revocation_and_before_the_disable_revokes_once(stack):
+    """The process dies right after its CA revoked the old certificate, before certlc wrote that down: the retry asks
+    the CA again (it answers that it already revoked it), disables the old version and finishes; one new version,
+    one revocation at the CA."""
+    from unittest import mock
+
+    from renewal.ca.local import LocalCA
+    from renewal.messages import RenewalRequest
+
+    name = unique("compromise-crash")
+    old, old_leaf = renewed_by_local_ca(stack, name)
+    real = LocalCA.revoke
+    crashed: list[str] = []
+
+    def revoke_then_die(self: LocalCA, certificate_pem: str, reason: str):  # type: ignore[no-untyped-def]
+        done = real(self, certificate_pem, reason)
+        if not crashed:
+            crashed.append(done.serial)
+            raise RuntimeError("injected crash after the revocation")
+        return done
+
+    request = RenewalRequest("kv1", name, "compromise", version=old.properties.version)
+    with mock.patch.object(LocalCA, "revoke", revoke_then_die):
+        deliver(stack, request.to_json())
+        drain_until(stack, lambda: any(r["event"] == "compromise_finished" for r in audit(stack, name)), names=(name,))
+
+    assert crashed == [f"{old_leaf.serial_number:x}"]
+    assert len(versions(stack, name)) == 3  # the seeded one, the forced renewal, and one new version
+    retired, _ = leaf(stack, name, old.properties.version)
+    assert retired.properties.enabled is False
+    folder = Path(stack.settings["CERTLC_LOCAL_CA_DIR"]) / "revoked"
+    assert [p.stem for p in folder.glob(f"{old_leaf.serial_number:x}.json")] == [f"{old_leaf.serial_number:x}"]
+    crl = local_crl(stack)
+    assert sum(e.serial_number == old_leaf.serial_number for e in crl) == 1
+    (said,) = [r for r in audit(stack, name) if r["event"] == "revoked"]
+    assert said["detail"] == "already revoked"  # the CA's own word the second time: nothing revoked twice
+    assert [r["reason"] for r in audit(stack, name) if r["event"] == "retried"] == ["unexpected_error"]
+
+
+def test_a_compromise_renewal_racing_an_expiry_event_makes_one_new_version_and_one_revocation(stack):
+    """The operator's `--compromise` (pinned to the version they saw) and Key Vault's near-expiry event for that same
+    version arrive together: whichever renews first, the other finds the version replaced. The compromise then only
+    retires the old version (the replacement has a new key), so there is one new version and one revocation."""
+    import threading
+
+    import requests
+
+    name = unique("compromise-race")
+    old, old_leaf = renewed_by_local_ca(stack, name, tags={cert_tags.RENEW_BEFORE_DAYS: "100"})  # always due
+    event = near_expiry_event(stack, name, old.properties.version)
+    answers: list[int] = []
+
+    def post() -> None:
+        answer = requests.post(
+            stack.host.eventgrid_url("event"), json=[event], headers={"aeg-event-type": "Notification"}, timeout=30
+        )
+        answers.append(answer.status_code)
+
+    poster = threading.Thread(target=post)
+    poster.start()
+    done = certlc(stack, "renew", name, "--vault", "kv1", "--compromise", "--version", old.properties.version)
+    poster.join(timeout=60)
+    assert answers == [200] and done.returncode in (0, 1), done.stdout + done.stderr
+    drain_until(stack, lambda: any(r["event"] == "compromise_finished" for r in audit(stack, name)), names=(name,))
+
+    assert len(versions(stack, name)) == 3  # seeded, forced, and one new version
+    new, new_leaf = leaf(stack, name)
+    assert public_key_der(new_leaf.public_key()) != public_key_der(old_leaf.public_key())
+    assert cert_tags.tag(new.properties.tags, cert_tags.COMPROMISED) is None and new.properties.enabled
+    retired, _ = leaf(stack, name, old.properties.version)
+    assert retired.properties.enabled is False
+    revoked = [e.serial_number for e in local_crl(stack)]
+    assert revoked.count(old_leaf.serial_number) == 1 and new_leaf.serial_number not in revoked
+    assert sum(r["event"] == "merged" and not r.get("recovered") for r in audit(stack, name)) == 2  # forced + one
+    trail = audit(stack, name)
+    replaced = [r["action"] for r in trail if r["event"] == "compromise_of_replaced"]
+    superseded = [r for r in trail if r["event"] == "skipped" and r.get("reason") == "superseded"]
+    assert (replaced, len(superseded)) in ((["retire_old"], 0), ([], 1)), trail  # whichever came first
+
+
+def test_a_compromise_of_a_version_an_expiry_renewal_replaced_only_retires_that_version(stack):
+    """The expiry renewal got there first with a new key: `--compromise --version OLD` renews nothing, and revokes and
+    disables only the old version; the replacement stays trusted."""
+    name = unique("compromise-late")
+    old, old_leaf = renewed_by_local_ca(stack, name, tags={cert_tags.RENEW_BEFORE_DAYS: "100"})  # always due
+    deliver(stack, near_expiry_request(name, old.properties.version))
+    replacement, replacement_leaf = leaf(stack, name)
+    assert replacement.properties.version != old.properties.version
+
+    done = certlc(stack, "renew", name, "--vault", "kv1", "--compromise", "--version", old.properties.version)
+
+    assert done.returncode == 0 and "renewed (compromise_finished)" in done.stdout, done.stdout + done.stderr
+    assert leaf(stack, name)[0].properties.version == replacement.properties.version  # nothing renewed again
+    retired, _ = leaf(stack, name, old.properties.version)
+    assert retired.properties.enabled is False
+    revoked = [e.serial_number for e in local_crl(stack)]
+    assert old_leaf.serial_number in revoked and replacement_leaf.serial_number not in revoked
+    (replaced,) = [r for r in audit(stack, name) if r["event"] == "compromise_of_replaced"]
+    assert (replaced["action"], replaced["old_version"]) == ("retire_old", old.properties.version)
+
+
+def near_expiry_request(name: str, version: str) -> str:
+    """The queue message a near-expiry event for ``version`` becomes."""
+    from renewal.messages import RenewalRequest
+
+    return RenewalRequest("kv1", name, "near_expiry", version=version).to_json()

@@ -81,7 +81,7 @@ def compromise_renewal(
     """Renews ``name`` (issued by ``ca``) with ``--compromise`` and checks what Key Vault shows after it: a new key
     from the same CA, the old version disabled and tagged ``<revocation> keyCompromise <UTC day>``, no step left (or,
     awaiting a person, the new version still saying so). The retired version."""
-    started = dt.datetime.now(dt.UTC)
+    started = stack.now()  # the days certlc writes are the stack's (its clock may have been moved forward)
     done = run_certlc(stack, ca, "renew", name, "--vault", "kv1", "--compromise")
 
     assert done.returncode == 0, done.stdout + done.stderr
@@ -95,13 +95,14 @@ def compromise_renewal(
     assert (left.split()[0] if left else None) == (old.properties.version if revocation == "awaiting" else None)
     retired, _ = leaf(stack, name, old.properties.version)
     assert retired.properties.enabled is False
-    assert cert_tags.tag(retired.properties.tags, cert_tags.REVOCATION) in on_the_day(revocation, started)
+    assert cert_tags.tag(retired.properties.tags, cert_tags.REVOCATION) in on_the_day(revocation, started, stack.now())
     return retired
 
 
-def on_the_day(revocation: str, started: dt.datetime) -> set[str]:
-    """``<revocation> keyCompromise <UTC day>`` for the days the test ran (a run across midnight)."""
-    days = {f"{day:%Y-%m-%d}" for day in (started, dt.datetime.now(dt.UTC))}
+def on_the_day(revocation: str, started: dt.datetime, now: dt.datetime) -> set[str]:
+    """``<revocation> keyCompromise <UTC day>`` for the days the test ran (a run across midnight), on the stack's
+    clock."""
+    days = {f"{day:%Y-%m-%d}" for day in (started, now)}
     return {f"{revocation} keyCompromise {d}" for d in days}
 
 
@@ -242,7 +243,7 @@ def test_adcs_compromise_names_the_certutil_command_and_the_crl_lists_the_serial
     assert notice["old_version"] == old.properties.version
     assert_steps_in_order(stack, name, "revocation_awaiting_person", finished=False)
     assert crl_entry(adcs_server, old_leaf.serial_number) is None  # nobody ran it yet
-    started = dt.datetime.now(dt.UTC)
+    started = stack.now()
     looked = run_certlc(stack, adcs_ca, "renew", name, "--vault", "kv1")  # not on the CRL yet: still awaiting
     assert looked.returncode == 0 and "renewed (revocation_awaiting_person)" in looked.stdout, looked.stdout
     assert len([a for a in alerts_for(alerts, name) if a.get("kind") == "compromise"]) == 1  # told once
@@ -256,6 +257,6 @@ def test_adcs_compromise_names_the_certutil_command_and_the_crl_lists_the_serial
     assert done.returncode == 0 and f"kv1/{name}: renewed (compromise_finished)" in done.stdout, done.stdout
     assert cert_tags.tag(leaf(stack, name)[0].properties.tags, cert_tags.COMPROMISED) is None
     retired, _ = leaf(stack, name, old.properties.version)
-    assert cert_tags.tag(retired.properties.tags, cert_tags.REVOCATION) in on_the_day("revoked", started)
+    assert cert_tags.tag(retired.properties.tags, cert_tags.REVOCATION) in on_the_day("revoked", started, stack.now())
     seen = [r for r in audit(stack, name) if r["event"] == "revocation_seen"]
     assert len(seen) == 1 and seen[0]["detail"] == f"CRL {adcs_server.crl_url}", seen
