@@ -96,7 +96,7 @@ class Row:
     name: str
     scenario: str
     names: list[str]
-    expect: str = "renewed"  # or "failed", or "stopped" (by the operator: a reason of STOPPED)
+    expect: str = "renewed"  # or "failed", "stopped" (by the operator: a reason of STOPPED), or "compromised"
     max_ca_requests: int = 1  # per renewal; above 1 only for a documented residual window
     ca_requests_of_merged: bool = False  # count only the merged renewal's submissions, not a fenced holder's
     one_renewed_notice: bool = False  # bar: exactly one renewed notice per certificate
@@ -109,6 +109,8 @@ class Row:
     seconds: float = 0.0
     notes: list[str] = dataclasses.field(default_factory=list)
     problems: list[str] = dataclasses.field(default_factory=list)
+    versions_before: int = 1  # versions each certificate had when the row began
+    extra_check: Callable[[], list[str]] | None = None  # the row's own bars, checked once it settled
 
 
 class Matrix:
@@ -252,12 +254,14 @@ class Matrix:
         except ResourceNotFoundError:
             return False
 
-    def new_versions(self, name: str) -> int:
-        """Versions made after the seeded one (a pending create's placeholder has no thumbprint); 0 when deleted."""
+    def new_versions(self, name: str, before: int = 1) -> int:
+        """Versions made after the ``before`` the row began with (a pending create's placeholder has no thumbprint);
+        0 when deleted."""
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            return sum(1 for v in self.client.list_properties_of_certificate_versions(name) if v.x509_thumbprint) - 1
+            listed = self.client.list_properties_of_certificate_versions(name)
+            return sum(1 for v in listed if v.x509_thumbprint) - before
         except ResourceNotFoundError:
             return 0
 
@@ -294,7 +298,7 @@ class Matrix:
         renewed_notices = {n: len(ps) for n, ps in self.notices("renewed", row.names).items()}
         new_versions, ca_requests, orphans, lost, left_pending, lock_lost = {}, {}, [], [], [], {}
         for name in row.names:
-            new_versions[name] = self.new_versions(name)
+            new_versions[name] = self.new_versions(name, row.versions_before)
             merged_by = {r.get("correlation_id") for r in records[name] if r["event"] == "merged"}
             ca_requests[name] = sum(
                 r["event"] == "submitted" and (not row.ca_requests_of_merged or r.get("correlation_id") in merged_by)
@@ -314,8 +318,10 @@ class Matrix:
         problems = list(row.problems)
         if not settled:
             problems.append(f"not settled within {ROW_TIMEOUT:g} s")
+        if settled and row.extra_check is not None:
+            problems += row.extra_check()
         for name in row.names:
-            if row.expect == "renewed":
+            if row.expect in ("renewed", "compromised"):
                 bad = (
                     new_versions[name] != 1
                     or not 1 <= ca_requests[name] <= row.max_ca_requests
@@ -414,6 +420,8 @@ def _ends(record: Mapping[str, Any], expect: str) -> bool:
     """Whether an audit record ends a renewal the way a row expects: merged, failed, or stopped by the operator."""
     if expect == "stopped":
         return record["event"] == "skipped" and record.get("reason") in STOPPED
+    if expect == "compromised":  # the last of a compromise renewal's steps
+        return record["event"] == "compromise_finished"
     return record["event"] == ("merged" if expect == "renewed" else "failed")
 
 
@@ -1085,6 +1093,115 @@ def lock_cost(stack: Any, certs: int) -> dict[str, Any]:
     }
 
 
+# --- compromise --------------------------------------------------------------------------------------------
+
+
+def _issued_here(m: Matrix, prefix: str, tags: Mapping[str, str] | None = None) -> tuple[str, str, int]:
+    """A certificate whose current version the local CA issued (a seeded one's CA revokes nothing): its name, that
+    version and its serial."""
+    from cryptography import x509
+
+    from renewal.messages import RenewalRequest
+
+    name = next(iter(m.seed(prefix, 1, tags=tags)))
+    m.runtime.workflow.handle(RenewalRequest(VAULT, name, "manual", force=True))
+    cert = m.client.get_certificate(name)
+    return name, cert.properties.version, x509.load_der_x509_certificate(bytes(cert.cer)).serial_number
+
+
+def _compromise_bars(m: Matrix, name: str, version: str, serial: int) -> Callable[[], list[str]]:
+    """One revocation of the compromised serial at the CA and none of the new one; its version disabled; no step
+    left (the new version's ``certlc-compromised`` tag gone)."""
+    from cryptography import x509
+
+    from renewal import tags as cert_tags
+
+    def check() -> list[str]:
+        folder = Path(m.stack.settings["CERTLC_LOCAL_CA_DIR"])
+        crl = x509.load_der_x509_crl((folder / "crl.der").read_bytes())
+        listed = [entry.serial_number for entry in crl]
+        current = m.client.get_certificate(name)
+        new_serial = x509.load_der_x509_certificate(bytes(current.cer)).serial_number
+        problems = []
+        if listed.count(serial) != 1 or new_serial in listed:
+            problems.append(
+                f"{name}: the CRL lists the old serial {listed.count(serial)} time(s), the new one "
+                f"{listed.count(new_serial)}"
+            )
+        if m.client.get_certificate_version(name, version).properties.enabled:
+            problems.append(f"{name}: the compromised version {version} is still enabled")
+        if cert_tags.tag(current.properties.tags or {}, cert_tags.COMPROMISED):
+            problems.append(f"{name}: a compromise step is left (certlc-compromised on {current.properties.version})")
+        return problems
+
+    return check
+
+
+def compromise_crash_row(m: Matrix) -> dict[str, Any]:
+    """A compromise renewal dies right after its CA revoked the old certificate, before it wrote that down and
+    disabled the version; the retry asks the CA again (which says it already did), disables it and finishes."""
+    from renewal.ca.local import LocalCA
+    from renewal.messages import RenewalRequest
+
+    name, version, serial = _issued_here(m, "compromise-crash")
+    row = Row(
+        "compromise_crash_after_revoke",
+        "a compromise renewal dies after the revocation, before the disable; the retry finishes it",
+        [name],
+        expect="compromised",
+        versions_before=2,
+        max_ca_requests=2,  # one of them made the version the row compromises
+        notes=["the CA requests include the renewal that made the compromised version (from the local CA)"],
+        extra_check=_compromise_bars(m, name, version, serial),
+    )
+    real = LocalCA.revoke
+    crashed = threading.Event()
+
+    def crashing(self: Any, certificate_pem: str, reason: str) -> Any:
+        done = real(self, certificate_pem, reason)
+        if not crashed.is_set():
+            crashed.set()
+            raise RuntimeError("injected crash after the revocation")
+        return done
+
+    def act(r: Row) -> None:
+        with mock.patch.object(LocalCA, "revoke", crashing):
+            m.runtime.workflow.handle(RenewalRequest(VAULT, name, "compromise", version=version))
+            m.settle(r.names, r.expect)
+        r.deliveries = 1
+
+    return m.run(row, act)
+
+
+def compromise_race_row(m: Matrix) -> dict[str, Any]:
+    """The operator's compromise of a version and Key Vault's near-expiry event for it at once: one new version and
+    one revocation, whichever renews first."""
+    from renewal import tags as cert_tags
+    from renewal.messages import RenewalRequest
+
+    name, version, serial = _issued_here(m, "compromise-race", tags={cert_tags.RENEW_BEFORE_DAYS: "100"})
+    row = Row(
+        "compromise_racing_expiry",
+        "a compromise renewal and a near-expiry event for the same version at once",
+        [name],
+        expect="compromised",
+        versions_before=2,
+        max_ca_requests=2,  # one of them made the version the row compromises
+        notes=["the CA requests include the renewal that made the compromised version (from the local CA)"],
+        extra_check=_compromise_bars(m, name, version, serial),
+    )
+
+    def act(r: Row) -> None:
+        compromise = RenewalRequest(VAULT, name, "compromise", version=version)
+        r.deliveries = 2
+        m.deliver(
+            [m.event(name, version, CERTIFICATE_NEAR_EXPIRY, str(uuid.uuid4()))],
+            also=lambda: m.runtime.workflow.handle(compromise),
+        )
+
+    return m.run(row, act)
+
+
 # --- main --------------------------------------------------------------------------------------------------
 
 
@@ -1106,6 +1223,8 @@ def rows(m: Matrix, args: argparse.Namespace) -> Iterator[tuple[str, Callable[[]
             yield point, lambda p=point: paused_holder_row(m, p)
     for act_name in OPERATOR_ACTS:
         yield act_name, lambda a=act_name: operator_row(m, a, args.tiny)
+    yield "compromise_crash_after_revoke", lambda: compromise_crash_row(m)
+    yield "compromise_racing_expiry", lambda: compromise_race_row(m)
     yield "queue_outage", lambda: queue_outage_row(m, args.tiny, args.queue_outage)  # these two restart Azurite
     yield "storage_down", lambda: storage_down_row(m, small, args.outage)
 
@@ -1122,6 +1241,8 @@ ROW_NAMES = (
     *(f"crash_after_{a}" for _, a in CRASH_STEPS),
     *PAUSE_POINTS,
     *OPERATOR_ACTS,
+    "compromise_crash_after_revoke",
+    "compromise_racing_expiry",
     "queue_outage",
     "storage_down",
     "lock_cost",
