@@ -175,6 +175,24 @@ DELEGATED = [
         ],
     ),
     (
+        "issue",
+        "create a new certificate in Key Vault and have a CA sign it, through the renewal pipeline",
+        "certlc.commands.issue",
+        [
+            "certlc issue shop-new --dns shop.example.com,www.shop.example.com --ca local --profile server --dry-run",
+            "certlc issue api-new --dns api.example.com --ca acme --key EC-P256",
+        ],
+    ),
+    (
+        "adopt",
+        "put an existing Key Vault certificate under certlc, renewed from now on through a CA adapter and profile",
+        "certlc.commands.adopt",
+        [
+            "certlc adopt portal-selfsigned --ca local --profile server --dry-run",
+            "certlc adopt portal-selfsigned --ca adcs --profile WebServer",
+        ],
+    ),
+    (
         "sweep",
         "find due certificates nothing is renewing and queue them",
         "certlc.commands.sweep",

@@ -173,6 +173,14 @@ class KeyVault:
         with _translated(f"disabling version {version} of {name}"):
             self._client.update_certificate_properties(name, version, enabled=False)
 
+    def policy(self, name: str) -> Any:
+        """The certificate's policy (also while its first version is still pending); None when there is none."""
+        with _translated(f"read the policy of {name!r}") as t:
+            try:
+                return self._client.get_certificate_policy(name)
+            except t.not_found:
+                return None
+
     def update_policy(self, name: str, policy: Any) -> None:
         """The certificate's policy, for its next version (a compromise renewal puts its key reuse back)."""
         with _translated(f"update the policy of {name!r}"):

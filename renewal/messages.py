@@ -14,7 +14,7 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 
-TRIGGERS = frozenset({"near_expiry", "expired", "sweep", "canary", "manual", "compromise", "revoked"})
+TRIGGERS = frozenset({"near_expiry", "expired", "sweep", "canary", "manual", "compromise", "revoked", "issue"})
 NEW_KEY_TRIGGERS = frozenset({"compromise", "revoked"})  # renewed now with a new key, whatever the dates
 # Longest value each text field may have, checked when a message is read, before any effect: the correlation id
 # becomes a tag value (Key Vault takes 256 characters), a longer one would be refused at the merge, after the CA

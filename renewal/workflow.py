@@ -124,7 +124,7 @@ class FailedSink(Protocol):
 
 
 @dataclass
-class _Progress:
+class Progress:
     """The newest form of the request; the certificate's lock while it is held, and this renewal's record."""
 
     request: RenewalRequest
@@ -219,18 +219,27 @@ class RenewalWorkflow:
         rejected = check_request(Input(request, self.vaults, None, self.clock(), self.settings))
         if rejected:
             return self._finish_permanent(request, None, rejected.reason, rejected.message, status="rejected")
+        if request.trigger == "issue":  # a first issuance the CA left pending (renewal.issuance)
+            return self._issue(request)
         with self._locks.hold(f"{request.vault.lower()}/{request.name.lower()}"):
             try:
                 with self.ledger.hold(request.vault, request.name) as held:
                     if held is None:
                         return self._locked_elsewhere(request)
-                    return self._handle(_Progress(request, held, self._working_for))
+                    return self._handle(Progress(request, held, self._working_for))
             except LockLost as exc:
                 return self._lost(request, exc)
             except LockUnavailable as exc:
                 return self._retry(request, None, "lock_unavailable", str(exc), None)
 
-    def _handle(self, progress: _Progress) -> Result:
+    def _issue(self, request: RenewalRequest) -> Result:
+        from renewal.issuance import Issuer
+
+        done = Issuer(self).issue(request)
+        status: Status = {"issued": "renewed", "failed": "failed", "pending": "pending"}.get(done.status, "skipped")
+        return Result(status, done.reason, done.message, done.request or request, new_version=done.version)
+
+    def _handle(self, progress: Progress) -> Result:
         request = progress.request
         now = self.clock()
         kv = self.keyvault_for(self.vaults[request.vault.lower()])
@@ -266,7 +275,7 @@ class RenewalWorkflow:
                 log.exception("renewal of %s/%s failed unexpectedly", request.vault, request.name)
             return self._failed(progress, cert, failure)
 
-    def _failed(self, progress: _Progress, cert: CertificateSnapshot | None, failure: Failure) -> Result:
+    def _failed(self, progress: Progress, cert: CertificateSnapshot | None, failure: Failure) -> Result:
         """Act on what a failure means (``renewal.failures.failure_outcome``): retry, fail for good, or stop."""
         request = progress.request
         if failure.kind == "lost":
@@ -289,7 +298,7 @@ class RenewalWorkflow:
             progress if failure.with_record else None,
         )
 
-    def _decide(self, kv: KeyVault, progress: _Progress, cert: CertificateSnapshot | None, now: datetime) -> Verdict:
+    def _decide(self, kv: KeyVault, progress: Progress, cert: CertificateSnapshot | None, now: datetime) -> Verdict:
         """Gather what the one decision needs, under the lock, and decide. Key Vault's pending operation is read
         only where one may be left over: another renewal's record of this version (its owner may be gone), or a
         request from the sweep for a certificate that is not due (the sweep queues one only for a pending operation:
@@ -335,7 +344,7 @@ class RenewalWorkflow:
         self.retries.send(request, delay)
         return Result("retrying", "lock_lost", str(exc), request, retry_in_seconds=delay)
 
-    def _renew(self, kv: KeyVault, progress: _Progress, cert: CertificateSnapshot, verdict: Verdict) -> Result:
+    def _renew(self, kv: KeyVault, progress: Progress, cert: CertificateSnapshot, verdict: Verdict) -> Result:
         request = progress.request
         now = self.clock()
         resume = resume_action(progress.held.record, request, cert.version, verdict.ca or self.settings.default_ca)
@@ -417,7 +426,7 @@ class RenewalWorkflow:
         return self._merge(kv, progress, cert, csr, result, ca.name, early.explanation_url if early else "")
 
     def _obtain_csr(
-        self, kv: KeyVault, progress: _Progress, cert: CertificateSnapshot, ca: str
+        self, kv: KeyVault, progress: Progress, cert: CertificateSnapshot, ca: str
     ) -> tuple[bytes, RenewalRequest]:
         """A CSR from a new pending operation, or from one no live renewal owns (this one's, or an orphan's).
 
@@ -497,7 +506,7 @@ class RenewalWorkflow:
     def _merge(
         self,
         kv: KeyVault,
-        progress: _Progress,
+        progress: Progress,
         before: CertificateSnapshot,
         csr: bytes,
         issued: Issued,
@@ -559,7 +568,7 @@ class RenewalWorkflow:
         )
 
     def _compromise_of_replaced(
-        self, kv: KeyVault, progress: _Progress, cert: CertificateSnapshot
+        self, kv: KeyVault, progress: Progress, cert: CertificateSnapshot
     ) -> CertificateSnapshot:
         """The operator named a version someone already replaced (``renewal.compromise.replaced_compromise``): the
         current version is tagged to retire the compromised one (the one decision then finishes it, renewing
@@ -585,7 +594,7 @@ class RenewalWorkflow:
         )
         return cert
 
-    def _finish_compromise(self, kv: KeyVault, progress: _Progress, current: CertificateSnapshot, ca: str) -> Result:
+    def _finish_compromise(self, kv: KeyVault, progress: Progress, current: CertificateSnapshot, ca: str) -> Result:
         """The steps after a compromise renewal's merge (``renewal.compromise``), each fenced and audited, until the
         new version's tag can go. A CA out of reach does not hold up the disable: the revocation comes back as a
         transient failure, and the retry (or the sweep) finds only it left to do."""
@@ -704,7 +713,7 @@ class RenewalWorkflow:
             log.exception("compromise notice for %s/%s could not be sent", request.vault, request.name)
 
     def _stop_for_operator(
-        self, kv: KeyVault, progress: _Progress, before: CertificateSnapshot | None, reason: str, message: str
+        self, kv: KeyVault, progress: Progress, before: CertificateSnapshot | None, reason: str, message: str
     ) -> Result:
         """The operator disabled or deleted the certificate while it was renewed: nothing is merged, the pending
         operation goes, and the certificate's recipients are told why; no failed-store entry (nothing to retry)."""
@@ -721,7 +730,7 @@ class RenewalWorkflow:
             log.exception("notice for %s/%s could not be sent", request.vault, request.name)
         return Result("skipped", reason, message, request)
 
-    def _already_merged(self, kv: KeyVault, progress: _Progress, cert: CertificateSnapshot) -> Result:
+    def _already_merged(self, kv: KeyVault, progress: Progress, cert: CertificateSnapshot) -> Result:
         """A redelivery of a renewal that merged (its message was not settled: a crash, a queue outage)."""
         request = progress.request
         found = progress.held.record
@@ -743,7 +752,7 @@ class RenewalWorkflow:
 
     def _notify_once(
         self,
-        progress: _Progress,
+        progress: Progress,
         before: CertificateSnapshot,
         after: CertificateSnapshot,
         ca: str,
@@ -770,7 +779,7 @@ class RenewalWorkflow:
         reason: str,
         message: str,
         retry_after: int | None,
-        progress: _Progress | None = None,
+        progress: Progress | None = None,
     ) -> Result:
         held = progress.held if progress else None
         now = self.clock()
@@ -796,7 +805,7 @@ class RenewalWorkflow:
         reason: str,
         message: str,
         delay: int,
-        progress: _Progress | None,
+        progress: Progress | None,
     ) -> Result:
         """Send ``request`` back to the queue for ``delay`` seconds; the record says this renewal goes on, so others
         keep out until it is late."""

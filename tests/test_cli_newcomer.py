@@ -209,6 +209,8 @@ def test_help_lists_the_commands_a_newcomer_meets_first_first():
         "targets",
         "renew",
         "revoke",
+        "issue",
+        "adopt",
         "sweep",
         "failed",
         "ingest",
