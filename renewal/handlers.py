@@ -129,9 +129,11 @@ def on_sweep_timer(*, past_due: bool = False) -> Any:
         revocation=rt.workflow.revocation,
     )
     log.info(
-        "sweep%s: %d queued, %d orphaned pending operations taken over, %d in flight, %d warned, %d errors",
+        "sweep%s: %d queued (%d revoked by their CA), %d orphaned pending operations taken over, %d in flight, "
+        "%d warned, %d errors",
         " (past due)" if past_due else "",
         len(report.enqueued),
+        len(report.revoked),
         len(report.taken_over),
         len(report.in_flight),
         len(report.warned),
