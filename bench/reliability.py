@@ -1137,6 +1137,22 @@ def _compromise_bars(m: Matrix, name: str, version: str, serial: int) -> Callabl
     return check
 
 
+def _compromise_row(m: Matrix, label: str, scenario: str, issued: tuple[str, str, int]) -> Row:
+    """A compromise row's bars: the renewal's, and ``_compromise_bars``; one of its two CA requests made the version
+    the row compromises (a seeded version's CA revokes nothing)."""
+    name, version, serial = issued
+    return Row(
+        label,
+        scenario,
+        [name],
+        expect="compromised",
+        versions_before=2,
+        max_ca_requests=2,
+        notes=["the CA requests include the renewal that made the compromised version (from the local CA)"],
+        extra_check=_compromise_bars(m, name, version, serial),
+    )
+
+
 def compromise_crash_row(m: Matrix) -> dict[str, Any]:
     """A compromise renewal dies right after its CA revoked the old certificate, before it wrote that down and
     disabled the version; the retry asks the CA again (which says it already did), disables it and finishes."""
@@ -1144,15 +1160,11 @@ def compromise_crash_row(m: Matrix) -> dict[str, Any]:
     from renewal.messages import RenewalRequest
 
     name, version, serial = _issued_here(m, "compromise-crash")
-    row = Row(
+    row = _compromise_row(
+        m,
         "compromise_crash_after_revoke",
         "a compromise renewal dies after the revocation, before the disable; the retry finishes it",
-        [name],
-        expect="compromised",
-        versions_before=2,
-        max_ca_requests=2,  # one of them made the version the row compromises
-        notes=["the CA requests include the renewal that made the compromised version (from the local CA)"],
-        extra_check=_compromise_bars(m, name, version, serial),
+        (name, version, serial),
     )
     real = LocalCA.revoke
     crashed = threading.Event()
@@ -1180,15 +1192,11 @@ def compromise_race_row(m: Matrix) -> dict[str, Any]:
     from renewal.messages import RenewalRequest
 
     name, version, serial = _issued_here(m, "compromise-race", tags={cert_tags.RENEW_BEFORE_DAYS: "100"})
-    row = Row(
+    row = _compromise_row(
+        m,
         "compromise_racing_expiry",
         "a compromise renewal and a near-expiry event for the same version at once",
-        [name],
-        expect="compromised",
-        versions_before=2,
-        max_ca_requests=2,  # one of them made the version the row compromises
-        notes=["the CA requests include the renewal that made the compromised version (from the local CA)"],
-        extra_check=_compromise_bars(m, name, version, serial),
+        (name, version, serial),
     )
 
     def act(r: Row) -> None:
