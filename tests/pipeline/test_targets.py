@@ -228,3 +228,32 @@ def test_a_certlc_worker_on_premises_probes_the_endpoints_only_it_reaches(stack,
                           timeout=180, stdin=subprocess.DEVNULL)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert status_json(stack, name)["Served"] == "1/1"
+
+
+def test_a_compromise_notice_names_the_endpoints_still_serving_the_exposed_certificate(stack, nginx, alerts, tmp_path):
+    """The last target check saw the endpoint serve the version whose key is exposed: the compromise notice names it,
+    since it still serves that key (and, once revoked, a certificate clients refuse)."""
+    name = unique("served-compromised")
+    host = f"{name}.example.com"
+    target = f"{host}:{nginx.port}@127.0.0.1"
+    seed(
+        stack,
+        name,
+        days_left=200,
+        lifetime_days=365,
+        tags={"certlc-endpoints": target},
+        content_type="application/x-pem-file",
+    )
+    settle(stack)
+    deliver(stack, RenewalRequest("kv1", name, "manual", force=True).to_json())  # a version the local CA issued
+    exposed = serve_current(stack, nginx, name, host, tmp_path)
+    with functions_clock(HandClock(stack.now())):
+        stack.host.trigger_timer("sweep")  # the target check sees what the endpoint serves
+        settle(stack)
+        assert {t["target"]: t["reason"] for t in targets_json(stack, name)} == {target: "serves_current"}
+
+    done = run_certlc("--settings", str(stack.settings_path), "renew", name, "--vault", "kv1", "--compromise")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    (notice,) = [a for a in alerts_for(alerts, name) if a["kind"] == "compromise"]
+    assert notice["old_version"] == exposed and notice["still_serving"] == [target], notice
