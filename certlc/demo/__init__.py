@@ -4,18 +4,22 @@ It seeds a vault the way an operator's vault looks on the day certlc is installe
 expired certificate, one expiring within 30 days, a healthy one, a Key Vault self-signed
 one, one whose CA template was retired, and a year-long one already inside its renewal
 window but not yet within Key Vault's 30-day expiry event, so only the sweep can find it),
+renews one whose key may be exposed with ``certlc renew --compromise`` and has the CA's operator
+revoke another behind certlc's back (each first issued by the demo's CA with ``--force``),
 moves the Key Vault clock forward so Key Vault raises its events, lets Event Grid → queue →
 renew → merge → notify run, runs the sweep, ingests the status snapshot and writes the
 dashboard.
 
 ``--ca`` picks the CA the stack renews with, started in the demo's folder: ``local`` (the default, in
 process), ``acme`` (pebble), ``cfssl`` (``cfssl serve``) or ``adcs`` (the local ``/certsrv`` over NTLM with
-Extended Protection, and an OpenLDAP slapd holding the certificate templates). Every CA gets the same six
+Extended Protection, and an OpenLDAP slapd holding the certificate templates). Every CA gets the same seven
 certificates with the same expected outcomes (``EXPECTED``); the retired template is refused the way each CA
 refuses: a profile it does not offer, the name pebble's policy blocks, or the AD CS denial in the CA's words.
 AD CS gets two more: a certificate known only by its v2 template OID (no tag: renewed through the directory
 lookup) and one whose template needs a CA manager's approval, which the demo approves, as a manager would,
-once the audit trail shows it waiting, then sees merged on the next poll.
+once the audit trail shows it waiting, then sees merged on the next poll. The one revoked behind certlc's back
+goes to the local CA and AD CS only: pebble and cfssl publish nothing certlc can read of such a revocation
+(``LEFT_OUT``: a line under the table says why).
 
 Where the certificates are served (whatever the CA): a real nginx serves shop-expiring under two names, both
 installed by ``certlc sync`` before the renewal; after it, ``certlc sync`` (``--reload`` nginx, ``--verify`` the
@@ -103,12 +107,13 @@ def run(args: argparse.Namespace) -> int:
                     "dashboard": str(dashboard),
                     "approved": evidence.approved,
                     "certificates": [asdict(o) for o in outcomes],
+                    "left_out": evidence.left_out,
                 },
                 indent=2,
             )
         )
     else:
-        print_summary(outcomes, elapsed, dashboard)
+        print_summary(outcomes, elapsed, dashboard, evidence.left_out)
         print(f"logs: {log_file}")
     if not ok:
         wrong = "; ".join(f"{o.name}: {o.detail}" for o in outcomes if not o.ok)

@@ -8,7 +8,8 @@ demo works nothing out itself: a certificate nothing recorded is "not examined b
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,22 @@ if TYPE_CHECKING:
     from renewal.sweep import SweepReport
 
 ATTENTION = "warning"  # the lowest severity an alert asks for attention with: "info" (renewed) tells of a success
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """What Key Vault and the CA show, once the run is over, of the version a renewal with a new key replaced (the
+    ``merged`` record of trigger compromise or revoked names both versions)."""
+
+    trigger: str
+    old_version: str
+    new_version: str
+    new_key: bool  # the new version's public key is not the old one's
+    old_enabled: bool
+    old_revocation: str  # the old version's certlc-revocation tag
+    serial: str  # the old certificate's serial, hex
+    at_ca: bool  # the CA says it is revoked
+    ca_said: str  # where and what the CA said
 
 
 @dataclass(frozen=True)
@@ -34,6 +51,8 @@ class Evidence:
     approved: list[str] = field(default_factory=list)  # CA request ids the demo approved as a CA manager
     nginx_port: int = 0  # where the demo's nginx listened
     references: dict[str, str] = field(default_factory=dict)  # certificate → the keyVaultSecretId its gateway names
+    retired: dict[str, Retirement] = field(default_factory=dict)  # certificate → its old key's retirement
+    left_out: dict[str, str] = field(default_factory=dict)  # certificate → why this CA was not given it
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,8 @@ class Outcome:
     served: str = ""  # the snapshot's SERVED column: its targets, as the last target check saw them
     serving_alerts: list[str] = field(default_factory=list)  # "target: problem" of each `serving` alert received
     moved: list[str] = field(default_factory=list)  # "target: old -> new version" of each reference certlc moved
+    retired: str = ""  # what Key Vault, the CA and the notices show of its old key's retirement
+    retirement: dict[str, Any] = field(default_factory=dict)  # the same, as read (``Retirement``)
 
 
 def read_audit(path: Path) -> list[dict[str, Any]]:
@@ -86,8 +107,10 @@ def gather(
     alerts: list[Any],
     rows: list[dict[str, Any]],
     approved: list[str],
+    ca_says: Callable[[int], tuple[bool, str]] | None = None,
 ) -> Evidence:
-    """Read once what the run left: the audit trail, Key Vault's versions, the alerts received."""
+    """Read once what the run left: the audit trail, Key Vault's versions, the alerts received, and (``ca_says``)
+    what the CA says of each old key a renewal retired."""
     names = [seed.name for seed in seeds_for(ca)]
     versions = {
         name: [v.version for v in client.list_properties_of_certificate_versions(name) if v.x509_thumbprint]
@@ -95,7 +118,52 @@ def gather(
     }
     current = {name: client.get_certificate(name).properties.version for name in names}
     alerted = [a for a in alerts if isinstance(a, dict)]
-    return Evidence(ca, read_audit(audit_file), report, versions, current, alerted, rows, approved)
+    audit = read_audit(audit_file)
+    retired = {
+        name: retirement(client, record, ca_says)
+        for name in names
+        if (record := _key_retiring_merge(audit, name)) is not None
+    }
+    return Evidence(ca, audit, report, versions, current, alerted, rows, approved, retired=retired)
+
+
+RETIRING = ("compromise", "revoked")  # the triggers of renewals that retire the old key
+
+
+def _key_retiring_merge(audit: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """The last ``merged`` record of a renewal that retires ``name``'s old key, or None."""
+    merges = [
+        r
+        for r in audit
+        if r.get("vault") == VAULT and r.get("name") == name and r.get("event") == "merged"
+        if r.get("trigger") in RETIRING and r.get("old_version") and r.get("new_version")
+    ]
+    return merges[-1] if merges else None
+
+
+def retirement(client: Any, merged: dict[str, Any], ca_says: Callable[[int], tuple[bool, str]] | None) -> Retirement:
+    """Both versions as Key Vault holds them now, and what the CA says of the old serial."""
+    from cryptography import x509
+
+    from renewal import tags as cert_tags
+    from renewal.x509info import public_key_der
+
+    name = merged["name"]
+    old = client.get_certificate_version(name, merged["old_version"])
+    new = client.get_certificate_version(name, merged["new_version"])
+    old_leaf, new_leaf = (x509.load_der_x509_certificate(bytes(v.cer)) for v in (old, new))
+    at_ca, said = ca_says(old_leaf.serial_number) if ca_says else (False, "the CA was not asked")
+    return Retirement(
+        trigger=str(merged["trigger"]),
+        old_version=old.properties.version,
+        new_version=new.properties.version,
+        new_key=public_key_der(new_leaf.public_key()) != public_key_der(old_leaf.public_key()),
+        old_enabled=bool(old.properties.enabled),
+        old_revocation=cert_tags.tag(old.properties.tags, cert_tags.REVOCATION) or "",
+        serial=f"{old_leaf.serial_number:x}",
+        at_ca=at_ca,
+        ca_said=said,
+    )
 
 
 def asks_attention(alert: dict[str, Any]) -> bool:
@@ -123,9 +191,15 @@ def assess(evidence: Evidence) -> list[Outcome]:
             for r in evidence.audit
             if r.get("event") == "rollout_updated" and r.get("vault") == VAULT and r.get("name") == seed.name
         ]
-        wrong = problem(expect, seen, versions, alerts) or serving_problem(
-            expect, served, serving, moved, evidence.references.get(seed.name, ""), evidence, seed.name
-        )
+        retired = evidence.retired.get(seed.name)
+        as_expected = (seen.status, seen.reason) == (expect.status, expect.reason)
+        wrong = (
+            (retirement_problem(expect, seen, retired, alerts, evidence.audit, seed.name) if as_expected else "")
+            or problem(expect, seen, versions, alerts)
+            or serving_problem(
+                expect, served, serving, moved, evidence.references.get(seed.name, ""), evidence, seed.name
+            )
+        )  # a renewal that did not retire the old key is named so before its count of versions
         outcomes.append(
             Outcome(
                 seed.name,
@@ -147,6 +221,8 @@ def assess(evidence: Evidence) -> list[Outcome]:
                 served,
                 serving,
                 moved,
+                describe_retirement(retired, alerts),
+                asdict(retired) if retired else {},
             )
         )
     return outcomes
@@ -229,7 +305,7 @@ def problem(expect: Expect, seen: Observed, versions: int, alerts: list[dict[str
     if (seen.status, seen.reason) != (expect.status, expect.reason):
         because = f": {seen.detail}" if seen.detail else ""
         return f"expected {expected}, the pipeline recorded {seen.status} ({seen.reason}){because}"
-    wanted = 2 if expect.status == RENEWED else 1
+    wanted = expect.versions or (2 if expect.status == RENEWED else 1)
     if versions != wanted:
         return f"expected {wanted} version(s) in Key Vault, found {versions}"
     if expect.status == FAILED and not any(a.get("kind") == "renewal_failed" for a in alerts):
@@ -264,6 +340,59 @@ def serving_problem(
         if not reference.rstrip("/").endswith(f"/{current}"):
             return f"the gateway names {reference or 'nothing'}, not the version Key Vault serves ({current})"
     return ""
+
+
+def compromise_notices(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [a for a in alerts if a.get("kind") == "compromise"]
+
+
+def retirement_problem(
+    expect: Expect,
+    seen: Observed,
+    retired: Retirement | None,
+    alerts: list[dict[str, Any]],
+    audit: list[dict[str, Any]],
+    name: str,
+) -> str:
+    """Why the old key of a certificate renewed to retire it is not retired as the demo expects (a new key, the old
+    version disabled, tagged revoked and revoked at its CA, its compromise notices, the renewal finished), or ""."""
+    if not expect.retires:
+        return ""
+    trigger = expect.retires
+    if trigger not in seen.via or (trigger == "revoked" and "sweep" not in seen.via):
+        wanted = "the sweep, with trigger revoked" if trigger == "revoked" else "trigger compromise"
+        return f"expected a renewal by {wanted}; examined by {', '.join(seen.via) or 'nothing'}"
+    if retired is None or retired.trigger != trigger:
+        return f"no merged record of a renewal with trigger {trigger} names the version it replaced"
+    if not retired.new_key:
+        return f"the new version {retired.new_version} kept the old key"
+    if retired.old_enabled:
+        return f"the old version {retired.old_version} is still enabled in Key Vault"
+    if not retired.old_revocation.startswith("revoked keyCompromise"):
+        return f"the old version's certlc-revocation tag is {retired.old_revocation or 'missing'!r}, not revoked"
+    if not retired.at_ca:
+        return f"the CA does not say the old certificate is revoked: {retired.ca_said}"
+    said = tuple(str(n.get("revocation")) for n in compromise_notices(alerts))
+    if said != expect.notices:
+        return f"expected compromise notices saying {', '.join(expect.notices)}; received {', '.join(said) or 'none'}"
+    finished = [r for r in audit if r.get("name") == name and r.get("event") == "compromise_finished"]
+    if not finished:
+        return "no compromise_finished record: the renewal's steps are not all done"
+    return ""
+
+
+def describe_retirement(retired: Retirement | None, alerts: list[dict[str, Any]]) -> str:
+    """One line, for the table's reader, of what Key Vault, the CA and the notices show of the old key."""
+    if retired is None:
+        return ""
+    key = "a new key" if retired.new_key else "THE SAME KEY"
+    state = "disabled" if not retired.old_enabled else "STILL ENABLED"
+    said = [str(n.get("revocation")) for n in compromise_notices(alerts)]
+    return (
+        f"trigger {retired.trigger}: {key}; old version {retired.old_version} {state}, "
+        f"tagged {retired.old_revocation or '(no certlc-revocation)'!r}; the CA: {retired.ca_said}; "
+        f"compromise notices received: {', '.join(said) or 'none'}"
+    )
 
 
 def _snapshot_row(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:

@@ -14,7 +14,11 @@ from certlc.demo.seeds import FAILED, NOT_EXAMINED, RENEWED
 # The columns whose heading does not say it all, in the table's order
 LEGEND = (
     ("outcome, reason", "what the audit trail recorded for its renewal, else the sweep's report"),
-    ("examined by", "what started its renewals: a Key Vault event (near_expiry, expired), the sweep"),
+    (
+        "examined by",
+        "what started its renewals: a Key Vault event (near_expiry, expired), the sweep, an operator's certlc renew "
+        "(manual, compromise), the sweep seeing its CA revoked it (revoked)",
+    ),
     ("versions", "the issued versions Key Vault holds"),
     ("alerts", f"alerts received about it that ask for attention ({ATTENTION} or error): not the renewed notices"),
     ("check", "ok when all of this and SERVED are what the demo expects with this CA, else WRONG (why: last line)"),
@@ -30,7 +34,10 @@ def progress(quiet: bool) -> Callable[[str], None]:
     return say
 
 
-def print_summary(outcomes: list[Outcome], elapsed: float, dashboard: Path) -> None:
+def print_summary(
+    outcomes: list[Outcome], elapsed: float, dashboard: Path, left_out: dict[str, str] | None = None
+) -> None:
+    """The table, its legend, what was followed after it, and the certificates this CA was not given (why)."""
     width = max(len(o.name) for o in outcomes)
     via = max(18, *(len(", ".join(o.via)) for o in outcomes))
     served = max(len("served"), *(len(o.served) for o in outcomes))
@@ -56,12 +63,21 @@ def print_summary(outcomes: list[Outcome], elapsed: float, dashboard: Path) -> N
             print(f"  {o.name}: moved {move}")
         for alert in o.serving_alerts:
             print(f"  {o.name}: serving alert: {alert}")
+    retired = [o for o in outcomes if o.retired]
+    if retired:
+        print("\nold keys retired (Key Vault's versions and tags, the CA, the compromise notices received):")
+    for o in retired:
+        print(f"  {o.name}: {o.retired}")
     said = [o for o in outcomes if o.ca_request_id or o.ca_message or o.waited]
     if said:
         print("\nwhat the CA said (from the audit trail):")
     for o in said:
         status = f"pending, then {o.status}" if o.waited else o.status
         print(f"  {o.name}: request {o.ca_request_id or '-'} {status}: {o.ca_message or '-'}")
+    if left_out:
+        print("\nleft out with this CA:")
+    for name, why in (left_out or {}).items():
+        print(f"  {name}: {why}")
     counts = {status: sum(o.status == status for o in outcomes) for status in (RENEWED, FAILED, NOT_EXAMINED)}
     unexamined = ", ".join(o.name for o in outcomes if o.status == NOT_EXAMINED) or "none"
     print(

@@ -7,20 +7,35 @@ anywhere stops the ones already running.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from certlc.demo.assessment import Evidence, gather
-from certlc.demo.ca_servers import approve_waiting, ca_server
+from certlc.demo.ca_servers import CaSetup, approve_waiting, ca_server
 from certlc.demo.endpoints import add_gateway, endpoint_server, gateway_reference, sync, with_endpoints
-from certlc.demo.seeds import KEPT_IN_STEP, LEFT_BEHIND, PINNED, SYNCED, VAULT, seed_vault, seeds_for
+from certlc.demo.seeds import (
+    EXPOSED,
+    KEPT_IN_STEP,
+    LEFT_BEHIND,
+    PINNED,
+    REVOKED_AT_CA,
+    SYNCED,
+    VAULT,
+    left_out,
+    seed_vault,
+    seeds_for,
+)
 
 if TYPE_CHECKING:
     from renewal.sweep import SweepReport
 
 ADVANCE_DAYS = 15
+RENEW_TIMEOUT = 90.0  # seconds for one certlc renew run (an AD CS request, a revocation at pebble or cfssl)
 
 
 def play(directory: Path, pending_version: str, say: Callable[[str], None], ca: str = "local") -> tuple[Evidence, Path]:
@@ -41,6 +56,8 @@ def play(directory: Path, pending_version: str, say: Callable[[str], None], ca: 
                 extra_settings=_demo_settings(receiver.url) | setup.settings,
                 pending_version=pending_version,
             ) as stack:
+                if setup.follow_clock is not None:
+                    setup.follow_clock(stack.now)
                 client = stack.certificate_client(VAULT)
                 audit_file = Path(stack.settings["CERTLC_AUDIT_FILE"])
                 say(f"seeding vault {VAULT} with {len(seeds)} certificates")
@@ -50,7 +67,12 @@ def play(directory: Path, pending_version: str, say: Callable[[str], None], ca: 
                 for host in (KEPT_IN_STEP, LEFT_BEHIND):
                     say(f"{host}: certlc sync installs {SYNCED} on nginx (reload, then a TLS check of the endpoint)")
                     sync(stack, nginx, host, say)
-                seeded |= seed_vault(client, stack, tuple(seed for seed in seeds if seed.name != SYNCED))
+                # the two whose old key is retired next, before the others: their operators' steps take seconds, and
+                # the others are seeded just before the clock moves, as they always were
+                retiring = tuple(seed for seed in seeds if seed.name in (EXPOSED, REVOKED_AT_CA))
+                seeded |= seed_vault(client, stack, retiring)
+                retire_old_keys(stack, client, setup, receiver, say, {seed.name for seed in retiring})
+                seeded |= seed_vault(client, stack, tuple(seed for seed in seeds if seed.name not in seeded))
                 gateway = add_gateway(stack, seeded[PINNED])
                 say(f"moving the Key Vault clock {ADVANCE_DAYS} days forward: Key Vault raises its expiry events")
                 stack.control.advance(ADVANCE_DAYS * 86400)
@@ -68,11 +90,71 @@ def play(directory: Path, pending_version: str, say: Callable[[str], None], ca: 
                 rows = stack.logs.rows()
                 dashboard = _dashboard(rows, stack.logs.rows(HISTORY_STREAM), directory, stack.now())
                 references = {PINNED: gateway_reference(stack, gateway)}
-                evidence = gather(ca, client, audit_file, report, receiver.payloads(), rows, approved)
-                evidence = replace(evidence, nginx_port=nginx.port, references=references)
+                evidence = gather(
+                    ca,
+                    client,
+                    audit_file,
+                    report,
+                    receiver.payloads(),
+                    rows,
+                    approved,
+                    lambda serial: setup.says(stack, serial),
+                )
+                evidence = replace(evidence, nginx_port=nginx.port, references=references, left_out=left_out(ca))
     finally:
         receiver.stop()
     return evidence, dashboard
+
+
+def retire_old_keys(
+    stack: Any, client: Any, setup: CaSetup, receiver: Any, say: Callable[[str], None], names: set[str]
+) -> None:
+    """Before the clock moves: the operator renews ``EXPOSED`` with ``--compromise`` (with AD CS, which cannot
+    revoke over web enrollment, the CA's operator then runs the ``certutil -revoke`` its notice names, and the
+    sweep sees it on the CA's CRL), and the CA's operator revokes ``REVOKED_AT_CA`` without telling certlc, for the
+    sweep to find. Each is first renewed once with ``--force``, so that this CA issued its current version."""
+    from renewal.x509info import der_to_pem
+
+    for name in sorted(names & {EXPOSED, REVOKED_AT_CA}):
+        say(f"{name}: certlc renew --force, so that this CA issues the version whose key is then retired")
+        renew(stack, say, name, "--force")
+    if EXPOSED in names:
+        say(f"{EXPOSED}: its key may be exposed: certlc renew --compromise")
+        renew(stack, say, EXPOSED, "--compromise")
+        awaiting = [
+            n for n in receiver.payloads() if isinstance(n, dict) and n.get("kind") == "compromise"
+            if n.get("name") == EXPOSED and n.get("revocation") == "awaiting" and n.get("serial")
+        ]  # fmt: skip
+        if awaiting and setup.revoke_serial is not None:
+            say(f"{EXPOSED}: the notice says to run `{awaiting[-1].get('instructions')}`; the CA's operator runs it")
+            setup.revoke_serial(str(awaiting[-1]["serial"]))
+    if REVOKED_AT_CA in names and setup.revoke is not None:
+        say(f"{REVOKED_AT_CA}: its CA's operator revokes it (keyCompromise) without telling certlc")
+        setup.revoke(stack, der_to_pem(bytes(client.get_certificate(REVOKED_AT_CA).cer)))
+
+
+def renew(stack: Any, say: Callable[[str], None], name: str, *options: str) -> None:
+    """``certlc renew NAME`` as an operator runs it, in its own process with the stack's settings; its answer said."""
+    command = [
+        sys.executable, "-m", "certlc", "--settings", str(stack.settings_path), "renew", name, "--vault", VAULT,
+        *options, "-o", "json",
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=RENEW_TIMEOUT, stdin=subprocess.DEVNULL, check=False
+        )
+    except subprocess.TimeoutExpired:
+        say(f"{name}: certlc renew did not finish within {RENEW_TIMEOUT:g} s")
+        return
+    lines = done.stdout.strip().splitlines()
+    try:
+        said = json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:
+        said = {}
+    if said:
+        say(f"{name}: certlc renew {' '.join(options)}: {said.get('status')} ({said.get('reason')})")
+    else:
+        say(f"{name}: certlc renew exited {done.returncode}: {(done.stderr.strip().splitlines() or ['-'])[-1]}")
 
 
 def run_sweep() -> SweepReport:

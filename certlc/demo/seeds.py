@@ -25,6 +25,11 @@ KEPT_IN_STEP = "shop.example.com"  # certlc sync installs every new version here
 LEFT_BEHIND = "cart.example.com"  # installed once by certlc sync, then forgotten: it keeps the replaced version
 CONNECT = "127.0.0.1"  # where the endpoints are reached (the names are not in DNS)
 PINNED = "web-expired"
+# The two whose old key is retired: one the operator renews with --compromise, one its CA revokes behind certlc's
+# back before the sweep. Each is renewed once first (--force) so that the demo's CA issued its current version: a CA
+# revokes only what it issued, and only its own certificates name where it publishes their revocation.
+EXPOSED = "key-exposed"
+REVOKED_AT_CA = "revoked-at-ca"
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,8 @@ SEEDS = (
         extensions=(x509.MSCertificateTemplate(x509.ObjectIdentifier(V2_TEMPLATE_OID), 100, 4),),
     ),
     Seed("vpn-approval", "Unknown", 40, 90, {"certlc-profile": APPROVAL_TEMPLATE}, ("vpn.example.com",)),
+    Seed(EXPOSED, "Unknown", 300, 365, sans=("login.example.com",)),
+    Seed(REVOKED_AT_CA, "Unknown", 300, 365, sans=("mail.example.com",)),
 )
 
 
@@ -76,6 +83,13 @@ class Expect:
     served: str = ""  # the SERVED column (the snapshot's Served; "" when certlc knows no target); {port}: nginx's
     left_behind: str = ""  # a server name still serving the replaced version: its `serving` alert must arrive
     moved: bool = False  # the gateway's reference was moved to the renewed version (audit rollout_updated)
+    # the trigger of a renewal that retires the old key: "compromise" (the operator's --compromise) or "revoked" (the
+    # sweep saw its CA's revocation): a new key, the old version disabled, revoked at the CA, one compromise notice
+    retires: str = ""
+    # what its compromise notices said of the revocation, in order: AD CS cannot revoke over web enrollment, so its
+    # first notice names the certutil command (awaiting) and a second one follows once the CA's CRL lists the serial
+    notices: tuple[str, ...] = ("revoked",)
+    versions: int = 0  # the issued versions Key Vault must hold, when not the status's usual (2 renewed, else 1)
 
 
 CAS = ("local", "acme", "cfssl", "adcs")
@@ -88,6 +102,7 @@ _LEFT_BEHIND = replace(
     served=f"1/2: {LEFT_BEHIND}:{{port}}@{CONNECT} serves the old version",
     left_behind=LEFT_BEHIND,
 )
+_REISSUED = replace(_MERGED, versions=3)  # seeded, issued by the demo's CA (--force), then renewed with a new key
 # Certificate → CA → what the pipeline must record; a CA not in a row is not given that certificate.
 # partner-retired is refused as each CA refuses: local and cfssl do not offer its profile "retired-template"
 # (cfssl would sign with its default policy; the adapter reads cfssl's info and refuses instead), pebble's
@@ -101,12 +116,28 @@ EXPECTED: dict[str, dict[str, Expect]] = {
     "intranet-yearly": dict.fromkeys(CAS, _MERGED),
     "legacy-v2-template": {"adcs": _MERGED},  # its template OID looked up to a name in the directory
     "vpn-approval": {"adcs": Expect(RENEWED, "merged", waits=True, ca_words=True)},
+    EXPOSED: dict.fromkeys(CAS, replace(_REISSUED, retires="compromise"))
+    | {"adcs": replace(_REISSUED, retires="compromise", notices=("awaiting", "revoked"))},
+    REVOKED_AT_CA: dict.fromkeys(("local", "adcs"), replace(_REISSUED, retires="revoked")),
+}
+# A certificate left out for a CA, and why: what the demo cannot show through it rather than a made-up outcome
+LEFT_OUT: dict[str, dict[str, str]] = {
+    REVOKED_AT_CA: {
+        "acme": "pebble publishes no CRL or OCSP, so certlc cannot see a revocation made behind its back",
+        "cfssl": "cfssl 1.2 builds no CRL from its database (OCSP only from an exported file), so certlc cannot "
+        "see a revocation made behind its back",
+    },
 }
 
 
 def seeds_for(ca: str) -> tuple[Seed, ...]:
     """The certificates the demo gives ``ca``."""
     return tuple(seed for seed in SEEDS if ca in EXPECTED[seed.name])
+
+
+def left_out(ca: str) -> dict[str, str]:
+    """Certificate → why the demo does not give it to ``ca``, for those it names."""
+    return {name: why[ca] for name, why in LEFT_OUT.items() if ca in why}
 
 
 def seed_vault(client: Any, stack: Any, seeds: tuple[Seed, ...]) -> dict[str, str]:

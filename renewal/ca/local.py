@@ -88,6 +88,11 @@ class LocalCA:
     def certificate_pem(self) -> str:
         return self.certificate.public_bytes(serialization.Encoding.PEM).decode()
 
+    def use_clock(self, clock: Callable[[], dt.datetime]) -> None:
+        """Sign (certificates and the CRL) on ``clock`` from now on: a stand-in CA started before the emulated clock
+        it must follow existed."""
+        self._clock = clock
+
     def issuer_certificates(self) -> tuple[str, ...]:
         """The CA's certificate, against which its CRL's signature is checked (``renewal.revocation``)."""
         return (self.certificate_pem,)

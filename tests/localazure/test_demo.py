@@ -1,7 +1,8 @@
 """`certlc demo` reports what the pipeline recorded, nothing it works out itself.
 
 A broken sweep, a missing or altered audit line, a merge Key Vault does not show, a SERVED column the snapshot does
-not say, a missing `serving` alert or a gateway reference not moved each make it fail.
+not say, a missing `serving` alert, a gateway reference not moved, or an old key not retired (the same key, the old
+version still enabled or not tagged revoked, the CA not listing it, no compromise notice) each make it fail.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 
 from certlc import demo
 from certlc.demo.assessment import Evidence, assess
@@ -26,16 +28,49 @@ pytestmark = pytest.mark.timeout(120)
 
 RENEWED_BY_EVENT = ("web-expired", "shop-expiring")
 SWEEP_ONLY = "intranet-yearly"  # inside its window (a third of a year), yet further than Key Vault's 30-day event
+EXPOSED, REVOKED_AT_CA = "key-exposed", "revoked-at-ca"  # renewed with --compromise; revoked behind certlc's back
+ASKS_ATTENTION = ("partner-retired", "shop-expiring", EXPOSED, REVOKED_AT_CA)
 LEFT_BEHIND_SERVED = re.compile(r"1/2: cart\.example\.com:\d+@127\.0\.0\.1 serves the old version")
 
 
 def assert_alerts_ask_for_attention(certificates: dict[str, Any]) -> None:
     """The alerts column counts what asks for attention, not the renewed notices every renewal sends: the refused
-    one's failure and the left-behind endpoint's serving alert, nothing for a renewal that went well."""
+    one's failure, the left-behind endpoint's serving alert and the compromise notices (a warning at least), nothing
+    for a renewal that went well."""
     alerts = {name: c["alerts"] for name, c in certificates.items()}
-    assert alerts["partner-retired"] >= 1 and alerts["shop-expiring"] >= 1, alerts
-    quiet = {name: n for name, n in alerts.items() if name not in ("partner-retired", "shop-expiring")}
+    assert all(alerts[name] >= 1 for name in ASKS_ATTENTION if name in alerts), alerts
+    quiet = {name: n for name, n in alerts.items() if name not in ASKS_ATTENTION}
     assert set(quiet.values()) == {0}, alerts
+
+
+def assert_old_keys_retired(certificates: dict[str, Any], notices: dict[str, list[str]]) -> dict[str, int]:
+    """Each certificate renewed to retire its old key (``notices``: what its compromise notices said, in order) was
+    renewed with a new key by the trigger the demo meant (revoked: by the sweep), its old version disabled in Key
+    Vault and tagged revoked keyCompromise, and the CA says so. Certificate → the old serial, for reading the CA."""
+    serials = {}
+    for name, said in notices.items():
+        shown, trigger = certificates[name], "compromise" if name == EXPOSED else "revoked"
+        retirement = shown["retirement"]
+        assert shown["ok"] and retirement["trigger"] == trigger and trigger in shown["via"], shown
+        assert trigger != "revoked" or "sweep" in shown["via"], shown
+        assert retirement["new_key"] and not retirement["old_enabled"], retirement
+        assert retirement["old_revocation"].startswith("revoked keyCompromise "), retirement
+        assert retirement["at_ca"] and f"serial {retirement['serial']}" in retirement["ca_said"], retirement
+        assert shown["retired"].endswith(f"compromise notices received: {', '.join(said)}"), shown["retired"]
+        serials[name] = int(retirement["serial"], 16)
+    return serials
+
+
+def crl_lists(folder: Path, serials: dict[str, int]) -> dict[str, str | None]:
+    """What a local CA's own CRL file (checked with its certificate) says of each serial: its reason, or None."""
+    crl = x509.load_der_x509_crl((folder / "crl.der").read_bytes())
+    ca = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
+    assert crl.is_signature_valid(ca.public_key())  # type: ignore[arg-type]
+    listed = {name: crl.get_revoked_certificate_by_serial_number(serial) for name, serial in serials.items()}
+    return {
+        name: entry.extensions.get_extension_for_class(x509.CRLReason).value.reason.value if entry else None
+        for name, entry in listed.items()
+    }
 
 
 def assert_served_as_the_issue_asks(certificates: dict[str, Any]) -> None:
@@ -83,7 +118,13 @@ def test_demo_renews_what_it_should_and_exits_zero(tmp_path, azurite, pending_ve
         "portal-selfsigned": ("not examined", "", 1),
         "partner-retired": ("failed", "ca_denied", 1),
         SWEEP_ONLY: ("renewed", "merged", 2),
+        EXPOSED: ("renewed", "merged", 3),  # seeded, issued by the local CA (--force), renewed with a new key
+        REVOKED_AT_CA: ("renewed", "merged", 3),
     }
+    assert summary["left_out"] == {}
+    serials = assert_old_keys_retired(certificates, {EXPOSED: ["revoked"], REVOKED_AT_CA: ["revoked"]})
+    # the local CA's own CRL lists both old serials, reason keyCompromise
+    assert crl_lists(state / "ca", serials) == dict.fromkeys(serials, "keyCompromise")
     assert certificates[SWEEP_ONLY]["via"] == ["sweep"]
     for name in RENEWED_BY_EVENT:
         assert certificates[name]["via"] and "sweep" not in certificates[name]["via"], certificates[name]
@@ -119,7 +160,9 @@ def test_a_sweep_that_does_nothing_fails_the_demo_naming_what_nobody_examined(tm
     row = next(line for line in out.splitlines() if line.startswith(SWEEP_ONLY))
     assert row.split()[1:3] == ["not", "examined"] and "WRONG" in row, out
     assert f"{SWEEP_ONLY}: expected renewed (merged), but it was not examined by the pipeline" in err
-    assert err.startswith("demo FAILED:") and err.count(": expected") == 1, err  # the event-driven ones still pass
+    # the certificate its CA revoked is replaced by the sweep alone: only its --force renewal was recorded
+    assert f"{REVOKED_AT_CA}: expected a renewal by the sweep, with trigger revoked; examined by manual" in err
+    assert err.startswith("demo FAILED:") and err.count(": expected") == 2, err  # the event-driven ones still pass
     # the table's SERVED column, and where they are served, as the target check after the sweep saw it
     lines = out.splitlines()
     column = next(line for line in lines if line.startswith("certificate ")).index("served")
@@ -132,9 +175,14 @@ def test_a_sweep_that_does_nothing_fails_the_demo_naming_what_nobody_examined(tm
 
 
 @pytest.fixture(scope="module")
-def evidence(tmp_path_factory: pytest.TempPathFactory, azurite: Any) -> Evidence:
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("demo")
+
+
+@pytest.fixture(scope="module")
+def evidence(run_dir: Path, azurite: Any) -> Evidence:
     """One real run of the demo's scenario: what its pipeline recorded and what Key Vault shows."""
-    recorded, _ = play(tmp_path_factory.mktemp("demo"), "placeholder", lambda _: None)
+    recorded, _ = play(run_dir, "placeholder", lambda _: None)
     return recorded
 
 
@@ -240,3 +288,62 @@ def test_certlc_sync_kept_one_name_in_step_and_its_records_are_no_renewal(eviden
     assert {name for name, _ in verified} == {"shop.example.com", "cart.example.com"}  # both installed once
     outcomes = {o.name: o for o in assess(evidence)}
     assert "sync" not in outcomes["shop-expiring"].via and "sweep" not in outcomes["web-expired"].via
+
+
+def test_the_old_keys_are_retired_as_key_vault_the_ca_and_the_audit_trail_show(evidence, run_dir):
+    """key-exposed was renewed by the operator's `certlc renew --compromise`, revoked-at-ca by the sweep once the
+    local CA's CRL listed it (certlc never asked the CA): both serve a new version with a new key, and the local
+    CA's own CRL file lists both old serials for keyCompromise."""
+    retired = evidence.retired
+    assert {name: r.trigger for name, r in retired.items()} == {EXPOSED: "compromise", REVOKED_AT_CA: "revoked"}
+    assert all(r.new_version == evidence.current[name] and r.new_key for name, r in retired.items()), retired
+    serials = {name: int(r.serial, 16) for name, r in retired.items()}
+    assert crl_lists(run_dir / "ca", serials) == dict.fromkeys(serials, "keyCompromise")
+    events = {name: [(r["event"], r.get("trigger")) for r in evidence.audit if r["name"] == name] for name in retired}
+    assert ("operator_action", "compromise") in events[EXPOSED] and ("revoked", "compromise") in events[EXPOSED]
+    assert ("renewal_initiated", "revoked") in events[REVOKED_AT_CA]
+    assert not [e for e, _ in events[REVOKED_AT_CA] if e == "revoked"]  # its CA had revoked it: not asked again
+    assert f"kv1/{REVOKED_AT_CA}" in evidence.sweep.revoked
+
+
+def _retired(evidence: Evidence, name: str, **changes: Any) -> Evidence:
+    return replace(evidence, retired={**evidence.retired, name: replace(evidence.retired[name], **changes)})
+
+
+@pytest.mark.parametrize("name", [EXPOSED, REVOKED_AT_CA])
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"new_key": False}, "kept the old key"),
+        ({"old_enabled": True}, "is still enabled in Key Vault"),
+        ({"old_revocation": ""}, "certlc-revocation tag is 'missing', not revoked"),
+        ({"at_ca": False, "ca_said": "its CRL does not list it"}, "the CA does not say the old certificate is revoked"),
+    ],
+)
+def test_an_old_key_not_retired_fails(evidence, name, changes, says):
+    wrong = _verdicts(_retired(evidence, name, **changes))
+    assert says in wrong[name] and [n for n, w in wrong.items() if w] == [name], wrong
+
+
+@pytest.mark.parametrize("name", [EXPOSED, REVOKED_AT_CA])
+def test_a_retirement_without_its_notice_or_its_last_step_fails(evidence, name):
+    alerts = [a for a in evidence.alerts if not (a.get("name") == name and a.get("kind") == "compromise")]
+    assert len(alerts) < len(evidence.alerts), f"the run sent no compromise notice for {name}"
+    assert _verdicts(replace(evidence, alerts=alerts))[name] == (
+        "expected compromise notices saying revoked; received none"
+    )
+    unfinished = _verdicts(_audit_without(evidence, name, "compromise_finished"))[name]
+    assert unfinished == "no compromise_finished record: the renewal's steps are not all done"
+    gone = {n: r for n, r in evidence.retired.items() if n != name}
+    wrong = _verdicts(replace(evidence, retired=gone))[name]
+    assert wrong.startswith("no merged record of a renewal with trigger"), wrong
+
+
+def test_a_revoked_certificate_renewed_for_another_reason_fails(evidence):
+    """The same records with trigger sweep, as for a certificate merely due: not the replacement of a revoked one."""
+    audit = [
+        {**r, "trigger": "sweep"} if r["name"] == REVOKED_AT_CA and r.get("trigger") == "revoked" else r
+        for r in evidence.audit
+    ]
+    wrong = _verdicts(replace(evidence, audit=audit))[REVOKED_AT_CA]
+    assert wrong == "expected a renewal by the sweep, with trigger revoked; examined by manual, sweep", wrong

@@ -1,6 +1,8 @@
 """`certlc demo --ca acme|cfssl|adcs`: the same certificates through pebble, cfssl serve and the local /certsrv
 (with slapd for template OIDs), each outcome read from what the run recorded, and served the same way whatever the
-CA (the SERVED column, the left-behind endpoint's alert, the gateway moved).
+CA (the SERVED column, the left-behind endpoint's alert, the gateway moved). key-exposed is renewed with
+--compromise through each CA and its old certificate revoked there; revoked-at-ca, revoked by its CA behind certlc's
+back, is given only to AD CS here (and the local CA, test_demo.py): pebble and cfssl publish nothing certlc can read.
 
 A CA whose tool cannot be installed here skips the test loudly, or fails it in CI.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,14 @@ from certlc.demo.seeds import V2_TEMPLATE_OID, seeds_for
 from localazure import tools
 from tests.cli import run_certlc
 from tests.fixtures.servers import serve_or_skip
-from tests.localazure.test_demo import assert_alerts_ask_for_attention, assert_served_as_the_issue_asks
+from tests.localazure.test_demo import (
+    EXPOSED,
+    REVOKED_AT_CA,
+    assert_alerts_ask_for_attention,
+    assert_old_keys_retired,
+    assert_served_as_the_issue_asks,
+    crl_lists,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -33,10 +43,12 @@ SAME_FOR_EVERY_CA = {
     "portal-selfsigned": ("not examined", "", 1),
     "partner-retired": ("failed", "ca_denied", 1),
     "intranet-yearly": ("renewed", "merged", 2),
+    EXPOSED: ("renewed", "merged", 3),  # seeded, issued by the CA (--force), renewed with --compromise
 }
 ADCS_EXTRAS = {
     "legacy-v2-template": ("renewed", "merged", 2),
     "vpn-approval": ("renewed", "merged", 2),
+    REVOKED_AT_CA: ("renewed", "merged", 3),  # the CA's CRL lists it: the sweep renews it
 }
 TOOLS = {"acme": tools.PEBBLE, "cfssl": tools.CFSSL, "adcs": tools.SLAPD}
 ISSUED_LINE = {  # what the CA server logs for each certificate it issues
@@ -68,8 +80,20 @@ def test_the_same_certificates_end_the_same_way_through_another_ca(tmp_path, azu
     assert certificates["intranet-yearly"]["via"] == ["sweep"]
     assert_served_as_the_issue_asks(certificates)
     assert_alerts_ask_for_attention(certificates)
-    log, issued = ISSUED_LINE[ca]  # the CA's own server issued the three renewals, and nothing else
-    assert (tmp_path / "demo" / "ca-server" / log).read_text().count(issued) == 3
+    # the CA publishes nothing certlc can read of a revocation made behind its back: that certificate is left out
+    assert REVOKED_AT_CA not in certificates and REVOKED_AT_CA in summary["left_out"], summary["left_out"]
+    assert "behind its back" in summary["left_out"][REVOKED_AT_CA]
+    serial = assert_old_keys_retired(certificates, {EXPOSED: ["revoked"]})[EXPOSED]
+    server = tmp_path / "demo" / "ca-server"
+    log, issued = ISSUED_LINE[ca]  # the CA's own server issued the three renewals, key-exposed's two, nothing else
+    assert (server / log).read_text().count(issued) == 5
+    if ca == "cfssl":  # cfssl's own certificate database: the old serial revoked, reason 1 (keyCompromise)
+        with sqlite3.connect(server / "certdb.sqlite") as db:
+            rows = db.execute("SELECT status, reason FROM certificates WHERE serial_number = ?", (str(serial),))
+            assert rows.fetchall() == [("revoked", 1)]
+    else:  # pebble's own log: one revokeCert (its management interface answered Revoked, reason 1)
+        assert (server / log).read_text().count("POST /revoke-cert") == 1
+        assert certificates[EXPOSED]["retirement"]["ca_said"].endswith("Revoked (reason 1)")
 
 
 def test_adcs_renews_by_template_oid_waits_for_approval_and_shows_the_cas_words(tmp_path, azurite):
@@ -92,6 +116,12 @@ def test_adcs_renews_by_template_oid_waits_for_approval_and_shows_the_cas_words(
     # the denial, in the CA's words
     denied = certificates["partner-retired"]
     assert denied["ca_request_id"].isdigit() and "0x80094800" in denied["ca_message"]
+    # AD CS cannot revoke over web enrollment: the first notice names certutil, the demo runs it as the CA's operator,
+    # the sweep sees the serial on the CA's CRL and the second notice says revoked; revoked-at-ca is seen there too
+    serials = assert_old_keys_retired(certificates, {EXPOSED: ["awaiting", "revoked"], REVOKED_AT_CA: ["revoked"]})
+    assert "sweep" in certificates[EXPOSED]["via"]
+    ca_folder = tmp_path / "demo" / "ca-server" / "certsrv" / "ca"  # the emulated CA's own CRL
+    assert crl_lists(ca_folder, serials) == dict.fromkeys(serials, "keyCompromise")
 
 
 def test_a_missing_tool_is_one_line(tmp_path, monkeypatch, capsys):

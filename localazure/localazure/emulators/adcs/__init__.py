@@ -16,7 +16,9 @@ publishes it (also on the HTTPS port), and every certificate issued names it; ``
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from localazure.ca_publisher import CaPublisher
@@ -63,6 +65,11 @@ class RunningAdcs:
     def crl_url(self) -> str:
         """Where the CA's CRL is published (its certificates' CRL Distribution Point), over HTTP."""
         return self._publisher.crl_url
+
+    def use_clock(self, clock: Callable[[], datetime]) -> None:
+        """The CA signs and publishes its CRL on ``clock`` from now on (a stack's emulated clock, moved forward: on
+        the real one its CRL, current for a day, would look stale to functions reading the moved clock)."""
+        self.ca.use_clock(clock)
 
     def revoke_serial(self, serial_hex: str, reason_code: int) -> Revoked:
         """What the CA's operator does with ``certutil -revoke SERIAL REASONCODE``; the CRL served lists it at once."""
