@@ -76,28 +76,19 @@ def sync(stack: Any, nginx: Any, host: str, say: Callable[[str], None]) -> None:
     version as PEM files, ``nginx -s reload``, then a TLS check that the endpoint serves it (rolled back if not).
     What it did is in the audit trail (``trigger: sync``) and in what the target check sees."""
     files = _site_files(nginx, host)
-    command = [
-        sys.executable, "-m", "certlc", "--settings", str(stack.settings_path), "sync", "--vault", VAULT,
-        "--name", SYNCED, "--cert", str(files["cert"]), "--fullchain", str(files["fullchain"]),
-        "--key", str(files["key"]), "--reload", nginx.reload_command(), "--verify", f"{CONNECT}:{nginx.port}",
-        "--verify-sni", host, "-o", "json",
-    ]  # fmt: skip
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=SYNC_TIMEOUT, stdin=subprocess.DEVNULL, check=False
-        )
-    except subprocess.TimeoutExpired:
-        say(f"{host}: certlc sync did not finish within {SYNC_TIMEOUT:g} s")
-        return
-    lines = done.stdout.strip().splitlines()
-    try:
-        said = json.loads(lines[-1]) if lines else {}
-    except json.JSONDecodeError:
-        said = {}
+    said = certlc_json(
+        stack,
+        [
+            "sync", "--vault", VAULT, "--name", SYNCED, "--cert", str(files["cert"]),
+            "--fullchain", str(files["fullchain"]), "--key", str(files["key"]), "--reload", nginx.reload_command(),
+            "--verify", f"{CONNECT}:{nginx.port}", "--verify-sni", host,
+        ],
+        SYNC_TIMEOUT,
+        f"{host}: certlc sync",
+        say,
+    )  # fmt: skip
     if said:
         say(f"{host}: certlc sync: {said.get('action')} ({said.get('reason')})")
-    else:
-        say(f"{host}: certlc sync exited {done.returncode}: {(done.stderr.strip().splitlines() or ['-'])[-1]}")
 
 
 def add_gateway(stack: Any, version: str) -> str:
@@ -115,3 +106,27 @@ def gateway_reference(stack: Any, gateway: str) -> str:
     """The keyVaultSecretId the gateway's certificate names now."""
     certificates = stack.consumers.resource(gateway)["properties"]["sslCertificates"]
     return str(certificates[0]["properties"]["keyVaultSecretId"])
+
+
+def certlc_json(
+    stack: Any, args: list[str], timeout: float, what: str, say: Callable[[str], None]
+) -> dict[str, Any] | None:
+    """``certlc ARGS -o json`` in its own process with the stack's settings, as an operator or a server runs it: its
+    last JSON line; None once it said why there is none (a time-out, or an error line)."""
+    command = [sys.executable, "-m", "certlc", "--settings", str(stack.settings_path), *args, "-o", "json"]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
+        )
+    except subprocess.TimeoutExpired:
+        say(f"{what} did not finish within {timeout:g} s")
+        return None
+    lines = done.stdout.strip().splitlines()
+    try:
+        said = json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:
+        said = {}
+    if not said:
+        say(f"{what} exited {done.returncode}: {(done.stderr.strip().splitlines() or ['-'])[-1]}")
+        return None
+    return said

@@ -7,9 +7,6 @@ anywhere stops the ones already running.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from certlc.demo.assessment import Evidence, gather
 from certlc.demo.ca_servers import CaSetup, approve_waiting, ca_server
-from certlc.demo.endpoints import add_gateway, endpoint_server, gateway_reference, sync, with_endpoints
+from certlc.demo.endpoints import (
+    add_gateway,
+    certlc_json,
+    endpoint_server,
+    gateway_reference,
+    sync,
+    with_endpoints,
+)
 from certlc.demo.seeds import (
     EXPOSED,
     KEPT_IN_STEP,
@@ -135,26 +139,9 @@ def retire_old_keys(
 
 def renew(stack: Any, say: Callable[[str], None], name: str, *options: str) -> None:
     """``certlc renew NAME`` as an operator runs it, in its own process with the stack's settings; its answer said."""
-    command = [
-        sys.executable, "-m", "certlc", "--settings", str(stack.settings_path), "renew", name, "--vault", VAULT,
-        *options, "-o", "json",
-    ]  # fmt: skip
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=RENEW_TIMEOUT, stdin=subprocess.DEVNULL, check=False
-        )
-    except subprocess.TimeoutExpired:
-        say(f"{name}: certlc renew did not finish within {RENEW_TIMEOUT:g} s")
-        return
-    lines = done.stdout.strip().splitlines()
-    try:
-        said = json.loads(lines[-1]) if lines else {}
-    except json.JSONDecodeError:
-        said = {}
+    said = certlc_json(stack, ["renew", name, "--vault", VAULT, *options], RENEW_TIMEOUT, f"{name}: certlc renew", say)
     if said:
         say(f"{name}: certlc renew {' '.join(options)}: {said.get('status')} ({said.get('reason')})")
-    else:
-        say(f"{name}: certlc renew exited {done.returncode}: {(done.stderr.strip().splitlines() or ['-'])[-1]}")
 
 
 def run_sweep() -> SweepReport:

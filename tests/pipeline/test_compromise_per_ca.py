@@ -11,6 +11,7 @@ import datetime as dt
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,8 +203,12 @@ def test_acme_compromise_revokes_at_pebble(stack, alerts, pebble, pebble_ca) -> 
 
 
 @pytest.fixture
-def adcs_ca(adcs_server: RunningAdcs) -> CaUnderTest:
-    return CaUnderTest(
+def adcs_ca(stack: Any, adcs_server: RunningAdcs) -> Iterator[CaUnderTest]:
+    """The emulated CA signs and publishes its CRL on the stack's clock while the test runs (an earlier test may have
+    moved it days on: on the real clock its CRL, current for a day, would look stale to certlc), then on the real
+    one again."""
+    adcs_server.use_clock(stack.now)
+    yield CaUnderTest(
         "adcs",
         "WebServer",
         {
@@ -214,6 +219,7 @@ def adcs_ca(adcs_server: RunningAdcs) -> CaUnderTest:
             "CERTLC_ADCS_CA_BUNDLE": adcs_server.ca_bundle,
         },
     )
+    adcs_server.use_clock(lambda: dt.datetime.now(dt.UTC))
 
 
 def crl_entry(server: RunningAdcs, serial: int) -> x509.RevokedCertificate | None:
