@@ -32,6 +32,7 @@ from localazure.stack import LocalStack, certificate_client, emulated_now
 from certlc.cli import STACK_NOT_RUNNING, STACK_STATE_KEY, StackNotRunning, UserError, global_options
 from certlc.stack_files import DEFAULT_DIR, REPO_ROOT, pid_of, process_alive, stack_process_alive
 from renewal.atomic import write_atomically
+from renewal.signals import wait_for_signal
 
 STARTUP_TIMEOUT = 90.0
 STOP_TIMEOUT = 30.0  # certlc local down: the stack stops its servers in a few seconds
@@ -243,7 +244,7 @@ def _serve(args: argparse.Namespace) -> int:
         info = stack.info() | {"pid": os.getpid()}
         write_atomically(_info_path(args.dir), json.dumps(info, indent=2))
         with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+            wait_for_signal(stop)
     mark_settings_stopped(args.dir)
     _info_path(args.dir).unlink(missing_ok=True)
     return 0

@@ -31,6 +31,7 @@ from certlc.host.bindings import BindingError, HostedFunction, Invoker, hosted_f
 from certlc.host.eventgrid import EventGridWebhook
 from certlc.host.queue_poller import QueueOptions, QueuePoller, raw_queue_pair
 from certlc.host.timers import TimerRunner
+from renewal.signals import wait_for_signal
 
 log = logging.getLogger("certlc.host")
 
@@ -326,7 +327,7 @@ def serve_until_signal(
     try:
         host.start()
         while not stopping():
-            wake.wait()
+            wait_for_signal(wake)
             wake.clear()
             if reload and RELOAD_SIGNAL in asked and not stopping():
                 asked.discard(RELOAD_SIGNAL)

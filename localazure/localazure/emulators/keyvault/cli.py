@@ -10,6 +10,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from renewal.signals import wait_for_signal
+
 from . import DEFAULT_PENDING_VERSION, PENDING_VERSION_MODES
 
 DEFAULT_STATE = Path(".local") / "keyvault"
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"control API: {emulator.admin_url}\nCA bundle: {emulator.ca_bundle}", flush=True)
             print(f"pending versions: {emulator.pending_version}", flush=True)
             print(f"officer token: {emulator.token}  (Ctrl+C stops)", flush=True)
-        stop.wait()
+        wait_for_signal(stop)
     finally:
         emulator.stop()
         for sig, handler in previous.items():

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from certlc.stack_files import DEFAULT_DIR as DEFAULT_STATE_DIR  # where `certlc local up` keeps its state
+from renewal.signals import wait_for_signal
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         shown = "(in " + str(Path(args.state_dir) / "logs" / "dcr.json") + ")" if name == "CERTLC_LOGS_TOKEN" else value
         print(f"  {name}={shown}")
     try:
-        (stop or threading.Event()).wait()
+        wait_for_signal(stop or threading.Event())
     except KeyboardInterrupt:
         pass
     finally:
