@@ -43,7 +43,9 @@ def handle(msg: func.QueueMessage) -> None:
     if body.get("fail"):
         raise RuntimeError("asked to fail")
     done = pathlib.Path(os.environ["DONE_DIR"]) / f"{body['job']}.json"
-    done.write_text(json.dumps({"job": body["job"], "dequeue_count": msg.dequeue_count}))
+    written = done.with_suffix(".tmp")  # whole or not at all: the test reads the folder while this runs
+    written.write_text(json.dumps({"job": body["job"], "dequeue_count": msg.dequeue_count}))
+    written.replace(done)
 
 
 @app.function_name("onevent")
