@@ -19,15 +19,18 @@ def test_concurrent_first_invocations_build_one_runtime(monkeypatch: Any) -> Non
         built.append(object())
         return built[-1]
 
-    monkeypatch.setattr(renewal.runtime, "build_runtime", slow_build)
-    handlers.reset_runtime()
-    try:
-        seen: list[object] = []
-        threads = [threading.Thread(target=lambda: seen.append(handlers.runtime())) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(10)
-        assert len(built) == 1 and seen == built * 8
-    finally:
+    with monkeypatch.context() as patched:
+        patched.setattr(renewal.runtime, "build_runtime", slow_build)
         handlers.reset_runtime()
+        try:
+            seen: list[object] = []
+            threads = [threading.Thread(target=lambda: seen.append(handlers.runtime())) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(10)
+            assert len(built) == 1 and seen == built * 8
+        finally:
+            handlers.reset_runtime()
+    # once the real builder is back: a session stack's poller that built a fake meanwhile must not keep it
+    handlers.reset_runtime()
